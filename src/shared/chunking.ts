@@ -1,0 +1,381 @@
+/**
+ * Content-defined chunking (normalized FastCDC) shared by the Worker, Node
+ * clients and browsers.
+ *
+ * The chunk boundaries produced here are part of Drive's storage format: two
+ * clients that chunk the same bytes must agree on every cut, otherwise block
+ * level deduplication and delta sync silently stop working. Everything that
+ * influences a cut — the gear table, the masks, the size limits and the exact
+ * loop semantics below — is therefore frozen and pinned by tests. Change none
+ * of it without a format migration.
+ *
+ * Algorithm (Xia et al., "FastCDC: a Fast and Efficient Content-Defined
+ * Chunking Approach for Data Deduplication", USENIX ATC 2016, and the
+ * extended version in IEEE TPDS 2020):
+ *
+ *   For a chunk starting at offset 0 of the remaining input:
+ *   - bytes [0, MIN) are skipped, not hashed ("sub-minimum chunk cut-point
+ *     skipping", §3.4 of the 2016 paper); the hash starts at 0 for every chunk;
+ *   - for every byte b at offset i >= MIN: `h = (h << 1) + GEAR[b]` (mod 2^32);
+ *   - while i < AVG the cut condition is `(h & MASK_S) === 0` (harder, 22 bits),
+ *     from AVG on it is `(h & MASK_L) === 0` (easier, 18 bits). This is
+ *     "normalized chunking" level 2 (§3.5): 20 +/- 2 bits around the
+ *     2^20 = 1 MiB average, which concentrates chunk sizes around the average;
+ *   - when the condition holds at offset i the chunk is bytes [0, i]
+ *     (length i + 1; the paper returns i, i.e. puts the matching byte into
+ *     the next chunk — we keep it in the current one so that a chunk's end
+ *     depends only on its own bytes);
+ *   - a chunk that reaches MAX bytes without a match is cut at MAX.
+ *
+ * Because the hash restarts at each chunk start, the scan state of an
+ * incomplete chunk is a pure function of its bytes. That is what makes
+ * {@link Chunker} resumable from nothing but its pending tail.
+ *
+ * Only web-standard APIs are used so the module runs unchanged in workerd,
+ * Node 22 and browsers.
+ *
+ * @module
+ */
+
+/** Minimum chunk size: 256 KiB. Only the final chunk of an input may be smaller. */
+export const CHUNK_MIN_SIZE = 256 * 1024;
+
+/** Target average chunk size: 1 MiB (2^20). Normalization switches masks here. */
+export const CHUNK_AVG_SIZE = 1024 * 1024;
+
+/** Maximum chunk size: 4 MiB. A chunk is force-cut when it reaches this size. */
+export const CHUNK_MAX_SIZE = 4 * 1024 * 1024;
+
+/**
+ * Cut mask used for offsets in [MIN, AVG): 22 one-bits (log2(AVG) + 2).
+ *
+ * `0x77BEF7B0` = `0111 0111 1011 1110 1111 0111 1011 0000`.
+ *
+ * Why the bits sit high and spread out: the gear hash shifts left, so bit k
+ * of `h` depends on the last k + 1 bytes only. Using high bits makes the
+ * effective sliding window large (bit 30 covers 31 bytes) and interleaving
+ * zero bits, as FastCDC does with its 64-bit masks (§3.3, "zero padding"),
+ * spreads the sampled bits across that window instead of clustering them in
+ * one region. Bit 31 is deliberately clear: the two-bytes-per-iteration loop
+ * tests against `MASK << 1`, which must not lose a mask bit (see
+ * {@link scanChunk}).
+ */
+export const CHUNK_MASK_S = 0x77bef7b0;
+
+/**
+ * Cut mask used for offsets in [AVG, MAX): 18 one-bits (log2(AVG) - 2).
+ *
+ * `0x56BAD7B0` = `0101 0110 1011 1010 1101 0111 1011 0000`, a subset of
+ * {@link CHUNK_MASK_S} (as in the paper's MaskS/MaskL pair), bit 31 clear.
+ */
+export const CHUNK_MASK_L = 0x56bad7b0;
+
+/**
+ * Seed of the gear table PRNG (ASCII "DRIV"). Frozen: changing it changes
+ * every chunk boundary.
+ */
+const GEAR_SEED = 0x44524956;
+
+/**
+ * Builds the 256-entry gear table with mulberry32 (Tommy Ettinger's 32-bit
+ * PRNG, public domain): small, fully specified with 32-bit integer ops, and
+ * therefore trivially portable to any other client language.
+ *
+ * ```
+ * a = (a + 0x6D2B79F5) mod 2^32
+ * t = imul(a ^ (a >>> 15), a | 1)
+ * t = (t + imul(t ^ (t >>> 7), t | 61)) ^ t
+ * out = (t ^ (t >>> 14)) >>> 0
+ * ```
+ */
+function buildGear(seed: number): Uint32Array {
+	const table = new Uint32Array(256);
+	let a = seed | 0;
+	for (let i = 0; i < 256; i++) {
+		a = (a + 0x6d2b79f5) | 0;
+		let t = Math.imul(a ^ (a >>> 15), a | 1);
+		t = (t + Math.imul(t ^ (t >>> 7), t | 61)) ^ t;
+		table[i] = (t ^ (t >>> 14)) >>> 0;
+	}
+	return table;
+}
+
+/** The gear table: GEAR[b] is the random 32-bit value rolled in for byte b. */
+const GEAR: Uint32Array = buildGear(GEAR_SEED);
+
+/**
+ * GEAR pre-shifted left by one (mod 2^32), for the two-bytes-per-iteration
+ * loop of FastCDC 2020 ("rolling two bytes each time", TPDS 2020 §3.3).
+ */
+const GEAR_LS: Uint32Array = GEAR.map((v) => (v << 1) >>> 0);
+
+/**
+ * Returns a copy of the gear table, for tests and for ports of this module to
+ * other languages (which must reproduce it bit for bit).
+ */
+export function gearTable(): Uint32Array {
+	return GEAR.slice();
+}
+
+/**
+ * Hash state left behind by the last {@link scanChunk} call that returned -1.
+ * A module-level slot instead of a returned object keeps the hot path free of
+ * allocations; JavaScript is single-threaded, so nothing can interleave.
+ */
+let scanHash = 0;
+
+/**
+ * Core scanner. Looks for the end of the chunk that begins at `start` in
+ * `src`, where the chunk's bytes at offsets [0, `from`) have already been
+ * processed and left the hash at `hash`.
+ *
+ * `start` may be negative: {@link Chunker} passes the new input as `src` with
+ * `start = -pending` and `from = pending`, so the pending bytes (already
+ * hashed) are never touched and no copy is made before the cut is known.
+ * Only indices >= start + max(from, MIN) are read.
+ *
+ * @returns the chunk length (>= MIN + 1, <= MAX) when a cut is found or the
+ * chunk reaches MAX; otherwise -1, with the updated hash in {@link scanHash}.
+ */
+function scanChunk(src: Uint8Array, start: number, from: number, end: number, hash: number): number {
+	const gear = GEAR;
+	const gearLs = GEAR_LS;
+	const maskS = CHUNK_MASK_S;
+	const maskL = CHUNK_MASK_L;
+	// Masks pre-shifted for the first byte of each pair; exact because bit 31
+	// of both masks is clear.
+	const maskS2 = CHUNK_MASK_S << 1;
+	const maskL2 = CHUNK_MASK_L << 1;
+
+	const avail = end - start;
+	const limit = start + (avail < CHUNK_MAX_SIZE ? avail : CHUNK_MAX_SIZE);
+	const normal = start + CHUNK_AVG_SIZE < limit ? start + CHUNK_AVG_SIZE : limit;
+	let h = hash | 0;
+	let i = start + (from > CHUNK_MIN_SIZE ? from : CHUNK_MIN_SIZE);
+
+	// Two bytes per iteration (FastCDC 2020): hashing a, then b, is
+	//   h1 = (h << 1) + G[a];  h2 = (h1 << 1) + G[b]
+	// Computing h' = (h << 2) + (G[a] << 1) = h1 << 1 instead saves a shift;
+	// (h1 & M) === 0  <=>  (h' & (M << 1)) === 0 as long as bit 31 of M is 0,
+	// and h' + G[b] = h2 exactly. The cut points are identical to the
+	// byte-at-a-time definition; only the instruction count differs.
+	const normal1 = normal - 1;
+	while (i < normal1) {
+		h = ((h << 2) + gearLs[src[i]]) | 0;
+		if ((h & maskS2) === 0) return i - start + 1;
+		h = (h + gear[src[i + 1]]) | 0;
+		if ((h & maskS) === 0) return i - start + 2;
+		i += 2;
+	}
+	if (i < normal) {
+		h = ((h << 1) + gear[src[i]]) | 0;
+		if ((h & maskS) === 0) return i - start + 1;
+		i++;
+	}
+	const limit1 = limit - 1;
+	while (i < limit1) {
+		h = ((h << 2) + gearLs[src[i]]) | 0;
+		if ((h & maskL2) === 0) return i - start + 1;
+		h = (h + gear[src[i + 1]]) | 0;
+		if ((h & maskL) === 0) return i - start + 2;
+		i += 2;
+	}
+	if (i < limit) {
+		h = ((h << 1) + gear[src[i]]) | 0;
+		if ((h & maskL) === 0) return i - start + 1;
+	}
+	if (avail >= CHUNK_MAX_SIZE) return CHUNK_MAX_SIZE;
+	scanHash = h;
+	return -1;
+}
+
+/**
+ * Finds the end of the chunk that begins at `buf[start]`, looking only at
+ * `buf[start..end)`.
+ *
+ * @param buf the input bytes.
+ * @param start offset of the chunk's first byte.
+ * @param end exclusive end of the bytes available so far.
+ * @param final whether `end` is the end of the whole input.
+ * @returns the chunk length. When no boundary exists in `[start, end)` and
+ * the chunk is shorter than {@link CHUNK_MAX_SIZE}: -1 if `final` is false
+ * (more data needed), `end - start` if `final` is true (0 for an empty range).
+ * Never more than {@link CHUNK_MAX_SIZE}.
+ * @throws RangeError if `0 <= start <= end <= buf.length` does not hold.
+ */
+export function findCutPoint(buf: Uint8Array, start: number, end: number, final: boolean): number {
+	if (!(start >= 0 && start <= end && end <= buf.length)) {
+		throw new RangeError(`findCutPoint: invalid range [${start}, ${end}) for length ${buf.length}`);
+	}
+	const cut = scanChunk(buf, start, 0, end, 0);
+	if (cut < 0 && final) return end - start;
+	return cut;
+}
+
+/**
+ * Chunk lengths of a complete buffer, in order. Their sum is `data.length`;
+ * an empty buffer has no chunks.
+ */
+export function chunkBoundaries(data: Uint8Array): number[] {
+	const lengths: number[] = [];
+	const n = data.length;
+	let p = 0;
+	while (p < n) {
+		const cut = scanChunk(data, p, 0, n, 0);
+		const len = cut < 0 ? n - p : cut;
+		lengths.push(len);
+		p += len;
+	}
+	return lengths;
+}
+
+/**
+ * Streaming, resumable chunker.
+ *
+ * Feed any number of byte arrays of any size with {@link Chunker.push}; call
+ * {@link Chunker.finish} at the end of input. The chunks produced are
+ * byte-identical to {@link chunkBoundaries} over the concatenated input,
+ * regardless of how the input was split, and regardless of whether the
+ * chunker was persisted via {@link Chunker.tail} and re-created with
+ * `new Chunker(tail)` in between.
+ *
+ * Each input byte is hashed once: the scan position and hash of the pending
+ * chunk are kept between pushes. Pending bytes live in one internal buffer of
+ * at most {@link CHUNK_MAX_SIZE} bytes, allocated on first use.
+ */
+export class Chunker {
+	/** Pending (incomplete) chunk bytes live in `buf[0..len)`. */
+	private buf: Uint8Array<ArrayBuffer> | null = null;
+	private len = 0;
+	/** Gear hash over the pending bytes past MIN (0 while len <= MIN). */
+	private hash = 0;
+
+	/**
+	 * @param tail the pending bytes saved from {@link Chunker.tail} of an
+	 * earlier chunker, to resume chunking where it stopped.
+	 * @throws RangeError if `tail` cannot be a pending chunk (it is at least
+	 * {@link CHUNK_MAX_SIZE} long or contains a chunk boundary).
+	 */
+	constructor(tail?: Uint8Array) {
+		if (tail === undefined || tail.length === 0) return;
+		// Re-scanning the tail both restores the hash state and validates that
+		// it really is an incomplete chunk (a valid tail has no cut in it).
+		if (tail.length >= CHUNK_MAX_SIZE || scanChunk(tail, 0, 0, tail.length, 0) >= 0) {
+			throw new RangeError("Chunker: tail is not an incomplete chunk");
+		}
+		this.hash = scanHash;
+		this.ensureBuffer().set(tail, 0);
+		this.len = tail.length;
+	}
+
+	/** Number of bytes received but not yet emitted as part of a chunk. */
+	get pendingBytes(): number {
+		return this.len;
+	}
+
+	/**
+	 * A copy of the pending incomplete chunk (fewer than
+	 * {@link CHUNK_MAX_SIZE} bytes). Persist it and pass it to
+	 * `new Chunker(tail)` to resume later.
+	 */
+	get tail(): Uint8Array<ArrayBuffer> {
+		return this.buf === null ? new Uint8Array(0) : this.buf.slice(0, this.len);
+	}
+
+	/**
+	 * Feeds the next bytes of the input.
+	 *
+	 * @param data any number of bytes; not retained (it may be reused by the
+	 * caller after the call returns).
+	 * @returns the chunks completed by these bytes, in order; each is a fresh
+	 * array owned by the caller.
+	 */
+	push(data: Uint8Array): Uint8Array<ArrayBuffer>[] {
+		const out: Uint8Array<ArrayBuffer>[] = [];
+		const n = data.length;
+		let p = 0;
+		const pending = this.len;
+		if (pending > 0) {
+			// Continue the pending chunk directly on `data` (start = -pending),
+			// so nothing is copied until we know where the chunk ends.
+			const cut = scanChunk(data, -pending, pending, n, this.hash);
+			if (cut < 0) {
+				this.append(data);
+				this.hash = scanHash;
+				return out;
+			}
+			const buf = this.ensureBuffer();
+			const chunk = new Uint8Array(cut);
+			chunk.set(buf.subarray(0, pending), 0);
+			p = cut - pending;
+			chunk.set(data.subarray(0, p), pending);
+			out.push(chunk);
+			this.len = 0;
+			this.hash = 0;
+		}
+		while (p < n) {
+			const cut = scanChunk(data, p, 0, n, 0);
+			if (cut < 0) {
+				this.hash = scanHash;
+				this.append(p === 0 ? data : data.subarray(p));
+				break;
+			}
+			out.push(data.slice(p, p + cut));
+			p += cut;
+		}
+		return out;
+	}
+
+	/**
+	 * Signals the end of input and returns the last chunk, or null when no
+	 * bytes are pending. The chunker is then empty and may be reused.
+	 */
+	finish(): Uint8Array<ArrayBuffer> | null {
+		if (this.len === 0 || this.buf === null) return null;
+		const last = this.buf.slice(0, this.len);
+		this.len = 0;
+		this.hash = 0;
+		return last;
+	}
+
+	private ensureBuffer(): Uint8Array<ArrayBuffer> {
+		if (this.buf === null) this.buf = new Uint8Array(CHUNK_MAX_SIZE);
+		return this.buf;
+	}
+
+	/** Appends bytes known not to complete the pending chunk. */
+	private append(data: Uint8Array): void {
+		const buf = this.ensureBuffer();
+		const len = this.len;
+		const n = data.length;
+		if (n <= 16) {
+			// Tiny pushes (e.g. byte-at-a-time producers): a plain loop beats
+			// the fixed cost of TypedArray.prototype.set.
+			for (let i = 0; i < n; i++) buf[len + i] = data[i];
+		} else {
+			buf.set(data, len);
+		}
+		this.len = len + n;
+	}
+}
+
+/**
+ * Chunks a byte stream, yielding each chunk as soon as it is complete. The
+ * stream's reader lock is released when the generator finishes or is
+ * abandoned.
+ */
+export async function* chunkStream(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array<ArrayBuffer>> {
+	const chunker = new Chunker();
+	const reader = stream.getReader();
+	try {
+		for (;;) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			for (const chunk of chunker.push(value)) yield chunk;
+		}
+	} finally {
+		reader.releaseLock();
+	}
+	const last = chunker.finish();
+	if (last !== null) yield last;
+}

@@ -1,0 +1,143 @@
+/**
+ * Drizzle tables for both kinds of D1 database. `migrations/` is the source of
+ * truth; `test/api/schema.test.ts` applies the migrations and exercises every
+ * table through these definitions, so drift fails a test.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// ---- directory database -------------------------------------------------
+
+export const users = sqliteTable("users", {
+	id: text("id").primaryKey(),
+	email: text("email").notNull().unique(),
+	passwordHash: text("password_hash").notNull(),
+	shard: integer("shard").notNull(),
+	quotaBytes: integer("quota_bytes").notNull(),
+	createdAt: text("created_at").notNull(),
+});
+
+export const devices = sqliteTable(
+	"devices",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id")
+			.notNull()
+			.references(() => users.id),
+		name: text("name").notNull(),
+		createdAt: text("created_at").notNull(),
+		lastSeenAt: text("last_seen_at").notNull(),
+		revokedAt: text("revoked_at"),
+	},
+	(t) => [index("devices_by_user").on(t.userId)],
+);
+
+export const refreshTokens = sqliteTable(
+	"refresh_tokens",
+	{
+		tokenHash: text("token_hash").primaryKey(),
+		userId: text("user_id")
+			.notNull()
+			.references(() => users.id),
+		deviceId: text("device_id")
+			.notNull()
+			.references(() => devices.id),
+		createdAt: text("created_at").notNull(),
+		expiresAt: text("expires_at").notNull(),
+		revokedAt: text("revoked_at"),
+	},
+	(t) => [index("refresh_tokens_by_device").on(t.deviceId)],
+);
+
+export const loginFailures = sqliteTable("login_failures", {
+	key: text("key").primaryKey(),
+	failures: integer("failures").notNull(),
+	windowStartedAt: integer("window_started_at").notNull(),
+	lastFailedAt: integer("last_failed_at").notNull(),
+});
+
+// ---- shard databases ----------------------------------------------------
+
+export const nodes = sqliteTable(
+	"nodes",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		parentId: text("parent_id"),
+		type: text("type", { enum: ["file", "folder"] }).notNull(),
+		name: text("name").notNull(),
+		nameKey: text("name_key").notNull(),
+		size: integer("size").notNull().default(0),
+		headVersionId: text("head_version_id"),
+		contentHash: text("content_hash"),
+		createdAt: text("created_at").notNull(),
+		modifiedAt: text("modified_at").notNull(),
+		trashedAt: text("trashed_at"),
+		trashRootId: text("trash_root_id"),
+	},
+	(t) => [
+		uniqueIndex("nodes_root")
+			.on(t.userId)
+			.where(sql`parent_id IS NULL`),
+		uniqueIndex("nodes_live_names")
+			.on(t.userId, t.parentId, t.nameKey)
+			.where(sql`trashed_at IS NULL`),
+		index("nodes_by_parent").on(t.parentId),
+	],
+);
+
+export const versions = sqliteTable(
+	"versions",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		nodeId: text("node_id").notNull(),
+		parentVersionId: text("parent_version_id").notNull(),
+		size: integer("size").notNull(),
+		contentHash: text("content_hash").notNull(),
+		blockCount: integer("block_count").notNull(),
+		deviceId: text("device_id"),
+		createdAt: text("created_at").notNull(),
+	},
+	(t) => [uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId)],
+);
+
+export const versionBlocks = sqliteTable(
+	"version_blocks",
+	{
+		versionId: text("version_id").notNull(),
+		offset: integer("offset").notNull(),
+		size: integer("size").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.versionId, t.offset] }), index("version_blocks_by_hash").on(t.hash)],
+);
+
+export const userBlocks = sqliteTable(
+	"user_blocks",
+	{
+		userId: text("user_id").notNull(),
+		hash: text("hash").notNull(),
+		size: integer("size").notNull(),
+		createdAt: text("created_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.userId, t.hash] })],
+);
+
+export const changes = sqliteTable(
+	"changes",
+	{
+		userId: text("user_id").notNull(),
+		seq: integer("seq").notNull(),
+		kind: text("kind", { enum: ["created", "updated", "moved", "trashed", "restored", "deleted"] }).notNull(),
+		nodeId: text("node_id").notNull(),
+		node: text("node").notNull(),
+		createdAt: text("created_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.userId, t.seq] })],
+);
+
+export type NodeRow = typeof nodes.$inferSelect;
+export type VersionRow = typeof versions.$inferSelect;
+export type UserRow = typeof users.$inferSelect;
+export type DeviceRow = typeof devices.$inferSelect;

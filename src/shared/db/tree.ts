@@ -1,0 +1,126 @@
+/**
+ * Reads of a user's tree in their shard, used by the api worker (listings,
+ * paths) and by the UserHub (checks before a commit). Every query is scoped by
+ * user_id: a node of another user is indistinguishable from a missing one.
+ */
+import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
+import type { BlockRef } from "./rows";
+
+export type ShardDb = DrizzleD1Database & { $client: D1Database };
+
+/** Wraps a shard's D1 binding. */
+export function openShard(d1: D1Database): ShardDb {
+	return drizzle(d1);
+}
+
+/** The node, trashed or not, or null when the user has no such node. */
+export async function findNode(db: ShardDb, userId: string, id: string): Promise<NodeRow | null> {
+	const rows = await db
+		.select()
+		.from(nodes)
+		.where(and(eq(nodes.userId, userId), eq(nodes.id, id)))
+		.limit(1);
+	return rows[0] ?? null;
+}
+
+/** The user's root folder, or null before it exists. */
+export async function findRoot(db: ShardDb, userId: string): Promise<NodeRow | null> {
+	const rows = await db
+		.select()
+		.from(nodes)
+		.where(and(eq(nodes.userId, userId), isNull(nodes.parentId)))
+		.limit(1);
+	return rows[0] ?? null;
+}
+
+/** The live child of `parentId` whose folded name is `key`. */
+export async function findLiveChild(db: ShardDb, userId: string, parentId: string, key: string): Promise<NodeRow | null> {
+	const rows = await db
+		.select()
+		.from(nodes)
+		.where(and(eq(nodes.userId, userId), eq(nodes.parentId, parentId), eq(nodes.nameKey, key), isNull(nodes.trashedAt)))
+		.limit(1);
+	return rows[0] ?? null;
+}
+
+/** The chain from the root down to `id` itself, in order; empty if there is no such node. */
+export async function ancestry(db: ShardDb, userId: string, id: string): Promise<{ id: string; name: string; parentId: string | null }[]> {
+	// One recursive query instead of a round trip per level.
+	const rows = await db.all<{ id: string; name: string; parent_id: string | null; depth: number }>(sql`
+		WITH RECURSIVE chain(id, name, parent_id, depth) AS (
+			SELECT id, name, parent_id, 0 FROM nodes WHERE user_id = ${userId} AND id = ${id}
+			UNION ALL
+			SELECT n.id, n.name, n.parent_id, chain.depth + 1
+			FROM nodes n JOIN chain ON n.id = chain.parent_id
+			WHERE n.user_id = ${userId}
+		)
+		SELECT id, name, parent_id, depth FROM chain ORDER BY depth DESC`);
+	return rows.map((r) => ({ id: r.id, name: r.name, parentId: r.parent_id }));
+}
+
+/** One page of a folder's live children, ordered by folded name. */
+export async function listChildren(db: ShardDb, userId: string, parentId: string, limit: number, afterKey: string | null): Promise<NodeRow[]> {
+	// name_key is unique among live siblings, so it alone is a stable keyset cursor.
+	return db
+		.select()
+		.from(nodes)
+		.where(
+			and(
+				eq(nodes.userId, userId),
+				eq(nodes.parentId, parentId),
+				isNull(nodes.trashedAt),
+				afterKey === null ? undefined : gt(nodes.nameKey, afterKey),
+			),
+		)
+		.orderBy(asc(nodes.nameKey))
+		.limit(limit);
+}
+
+/** One page of the trash: the nodes the user deleted, newest first. */
+export async function listTrash(db: ShardDb, userId: string, limit: number, after: { trashedAt: string; id: string } | null): Promise<NodeRow[]> {
+	return db
+		.select()
+		.from(nodes)
+		.where(
+			and(
+				eq(nodes.userId, userId),
+				sql`${nodes.trashRootId} = ${nodes.id}`,
+				after === null
+					? undefined
+					: or(lt(nodes.trashedAt, after.trashedAt), and(eq(nodes.trashedAt, after.trashedAt), lt(nodes.id, after.id))),
+			),
+		)
+		.orderBy(desc(nodes.trashedAt), desc(nodes.id))
+		.limit(limit);
+}
+
+/** A version of one of the user's files. */
+export async function findVersion(db: ShardDb, userId: string, versionId: string): Promise<VersionRow | null> {
+	const rows = await db
+		.select()
+		.from(versions)
+		.where(and(eq(versions.userId, userId), eq(versions.id, versionId)))
+		.limit(1);
+	return rows[0] ?? null;
+}
+
+/** The blocks of a version that overlap bytes [start, end] (inclusive), in file order. */
+export async function blocksInRange(db: ShardDb, versionId: string, start: number, end: number): Promise<BlockRef[]> {
+	// The primary key (version_id, offset) serves "offset <= end"; the block
+	// holding `start` may begin before it, hence the size test.
+	return db
+		.select({ offset: versionBlocks.offset, size: versionBlocks.size, hash: versionBlocks.hash })
+		.from(versionBlocks)
+		.where(and(eq(versionBlocks.versionId, versionId), sql`${versionBlocks.offset} <= ${end}`, sql`${versionBlocks.offset} + ${versionBlocks.size} > ${start}`))
+		.orderBy(asc(versionBlocks.offset));
+}
+
+/** Bytes the user's files take: the head version of every file, trashed ones included until purged. */
+export async function bytesUsed(db: ShardDb, userId: string): Promise<number> {
+	const rows = await db.all<{ used: number }>(
+		sql`SELECT COALESCE(SUM(size), 0) AS used FROM nodes WHERE user_id = ${userId} AND type = 'file'`,
+	);
+	return rows[0]?.used ?? 0;
+}

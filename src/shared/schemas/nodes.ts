@@ -1,0 +1,74 @@
+/** Files and folders. */
+import { z } from "@hono/zod-openapi";
+import { NodeId, Sha256Hex, Timestamp, VersionId } from "./common";
+
+export const NodeType = z.enum(["file", "folder"]);
+
+export const Node = z
+	.object({
+		id: NodeId,
+		type: NodeType,
+		name: z.string(),
+		parent_id: NodeId.nullable(),
+		size: z.number().int().nullable().openapi({ description: "Bytes; null for folders" }),
+		version_id: VersionId.nullable(),
+		content_hash: Sha256Hex.nullable(),
+		created_at: Timestamp,
+		modified_at: Timestamp,
+		trashed: z.boolean(),
+	})
+	.openapi("Node");
+export type Node = z.infer<typeof Node>;
+
+export const PathEntry = z.object({ id: NodeId, name: z.string() });
+
+export const NodeWithPath = Node.extend({
+	path: z.string().openapi({ example: "/Photos/2026/beach.jpg", description: "Slash-separated from the root" }),
+	ancestors: z.array(PathEntry).openapi({ description: "From the root down to the parent" }),
+}).openapi("NodeWithPath");
+
+export const NodePage = z
+	.object({ items: z.array(Node), next_cursor: z.string().nullable() })
+	.openapi("NodePage");
+
+export const CreateFolderBody = z
+	.object({ parent_id: NodeId, name: z.string().min(1).max(1024) })
+	.openapi("CreateFolderBody");
+
+export const UpdateNodeBody = z
+	.object({ name: z.string().min(1).max(1024).optional(), parent_id: NodeId.optional() })
+	.refine((b) => b.name !== undefined || b.parent_id !== undefined, "give name, parent_id or both")
+	.openapi("UpdateNodeBody");
+
+export const Version = z
+	.object({
+		id: VersionId,
+		node_id: NodeId,
+		size: z.number().int(),
+		content_hash: Sha256Hex,
+		created_at: Timestamp,
+		device_id: z.string().nullable(),
+	})
+	.openapi("Version");
+export type Version = z.infer<typeof Version>;
+
+export const Conflict = z
+	.object({
+		node_id: NodeId.openapi({ description: "The file this commit conflicted with (the winner)" }),
+		reason: z.enum(["stale_base", "edit_after_delete"]),
+	})
+	.openapi("Conflict");
+export type Conflict = z.infer<typeof Conflict>;
+
+export const CommitResult = z
+	.object({ node: Node, version: Version, conflict: Conflict.nullable() })
+	.openapi("CommitResult");
+export type CommitResult = z.infer<typeof CommitResult>;
+
+export const ContentQuery = z.object({
+	parent_id: NodeId,
+	name: z.string().min(1).max(1024),
+	on_conflict: z.enum(["copy", "fail"]).default("copy").openapi({
+		description: "copy (default): a stale If-Match is kept as a conflicted copy; fail: answer 409 VERSION_CONFLICT",
+	}),
+});

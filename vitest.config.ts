@@ -1,0 +1,90 @@
+/**
+ * Three test projects:
+ * - "workers": tests inside workerd (api worker + notify worker as an
+ *   auxiliary worker) against real local D1, R2 and Durable Objects;
+ * - "shared":  the pure modules in src/shared, in Node (clients run there too);
+ * - "e2e":     Node clients against the real local stack (wrangler dev).
+ */
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { buildSync } from "esbuild";
+import { readFileSync } from "node:fs";
+import { defineConfig } from "vitest/config";
+
+const NOTIFY_BUNDLE = ".wrangler/test-build/notify.mjs";
+
+/** Shard database ids, read from the notify worker's config so both workers share them. */
+function shardDatabases(): Record<string, string> {
+	const toml = readFileSync("workers/notify/wrangler.toml", "utf8");
+	const out: Record<string, string> = {};
+	for (const m of toml.matchAll(/binding = "(SHARD_\d+)"[\s\S]*?database_id = "([^"]+)"/g)) out[m[1] as string] = m[2] as string;
+	return out;
+}
+
+export default defineConfig(async () => {
+	// The auxiliary worker must be a bundle: build the notify worker first.
+	buildSync({
+		entryPoints: ["workers/notify/index.ts"],
+		bundle: true,
+		format: "esm",
+		platform: "browser",
+		conditions: ["workerd", "worker", "browser"],
+		target: "es2023",
+		external: ["cloudflare:*"],
+		outfile: NOTIFY_BUNDLE,
+		logLevel: "warning",
+	});
+	const directoryMigrations = await readD1Migrations("migrations/directory");
+	const shardMigrations = await readD1Migrations("migrations/shard");
+	return {
+		test: {
+			projects: [
+				{
+					plugins: [
+						cloudflareTest({
+							wrangler: { configPath: "./wrangler.toml" },
+							miniflare: {
+								bindings: {
+									JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
+									BLOCK_KEYS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+									LOGIN_SLOWDOWN_MS: "1",
+									TEST_DIRECTORY_MIGRATIONS: directoryMigrations,
+									TEST_SHARD_MIGRATIONS: shardMigrations,
+								},
+								workers: [
+									{
+										name: "drive-notify",
+										modules: true,
+										scriptPath: NOTIFY_BUNDLE,
+										compatibilityDate: "2026-11-01",
+										durableObjects: { USER_HUB: { className: "UserHub", useSQLite: true } },
+										d1Databases: shardDatabases(),
+									},
+								],
+							},
+						}),
+					],
+					test: {
+						name: "workers",
+						include: ["test/api/**/*.test.ts"],
+						setupFiles: ["test/api/setup.ts"],
+						testTimeout: 60_000,
+					},
+				},
+				{
+					test: { name: "shared", environment: "node", include: ["src/shared/**/*.test.ts"], testTimeout: 60_000 },
+				},
+				{
+					test: {
+						name: "e2e",
+						environment: "node",
+						include: ["test/e2e/**/*.test.ts"],
+						globalSetup: ["test/e2e/global-setup.ts"],
+						testTimeout: 300_000,
+						hookTimeout: 180_000,
+						fileParallelism: false,
+					},
+				},
+			],
+		},
+	};
+});

@@ -1,0 +1,44 @@
+/** Builds the api worker's Hono app: middleware, routes, the error envelope, the OpenAPI document. */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { cors } from "hono/cors";
+import { errorResponse, onError } from "./errors";
+import type { AppEnv } from "./env";
+import { requestId } from "./middleware/request-id";
+import { authRoutes } from "./routes/auth";
+import { contentRoutes } from "./routes/content";
+import { nodeRoutes } from "./routes/nodes";
+
+export function buildApp(): OpenAPIHono<AppEnv> {
+	const app = new OpenAPIHono<AppEnv>();
+	app.use("*", requestId);
+	app.use(
+		"/v1/*",
+		cors({
+			origin: "*",
+			allowHeaders: ["Authorization", "Content-Type", "If-Match", "If-None-Match", "If-Range", "Range"],
+			allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+			exposeHeaders: ["ETag", "Content-Range", "Content-Disposition", "Content-Length", "Request-Id", "Repr-Digest", "Retry-After"],
+			maxAge: 86400,
+		}),
+	);
+
+	app.route("/v1", authRoutes);
+	app.route("/v1", nodeRoutes);
+	app.route("/v1", contentRoutes);
+
+	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+	app.doc31("/v1/openapi.json", {
+		openapi: "3.1.0",
+		info: {
+			title: "Drive API",
+			version: "1.0.0",
+			description: "Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`.",
+		},
+		servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
+	});
+
+	app.notFound((c) => errorResponse(c, "NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+	app.onError(onError);
+	return app;
+}
+

@@ -1,0 +1,70 @@
+/**
+ * ApiError and the one error handler: every failure leaves as the envelope
+ * `{ error: { code, message, request_id, details? } }`.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { statusOf, type ErrorBody, type ErrorCode, type Failure } from "../../src/shared/errors";
+import type { AppEnv } from "./env";
+
+/** An expected failure with a stable code; thrown by handlers, mapped by {@link onError}. */
+export class ApiError extends HTTPException {
+	readonly code: ErrorCode;
+	readonly details: unknown[] | undefined;
+	readonly headers: Record<string, string> | undefined;
+
+	constructor(code: ErrorCode, message: string, details?: unknown[], headers?: Record<string, string>) {
+		super(statusOf(code), { message });
+		this.code = code;
+		this.details = details;
+		this.headers = headers;
+	}
+
+	/** Turns a service's returned {@link Failure} into a throwable error. */
+	static from(failure: Failure): ApiError {
+		return new ApiError(failure.code, failure.message, failure.details);
+	}
+}
+
+/** Unwraps a Result: returns the success value or throws its failure. */
+export function unwrap<T extends { ok: boolean }>(result: T): Extract<T, { ok: true }> {
+	if (!result.ok) throw ApiError.from(result as unknown as Failure);
+	return result as Extract<T, { ok: true }>;
+}
+
+/** The envelope for `code`. */
+export function errorResponse(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown[], headers?: Record<string, string>): Response {
+	const body: ErrorBody = { error: { code, message, request_id: c.get("requestId") ?? "unknown" } };
+	if (details !== undefined && details.length > 0) body.error.details = details;
+	return c.json(body, statusOf(code), headers);
+}
+
+function codeForStatus(status: number): ErrorCode {
+	switch (status) {
+		case 401:
+			return "UNAUTHENTICATED";
+		case 403:
+			return "FORBIDDEN";
+		case 404:
+			return "NOT_FOUND";
+		case 412:
+			return "PRECONDITION_FAILED";
+		case 413:
+			return "PAYLOAD_TOO_LARGE";
+		case 429:
+			return "RATE_LIMITED";
+		default:
+			return status >= 500 ? "INTERNAL" : "INVALID_REQUEST";
+	}
+}
+
+/** The app's only error handler. Internals never reach the client. */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+	if (err instanceof ApiError) return errorResponse(c, err.code, err.message, err.details, err.headers);
+	if (err instanceof HTTPException) {
+		const code = codeForStatus(err.status);
+		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
+	}
+	console.error(JSON.stringify({ request_id: c.get("requestId"), error: String(err), stack: err.stack }));
+	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");
+}

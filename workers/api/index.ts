@@ -1,0 +1,4 @@
+/** The api worker: auth, the files API, upload sessions and downloads. */
+import { buildApp } from "./app";
+
+export default buildApp();

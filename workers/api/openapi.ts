@@ -1,0 +1,52 @@
+/**
+ * OpenAPI plumbing: every route is declared with createRoute() from its zod
+ * schemas, so GET /v1/openapi.json is generated, never hand-written.
+ */
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { ZodError } from "zod";
+import { ErrorBody, statusOf, type ErrorCode } from "../../src/shared/errors";
+import { ApiError } from "./errors";
+import type { AppEnv } from "./env";
+
+/** Zod issues as the envelope's details: `[{ field, message }]`. */
+export function issuesToDetails(error: ZodError): { field: string; message: string }[] {
+	return error.issues.map((issue) => ({ field: issue.path.join(".") || "(body)", message: issue.message }));
+}
+
+/** A sub-app whose validation failures throw INVALID_REQUEST with details. */
+export function newRouter(): OpenAPIHono<AppEnv> {
+	return new OpenAPIHono<AppEnv>({
+		defaultHook: (result) => {
+			if (!result.success) {
+				const details = issuesToDetails(result.error as unknown as ZodError);
+				throw new ApiError("INVALID_REQUEST", `invalid ${result.target}: ${details.map((d) => `${d.field}: ${d.message}`).join("; ")}`, details);
+			}
+		},
+	});
+}
+
+/** The envelope as an OpenAPI response, for the codes a route can answer. */
+export function errorResponses(...codes: ErrorCode[]) {
+	const byStatus: Record<string, { description: string; content: { "application/json": { schema: typeof ErrorBody } } }> = {};
+	for (const code of codes) {
+		const status = String(statusOf(code));
+		const existing = byStatus[status];
+		byStatus[status] = {
+			description: existing ? `${existing.description}, ${code}` : code,
+			content: { "application/json": { schema: ErrorBody } },
+		};
+	}
+	return byStatus;
+}
+
+/** A JSON response declaration. */
+export function json<T extends z.ZodType>(schema: T, description: string) {
+	return { description, content: { "application/json": { schema } } } as const;
+}
+
+/** A JSON request body declaration; required, so a missing body is a validation error. */
+export function jsonBody<T extends z.ZodType>(schema: T) {
+	return { required: true, content: { "application/json": { schema } } } as const;
+}
+
+export const bearer = [{ bearerAuth: [] }];

@@ -1,0 +1,173 @@
+/** Accounts: signup, login, refresh, logout and me (API.md "Auth"). */
+import { createRoute } from "@hono/zod-openapi";
+import { hashPassword, needsRehash, verifyPassword, verifyPasswordAgainstDummy } from "../../../src/shared/crypto";
+import { shardCount } from "../../../src/shared/db/rows";
+import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../../../src/shared/schemas/auth";
+import { ApiError, unwrap } from "../errors";
+import { requireAuth } from "../middleware/auth";
+import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
+import {
+	checkLoginThrottle,
+	clearLoginFailures,
+	createAccount,
+	createSession,
+	findUserByEmail,
+	findUserById,
+	openDirectory,
+	recordLoginFailure,
+	revokeDevice,
+	rotateRefreshToken,
+	updatePasswordHash,
+	type ThrottleKey,
+} from "../services/directory";
+import { hubFor, usageOf } from "../services/hub";
+import { accessTtl, signAccessToken } from "../services/tokens";
+
+export const authRoutes = newRouter();
+
+const DEFAULT_DEVICE_NAME = "Unnamed device";
+
+const signup = createRoute({
+	method: "post",
+	path: "/auth/signup",
+	tags: ["Auth"],
+	summary: "Create an account; the first device is signed in",
+	request: { body: jsonBody(SignupBody) },
+	responses: { 201: json(Session, "Account created"), ...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN") },
+});
+
+authRoutes.openapi(signup, async (c) => {
+	const body = c.req.valid("json");
+	const db = openDirectory(c.env.DIRECTORY);
+	const created = unwrap(
+		await createAccount(db, {
+			email: body.email,
+			passwordHash: await hashPassword(body.password),
+			deviceName: body.device_name ?? DEFAULT_DEVICE_NAME,
+			shards: shardCount(c.env),
+			quotaBytes: Number(c.env.DEFAULT_QUOTA_BYTES),
+			refreshTtlSeconds: Number(c.env.REFRESH_TOKEN_TTL_SECONDS),
+		}),
+	);
+	const scope = { userId: created.user.id, shard: created.user.shard };
+	unwrap(await hubFor(c.env, scope.userId).ensureRoot(scope));
+	return c.json(
+		{
+			user: { id: created.user.id, email: created.user.email },
+			device_id: created.deviceId,
+			access_token: await signAccessToken(c.env, { userId: created.user.id, deviceId: created.deviceId }),
+			refresh_token: created.refreshToken,
+			expires_in: accessTtl(c.env),
+		},
+		201,
+	);
+});
+
+const login = createRoute({
+	method: "post",
+	path: "/auth/login",
+	tags: ["Auth"],
+	summary: "Sign in; each login registers a new device",
+	description: "Repeated failures for one email or one client address are slowed down, then refused with 429 RATE_LIMITED and Retry-After.",
+	request: { body: jsonBody(LoginBody) },
+	responses: { 200: json(Session, "Signed in"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED") },
+});
+
+authRoutes.openapi(login, async (c) => {
+	const body = c.req.valid("json");
+	const db = openDirectory(c.env.DIRECTORY);
+	const keys: ThrottleKey[] = [
+		{ kind: "email", value: body.email },
+		{ kind: "ip", value: c.req.header("CF-Connecting-IP") ?? "local" },
+	];
+	const verdict = await checkLoginThrottle(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
+	if (verdict.refuse) {
+		throw new ApiError("RATE_LIMITED", "too many failed logins; try again later", [{ retry_after_seconds: verdict.retryAfterSeconds }], {
+			"Retry-After": String(verdict.retryAfterSeconds),
+		});
+	}
+	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
+	const user = await findUserByEmail(db, body.email);
+	// An unknown email costs the same PBKDF2 time as a wrong password, so
+	// timing does not reveal which emails have accounts.
+	const valid = user ? await verifyPassword(body.password, user.passwordHash) : await verifyPasswordAgainstDummy(body.password);
+	if (!user || !valid) {
+		await recordLoginFailure(db, keys);
+		throw new ApiError("UNAUTHENTICATED", "wrong email or password");
+	}
+	await clearLoginFailures(db, { kind: "email", value: body.email });
+	if (needsRehash(user.passwordHash)) await updatePasswordHash(db, user.id, await hashPassword(body.password));
+	const session = await createSession(db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
+	return c.json(
+		{
+			user: { id: user.id, email: user.email },
+			device_id: session.deviceId,
+			access_token: await signAccessToken(c.env, { userId: user.id, deviceId: session.deviceId }),
+			refresh_token: session.refreshToken,
+			expires_in: accessTtl(c.env),
+		},
+		200,
+	);
+});
+
+const refresh = createRoute({
+	method: "post",
+	path: "/auth/refresh",
+	tags: ["Auth"],
+	summary: "Exchange a refresh token for new tokens; the old refresh token stops working",
+	description: "Presenting a refresh token that was already rotated signs the device out (theft detection).",
+	request: { body: jsonBody(RefreshBody) },
+	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED") },
+});
+
+authRoutes.openapi(refresh, async (c) => {
+	const body = c.req.valid("json");
+	const rotated = unwrap(await rotateRefreshToken(openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)));
+	return c.json(
+		{
+			access_token: await signAccessToken(c.env, { userId: rotated.userId, deviceId: rotated.deviceId }),
+			refresh_token: rotated.refreshToken,
+			expires_in: accessTtl(c.env),
+		},
+		200,
+	);
+});
+
+const logout = createRoute({
+	method: "post",
+	path: "/auth/logout",
+	tags: ["Auth"],
+	summary: "Sign this device out: its refresh and access tokens stop working",
+	security: bearer,
+	middleware: [requireAuth] as const,
+	responses: { 204: { description: "Signed out" }, ...errorResponses("UNAUTHENTICATED") },
+});
+
+authRoutes.openapi(logout, async (c) => {
+	await revokeDevice(openDirectory(c.env.DIRECTORY), c.get("caller").deviceId);
+	return c.body(null, 204);
+});
+
+const me = createRoute({
+	method: "get",
+	path: "/me",
+	tags: ["Auth"],
+	summary: "The signed-in user, this device, and storage usage",
+	security: bearer,
+	middleware: [requireAuth] as const,
+	responses: { 200: json(Me, "The caller"), ...errorResponses("UNAUTHENTICATED") },
+});
+
+authRoutes.openapi(me, async (c) => {
+	const caller = c.get("caller");
+	const user = await findUserById(openDirectory(c.env.DIRECTORY), caller.userId);
+	if (!user) throw new ApiError("UNAUTHENTICATED", "the account no longer exists");
+	return c.json(
+		{
+			user: { id: user.id, email: user.email },
+			device: { id: caller.deviceId, name: caller.deviceName },
+			usage: { bytes_used: await usageOf(c.env, caller), quota_bytes: caller.quotaBytes },
+		},
+		200,
+	);
+});

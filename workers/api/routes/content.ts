@@ -1,0 +1,168 @@
+/** File content: streamed upload by PUT and streamed download by GET (API.md "File content"). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { fromHex } from "../../../src/shared/crypto";
+import { findLiveChild, findNode, findVersion, blocksInRange } from "../../../src/shared/db/tree";
+import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
+import { contentDisposition, contentTypeFor } from "../../../src/shared/mime";
+import { checkName } from "../../../src/shared/names";
+import { IdParam } from "../../../src/shared/schemas/common";
+import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
+import { ApiError, unwrap } from "../errors";
+import { requireAuth } from "../middleware/auth";
+import { bearer, errorResponses, json, newRouter } from "../openapi";
+import { keyRing } from "../services/block-store";
+import { parseRange, streamRange } from "../services/egress";
+import { hubFor, shardOf, usageOf } from "../services/hub";
+import { ingest } from "../services/ingest";
+
+export const contentRoutes = newRouter();
+contentRoutes.use("/files/*", requireAuth);
+
+const tags = ["File content"];
+
+/** Reads `If-Match: "ver_…"` (quotes and W/ tolerated); null for none or `*`. */
+function parseIfMatch(header: string | undefined): string | null {
+	if (header === undefined) return null;
+	const value = header.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+	if (value === "" || value === "*") return null;
+	if (value.length > 64) throw new ApiError("INVALID_REQUEST", "If-Match must be a version id", [{ field: "If-Match" }]);
+	return value;
+}
+
+contentRoutes.openapi(
+	createRoute({
+		method: "put",
+		path: "/files/content",
+		tags,
+		security: bearer,
+		summary: "Upload a file (at most 100 MB) as a new file or a new version",
+		description:
+			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
+			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus.",
+		request: {
+			query: ContentQuery,
+			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
+			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+		},
+		responses: {
+			200: json(CommitResult, "A new version of an existing file"),
+			201: json(CommitResult, "A new file"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "VERSION_CONFLICT", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const query = c.req.valid("query");
+		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
+		// Everything that can be refused is refused before a byte is read,
+		// so a refused upload writes nothing.
+		const name = checkName(query.name);
+		if (!name.ok) throw new ApiError("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+		const declared = c.req.header("Content-Length");
+		const declaredBytes = declared === undefined ? null : Number(declared);
+		if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
+			throw new ApiError("PAYLOAD_TOO_LARGE", `a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`);
+		}
+		const db = shardOf(c.env, caller);
+		const parent = await findNode(db, caller.userId, query.parent_id);
+		if (!parent || parent.type !== "folder" || parent.trashedAt !== null) throw new ApiError("NOT_FOUND", "parent folder not found");
+		const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
+		if (existing?.type === "folder") throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
+		if (declaredBytes !== null && declaredBytes > (existing?.size ?? 0)) {
+			const used = await usageOf(c.env, caller);
+			if (used + declaredBytes - (existing?.size ?? 0) > caller.quotaBytes) throw new ApiError("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
+		}
+
+		const ingested = unwrap(await ingest(c.env.BLOBS, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES));
+		const committed = unwrap(
+			await hubFor(c.env, caller.userId).commitFile(caller, {
+				parentId: parent.id,
+				name: name.name,
+				size: ingested.size,
+				contentHash: ingested.contentHash,
+				blocks: ingested.blocks,
+				baseVersionId,
+				onConflict: query.on_conflict,
+				quotaBytes: caller.quotaBytes,
+				actor: { deviceId: caller.deviceId, deviceName: caller.deviceName },
+			}),
+		);
+		const { created, ok: _ok, ...result } = committed;
+		return c.json(result, created ? 201 : 200, { ETag: `"${result.version.id}"` });
+	},
+);
+
+contentRoutes.openapi(
+	createRoute({
+		method: "get",
+		path: "/files/{id}/content",
+		tags,
+		security: bearer,
+		summary: "Download a file's content (streams; single Range; ETag is the version id)",
+		request: {
+			params: IdParam,
+			query: z.object({
+				version_id: z.string().max(64).optional().openapi({ description: "An earlier version of this file; default the head" }),
+				disposition: z.enum(["attachment", "inline"]).default("attachment"),
+			}),
+			headers: z.object({
+				range: z.string().optional().openapi({ example: "bytes=0-1023" }),
+				"if-none-match": z.string().optional(),
+				"if-range": z.string().optional(),
+			}),
+		},
+		responses: {
+			200: { description: "The whole content", content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			206: { description: "The requested range", content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			304: { description: "Not modified (If-None-Match matched the version id)" },
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const db = shardOf(c.env, caller);
+		const { id } = c.req.valid("param");
+		const query = c.req.valid("query");
+		const node = await findNode(db, caller.userId, id);
+		if (!node || node.type !== "file" || node.headVersionId === null) throw new ApiError("NOT_FOUND", "file not found");
+		const version = await findVersion(db, caller.userId, query.version_id ?? node.headVersionId);
+		if (!version || version.nodeId !== node.id) throw new ApiError("NOT_FOUND", "version not found");
+
+		const etag = `"${version.id}"`;
+		const headers: Record<string, string> = {
+			ETag: etag,
+			"Accept-Ranges": "bytes",
+			"Cache-Control": "private, no-cache",
+			"Last-Modified": new Date(version.createdAt).toUTCString(),
+			"Repr-Digest": `sha-256=:${btoa(String.fromCharCode(...fromHex(version.contentHash)))}:`,
+			"Content-Type": contentTypeFor(node.name),
+			"Content-Disposition": contentDisposition(node.name, query.disposition),
+			// Content is the user's, not ours: never let it script our origin.
+			"X-Content-Type-Options": "nosniff",
+			"Content-Security-Policy": "sandbox",
+		};
+		const ifNoneMatch = c.req.header("If-None-Match");
+		if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id)) return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
+
+		const ifRange = c.req.header("If-Range");
+		const rangeHeader = ifRange === undefined || etagMatches(ifRange, version.id) ? c.req.header("Range") : undefined;
+		const range = parseRange(rangeHeader, version.size);
+		if (range === "unsatisfiable") {
+			throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], { "Content-Range": `bytes */${version.size}` });
+		}
+		const span = range ?? { start: 0, end: version.size - 1 };
+		const length = version.size === 0 ? 0 : span.end - span.start + 1;
+		headers["Content-Length"] = String(length);
+		if (range) headers["Content-Range"] = `bytes ${span.start}-${span.end}/${version.size}`;
+		const status = range ? 206 : 200;
+		if (c.req.method === "HEAD" || length === 0) return c.body(null, status, headers);
+		const blocks = await blocksInRange(db, version.id, span.start, span.end);
+		const body = await streamRange(c.env.BLOBS, keyRing(c.env), blocks, span);
+		return c.body(body, status, headers);
+	},
+);
+
+function etagMatches(header: string, versionId: string): boolean {
+	if (header.trim() === "*") return true;
+	return header.split(",").some((tag) => tag.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1") === versionId);
+}

@@ -1,0 +1,82 @@
+/**
+ * Streaming download: the blocks of a version, fetched ahead, decrypted,
+ * verified and sliced to the requested byte range.
+ */
+import type { KeyRing } from "../../../src/shared/crypto";
+import type { BlockRef } from "../../../src/shared/db/rows";
+import { getBlock } from "./block-store";
+
+/** Blocks fetched ahead of the one being sent, to overlap R2 latency. */
+const READ_AHEAD = 2;
+
+export type ByteRange = { start: number; end: number };
+
+/**
+ * Parses a single `Range: bytes=...` against a size. Returns null to serve
+ * the whole file (no header, or several ranges, which RFC 9110 §14.2 lets a
+ * server ignore), or "unsatisfiable".
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange | null | "unsatisfiable" {
+	if (header === undefined) return null;
+	const match = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header.trim());
+	if (!match) return null;
+	const [, first = "", last = ""] = match;
+	if (first === "" && last === "") return null;
+	if (first === "") {
+		const suffix = Number(last);
+		if (suffix === 0 || size === 0) return "unsatisfiable";
+		return { start: Math.max(0, size - suffix), end: size - 1 };
+	}
+	const start = Number(first);
+	if (start >= size) return "unsatisfiable";
+	const end = last === "" ? size - 1 : Math.min(Number(last), size - 1);
+	if (end < start) return null;
+	return { start, end };
+}
+
+/**
+ * A stream of bytes [range.start, range.end] of a version made of `blocks`
+ * (the blocks overlapping the range, in order). The first block is fetched
+ * and verified before this resolves, so a corrupt or missing first block is
+ * an error response, not a broken stream; a later one errors the stream, so
+ * the client sees a failed download and never wrong bytes.
+ */
+export async function streamRange(bucket: R2Bucket, ring: KeyRing, blocks: BlockRef[], range: ByteRange): Promise<ReadableStream<Uint8Array>> {
+	const pending: Promise<Uint8Array>[] = [];
+	let next = 0;
+	const fill = () => {
+		while (pending.length <= READ_AHEAD && next < blocks.length) {
+			const block = blocks[next++];
+			if (!block) break;
+			const read = getBlock(bucket, ring, block.hash).then((plain) => slice(plain, block, range));
+			// Errors surface when awaited in order; this keeps a read-ahead
+			// failure from being reported as unhandled before its turn.
+			read.catch(() => undefined);
+			pending.push(read);
+		}
+	};
+	fill();
+	// Surface a bad first block before any header is sent; the promise stays queued.
+	if (pending[0]) await pending[0];
+	return new ReadableStream<Uint8Array>({
+		async pull(controller) {
+			const read = pending.shift();
+			if (!read) {
+				controller.close();
+				return;
+			}
+			fill();
+			controller.enqueue(await read);
+		},
+		cancel() {
+			pending.length = 0;
+			next = blocks.length;
+		},
+	});
+}
+
+function slice(plain: Uint8Array, block: BlockRef, range: ByteRange): Uint8Array {
+	const from = Math.max(0, range.start - block.offset);
+	const to = Math.min(block.size, range.end - block.offset + 1);
+	return from === 0 && to === plain.byteLength ? plain : plain.subarray(from, to);
+}

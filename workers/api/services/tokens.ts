@@ -1,0 +1,77 @@
+/**
+ * Access and refresh tokens. Access tokens are short-lived HS256 JWTs (jose)
+ * with the algorithm pinned and exp, iat, iss, aud and sub required. Refresh
+ * tokens are 256 random bits; only their SHA-256 is stored.
+ */
+import { jwtVerify, SignJWT, errors as joseErrors } from "jose";
+import { randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
+
+const ALGORITHM = "HS256";
+
+export interface AccessClaims {
+	userId: string;
+	deviceId: string;
+}
+
+interface TokenConfig {
+	JWT_SECRET: string;
+	JWT_ISSUER: string;
+	JWT_AUDIENCE: string;
+	ACCESS_TOKEN_TTL_SECONDS: string;
+}
+
+const keyCache = new Map<string, Uint8Array>();
+function signingKey(secret: string): Uint8Array {
+	let key = keyCache.get(secret);
+	if (!key) {
+		if (secret.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
+		key = new TextEncoder().encode(secret);
+		keyCache.set(secret, key);
+	}
+	return key;
+}
+
+/** Seconds an access token lives. */
+export function accessTtl(env: TokenConfig): number {
+	return Number(env.ACCESS_TOKEN_TTL_SECONDS) || 900;
+}
+
+/** Signs an access token for a device of a user. */
+export async function signAccessToken(env: TokenConfig, claims: AccessClaims): Promise<string> {
+	return new SignJWT({ did: claims.deviceId })
+		.setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+		.setSubject(claims.userId)
+		.setIssuer(env.JWT_ISSUER)
+		.setAudience(env.JWT_AUDIENCE)
+		.setIssuedAt()
+		.setExpirationTime(`${accessTtl(env)}s`)
+		.sign(signingKey(env.JWT_SECRET));
+}
+
+/** Verifies an access token; null for anything invalid, expired or forged. */
+export async function verifyAccessToken(env: TokenConfig, token: string): Promise<AccessClaims | null> {
+	try {
+		const { payload } = await jwtVerify(token, signingKey(env.JWT_SECRET), {
+			algorithms: [ALGORITHM],
+			issuer: env.JWT_ISSUER,
+			audience: env.JWT_AUDIENCE,
+			requiredClaims: ["exp", "iat", "iss", "aud", "sub"],
+		});
+		if (typeof payload.sub !== "string" || typeof payload.did !== "string") return null;
+		return { userId: payload.sub, deviceId: payload.did };
+	} catch (err) {
+		if (err instanceof joseErrors.JOSEError) return null;
+		throw err;
+	}
+}
+
+/** A new refresh token and the hash to store for it. */
+export async function newRefreshToken(): Promise<{ token: string; hash: string }> {
+	const token = `drt_${toBase64Url(randomBytes(32))}`;
+	return { token, hash: await hashRefreshToken(token) };
+}
+
+/** The stored form of a refresh token. */
+export function hashRefreshToken(token: string): Promise<string> {
+	return sha256Hex(token);
+}

@@ -1,0 +1,453 @@
+/**
+ * UserHub: one Durable Object per user. It is the only writer of a user's
+ * tree: every change (new file, new version, folder, rename, move, trash,
+ * restore) is applied here, one at a time, in one D1 batch that also appends
+ * the change to the journal under the next sequence number.
+ *
+ * Why explicit serialization: a Durable Object's input gate only holds while
+ * it awaits its own storage. While a commit awaits D1, another RPC call can
+ * start, so commits queue on `#queue`. The versions_lineage unique index is
+ * the second guard: even if two writers existed, a stale base cannot land.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { and, eq, sql } from "drizzle-orm";
+import { fail, type Failure, type Result } from "../../src/shared/errors";
+import { newId } from "../../src/shared/ids";
+import { checkName, nameKey, splitExtension, MAX_NAME_BYTES } from "../../src/shared/names";
+import { changes, nodes, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
+import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
+import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/rows";
+import { ancestry, bytesUsed, findLiveChild, findNode, findRoot, findVersion, openShard, type ShardDb } from "../../src/shared/db/tree";
+import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
+
+/** Whose hub this is and where their rows live; sent with every call. */
+export interface HubScope {
+	userId: string;
+	shard: number;
+}
+
+/** The device making a change, for conflicted-copy names and version records. */
+export interface Actor {
+	deviceId: string | null;
+	deviceName: string;
+}
+
+export interface CommitFileInput {
+	parentId: string;
+	name: string;
+	size: number;
+	contentHash: string;
+	blocks: BlockRef[];
+	/** The head the client edited (If-Match or base_version_id); null for "whatever is there". */
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+	quotaBytes: number;
+	actor: Actor;
+}
+
+export type ChangeKind = "created" | "updated" | "moved" | "trashed" | "restored" | "deleted";
+
+
+// Blocks per INSERT ... SELECT FROM json_each: one bound parameter carries
+// them all, which sidesteps D1's 100-parameters-per-statement limit.
+const BLOCKS_PER_STATEMENT = 2000;
+
+export class UserHub extends DurableObject<Env> {
+	#queue: Promise<unknown> = Promise.resolve();
+	#seq: number | null = null;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		// Answered by the runtime without waking the object (hibernation).
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+	}
+
+	/** Creates the user's root folder if it does not exist yet; returns it. */
+	async ensureRoot(scope: HubScope): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const existing = await findRoot(db, scope.userId);
+			if (existing) return { ok: true, node: toNode(existing) };
+			const now = new Date().toISOString();
+			const row: NodeRow = {
+				id: newId("nod"),
+				userId: scope.userId,
+				parentId: null,
+				type: "folder",
+				name: "",
+				nameKey: "",
+				size: 0,
+				headVersionId: null,
+				contentHash: null,
+				createdAt: now,
+				modifiedAt: now,
+				trashedAt: null,
+				trashRootId: null,
+			};
+			await db.insert(nodes).values(row);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
+	/** Creates a folder. */
+	async createFolder(scope: HubScope, input: { parentId: string; name: string }): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const name = checkName(input.name);
+			if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+			const parent = await this.#liveFolder(db, scope, input.parentId);
+			if (!parent.ok) return parent;
+			if (await findLiveChild(db, scope.userId, parent.row.id, name.key)) return nameTaken(name.name);
+			const now = new Date().toISOString();
+			const row = newNodeRow(scope.userId, parent.row.id, "folder", name.name, now);
+			await this.#apply(db, scope, [db.insert(nodes).values(row)], "created", row);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
+	/**
+	 * Commits file content whose blocks are already stored: a new file, or a
+	 * new version of the file with that name. A stale base never overwrites:
+	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.
+	 */
+	async commitFile(scope: HubScope, input: CommitFileInput): Promise<Result<{ created: boolean } & CommitResult>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const name = checkName(input.name);
+			if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+			const parent = await this.#liveFolder(db, scope, input.parentId);
+			if (!parent.ok) return parent;
+			const now = new Date().toISOString();
+			const existing = await findLiveChild(db, scope.userId, parent.row.id, name.key);
+			if (existing && existing.type === "folder") return nameTaken(name.name);
+
+			if (existing) {
+				const stale = input.baseVersionId !== null && input.baseVersionId !== existing.headVersionId;
+				if (!stale) {
+					const quota = await this.#checkQuota(db, scope, input.size - existing.size, input.quotaBytes);
+					if (!quota.ok) return quota;
+					return this.#writeVersion(db, scope, input, existing, false, now, null);
+				}
+				if (input.onConflict === "fail") {
+					return fail("VERSION_CONFLICT", `the file changed since version ${input.baseVersionId}`, [
+						{ node_id: existing.id, head_version_id: existing.headVersionId },
+					]);
+				}
+				const copyName = await this.#freeName(db, scope.userId, parent.row.id, conflictedCopyName(name.name, input.actor.deviceName, new Date(now)));
+				const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+				if (!quota.ok) return quota;
+				const row = newNodeRow(scope.userId, parent.row.id, "file", copyName, now);
+				return this.#writeVersion(db, scope, input, row, true, now, { node_id: existing.id, reason: "stale_base" });
+			}
+
+			// Nothing lives at this name. If the client edited a version whose
+			// file was deleted meanwhile, the edit wins: the file comes back.
+			if (input.baseVersionId !== null) {
+				const base = await findVersion(db, scope.userId, input.baseVersionId);
+				const baseNode = base ? await findNode(db, scope.userId, base.nodeId) : null;
+				if (baseNode && baseNode.trashedAt !== null && baseNode.type === "file") {
+					const quota = await this.#checkQuota(db, scope, input.size - baseNode.size, input.quotaBytes);
+					if (!quota.ok) return quota;
+					const revived: NodeRow = { ...baseNode, parentId: parent.row.id, name: name.name, nameKey: name.key, trashedAt: null, trashRootId: null };
+					const stale = baseNode.headVersionId !== input.baseVersionId;
+					return this.#writeVersion(db, scope, input, revived, false, now, stale ? { node_id: baseNode.id, reason: "stale_base" } : null, "restored");
+				}
+			}
+			const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+			if (!quota.ok) return quota;
+			const row = newNodeRow(scope.userId, parent.row.id, "file", name.name, now);
+			return this.#writeVersion(db, scope, input, row, true, now, null);
+		});
+	}
+
+	/** Renames and/or moves a node. A folder can never move into itself or its subtree. */
+	async updateNode(scope: HubScope, input: { nodeId: string; name?: string; parentId?: string }): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const node = await findNode(db, scope.userId, input.nodeId);
+			if (!node) return notFound("node");
+			if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be renamed or moved");
+			if (node.trashedAt !== null) return fail("INVALID_REQUEST", "the node is in the trash; restore it first");
+			let name = node.name;
+			let key = node.nameKey;
+			if (input.name !== undefined) {
+				const checked = checkName(input.name);
+				if (!checked.ok) return fail("INVALID_REQUEST", checked.reason, [{ field: "name", message: checked.reason }]);
+				name = checked.name;
+				key = checked.key;
+			}
+			const parentId = input.parentId ?? node.parentId;
+			if (parentId !== node.parentId) {
+				const parent = await this.#liveFolder(db, scope, parentId);
+				if (!parent.ok) return parent;
+				// Moves are serialized per user here, so this check cannot race
+				// another move into a cycle.
+				const chain = await ancestry(db, scope.userId, parentId);
+				if (chain.some((a) => a.id === node.id)) {
+					return fail("INVALID_REQUEST", "a folder cannot move into itself or one of its subfolders", [{ field: "parent_id" }]);
+				}
+			}
+			if (name === node.name && parentId === node.parentId) return { ok: true, node: toNode(node) };
+			const clash = await findLiveChild(db, scope.userId, parentId, key);
+			if (clash && clash.id !== node.id) return nameTaken(name);
+			const now = new Date().toISOString();
+			const row: NodeRow = { ...node, name, nameKey: key, parentId, modifiedAt: now };
+			await this.#apply(
+				db,
+				scope,
+				[db.update(nodes).set({ name, nameKey: key, parentId, modifiedAt: now }).where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id)))],
+				"moved",
+				row,
+			);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
+	/** Moves a node to the trash; a folder takes its live subtree with it. Idempotent. */
+	async trashNode(scope: HubScope, input: { nodeId: string }): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const node = await findNode(db, scope.userId, input.nodeId);
+			if (!node) return notFound("node");
+			if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be deleted");
+			if (node.trashedAt !== null) return { ok: true, node: toNode(node) };
+			const now = new Date().toISOString();
+			const trashSubtree = db.run(sql`
+				WITH RECURSIVE subtree(id) AS (
+					SELECT ${node.id}
+					UNION ALL
+					SELECT n.id FROM nodes n JOIN subtree ON n.parent_id = subtree.id
+					WHERE n.user_id = ${scope.userId} AND n.trashed_at IS NULL
+				)
+				UPDATE nodes SET trashed_at = ${now}, trash_root_id = ${node.id}
+				WHERE user_id = ${scope.userId} AND id IN (SELECT id FROM subtree)`);
+			const row: NodeRow = { ...node, trashedAt: now, trashRootId: node.id };
+			await this.#apply(db, scope, [trashSubtree], "trashed", row);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
+	/**
+	 * Restores a trashed node and whatever was trashed together with it. It
+	 * goes back to its folder if that folder is live, else to the root; a
+	 * name now taken there gets a " (restored)" suffix rather than failing.
+	 */
+	async restoreNode(scope: HubScope, input: { nodeId: string }): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const node = await findNode(db, scope.userId, input.nodeId);
+			if (!node) return notFound("node");
+			if (node.trashedAt === null || node.trashRootId === null) return { ok: true, node: toNode(node) };
+			let parentId = node.parentId;
+			const parent = parentId === null ? null : await findNode(db, scope.userId, parentId);
+			if (!parent || parent.trashedAt !== null) {
+				const root = await findRoot(db, scope.userId);
+				if (!root) return notFound("root folder");
+				parentId = root.id;
+			}
+			if (parentId === null) return notFound("parent folder");
+			let name = node.name;
+			if (await findLiveChild(db, scope.userId, parentId, node.nameKey)) {
+				const [stem, ext] = splitExtension(node.name);
+				name = await this.#freeName(db, scope.userId, parentId, `${stem} (restored)${ext}`);
+			}
+			const now = new Date().toISOString();
+			const moveBack = db
+				.update(nodes)
+				.set({ parentId, name, nameKey: nameKey(name), modifiedAt: now })
+				.where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id)));
+			// The subtree is exactly the descendants trashed by the same delete.
+			const restoreSubtree = db.run(sql`
+				WITH RECURSIVE subtree(id) AS (
+					SELECT ${node.id}
+					UNION ALL
+					SELECT n.id FROM nodes n JOIN subtree ON n.parent_id = subtree.id
+					WHERE n.user_id = ${scope.userId} AND n.trash_root_id = ${node.trashRootId}
+				)
+				UPDATE nodes SET trashed_at = NULL, trash_root_id = NULL
+				WHERE user_id = ${scope.userId} AND id IN (SELECT id FROM subtree)`);
+			const row: NodeRow = { ...node, parentId, name, nameKey: nameKey(name), modifiedAt: now, trashedAt: null, trashRootId: null };
+			await this.#apply(db, scope, [moveBack, restoreSubtree], "restored", row);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
+	/** The sequence number of the user's latest change (0 before any). */
+	async latestSeq(scope: HubScope): Promise<number> {
+		return this.#serialize(() => this.#currentSeq(this.#db(scope), scope));
+	}
+
+	// ---- helpers -----------------------------------------------------------
+
+	#serialize<T>(task: () => Promise<T>): Promise<T> {
+		const run = this.#queue.then(task, task);
+		this.#queue = run.catch(() => undefined);
+		return run;
+	}
+
+	#db(scope: HubScope): ShardDb {
+		return openShard(shardDb(this.env, scope.shard));
+	}
+
+	async #currentSeq(db: ShardDb, scope: HubScope): Promise<number> {
+		if (this.#seq === null) {
+			const rows = await db.all<{ seq: number }>(sql`SELECT COALESCE(MAX(seq), 0) AS seq FROM changes WHERE user_id = ${scope.userId}`);
+			this.#seq = rows[0]?.seq ?? 0;
+		}
+		return this.#seq;
+	}
+
+	/**
+	 * Runs a change's statements and its journal entry in one D1 batch (one
+	 * transaction): the change and its sequence number land together or not
+	 * at all. The in-memory counter advances only after the batch commits.
+	 */
+	async #apply(db: ShardDb, scope: HubScope, statements: BatchQuery[], kind: ChangeKind, after: NodeRow): Promise<number> {
+		const seq = (await this.#currentSeq(db, scope)) + 1;
+		const entry = db.insert(changes).values({
+			userId: scope.userId,
+			seq,
+			kind,
+			nodeId: after.id,
+			node: JSON.stringify(toNode(after)),
+			createdAt: after.modifiedAt,
+		});
+		try {
+			await runBatch(db.$client, [...statements, entry]);
+		} catch (err) {
+			// Another writer may have advanced the journal (a hub restarted
+			// elsewhere): reload the counter before the next commit.
+			this.#seq = null;
+			throw err;
+		}
+		this.#seq = seq;
+		return seq;
+	}
+
+	async #writeVersion(
+		db: ShardDb,
+		scope: HubScope,
+		input: CommitFileInput,
+		node: NodeRow,
+		isNew: boolean,
+		now: string,
+		conflict: CommitResult["conflict"],
+		kind?: ChangeKind,
+	): Promise<Result<{ created: boolean } & CommitResult>> {
+		const version: VersionRow = {
+			id: newId("ver"),
+			userId: scope.userId,
+			nodeId: node.id,
+			parentVersionId: isNew ? "" : (node.headVersionId ?? ""),
+			size: input.size,
+			contentHash: input.contentHash,
+			blockCount: input.blocks.length,
+			deviceId: input.actor.deviceId,
+			createdAt: now,
+		};
+		const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
+		const statements: BatchQuery[] = [];
+		if (isNew) statements.push(db.insert(nodes).values(after));
+		else {
+			statements.push(
+				db
+					.update(nodes)
+					.set({
+						parentId: after.parentId,
+						name: after.name,
+						nameKey: after.nameKey,
+						size: after.size,
+						headVersionId: after.headVersionId,
+						contentHash: after.contentHash,
+						modifiedAt: now,
+						trashedAt: after.trashedAt,
+						trashRootId: after.trashRootId,
+					})
+					.where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id))),
+			);
+		}
+		statements.push(db.insert(versions).values(version));
+		for (let i = 0; i < input.blocks.length; i += BLOCKS_PER_STATEMENT) {
+			const slice = JSON.stringify(input.blocks.slice(i, i + BLOCKS_PER_STATEMENT).map((b) => [b.offset, b.size, b.hash]));
+			statements.push(
+				db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
+					SELECT ${version.id}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+					FROM json_each(${slice})`),
+				db.run(sql`INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
+					SELECT ${scope.userId}, json_extract(value, '$[2]'), json_extract(value, '$[1]'), ${now}
+					FROM json_each(${slice})`),
+			);
+		}
+		await this.#apply(db, scope, statements, kind ?? (isNew ? "created" : "updated"), after);
+		return { ok: true, created: isNew, node: toNode(after), version: toVersion(version), conflict };
+	}
+
+	async #liveFolder(db: ShardDb, scope: HubScope, id: string): Promise<Result<{ row: NodeRow }>> {
+		const row = await findNode(db, scope.userId, id);
+		if (!row || row.type !== "folder") return notFound("parent folder");
+		if (row.trashedAt !== null) return fail("NOT_FOUND", "the parent folder is in the trash");
+		return { ok: true, row };
+	}
+
+	async #checkQuota(db: ShardDb, scope: HubScope, growth: number, quotaBytes: number): Promise<Result<object>> {
+		if (growth <= 0) return { ok: true };
+		const used = await bytesUsed(db, scope.userId);
+		if (used + growth > quotaBytes) {
+			return fail("QUOTA_EXCEEDED", `this needs ${growth} more bytes; ${Math.max(0, quotaBytes - used)} of ${quotaBytes} are free`);
+		}
+		return { ok: true };
+	}
+
+	/** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free. */
+	async #freeName(db: ShardDb, userId: string, parentId: string, desired: string): Promise<string> {
+		const [stem, ext] = splitExtension(desired);
+		for (let n = 1; n < 1000; n++) {
+			const candidate = n === 1 ? desired : `${stem} ${n}${ext}`;
+			if (!(await findLiveChild(db, userId, parentId, nameKey(candidate)))) return candidate;
+		}
+		return `${stem} ${newId("nod").slice(-8)}${ext}`;
+	}
+}
+
+function newNodeRow(userId: string, parentId: string, type: "file" | "folder", name: string, now: string): NodeRow {
+	return {
+		id: newId("nod"),
+		userId,
+		parentId,
+		type,
+		name,
+		nameKey: nameKey(name),
+		size: 0,
+		headVersionId: null,
+		contentHash: null,
+		createdAt: now,
+		modifiedAt: now,
+		trashedAt: null,
+		trashRootId: null,
+	};
+}
+
+function notFound(what: string): Failure {
+	return fail("NOT_FOUND", `${what} not found`);
+}
+
+function nameTaken(name: string): Failure {
+	return fail("NAME_TAKEN", `an item named "${name}" already exists in this folder`, [{ field: "name" }]);
+}
+
+/**
+ * `<stem> (conflicted copy <device> YYYY-MM-DD HHMMSS)<ext>`, per API.md. The
+ * device name is made name-safe and the stem shortened so the result stays a
+ * valid name.
+ */
+export function conflictedCopyName(name: string, deviceName: string, at: Date): string {
+	const [stem, ext] = splitExtension(name);
+	const device = deviceName.replace(/[\u0000-\u001f\u007f<>:"/\\|?*]/gu, "-").trim() || "unknown device";
+	const iso = at.toISOString();
+	const stamp = `${iso.slice(0, 10)} ${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+	const suffix = ` (conflicted copy ${device} ${stamp})${ext}`;
+	const encoder = new TextEncoder();
+	let shortStem = stem;
+	while (shortStem.length > 1 && encoder.encode(shortStem + suffix).byteLength > MAX_NAME_BYTES) shortStem = shortStem.slice(0, -1);
+	return shortStem + suffix;
+}
