@@ -9,7 +9,8 @@ export interface Caller extends HubScope {
 }
 
 export type AppEnv = {
-	Bindings: Env;
+	/** BENCH_ROUTES is set only by `npm run bench` (routes/bench.ts). */
+	Bindings: Env & { BENCH_ROUTES?: string };
 	Variables: {
 		requestId: string;
 		caller: Caller;

@@ -1,4 +1,12 @@
 /** The api worker: auth, the files API, upload sessions and downloads. */
 import { buildApp } from "./app";
+import { runHousekeeping } from "./scheduled";
 
-export default buildApp();
+const app = buildApp();
+
+export default {
+	fetch: app.fetch,
+	async scheduled(_controller, env, ctx) {
+		ctx.waitUntil(runHousekeeping(env));
+	},
+} satisfies ExportedHandler<Env>;

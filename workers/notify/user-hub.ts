@@ -18,7 +18,10 @@ import { changes, nodes, versions, type NodeRow, type VersionRow } from "../../s
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/rows";
 import { ancestry, bytesUsed, findLiveChild, findNode, findRoot, findVersion, openShard, type ShardDb } from "../../src/shared/db/tree";
+import { encodeJournalCursor } from "../../src/shared/journal";
 import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
+import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
+import { randomBytes, sha256Hex, toBase64Url } from "../../src/shared/crypto";
 
 /** Whose hub this is and where their rows live; sent with every call. */
 export interface HubScope {
@@ -48,6 +51,33 @@ export interface CommitFileInput {
 export type ChangeKind = "created" | "updated" | "moved" | "trashed" | "restored" | "deleted";
 
 
+/** A sync ticket as stored in the hub's own storage until it is used or expires. */
+interface TicketRecord {
+	deviceId: string;
+	shard: number;
+	expiresAt: number;
+}
+
+/** What a hibernating sync socket remembers about itself. */
+interface SocketAttachment {
+	deviceId: string;
+	userId: string;
+}
+
+interface Waiter {
+	afterSeq: number;
+	wake: () => void;
+}
+
+/** Sync tickets live this long (seconds); they are single-use. */
+export const TICKET_TTL_SECONDS = 60;
+
+/** At most this many `changes` frames per second reach a device; bursts coalesce. */
+const FRAMES_PER_SECOND = 4;
+
+/** Above this many waiting long polls, answers carry a backoff hint. */
+const LONGPOLL_BACKOFF_THRESHOLD = 200;
+
 // Blocks per INSERT ... SELECT FROM json_each: one bound parameter carries
 // them all, which sidesteps D1's 100-parameters-per-statement limit.
 const BLOCKS_PER_STATEMENT = 2000;
@@ -55,6 +85,10 @@ const BLOCKS_PER_STATEMENT = 2000;
 export class UserHub extends DurableObject<Env> {
 	#queue: Promise<unknown> = Promise.resolve();
 	#seq: number | null = null;
+	#userId: string | null = null;
+	#waiters = new Set<Waiter>();
+	#lastBroadcastAt = 0;
+	#broadcastTimer: ReturnType<typeof setTimeout> | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -83,6 +117,7 @@ export class UserHub extends DurableObject<Env> {
 				modifiedAt: now,
 				trashedAt: null,
 				trashRootId: null,
+				conflictOf: null,
 			};
 			await db.insert(nodes).values(row);
 			return { ok: true, node: toNode(row) };
@@ -136,7 +171,7 @@ export class UserHub extends DurableObject<Env> {
 				const copyName = await this.#freeName(db, scope.userId, parent.row.id, conflictedCopyName(name.name, input.actor.deviceName, new Date(now)));
 				const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
 				if (!quota.ok) return quota;
-				const row = newNodeRow(scope.userId, parent.row.id, "file", copyName, now);
+				const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: existing.id };
 				return this.#writeVersion(db, scope, input, row, true, now, { node_id: existing.id, reason: "stale_base" });
 			}
 
@@ -191,11 +226,18 @@ export class UserHub extends DurableObject<Env> {
 			const clash = await findLiveChild(db, scope.userId, parentId, key);
 			if (clash && clash.id !== node.id) return nameTaken(name);
 			const now = new Date().toISOString();
-			const row: NodeRow = { ...node, name, nameKey: key, parentId, modifiedAt: now };
+			// Renaming a conflicted copy is how a user says "keep both": it resolves it.
+			const conflictOf = name !== node.name ? null : node.conflictOf;
+			const row: NodeRow = { ...node, name, nameKey: key, parentId, modifiedAt: now, conflictOf };
 			await this.#apply(
 				db,
 				scope,
-				[db.update(nodes).set({ name, nameKey: key, parentId, modifiedAt: now }).where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id)))],
+				[
+					db
+						.update(nodes)
+						.set({ name, nameKey: key, parentId, modifiedAt: now, conflictOf })
+						.where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id))),
+				],
 				"moved",
 				row,
 			);
@@ -219,9 +261,11 @@ export class UserHub extends DurableObject<Env> {
 					SELECT n.id FROM nodes n JOIN subtree ON n.parent_id = subtree.id
 					WHERE n.user_id = ${scope.userId} AND n.trashed_at IS NULL
 				)
-				UPDATE nodes SET trashed_at = ${now}, trash_root_id = ${node.id}
+				UPDATE nodes SET trashed_at = ${now}, trash_root_id = ${node.id},
+					-- deleting a conflicted copy resolves it
+					conflict_of = CASE WHEN id = ${node.id} THEN NULL ELSE conflict_of END
 				WHERE user_id = ${scope.userId} AND id IN (SELECT id FROM subtree)`);
-			const row: NodeRow = { ...node, trashedAt: now, trashRootId: node.id };
+			const row: NodeRow = { ...node, trashedAt: now, trashRootId: node.id, conflictOf: null };
 			await this.#apply(db, scope, [trashSubtree], "trashed", row);
 			return { ok: true, node: toNode(row) };
 		});
@@ -272,9 +316,125 @@ export class UserHub extends DurableObject<Env> {
 		});
 	}
 
+	/** Clears a conflicted copy's mark without renaming or deleting it. Idempotent. */
+	async resolveConflict(scope: HubScope, input: { nodeId: string }): Promise<Result<{ node: Node }>> {
+		return this.#serialize(async () => {
+			const db = this.#db(scope);
+			const node = await findNode(db, scope.userId, input.nodeId);
+			if (!node) return notFound("node");
+			if (node.conflictOf === null) return { ok: true, node: toNode(node) };
+			const now = new Date().toISOString();
+			const row: NodeRow = { ...node, conflictOf: null, modifiedAt: now };
+			await this.#apply(
+				db,
+				scope,
+				[db.update(nodes).set({ conflictOf: null, modifiedAt: now }).where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id)))],
+				"updated",
+				row,
+			);
+			return { ok: true, node: toNode(row) };
+		});
+	}
+
 	/** The sequence number of the user's latest change (0 before any). */
 	async latestSeq(scope: HubScope): Promise<number> {
-		return this.#serialize(() => this.#currentSeq(this.#db(scope), scope));
+		return this.#currentSeq(this.#db(scope), scope);
+	}
+
+	/**
+	 * Long poll: resolves as soon as the journal moves past `afterSeq`, or
+	 * with `changes: false` after `timeoutMs`. Commits wake waiters directly;
+	 * nothing polls.
+	 */
+	async waitForChange(scope: HubScope, afterSeq: number, timeoutMs: number): Promise<{ changes: boolean; backoff?: number }> {
+		const backoff = this.#waiters.size >= LONGPOLL_BACKOFF_THRESHOLD ? 5 + Math.floor(Math.random() * 10) : undefined;
+		const answer = (changes: boolean) => (backoff === undefined ? { changes } : { changes, backoff });
+		if ((await this.#currentSeq(this.#db(scope), scope)) > afterSeq) return answer(true);
+		return new Promise((resolve) => {
+			const waiter: Waiter = {
+				afterSeq,
+				wake: () => {
+					clearTimeout(timer);
+					this.#waiters.delete(waiter);
+					resolve(answer(true));
+				},
+			};
+			const timer = setTimeout(() => {
+				this.#waiters.delete(waiter);
+				resolve(answer(false));
+			}, timeoutMs);
+			this.#waiters.add(waiter);
+		});
+	}
+
+	/** Issues a single-use ticket that lets `deviceId` open the sync WebSocket. */
+	async issueTicket(scope: HubScope, deviceId: string): Promise<{ ticket: string; expiresIn: number }> {
+		const ticket = `${scope.userId}.${toBase64Url(randomBytes(32))}`;
+		const now = Date.now();
+		const record: TicketRecord = { deviceId, shard: scope.shard, expiresAt: now + TICKET_TTL_SECONDS * 1000 };
+		// Only the ticket's hash is stored; drop expired ones while here.
+		const stale = [...(await this.ctx.storage.list<TicketRecord>({ prefix: "ticket:" }))].filter(([, r]) => r.expiresAt <= now).map(([k]) => k);
+		if (stale.length > 0) await this.ctx.storage.delete(stale);
+		await this.ctx.storage.put(`ticket:${await sha256Hex(ticket)}`, record);
+		return { ticket, expiresIn: TICKET_TTL_SECONDS };
+	}
+
+	/** Signs a device's open sync sockets out (logout). */
+	async disconnectDevice(deviceId: string): Promise<void> {
+		for (const ws of this.ctx.getWebSockets(deviceId)) ws.close(4001, "signed out");
+	}
+
+	/** Only the WebSocket upgrade of /v1/sync/ws arrives here. */
+	override async fetch(request: Request): Promise<Response> {
+		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return errorJson(426, "INVALID_REQUEST", "expected a WebSocket upgrade");
+		const ticket = new URL(request.url).searchParams.get("ticket") ?? "";
+		const userId = ticket.split(".")[0] ?? "";
+		const key = `ticket:${await sha256Hex(ticket)}`;
+		const record = await this.ctx.storage.get<TicketRecord>(key);
+		if (!record) return errorJson(401, "UNAUTHENTICATED", "the ticket is unknown, used or expired");
+		await this.ctx.storage.delete(key);
+		if (record.expiresAt <= Date.now()) return errorJson(401, "UNAUTHENTICATED", "the ticket is unknown, used or expired");
+		const scope = { userId, shard: record.shard };
+		const seq = await this.#currentSeq(this.#db(scope), scope);
+		const pair = new WebSocketPair();
+		const [client, server] = [pair[0], pair[1]];
+		this.ctx.acceptWebSocket(server, [record.deviceId]);
+		server.serializeAttachment({ deviceId: record.deviceId, userId } satisfies SocketAttachment);
+		server.send(JSON.stringify({ type: "hello", cursor: encodeJournalCursor({ userId, seq }) } satisfies ServerMessage));
+		return new Response(null, { status: 101, webSocket: client });
+	}
+
+	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+		try {
+			let parsed: ReturnType<typeof ClientMessage.safeParse> | null = null;
+			if (typeof message === "string") {
+				try {
+					parsed = ClientMessage.safeParse(JSON.parse(message));
+				} catch {
+					parsed = null;
+				}
+			}
+			if (!parsed?.success) {
+				ws.send(JSON.stringify({ type: "error", message: 'unknown message; send {"type":"ping"} or the text "ping"' } satisfies ServerMessage));
+				return;
+			}
+			if (parsed.data.type === "ping") ws.send(JSON.stringify({ type: "pong" } satisfies ServerMessage));
+		} catch (err) {
+			console.error("webSocketMessage", err);
+		}
+	}
+
+	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+		try {
+			// 1005 and 1006 are reserved: they may be received but never sent.
+			ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+		} catch (err) {
+			console.error("webSocketClose", err);
+		}
+	}
+
+	override async webSocketError(_ws: WebSocket, error: unknown): Promise<void> {
+		console.error("webSocketError", error);
 	}
 
 	// ---- helpers -----------------------------------------------------------
@@ -321,7 +481,36 @@ export class UserHub extends DurableObject<Env> {
 			throw err;
 		}
 		this.#seq = seq;
+		this.#userId = scope.userId;
+		this.#announce(seq);
 		return seq;
+	}
+
+	/** Wakes long polls at once; tells sockets at most FRAMES_PER_SECOND times a second. */
+	#announce(seq: number): void {
+		for (const waiter of this.#waiters) if (waiter.afterSeq < seq) waiter.wake();
+		if (this.#broadcastTimer !== null) return;
+		const wait = this.#lastBroadcastAt + 1000 / FRAMES_PER_SECOND - Date.now();
+		if (wait <= 0) this.#broadcast();
+		else {
+			this.#broadcastTimer = setTimeout(() => {
+				this.#broadcastTimer = null;
+				this.#broadcast();
+			}, wait);
+		}
+	}
+
+	#broadcast(): void {
+		if (this.#seq === null || this.#userId === null) return;
+		this.#lastBroadcastAt = Date.now();
+		const frame = JSON.stringify({ type: "changes", cursor: encodeJournalCursor({ userId: this.#userId, seq: this.#seq }) } satisfies ServerMessage);
+		for (const ws of this.ctx.getWebSockets()) {
+			try {
+				ws.send(frame);
+			} catch (err) {
+				console.error("broadcast", err);
+			}
+		}
 	}
 
 	async #writeVersion(
@@ -424,7 +613,12 @@ function newNodeRow(userId: string, parentId: string, type: "file" | "folder", n
 		modifiedAt: now,
 		trashedAt: null,
 		trashRootId: null,
+		conflictOf: null,
 	};
+}
+
+function errorJson(status: number, code: string, message: string): Response {
+	return Response.json({ error: { code, message, request_id: "hub" } }, { status });
 }
 
 function notFound(what: string): Failure {

@@ -16,6 +16,7 @@ export function toNode(row: NodeRow): Node {
 		created_at: row.createdAt,
 		modified_at: row.modifiedAt,
 		trashed: row.trashedAt !== null,
+		conflict_of: row.conflictOf,
 	};
 }
 

@@ -74,6 +74,8 @@ export const nodes = sqliteTable(
 		modifiedAt: text("modified_at").notNull(),
 		trashedAt: text("trashed_at"),
 		trashRootId: text("trash_root_id"),
+		/** For an unresolved conflicted copy: the file it lost against. */
+		conflictOf: text("conflict_of"),
 	},
 	(t) => [
 		uniqueIndex("nodes_root")
@@ -136,6 +138,11 @@ export const changes = sqliteTable(
 	},
 	(t) => [primaryKey({ columns: [t.userId, t.seq] })],
 );
+
+export const journalState = sqliteTable("journal_state", {
+	userId: text("user_id").primaryKey(),
+	prunedThrough: integer("pruned_through").notNull(),
+});
 
 export type NodeRow = typeof nodes.$inferSelect;
 export type VersionRow = typeof versions.$inferSelect;

@@ -16,6 +16,9 @@ export const Node = z
 		created_at: Timestamp,
 		modified_at: Timestamp,
 		trashed: z.boolean(),
+		conflict_of: NodeId.nullable().openapi({
+			description: "Set on an unresolved conflicted copy: the id of the file it lost against. Cleared when the copy is renamed, deleted or resolved.",
+		}),
 	})
 	.openapi("Node");
 export type Node = z.infer<typeof Node>;

@@ -144,7 +144,9 @@ const logout = createRoute({
 });
 
 authRoutes.openapi(logout, async (c) => {
-	await revokeDevice(openDirectory(c.env.DIRECTORY), c.get("caller").deviceId);
+	const caller = c.get("caller");
+	await revokeDevice(openDirectory(c.env.DIRECTORY), caller.deviceId);
+	await hubFor(c.env, caller.userId).disconnectDevice(caller.deviceId);
 	return c.body(null, 204);
 });
 

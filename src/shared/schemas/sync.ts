@@ -1,0 +1,60 @@
+/** The change journal, long poll, WebSocket sync channel and conflicts. */
+import { z } from "@hono/zod-openapi";
+import { Node } from "./nodes";
+
+export const ChangeKind = z.enum(["created", "updated", "moved", "trashed", "restored", "deleted"]);
+export type ChangeKind = z.infer<typeof ChangeKind>;
+
+export const Cursor = z.string().min(1).max(200).openapi({ example: "c1_dXNyXzAxam…", description: "Opaque" });
+
+export const ChangeEntry = z
+	.object({ seq: z.number().int(), kind: ChangeKind, node: Node, created_at: z.string() })
+	.openapi("ChangeEntry");
+export type ChangeEntry = z.infer<typeof ChangeEntry>;
+
+export const ChangesQuery = z.object({
+	cursor: Cursor.optional(),
+	limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
+
+export const ChangesPage = z
+	.object({ entries: z.array(ChangeEntry), cursor: Cursor, has_more: z.boolean() })
+	.openapi("ChangesPage");
+
+export const LatestCursor = z.object({ cursor: Cursor }).openapi("LatestCursor");
+
+export const LongpollQuery = z.object({
+	cursor: Cursor,
+	timeout: z.coerce.number().int().min(1).max(120).default(60).openapi({ description: "Seconds, 1 to 120; the server adds up to 10 % jitter below it" }),
+});
+
+export const LongpollResult = z
+	.object({
+		changes: z.boolean(),
+		backoff: z.number().int().optional().openapi({ description: "Seconds to wait before the next long poll" }),
+	})
+	.openapi("LongpollResult");
+
+export const SyncTicket = z.object({ ticket: z.string(), expires_in: z.number().int() }).openapi("SyncTicket");
+
+/** Frames the server sends on the sync WebSocket. */
+export const ServerMessage = z.discriminatedUnion("type", [
+	z.object({ type: z.literal("hello"), cursor: Cursor }),
+	z.object({ type: z.literal("changes"), cursor: Cursor }),
+	z.object({ type: z.literal("pong") }),
+	z.object({ type: z.literal("error"), message: z.string() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+/**
+ * Frames a client may send. The literal text "ping" is answered "pong" by
+ * the runtime without waking the object; a JSON ping gets a JSON pong.
+ */
+export const ClientMessage = z.discriminatedUnion("type", [z.object({ type: z.literal("ping") })]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+export const ConflictItem = z
+	.object({ node: Node, conflicts_with: Node.nullable().openapi({ description: "The file this copy lost against (null if purged)" }) })
+	.openapi("ConflictItem");
+
+export const ConflictPage = z.object({ items: z.array(ConflictItem), next_cursor: z.string().nullable() }).openapi("ConflictPage");

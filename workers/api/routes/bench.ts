@@ -1,0 +1,60 @@
+/**
+ * Baselines for `npm run bench`, mounted only when the BENCH_ROUTES var is
+ * "1" (the bench passes it to `wrangler dev`; it is never set in
+ * wrangler.toml, so deployments do not have these routes).
+ */
+import { Hono } from "hono";
+import { chunkBoundaries } from "../../../src/shared/chunking";
+import type { AppEnv } from "../env";
+
+export const benchRoutes = new Hono<AppEnv>();
+
+/** Raw R2 put of the request body: the ceiling our upload path is compared with. */
+benchRoutes.put("/raw/:key", async (c) => {
+	const length = Number(c.req.header("Content-Length"));
+	const body = c.req.raw.body;
+	if (!body || !Number.isFinite(length)) return c.text("Content-Length required", 400);
+	const started = Date.now();
+	const object = await c.env.BLOBS.put(`bench/${c.req.param("key")}`, body.pipeThrough(new FixedLengthStream(length)));
+	return c.json({ size: object?.size ?? 0, ms: Date.now() - started });
+});
+
+/** Raw R2 get: the ceiling for downloads. */
+benchRoutes.get("/raw/:key", async (c) => {
+	const object = await c.env.BLOBS.get(`bench/${c.req.param("key")}`);
+	if (!object) return c.text("not found", 404);
+	return c.body(object.body, 200, { "Content-Length": String(object.size) });
+});
+
+/** Chunker and SHA-256 throughput inside workerd, on data generated here. */
+benchRoutes.get("/chunker", async (c) => {
+	const mib = Math.min(Number(c.req.query("mib") ?? "128"), 512);
+	const data = new Uint8Array(mib * 1024 * 1024);
+	const words = new Uint32Array(data.buffer);
+	let x = 2463534242;
+	for (let i = 0; i < words.length; i++) {
+		x ^= x << 13;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		words[i] = x >>> 0;
+	}
+	// workerd freezes Date.now() during synchronous code (Spectre
+	// mitigation); performance.now() advances after I/O, so each timed
+	// section ends with a trivial awaited I/O.
+	const tick = async () => {
+		await scheduler.wait(0);
+		return performance.now();
+	};
+	let best = { chunker: Infinity, sha: Infinity };
+	let chunks = 0;
+	for (let run = 0; run < 3; run++) {
+		const t0 = await tick();
+		chunks = chunkBoundaries(data).length;
+		const t1 = await tick();
+		await crypto.subtle.digest("SHA-256", data);
+		const t2 = await tick();
+		best = { chunker: Math.min(best.chunker, t1 - t0), sha: Math.min(best.sha, t2 - t1) };
+	}
+	const mb = data.byteLength / 1e6;
+	return c.json({ bytes: data.byteLength, chunks, chunker_mb_s: mb / (best.chunker / 1000), sha256_mb_s: mb / (best.sha / 1000) });
+});

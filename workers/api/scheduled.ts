@@ -1,0 +1,13 @@
+/** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
+import { shardCount, shardDb } from "../../src/shared/db/rows";
+import { openShard } from "../../src/shared/db/tree";
+import { pruneJournal } from "./services/journal";
+
+/** Runs every housekeeping task over every shard. */
+export async function runHousekeeping(env: Env, now = Date.now()): Promise<void> {
+	const retentionDays = Number(env.JOURNAL_RETENTION_DAYS) || 30;
+	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
+	for (let i = 0; i < shardCount(env); i++) {
+		await pruneJournal(openShard(shardDb(env, i)), cutoff);
+	}
+}
