@@ -18,10 +18,11 @@
  *     skipping" in the 2016 paper); the hash starts at 0 for every chunk;
  *   - for every byte b at offset i >= MIN: `h = (h << 1) + GEAR[b]` (mod 2^32);
  *   - while i < AVG the cut condition is `(h & MASK_S) === 0` (harder, 22 bits),
- *     from AVG on it is `(h & MASK_L) === 0` (easier, 18 bits). This is
- *     "normalized chunking" at level 2 (paper section "Normalized
- *     Chunking"): 20 +/- 2 bits around the
- *     2^20 = 1 MiB average, which concentrates chunk sizes around the average;
+ *     from AVG on it is `(h & MASK_L) === 0` (easier, 18 bits). This is the
+ *     paper's "normalized chunking" at level 2: 20 +/- 2 effective bits around
+ *     the 2^20 = 1 MiB average, which makes early cuts rarer and late ones
+ *     likelier, concentrating chunk sizes around the average (and making up
+ *     for the dedup ratio that sub-minimum skipping costs);
  *   - when the condition holds at offset i the chunk is bytes [0, i]
  *     (length i + 1; the paper returns i, i.e. puts the matching byte into
  *     the next chunk — we keep it in the current one so that a chunk's end
