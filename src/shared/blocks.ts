@@ -166,16 +166,24 @@ export function readBlockHeader(stored: Uint8Array): BlockHeader {
  *
  * @throws TypeError for a malformed `hashHex`, RangeError for a plaintext over
  *   {@link MAX_BLOCK_PLAINTEXT_BYTES}, BlockIntegrityError("hash") when the
- *   plaintext does not hash to `hashHex`.
+ *   plaintext does not hash to `hashHex` (unless `hashVerified`).
  */
-export async function encodeBlock(plain: Uint8Array, hashHex: string, ring: KeyRing): Promise<Uint8Array<ArrayBuffer>> {
+export async function encodeBlock(
+	plain: Uint8Array,
+	hashHex: string,
+	ring: KeyRing,
+	options: {
+		/** The caller hashed `plain` itself just now (e.g. while it streamed): skip the second SHA-256 pass. */
+		hashVerified?: boolean;
+	} = {},
+): Promise<Uint8Array<ArrayBuffer>> {
 	if (!isSha256Hex(hashHex)) throw new TypeError("encodeBlock: hash must be 64 lowercase hex chars");
 	if (plain.length > MAX_BLOCK_PLAINTEXT_BYTES) {
 		throw new RangeError(`encodeBlock: block of ${plain.length} bytes exceeds ${MAX_BLOCK_PLAINTEXT_BYTES}`);
 	}
 	const keyId = ring.currentKeyId;
 	const [actualHash, key, compressed] = await Promise.all([
-		sha256Hex(plain),
+		options.hashVerified === true ? hashHex : sha256Hex(plain),
 		ring.deriveBlockKey(keyId, hashHex),
 		compressIfWorthwhile(plain),
 	]);
@@ -213,18 +221,11 @@ export async function encodeBlock(plain: Uint8Array, hashHex: string, ring: KeyR
  * @throws BlockIntegrityError on any failure (see its reasons; note a wrong
  *   `hashHex` surfaces as "auth"), TypeError for a malformed `hashHex`.
  */
-export async function decodeBlock(
-	stored: Uint8Array,
-	hashHex: string,
-	ring: KeyRing,
-): Promise<Uint8Array<ArrayBuffer>> {
+export async function decodeBlock(stored: Uint8Array, hashHex: string, ring: KeyRing): Promise<Uint8Array<ArrayBuffer>> {
 	if (!isSha256Hex(hashHex)) throw new TypeError("decodeBlock: hash must be 64 lowercase hex chars");
 	const header = readBlockHeader(stored);
 	if (!ring.has(header.keyId)) {
-		throw new BlockIntegrityError(
-			"unknown_key",
-			`block is encrypted under unknown key id ${JSON.stringify(header.keyId)}`,
-		);
+		throw new BlockIntegrityError("unknown_key", `block is encrypted under unknown key id ${JSON.stringify(header.keyId)}`);
 	}
 	const key = await ring.deriveBlockKey(header.keyId, hashHex);
 

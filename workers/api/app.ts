@@ -10,6 +10,7 @@ import { conflictRoutes } from "./routes/conflicts";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
+import { uploadRoutes } from "./routes/uploads";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
@@ -28,6 +29,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", authRoutes);
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
+	app.route("/v1", uploadRoutes);
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
 	app.use("/_bench/*", async (c, next) => {
@@ -42,7 +44,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 		info: {
 			title: "Drive API",
 			version: "1.0.0",
-			description: "Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`.",
+			description:
+				"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`.",
 		},
 		servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 	});
@@ -51,4 +54,3 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.onError(onError);
 	return app;
 }
-

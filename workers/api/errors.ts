@@ -33,7 +33,13 @@ export function unwrap<T extends { ok: boolean }>(result: T): Extract<T, { ok: t
 }
 
 /** The envelope for `code`. */
-export function errorResponse(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown[], headers?: Record<string, string>): Response {
+export function errorResponse(
+	c: Context<AppEnv>,
+	code: ErrorCode,
+	message: string,
+	details?: unknown[],
+	headers?: Record<string, string>,
+): Response {
 	const body: ErrorBody = { error: { code, message, request_id: c.get("requestId") ?? "unknown" } };
 	if (details !== undefined && details.length > 0) body.error.details = details;
 	return c.json(body, statusOf(code), headers);

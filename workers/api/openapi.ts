@@ -19,7 +19,11 @@ export function newRouter(): OpenAPIHono<AppEnv> {
 		defaultHook: (result) => {
 			if (!result.success) {
 				const details = issuesToDetails(result.error as unknown as ZodError);
-				throw new ApiError("INVALID_REQUEST", `invalid ${result.target}: ${details.map((d) => `${d.field}: ${d.message}`).join("; ")}`, details);
+				throw new ApiError(
+					"INVALID_REQUEST",
+					`invalid ${result.target}: ${details.map((d) => `${d.field}: ${d.message}`).join("; ")}`,
+					details,
+				);
 			}
 		},
 	});

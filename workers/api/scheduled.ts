@@ -2,6 +2,7 @@
 import { shardCount, shardDb } from "../../src/shared/db/rows";
 import { openShard } from "../../src/shared/db/tree";
 import { pruneJournal } from "./services/journal";
+import { cleanupUploads } from "./services/uploads";
 
 /** Runs every housekeeping task over every shard. */
 export async function runHousekeeping(env: Env, now = Date.now()): Promise<void> {
@@ -10,4 +11,5 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	for (let i = 0; i < shardCount(env); i++) {
 		await pruneJournal(openShard(shardDb(env, i)), cutoff);
 	}
+	await cleanupUploads(env, env.BLOBS, now);
 }

@@ -14,7 +14,8 @@ import { and, eq, sql } from "drizzle-orm";
 import { fail, type Failure, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { checkName, nameKey, splitExtension, MAX_NAME_BYTES } from "../../src/shared/names";
-import { changes, nodes, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
+import { changes, nodes, uploadBlocks, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
+import { findUpload, isLive, missingBlocks } from "../../src/shared/db/uploads";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/rows";
 import { ancestry, bytesUsed, findLiveChild, findNode, findRoot, findVersion, openShard, type ShardDb } from "../../src/shared/db/tree";
@@ -40,7 +41,8 @@ export interface CommitFileInput {
 	name: string;
 	size: number;
 	contentHash: string;
-	blocks: BlockRef[];
+	/** The blocks in file order, or the upload whose block list they are. */
+	blocks: BlockRef[] | { uploadId: string; count: number };
 	/** The head the client edited (If-Match or base_version_id); null for "whatever is there". */
 	baseVersionId: string | null;
 	onConflict: "copy" | "fail";
@@ -49,7 +51,6 @@ export interface CommitFileInput {
 }
 
 export type ChangeKind = "created" | "updated" | "moved" | "trashed" | "restored" | "deleted";
-
 
 /** A sync ticket as stored in the hub's own storage until it is used or expires. */
 interface TicketRecord {
@@ -146,53 +147,114 @@ export class UserHub extends DurableObject<Env> {
 	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.
 	 */
 	async commitFile(scope: HubScope, input: CommitFileInput): Promise<Result<{ created: boolean } & CommitResult>> {
+		return this.#serialize(() => this.#commitContent(this.#db(scope), scope, input));
+	}
+
+	/**
+	 * Commits an upload session or tus upload whose blocks have all arrived.
+	 * Idempotent: committing a committed upload answers the same result, so a
+	 * client whose answer was lost can simply retry.
+	 */
+	async commitUpload(
+		scope: HubScope,
+		input: { uploadId: string; contentHash: string; quotaBytes: number },
+	): Promise<Result<{ created: boolean } & CommitResult>> {
 		return this.#serialize(async () => {
 			const db = this.#db(scope);
-			const name = checkName(input.name);
-			if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
-			const parent = await this.#liveFolder(db, scope, input.parentId);
-			if (!parent.ok) return parent;
-			const now = new Date().toISOString();
-			const existing = await findLiveChild(db, scope.userId, parent.row.id, name.key);
-			if (existing && existing.type === "folder") return nameTaken(name.name);
+			const upload = await findUpload(db, scope.userId, input.uploadId);
+			if (!upload) return notFound("upload");
+			if (upload.committedVersionId !== null) return this.#committedResult(db, scope, upload.committedVersionId);
+			if (!isLive(upload)) return notFound("upload");
+			const missing = await missingBlocks(db, scope.userId, upload.id);
+			if (missing.length > 0) return fail("MISSING_BLOCKS", `${missing.length} block(s) have not been uploaded`, missing);
+			const count = await db.$count(uploadBlocks, eq(uploadBlocks.uploadId, upload.id));
+			return this.#commitContent(db, scope, {
+				parentId: upload.parentId,
+				name: upload.name,
+				size: upload.size,
+				contentHash: input.contentHash,
+				blocks: { uploadId: upload.id, count },
+				baseVersionId: upload.baseVersionId,
+				onConflict: upload.onConflict,
+				quotaBytes: input.quotaBytes,
+				actor: { deviceId: upload.deviceId, deviceName: upload.deviceName },
+			});
+		});
+	}
 
-			if (existing) {
-				const stale = input.baseVersionId !== null && input.baseVersionId !== existing.headVersionId;
-				if (!stale) {
-					const quota = await this.#checkQuota(db, scope, input.size - existing.size, input.quotaBytes);
-					if (!quota.ok) return quota;
-					return this.#writeVersion(db, scope, input, existing, false, now, null);
-				}
-				if (input.onConflict === "fail") {
-					return fail("VERSION_CONFLICT", `the file changed since version ${input.baseVersionId}`, [
-						{ node_id: existing.id, head_version_id: existing.headVersionId },
-					]);
-				}
-				const copyName = await this.#freeName(db, scope.userId, parent.row.id, conflictedCopyName(name.name, input.actor.deviceName, new Date(now)));
-				const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+	async #committedResult(db: ShardDb, scope: HubScope, versionId: string): Promise<Result<{ created: boolean } & CommitResult>> {
+		const version = await findVersion(db, scope.userId, versionId);
+		const node = version ? await findNode(db, scope.userId, version.nodeId) : null;
+		if (!version || !node) return notFound("upload");
+		return { ok: true, created: version.parentVersionId === "", node: toNode(node), version: toVersion(version), conflict: null };
+	}
+
+	async #commitContent(db: ShardDb, scope: HubScope, input: CommitFileInput): Promise<Result<{ created: boolean } & CommitResult>> {
+		const name = checkName(input.name);
+		if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+		const parent = await this.#liveFolder(db, scope, input.parentId);
+		if (!parent.ok) return parent;
+		const now = new Date().toISOString();
+		const existing = await findLiveChild(db, scope.userId, parent.row.id, name.key);
+		if (existing && existing.type === "folder") return nameTaken(name.name);
+
+		if (existing) {
+			const stale = input.baseVersionId !== null && input.baseVersionId !== existing.headVersionId;
+			if (!stale) {
+				const quota = await this.#checkQuota(db, scope, input.size - existing.size, input.quotaBytes);
 				if (!quota.ok) return quota;
-				const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: existing.id };
-				return this.#writeVersion(db, scope, input, row, true, now, { node_id: existing.id, reason: "stale_base" });
+				return this.#writeVersion(db, scope, input, existing, false, now, null);
 			}
-
-			// Nothing lives at this name. If the client edited a version whose
-			// file was deleted meanwhile, the edit wins: the file comes back.
-			if (input.baseVersionId !== null) {
-				const base = await findVersion(db, scope.userId, input.baseVersionId);
-				const baseNode = base ? await findNode(db, scope.userId, base.nodeId) : null;
-				if (baseNode && baseNode.trashedAt !== null && baseNode.type === "file") {
-					const quota = await this.#checkQuota(db, scope, input.size - baseNode.size, input.quotaBytes);
-					if (!quota.ok) return quota;
-					const revived: NodeRow = { ...baseNode, parentId: parent.row.id, name: name.name, nameKey: name.key, trashedAt: null, trashRootId: null };
-					const stale = baseNode.headVersionId !== input.baseVersionId;
-					return this.#writeVersion(db, scope, input, revived, false, now, stale ? { node_id: baseNode.id, reason: "stale_base" } : null, "restored");
-				}
+			if (input.onConflict === "fail") {
+				return fail("VERSION_CONFLICT", `the file changed since version ${input.baseVersionId}`, [
+					{ node_id: existing.id, head_version_id: existing.headVersionId },
+				]);
 			}
+			const copyName = await this.#freeName(
+				db,
+				scope.userId,
+				parent.row.id,
+				conflictedCopyName(name.name, input.actor.deviceName, new Date(now)),
+			);
 			const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
 			if (!quota.ok) return quota;
-			const row = newNodeRow(scope.userId, parent.row.id, "file", name.name, now);
-			return this.#writeVersion(db, scope, input, row, true, now, null);
-		});
+			const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: existing.id };
+			return this.#writeVersion(db, scope, input, row, true, now, { node_id: existing.id, reason: "stale_base" });
+		}
+
+		// Nothing lives at this name. If the client edited a version whose
+		// file was deleted meanwhile, the edit wins: the file comes back.
+		if (input.baseVersionId !== null) {
+			const base = await findVersion(db, scope.userId, input.baseVersionId);
+			const baseNode = base ? await findNode(db, scope.userId, base.nodeId) : null;
+			if (baseNode && baseNode.trashedAt !== null && baseNode.type === "file") {
+				const quota = await this.#checkQuota(db, scope, input.size - baseNode.size, input.quotaBytes);
+				if (!quota.ok) return quota;
+				const revived: NodeRow = {
+					...baseNode,
+					parentId: parent.row.id,
+					name: name.name,
+					nameKey: name.key,
+					trashedAt: null,
+					trashRootId: null,
+				};
+				const stale = baseNode.headVersionId !== input.baseVersionId;
+				return this.#writeVersion(
+					db,
+					scope,
+					input,
+					revived,
+					false,
+					now,
+					stale ? { node_id: baseNode.id, reason: "stale_base" } : null,
+					"restored",
+				);
+			}
+		}
+		const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+		if (!quota.ok) return quota;
+		const row = newNodeRow(scope.userId, parent.row.id, "file", name.name, now);
+		return this.#writeVersion(db, scope, input, row, true, now, null);
 	}
 
 	/** Renames and/or moves a node. A folder can never move into itself or its subtree. */
@@ -328,7 +390,12 @@ export class UserHub extends DurableObject<Env> {
 			await this.#apply(
 				db,
 				scope,
-				[db.update(nodes).set({ conflictOf: null, modifiedAt: now }).where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id)))],
+				[
+					db
+						.update(nodes)
+						.set({ conflictOf: null, modifiedAt: now })
+						.where(and(eq(nodes.userId, scope.userId), eq(nodes.id, node.id))),
+				],
 				"updated",
 				row,
 			);
@@ -373,7 +440,9 @@ export class UserHub extends DurableObject<Env> {
 		const now = Date.now();
 		const record: TicketRecord = { deviceId, shard: scope.shard, expiresAt: now + TICKET_TTL_SECONDS * 1000 };
 		// Only the ticket's hash is stored; drop expired ones while here.
-		const stale = [...(await this.ctx.storage.list<TicketRecord>({ prefix: "ticket:" }))].filter(([, r]) => r.expiresAt <= now).map(([k]) => k);
+		const stale = [...(await this.ctx.storage.list<TicketRecord>({ prefix: "ticket:" }))]
+			.filter(([, r]) => r.expiresAt <= now)
+			.map(([k]) => k);
 		if (stale.length > 0) await this.ctx.storage.delete(stale);
 		await this.ctx.storage.put(`ticket:${await sha256Hex(ticket)}`, record);
 		return { ticket, expiresIn: TICKET_TTL_SECONDS };
@@ -386,7 +455,8 @@ export class UserHub extends DurableObject<Env> {
 
 	/** Only the WebSocket upgrade of /v1/sync/ws arrives here. */
 	override async fetch(request: Request): Promise<Response> {
-		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return errorJson(426, "INVALID_REQUEST", "expected a WebSocket upgrade");
+		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
+			return errorJson(426, "INVALID_REQUEST", "expected a WebSocket upgrade");
 		const ticket = new URL(request.url).searchParams.get("ticket") ?? "";
 		const userId = ticket.split(".")[0] ?? "";
 		const key = `ticket:${await sha256Hex(ticket)}`;
@@ -415,7 +485,9 @@ export class UserHub extends DurableObject<Env> {
 				}
 			}
 			if (!parsed?.success) {
-				ws.send(JSON.stringify({ type: "error", message: 'unknown message; send {"type":"ping"} or the text "ping"' } satisfies ServerMessage));
+				ws.send(
+					JSON.stringify({ type: "error", message: 'unknown message; send {"type":"ping"} or the text "ping"' } satisfies ServerMessage),
+				);
 				return;
 			}
 			if (parsed.data.type === "ping") ws.send(JSON.stringify({ type: "pong" } satisfies ServerMessage));
@@ -503,7 +575,10 @@ export class UserHub extends DurableObject<Env> {
 	#broadcast(): void {
 		if (this.#seq === null || this.#userId === null) return;
 		this.#lastBroadcastAt = Date.now();
-		const frame = JSON.stringify({ type: "changes", cursor: encodeJournalCursor({ userId: this.#userId, seq: this.#seq }) } satisfies ServerMessage);
+		const frame = JSON.stringify({
+			type: "changes",
+			cursor: encodeJournalCursor({ userId: this.#userId, seq: this.#seq }),
+		} satisfies ServerMessage);
 		for (const ws of this.ctx.getWebSockets()) {
 			try {
 				ws.send(frame);
@@ -530,7 +605,7 @@ export class UserHub extends DurableObject<Env> {
 			parentVersionId: isNew ? "" : (node.headVersionId ?? ""),
 			size: input.size,
 			contentHash: input.contentHash,
-			blockCount: input.blocks.length,
+			blockCount: Array.isArray(input.blocks) ? input.blocks.length : input.blocks.count,
 			deviceId: input.actor.deviceId,
 			createdAt: now,
 		};
@@ -556,8 +631,20 @@ export class UserHub extends DurableObject<Env> {
 			);
 		}
 		statements.push(db.insert(versions).values(version));
-		for (let i = 0; i < input.blocks.length; i += BLOCKS_PER_STATEMENT) {
-			const slice = JSON.stringify(input.blocks.slice(i, i + BLOCKS_PER_STATEMENT).map((b) => [b.offset, b.size, b.hash]));
+		const source = input.blocks;
+		if (!Array.isArray(source)) {
+			// The block list is already in the shard: copy it, don't ship it over RPC.
+			statements.push(
+				db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
+					SELECT ${version.id}, offset, size, hash FROM upload_blocks WHERE upload_id = ${source.uploadId}`),
+				db.run(sql`INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
+					SELECT ${scope.userId}, hash, MAX(size), ${now} FROM upload_blocks WHERE upload_id = ${source.uploadId} GROUP BY hash`),
+				db.update(uploads).set({ committedVersionId: version.id }).where(eq(uploads.id, source.uploadId)),
+			);
+		}
+		const list = Array.isArray(source) ? source : [];
+		for (let i = 0; i < list.length; i += BLOCKS_PER_STATEMENT) {
+			const slice = JSON.stringify(list.slice(i, i + BLOCKS_PER_STATEMENT).map((b) => [b.offset, b.size, b.hash]));
 			statements.push(
 				db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
 					SELECT ${version.id}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')

@@ -123,7 +123,7 @@ export const userBlocks = sqliteTable(
 		size: integer("size").notNull(),
 		createdAt: text("created_at").notNull(),
 	},
-	(t) => [primaryKey({ columns: [t.userId, t.hash] })],
+	(t) => [primaryKey({ columns: [t.userId, t.hash] }), index("user_blocks_by_hash").on(t.hash)],
 );
 
 export const changes = sqliteTable(
@@ -144,6 +144,56 @@ export const journalState = sqliteTable("journal_state", {
 	prunedThrough: integer("pruned_through").notNull(),
 });
 
+export const uploads = sqliteTable(
+	"uploads",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		protocol: text("protocol", { enum: ["session", "tus"] }).notNull(),
+		parentId: text("parent_id").notNull(),
+		name: text("name").notNull(),
+		size: integer("size").notNull(),
+		contentHash: text("content_hash"),
+		baseVersionId: text("base_version_id"),
+		onConflict: text("on_conflict", { enum: ["copy", "fail"] })
+			.notNull()
+			.default("copy"),
+		deviceId: text("device_id"),
+		deviceName: text("device_name").notNull().default(""),
+		createdAt: text("created_at").notNull(),
+		expiresAt: text("expires_at").notNull(),
+		offset: integer("offset").notNull().default(0),
+		hashState: text("hash_state"),
+		tailKey: text("tail_key"),
+		metadata: text("metadata"),
+		committedVersionId: text("committed_version_id"),
+		cancelledAt: text("cancelled_at"),
+	},
+	(t) => [index("uploads_by_expiry").on(t.expiresAt)],
+);
+
+export const uploadBlocks = sqliteTable(
+	"upload_blocks",
+	{
+		uploadId: text("upload_id").notNull(),
+		idx: integer("idx").notNull(),
+		offset: integer("offset").notNull(),
+		size: integer("size").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.uploadId, t.idx] }), index("upload_blocks_by_hash").on(t.hash)],
+);
+
+export const uploadReceived = sqliteTable(
+	"upload_received",
+	{
+		uploadId: text("upload_id").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.uploadId, t.hash] })],
+);
+
+export type UploadRow = typeof uploads.$inferSelect;
 export type NodeRow = typeof nodes.$inferSelect;
 export type VersionRow = typeof versions.$inferSelect;
 export type UserRow = typeof users.$inferSelect;

@@ -61,7 +61,13 @@ export async function ancestry(db: ShardDb, userId: string, id: string): Promise
 }
 
 /** One page of a folder's live children, ordered by folded name. */
-export async function listChildren(db: ShardDb, userId: string, parentId: string, limit: number, afterKey: string | null): Promise<NodeRow[]> {
+export async function listChildren(
+	db: ShardDb,
+	userId: string,
+	parentId: string,
+	limit: number,
+	afterKey: string | null,
+): Promise<NodeRow[]> {
 	// name_key is unique among live siblings, so it alone is a stable keyset cursor.
 	return db
 		.select()
@@ -79,7 +85,12 @@ export async function listChildren(db: ShardDb, userId: string, parentId: string
 }
 
 /** One page of the trash: the nodes the user deleted, newest first. */
-export async function listTrash(db: ShardDb, userId: string, limit: number, after: { trashedAt: string; id: string } | null): Promise<NodeRow[]> {
+export async function listTrash(
+	db: ShardDb,
+	userId: string,
+	limit: number,
+	after: { trashedAt: string; id: string } | null,
+): Promise<NodeRow[]> {
 	return db
 		.select()
 		.from(nodes)
@@ -113,7 +124,13 @@ export async function blocksInRange(db: ShardDb, versionId: string, start: numbe
 	return db
 		.select({ offset: versionBlocks.offset, size: versionBlocks.size, hash: versionBlocks.hash })
 		.from(versionBlocks)
-		.where(and(eq(versionBlocks.versionId, versionId), sql`${versionBlocks.offset} <= ${end}`, sql`${versionBlocks.offset} + ${versionBlocks.size} > ${start}`))
+		.where(
+			and(
+				eq(versionBlocks.versionId, versionId),
+				sql`${versionBlocks.offset} <= ${end}`,
+				sql`${versionBlocks.offset} + ${versionBlocks.size} > ${start}`,
+			),
+		)
 		.orderBy(asc(versionBlocks.offset));
 }
 

@@ -17,7 +17,8 @@ export const Node = z
 		modified_at: Timestamp,
 		trashed: z.boolean(),
 		conflict_of: NodeId.nullable().openapi({
-			description: "Set on an unresolved conflicted copy: the id of the file it lost against. Cleared when the copy is renamed, deleted or resolved.",
+			description:
+				"Set on an unresolved conflicted copy: the id of the file it lost against. Cleared when the copy is renamed, deleted or resolved.",
 		}),
 	})
 	.openapi("Node");
@@ -30,13 +31,9 @@ export const NodeWithPath = Node.extend({
 	ancestors: z.array(PathEntry).openapi({ description: "From the root down to the parent" }),
 }).openapi("NodeWithPath");
 
-export const NodePage = z
-	.object({ items: z.array(Node), next_cursor: z.string().nullable() })
-	.openapi("NodePage");
+export const NodePage = z.object({ items: z.array(Node), next_cursor: z.string().nullable() }).openapi("NodePage");
 
-export const CreateFolderBody = z
-	.object({ parent_id: NodeId, name: z.string().min(1).max(1024) })
-	.openapi("CreateFolderBody");
+export const CreateFolderBody = z.object({ parent_id: NodeId, name: z.string().min(1).max(1024) }).openapi("CreateFolderBody");
 
 export const UpdateNodeBody = z
 	.object({ name: z.string().min(1).max(1024).optional(), parent_id: NodeId.optional() })
@@ -63,9 +60,7 @@ export const Conflict = z
 	.openapi("Conflict");
 export type Conflict = z.infer<typeof Conflict>;
 
-export const CommitResult = z
-	.object({ node: Node, version: Version, conflict: Conflict.nullable() })
-	.openapi("CommitResult");
+export const CommitResult = z.object({ node: Node, version: Version, conflict: Conflict.nullable() }).openapi("CommitResult");
 export type CommitResult = z.infer<typeof CommitResult>;
 
 export const ContentQuery = z.object({

@@ -7,9 +7,7 @@ export type ChangeKind = z.infer<typeof ChangeKind>;
 
 export const Cursor = z.string().min(1).max(200).openapi({ example: "c1_dXNyXzAxam…", description: "Opaque" });
 
-export const ChangeEntry = z
-	.object({ seq: z.number().int(), kind: ChangeKind, node: Node, created_at: z.string() })
-	.openapi("ChangeEntry");
+export const ChangeEntry = z.object({ seq: z.number().int(), kind: ChangeKind, node: Node, created_at: z.string() }).openapi("ChangeEntry");
 export type ChangeEntry = z.infer<typeof ChangeEntry>;
 
 export const ChangesQuery = z.object({
@@ -17,15 +15,19 @@ export const ChangesQuery = z.object({
 	limit: z.coerce.number().int().min(1).max(1000).default(500),
 });
 
-export const ChangesPage = z
-	.object({ entries: z.array(ChangeEntry), cursor: Cursor, has_more: z.boolean() })
-	.openapi("ChangesPage");
+export const ChangesPage = z.object({ entries: z.array(ChangeEntry), cursor: Cursor, has_more: z.boolean() }).openapi("ChangesPage");
 
 export const LatestCursor = z.object({ cursor: Cursor }).openapi("LatestCursor");
 
 export const LongpollQuery = z.object({
 	cursor: Cursor,
-	timeout: z.coerce.number().int().min(1).max(120).default(60).openapi({ description: "Seconds, 1 to 120; the server adds up to 10 % jitter below it" }),
+	timeout: z.coerce
+		.number()
+		.int()
+		.min(1)
+		.max(120)
+		.default(60)
+		.openapi({ description: "Seconds, 1 to 120; the server adds up to 10 % jitter below it" }),
 });
 
 export const LongpollResult = z

@@ -12,7 +12,10 @@ import { verifyAccessToken } from "../services/tokens";
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
 	const header = c.req.header("Authorization") ?? "";
 	const match = /^Bearer\s+(\S+)$/i.exec(header);
-	if (!match?.[1]) throw new ApiError("UNAUTHENTICATED", "send Authorization: Bearer <access_token>", undefined, { "WWW-Authenticate": 'Bearer realm="drive"' });
+	if (!match?.[1])
+		throw new ApiError("UNAUTHENTICATED", "send Authorization: Bearer <access_token>", undefined, {
+			"WWW-Authenticate": 'Bearer realm="drive"',
+		});
 	const claims = await verifyAccessToken(c.env, match[1]);
 	if (!claims) {
 		throw new ApiError("UNAUTHENTICATED", "the access token is invalid or expired; refresh it", undefined, {
@@ -20,7 +23,10 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
 		});
 	}
 	const caller = await loadCaller(openDirectory(c.env.DIRECTORY), claims.userId, claims.deviceId);
-	if (!caller) throw new ApiError("UNAUTHENTICATED", "this device has been signed out", undefined, { "WWW-Authenticate": 'Bearer realm="drive", error="invalid_token"' });
+	if (!caller)
+		throw new ApiError("UNAUTHENTICATED", "this device has been signed out", undefined, {
+			"WWW-Authenticate": 'Bearer realm="drive", error="invalid_token"',
+		});
 	c.set("caller", caller);
 	await next();
 });

@@ -122,7 +122,9 @@ const refresh = createRoute({
 
 authRoutes.openapi(refresh, async (c) => {
 	const body = c.req.valid("json");
-	const rotated = unwrap(await rotateRefreshToken(openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)));
+	const rotated = unwrap(
+		await rotateRefreshToken(openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
+	);
 	return c.json(
 		{
 			access_token: await signAccessToken(c.env, { userId: rotated.userId, deviceId: rotated.deviceId }),

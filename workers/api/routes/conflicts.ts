@@ -33,11 +33,19 @@ conflictRoutes.openapi(
 		const caller = c.get("caller");
 		const { limit, cursor } = c.req.valid("query");
 		const after = cursor === undefined ? null : decodeCursor(cursor, ConflictsCursor);
-		const rows = await listOpenConflicts(shardOf(c.env, caller), caller.userId, limit + 1, after === null ? null : { createdAt: after.t, id: after.i });
+		const rows = await listOpenConflicts(
+			shardOf(c.env, caller),
+			caller.userId,
+			limit + 1,
+			after === null ? null : { createdAt: after.t, id: after.i },
+		);
 		const page = rows.slice(0, limit);
 		const last = page.at(-1);
 		const next = rows.length > limit && last ? encodeCursor({ t: last.copy.createdAt, i: last.copy.id }) : null;
-		return c.json({ items: page.map((r) => ({ node: toNode(r.copy), conflicts_with: r.original ? toNode(r.original) : null })), next_cursor: next }, 200);
+		return c.json(
+			{ items: page.map((r) => ({ node: toNode(r.copy), conflicts_with: r.original ? toNode(r.original) : null })), next_cursor: next },
+			200,
+		);
 	},
 );
 

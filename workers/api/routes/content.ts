@@ -23,7 +23,10 @@ const tags = ["File content"];
 /** Reads `If-Match: "ver_…"` (quotes and W/ tolerated); null for none or `*`. */
 function parseIfMatch(header: string | undefined): string | null {
 	if (header === undefined) return null;
-	const value = header.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+	const value = header
+		.trim()
+		.replace(/^W\//, "")
+		.replace(/^"(.*)"$/, "$1");
 	if (value === "" || value === "*") return null;
 	if (value.length > 64) throw new ApiError("INVALID_REQUEST", "If-Match must be a version id", [{ field: "If-Match" }]);
 	return value;
@@ -47,7 +50,15 @@ contentRoutes.openapi(
 		responses: {
 			200: json(CommitResult, "A new version of an existing file"),
 			201: json(CommitResult, "A new file"),
-			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "VERSION_CONFLICT", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"),
+			...errorResponses(
+				"INVALID_REQUEST",
+				"UNAUTHENTICATED",
+				"NOT_FOUND",
+				"NAME_TAKEN",
+				"VERSION_CONFLICT",
+				"PAYLOAD_TOO_LARGE",
+				"QUOTA_EXCEEDED",
+			),
 		},
 	}),
 	async (c) => {
@@ -61,16 +72,21 @@ contentRoutes.openapi(
 		const declared = c.req.header("Content-Length");
 		const declaredBytes = declared === undefined ? null : Number(declared);
 		if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
-			throw new ApiError("PAYLOAD_TOO_LARGE", `a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`);
+			throw new ApiError(
+				"PAYLOAD_TOO_LARGE",
+				`a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`,
+			);
 		}
 		const db = shardOf(c.env, caller);
 		const parent = await findNode(db, caller.userId, query.parent_id);
 		if (!parent || parent.type !== "folder" || parent.trashedAt !== null) throw new ApiError("NOT_FOUND", "parent folder not found");
 		const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
-		if (existing?.type === "folder") throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
+		if (existing?.type === "folder")
+			throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
 		if (declaredBytes !== null && declaredBytes > (existing?.size ?? 0)) {
 			const used = await usageOf(c.env, caller);
-			if (used + declaredBytes - (existing?.size ?? 0) > caller.quotaBytes) throw new ApiError("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
+			if (used + declaredBytes - (existing?.size ?? 0) > caller.quotaBytes)
+				throw new ApiError("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
 		}
 
 		const ingested = unwrap(await ingest(c.env.BLOBS, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES));
@@ -112,8 +128,14 @@ contentRoutes.openapi(
 			}),
 		},
 		responses: {
-			200: { description: "The whole content", content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
-			206: { description: "The requested range", content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			200: {
+				description: "The whole content",
+				content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+			},
+			206: {
+				description: "The requested range",
+				content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+			},
 			304: { description: "Not modified (If-None-Match matched the version id)" },
 			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL"),
 		},
@@ -142,13 +164,16 @@ contentRoutes.openapi(
 			"Content-Security-Policy": "sandbox",
 		};
 		const ifNoneMatch = c.req.header("If-None-Match");
-		if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id)) return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
+		if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id))
+			return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
 
 		const ifRange = c.req.header("If-Range");
 		const rangeHeader = ifRange === undefined || etagMatches(ifRange, version.id) ? c.req.header("Range") : undefined;
 		const range = parseRange(rangeHeader, version.size);
 		if (range === "unsatisfiable") {
-			throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], { "Content-Range": `bytes */${version.size}` });
+			throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], {
+				"Content-Range": `bytes */${version.size}`,
+			});
 		}
 		const span = range ?? { start: 0, end: version.size - 1 };
 		const length = version.size === 0 ? 0 : span.end - span.start + 1;
@@ -164,5 +189,11 @@ contentRoutes.openapi(
 
 function etagMatches(header: string, versionId: string): boolean {
 	if (header.trim() === "*") return true;
-	return header.split(",").some((tag) => tag.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1") === versionId);
+	return header.split(",").some(
+		(tag) =>
+			tag
+				.trim()
+				.replace(/^W\//, "")
+				.replace(/^"(.*)"$/, "$1") === versionId,
+	);
 }

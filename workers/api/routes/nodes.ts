@@ -19,7 +19,14 @@ const tags = ["Nodes"];
 const notFound = errorResponses("UNAUTHENTICATED", "NOT_FOUND");
 
 nodeRoutes.openapi(
-	createRoute({ method: "get", path: "/nodes/root", tags, security: bearer, summary: "The user's root folder", responses: { 200: json(Node, "The root"), ...notFound } }),
+	createRoute({
+		method: "get",
+		path: "/nodes/root",
+		tags,
+		security: bearer,
+		summary: "The user's root folder",
+		responses: { 200: json(Node, "The root"), ...notFound },
+	}),
 	async (c) => {
 		const caller = c.get("caller");
 		const root = await findRoot(shardOf(c.env, caller), caller.userId);
@@ -48,7 +55,10 @@ nodeRoutes.openapi(
 		if (!node) throw new ApiError("NOT_FOUND", "node not found");
 		const chain = await ancestry(db, caller.userId, id);
 		const names = chain.slice(1).map((a) => a.name);
-		return c.json({ ...toNode(node), path: `/${names.join("/")}`, ancestors: chain.slice(0, -1).map((a) => ({ id: a.id, name: a.name })) }, 200);
+		return c.json(
+			{ ...toNode(node), path: `/${names.join("/")}`, ancestors: chain.slice(0, -1).map((a) => ({ id: a.id, name: a.name })) },
+			200,
+		);
 	},
 );
 
@@ -145,7 +155,7 @@ nodeRoutes.openapi(
 		tags,
 		security: bearer,
 		summary: "Restore a node from the trash, with what was deleted together with it",
-		description: "Goes back to its folder, or to the root if that folder is gone; a taken name gets a \" (restored)\" suffix.",
+		description: 'Goes back to its folder, or to the root if that folder is gone; a taken name gets a " (restored)" suffix.',
 		request: { params: IdParam },
 		responses: { 200: json(Node, "Restored"), ...notFound },
 	}),
@@ -172,7 +182,12 @@ nodeRoutes.openapi(
 		const caller = c.get("caller");
 		const { limit, cursor } = c.req.valid("query");
 		const after = cursor === undefined ? null : decodeCursor(cursor, TrashCursor);
-		const rows = await listTrash(shardOf(c.env, caller), caller.userId, limit + 1, after === null ? null : { trashedAt: after.t, id: after.i });
+		const rows = await listTrash(
+			shardOf(c.env, caller),
+			caller.userId,
+			limit + 1,
+			after === null ? null : { trashedAt: after.t, id: after.i },
+		);
 		const page = rows.slice(0, limit);
 		const last = page.at(-1);
 		const next = rows.length > limit && last ? encodeCursor({ t: last.trashedAt, i: last.id }) : null;

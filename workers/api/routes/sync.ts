@@ -22,7 +22,8 @@ syncRoutes.openapi(
 		tags,
 		security: bearer,
 		summary: "Changes after a cursor, oldest first",
-		description: "Without a cursor, starts from the beginning of the journal. The journal keeps 30 days by default; an expired or foreign cursor answers 410 CURSOR_RESET.",
+		description:
+			"Without a cursor, starts from the beginning of the journal. The journal keeps 30 days by default; an expired or foreign cursor answers 410 CURSOR_RESET.",
 		request: { query: ChangesQuery },
 		responses: { 200: json(ChangesPage, "One page of changes"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "CURSOR_RESET") },
 	}),
@@ -64,7 +65,10 @@ syncRoutes.openapi(
 		description:
 			"Answers as soon as a change lands (the user's Durable Object wakes the request; nothing polls), else when the timeout (1–120 s, minus up to 10 % jitter) runs out. `backoff` asks the client to wait that many seconds before polling again.",
 		request: { query: LongpollQuery },
-		responses: { 200: json(LongpollResult, "Whether there are changes"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "CURSOR_RESET") },
+		responses: {
+			200: json(LongpollResult, "Whether there are changes"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "CURSOR_RESET"),
+		},
 	}),
 	async (c) => {
 		const caller = c.get("caller");
@@ -85,7 +89,8 @@ syncRoutes.openapi(
 		tags,
 		security: bearer,
 		summary: "A short-lived, single-use ticket for the sync WebSocket",
-		description: "Browsers cannot send Authorization on a WebSocket upgrade, so the socket authenticates with this ticket in the query string.",
+		description:
+			"Browsers cannot send Authorization on a WebSocket upgrade, so the socket authenticates with this ticket in the query string.",
 		responses: { 200: json(SyncTicket, "The ticket"), ...errorResponses("UNAUTHENTICATED") },
 	}),
 	async (c) => {
@@ -108,7 +113,8 @@ syncRoutes.openapi(
 	}),
 	async (c) => {
 		const { ticket } = c.req.valid("query");
-		if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError("INVALID_REQUEST", "this route only accepts a WebSocket upgrade");
+		if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
+			throw new ApiError("INVALID_REQUEST", "this route only accepts a WebSocket upgrade");
 		const userId = ticket.split(".")[0] ?? "";
 		if (!/^usr_[0-9a-z]{26}$/.test(userId)) throw new ApiError("UNAUTHENTICATED", "the ticket is unknown, used or expired");
 		return hubFor(c.env, userId).fetch(c.req.raw);

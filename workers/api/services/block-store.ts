@@ -17,18 +17,22 @@ export function keyRing(env: { BLOCK_KEYS: string }): KeyRing {
 export interface StoredBlock {
 	hash: string;
 	size: number;
-	/** False when the block already existed (deduplicated). */
-	written: boolean;
 }
 
-/** Hashes, encodes and stores one plaintext block unless it is already stored. */
-export async function putBlock(bucket: R2Bucket, ring: KeyRing, plain: Uint8Array, knownHash?: string): Promise<StoredBlock> {
-	const hash = knownHash ?? (await sha256Hex(plain));
-	const key = blockObjectKey(hash);
-	if (await bucket.head(key)) return { hash, size: plain.byteLength, written: false };
-	const encoded = await encodeBlock(plain, hash, ring);
-	await bucket.put(key, encoded);
-	return { hash, size: plain.byteLength, written: true };
+/**
+ * Encodes and stores one plaintext block, always writing it. Rewriting an
+ * existing block is what keeps deduplication safe against the garbage
+ * collector: an upload never depends on an object it did not just write
+ * (docs/decisions/0007). The key is the same, so storage stays deduplicated.
+ *
+ * @param verifiedHash the block's SHA-256, when the caller computed it from
+ *   these very bytes; otherwise it is computed here.
+ */
+export async function putBlock(bucket: R2Bucket, ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<StoredBlock> {
+	const hash = verifiedHash ?? (await sha256Hex(plain));
+	const encoded = await encodeBlock(plain, hash, ring, { hashVerified: true });
+	await bucket.put(blockObjectKey(hash), encoded);
+	return { hash, size: plain.byteLength };
 }
 
 /** Thrown when a stored block is missing or fails its integrity check. */

@@ -18,13 +18,21 @@ export async function listOpenConflicts(
 				eq(nodes.userId, userId),
 				isNotNull(nodes.conflictOf),
 				isNull(nodes.trashedAt),
-				after === null ? undefined : or(lt(nodes.createdAt, after.createdAt), and(eq(nodes.createdAt, after.createdAt), lt(nodes.id, after.id))),
+				after === null
+					? undefined
+					: or(lt(nodes.createdAt, after.createdAt), and(eq(nodes.createdAt, after.createdAt), lt(nodes.id, after.id))),
 			),
 		)
 		.orderBy(desc(nodes.createdAt), desc(nodes.id))
 		.limit(limit);
 	const ids = [...new Set(copies.map((c) => c.conflictOf).filter((id): id is string => id !== null))];
-	const originals = ids.length === 0 ? [] : await db.select().from(nodes).where(and(eq(nodes.userId, userId), inArray(nodes.id, ids)));
+	const originals =
+		ids.length === 0
+			? []
+			: await db
+					.select()
+					.from(nodes)
+					.where(and(eq(nodes.userId, userId), inArray(nodes.id, ids)));
 	const byId = new Map(originals.map((o) => [o.id, o]));
 	return copies.map((copy) => ({ copy, original: copy.conflictOf === null ? null : (byId.get(copy.conflictOf) ?? null) }));
 }

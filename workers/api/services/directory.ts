@@ -193,10 +193,19 @@ export type ThrottleKey = { kind: keyof typeof LIMITS; value: string };
 export type ThrottleVerdict = { refuse: false; delayMs: number } | { refuse: true; retryAfterSeconds: number };
 
 /** Decides whether a login attempt may proceed, and how long to stall it first. */
-export async function checkLoginThrottle(db: DirectoryDb, keys: ThrottleKey[], baseDelayMs: number, now = Date.now()): Promise<ThrottleVerdict> {
+export async function checkLoginThrottle(
+	db: DirectoryDb,
+	keys: ThrottleKey[],
+	baseDelayMs: number,
+	now = Date.now(),
+): Promise<ThrottleVerdict> {
 	let delayMs = 0;
 	for (const key of keys) {
-		const rows = await db.select().from(loginFailures).where(eq(loginFailures.key, `${key.kind}:${key.value}`)).limit(1);
+		const rows = await db
+			.select()
+			.from(loginFailures)
+			.where(eq(loginFailures.key, `${key.kind}:${key.value}`))
+			.limit(1);
 		const row = rows[0];
 		if (!row || now - row.windowStartedAt > WINDOW_MS) continue;
 		const limit = LIMITS[key.kind];

@@ -41,7 +41,12 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
  * an error response, not a broken stream; a later one errors the stream, so
  * the client sees a failed download and never wrong bytes.
  */
-export async function streamRange(bucket: R2Bucket, ring: KeyRing, blocks: BlockRef[], range: ByteRange): Promise<ReadableStream<Uint8Array>> {
+export async function streamRange(
+	bucket: R2Bucket,
+	ring: KeyRing,
+	blocks: BlockRef[],
+	range: ByteRange,
+): Promise<ReadableStream<Uint8Array>> {
 	const pending: Promise<Uint8Array>[] = [];
 	let next = 0;
 	const fill = () => {

@@ -18,21 +18,23 @@ export interface Ingested {
 	size: number;
 	contentHash: string;
 	blocks: BlockRef[];
-	/** Hashes of blocks this upload wrote (not deduplicated), for orphan cleanup. */
-	written: string[];
 }
 
 /**
  * Consumes `body` into stored blocks. Fails with PAYLOAD_TOO_LARGE as soon as
  * more than `maxBytes` arrive, without reading the rest.
  */
-export async function ingest(bucket: R2Bucket, ring: KeyRing, body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Result<Ingested>> {
+export async function ingest(
+	bucket: R2Bucket,
+	ring: KeyRing,
+	body: ReadableStream<Uint8Array> | null,
+	maxBytes: number,
+): Promise<Result<Ingested>> {
 	const chunker = new Chunker();
 	// The whole-file SHA-256 is computed incrementally by the runtime.
 	const digest = new crypto.DigestStream("SHA-256");
 	const digestWriter = digest.getWriter();
 	const blocks: BlockRef[] = [];
-	const written: string[] = [];
 	const inFlight = new Set<Promise<void>>();
 	let failure: unknown = null;
 	let offset = 0;
@@ -41,7 +43,6 @@ export async function ingest(bucket: R2Bucket, ring: KeyRing, body: ReadableStre
 	const store = async (chunk: Uint8Array, at: number, index: number): Promise<void> => {
 		const stored = await putBlock(bucket, ring, chunk);
 		blocks[index] = { offset: at, size: chunk.byteLength, hash: stored.hash };
-		if (stored.written) written.push(stored.hash);
 	};
 	const enqueue = async (chunk: Uint8Array): Promise<void> => {
 		while (inFlight.size >= STORE_CONCURRENCY) await Promise.race(inFlight);
@@ -77,5 +78,5 @@ export async function ingest(bucket: R2Bucket, ring: KeyRing, body: ReadableStre
 	if (failure !== null) throw failure;
 	await digestWriter.close();
 	const contentHash = toHex(new Uint8Array(await digest.digest));
-	return { ok: true, size, contentHash, blocks, written };
+	return { ok: true, size, contentHash, blocks };
 }

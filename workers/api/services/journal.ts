@@ -22,7 +22,11 @@ export async function journalBounds(db: ShardDb, userId: string): Promise<{ late
  * from before the retained journal, or from beyond its end (say, after a
  * restore from backup) answers CURSOR_RESET: the client must list again.
  */
-export async function resolveCursor(db: ShardDb, userId: string, cursor: string | undefined): Promise<Result<{ seq: number; latest: number }>> {
+export async function resolveCursor(
+	db: ShardDb,
+	userId: string,
+	cursor: string | undefined,
+): Promise<Result<{ seq: number; latest: number }>> {
 	const bounds = await journalBounds(db, userId);
 	const reset = (why: string) =>
 		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see README "Sync")`, [{ latest_seq: bounds.latest }]);
@@ -62,4 +66,3 @@ export async function pruneJournal(db: ShardDb, cutoff: string): Promise<void> {
 		db.delete(changes).where(sql`${changes.createdAt} < ${cutoff}`),
 	]);
 }
-

@@ -1,0 +1,213 @@
+/** Upload sessions: client-chunked, deduplicated, resumable uploads (API.md "Upload sessions"). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { toHex } from "../../../src/shared/crypto";
+import { runBatch } from "../../../src/shared/db/batch";
+import { declaredBlockSize, findUpload, isLive, missingBlocks } from "../../../src/shared/db/uploads";
+import { findVersion, type ShardDb } from "../../../src/shared/db/tree";
+import { uploadBlocks } from "../../../src/shared/db/schema";
+import { asc, eq } from "drizzle-orm";
+import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
+import { Sha256Hex } from "../../../src/shared/schemas/common";
+import { CommitResult } from "../../../src/shared/schemas/nodes";
+import { CreateUploadBody, UploadStatus } from "../../../src/shared/schemas/uploads";
+import { ApiError, unwrap } from "../errors";
+import type { Caller } from "../env";
+import { requireAuth } from "../middleware/auth";
+import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
+import { getBlock, keyRing, putBlock } from "../services/block-store";
+import { readBounded } from "../services/body";
+import { hubFor, shardOf } from "../services/hub";
+import { cancelUpload, checkUploadTarget, createUpload, recordReceived } from "../services/uploads";
+
+export const uploadRoutes = newRouter();
+uploadRoutes.use("/uploads", requireAuth);
+uploadRoutes.use("/uploads/*", requireAuth);
+
+const tags = ["Upload sessions"];
+const UploadParam = z.object({ id: z.string().min(1).max(64) });
+
+/** The caller's live upload session, or NOT_FOUND. */
+async function liveSession(env: Env, caller: Caller, id: string) {
+	const upload = await findUpload(shardOf(env, caller), caller.userId, id);
+	if (!upload || upload.protocol !== "session" || (!isLive(upload) && upload.committedVersionId === null))
+		throw new ApiError("NOT_FOUND", "upload not found or expired");
+	return upload;
+}
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "post",
+		path: "/uploads",
+		tags,
+		security: bearer,
+		summary: "Start an upload: send the block list, get back only the blocks to send",
+		description:
+			"Blocks (any boundaries, at most 8 MiB each) are named by their SHA-256. `missing` lists only the blocks this user does not already have: dedup of bandwidth is per user, so nobody learns what others store. Sessions expire after 24 hours.",
+		request: { body: jsonBody(CreateUploadBody) },
+		responses: {
+			201: json(UploadStatus, "Session created"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const body = c.req.valid("json");
+		const db = shardOf(c.env, caller);
+		const maxFileBytes = Number(c.env.MAX_FILE_BYTES);
+		const target = unwrap(
+			await checkUploadTarget(c.env, db, caller, { parentId: body.parent_id, name: body.name, size: body.size, maxFileBytes }),
+		);
+		const upload = await createUpload(db, caller, {
+			protocol: "session",
+			parentId: body.parent_id,
+			name: target.name,
+			size: body.size,
+			blocks: body.blocks,
+			baseVersionId: body.base_version_id ?? null,
+			contentHash: body.content_hash ?? null,
+			onConflict: body.on_conflict,
+			metadata: null,
+			ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
+			maxFileBytes,
+		});
+		return c.json(
+			{ upload_id: upload.id, missing: await missingBlocks(db, caller.userId, upload.id), expires_at: upload.expiresAt, committed: null },
+			201,
+		);
+	},
+);
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "put",
+		path: "/uploads/{id}/blocks/{hash}",
+		tags,
+		security: bearer,
+		summary: "Send one block (at most 8 MiB); idempotent",
+		description: "The SHA-256 is verified while the body streams; a mismatch answers 422 HASH_MISMATCH and stores nothing.",
+		request: {
+			params: UploadParam.extend({ hash: Sha256Hex }),
+			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+		},
+		responses: {
+			204: { description: "Stored" },
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "HASH_MISMATCH"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const { id, hash } = c.req.valid("param");
+		const declared = c.req.header("Content-Length");
+		const length = declared === undefined ? null : Number(declared);
+		if (length !== null && !(length <= MAX_BLOCK_BYTES))
+			throw new ApiError("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
+		const upload = await liveSession(c.env, caller, id);
+		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const db = shardOf(c.env, caller);
+		const size = await declaredBlockSize(db, upload.id, hash);
+		if (size === null) throw new ApiError("NOT_FOUND", "this block is not part of the upload's block list");
+		const body = await readBounded(c.req.raw.body, MAX_BLOCK_BYTES, length);
+		if (!body.ok) throw new ApiError("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
+		if (body.sha256 !== hash)
+			throw new ApiError("HASH_MISMATCH", "the bytes do not hash to the block's name", [{ expected: hash, actual: body.sha256 }]);
+		if (body.bytes.byteLength !== size) {
+			throw new ApiError("INVALID_REQUEST", `the block list declared ${size} bytes for this block, not ${body.bytes.byteLength}`);
+		}
+		await putBlock(c.env.BLOBS, keyRing(c.env), body.bytes, hash);
+		await runBatch(db.$client, [recordReceived(db, upload.id, hash)]);
+		return c.body(null, 204);
+	},
+);
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "get",
+		path: "/uploads/{id}",
+		tags,
+		security: bearer,
+		summary: "What the upload still needs, for resuming",
+		request: { params: UploadParam },
+		responses: { 200: json(UploadStatus, "Status"), ...errorResponses("UNAUTHENTICATED", "NOT_FOUND") },
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		if (upload.committedVersionId !== null) {
+			const version = await findVersion(shardOf(c.env, caller), caller.userId, upload.committedVersionId);
+			const committed = version ? { node_id: version.nodeId, version_id: version.id } : null;
+			return c.json({ upload_id: upload.id, missing: [], expires_at: upload.expiresAt, committed }, 200);
+		}
+		const missing = await missingBlocks(shardOf(c.env, caller), caller.userId, upload.id);
+		return c.json({ upload_id: upload.id, missing, expires_at: upload.expiresAt, committed: null }, 200);
+	},
+);
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "post",
+		path: "/uploads/{id}/commit",
+		tags,
+		security: bearer,
+		summary: "Commit the upload as a new file or version",
+		description: "409 MISSING_BLOCKS lists, in `details`, the blocks still to send. Committing twice answers the same result.",
+		request: { params: UploadParam },
+		responses: {
+			200: json(CommitResult, "A new version of an existing file"),
+			201: json(CommitResult, "A new file"),
+			...errorResponses("UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "VERSION_CONFLICT", "MISSING_BLOCKS", "QUOTA_EXCEEDED"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		const db = shardOf(c.env, caller);
+		let contentHash = upload.contentHash;
+		if (contentHash === null && upload.committedVersionId === null) {
+			const missing = await missingBlocks(db, caller.userId, upload.id);
+			if (missing.length > 0) throw new ApiError("MISSING_BLOCKS", `${missing.length} block(s) have not been uploaded`, missing);
+			contentHash = await hashUploadedContent(c.env, db, upload.id);
+		}
+		const committed = unwrap(
+			await hubFor(c.env, caller.userId).commitUpload(caller, {
+				uploadId: upload.id,
+				contentHash: contentHash ?? "",
+				quotaBytes: caller.quotaBytes,
+			}),
+		);
+		const { created, ok: _ok, ...result } = committed;
+		return c.json(result, created ? 201 : 200);
+	},
+);
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "delete",
+		path: "/uploads/{id}",
+		tags,
+		security: bearer,
+		summary: "Abandon an upload; blocks only it referenced are cleaned up",
+		request: { params: UploadParam },
+		responses: { 204: { description: "Abandoned" }, ...errorResponses("UNAUTHENTICATED", "NOT_FOUND") },
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		await cancelUpload(shardOf(c.env, caller), caller.userId, upload.id);
+		return c.body(null, 204);
+	},
+);
+
+/** SHA-256 of a session's whole content, read back block by block (when the client did not declare it). */
+async function hashUploadedContent(env: Env, db: ShardDb, uploadId: string): Promise<string> {
+	const digest = new crypto.DigestStream("SHA-256");
+	const writer = digest.getWriter();
+	const ring = keyRing(env);
+	const blocks = await db
+		.select({ hash: uploadBlocks.hash })
+		.from(uploadBlocks)
+		.where(eq(uploadBlocks.uploadId, uploadId))
+		.orderBy(asc(uploadBlocks.idx));
+	for (const block of blocks) await writer.write(await getBlock(env.BLOBS, ring, block.hash));
+	await writer.close();
+	return toHex(new Uint8Array(await digest.digest));
+}

@@ -1,0 +1,186 @@
+/** Upload sessions and tus uploads: creation, receiving blocks, and cleanup of expired ones. */
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { blockObjectKey } from "../../../src/shared/blocks";
+import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
+import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
+import { uploadBlocks, uploadReceived, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
+import { fail, type Result } from "../../../src/shared/errors";
+import { newId } from "../../../src/shared/ids";
+import { checkName } from "../../../src/shared/names";
+import type { Caller } from "../env";
+import { usageOf } from "./hub";
+
+const ROWS_PER_STATEMENT = 2000;
+
+export interface NewUpload {
+	protocol: "session" | "tus";
+	parentId: string;
+	name: string;
+	size: number;
+	blocks: { hash: string; size: number }[];
+	baseVersionId: string | null;
+	contentHash: string | null;
+	onConflict: "copy" | "fail";
+	metadata: string | null;
+	ttlHours: number;
+	maxFileBytes: number;
+}
+
+/**
+ * Checks an upload's target before anything is stored: the name is valid,
+ * the parent is a live folder of the caller, the name is not a folder, the
+ * size fits the file limit and the quota.
+ */
+export async function checkUploadTarget(
+	env: Env,
+	db: ShardDb,
+	caller: Caller,
+	target: { parentId: string; name: string; size: number; maxFileBytes: number },
+): Promise<Result<{ name: string }>> {
+	const name = checkName(target.name);
+	if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
+	const parent = await findNode(db, caller.userId, target.parentId);
+	if (!parent || parent.type !== "folder" || parent.trashedAt !== null) return fail("NOT_FOUND", "parent folder not found");
+	const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
+	if (existing?.type === "folder") return fail("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
+	const growth = target.size - (existing?.size ?? 0);
+	if (growth > 0 && (await usageOf(env, caller)) + growth > caller.quotaBytes)
+		return fail("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
+	return { ok: true, name: name.name };
+}
+
+/** Records a new upload and its block list (for tus the list starts empty). */
+export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload): Promise<UploadRow> {
+	const now = new Date();
+	const row: UploadRow = {
+		id: newId("upl"),
+		userId: caller.userId,
+		protocol: input.protocol,
+		parentId: input.parentId,
+		name: input.name,
+		size: input.size,
+		contentHash: input.contentHash,
+		baseVersionId: input.baseVersionId,
+		onConflict: input.onConflict,
+		deviceId: caller.deviceId,
+		deviceName: caller.deviceName,
+		createdAt: now.toISOString(),
+		expiresAt: new Date(now.getTime() + input.ttlHours * 3_600_000).toISOString(),
+		offset: 0,
+		hashState: null,
+		tailKey: null,
+		metadata: input.metadata,
+		committedVersionId: null,
+		cancelledAt: null,
+	};
+	const statements: BatchQuery[] = [db.insert(uploads).values(row)];
+	let offset = 0;
+	const rows = input.blocks.map((b, idx) => {
+		const r = [idx, offset, b.size, b.hash] as const;
+		offset += b.size;
+		return r;
+	});
+	for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+		statements.push(
+			db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
+				SELECT ${row.id}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
+				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})`),
+		);
+	}
+	await runBatch(db.$client, statements);
+	return row;
+}
+
+/** Notes that a block of an upload has been stored. */
+export function recordReceived(db: ShardDb, uploadId: string, hash: string): BatchQuery {
+	return db.insert(uploadReceived).values({ uploadId, hash }).onConflictDoNothing();
+}
+
+/** Appends blocks to a tus upload's list as they are cut from the stream. */
+export function appendBlocks(db: ShardDb, uploadId: string, firstIdx: number, blocks: BlockRef[]): BatchQuery[] {
+	if (blocks.length === 0) return [];
+	const rows = JSON.stringify(blocks.map((b, i) => [firstIdx + i, b.offset, b.size, b.hash]));
+	return [
+		db.run(sql`INSERT OR IGNORE INTO upload_blocks (upload_id, idx, offset, size, hash)
+			SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
+			FROM json_each(${rows})`),
+		db.run(sql`INSERT OR IGNORE INTO upload_received (upload_id, hash)
+			SELECT ${uploadId}, json_extract(value, '$[3]') FROM json_each(${rows})`),
+	];
+}
+
+/** Marks an upload cancelled; the cleanup job removes it and what only it referenced. */
+export async function cancelUpload(db: ShardDb, userId: string, id: string): Promise<void> {
+	await db
+		.update(uploads)
+		.set({ cancelledAt: new Date().toISOString() })
+		.where(and(eq(uploads.userId, userId), eq(uploads.id, id), isNull(uploads.committedVersionId)));
+}
+
+/**
+ * Removes expired and cancelled uploads and deletes the R2 blocks that only
+ * they referenced: blocks no user references (user_blocks, in any shard) and
+ * no live upload lists (in any shard). Objects younger than the grace period
+ * are kept, since an upload in flight may have just rewritten them
+ * (docs/decisions/0007).
+ */
+export async function cleanupUploads(
+	env: Env,
+	bucket: R2Bucket,
+	now = Date.now(),
+	graceMs = 3_600_000,
+): Promise<{ uploads: number; blocks: number }> {
+	const nowIso = new Date(now).toISOString();
+	const shards = Array.from({ length: shardCount(env) }, (_, i) => openShard(shardDb(env, i)));
+	let removedUploads = 0;
+	let removedBlocks = 0;
+	for (const db of shards) {
+		const dead = await db
+			.select({ id: uploads.id, tailKey: uploads.tailKey, committed: uploads.committedVersionId })
+			.from(uploads)
+			.where(sql`${uploads.expiresAt} < ${nowIso} OR ${uploads.cancelledAt} IS NOT NULL`)
+			.limit(200);
+		if (dead.length === 0) continue;
+		const ids = dead.map((d) => d.id);
+		const received = await db
+			.selectDistinct({ hash: uploadReceived.hash })
+			.from(uploadReceived)
+			.where(inArray(uploadReceived.uploadId, ids));
+		const candidates = received.map((r) => r.hash);
+		await runBatch(db.$client, [
+			db.delete(uploadBlocks).where(inArray(uploadBlocks.uploadId, ids)),
+			db.delete(uploadReceived).where(inArray(uploadReceived.uploadId, ids)),
+			db.delete(uploads).where(inArray(uploads.id, ids)),
+		]);
+		removedUploads += ids.length;
+		for (const tail of dead) if (tail.tailKey) await bucket.delete(tail.tailKey);
+		const orphans = await unreferenced(shards, candidates, nowIso);
+		for (const hash of orphans) {
+			const key = blockObjectKey(hash);
+			const head = await bucket.head(key);
+			if (head && now - head.uploaded.getTime() > graceMs) {
+				await bucket.delete(key);
+				removedBlocks++;
+			}
+		}
+	}
+	return { uploads: removedUploads, blocks: removedBlocks };
+}
+
+/** The hashes among `candidates` that nothing references in any shard. */
+async function unreferenced(shards: ShardDb[], candidates: string[], nowIso: string): Promise<string[]> {
+	let left = candidates;
+	for (const db of shards) {
+		if (left.length === 0) break;
+		const referenced = await db.all<{ hash: string }>(sql`
+			SELECT j.value AS hash FROM json_each(${JSON.stringify(left)}) j
+			WHERE EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
+				OR EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
+					WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL)`);
+		const keep = new Set(referenced.map((r) => r.hash));
+		left = left.filter((h) => !keep.has(h));
+	}
+	return left;
+}
