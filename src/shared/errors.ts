@@ -13,18 +13,20 @@ export const ErrorCode = z.enum([
 	"EMAIL_TAKEN",
 	"VERSION_CONFLICT",
 	"MISSING_BLOCKS",
+	"UPLOAD_OFFSET_MISMATCH",
 	"CURSOR_RESET",
 	"RANGE_NOT_SATISFIABLE",
 	"PRECONDITION_FAILED",
 	"PAYLOAD_TOO_LARGE",
 	"HASH_MISMATCH",
+	"CHECKSUM_MISMATCH",
 	"RATE_LIMITED",
 	"QUOTA_EXCEEDED",
 	"INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 422 | 429 | 500 | 507;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 422 | 429 | 460 | 500 | 507;
 
 /** The HTTP status of each code. Exhaustive: a new code will not compile without one. */
 export function statusOf(code: ErrorCode): ErrorStatus {
@@ -41,6 +43,7 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 		case "EMAIL_TAKEN":
 		case "VERSION_CONFLICT":
 		case "MISSING_BLOCKS":
+		case "UPLOAD_OFFSET_MISMATCH":
 			return 409;
 		case "CURSOR_RESET":
 			return 410;
@@ -52,6 +55,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 413;
 		case "HASH_MISMATCH":
 			return 422;
+		// tus 1.0 checksum extension: 460 Checksum Mismatch.
+		case "CHECKSUM_MISMATCH":
+			return 460;
 		case "RATE_LIMITED":
 			return 429;
 		case "QUOTA_EXCEEDED":

@@ -10,18 +10,30 @@ import { conflictRoutes } from "./routes/conflicts";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
+import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusProtocol, tusRoutes } from "./routes/tus";
 import { uploadRoutes } from "./routes/uploads";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
 	app.use("*", requestId);
+	app.use("/v1/tus", tusProtocol);
+	app.use("/v1/tus/*", tusProtocol);
 	app.use(
 		"/v1/*",
 		cors({
 			origin: "*",
-			allowHeaders: ["Authorization", "Content-Type", "If-Match", "If-None-Match", "If-Range", "Range"],
+			allowHeaders: ["Authorization", "Content-Type", "If-Match", "If-None-Match", "If-Range", "Range", ...TUS_REQUEST_HEADERS],
 			allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: ["ETag", "Content-Range", "Content-Disposition", "Content-Length", "Request-Id", "Repr-Digest", "Retry-After"],
+			exposeHeaders: [
+				"ETag",
+				"Content-Range",
+				"Content-Disposition",
+				"Content-Length",
+				"Request-Id",
+				"Repr-Digest",
+				"Retry-After",
+				...TUS_RESPONSE_HEADERS,
+			],
 			maxAge: 86400,
 		}),
 	);
@@ -30,6 +42,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
 	app.route("/v1", uploadRoutes);
+	app.route("/v1", tusRoutes);
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
 	app.use("/_bench/*", async (c, next) => {

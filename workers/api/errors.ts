@@ -4,6 +4,7 @@
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { statusOf, type ErrorBody, type ErrorCode, type Failure } from "../../src/shared/errors";
 import type { AppEnv } from "./env";
 
@@ -14,7 +15,8 @@ export class ApiError extends HTTPException {
 	readonly headers: Record<string, string> | undefined;
 
 	constructor(code: ErrorCode, message: string, details?: unknown[], headers?: Record<string, string>) {
-		super(statusOf(code), { message });
+		// 460 (tus Checksum Mismatch) is outside the registered status codes Hono types.
+		super(statusOf(code) as ContentfulStatusCode, { message });
 		this.code = code;
 		this.details = details;
 		this.headers = headers;
@@ -42,7 +44,7 @@ export function errorResponse(
 ): Response {
 	const body: ErrorBody = { error: { code, message, request_id: c.get("requestId") ?? "unknown" } };
 	if (details !== undefined && details.length > 0) body.error.details = details;
-	return c.json(body, statusOf(code), headers);
+	return c.json(body, statusOf(code) as ContentfulStatusCode, headers);
 }
 
 function codeForStatus(status: number): ErrorCode {

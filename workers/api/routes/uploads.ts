@@ -1,11 +1,8 @@
 /** Upload sessions: client-chunked, deduplicated, resumable uploads (API.md "Upload sessions"). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { toHex } from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
 import { declaredBlockSize, findUpload, isLive, missingBlocks } from "../../../src/shared/db/uploads";
-import { findVersion, type ShardDb } from "../../../src/shared/db/tree";
-import { uploadBlocks } from "../../../src/shared/db/schema";
-import { asc, eq } from "drizzle-orm";
+import { findVersion } from "../../../src/shared/db/tree";
 import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
 import { Sha256Hex } from "../../../src/shared/schemas/common";
 import { CommitResult } from "../../../src/shared/schemas/nodes";
@@ -14,7 +11,8 @@ import { ApiError, unwrap } from "../errors";
 import type { Caller } from "../env";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import { getBlock, keyRing, putBlock } from "../services/block-store";
+import { keyRing, putBlock } from "../services/block-store";
+import { hashStoredUpload } from "../services/tus";
 import { readBounded } from "../services/body";
 import { hubFor, shardOf } from "../services/hub";
 import { cancelUpload, checkUploadTarget, createUpload, recordReceived } from "../services/uploads";
@@ -165,7 +163,7 @@ uploadRoutes.openapi(
 		if (contentHash === null && upload.committedVersionId === null) {
 			const missing = await missingBlocks(db, caller.userId, upload.id);
 			if (missing.length > 0) throw new ApiError("MISSING_BLOCKS", `${missing.length} block(s) have not been uploaded`, missing);
-			contentHash = await hashUploadedContent(c.env, db, upload.id);
+			contentHash = await hashStoredUpload(db, c.env.BLOBS, keyRing(c.env), upload.id);
 		}
 		const committed = unwrap(
 			await hubFor(c.env, caller.userId).commitUpload(caller, {
@@ -196,18 +194,3 @@ uploadRoutes.openapi(
 		return c.body(null, 204);
 	},
 );
-
-/** SHA-256 of a session's whole content, read back block by block (when the client did not declare it). */
-async function hashUploadedContent(env: Env, db: ShardDb, uploadId: string): Promise<string> {
-	const digest = new crypto.DigestStream("SHA-256");
-	const writer = digest.getWriter();
-	const ring = keyRing(env);
-	const blocks = await db
-		.select({ hash: uploadBlocks.hash })
-		.from(uploadBlocks)
-		.where(eq(uploadBlocks.uploadId, uploadId))
-		.orderBy(asc(uploadBlocks.idx));
-	for (const block of blocks) await writer.write(await getBlock(env.BLOBS, ring, block.hash));
-	await writer.close();
-	return toHex(new Uint8Array(await digest.digest));
-}

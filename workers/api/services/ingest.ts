@@ -65,6 +65,7 @@ export async function ingest(
 			if (size > maxBytes) {
 				await reader.cancel("payload too large");
 				await Promise.allSettled(inFlight);
+				digest.digest.catch(() => undefined);
 				await digestWriter.abort();
 				return fail("PAYLOAD_TOO_LARGE", `the body exceeds ${maxBytes} bytes; send large files through upload sessions or tus`);
 			}
