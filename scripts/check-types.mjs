@@ -9,7 +9,17 @@ import { ROOT, wranglerEnv } from "./local-stack.mjs";
 const out = join(ROOT, ".env-check.d.ts");
 const res = spawnSync(
 	process.execPath,
-	[join(ROOT, "node_modules/.bin/wrangler"), "types", "-c", "wrangler.toml", "-c", "workers/notify/wrangler.toml", "--include-runtime", "false", out],
+	[
+		join(ROOT, "node_modules/.bin/wrangler"),
+		"types",
+		"-c",
+		"wrangler.toml",
+		"-c",
+		"workers/notify/wrangler.toml",
+		"--include-runtime",
+		"false",
+		out,
+	],
 	{ cwd: ROOT, env: wranglerEnv(), encoding: "utf8" },
 );
 if (res.status !== 0) {

@@ -47,11 +47,15 @@ export function d1Bindings() {
 /** Applies every pending migration to every local D1 database. */
 export function applyMigrations(persistTo) {
 	for (const binding of d1Bindings()) {
-		const res = spawnSync(NODE, [WRANGLER, "d1", "migrations", "apply", binding, "--local", "-c", "wrangler.toml", "--persist-to", persistTo], {
-			cwd: ROOT,
-			env: wranglerEnv({ CI: "1" }),
-			encoding: "utf8",
-		});
+		const res = spawnSync(
+			NODE,
+			[WRANGLER, "d1", "migrations", "apply", binding, "--local", "-c", "wrangler.toml", "--persist-to", persistTo],
+			{
+				cwd: ROOT,
+				env: wranglerEnv({ CI: "1" }),
+				encoding: "utf8",
+			},
+		);
 		if (res.status !== 0) throw new Error(`migrating ${binding} failed:\n${res.stdout}\n${res.stderr}`);
 	}
 }
@@ -63,9 +67,28 @@ export function applyMigrations(persistTo) {
 export async function startStack({ port = 8787, persistTo = join(ROOT, ".wrangler", "state"), stdio = "inherit", vars = {} } = {}) {
 	ensureDevVars();
 	applyMigrations(persistTo);
-	const args = [WRANGLER, "dev", "-c", "wrangler.toml", "-c", "workers/notify/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false"];
+	const args = [
+		WRANGLER,
+		"dev",
+		"-c",
+		"wrangler.toml",
+		"-c",
+		"workers/notify/wrangler.toml",
+		"--ip",
+		"127.0.0.1",
+		"--port",
+		String(port),
+		"--persist-to",
+		persistTo,
+		"--show-interactive-dev-session=false",
+	];
 	for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-	const child = spawn(NODE, args, { cwd: ROOT, env: wranglerEnv(), stdio: stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"], detached: stdio !== "inherit" });
+	const child = spawn(NODE, args, {
+		cwd: ROOT,
+		env: wranglerEnv(),
+		stdio: stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
+		detached: stdio !== "inherit",
+	});
 	let log = "";
 	if (stdio !== "inherit") {
 		child.stdout.on("data", (d) => (log += d));

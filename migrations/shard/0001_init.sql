@@ -1,6 +1,6 @@
 -- A shard database: all rows of the users the directory assigns to it.
--- Every table leads with user_id so that a user's rows can be copied out
--- (moved to another shard) with one predicate.
+-- Every table is reachable from user_id (directly, or through its version or
+-- upload), so a user's rows can be copied out when the user moves shard.
 
 -- Files and folders. A user's root is the one folder with parent_id NULL.
 CREATE TABLE nodes (

@@ -125,10 +125,7 @@ describe("password hashing", () => {
 	});
 
 	it("salts every hash", async () => {
-		const [a, b] = await Promise.all([
-			hashPassword("pw", { iterations: 1000 }),
-			hashPassword("pw", { iterations: 1000 }),
-		]);
+		const [a, b] = await Promise.all([hashPassword("pw", { iterations: 1000 }), hashPassword("pw", { iterations: 1000 })]);
 		expect(a).not.toBe(b);
 		expect(await verifyPassword("pw", a)).toBe(true);
 		expect(await verifyPassword("pw", b)).toBe(true);
@@ -137,9 +134,7 @@ describe("password hashing", () => {
 	it("matches a published PBKDF2-HMAC-SHA256 test vector", async () => {
 		// P = "passwordPASSWORDpassword", S = "saltSALTsaltSALTsaltSALTsaltSALTsalt", c = 4096, dkLen = 40.
 		const salt = toBase64Url(new TextEncoder().encode("saltSALTsaltSALTsaltSALTsaltSALTsalt"));
-		const hash = toBase64Url(
-			fromHex("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9"),
-		);
+		const hash = toBase64Url(fromHex("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9"));
 		const stored = `pbkdf2-sha256$4096$${salt}$${hash}`;
 		expect(await verifyPassword("passwordPASSWORDpassword", stored)).toBe(true);
 		expect(await verifyPassword("passwordPASSWORDpasswore", stored)).toBe(false);

@@ -32,10 +32,7 @@ export async function sha256Hex(data: Uint8Array | string): Promise<string> {
 }
 
 const HEX_DIGITS = "0123456789abcdef";
-const BYTE_TO_HEX: readonly string[] = Array.from(
-	{ length: 256 },
-	(_, i) => (HEX_DIGITS[i >> 4] ?? "") + (HEX_DIGITS[i & 15] ?? ""),
-);
+const BYTE_TO_HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => (HEX_DIGITS[i >> 4] ?? "") + (HEX_DIGITS[i & 15] ?? ""));
 
 /** Lowercase hex encoding. */
 export function toHex(bytes: Uint8Array): string {
@@ -211,9 +208,7 @@ function parsePasswordHash(stored: string): ParsedPasswordHash | null {
 
 async function pbkdf2(password: string, salt: Uint8Array<ArrayBuffer>, iterations: number, bytes: number) {
 	// NFC so the same password typed on macOS (often NFD) and elsewhere matches.
-	const key = await crypto.subtle.importKey("raw", encoder.encode(password.normalize("NFC")), "PBKDF2", false, [
-		"deriveBits",
-	]);
+	const key = await crypto.subtle.importKey("raw", encoder.encode(password.normalize("NFC")), "PBKDF2", false, ["deriveBits"]);
 	const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, bytes * 8);
 	return new Uint8Array(bits);
 }
@@ -255,9 +250,7 @@ export function needsRehash(stored: string): boolean {
 	const parsed = parsePasswordHash(stored);
 	if (parsed === null) return true;
 	return (
-		parsed.iterations < PBKDF2_DEFAULT_ITERATIONS ||
-		parsed.salt.length < PASSWORD_SALT_BYTES ||
-		parsed.hash.length !== PASSWORD_HASH_BYTES
+		parsed.iterations < PBKDF2_DEFAULT_ITERATIONS || parsed.salt.length < PASSWORD_SALT_BYTES || parsed.hash.length !== PASSWORD_HASH_BYTES
 	);
 }
 
@@ -266,8 +259,7 @@ export function needsRehash(stored: string): boolean {
  * matches (its bytes are random, not derived from any password). Verifying
  * against it costs exactly as much as verifying a real user's hash.
  */
-export const DUMMY_PASSWORD_HASH =
-	"pbkdf2-sha256$100000$12rN1GbAdmf44cD4IUg18w$4ni01o_eMVWPsGHXJPYvkGyd18mMaN__NFoFlLfHjyE";
+export const DUMMY_PASSWORD_HASH = "pbkdf2-sha256$100000$12rN1GbAdmf44cD4IUg18w$4ni01o_eMVWPsGHXJPYvkGyd18mMaN__NFoFlLfHjyE";
 
 /**
  * Spends the same PBKDF2 work as {@link verifyPassword} on a real hash and
@@ -408,8 +400,7 @@ export class KeyRing {
 	}
 }
 
-const SECRET_HINT =
-	"expected comma-separated keyId:base64url(32 bytes) entries, e.g. the output of generateKeyRingSecret()";
+const SECRET_HINT = "expected comma-separated keyId:base64url(32 bytes) entries, e.g. the output of generateKeyRingSecret()";
 
 /**
  * Parses the block-encryption secret: comma-separated `keyId:base64url(32
@@ -439,9 +430,7 @@ export function parseKeyRing(secret: string): KeyRing {
 			throw new Error(`parseKeyRing: key ${JSON.stringify(id)} is not valid base64url; ${SECRET_HINT}`);
 		}
 		if (key.length !== MASTER_KEY_BYTES) {
-			throw new Error(
-				`parseKeyRing: key ${JSON.stringify(id)} decodes to ${key.length} bytes, expected ${MASTER_KEY_BYTES}`,
-			);
+			throw new Error(`parseKeyRing: key ${JSON.stringify(id)} decodes to ${key.length} bytes, expected ${MASTER_KEY_BYTES}`);
 		}
 		if (entries.some((e) => e.id === id)) throw new Error(`parseKeyRing: duplicate key id ${JSON.stringify(id)}`);
 		entries.push({ id, key });

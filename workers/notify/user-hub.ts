@@ -13,7 +13,7 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, sql } from "drizzle-orm";
 import { fail, type Failure, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
-import { checkName, nameKey, splitExtension, MAX_NAME_BYTES } from "../../src/shared/names";
+import { checkName, nameKey, splitExtension } from "../../src/shared/names";
 import { changes, nodes, uploadBlocks, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
 import { findUpload, isLive, missingBlocks } from "../../src/shared/db/uploads";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
@@ -192,7 +192,13 @@ export class UserHub extends DurableObject<Env> {
 	async #commitContent(db: ShardDb, scope: HubScope, input: CommitFileInput): Promise<Result<{ created: boolean } & CommitResult>> {
 		const name = checkName(input.name);
 		if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
-		const parent = await this.#liveFolder(db, scope, input.parentId);
+		let parent = await this.#liveFolder(db, scope, input.parentId);
+		if (!parent.ok && input.baseVersionId !== null) {
+			// An edit whose folder was deleted meanwhile still wins: it lands in
+			// the nearest folder above that survives (docs/decisions/0009).
+			const refuge = await this.#nearestLiveFolder(db, scope, input.parentId);
+			if (refuge) parent = { ok: true, row: refuge };
+		}
 		if (!parent.ok) return parent;
 		const now = new Date().toISOString();
 		const existing = await findLiveChild(db, scope.userId, parent.row.id, name.key);
@@ -355,7 +361,7 @@ export class UserHub extends DurableObject<Env> {
 			let name = node.name;
 			if (await findLiveChild(db, scope.userId, parentId, node.nameKey)) {
 				const [stem, ext] = splitExtension(node.name);
-				name = await this.#freeName(db, scope.userId, parentId, `${stem} (restored)${ext}`);
+				name = await this.#freeName(db, scope.userId, parentId, fitName(stem, ` (restored)${ext}`));
 			}
 			const now = new Date().toISOString();
 			const moveBack = db
@@ -523,7 +529,11 @@ export class UserHub extends DurableObject<Env> {
 
 	async #currentSeq(db: ShardDb, scope: HubScope): Promise<number> {
 		if (this.#seq === null) {
-			const rows = await db.all<{ seq: number }>(sql`SELECT COALESCE(MAX(seq), 0) AS seq FROM changes WHERE user_id = ${scope.userId}`);
+			// Pruning may have emptied the journal; numbering must still continue
+			// above the pruned floor, or every live cursor would look reset.
+			const rows = await db.all<{ seq: number }>(sql`SELECT MAX(
+				(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ${scope.userId}),
+				(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ${scope.userId})) AS seq`);
 			this.#seq = rows[0]?.seq ?? 0;
 		}
 		return this.#seq;
@@ -665,6 +675,17 @@ export class UserHub extends DurableObject<Env> {
 		return { ok: true, row };
 	}
 
+	/** The deepest folder on the way from the root to `id` (inclusive) that is not in the trash. */
+	async #nearestLiveFolder(db: ShardDb, scope: HubScope, id: string): Promise<NodeRow | null> {
+		const chain = await ancestry(db, scope.userId, id);
+		let refuge: string | null = null;
+		for (const link of chain) {
+			if (link.trashed) break;
+			refuge = link.id;
+		}
+		return refuge === null ? null : findNode(db, scope.userId, refuge);
+	}
+
 	async #checkQuota(db: ShardDb, scope: HubScope, growth: number, quotaBytes: number): Promise<Result<object>> {
 		if (growth <= 0) return { ok: true };
 		const used = await bytesUsed(db, scope.userId);
@@ -674,14 +695,14 @@ export class UserHub extends DurableObject<Env> {
 		return { ok: true };
 	}
 
-	/** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free. */
+	/** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free; always a valid name. */
 	async #freeName(db: ShardDb, userId: string, parentId: string, desired: string): Promise<string> {
 		const [stem, ext] = splitExtension(desired);
 		for (let n = 1; n < 1000; n++) {
-			const candidate = n === 1 ? desired : `${stem} ${n}${ext}`;
+			const candidate = fitName(stem, n === 1 ? ext : ` ${n}${ext}`);
 			if (!(await findLiveChild(db, userId, parentId, nameKey(candidate)))) return candidate;
 		}
-		return `${stem} ${newId("nod").slice(-8)}${ext}`;
+		return fitName(stem, ` ${newId("nod").slice(-8)}${ext}`);
 	}
 }
 
@@ -718,17 +739,24 @@ function nameTaken(name: string): Failure {
 
 /**
  * `<stem> (conflicted copy <device> YYYY-MM-DD HHMMSS)<ext>`, per API.md. The
- * device name is made name-safe and the stem shortened so the result stays a
- * valid name.
+ * device name is made name-safe and capped, and the stem shortened by whole
+ * code points, so the result is always a valid name (README "Names").
  */
 export function conflictedCopyName(name: string, deviceName: string, at: Date): string {
 	const [stem, ext] = splitExtension(name);
-	const device = deviceName.replace(/[\u0000-\u001f\u007f<>:"/\\|?*]/gu, "-").trim() || "unknown device";
+	const safeDevice = Array.from(deviceName.replace(/[\u0000-\u001f\u007f<>:"/\\|?*]/gu, "-").trim()).slice(0, 40).join("").trim();
+	const device = safeDevice || "unknown device";
 	const iso = at.toISOString();
 	const stamp = `${iso.slice(0, 10)} ${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
-	const suffix = ` (conflicted copy ${device} ${stamp})${ext}`;
-	const encoder = new TextEncoder();
-	let shortStem = stem;
-	while (shortStem.length > 1 && encoder.encode(shortStem + suffix).byteLength > MAX_NAME_BYTES) shortStem = shortStem.slice(0, -1);
-	return shortStem + suffix;
+	return fitName(stem, ` (conflicted copy ${device} ${stamp})${ext}`);
+}
+
+/** `stem + suffix`, with the stem cut (by code points) until the whole is a valid name. */
+export function fitName(stem: string, suffix: string): string {
+	const points = Array.from(stem);
+	for (let keep = points.length; keep >= 1; keep--) {
+		const candidate = points.slice(0, keep).join("").trimEnd() + suffix;
+		if (checkName(candidate).ok) return candidate;
+	}
+	return `file${suffix}`;
 }

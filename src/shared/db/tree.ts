@@ -46,18 +46,22 @@ export async function findLiveChild(db: ShardDb, userId: string, parentId: strin
 }
 
 /** The chain from the root down to `id` itself, in order; empty if there is no such node. */
-export async function ancestry(db: ShardDb, userId: string, id: string): Promise<{ id: string; name: string; parentId: string | null }[]> {
+export async function ancestry(
+	db: ShardDb,
+	userId: string,
+	id: string,
+): Promise<{ id: string; name: string; parentId: string | null; trashed: boolean }[]> {
 	// One recursive query instead of a round trip per level.
-	const rows = await db.all<{ id: string; name: string; parent_id: string | null; depth: number }>(sql`
-		WITH RECURSIVE chain(id, name, parent_id, depth) AS (
-			SELECT id, name, parent_id, 0 FROM nodes WHERE user_id = ${userId} AND id = ${id}
+	const rows = await db.all<{ id: string; name: string; parent_id: string | null; trashed: number; depth: number }>(sql`
+		WITH RECURSIVE chain(id, name, parent_id, trashed, depth) AS (
+			SELECT id, name, parent_id, trashed_at IS NOT NULL, 0 FROM nodes WHERE user_id = ${userId} AND id = ${id}
 			UNION ALL
-			SELECT n.id, n.name, n.parent_id, chain.depth + 1
+			SELECT n.id, n.name, n.parent_id, n.trashed_at IS NOT NULL, chain.depth + 1
 			FROM nodes n JOIN chain ON n.id = chain.parent_id
 			WHERE n.user_id = ${userId}
 		)
-		SELECT id, name, parent_id, depth FROM chain ORDER BY depth DESC`);
-	return rows.map((r) => ({ id: r.id, name: r.name, parentId: r.parent_id }));
+		SELECT id, name, parent_id, trashed, depth FROM chain ORDER BY depth DESC`);
+	return rows.map((r) => ({ id: r.id, name: r.name, parentId: r.parent_id, trashed: r.trashed === 1 }));
 }
 
 /** One page of a folder's live children, ordered by folded name. */

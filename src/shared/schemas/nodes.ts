@@ -55,7 +55,7 @@ export type Version = z.infer<typeof Version>;
 export const Conflict = z
 	.object({
 		node_id: NodeId.openapi({ description: "The file this commit conflicted with (the winner)" }),
-		reason: z.enum(["stale_base", "edit_after_delete"]),
+		reason: z.enum(["stale_base"]).openapi({ description: "stale_base: the commit was based on a version that is no longer the head" }),
 	})
 	.openapi("Conflict");
 export type Conflict = z.infer<typeof Conflict>;

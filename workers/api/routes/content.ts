@@ -79,7 +79,9 @@ contentRoutes.openapi(
 		}
 		const db = shardOf(c.env, caller);
 		const parent = await findNode(db, caller.userId, query.parent_id);
-		if (!parent || parent.type !== "folder" || parent.trashedAt !== null) throw new ApiError("NOT_FOUND", "parent folder not found");
+		// A trashed folder is acceptable only for an edit (If-Match): the edit
+		// then wins against the delete and the hub revives the file.
+		if (!parent || parent.type !== "folder" || (parent.trashedAt !== null && baseVersionId === null)) throw new ApiError("NOT_FOUND", "parent folder not found");
 		const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
 		if (existing?.type === "folder")
 			throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
@@ -183,7 +185,9 @@ contentRoutes.openapi(
 		if (c.req.method === "HEAD" || length === 0) return c.body(null, status, headers);
 		const blocks = await blocksInRange(db, version.id, span.start, span.end);
 		const body = await streamRange(c.env.BLOBS, keyRing(c.env), blocks, span);
-		return c.body(body, status, headers);
+		// A plain stream would go out chunked; a FixedLengthStream keeps
+		// Content-Length, so clients can show progress and detect truncation.
+		return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);
 	},
 );
 
