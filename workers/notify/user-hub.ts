@@ -234,8 +234,21 @@ export class UserHub extends DurableObject<Env> {
 			const base = await findVersion(db, scope.userId, input.baseVersionId);
 			const baseNode = base ? await findNode(db, scope.userId, base.nodeId) : null;
 			if (baseNode && baseNode.trashedAt !== null && baseNode.type === "file") {
-				const quota = await this.#checkQuota(db, scope, input.size - baseNode.size, input.quotaBytes);
+				const stale = baseNode.headVersionId !== input.baseVersionId;
+				const quota = await this.#checkQuota(db, scope, stale ? input.size : input.size - baseNode.size, input.quotaBytes);
 				if (!quota.ok) return quota;
+				if (stale) {
+					// The deleted file had moved on too: keep its newer head (in the
+					// trash, restorable) and add the edit beside, as a conflicted copy.
+					const copyName = await this.#freeName(
+						db,
+						scope.userId,
+						parent.row.id,
+						conflictedCopyName(name.name, input.actor.deviceName, new Date(now)),
+					);
+					const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: baseNode.id };
+					return this.#writeVersion(db, scope, input, row, true, now, { node_id: baseNode.id, reason: "stale_base" });
+				}
 				const revived: NodeRow = {
 					...baseNode,
 					parentId: parent.row.id,
@@ -244,17 +257,7 @@ export class UserHub extends DurableObject<Env> {
 					trashedAt: null,
 					trashRootId: null,
 				};
-				const stale = baseNode.headVersionId !== input.baseVersionId;
-				return this.#writeVersion(
-					db,
-					scope,
-					input,
-					revived,
-					false,
-					now,
-					stale ? { node_id: baseNode.id, reason: "stale_base" } : null,
-					"restored",
-				);
+				return this.#writeVersion(db, scope, input, revived, false, now, null, "restored");
 			}
 		}
 		const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
@@ -552,7 +555,9 @@ export class UserHub extends DurableObject<Env> {
 			kind,
 			nodeId: after.id,
 			node: JSON.stringify(toNode(after)),
-			createdAt: after.modifiedAt,
+			// When the change happened, not the node's mtime (a trash keeps it):
+			// retention counts from here.
+			createdAt: new Date().toISOString(),
 		});
 		try {
 			await runBatch(db.$client, [...statements, entry]);
@@ -744,7 +749,10 @@ function nameTaken(name: string): Failure {
  */
 export function conflictedCopyName(name: string, deviceName: string, at: Date): string {
 	const [stem, ext] = splitExtension(name);
-	const safeDevice = Array.from(deviceName.replace(/[\u0000-\u001f\u007f<>:"/\\|?*]/gu, "-").trim()).slice(0, 40).join("").trim();
+	const safeDevice = Array.from(deviceName.replace(/[\u0000-\u001f\u007f<>:"/\\|?*]/gu, "-").trim())
+		.slice(0, 40)
+		.join("")
+		.trim();
 	const device = safeDevice || "unknown device";
 	const iso = at.toISOString();
 	const stamp = `${iso.slice(0, 10)} ${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;

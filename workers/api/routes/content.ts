@@ -81,10 +81,18 @@ contentRoutes.openapi(
 		const parent = await findNode(db, caller.userId, query.parent_id);
 		// A trashed folder is acceptable only for an edit (If-Match): the edit
 		// then wins against the delete and the hub revives the file.
-		if (!parent || parent.type !== "folder" || (parent.trashedAt !== null && baseVersionId === null)) throw new ApiError("NOT_FOUND", "parent folder not found");
+		if (!parent || parent.type !== "folder" || (parent.trashedAt !== null && baseVersionId === null))
+			throw new ApiError("NOT_FOUND", "parent folder not found");
 		const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
 		if (existing?.type === "folder")
 			throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
+		// A base already stale fails now when the client asked to fail, before a
+		// byte is stored; the hub re-checks for races after this point.
+		if (query.on_conflict === "fail" && baseVersionId !== null && existing && existing.headVersionId !== baseVersionId) {
+			throw new ApiError("VERSION_CONFLICT", `the file changed since version ${baseVersionId}`, [
+				{ node_id: existing.id, head_version_id: existing.headVersionId },
+			]);
+		}
 		if (declaredBytes !== null && declaredBytes > (existing?.size ?? 0)) {
 			const used = await usageOf(c.env, caller);
 			if (used + declaredBytes - (existing?.size ?? 0) > caller.quotaBytes)
@@ -170,7 +178,9 @@ contentRoutes.openapi(
 			return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
 
 		const ifRange = c.req.header("If-Range");
-		const rangeHeader = ifRange === undefined || etagMatches(ifRange, version.id) ? c.req.header("Range") : undefined;
+		// If-Range takes one validator compared strongly (RFC 9110 §13.1.5): a
+		// weak tag, a list, "*" or a date never matches, so the whole file is sent.
+		const rangeHeader = ifRange === undefined || ifRange.trim() === etag ? c.req.header("Range") : undefined;
 		const range = parseRange(rangeHeader, version.size);
 		if (range === "unsatisfiable") {
 			throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], {

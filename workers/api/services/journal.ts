@@ -13,7 +13,9 @@ export async function journalBounds(db: ShardDb, userId: string): Promise<{ late
 		SELECT
 			(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ${userId}) AS latest,
 			(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ${userId}) AS pruned`);
-	return { latest: rows[0]?.latest ?? 0, prunedThrough: rows[0]?.pruned ?? 0 };
+	const prunedThrough = rows[0]?.pruned ?? 0;
+	// Everything may have been pruned: the journal still ends where it ended.
+	return { latest: Math.max(rows[0]?.latest ?? 0, prunedThrough), prunedThrough };
 }
 
 /**

@@ -1,0 +1,34 @@
+/**
+ * Drive's client library, shared by the command-line client and the web
+ * page. Web-standard APIs only: it runs in Node 22 and browsers.
+ *
+ * @module
+ */
+export {
+	DriveApiError,
+	DriveClient,
+	isAbortError,
+	isRetryableStatus,
+	parseRetryAfter,
+	type DriveApiErrorCode,
+	type DriveClientOptions,
+	type FetchLike,
+	type QueryValue,
+	type RequestOptions,
+	type RetryInfo,
+	type TokenProvider,
+} from "./http";
+export {
+	planUpload,
+	SourceChangedError,
+	uploadFile,
+	type IncrementalHash,
+	type PlannedBlock,
+	type PlanOptions,
+	type UploadOptions,
+	type UploadPlan,
+	type UploadProgress,
+	type UploadResult,
+	type UploadSessionInfo,
+	type UploadSource,
+} from "./upload";
