@@ -168,7 +168,7 @@ export function readBlockHeader(stored: Uint8Array): BlockHeader {
  *   {@link MAX_BLOCK_PLAINTEXT_BYTES}, BlockIntegrityError("hash") when the
  *   plaintext does not hash to `hashHex` (unless `hashVerified`).
  */
-export async function encodeBlock(
+export async function encodeBlockParts(
 	plain: Uint8Array,
 	hashHex: string,
 	ring: KeyRing,
@@ -176,7 +176,7 @@ export async function encodeBlock(
 		/** The caller hashed `plain` itself just now (e.g. while it streamed): skip the second SHA-256 pass. */
 		hashVerified?: boolean;
 	} = {},
-): Promise<Uint8Array<ArrayBuffer>> {
+): Promise<EncodedBlock> {
 	if (!isSha256Hex(hashHex)) throw new TypeError("encodeBlock: hash must be 64 lowercase hex chars");
 	if (plain.length > MAX_BLOCK_PLAINTEXT_BYTES) {
 		throw new RangeError(`encodeBlock: block of ${plain.length} bytes exceeds ${MAX_BLOCK_PLAINTEXT_BYTES}`);
@@ -205,9 +205,27 @@ export async function encodeBlock(
 		key,
 		bufferSource(payload),
 	);
-	const out = new Uint8Array(headerLength + ciphertext.byteLength);
-	out.set(header, 0);
-	out.set(new Uint8Array(ciphertext), headerLength);
+	return { header, ciphertext: new Uint8Array(ciphertext), byteLength: headerLength + ciphertext.byteLength };
+}
+
+/** A stored block in its two parts, so a writer can stream them without concatenating. */
+export interface EncodedBlock {
+	header: Uint8Array<ArrayBuffer>;
+	ciphertext: Uint8Array<ArrayBuffer>;
+	byteLength: number;
+}
+
+/** {@link encodeBlockParts}, concatenated into the stored object's bytes. */
+export async function encodeBlock(
+	plain: Uint8Array,
+	hashHex: string,
+	ring: KeyRing,
+	options: { hashVerified?: boolean } = {},
+): Promise<Uint8Array<ArrayBuffer>> {
+	const parts = await encodeBlockParts(plain, hashHex, ring, options);
+	const out = new Uint8Array(parts.byteLength);
+	out.set(parts.header, 0);
+	out.set(parts.ciphertext, parts.header.byteLength);
 	return out;
 }
 

@@ -19,6 +19,36 @@ benchRoutes.put("/raw/:key", async (c) => {
 	return c.json({ size: object?.size ?? 0, ms: Date.now() - started });
 });
 
+/** Reads and discards the body: what receiving alone costs (time and memory). */
+benchRoutes.put("/drain", async (c) => {
+	let bytes = 0;
+	const reader = c.req.raw.body?.getReader();
+	for (;;) {
+		if (!reader) break;
+		const { done, value } = await reader.read();
+		if (done) break;
+		bytes += value.byteLength;
+	}
+	return c.json({ bytes });
+});
+
+/** Like /drain, reading into one reused buffer (BYOB): how much of receiving's memory is per-chunk garbage. */
+benchRoutes.put("/drain-byob", async (c) => {
+	let bytes = 0;
+	const body = c.req.raw.body;
+	if (body) {
+		const reader = body.getReader({ mode: "byob" });
+		let buffer = new ArrayBuffer(1 << 20);
+		for (;;) {
+			const { done, value } = await reader.read(new Uint8Array(buffer));
+			if (done || !value) break;
+			bytes += value.byteLength;
+			buffer = value.buffer;
+		}
+	}
+	return c.json({ bytes });
+});
+
 /** Raw R2 get: the ceiling for downloads. */
 benchRoutes.get("/raw/:key", async (c) => {
 	const object = await c.env.BLOBS.get(`bench/${c.req.param("key")}`);

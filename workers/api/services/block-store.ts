@@ -3,7 +3,7 @@
  * the SHA-256 of the plaintext (docs/storage.md). Writes skip blocks that
  * already exist, so identical content is stored once across all users.
  */
-import { blockObjectKey, BlockIntegrityError, decodeBlock, encodeBlock } from "../../../src/shared/blocks";
+import { blockObjectKey, BlockIntegrityError, decodeBlock, encodeBlockParts } from "../../../src/shared/blocks";
 import { parseKeyRing, sha256Hex, type KeyRing } from "../../../src/shared/crypto";
 
 let cachedRing: { secret: string; ring: KeyRing } | null = null;
@@ -30,8 +30,17 @@ export interface StoredBlock {
  */
 export async function putBlock(bucket: R2Bucket, ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<StoredBlock> {
 	const hash = verifiedHash ?? (await sha256Hex(plain));
-	const encoded = await encodeBlock(plain, hash, ring, { hashVerified: true });
-	await bucket.put(blockObjectKey(hash), encoded);
+	const encoded = await encodeBlockParts(plain, hash, ring, { hashVerified: true });
+	// Streaming the two parts avoids a block-sized concatenation per put,
+	// garbage that would otherwise raise the isolate's peak memory.
+	const { readable, writable } = new FixedLengthStream(encoded.byteLength);
+	const writer = writable.getWriter();
+	const written = (async () => {
+		await writer.write(encoded.header);
+		await writer.write(encoded.ciphertext);
+		await writer.close();
+	})();
+	await Promise.all([bucket.put(blockObjectKey(hash), readable), written]);
 	return { hash, size: plain.byteLength };
 }
 

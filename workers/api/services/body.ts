@@ -1,5 +1,40 @@
-/** Reading bounded request bodies without trusting Content-Length. */
+/**
+ * Reading request bodies with bounded memory.
+ *
+ * The default reader hands out a fresh buffer for every network read, and
+ * locally that garbage added ~60 MB of RSS while receiving 90 MiB (BENCHMARKS.md).
+ * A BYOB reader fills one reused buffer instead (+3 MB for the same body).
+ */
 import { toHex } from "../../../src/shared/crypto";
+
+/** Read size for streamed bodies: large enough to amortize calls, small enough to stay cache-friendly. */
+const READ_SIZE = 1 << 20;
+
+/**
+ * Yields the body in pieces that are views into ONE reused buffer: each
+ * piece is valid only until the next iteration, so consumers must copy or
+ * finish with it first. Stopping the loop early cancels the body.
+ */
+export async function* byobChunks(body: ReadableStream<Uint8Array>, readSize = READ_SIZE): AsyncGenerator<Uint8Array> {
+	const reader = body.getReader({ mode: "byob" });
+	let buffer = new ArrayBuffer(readSize);
+	let finished = false;
+	try {
+		for (;;) {
+			const { done, value } = await reader.read(new Uint8Array(buffer));
+			if (done || value === undefined) {
+				finished = true;
+				return;
+			}
+			// The read transferred our buffer into `value`; take it back.
+			buffer = value.buffer as ArrayBuffer;
+			if (value.byteLength > 0) yield value;
+		}
+	} finally {
+		if (!finished) await reader.cancel("stopped reading").catch(() => undefined);
+		reader.releaseLock();
+	}
+}
 
 export type BoundedBody = { ok: true; bytes: Uint8Array; sha256: string } | { ok: false; tooLarge: true };
 
@@ -18,23 +53,20 @@ export async function readBounded(
 	let buffer = new Uint8Array(expectedLength !== null && expectedLength <= maxBytes ? expectedLength : Math.min(maxBytes, 1 << 20));
 	let length = 0;
 	if (body !== null) {
-		const reader = body.getReader();
-		for (;;) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			if (length + value.byteLength > maxBytes) {
-				await reader.cancel("too large");
+		for await (const piece of byobChunks(body, 256 * 1024)) {
+			if (length + piece.byteLength > maxBytes) {
+				digest.digest.catch(() => undefined);
 				await writer.abort();
 				return { ok: false, tooLarge: true };
 			}
-			if (length + value.byteLength > buffer.byteLength) {
-				const grown = new Uint8Array(Math.min(maxBytes, Math.max(buffer.byteLength * 2, length + value.byteLength)));
+			if (length + piece.byteLength > buffer.byteLength) {
+				const grown = new Uint8Array(Math.min(maxBytes, Math.max(buffer.byteLength * 2, length + piece.byteLength)));
 				grown.set(buffer.subarray(0, length));
 				buffer = grown;
 			}
-			buffer.set(value, length);
-			length += value.byteLength;
-			await writer.write(value);
+			buffer.set(piece, length);
+			length += piece.byteLength;
+			await writer.write(piece);
 		}
 	}
 	await writer.close();

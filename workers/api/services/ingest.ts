@@ -10,6 +10,7 @@ import { toHex, type KeyRing } from "../../../src/shared/crypto";
 import type { BlockRef } from "../../../src/shared/db/rows";
 import { fail, type Result } from "../../../src/shared/errors";
 import { putBlock } from "./block-store";
+import { byobChunks } from "./body";
 
 /** Blocks being hashed, encrypted and written at once. */
 const STORE_CONCURRENCY = 3;
@@ -57,20 +58,18 @@ export async function ingest(
 	};
 
 	if (body !== null) {
-		const reader = body.getReader();
-		for (;;) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			size += value.byteLength;
+		for await (const piece of byobChunks(body)) {
+			size += piece.byteLength;
 			if (size > maxBytes) {
-				await reader.cancel("payload too large");
 				await Promise.allSettled(inFlight);
 				digest.digest.catch(() => undefined);
 				await digestWriter.abort();
 				return fail("PAYLOAD_TOO_LARGE", `the body exceeds ${maxBytes} bytes; send large files through upload sessions or tus`);
 			}
-			await digestWriter.write(value);
-			for (const chunk of chunker.push(value)) await enqueue(chunk);
+			// `piece` is reused by the next read: both consumers finish with it
+			// here (the chunker copies what it keeps).
+			await digestWriter.write(piece);
+			for (const chunk of chunker.push(piece)) await enqueue(chunk);
 		}
 	}
 	const last = chunker.finish();

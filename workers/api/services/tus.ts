@@ -19,6 +19,7 @@ import { uploadBlocks, uploads, type UploadRow } from "../../../src/shared/db/sc
 import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { getBlock, putBlock } from "./block-store";
+import { byobChunks } from "./body";
 import { appendBlocks } from "./uploads";
 
 /** Blocks being encrypted and written at once. */
@@ -128,23 +129,20 @@ export async function receivePatch(
 	let received = 0;
 	let broken: unknown = null;
 	if (body !== null) {
-		const reader = body.getReader();
 		try {
-			for (;;) {
-				const { done: end, value } = await reader.read();
-				if (end) break;
-				received += value.byteLength;
+			for await (const piece of byobChunks(body)) {
+				received += piece.byteLength;
 				if (received > limits.maxPatchBytes || upload.offset + received > upload.size) {
-					await reader.cancel("too large");
 					await Promise.allSettled(inFlight);
 					await checkpoints;
 					return upload.offset + received > upload.size
 						? fail("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`)
 						: fail("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${limits.maxPatchBytes} bytes`);
 				}
-				await wholeWriter?.write(value);
-				await patchWriter?.write(value);
-				for (const chunk of chunker.push(value)) await enqueue(chunk);
+				// `piece` is reused by the next read; every consumer finishes with it here.
+				await wholeWriter?.write(piece);
+				await patchWriter?.write(piece);
+				for (const chunk of chunker.push(piece)) await enqueue(chunk);
 			}
 		} catch (err) {
 			// The client went away mid-body: keep what completed.
