@@ -31,16 +31,9 @@ export interface StoredBlock {
 export async function putBlock(bucket: R2Bucket, ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<StoredBlock> {
 	const hash = verifiedHash ?? (await sha256Hex(plain));
 	const encoded = await encodeBlockParts(plain, hash, ring, { hashVerified: true });
-	// Streaming the two parts avoids a block-sized concatenation per put,
-	// garbage that would otherwise raise the isolate's peak memory.
-	const { readable, writable } = new FixedLengthStream(encoded.byteLength);
-	const writer = writable.getWriter();
-	const written = (async () => {
-		await writer.write(encoded.header);
-		await writer.write(encoded.ciphertext);
-		await writer.close();
-	})();
-	await Promise.all([bucket.put(blockObjectKey(hash), readable), written]);
+	// A Blob of the two parts avoids a block-sized concatenation in JS (less
+	// garbage, lower peak memory); a FixedLengthStream here measured 3x slower.
+	await bucket.put(blockObjectKey(hash), new Blob([encoded.header, encoded.ciphertext]));
 	return { hash, size: plain.byteLength };
 }
 

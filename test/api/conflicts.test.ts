@@ -1,0 +1,358 @@
+/**
+ * Conflicts (API.md "Commits, conflicts and the change journal"): stale bases
+ * become conflicted copies listed by GET /v1/conflicts, edits survive deletes,
+ * and racing renames and moves are serialized by the user's hub.
+ */
+import { describe, expect, it } from "vitest";
+import { body, call, put, sha256, signup, type TestUser } from "./helpers";
+
+interface NodeBody {
+	id: string;
+	type: "file" | "folder";
+	name: string;
+	parent_id: string | null;
+	version_id: string | null;
+	content_hash: string | null;
+	trashed: boolean;
+	conflict_of: string | null;
+	path?: string;
+}
+interface Commit {
+	node: NodeBody;
+	version: { id: string; node_id: string; content_hash: string };
+	conflict: { node_id: string; reason: string } | null;
+}
+interface ConflictPage {
+	items: { node: NodeBody; conflicts_with: NodeBody | null }[];
+	next_cursor: string | null;
+}
+interface Entry {
+	seq: number;
+	kind: string;
+	node: NodeBody;
+}
+interface ErrorBody {
+	error: { code: string };
+}
+
+async function commit(
+	user: TestUser,
+	parentId: string,
+	name: string,
+	data: string,
+	ifMatch?: string,
+	query = "",
+): Promise<{ status: number; body: Commit }> {
+	const res = await put(user, parentId, name, data, ifMatch === undefined ? {} : { "If-Match": ifMatch }, query);
+	return { status: res.status, body: await body<Commit>(res) };
+}
+
+async function folder(user: TestUser, parentId: string, name: string): Promise<NodeBody> {
+	const res = await call("/v1/folders", { method: "POST", token: user.token, body: JSON.stringify({ parent_id: parentId, name }) });
+	expect(res.status).toBe(201);
+	return body<NodeBody>(res);
+}
+
+function patch(user: TestUser, id: string, change: { name?: string; parent_id?: string }): Promise<Response> {
+	return call(`/v1/nodes/${id}`, { method: "PATCH", token: user.token, body: JSON.stringify(change) });
+}
+
+async function node(user: TestUser, id: string): Promise<NodeBody> {
+	const res = await call(`/v1/nodes/${id}`, { token: user.token });
+	expect(res.status).toBe(200);
+	return body<NodeBody>(res);
+}
+
+async function conflicts(user: TestUser, query = ""): Promise<ConflictPage> {
+	const res = await call(`/v1/conflicts${query}`, { token: user.token });
+	expect(res.status).toBe(200);
+	return body<ConflictPage>(res);
+}
+
+async function download(user: TestUser, id: string, versionId?: string): Promise<string> {
+	const res = await call(`/v1/files/${id}/content${versionId === undefined ? "" : `?version_id=${versionId}`}`, { token: user.token });
+	expect(res.status).toBe(200);
+	return res.text();
+}
+
+async function journal(user: TestUser, cursor?: string): Promise<{ entries: Entry[]; cursor: string }> {
+	const res = await call(`/v1/changes${cursor === undefined ? "" : `?cursor=${encodeURIComponent(cursor)}`}`, { token: user.token });
+	expect(res.status).toBe(200);
+	return body(res);
+}
+
+async function latest(user: TestUser): Promise<string> {
+	return (await body<{ cursor: string }>(await call("/v1/changes/latest", { token: user.token }))).cursor;
+}
+
+/** Live files under `folderId` (one level), by name. */
+async function files(user: TestUser, folderId: string): Promise<NodeBody[]> {
+	const res = await call(`/v1/nodes/${folderId}/children?limit=1000`, { token: user.token });
+	expect(res.status).toBe(200);
+	return (await body<{ items: NodeBody[] }>(res)).items;
+}
+
+/** Uploads v1, then v2 on top of it: the returned v1 id is now a stale base. */
+async function edited(user: TestUser, name: string): Promise<{ id: string; v1: string; v2: string }> {
+	const first = await commit(user, user.rootId, name, "version one");
+	expect(first.status).toBe(201);
+	const second = await commit(user, user.rootId, name, "version two", first.body.version.id);
+	expect(second.status).toBe(200);
+	expect(second.body.conflict).toBeNull();
+	return { id: first.body.node.id, v1: first.body.version.id, v2: second.body.version.id };
+}
+
+describe("stale bases", () => {
+	it("keep the losing edit as a conflicted copy named for the device and time, listed with its original", async () => {
+		const user = await signup("Ada's laptop");
+		const file = await edited(user, "report.txt");
+		const stale = await commit(user, user.rootId, "report.txt", "my offline edit", file.v1);
+		expect(stale.status).toBe(201);
+		expect(stale.body.conflict).toEqual({ node_id: file.id, reason: "stale_base" });
+		const copy = stale.body.node;
+		expect(copy.id).not.toBe(file.id);
+		expect(copy.name).toMatch(/^report \(conflicted copy Ada's laptop \d{4}-\d{2}-\d{2} \d{6}\)\.txt$/);
+		expect(copy.conflict_of).toBe(file.id);
+
+		// Both come back, each byte-exact.
+		expect(await download(user, file.id)).toBe("version two");
+		expect(await download(user, copy.id)).toBe("my offline edit");
+		expect(copy.content_hash).toBe(await sha256(new TextEncoder().encode("my offline edit")));
+
+		const list = await conflicts(user);
+		expect(list.items).toHaveLength(1);
+		expect(list.items[0]?.node).toMatchObject({ id: copy.id, conflict_of: file.id });
+		expect(list.items[0]?.conflicts_with).toMatchObject({ id: file.id, name: "report.txt", version_id: file.v2 });
+		expect(list.next_cursor).toBeNull();
+	});
+
+	it("names two copies from the same device in the same second apart", async () => {
+		const user = await signup();
+		const file = await edited(user, "a.txt");
+		const [x, y] = await Promise.all([commit(user, user.rootId, "a.txt", "x", file.v1), commit(user, user.rootId, "a.txt", "y", file.v1)]);
+		expect([x?.status, y?.status]).toEqual([201, 201]);
+		expect(x?.body.node.name).not.toBe(y?.body.node.name);
+		expect((await conflicts(user)).items).toHaveLength(2);
+	});
+
+	it("answer 409 VERSION_CONFLICT with on_conflict=fail, and write nothing", async () => {
+		const user = await signup();
+		const file = await edited(user, "b.txt");
+		const before = await latest(user);
+		const res = await put(user, user.rootId, "b.txt", "lost?", { "If-Match": file.v1 }, "&on_conflict=fail");
+		expect(res.status).toBe(409);
+		expect((await body<ErrorBody>(res)).error.code).toBe("VERSION_CONFLICT");
+		expect(await latest(user)).toBe(before);
+		expect((await files(user, user.rootId)).map((n) => n.name)).toEqual(["b.txt"]);
+		expect((await conflicts(user)).items).toEqual([]);
+		// A current base with on_conflict=fail just commits.
+		const ok = await put(user, user.rootId, "b.txt", "fine", { "If-Match": file.v2 }, "&on_conflict=fail");
+		expect(ok.status).toBe(200);
+	});
+
+	it("let exactly one of several commits on the same base win; the rest become copies", async () => {
+		const user = await signup();
+		const first = await commit(user, user.rootId, "race.txt", "base");
+		const contents = ["r0", "r1", "r2", "r3", "r4"];
+		const results = await Promise.all(contents.map((c) => commit(user, user.rootId, "race.txt", c, first.body.version.id)));
+		expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+		expect(results.filter((r) => r.status === 201 && r.body.conflict?.node_id === first.body.node.id)).toHaveLength(4);
+		for (const [i, r] of results.entries()) expect(await download(user, r.body.node.id)).toBe(contents[i]);
+		expect((await conflicts(user)).items).toHaveLength(4);
+	});
+});
+
+describe("GET /v1/conflicts", () => {
+	it("drops a copy when it is renamed, but not when it is only moved", async () => {
+		const user = await signup();
+		const file = await edited(user, "c.txt");
+		const copy = (await commit(user, user.rootId, "c.txt", "copy", file.v1)).body.node;
+		const dir = await folder(user, user.rootId, "elsewhere");
+		const moved = await patch(user, copy.id, { parent_id: dir.id });
+		expect(moved.status).toBe(200);
+		expect((await conflicts(user)).items.map((i) => i.node.id)).toEqual([copy.id]);
+		const renamed = await patch(user, copy.id, { name: "c (mine).txt" });
+		expect(renamed.status).toBe(200);
+		expect((await body<NodeBody>(renamed)).conflict_of).toBeNull();
+		expect((await conflicts(user)).items).toEqual([]);
+	});
+
+	it("drops a copy when it is deleted, and restoring it does not bring the mark back", async () => {
+		const user = await signup();
+		const file = await edited(user, "d.txt");
+		const copy = (await commit(user, user.rootId, "d.txt", "copy", file.v1)).body.node;
+		expect((await call(`/v1/nodes/${copy.id}`, { method: "DELETE", token: user.token })).status).toBe(200);
+		expect((await conflicts(user)).items).toEqual([]);
+		expect((await call(`/v1/nodes/${copy.id}/restore`, { method: "POST", token: user.token })).status).toBe(200);
+		expect((await conflicts(user)).items).toEqual([]);
+	});
+
+	it("drops a copy marked resolved, idempotently, and journals the change", async () => {
+		const user = await signup();
+		const file = await edited(user, "e.txt");
+		const copy = (await commit(user, user.rootId, "e.txt", "copy", file.v1)).body.node;
+		const cursor = await latest(user);
+		const res = await call(`/v1/conflicts/${copy.id}/resolve`, { method: "POST", token: user.token });
+		expect(res.status).toBe(200);
+		expect(await body<NodeBody>(res)).toMatchObject({ id: copy.id, name: copy.name, conflict_of: null });
+		expect((await conflicts(user)).items).toEqual([]);
+		const again = await call(`/v1/conflicts/${copy.id}/resolve`, { method: "POST", token: user.token });
+		expect(again.status).toBe(200);
+		const j = await journal(user, cursor);
+		expect(j.entries.map((e) => [e.kind, e.node.id, e.node.conflict_of])).toEqual([["updated", copy.id, null]]);
+		expect(await download(user, copy.id)).toBe("copy");
+	});
+
+	it("pages newest first", async () => {
+		const user = await signup();
+		const file = await edited(user, "p.txt");
+		const copies: string[] = [];
+		for (let i = 0; i < 3; i++) copies.push((await commit(user, user.rootId, "p.txt", `c${i}`, file.v1)).body.node.id);
+		const first = await conflicts(user, "?limit=2");
+		expect(first.items).toHaveLength(2);
+		expect(first.next_cursor).not.toBeNull();
+		const second = await conflicts(user, `?limit=2&cursor=${encodeURIComponent(first.next_cursor ?? "")}`);
+		expect(second.next_cursor).toBeNull();
+		const ids = [...first.items, ...second.items].map((i) => i.node.id);
+		expect(new Set(ids)).toEqual(new Set(copies));
+		expect(ids).toHaveLength(3);
+	});
+
+	it("shows nothing of another user's, and resolving their copy answers 404", async () => {
+		const alice = await signup();
+		const bob = await signup();
+		const file = await edited(alice, "f.txt");
+		const copy = (await commit(alice, alice.rootId, "f.txt", "copy", file.v1)).body.node;
+		expect((await conflicts(bob)).items).toEqual([]);
+		const res = await call(`/v1/conflicts/${copy.id}/resolve`, { method: "POST", token: bob.token });
+		expect(res.status).toBe(404);
+		expect((await body<ErrorBody>(res)).error.code).toBe("NOT_FOUND");
+		expect((await conflicts(alice)).items).toHaveLength(1);
+		expect((await call("/v1/conflicts")).status).toBe(401);
+	});
+});
+
+describe("an edit racing a delete", () => {
+	it("revives the deleted file with the edit", async () => {
+		const user = await signup();
+		const first = await commit(user, user.rootId, "g.txt", "original");
+		const cursor = await latest(user);
+		expect((await call(`/v1/nodes/${first.body.node.id}`, { method: "DELETE", token: user.token })).status).toBe(200);
+		const edit = await commit(user, user.rootId, "g.txt", "edited offline", first.body.version.id);
+		expect(edit.status).toBeLessThan(300);
+		expect(edit.body.node).toMatchObject({ id: first.body.node.id, trashed: false });
+		expect(await node(user, first.body.node.id)).toMatchObject({ trashed: false, name: "g.txt", parent_id: user.rootId });
+		expect(await download(user, first.body.node.id)).toBe("edited offline");
+		const j = await journal(user, cursor);
+		expect(j.entries.map((e) => [e.kind, e.node.trashed])).toEqual([
+			["trashed", true],
+			["restored", false],
+		]);
+	});
+
+	it("keeps the edit whichever of the two the hub processes first", async () => {
+		const user = await signup();
+		for (let i = 0; i < 4; i++) {
+			const first = await commit(user, user.rootId, `race-${i}.txt`, "original");
+			const [, edit] = await Promise.all([
+				call(`/v1/nodes/${first.body.node.id}`, { method: "DELETE", token: user.token }),
+				commit(user, user.rootId, `race-${i}.txt`, `edit ${i}`, first.body.version.id),
+			]);
+			expect(edit.status).toBeLessThan(300);
+			// The edit landed on the same file; whether it is live or in the
+			// trash depends on the order, but its content is the edit.
+			expect(edit.body.node.id).toBe(first.body.node.id);
+			expect(await download(user, first.body.node.id)).toBe(`edit ${i}`);
+		}
+	});
+
+	it("revives a file deleted with its folder into the nearest folder above that survives", async () => {
+		const user = await signup();
+		const outer = await folder(user, user.rootId, "outer");
+		const inner = await folder(user, outer.id, "inner");
+		const first = await commit(user, inner.id, "h.txt", "original");
+		expect((await call(`/v1/nodes/${inner.id}`, { method: "DELETE", token: user.token })).status).toBe(200);
+		// The device still believes the file lives in "inner".
+		const edit = await commit(user, inner.id, "h.txt", "edited", first.body.version.id);
+		expect(edit.status).toBe(200);
+		expect(edit.body.node).toMatchObject({ id: first.body.node.id, parent_id: outer.id, trashed: false });
+		expect(await download(user, first.body.node.id)).toBe("edited");
+		// A plain add into the deleted folder is still refused.
+		expect((await put(user, inner.id, "new.txt", "x")).status).toBe(404);
+	});
+
+	// The edit lost two races at once: keep both the deleted file's newer head
+	// and the edit, each the head of some file (live or in the trash).
+	it("loses neither the newer head nor the edit when the deleted file had been edited meanwhile", async () => {
+		const user = await signup();
+		const file = await edited(user, "k.txt");
+		expect((await call(`/v1/nodes/${file.id}`, { method: "DELETE", token: user.token })).status).toBe(200);
+		const edit = await commit(user, user.rootId, "k.txt", "stale edit", file.v1);
+		expect(edit.status).toBeLessThan(300);
+		expect(edit.body.conflict).toEqual({ node_id: file.id, reason: "stale_base" });
+		const heads = new Set([file.id, edit.body.node.id]);
+		expect(heads.size).toBe(2);
+		expect(await download(user, file.id)).toBe("version two");
+		expect(await download(user, edit.body.node.id)).toBe("stale edit");
+		expect((await node(user, file.id)).version_id).toBe(file.v2);
+	});
+});
+
+describe("racing renames and moves", () => {
+	it("serializes concurrent renames: the node ends with the name journaled last, and both are journaled in order", async () => {
+		const user = await signup();
+		for (let round = 0; round < 3; round++) {
+			const dir = await folder(user, user.rootId, `dir-${round}`);
+			const cursor = await latest(user);
+			const names = [`left-${round}`, `right-${round}`];
+			const answers = await Promise.all(names.map((name) => patch(user, dir.id, { name })));
+			expect(answers.map((a) => a.status)).toEqual([200, 200]);
+			const j = await journal(user, cursor);
+			expect(j.entries.map((e) => e.kind)).toEqual(["moved", "moved"]);
+			const [a, b] = j.entries;
+			expect((b?.seq ?? 0) - (a?.seq ?? 0)).toBe(1);
+			expect(new Set(j.entries.map((e) => e.node.name))).toEqual(new Set(names));
+			expect((await node(user, dir.id)).name).toBe(b?.node.name);
+		}
+	});
+
+	it("gives a name two nodes race for to exactly one of them", async () => {
+		const user = await signup();
+		const a = await folder(user, user.rootId, "a");
+		const b = await folder(user, user.rootId, "b");
+		const answers = await Promise.all([patch(user, a.id, { name: "same" }), patch(user, b.id, { name: "SAME" })]);
+		expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+		const loser = answers.find((r) => r.status === 409);
+		expect((await body<ErrorBody>(loser ?? new Response("{}"))).error.code).toBe("NAME_TAKEN");
+	});
+
+	it("never creates a cycle when two folders move into each other at once", async () => {
+		const user = await signup();
+		for (let round = 0; round < 4; round++) {
+			const a = await folder(user, user.rootId, `a-${round}`);
+			const b = await folder(user, user.rootId, `b-${round}`);
+			const a1 = await folder(user, a.id, "inner");
+			const b1 = await folder(user, b.id, "inner");
+			// Round 0 and 1: each into the other; 2 and 3: each into the other's subfolder.
+			const [intoA, intoB] = round < 2 ? [a.id, b.id] : [a1.id, b1.id];
+			const answers = await Promise.all([patch(user, a.id, { parent_id: intoB }), patch(user, b.id, { parent_id: intoA })]);
+			expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+			const failed = answers.find((r) => r.status === 400);
+			expect((await body<ErrorBody>(failed ?? new Response("{}"))).error.code).toBe("INVALID_REQUEST");
+			// Both still hang off the root.
+			const pa = await node(user, a.id);
+			const pb = await node(user, b.id);
+			for (const n of [pa, pb]) expect(n.path?.startsWith(`/`)).toBe(true);
+			const paths = [pa.path ?? "", pb.path ?? ""].sort((x, y) => x.length - y.length);
+			expect(paths[0]?.split("/")).toHaveLength(2);
+			expect(paths[1]?.startsWith(`${paths[0]}/`)).toBe(true);
+		}
+	});
+
+	it("refuses to move a folder into itself", async () => {
+		const user = await signup();
+		const a = await folder(user, user.rootId, "self");
+		const res = await patch(user, a.id, { parent_id: a.id });
+		expect(res.status).toBe(400);
+	});
+});

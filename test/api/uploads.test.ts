@@ -1,0 +1,456 @@
+/**
+ * Upload sessions (API.md "Upload sessions"): the client sends its block
+ * list and gets back only what it must send; blocks are verified as they
+ * stream; the commit goes through the user's hub; expired sessions are
+ * cleaned up together with the blocks only they referenced.
+ */
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { blockObjectKey } from "../../src/shared/blocks";
+import { MAX_BLOCK_BYTES } from "../../src/shared/limits";
+import { cleanupUploads } from "../../workers/api/services/uploads";
+import {
+	blobKeys,
+	body,
+	bytesEqual,
+	call,
+	download,
+	expectError,
+	expectJson,
+	getNode,
+	randomBytes,
+	sha256,
+	shardOfUser,
+	signup,
+	versionBlocks,
+	type TestUser,
+} from "./helpers";
+
+const KiB = 1024;
+
+interface Block {
+	hash: string;
+	size: number;
+	bytes: Uint8Array;
+}
+
+interface Status {
+	upload_id: string;
+	missing: string[];
+	expires_at: string;
+	committed: { node_id: string; version_id: string } | null;
+}
+
+interface Commit {
+	node: { id: string; name: string; size: number; version_id: string; content_hash: string };
+	version: { id: string };
+	conflict: { node_id: string; reason: string } | null;
+}
+
+let seed = 1000;
+
+/** `count` distinct random blocks of `size` bytes (sessions accept any boundaries). */
+async function makeBlocks(count: number, size = 64 * KiB): Promise<Block[]> {
+	const out: Block[] = [];
+	for (let i = 0; i < count; i++) {
+		const bytes = randomBytes(size, seed++);
+		out.push({ hash: await sha256(bytes), size, bytes });
+	}
+	return out;
+}
+
+function concat(blocks: Block[]): Uint8Array {
+	const out = new Uint8Array(blocks.reduce((n, b) => n + b.size, 0));
+	let off = 0;
+	for (const b of blocks) {
+		out.set(b.bytes, off);
+		off += b.size;
+	}
+	return out;
+}
+
+function createSession(
+	user: TestUser,
+	name: string,
+	blocks: { hash: string; size: number }[],
+	extra: Record<string, unknown> = {},
+): Promise<Response> {
+	const size = blocks.reduce((n, b) => n + b.size, 0);
+	return call("/v1/uploads", {
+		method: "POST",
+		token: user.token,
+		body: JSON.stringify({ parent_id: user.rootId, name, size, blocks: blocks.map(({ hash, size }) => ({ hash, size })), ...extra }),
+	});
+}
+
+async function create(
+	user: TestUser,
+	name: string,
+	blocks: { hash: string; size: number }[],
+	extra: Record<string, unknown> = {},
+): Promise<Status> {
+	return expectJson<Status>(await createSession(user, name, blocks, extra), 201);
+}
+
+function putBlock(
+	user: TestUser,
+	uploadId: string,
+	hash: string,
+	bytes: Uint8Array | ReadableStream<Uint8Array>,
+	headers: Record<string, string> = {},
+): Promise<Response> {
+	return call(`/v1/uploads/${uploadId}/blocks/${hash}`, { method: "PUT", token: user.token, body: bytes, headers });
+}
+
+async function sendBlock(user: TestUser, uploadId: string, block: Block): Promise<void> {
+	const res = await putBlock(user, uploadId, block.hash, block.bytes);
+	if (res.status !== 204) throw new Error(`PUT block: ${res.status} ${await res.text()}`);
+}
+
+function commit(user: TestUser, uploadId: string): Promise<Response> {
+	return call(`/v1/uploads/${uploadId}/commit`, { method: "POST", token: user.token, body: "{}" });
+}
+
+function status(user: TestUser, uploadId: string): Promise<Response> {
+	return call(`/v1/uploads/${uploadId}`, { token: user.token });
+}
+
+/** Creates a session, sends what it asks for, commits; returns the commit. */
+async function uploadBlocks(
+	user: TestUser,
+	name: string,
+	blocks: Block[],
+	extra: Record<string, unknown> = {},
+	expected = 201,
+): Promise<Commit> {
+	const session = await create(user, name, blocks, extra);
+	const byHash = new Map(blocks.map((b) => [b.hash, b]));
+	for (const hash of session.missing) {
+		const block = byHash.get(hash);
+		if (!block) throw new Error(`asked for unknown block ${hash}`);
+		await sendBlock(user, session.upload_id, block);
+	}
+	return expectJson<Commit>(await commit(user, session.upload_id), expected);
+}
+
+describe("creating a session", () => {
+	let alice: TestUser;
+	let bob: TestUser;
+	let stored: Block[];
+
+	beforeAll(async () => {
+		[alice, bob] = await Promise.all([signup(), signup()]);
+		stored = await makeBlocks(3);
+		await uploadBlocks(alice, "stored.bin", stored);
+	});
+
+	it("returns only the blocks the user does not already have, once each, in file order", async () => {
+		const fresh = await makeBlocks(2);
+		const [a, b, c] = stored as [Block, Block, Block];
+		const [x, y] = fresh as [Block, Block];
+		const session = await create(alice, "mixed.bin", [a, x, b, y, x, c]);
+		expect(session.missing).toEqual([x.hash, y.hash]);
+		expect(session.upload_id).toMatch(/^upl_/);
+		const ttl = Date.parse(session.expires_at) - Date.now();
+		expect(ttl).toBeGreaterThan(23.9 * 3600_000);
+		expect(ttl).toBeLessThanOrEqual(24 * 3600_000);
+	});
+
+	it("needs no block at all when the same user uploads the same content again", async () => {
+		const session = await create(alice, "again.bin", stored);
+		expect(session.missing).toEqual([]);
+		const committed = await expectJson<Commit>(await commit(alice, session.upload_id), 201);
+		const data = concat(stored);
+		expect(committed.node.content_hash).toBe(await sha256(data));
+		const { bytes } = await download(alice, committed.node.id);
+		expect(bytesEqual(bytes, data)).toBe(true);
+	});
+
+	it("asks another user for every block, so nobody learns what others store", async () => {
+		const before = (await blobKeys("blocks/")).length;
+		const session = await create(bob, "stored.bin", stored);
+		expect(session.missing).toEqual(stored.map((b) => b.hash));
+		for (const b of stored) await sendBlock(bob, session.upload_id, b);
+		const committed = await expectJson<Commit>(await commit(bob, session.upload_id), 201);
+		expect(committed.node.content_hash).toBe(await sha256(concat(stored)));
+		// Storage itself stays deduplicated across users.
+		expect((await blobKeys("blocks/")).length).toBe(before);
+	});
+
+	it("rejects block sizes that do not add up to the declared size", async () => {
+		const [a, b] = stored as [Block, Block];
+		const res = await call("/v1/uploads", {
+			method: "POST",
+			token: alice.token,
+			body: JSON.stringify({
+				parent_id: alice.rootId,
+				name: "wrong.bin",
+				size: a.size + b.size + 1,
+				blocks: [a, b].map(({ hash, size }) => ({ hash, size })),
+			}),
+		});
+		await expectError(res, 400, "INVALID_REQUEST");
+	});
+
+	it("rejects a block list entry larger than 8 MiB", async () => {
+		const hash = "ab".repeat(32);
+		const res = await call("/v1/uploads", {
+			method: "POST",
+			token: alice.token,
+			body: JSON.stringify({
+				parent_id: alice.rootId,
+				name: "big.bin",
+				size: MAX_BLOCK_BYTES + 1,
+				blocks: [{ hash, size: MAX_BLOCK_BYTES + 1 }],
+			}),
+		});
+		await expectError(res, 400, "INVALID_REQUEST");
+	});
+
+	it("answers 404 for a parent folder the user does not have", async () => {
+		const res = await call("/v1/uploads", {
+			method: "POST",
+			token: alice.token,
+			body: JSON.stringify({
+				parent_id: bob.rootId,
+				name: "x.bin",
+				size: stored[0]?.size,
+				blocks: stored.slice(0, 1).map(({ hash, size }) => ({ hash, size })),
+			}),
+		});
+		await expectError(res, 404, "NOT_FOUND");
+	});
+});
+
+describe("sending blocks", () => {
+	let user: TestUser;
+	beforeAll(async () => {
+		user = await signup();
+	});
+
+	it("rejects a block whose hash does not match and records nothing", async () => {
+		const [good, other] = (await makeBlocks(2)) as [Block, Block];
+		const session = await create(user, "mismatch.bin", [good]);
+		const res = await putBlock(user, session.upload_id, good.hash, other.bytes);
+		const envelope = await expectError(res, 422, "HASH_MISMATCH");
+		expect(envelope.error.details).toEqual([{ expected: good.hash, actual: other.hash }]);
+		expect(await env.BLOBS.head(blockObjectKey(good.hash))).toBeNull();
+		expect(await env.BLOBS.head(blockObjectKey(other.hash))).toBeNull();
+		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([good.hash]);
+		await expectError(await commit(user, session.upload_id), 409, "MISSING_BLOCKS");
+	});
+
+	it("rejects a block over 8 MiB with 413 when Content-Length announces it", async () => {
+		const [small] = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "huge.bin", [small]);
+		await expectError(await putBlock(user, session.upload_id, small.hash, new Uint8Array(MAX_BLOCK_BYTES + 1)), 413, "PAYLOAD_TOO_LARGE");
+		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([small.hash]);
+	});
+
+	it("rejects a streamed block over 8 MiB with 413 while reading it", async () => {
+		const [small] = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "huge-streamed.bin", [small]);
+		let pieces = 0;
+		const streamed = new ReadableStream<Uint8Array>({
+			pull(controller) {
+				if (pieces++ < 9) controller.enqueue(new Uint8Array(1024 * KiB));
+				else controller.close();
+			},
+		});
+		await expectError(await putBlock(user, session.upload_id, small.hash, streamed), 413, "PAYLOAD_TOO_LARGE");
+		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([small.hash]);
+	});
+
+	it("answers 404 for a block that is not in the upload's list", async () => {
+		const [listed, unlisted] = (await makeBlocks(2)) as [Block, Block];
+		const session = await create(user, "unlisted.bin", [listed]);
+		await expectError(await putBlock(user, session.upload_id, unlisted.hash, unlisted.bytes), 404, "NOT_FOUND");
+		expect(await env.BLOBS.head(blockObjectKey(unlisted.hash))).toBeNull();
+	});
+
+	it("rejects bytes whose length differs from the size the block list declared", async () => {
+		const [block] = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "declared.bin", [{ hash: block.hash, size: block.size + 1 }]);
+		await expectError(await putBlock(user, session.upload_id, block.hash, block.bytes), 400, "INVALID_REQUEST");
+		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([block.hash]);
+	});
+
+	it("accepts the same block twice, and two concurrent PUTs of one block", async () => {
+		const blocks = (await makeBlocks(2)) as [Block, Block];
+		const session = await create(user, "idempotent.bin", blocks);
+		const [a, b] = blocks;
+		expect((await putBlock(user, session.upload_id, a.hash, a.bytes)).status).toBe(204);
+		expect((await putBlock(user, session.upload_id, a.hash, a.bytes)).status).toBe(204);
+		const both = await Promise.all([
+			putBlock(user, session.upload_id, b.hash, b.bytes),
+			putBlock(user, session.upload_id, b.hash, b.bytes),
+		]);
+		expect(both.map((r) => r.status)).toEqual([204, 204]);
+		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([]);
+		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const { bytes } = await download(user, committed.node.id);
+		expect(bytesEqual(bytes, concat(blocks))).toBe(true);
+	});
+});
+
+describe("resuming and committing", () => {
+	let user: TestUser;
+	beforeAll(async () => {
+		user = await signup();
+	});
+
+	it("reports what is still missing, and 409 MISSING_BLOCKS lists exactly those blocks", async () => {
+		const blocks = await makeBlocks(5);
+		const session = await create(user, "resume.bin", blocks);
+		expect(session.missing).toHaveLength(5);
+		for (const i of [0, 2, 3]) await sendBlock(user, session.upload_id, blocks[i] as Block);
+		const stillMissing = [blocks[1], blocks[4]].map((b) => (b as Block).hash);
+		const resumed = await expectJson<Status>(await status(user, session.upload_id), 200);
+		expect(resumed).toMatchObject({ upload_id: session.upload_id, missing: stillMissing, expires_at: session.expires_at, committed: null });
+		const refused = await expectError(await commit(user, session.upload_id), 409, "MISSING_BLOCKS");
+		expect([...(refused.error.details as string[])].sort()).toEqual([...stillMissing].sort());
+		for (const i of [1, 4]) await sendBlock(user, session.upload_id, blocks[i] as Block);
+		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const data = concat(blocks);
+		expect(committed.node).toMatchObject({ name: "resume.bin", size: data.length, content_hash: await sha256(data) });
+		expect(committed.conflict).toBeNull();
+		const { bytes } = await download(user, committed.node.id);
+		expect(bytesEqual(bytes, data)).toBe(true);
+		const stored = await versionBlocks(user.id, committed.version.id);
+		expect(stored.map((b) => b.hash)).toEqual(blocks.map((b) => b.hash));
+	});
+
+	it("is idempotent: committing again answers the same version", async () => {
+		const blocks = await makeBlocks(2);
+		const session = await create(user, "twice.bin", blocks);
+		for (const b of blocks) await sendBlock(user, session.upload_id, b);
+		const first = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const second = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		expect(second.version.id).toBe(first.version.id);
+		expect(second.node.id).toBe(first.node.id);
+		const after = await expectJson<Status>(await status(user, session.upload_id), 200);
+		expect(after).toMatchObject({ missing: [], committed: { node_id: first.node.id, version_id: first.version.id } });
+		// Nothing is left to send to a committed session.
+		await expectError(await putBlock(user, session.upload_id, (blocks[0] as Block).hash, (blocks[0] as Block).bytes), 404, "NOT_FOUND");
+	});
+
+	it("commits a new version when the base is the head, and a conflicted copy when it is stale", async () => {
+		const [v1, v2, v3] = (await Promise.all([makeBlocks(1), makeBlocks(1), makeBlocks(1)])) as [Block[], Block[], Block[]];
+		const first = await uploadBlocks(user, "report.txt", v1);
+		const second = await uploadBlocks(user, "report.txt", v2, { base_version_id: first.version.id }, 200);
+		expect(second.node.id).toBe(first.node.id);
+		expect(second.conflict).toBeNull();
+		const stale = await uploadBlocks(user, "report.txt", v3, { base_version_id: first.version.id });
+		expect(stale.conflict).toEqual({ node_id: first.node.id, reason: "stale_base" });
+		expect(stale.node.id).not.toBe(first.node.id);
+		expect(stale.node.name).toMatch(/^report \(conflicted copy Test laptop \d{4}-\d{2}-\d{2} \d{6}\)\.txt$/);
+		const head = await getNode(user, first.node.id);
+		expect(head.version_id).toBe(second.version.id);
+		const copy = await download(user, stale.node.id);
+		expect(bytesEqual(copy.bytes, concat(v3))).toBe(true);
+	});
+
+	it("answers VERSION_CONFLICT for a stale base when asked to fail", async () => {
+		const [v1, v2, v3] = (await Promise.all([makeBlocks(1), makeBlocks(1), makeBlocks(1)])) as [Block[], Block[], Block[]];
+		const first = await uploadBlocks(user, "strict.txt", v1);
+		await uploadBlocks(user, "strict.txt", v2, { base_version_id: first.version.id }, 200);
+		const session = await create(user, "strict.txt", v3, { base_version_id: first.version.id, on_conflict: "fail" });
+		for (const b of v3) await sendBlock(user, session.upload_id, b);
+		await expectError(await commit(user, session.upload_id), 409, "VERSION_CONFLICT");
+	});
+});
+
+describe("abandoning and ownership", () => {
+	let owner: TestUser;
+	let other: TestUser;
+	beforeAll(async () => {
+		[owner, other] = await Promise.all([signup(), signup()]);
+	});
+
+	it("deletes a session: 204, then every route answers 404", async () => {
+		const blocks = await makeBlocks(2);
+		const session = await create(owner, "abandon.bin", blocks);
+		await sendBlock(owner, session.upload_id, blocks[0] as Block);
+		const res = await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: owner.token });
+		expect(res.status).toBe(204);
+		await expectError(await status(owner, session.upload_id), 404, "NOT_FOUND");
+		await expectError(await putBlock(owner, session.upload_id, (blocks[1] as Block).hash, (blocks[1] as Block).bytes), 404, "NOT_FOUND");
+		await expectError(await commit(owner, session.upload_id), 404, "NOT_FOUND");
+		await expectError(await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: owner.token }), 404, "NOT_FOUND");
+	});
+
+	it("hides a session from every other user with 404 on every route", async () => {
+		const blocks = await makeBlocks(2);
+		const session = await create(owner, "private.bin", blocks);
+		const [a, b] = blocks as [Block, Block];
+		await sendBlock(owner, session.upload_id, a);
+		await expectError(await status(other, session.upload_id), 404, "NOT_FOUND");
+		await expectError(await putBlock(other, session.upload_id, b.hash, b.bytes), 404, "NOT_FOUND");
+		await expectError(await commit(other, session.upload_id), 404, "NOT_FOUND");
+		await expectError(await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: other.token }), 404, "NOT_FOUND");
+		// The owner's session is untouched by all that.
+		expect((await expectJson<Status>(await status(owner, session.upload_id), 200)).missing).toEqual([b.hash]);
+		await sendBlock(owner, session.upload_id, b);
+		await expectJson<Commit>(await commit(owner, session.upload_id), 201);
+	});
+
+	it("requires a bearer token", async () => {
+		const res = await call("/v1/uploads", {
+			method: "POST",
+			body: JSON.stringify({ parent_id: owner.rootId, name: "x", size: 0, blocks: [] }),
+		});
+		await expectError(res, 401, "UNAUTHENTICATED");
+	});
+});
+
+describe("cleaning up expired sessions", () => {
+	it("deletes blocks only expired sessions referenced, and keeps blocks a file or a live session references", async () => {
+		const [alice, bob] = await Promise.all([signup(), signup()]);
+		const [onlyExpired, inFile, inLiveSession] = (await makeBlocks(3)) as [Block, Block, Block];
+		// Alice commits a file that references `inFile`.
+		await uploadBlocks(alice, "kept.bin", [inFile]);
+		// Bob's session lists `inLiveSession`; it stays live past the cleanup time.
+		const bobs = await create(bob, "live.bin", [inLiveSession]);
+		const bobShard = await shardOfUser(bob.id);
+		await bobShard
+			.prepare("UPDATE uploads SET expires_at = ? WHERE id = ?")
+			.bind(new Date(Date.now() + 48 * 3600_000).toISOString(), bobs.upload_id)
+			.run();
+		// Alice's abandoned session received all three blocks.
+		const abandoned = await create(alice, "abandoned.bin", [onlyExpired, inFile, inLiveSession]);
+		expect(abandoned.missing).toEqual([onlyExpired.hash, inLiveSession.hash]);
+		for (const b of [onlyExpired, inFile, inLiveSession]) await sendBlock(alice, abandoned.upload_id, b);
+		for (const b of [onlyExpired, inFile, inLiveSession]) expect(await env.BLOBS.head(blockObjectKey(b.hash))).not.toBeNull();
+
+		const result = await cleanupUploads(env, env.BLOBS, Date.now() + 25 * 3600_000, 0);
+		expect(result.uploads).toBeGreaterThanOrEqual(2); // Alice's two sessions (the committed one too)
+		expect(result.blocks).toBeGreaterThanOrEqual(1);
+
+		expect(await env.BLOBS.head(blockObjectKey(onlyExpired.hash))).toBeNull();
+		expect(await env.BLOBS.head(blockObjectKey(inFile.hash))).not.toBeNull();
+		expect(await env.BLOBS.head(blockObjectKey(inLiveSession.hash))).not.toBeNull();
+		const aliceShard = await shardOfUser(alice.id);
+		const left = await aliceShard
+			.prepare("SELECT COUNT(*) AS n FROM uploads WHERE id = ?")
+			.bind(abandoned.upload_id)
+			.first<{ n: number }>();
+		expect(left?.n).toBe(0);
+		for (const table of ["upload_blocks", "upload_received"]) {
+			const rows = await aliceShard
+				.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE upload_id = ?`)
+				.bind(abandoned.upload_id)
+				.first<{ n: number }>();
+			expect(rows?.n).toBe(0);
+		}
+		// The file still downloads, and Bob's live session still works.
+		const files = await body<{ items: { id: string; name: string }[] }>(
+			await call(`/v1/nodes/${alice.rootId}/children`, { token: alice.token }),
+		);
+		const kept = files.items.find((n) => n.name === "kept.bin");
+		expect(kept).toBeDefined();
+		expect(bytesEqual((await download(alice, kept?.id ?? "")).bytes, inFile.bytes)).toBe(true);
+		expect((await expectJson<Status>(await status(bob, bobs.upload_id), 200)).missing).toEqual([inLiveSession.hash]);
+		await sendBlock(bob, bobs.upload_id, inLiveSession);
+		await expectJson<Commit>(await commit(bob, bobs.upload_id), 201);
+	});
+});

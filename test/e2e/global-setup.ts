@@ -1,0 +1,134 @@
+/// <reference types="node" />
+/**
+ * vitest globalSetup for the "e2e" project: starts one real local stack (both
+ * workers under `wrangler dev`, fresh storage, a free port) shared by every
+ * e2e file, provides its URL as `inject("baseUrl")`, and stops it afterwards
+ * without leaving a wrangler, esbuild or workerd process behind.
+ *
+ * The stack runs from a snapshot of the source tree taken here: `wrangler
+ * dev` restarts the runtime whenever a source file is saved, which fails the
+ * requests in flight with 503 ("worker restarted mid-request") and would
+ * test a mix of two versions. The run tests the tree as it was at its start.
+ */
+import type { ChildProcess } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { basename, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { TestProject } from "vitest/node";
+
+declare module "vitest" {
+	export interface ProvidedContext {
+		/** Origin of the local stack's api worker, e.g. http://127.0.0.1:40123. */
+		baseUrl: string;
+	}
+}
+
+/** The part of scripts/local-stack.mjs used here (a JS module without type declarations). */
+interface LocalStack {
+	startStack(options: {
+		port: number;
+		persistTo: string;
+		stdio: "pipe";
+		vars?: Record<string, string>;
+	}): Promise<{ child: ChildProcess; url: string; log: () => string }>;
+	stopStack(child: ChildProcess, signal?: NodeJS.Signals): void;
+}
+
+/** Top-level entries that are not source: dependencies, build and run state, VCS. */
+const NOT_SOURCE = new Set(["node_modules", ".git", ".wrangler", "dist", "coverage", ".bench-tmp"]);
+
+/** Copies the source tree (with .dev.vars) to `dir`, linking node_modules instead of copying it. */
+function snapshotTree(root: string, dir: string): void {
+	for (const entry of readdirSync(root)) {
+		if (NOT_SOURCE.has(entry)) continue;
+		cpSync(join(root, entry), join(dir, entry), { recursive: true, filter: (src) => !NOT_SOURCE.has(basename(src)) });
+	}
+	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
+}
+
+/** Asks the kernel for a free port; the tiny race until wrangler binds it is acceptable locally. */
+function freePort(): Promise<number> {
+	return new Promise((done, fail) => {
+		const server = createServer();
+		server.unref();
+		server.once("error", fail);
+		server.listen(0, "127.0.0.1", () => {
+			const address = server.address();
+			const port = typeof address === "object" && address !== null ? address.port : 0;
+			server.close(() => (port > 0 ? done(port) : fail(new Error("no free port"))));
+		});
+	});
+}
+
+/**
+ * Pids still in process group `pgid`. startStack runs wrangler detached, so
+ * the group is exactly wrangler plus what it spawned (esbuild, the workerd
+ * runtimes); checking it is how we know nothing survived.
+ */
+function groupMembers(pgid: number): number[] {
+	const pids: number[] = [];
+	for (const entry of readdirSync("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+			// Fields after the parenthesised command: state, ppid, pgrp, ...
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			if (Number(fields[2]) === pgid) pids.push(Number(entry));
+		} catch {
+			// The process exited while we were looking.
+		}
+	}
+	return pids;
+}
+
+async function waitForEmptyGroup(pgid: number, ms: number): Promise<boolean> {
+	const deadline = Date.now() + ms;
+	while (groupMembers(pgid).length > 0) {
+		if (Date.now() > deadline) return false;
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	return true;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+	const root = resolve(fileURLToPath(import.meta.url), "..", "..", "..");
+	const work = mkdtempSync(join(tmpdir(), "drive-e2e-"));
+	const tree = join(work, "tree");
+	const persistTo = join(work, "state");
+	const cleanUp = () => rmSync(work, { recursive: true, force: true });
+	let stack: Awaited<ReturnType<LocalStack["startStack"]>>;
+	let stopStack: LocalStack["stopStack"];
+	try {
+		snapshotTree(root, tree);
+		// A non-literal specifier: TypeScript would otherwise demand declarations for the .mjs.
+		const stackModule = pathToFileURL(join(tree, "scripts", "local-stack.mjs")).href;
+		const local = (await import(stackModule)) as LocalStack;
+		stopStack = local.stopStack;
+		stack = await local.startStack({ port: await freePort(), persistTo, stdio: "pipe" });
+	} catch (err) {
+		cleanUp();
+		throw err;
+	}
+	const pgid = stack.child.pid;
+	if (pgid === undefined) throw new Error("wrangler dev has no pid");
+
+	// Last resort if vitest exits without running the teardown (a crash, a
+	// second Ctrl-C): "exit" handlers must be synchronous, so no waiting.
+	const killOnExit = () => stopStack(stack.child, "SIGKILL");
+	process.once("exit", killOnExit);
+
+	project.provide("baseUrl", stack.url);
+
+	return async () => {
+		process.off("exit", killOnExit);
+		stopStack(stack.child, "SIGTERM");
+		if (!(await waitForEmptyGroup(pgid, 15_000))) {
+			stopStack(stack.child, "SIGKILL");
+			if (!(await waitForEmptyGroup(pgid, 5_000)))
+				console.error(`e2e: processes ${groupMembers(pgid).join(", ")} of the local stack survived SIGKILL`);
+		}
+		cleanUp();
+	};
+}
