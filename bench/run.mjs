@@ -587,11 +587,26 @@ async function main() {
 		console.error(`chunker in workerd (${CHUNKER_MIB} MiB)…`);
 		const workerd = await workerdChunker(session);
 
+		// The upload-session/tus and sync sections come from their own modules,
+		// against the same stack; BENCH_SKIP=uploads,sync leaves them out.
+		const skip = new Set((process.env.BENCH_SKIP ?? "").split(","));
+		const extra = [];
+		if (!skip.has("uploads")) {
+			console.error("upload sessions and tus (bench/uploads.mjs)…");
+			const { benchUploads } = await import("./uploads.mjs");
+			extra.push((await benchUploads({ baseUrl: stack.url, stackPid: stack.pgid, tenGiB: process.env.BENCH_10GIB === "1" })).markdown);
+		}
+		if (!skip.has("sync")) {
+			console.error("sync latency and commit rate (bench/sync.mjs)…");
+			const { benchSync } = await import("./sync.mjs");
+			extra.push((await benchSync({ baseUrl: stack.url })).markdown);
+		}
+
 		isolate?.close();
 		await stack.stop();
 		const measured = { date, machine: info, loadStart, loadEnd: loadavg()[0], procs, node, workerd, uploads: up, downloads: down, dedup };
 		const f = figures(measured);
-		writeFileSync(OUT, report(measured, f));
+		writeFileSync(OUT, [report(measured, f), ...extra].join("\n\n"));
 		console.log("");
 		printSummary(f);
 		console.log(`\nwrote ${OUT}`);
