@@ -128,6 +128,11 @@ async function patch(env: Env, caller: Caller, uploadId: string, request: Reques
 	const length = parseLength(request.headers.get("Content-Length") ?? undefined, "Content-Length");
 	if (length !== null && length > MAX_REQUEST_BYTES)
 		throw new ApiError("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${MAX_REQUEST_BYTES} bytes`);
+	if (length !== null && upload.offset + length > upload.size) {
+		throw new ApiError("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`, [
+			{ field: "Content-Length" },
+		]);
+	}
 	const checksum = parseChecksum(request.headers.get("Upload-Checksum") ?? undefined);
 	let offset = upload.offset;
 	let contentHash: string | null = null;

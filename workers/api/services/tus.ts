@@ -71,6 +71,7 @@ export async function receivePatch(
 	const patchWriter = patchDigest?.getWriter() ?? null;
 
 	let durableOffset = upload.offset;
+	let tailToDrop = upload.tailKey;
 	let checkpoints: Promise<void> = Promise.resolve();
 	let checkpointFailure: unknown = null;
 	const stored: BlockRef[] = [];
@@ -92,7 +93,17 @@ export async function receivePatch(
 					.where(and(eq(uploads.id, upload.id), eq(uploads.offset, previous))),
 				...appendBlocks(db, upload.id, firstIdx, blocks),
 			]);
-			if (update?.meta.changes !== 1) checkpointFailure = new OffsetRaceError();
+			if (update?.meta.changes !== 1) {
+				checkpointFailure = new OffsetRaceError();
+				return;
+			}
+			// The first checkpoint consumed the saved tail; drop its object now,
+			// since a later break would otherwise leave it unreferenced.
+			if (tailToDrop !== null) {
+				const key = tailToDrop;
+				tailToDrop = null;
+				await bucket.delete(key);
+			}
 		});
 	};
 	const onStored = (idx: number, block: BlockRef) => {
@@ -200,7 +211,7 @@ export async function receivePatch(
 	const results = await runBatch(db.$client, statements);
 	if (results.at(-1)?.meta.changes !== 1)
 		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed this upload's offset; HEAD it and resume");
-	if (upload.tailKey !== null && upload.tailKey !== newTailKey) await bucket.delete(upload.tailKey);
+	if (tailToDrop !== null && tailToDrop !== newTailKey) await bucket.delete(tailToDrop);
 
 	let contentHash: string | null = null;
 	if (complete) {
