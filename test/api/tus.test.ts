@@ -160,12 +160,8 @@ describe("discovery and protocol", () => {
 		for (const h of ["location", "upload-offset", "tus-resumable", "upload-expires"]) expect(exposed).toContain(h);
 	});
 
-	// BUG: workers/api/app.ts registers tusProtocol before the CORS
-	// middleware, and tusProtocol throws the 412 itself, so the 412 leaves
-	// without Access-Control-Allow-Origin and a browser cannot read it (it
-	// sees a CORS failure instead). Fix: split tusProtocol in two, the OPTIONS
-	// discovery headers before cors() and the Tus-Resumable check after it.
-	it.skip("lets browsers read a 412 too (CORS headers on the version error)", async () => {
+	// The version check runs after CORS, so browsers can read the 412.
+	it("lets browsers read a 412 too (CORS headers on the version error)", async () => {
 		const user = await signup();
 		const res = await call("/v1/tus", {
 			method: "POST",

@@ -10,14 +10,14 @@ import { conflictRoutes } from "./routes/conflicts";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
-import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusProtocol, tusRoutes } from "./routes/tus";
+import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusRoutes } from "./routes/tus";
 import { uploadRoutes } from "./routes/uploads";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
 	app.use("*", requestId);
-	app.use("/v1/tus", tusProtocol);
-	app.use("/v1/tus/*", tusProtocol);
+	app.use("/v1/tus", tusDiscovery);
+	app.use("/v1/tus/*", tusDiscovery);
 	app.use(
 		"/v1/*",
 		cors({

@@ -47,21 +47,24 @@ export const TUS_RESPONSE_HEADERS = [
 ];
 
 /**
- * Runs before CORS: discovery headers on OPTIONS (including browsers'
- * preflights, which the CORS middleware answers itself), Tus-Resumable on
- * everything, and 412 for a protocol version we do not speak.
+ * Runs before CORS: the discovery headers on OPTIONS (including browsers'
+ * preflights, which the CORS middleware answers itself) and Tus-Resumable on
+ * every answer.
  */
-export const tusProtocol = createMiddleware<AppEnv>(async (c, next) => {
+export const tusDiscovery = createMiddleware<AppEnv>(async (c, next) => {
 	c.header("Tus-Resumable", TUS_VERSION);
 	if (c.req.method === "OPTIONS") {
 		c.header("Tus-Version", TUS_VERSION);
 		c.header("Tus-Extension", EXTENSIONS);
 		c.header("Tus-Max-Size", c.env.MAX_FILE_BYTES);
 		c.header("Tus-Checksum-Algorithm", "sha1,sha256");
-		return next();
 	}
-	const version = c.req.header("Tus-Resumable");
-	if (version !== TUS_VERSION) {
+	await next();
+});
+
+/** Runs after CORS, so its 412 is readable by browsers: refuses a protocol version we do not speak. */
+const tusVersion = createMiddleware<AppEnv>(async (c, next) => {
+	if (c.req.method !== "OPTIONS" && c.req.header("Tus-Resumable") !== TUS_VERSION) {
 		c.header("Tus-Version", TUS_VERSION);
 		throw new ApiError("PRECONDITION_FAILED", `send Tus-Resumable: ${TUS_VERSION}`, [{ field: "Tus-Resumable" }]);
 	}
@@ -69,6 +72,8 @@ export const tusProtocol = createMiddleware<AppEnv>(async (c, next) => {
 });
 
 export const tusRoutes = newRouter();
+tusRoutes.use("/tus", tusVersion);
+tusRoutes.use("/tus/*", tusVersion);
 tusRoutes.use("/tus/*", async (c, next) => (c.req.method === "OPTIONS" ? next() : requireAuth(c, next)));
 tusRoutes.use("/tus", async (c, next) => (c.req.method === "OPTIONS" ? next() : requireAuth(c, next)));
 
