@@ -264,7 +264,7 @@ describe("content: ranges and validators", () => {
 		expect(bytesEqual(bytes, data)).toBe(true);
 	});
 
-	// BUG: If-Range must use the strong comparison (RFC 9110 §13.1.5): a weak
+	// Regression: If-Range must use the strong comparison (RFC 9110 §13.1.5): a weak
 	// entity-tag never matches, so the whole file must be sent. etagMatches()
 	// in workers/api/routes/content.ts strips "W/" and serves the range.
 	it("serves the whole file when If-Range carries a weak entity-tag", async () => {
@@ -372,7 +372,7 @@ describe("content: commits and conflicts", () => {
 		expect(new TextDecoder().decode((await download(user, base.node.id)).bytes)).toBe("winner");
 	});
 
-	// BUG: PUT /v1/files/content ingests the whole body into R2 before the hub
+	// Regression: PUT /v1/files/content used to ingest the whole body into R2 before the hub
 	// refuses the commit, so an upload refused with VERSION_CONFLICT leaves
 	// orphan blocks behind (workers/api/routes/content.ts, before ingest()).
 	it("stores no blocks for an upload refused with VERSION_CONFLICT", async () => {

@@ -375,17 +375,10 @@ describe("tus with tus-js-client against the local stack", () => {
 		expect(await downloadSha256(owner, nodeId)).toEqual({ sha256: createHash("sha256").update(data).digest("hex"), bytes: data.length });
 	});
 
-	// BUG: workers/api/services/tus.ts receivePatch(): the per-block checkpoint
-	// sets uploads.tail_key to NULL, but the previous tail object is deleted
-	// only at the end of a PATCH that succeeds. When a PATCH that started from
-	// a saved tail breaks after its first block completed (or ends in the
-	// offset-race, past-the-end or too-large returns), the old tail object
-	// stays in R2 under uploads/<id>/tail/<hash> and nothing names it any
-	// more: neither later PATCHes nor cleanupUploads (which deletes only the
-	// row's tail_key) ever remove it. Fix: delete upload.tailKey right after
-	// the first checkpoint batch succeeds (it is then consumed), and let
-	// cleanupUploads also list and delete the prefix uploads/<id>/.
-	it.skip("leaves no chunker tail behind in R2 when a PATCH that resumed from a tail drops", async () => {
+	// Regression: the first checkpoint of a PATCH that resumed from a saved
+	// tail consumes it, so the tail object is deleted then, not only when the
+	// PATCH ends well.
+	it("leaves no chunker tail behind in R2 when a PATCH that resumed from a tail drops", async () => {
 		const persistTo = persistDirOf(new URL(BASE).port);
 		const data = generate(12 * MiB, "tus-e2e-tail");
 		const url = await create(owner, "tail.bin", data.length);
