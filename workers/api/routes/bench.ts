@@ -4,9 +4,7 @@
  * wrangler.toml, so deployments do not have these routes).
  */
 import { Hono } from "hono";
-import { encodeBlockParts, shouldCompress } from "../../../src/shared/blocks";
 import { chunkBoundaries } from "../../../src/shared/chunking";
-import { sha256Hex } from "../../../src/shared/crypto";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import type { AppEnv } from "../env";
 import { keyRing } from "../services/block-store";
@@ -69,52 +67,6 @@ benchRoutes.put("/ingest-null", async (c) => {
 	const result = await ingest(nullBucket, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES);
 	return c.json({ ok: result.ok, blocks: result.ok ? result.blocks.length : 0, ms: performance.now() - started });
 });
-
-/** Time per stage of the upload pipeline over N one-MiB random blocks, inside workerd. */
-benchRoutes.get("/stages", async (c) => {
-	const n = Math.min(Number(c.req.query("blocks") ?? "32"), 128);
-	const blocks = Array.from({ length: n }, (_, i) => randomBlock(i));
-	const ring = keyRing(c.env);
-	const tick = async () => {
-		await scheduler.wait(0);
-		return performance.now();
-	};
-	const out: Record<string, number> = {};
-	let t = await tick();
-	const hashes: string[] = [];
-	for (const b of blocks) hashes.push(await sha256Hex(b));
-	out.sha256 = (await tick()) - t;
-	t = await tick();
-	for (const b of blocks) await shouldCompress(b);
-	out.compression_sample = (await tick()) - t;
-	t = await tick();
-	for (let i = 0; i < n; i++) await ring.deriveBlockKey(ring.currentKeyId, hashes[i] ?? "");
-	out.derive_key = (await tick()) - t;
-	t = await tick();
-	for (let i = 0; i < n; i++) await encodeBlockParts(blocks[i] ?? new Uint8Array(), hashes[i] ?? "", ring, { hashVerified: true });
-	out.encode_total = (await tick()) - t;
-	t = await tick();
-	const digest = new crypto.DigestStream("SHA-256");
-	const w = digest.getWriter();
-	for (const b of blocks) await w.write(b);
-	await w.close();
-	await digest.digest;
-	out.digest_stream = (await tick()) - t;
-	return c.json({ blocks: n, ms: out });
-});
-
-function randomBlock(seed: number): Uint8Array {
-	const data = new Uint8Array(1 << 20);
-	const words = new Uint32Array(data.buffer);
-	let x = (seed + 1) * 2654435761;
-	for (let i = 0; i < words.length; i++) {
-		x ^= x << 13;
-		x ^= x >>> 17;
-		x ^= x << 5;
-		words[i] = x >>> 0;
-	}
-	return data;
-}
 
 /** Raw R2 get: the ceiling for downloads. */
 benchRoutes.get("/raw/:key", async (c) => {

@@ -7,7 +7,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { findVersion } from "../../../src/shared/db/tree";
-import { findUpload, isLive } from "../../../src/shared/db/uploads";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { ApiError, unwrap } from "../errors";
 import type { AppEnv, Caller } from "../env";
@@ -15,8 +14,8 @@ import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, newRouter } from "../openapi";
 import { keyRing } from "../services/block-store";
 import { hubFor, shardOf } from "../services/hub";
-import { hashStoredUpload, receivePatch, type PatchChecksum } from "../services/tus";
-import { cancelUpload, checkUploadTarget, createUpload } from "../services/uploads";
+import { receivePatch, type PatchChecksum } from "../services/tus";
+import { cancelUpload, checkUploadTarget, createUpload, hashStoredUpload, usableUpload } from "../services/uploads";
 
 const TUS_VERSION = "1.0.0";
 const EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination";
@@ -114,21 +113,13 @@ function parseLength(value: string | undefined, field: string): number | null {
 	return Number(value);
 }
 
-/** The caller's tus upload (404 for anyone else's, as if it did not exist). */
-async function ownUpload(env: Env, caller: Caller, id: string) {
-	const upload = await findUpload(shardOf(env, caller), caller.userId, id);
-	if (!upload || upload.protocol !== "tus" || (!isLive(upload) && upload.committedVersionId === null))
-		throw new ApiError("NOT_FOUND", "upload not found or expired");
-	return upload;
-}
-
 /**
  * Takes one PATCH body (or a creation-with-upload body) and commits the
  * file when it completes. Returns the headers to answer with.
  */
 async function patch(env: Env, caller: Caller, uploadId: string, request: Request): Promise<Record<string, string>> {
 	const db = shardOf(env, caller);
-	const upload = await ownUpload(env, caller, uploadId);
+	const upload = await usableUpload(env, caller, uploadId, "tus");
 	const headers: Record<string, string> = { "Upload-Expires": new Date(upload.expiresAt).toUTCString() };
 	const length = parseLength(request.headers.get("Content-Length") ?? undefined, "Content-Length");
 	if (length !== null && length > MAX_REQUEST_BYTES)
@@ -259,7 +250,7 @@ tusRoutes.openAPIRegistry.registerPath(
 );
 tusRoutes.get("/tus/:id", async (c) => {
 	const caller = c.get("caller");
-	const upload = await ownUpload(c.env, caller, c.req.param("id"));
+	const upload = await usableUpload(c.env, caller, c.req.param("id"), "tus");
 	const headers: Record<string, string> = {
 		"Upload-Offset": String(upload.offset),
 		"Upload-Length": String(upload.size),
@@ -308,7 +299,7 @@ tusRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const { id } = c.req.valid("param");
-		const upload = await ownUpload(c.env, caller, id);
+		const upload = await usableUpload(c.env, caller, id, "tus");
 		const offset = Number(c.req.valid("header")["upload-offset"]);
 		if (offset !== upload.offset) {
 			throw new ApiError("UPLOAD_OFFSET_MISMATCH", `the upload is at offset ${upload.offset}, not ${offset}; HEAD it and resume`, [
@@ -331,7 +322,7 @@ tusRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const upload = await ownUpload(c.env, caller, c.req.valid("param").id);
+		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "tus");
 		await cancelUpload(shardOf(c.env, caller), caller.userId, upload.id);
 		return c.body(null, 204);
 	},

@@ -1,21 +1,19 @@
 /** Upload sessions: client-chunked, deduplicated, resumable uploads (API.md "Upload sessions"). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { runBatch } from "../../../src/shared/db/batch";
-import { declaredBlockSize, findUpload, isLive, missingBlocks } from "../../../src/shared/db/uploads";
+import { declaredBlockSize, missingBlocks } from "../../../src/shared/db/uploads";
 import { findVersion } from "../../../src/shared/db/tree";
 import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
 import { Sha256Hex } from "../../../src/shared/schemas/common";
 import { CommitResult } from "../../../src/shared/schemas/nodes";
 import { CreateUploadBody, UploadStatus } from "../../../src/shared/schemas/uploads";
 import { ApiError, unwrap } from "../errors";
-import type { Caller } from "../env";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { keyRing, putBlock } from "../services/block-store";
-import { hashStoredUpload } from "../services/tus";
 import { readBounded } from "../services/body";
 import { hubFor, shardOf } from "../services/hub";
-import { cancelUpload, checkUploadTarget, createUpload, recordReceived } from "../services/uploads";
+import { cancelUpload, checkUploadTarget, createUpload, hashStoredUpload, usableUpload, recordReceived } from "../services/uploads";
 
 export const uploadRoutes = newRouter();
 uploadRoutes.use("/uploads", requireAuth);
@@ -23,14 +21,6 @@ uploadRoutes.use("/uploads/*", requireAuth);
 
 const tags = ["Upload sessions"];
 const UploadParam = z.object({ id: z.string().min(1).max(64) });
-
-/** The caller's live upload session, or NOT_FOUND. */
-async function liveSession(env: Env, caller: Caller, id: string) {
-	const upload = await findUpload(shardOf(env, caller), caller.userId, id);
-	if (!upload || upload.protocol !== "session" || (!isLive(upload) && upload.committedVersionId === null))
-		throw new ApiError("NOT_FOUND", "upload not found or expired");
-	return upload;
-}
 
 uploadRoutes.openapi(
 	createRoute({
@@ -99,7 +89,7 @@ uploadRoutes.openapi(
 		const length = declared === undefined ? null : Number(declared);
 		if (length !== null && !(length <= MAX_BLOCK_BYTES))
 			throw new ApiError("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
-		const upload = await liveSession(c.env, caller, id);
+		const upload = await usableUpload(c.env, caller, id, "session");
 		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
 		const db = shardOf(c.env, caller);
 		const size = await declaredBlockSize(db, upload.id, hash);
@@ -129,7 +119,7 @@ uploadRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
 		if (upload.committedVersionId !== null) {
 			const version = await findVersion(shardOf(c.env, caller), caller.userId, upload.committedVersionId);
 			const committed = version ? { node_id: version.nodeId, version_id: version.id } : null;
@@ -157,7 +147,7 @@ uploadRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
 		const db = shardOf(c.env, caller);
 		let contentHash = upload.contentHash;
 		if (contentHash === null && upload.committedVersionId === null) {
@@ -189,7 +179,7 @@ uploadRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const upload = await liveSession(c.env, caller, c.req.valid("param").id);
+		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
 		await cancelUpload(shardOf(c.env, caller), caller.userId, upload.id);
 		return c.body(null, 204);
 	},

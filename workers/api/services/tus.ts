@@ -15,12 +15,12 @@ import { decodeBlock, encodeBlock } from "../../../src/shared/blocks";
 import { sha256Hex, toHex, type KeyRing } from "../../../src/shared/crypto";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import type { BlockRef } from "../../../src/shared/db/rows";
-import { uploadBlocks, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { uploads, type UploadRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
-import { getBlock, putBlock } from "./block-store";
+import { putBlock } from "./block-store";
 import { byobChunks } from "./body";
-import { appendBlocks } from "./uploads";
+import { appendBlocks, hashStoredUpload } from "./uploads";
 
 /** Blocks being encrypted and written at once. */
 const STORE_CONCURRENCY = 3;
@@ -227,27 +227,6 @@ export async function receivePatch(
 		await wholeWriter.abort();
 	}
 	return { ok: true, offset: endOffset, complete, contentHash };
-}
-
-/** SHA-256 of an upload's content, read back from its stored blocks in order. */
-export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyRing, uploadId: string): Promise<string> {
-	const digest = new crypto.DigestStream("SHA-256");
-	const writer = digest.getWriter();
-	const blocks = await db
-		.select({ hash: uploadBlocks.hash })
-		.from(uploadBlocks)
-		.where(eq(uploadBlocks.uploadId, uploadId))
-		.orderBy(uploadBlocks.idx);
-	// Read ahead one block while the previous one is hashed.
-	let next = blocks[0] ? getBlock(bucket, ring, blocks[0].hash) : null;
-	for (let i = 0; next !== null; i++) {
-		const current = await next;
-		const following = blocks[i + 1];
-		next = following ? getBlock(bucket, ring, following.hash) : null;
-		await writer.write(current);
-	}
-	await writer.close();
-	return toHex(new Uint8Array(await digest.digest));
 }
 
 class OffsetRaceError extends Error {}

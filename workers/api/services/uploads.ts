@@ -4,12 +4,16 @@ import { blockObjectKey } from "../../../src/shared/blocks";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
 import { uploadBlocks, uploadReceived, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { findUpload, isLive } from "../../../src/shared/db/uploads";
 import { findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
+import { toHex, type KeyRing } from "../../../src/shared/crypto";
 import { newId } from "../../../src/shared/ids";
 import { checkName } from "../../../src/shared/names";
 import type { Caller } from "../env";
-import { usageOf } from "./hub";
+import { ApiError } from "../errors";
+import { getBlock } from "./block-store";
+import { shardOf, usageOf } from "./hub";
 
 const ROWS_PER_STATEMENT = 2000;
 
@@ -49,6 +53,19 @@ export async function checkUploadTarget(
 	if (growth > 0 && (await usageOf(env, caller)) + growth > caller.quotaBytes)
 		return fail("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
 	return { ok: true, name: name.name };
+}
+
+/**
+ * The caller's upload of this protocol that can still be used or asked
+ * about (live, or committed); NOT_FOUND otherwise, including for anyone
+ * else's upload, so that ids leak nothing.
+ */
+export async function usableUpload(env: Env, caller: Caller, id: string, protocol: UploadRow["protocol"]): Promise<UploadRow> {
+	const upload = await findUpload(shardOf(env, caller), caller.userId, id);
+	if (!upload || upload.protocol !== protocol || (!isLive(upload) && upload.committedVersionId === null)) {
+		throw new ApiError("NOT_FOUND", "upload not found or expired");
+	}
+	return upload;
 }
 
 /** Records a new upload and its block list (for tus the list starts empty). */
@@ -183,4 +200,25 @@ async function unreferenced(shards: ShardDb[], candidates: string[], nowIso: str
 		left = left.filter((h) => !keep.has(h));
 	}
 	return left;
+}
+
+/** SHA-256 of an upload's content, read back from its stored blocks in order. */
+export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyRing, uploadId: string): Promise<string> {
+	const digest = new crypto.DigestStream("SHA-256");
+	const writer = digest.getWriter();
+	const blocks = await db
+		.select({ hash: uploadBlocks.hash })
+		.from(uploadBlocks)
+		.where(eq(uploadBlocks.uploadId, uploadId))
+		.orderBy(uploadBlocks.idx);
+	// Read ahead one block while the previous one is hashed.
+	let next = blocks[0] ? getBlock(bucket, ring, blocks[0].hash) : null;
+	for (let i = 0; next !== null; i++) {
+		const current = await next;
+		const following = blocks[i + 1];
+		next = following ? getBlock(bucket, ring, following.hash) : null;
+		await writer.write(current);
+	}
+	await writer.close();
+	return toHex(new Uint8Array(await digest.digest));
 }
