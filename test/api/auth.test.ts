@@ -2,6 +2,7 @@
 import { env } from "cloudflare:workers";
 import { SignJWT, base64url } from "jose";
 import { describe, expect, it } from "vitest";
+import { loadCaller, openDirectory } from "../../workers/api/services/directory";
 import { body, call, expectError, expectJson, signup, upload, type TestUser } from "./helpers";
 
 const PASSWORD = "correct horse battery";
@@ -115,6 +116,19 @@ describe("auth: happy path", () => {
 		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
 		// Only that device is signed out.
 		expect((await call("/v1/me", { token: other.access_token })).status).toBe(200);
+	});
+
+	it("notices within 5 s a device signed out by another isolate", async () => {
+		// loadCaller caches a caller for a few seconds (docs/decisions/0010);
+		// a sign-out elsewhere writes the directory without clearing this cache.
+		const user = await signup();
+		const me = await expectJson(await call("/v1/me", { token: user.token }), 200);
+		const db = openDirectory(env.DIRECTORY);
+		const now = Date.now();
+		expect(await loadCaller(db, user.id, me.device.id, now)).not.toBeNull();
+		await env.DIRECTORY.prepare("UPDATE devices SET revoked_at = ? WHERE id = ?").bind(new Date(now).toISOString(), me.device.id).run();
+		expect(await loadCaller(db, user.id, me.device.id, now + 1_000)).not.toBeNull();
+		expect(await loadCaller(db, user.id, me.device.id, now + 5_001)).toBeNull();
 	});
 
 	it("reports usage in /me: bytes_used grows by the size of an upload", async () => {

@@ -444,6 +444,54 @@ describe("nodes: errors", () => {
 		await expectError(await put(user, folder.id, "x.txt", "x"), 404, "NOT_FOUND");
 	});
 
+	it("writes nothing and takes no sequence number for a refused folder creation", async () => {
+		// The hub folds these checks into the insert itself (one D1 round
+		// trip), so each refusal must still leave the tree and journal alone.
+		const user = await signup();
+		const other = await signup();
+		const file = (await upload(user, user.rootId, "f.txt", "f")).node;
+		const gone = await mkdir(user, user.rootId, "gone");
+		await expectJson(await remove(user, gone.id), 200);
+		const before = await journal(user.id);
+		await expectError(await createFolder(user, user.rootId, "F.TXT"), 409, "NAME_TAKEN");
+		await expectError(await createFolder(user, file.id, "x"), 404, "NOT_FOUND");
+		await expectError(await createFolder(user, other.rootId, "x"), 404, "NOT_FOUND");
+		const trashed = await expectError(await createFolder(user, gone.id, "x"), 404, "NOT_FOUND");
+		expect(trashed.error.message).toContain("trash");
+		expect(await journal(user.id)).toEqual(before);
+		expect((await listAll(other, other.rootId)).length).toBe(0);
+		const next = await mkdir(user, user.rootId, "next");
+		const rows = await journal(user.id);
+		expect(rows.map((r) => r.seq)).toEqual([...before.map((r) => r.seq), before.length + 1]);
+		expect(rows.at(-1)?.node_id).toBe(next.id);
+	});
+
+	it("answers each of many concurrent folder creations on its own, with a gapless journal", async () => {
+		// Concurrent creations share the hub's batches: a refusal inside a
+		// batch must not take the others down or leave a hole in the journal.
+		const user = await signup();
+		const gone = await mkdir(user, user.rootId, "gone");
+		await expectJson(await remove(user, gone.id), 200);
+		const before = (await journal(user.id)).length;
+		const requests = [
+			...Array.from({ length: 20 }, (_, i) => ({ parent: user.rootId, name: `unique-${i}`, expect: 201 })),
+			...Array.from({ length: 6 }, (_, i) => ({ parent: user.rootId, name: i % 2 ? "Same" : "same", expect: 0 })),
+			...Array.from({ length: 4 }, (_, i) => ({ parent: gone.id, name: `lost-${i}`, expect: 404 })),
+		];
+		const answers = await Promise.all(requests.map((r) => createFolder(user, r.parent, r.name)));
+		const statuses = answers.map((a) => a.status);
+		requests.forEach((r, i) => {
+			if (r.expect !== 0) expect(statuses[i]).toBe(r.expect);
+		});
+		const same = statuses.slice(20, 26);
+		expect(same.filter((s) => s === 201)).toHaveLength(1);
+		expect(same.filter((s) => s === 409)).toHaveLength(5);
+		const names = (await listAll(user, user.rootId)).map((n) => n.name.toLowerCase()).sort();
+		expect(names).toEqual([...Array.from({ length: 20 }, (_, i) => `unique-${i}`), "same"].sort());
+		const rows = await journal(user.id);
+		expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: before + 21 }, (_, i) => i + 1));
+	});
+
 	it.each(["limit=0", "limit=1001", "limit=abc", "limit=1.5", "cursor=not-a-cursor!", "cursor=e30", "cursor=eyJrIjoxfQ"])(
 		"rejects children and trash queries with %s with 400",
 		async (query) => {

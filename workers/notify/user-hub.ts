@@ -1,12 +1,13 @@
 /**
  * UserHub: one Durable Object per user. It is the only writer of a user's
  * tree: every change (new file, new version, folder, rename, move, trash,
- * restore) is applied here, one at a time, in one D1 batch that also appends
- * the change to the journal under the next sequence number.
+ * restore) is applied here, one at a time, in a D1 batch that also appends
+ * the change to the journal under the next sequence number. Folder creations
+ * waiting together share one batch (group commit, docs/decisions/0010).
  *
  * Why explicit serialization: a Durable Object's input gate only holds while
  * it awaits its own storage. While a commit awaits D1, another RPC call can
- * start, so commits queue on `#queue`. The versions_lineage unique index is
+ * start, so commits wait in `#jobs`. The versions_lineage unique index is
  * the second guard: even if two writers existed, a stale base cannot land.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -18,7 +19,17 @@ import { changes, nodes, uploadBlocks, uploads, versions, type NodeRow, type Ver
 import { findUpload, isLive, missingBlocks } from "../../src/shared/db/uploads";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/rows";
-import { ancestry, bytesUsed, findLiveChild, findNode, findRoot, findVersion, openShard, type ShardDb } from "../../src/shared/db/tree";
+import {
+	ancestry,
+	bytesUsed,
+	findLiveChild,
+	findNode,
+	findNodeAndLiveChild,
+	findRoot,
+	findVersion,
+	openShard,
+	type ShardDb,
+} from "../../src/shared/db/tree";
 import { encodeJournalCursor } from "../../src/shared/journal";
 import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -70,6 +81,22 @@ interface Waiter {
 	wake: () => void;
 }
 
+/** A queued call: any serialized task, or a folder creation that may share a batch. */
+type Job = { kind: "task"; run: () => Promise<void> } | FolderJob;
+
+interface FolderJob {
+	kind: "folder";
+	scope: HubScope;
+	parentId: string;
+	/** Already checked and in NFC. */
+	name: string;
+	resolve: (result: Result<{ node: Node }>) => void;
+	reject: (err: unknown) => void;
+}
+
+/** At most this many folder creations share one batch (two statements each). */
+const FOLDERS_PER_BATCH = 50;
+
 /** Sync tickets live this long (seconds); they are single-use. */
 export const TICKET_TTL_SECONDS = 60;
 
@@ -84,8 +111,12 @@ const LONGPOLL_BACKOFF_THRESHOLD = 200;
 const BLOCKS_PER_STATEMENT = 2000;
 
 export class UserHub extends DurableObject<Env> {
-	#queue: Promise<unknown> = Promise.resolve();
+	/** Commits waiting their turn; see #drain. */
+	#jobs: Job[] = [];
+	#draining = false;
 	#seq: number | null = null;
+	/** Bytes the user's files take (trash included), loaded on first need. */
+	#usedBytes: number | null = null;
 	#userId: string | null = null;
 	#waiters = new Set<Waiter>();
 	#lastBroadcastAt = 0;
@@ -125,19 +156,17 @@ export class UserHub extends DurableObject<Env> {
 		});
 	}
 
-	/** Creates a folder. */
+	/**
+	 * Creates a folder. Folder creations waiting in line together are
+	 * committed in one D1 batch (#createFolders): each still gets its own
+	 * checks, answer and sequence number, in arrival order.
+	 */
 	async createFolder(scope: HubScope, input: { parentId: string; name: string }): Promise<Result<{ node: Node }>> {
-		return this.#serialize(async () => {
-			const db = this.#db(scope);
-			const name = checkName(input.name);
-			if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
-			const parent = await this.#liveFolder(db, scope, input.parentId);
-			if (!parent.ok) return parent;
-			if (await findLiveChild(db, scope.userId, parent.row.id, name.key)) return nameTaken(name.name);
-			const now = new Date().toISOString();
-			const row = newNodeRow(scope.userId, parent.row.id, "folder", name.name, now);
-			await this.#apply(db, scope, [db.insert(nodes).values(row)], "created", row);
-			return { ok: true, node: toNode(row) };
+		const name = checkName(input.name);
+		if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
+		return new Promise((resolve, reject) => {
+			this.#jobs.push({ kind: "folder", scope, parentId: input.parentId, name: name.name, resolve, reject });
+			void this.#drain();
 		});
 	}
 
@@ -192,16 +221,21 @@ export class UserHub extends DurableObject<Env> {
 	async #commitContent(db: ShardDb, scope: HubScope, input: CommitFileInput): Promise<Result<{ created: boolean } & CommitResult>> {
 		const name = checkName(input.name);
 		if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
-		let parent = await this.#liveFolder(db, scope, input.parentId);
+		// The folder and whatever lives at the name, in one round trip.
+		const target = await findNodeAndLiveChild(db, scope.userId, input.parentId, name.key);
+		let parent = asLiveFolder(target.node);
+		let existing = target.child;
 		if (!parent.ok && input.baseVersionId !== null) {
 			// An edit whose folder was deleted meanwhile still wins: it lands in
 			// the nearest folder above that survives (docs/decisions/0009).
 			const refuge = await this.#nearestLiveFolder(db, scope, input.parentId);
-			if (refuge) parent = { ok: true, row: refuge };
+			if (refuge) {
+				parent = { ok: true, row: refuge };
+				existing = await findLiveChild(db, scope.userId, refuge.id, name.key);
+			}
 		}
 		if (!parent.ok) return parent;
 		const now = new Date().toISOString();
-		const existing = await findLiveChild(db, scope.userId, parent.row.id, name.key);
 		if (existing && existing.type === "folder") return nameTaken(name.name);
 
 		if (existing) {
@@ -521,9 +555,90 @@ export class UserHub extends DurableObject<Env> {
 	// ---- helpers -----------------------------------------------------------
 
 	#serialize<T>(task: () => Promise<T>): Promise<T> {
-		const run = this.#queue.then(task, task);
-		this.#queue = run.catch(() => undefined);
-		return run;
+		return new Promise((resolve, reject) => {
+			this.#jobs.push({ kind: "task", run: () => task().then(resolve, reject) });
+			void this.#drain();
+		});
+	}
+
+	/**
+	 * Runs the queued jobs one at a time, in arrival order. Consecutive folder
+	 * creations run as one group: a commit holds the queue for its D1 round
+	 * trip, so one round trip for many is what lifts a user's commit rate.
+	 */
+	async #drain(): Promise<void> {
+		if (this.#draining) return;
+		this.#draining = true;
+		try {
+			for (let job = this.#jobs.shift(); job !== undefined; job = this.#jobs.shift()) {
+				if (job.kind === "task") {
+					await job.run();
+					continue;
+				}
+				const group = [job];
+				while (group.length < FOLDERS_PER_BATCH && this.#jobs[0]?.kind === "folder") group.push(this.#jobs.shift() as FolderJob);
+				try {
+					await this.#createFolders(group);
+				} catch (err) {
+					for (const j of group) j.reject(err);
+				}
+			}
+		} finally {
+			this.#draining = false;
+		}
+	}
+
+	/**
+	 * Creates the group's folders in one batch. Each row is inserted only
+	 * under a live parent folder and only if its name is free (INSERT OR
+	 * IGNORE against the nodes_live_names index), and its journal entry only
+	 * if its row went in, numbered in SQL after the entries before it, so a
+	 * refused creation neither stops the others nor leaves a gap in the
+	 * journal. Refusals are explained afterwards, one read each.
+	 */
+	async #createFolders(group: FolderJob[]): Promise<void> {
+		const scope = group[0]!.scope;
+		const db = this.#db(scope);
+		const floor = await this.#currentSeq(db, scope);
+		const now = new Date().toISOString();
+		const rows = group.map((job) => newNodeRow(scope.userId, job.parentId, "folder", job.name, now));
+		const statements = rows.flatMap((row) => [
+			db.run(sql`INSERT OR IGNORE INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at)
+				SELECT ${row.id}, ${row.userId}, id, 'folder', ${row.name}, ${row.nameKey}, 0, ${now}, ${now}
+				FROM nodes WHERE user_id = ${scope.userId} AND id = ${row.parentId} AND type = 'folder' AND trashed_at IS NULL`),
+			db.run(sql`INSERT INTO changes (user_id, seq, kind, node_id, node, created_at)
+				SELECT ${scope.userId}, MAX(${floor}, COALESCE((SELECT MAX(seq) FROM changes WHERE user_id = ${scope.userId}), 0)) + 1,
+					'created', ${row.id}, ${JSON.stringify(toNode(row))}, ${now}
+				WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ${scope.userId} AND id = ${row.id})
+				RETURNING seq`),
+		]);
+		let results: D1Result[];
+		try {
+			results = await runBatch(db.$client, statements);
+		} catch (err) {
+			this.#seq = null;
+			throw err;
+		}
+		let last = floor;
+		for (const [i, job] of group.entries()) {
+			const seq = (results[2 * i + 1]?.results[0] as { seq?: number } | undefined)?.seq;
+			if (typeof seq === "number") {
+				last = Math.max(last, seq);
+				job.resolve({ ok: true, node: toNode(rows[i]!) });
+				continue;
+			}
+			// Not inserted: the parent does not qualify, or the name is taken
+			// (perhaps by an earlier folder of this very group).
+			const parent = await this.#liveFolder(db, scope, job.parentId);
+			if (!parent.ok) job.resolve(parent);
+			else if (await findLiveChild(db, scope.userId, job.parentId, rows[i]!.nameKey)) job.resolve(nameTaken(job.name));
+			else job.reject(new Error(`folder ${rows[i]!.id} was not inserted, for no known reason`));
+		}
+		if (last > floor) {
+			this.#seq = last;
+			this.#userId = scope.userId;
+			this.#announce(last);
+		}
 	}
 
 	#db(scope: HubScope): ShardDb {
@@ -669,15 +784,19 @@ export class UserHub extends DurableObject<Env> {
 					FROM json_each(${slice})`),
 			);
 		}
-		await this.#apply(db, scope, statements, kind ?? (isNew ? "created" : "updated"), after);
+		try {
+			await this.#apply(db, scope, statements, kind ?? (isNew ? "created" : "updated"), after);
+		} catch (err) {
+			this.#usedBytes = null;
+			throw err;
+		}
+		// A trashed file still counts, so only content changes move the total.
+		if (this.#usedBytes !== null) this.#usedBytes += isNew ? input.size : input.size - node.size;
 		return { ok: true, created: isNew, node: toNode(after), version: toVersion(version), conflict };
 	}
 
 	async #liveFolder(db: ShardDb, scope: HubScope, id: string): Promise<Result<{ row: NodeRow }>> {
-		const row = await findNode(db, scope.userId, id);
-		if (!row || row.type !== "folder") return notFound("parent folder");
-		if (row.trashedAt !== null) return fail("NOT_FOUND", "the parent folder is in the trash");
-		return { ok: true, row };
+		return asLiveFolder(await findNode(db, scope.userId, id));
 	}
 
 	/** The deepest folder on the way from the root to `id` (inclusive) that is not in the trash. */
@@ -693,7 +812,10 @@ export class UserHub extends DurableObject<Env> {
 
 	async #checkQuota(db: ShardDb, scope: HubScope, growth: number, quotaBytes: number): Promise<Result<object>> {
 		if (growth <= 0) return { ok: true };
-		const used = await bytesUsed(db, scope.userId);
+		// The hub is the only writer of nodes, so the running total stays exact
+		// without a SUM over all the user's files on every commit.
+		this.#usedBytes ??= await bytesUsed(db, scope.userId);
+		const used = this.#usedBytes;
 		if (used + growth > quotaBytes) {
 			return fail("QUOTA_EXCEEDED", `this needs ${growth} more bytes; ${Math.max(0, quotaBytes - used)} of ${quotaBytes} are free`);
 		}
@@ -709,6 +831,13 @@ export class UserHub extends DurableObject<Env> {
 		}
 		return fitName(stem, ` ${newId("nod").slice(-8)}${ext}`);
 	}
+}
+
+/** `row` if it is a folder outside the trash, else why it cannot take children. */
+function asLiveFolder(row: NodeRow | null): Result<{ row: NodeRow }> {
+	if (!row || row.type !== "folder") return notFound("parent folder");
+	if (row.trashedAt !== null) return fail("NOT_FOUND", "the parent folder is in the trash");
+	return { ok: true, row };
 }
 
 function newNodeRow(userId: string, parentId: string, type: "file" | "folder", name: string, now: string): NodeRow {

@@ -5,6 +5,7 @@
  */
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { alias } from "drizzle-orm/sqlite-core";
 import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
 import type { BlockRef } from "./rows";
 
@@ -43,6 +44,27 @@ export async function findLiveChild(db: ShardDb, userId: string, parentId: strin
 		.where(and(eq(nodes.userId, userId), eq(nodes.parentId, parentId), eq(nodes.nameKey, key), isNull(nodes.trashedAt)))
 		.limit(1);
 	return rows[0] ?? null;
+}
+
+/**
+ * A node and its live child whose folded name is `key`, in one query: what
+ * the hub checks before it commits a file into a folder.
+ */
+export async function findNodeAndLiveChild(
+	db: ShardDb,
+	userId: string,
+	id: string,
+	key: string,
+): Promise<{ node: NodeRow | null; child: NodeRow | null }> {
+	const child = alias(nodes, "child");
+	const rows = await db
+		.select({ node: nodes, child })
+		.from(nodes)
+		.leftJoin(child, and(eq(child.userId, nodes.userId), eq(child.parentId, nodes.id), eq(child.nameKey, key), isNull(child.trashedAt)))
+		.where(and(eq(nodes.userId, userId), eq(nodes.id, id)))
+		.limit(1);
+	const row = rows[0];
+	return { node: row?.node ?? null, child: row?.child ?? null };
 }
 
 /** The chain from the root down to `id` itself, in order; empty if there is no such node. */

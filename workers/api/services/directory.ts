@@ -145,6 +145,7 @@ export async function rotateRefreshToken(
 
 /** Signs a device out: its refresh tokens and its access tokens stop working. */
 export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
+	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
 	const at = new Date().toISOString();
 	await runBatch(db.$client, [
 		db
@@ -158,8 +159,33 @@ export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<v
 	]);
 }
 
+/**
+ * Callers this isolate loaded recently. Every authenticated request needs
+ * its caller, and the directory is one database for all users, so each
+ * isolate remembers a device that was not signed out for a few seconds
+ * (docs/decisions/0010). Signing out clears the entry in the isolate that
+ * handles it; other isolates notice within CALLER_TTL_MS.
+ */
+const CALLER_TTL_MS = 5_000;
+const CALLER_CACHE_MAX = 10_000;
+const callerCache = new Map<string, { caller: Caller; until: number }>();
+
 /** The caller behind a verified access token, or null if the device was signed out. */
-export async function loadCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
+export async function loadCaller(db: DirectoryDb, userId: string, deviceId: string, now = Date.now()): Promise<Caller | null> {
+	const key = `${userId}/${deviceId}`;
+	const cached = callerCache.get(key);
+	if (cached && cached.until > now) return cached.caller;
+	const caller = await readCaller(db, userId, deviceId);
+	callerCache.delete(key);
+	if (caller) {
+		// Insertion order is age order: drop the oldest when full.
+		if (callerCache.size >= CALLER_CACHE_MAX) callerCache.delete(callerCache.keys().next().value ?? "");
+		callerCache.set(key, { caller, until: now + CALLER_TTL_MS });
+	}
+	return caller;
+}
+
+async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
 	const rows = await db
 		.select({ shard: users.shard, quotaBytes: users.quotaBytes, deviceName: devices.name, revokedAt: devices.revokedAt })
 		.from(devices)
