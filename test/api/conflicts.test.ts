@@ -298,6 +298,41 @@ describe("an edit racing a delete", () => {
 	});
 });
 
+describe("an edit racing a rename or a move", () => {
+	it("follows the file to its new name and folder", async () => {
+		const user = await signup();
+		const first = await commit(user, user.rootId, "draft.txt", "v1");
+		const dir = await folder(user, user.rootId, "archive");
+		expect((await patch(user, first.body.node.id, { name: "final.txt", parent_id: dir.id })).status).toBe(200);
+		// The device still thinks the file is root/draft.txt at v1.
+		const edit = await commit(user, user.rootId, "draft.txt", "v2 edited", first.body.version.id);
+		expect(edit.status).toBe(200);
+		expect(edit.body.conflict).toBeNull();
+		expect(edit.body.node).toMatchObject({ id: first.body.node.id, name: "final.txt", parent_id: dir.id });
+		expect(await download(user, first.body.node.id)).toBe("v2 edited");
+		expect((await files(user, user.rootId)).map((n) => n.name)).toEqual(["archive"]);
+		expect((await conflicts(user)).items).toEqual([]);
+	});
+
+	it("never lands on another file that took the old name; a file that also changed gets a copy beside it", async () => {
+		const user = await signup();
+		const file = await edited(user, "notes.txt");
+		expect((await patch(user, file.id, { name: "notes-old.txt" })).status).toBe(200);
+		const squatter = await commit(user, user.rootId, "notes.txt", "someone else's notes");
+		// Stale (v1 while the head is v2) and renamed: a conflicted copy beside the renamed file.
+		const edit = await commit(user, user.rootId, "notes.txt", "offline edit", file.v1);
+		expect(edit.status).toBe(201);
+		expect(edit.body.conflict).toEqual({ node_id: file.id, reason: "stale_base" });
+		expect(edit.body.node.name).toMatch(/^notes-old \(conflicted copy .+\)\.txt$/);
+		expect(await download(user, squatter.body.node.id)).toBe("someone else's notes");
+		expect(await download(user, file.id)).toBe("version two");
+		expect(await download(user, edit.body.node.id)).toBe("offline edit");
+		const fail = await commit(user, user.rootId, "notes.txt", "offline edit", file.v1, "&on_conflict=fail");
+		expect(fail.status).toBe(409);
+		expect((fail.body as unknown as ErrorBody).error.code).toBe("VERSION_CONFLICT");
+	});
+});
+
 describe("racing renames and moves", () => {
 	it("serializes concurrent renames: the node ends with the name journaled last, and both are journaled in order", async () => {
 		const user = await signup();

@@ -236,6 +236,31 @@ export class UserHub extends DurableObject<Env> {
 		}
 		if (!parent.ok) return parent;
 		const now = new Date().toISOString();
+		if (input.baseVersionId !== null && existing?.headVersionId !== input.baseVersionId) {
+			// An edit follows its file: if the file the client edited was renamed
+			// or moved meanwhile, the edit goes to it where it is now, never to
+			// whatever else has the name now (docs/decisions/0009).
+			const base = await findVersion(db, scope.userId, input.baseVersionId);
+			const file = base ? await findNode(db, scope.userId, base.nodeId) : null;
+			if (file && file.type === "file" && file.trashedAt === null && file.id !== existing?.id && file.parentId !== null) {
+				if (file.headVersionId === input.baseVersionId) {
+					const quota = await this.#checkQuota(db, scope, input.size - file.size, input.quotaBytes);
+					if (!quota.ok) return quota;
+					return this.#writeVersion(db, scope, input, file, false, now, null);
+				}
+				if (input.onConflict === "fail") return versionConflict(input.baseVersionId, file);
+				const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+				if (!quota.ok) return quota;
+				const copyName = await this.#freeName(
+					db,
+					scope.userId,
+					file.parentId,
+					conflictedCopyName(file.name, input.actor.deviceName, new Date(now)),
+				);
+				const row: NodeRow = { ...newNodeRow(scope.userId, file.parentId, "file", copyName, now), conflictOf: file.id };
+				return this.#writeVersion(db, scope, input, row, true, now, { node_id: file.id, reason: "stale_base" });
+			}
+		}
 		if (existing && existing.type === "folder") return nameTaken(name.name);
 
 		if (existing) {
@@ -245,11 +270,7 @@ export class UserHub extends DurableObject<Env> {
 				if (!quota.ok) return quota;
 				return this.#writeVersion(db, scope, input, existing, false, now, null);
 			}
-			if (input.onConflict === "fail") {
-				return fail("VERSION_CONFLICT", `the file changed since version ${input.baseVersionId}`, [
-					{ node_id: existing.id, head_version_id: existing.headVersionId },
-				]);
-			}
+			if (input.onConflict === "fail") return versionConflict(input.baseVersionId, existing);
 			const copyName = await this.#freeName(
 				db,
 				scope.userId,
@@ -865,6 +886,12 @@ function errorJson(status: number, code: string, message: string): Response {
 
 function notFound(what: string): Failure {
 	return fail("NOT_FOUND", `${what} not found`);
+}
+
+function versionConflict(baseVersionId: string | null, file: NodeRow): Failure {
+	return fail("VERSION_CONFLICT", `the file changed since version ${baseVersionId}`, [
+		{ node_id: file.id, head_version_id: file.headVersionId },
+	]);
 }
 
 function nameTaken(name: string): Failure {
