@@ -322,6 +322,24 @@ export class Chunker {
 	 */
 	push(data: Uint8Array): Uint8Array<ArrayBuffer>[] {
 		const out: Uint8Array<ArrayBuffer>[] = [];
+		for (const view of this.views(data)) out.push(view.slice());
+		return out;
+	}
+
+	/**
+	 * Feeds the next bytes of the input, like {@link Chunker.push}, but yields
+	 * each completed chunk as a view instead of a copy: into `data` when the
+	 * chunk lies within it, otherwise into the chunker's own buffer (only the
+	 * part of a chunk that came with `data` is copied there, to join the
+	 * pending bytes). A view is valid only until the generator is resumed, so
+	 * the consumer must finish with each chunk first (hash, encrypt, or copy
+	 * it). This is what lets a server ingest a stream without allocating a
+	 * fresh buffer per block: those buffers are garbage that V8 collects late.
+	 *
+	 * Consume the generator to the end: stopping early loses the bytes of
+	 * `data` after the last chunk yielded.
+	 */
+	*views(data: Uint8Array): Generator<Uint8Array> {
 		const n = data.length;
 		let p = 0;
 		const pending = this.len;
@@ -331,30 +349,27 @@ export class Chunker {
 			// saved hash means no pending byte is hashed twice.
 			const cut = scanChunk(data, -pending, pending, n, this.hash);
 			if (cut < 0) {
-				this.append(data);
 				this.hash = scanHash;
-				return out;
+				this.append(data);
+				return;
 			}
-			const buf = this.ensureBuffer();
-			const chunk = new Uint8Array(cut);
-			chunk.set(buf.subarray(0, pending), 0);
 			p = cut - pending;
-			chunk.set(data.subarray(0, p), pending);
-			out.push(chunk);
+			const buf = this.ensureBuffer();
+			buf.set(data.subarray(0, p), pending);
 			this.len = 0;
 			this.hash = 0;
+			yield buf.subarray(0, cut);
 		}
 		while (p < n) {
 			const cut = scanChunk(data, p, 0, n, 0);
 			if (cut < 0) {
 				this.hash = scanHash;
 				this.append(p === 0 ? data : data.subarray(p));
-				break;
+				return;
 			}
-			out.push(data.slice(p, p + cut));
+			yield data.subarray(p, p + cut);
 			p += cut;
 		}
-		return out;
 	}
 
 	/**

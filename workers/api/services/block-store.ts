@@ -3,7 +3,7 @@
  * the SHA-256 of the plaintext (docs/storage.md). Writes skip blocks that
  * already exist, so identical content is stored once across all users.
  */
-import { blockObjectKey, BlockIntegrityError, decodeBlock, encodeBlockParts } from "../../../src/shared/blocks";
+import { blockObjectKey, BlockIntegrityError, decodeBlock, encodeBlock, releaseBuffer } from "../../../src/shared/blocks";
 import { parseKeyRing, sha256Hex, type KeyRing } from "../../../src/shared/crypto";
 
 let cachedRing: { secret: string; ring: KeyRing } | null = null;
@@ -19,6 +19,34 @@ export interface StoredBlock {
 	size: number;
 }
 
+/** Block puts in flight at once while a body is being received. */
+export const STORE_CONCURRENCY = 3;
+
+/** A block hashed, compressed if that helps, and encrypted: what goes to R2. */
+interface SealedBlock extends StoredBlock {
+	body: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Hashes (unless `verifiedHash` is given) and encodes `plain`. Once this
+ * resolves nothing refers to `plain` any more, so the caller may reuse it.
+ */
+async function sealBlock(ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<SealedBlock> {
+	const hash = verifiedHash ?? (await sha256Hex(plain));
+	const body = await encodeBlock(plain, hash, ring, { hashVerified: true });
+	return { hash, size: plain.byteLength, body };
+}
+
+/**
+ * Writes a sealed block, then frees its buffer at once (see releaseBuffer):
+ * a Blob of header and ciphertext, as this used to send, cannot be freed
+ * early, and the dead ones piled up the same way until a GC.
+ */
+async function storeSealed(bucket: R2Bucket, sealed: SealedBlock): Promise<void> {
+	await bucket.put(blockObjectKey(sealed.hash), sealed.body);
+	releaseBuffer(sealed.body.buffer);
+}
+
 /**
  * Encodes and stores one plaintext block, always writing it. Rewriting an
  * existing block is what keeps deduplication safe against the garbage
@@ -29,12 +57,68 @@ export interface StoredBlock {
  *   these very bytes; otherwise it is computed here.
  */
 export async function putBlock(bucket: R2Bucket, ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<StoredBlock> {
-	const hash = verifiedHash ?? (await sha256Hex(plain));
-	const encoded = await encodeBlockParts(plain, hash, ring, { hashVerified: true });
-	// A Blob of the two parts avoids a block-sized concatenation in JS (less
-	// garbage, lower peak memory); a FixedLengthStream here measured 3x slower.
-	await bucket.put(blockObjectKey(hash), new Blob([encoded.header, encoded.ciphertext]));
-	return { hash, size: plain.byteLength };
+	const sealed = await sealBlock(ring, plain, verifiedHash);
+	await storeSealed(bucket, sealed);
+	return { hash: sealed.hash, size: sealed.size };
+}
+
+/**
+ * Stores the blocks of a body as it streams in, with at most
+ * {@link STORE_CONCURRENCY} R2 puts in flight. {@link BlockWriter.write}
+ * encodes a block before it resolves and only the put runs on in the
+ * background, so callers can hand it views into buffers they reuse (the
+ * BYOB read buffer, the chunker's buffer) instead of a copy of every block.
+ * Encoding runs on the request's thread either way, so doing it up front
+ * costs no overlap; the puts are what wait.
+ */
+export class BlockWriter {
+	readonly #inFlight = new Set<Promise<void>>();
+	#failed = false;
+	#failure: unknown = null;
+
+	constructor(
+		private readonly bucket: R2Bucket,
+		private readonly ring: KeyRing,
+	) {}
+
+	/**
+	 * Encodes `plain` and starts storing it; `onStored` runs once the put has
+	 * succeeded. Waits first while {@link STORE_CONCURRENCY} puts are in
+	 * flight, and throws the first failure of an earlier put.
+	 *
+	 * @returns the block's SHA-256, lowercase hex.
+	 */
+	async write(plain: Uint8Array, onStored?: (block: StoredBlock) => void): Promise<string> {
+		while (this.#inFlight.size >= STORE_CONCURRENCY) await Promise.race(this.#inFlight);
+		this.#throwIfFailed();
+		const sealed = await sealBlock(this.ring, plain);
+		const block: StoredBlock = { hash: sealed.hash, size: sealed.size };
+		const task = storeSealed(this.bucket, sealed)
+			.then(() => onStored?.(block))
+			.catch((err: unknown) => {
+				if (this.#failed) return;
+				this.#failed = true;
+				this.#failure = err;
+			});
+		const tracked = task.finally(() => this.#inFlight.delete(tracked));
+		this.#inFlight.add(tracked);
+		return sealed.hash;
+	}
+
+	/** Waits for every put started so far; throws the first failure. */
+	async flush(): Promise<void> {
+		await Promise.all(this.#inFlight);
+		this.#throwIfFailed();
+	}
+
+	/** Waits for every put started so far without throwing: for callers that are already failing. */
+	async settle(): Promise<void> {
+		await Promise.allSettled(this.#inFlight);
+	}
+
+	#throwIfFailed(): void {
+		if (this.#failed) throw this.#failure;
+	}
 }
 
 /** Thrown when a stored block is missing or fails its integrity check. */

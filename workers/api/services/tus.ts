@@ -18,12 +18,9 @@ import type { BlockRef } from "../../../src/shared/db/rows";
 import { uploads, type UploadRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
-import { putBlock } from "./block-store";
+import { BlockWriter } from "./block-store";
 import { byobChunks } from "./body";
 import { appendBlocks, hashStoredUpload } from "./uploads";
-
-/** Blocks being encrypted and written at once. */
-const STORE_CONCURRENCY = 3;
 
 export interface PatchChecksum {
 	algorithm: "SHA-1" | "SHA-256";
@@ -73,23 +70,35 @@ export async function receivePatch(
 	let durableOffset = upload.offset;
 	let tailToDrop = upload.tailKey;
 	let checkpoints: Promise<void> = Promise.resolve();
+	let checkpointQueued = false;
 	let checkpointFailure: unknown = null;
 	const stored: BlockRef[] = [];
-	const inFlight = new Set<Promise<void>>();
+	const writer = new BlockWriter(bucket, ring);
 	// Blocks finish out of order; checkpoints advance over the in-order prefix.
 	const done = new Map<number, BlockRef>();
 	let nextToCheckpoint = nextIdx;
-	let failure: unknown = null;
+	let unsaved: BlockRef[] = [];
 
-	const checkpoint = (blocks: BlockRef[], firstIdx: number, newOffset: number) => {
-		const previous = durableOffset;
-		durableOffset = newOffset;
+	// One D1 batch per block cost a round trip per MiB; while a checkpoint
+	// runs, the blocks finishing meanwhile wait and go together in the next.
+	// A break loses nothing either way: the end of the PATCH awaits the last
+	// checkpoint, so every block stored before the break is kept.
+	const checkpoint = () => {
+		if (checkpointQueued) return;
+		checkpointQueued = true;
 		checkpoints = checkpoints.then(async () => {
-			if (checkpointFailure !== null) return;
+			checkpointQueued = false;
+			const blocks = unsaved;
+			const last = blocks.at(-1);
+			if (last === undefined || checkpointFailure !== null) return;
+			unsaved = [];
+			const firstIdx = nextToCheckpoint - blocks.length;
+			const previous = durableOffset;
+			durableOffset = last.offset + last.size;
 			const [update] = await runBatch(db.$client, [
 				db
 					.update(uploads)
-					.set({ offset: newOffset, tailKey: null })
+					.set({ offset: durableOffset, tailKey: null })
 					.where(and(eq(uploads.id, upload.id), eq(uploads.offset, previous))),
 				...appendBlocks(db, upload.id, firstIdx, blocks),
 			]);
@@ -107,34 +116,21 @@ export async function receivePatch(
 		});
 	};
 	const onStored = (idx: number, block: BlockRef) => {
+		stored.push(block);
 		done.set(idx, block);
 		if (checksum) return;
-		const ready: BlockRef[] = [];
-		const first = nextToCheckpoint;
 		for (let b = done.get(nextToCheckpoint); b !== undefined; b = done.get(nextToCheckpoint)) {
-			ready.push(b);
+			unsaved.push(b);
 			done.delete(nextToCheckpoint);
 			nextToCheckpoint++;
 		}
-		const last = ready.at(-1);
-		if (last) checkpoint(ready, first, last.offset + last.size);
+		if (unsaved.length > 0) checkpoint();
 	};
 	const enqueue = async (chunk: Uint8Array) => {
-		while (inFlight.size >= STORE_CONCURRENCY) await Promise.race(inFlight);
-		if (failure !== null) throw failure;
 		const idx = nextIdx++;
-		const block: BlockRef = { offset: blockStart, size: chunk.byteLength, hash: "" };
+		const offset = blockStart;
 		blockStart += chunk.byteLength;
-		const task = (async () => {
-			block.hash = await sha256Hex(chunk);
-			await putBlock(bucket, ring, chunk, block.hash);
-			stored.push(block);
-			onStored(idx, block);
-		})().catch((err: unknown) => {
-			failure ??= err;
-		});
-		const tracked = task.finally(() => inFlight.delete(tracked));
-		inFlight.add(tracked);
+		await writer.write(chunk, ({ hash, size }) => onStored(idx, { offset, size, hash }));
 	};
 
 	let received = 0;
@@ -144,16 +140,17 @@ export async function receivePatch(
 			for await (const piece of byobChunks(body)) {
 				received += piece.byteLength;
 				if (received > limits.maxPatchBytes || upload.offset + received > upload.size) {
-					await Promise.allSettled(inFlight);
+					await writer.settle();
 					await checkpoints;
 					return upload.offset + received > upload.size
 						? fail("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`)
 						: fail("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${limits.maxPatchBytes} bytes`);
 				}
-				// `piece` is reused by the next read; every consumer finishes with it here.
+				// `piece` is reused by the next read, and the chunks are views into
+				// it or the chunker: every consumer finishes with them here.
 				await wholeWriter?.write(piece);
 				await patchWriter?.write(piece);
-				for (const chunk of chunker.push(piece)) await enqueue(chunk);
+				for (const chunk of chunker.views(piece)) await enqueue(chunk);
 			}
 		} catch (err) {
 			// The client went away mid-body: keep what completed.
@@ -166,9 +163,9 @@ export async function receivePatch(
 		const last = chunker.finish();
 		if (last !== null) await enqueue(last);
 	}
-	await Promise.allSettled(inFlight);
+	await writer.settle();
 	await checkpoints;
-	if (failure !== null) throw failure;
+	await writer.flush();
 	if (checkpointFailure !== null) return fail("UPLOAD_OFFSET_MISMATCH", "another request changed this upload's offset; HEAD it and resume");
 	if (broken !== null) return fail("INVALID_REQUEST", `the request body ended early; ${durableOffset} bytes are kept, resume from there`);
 
