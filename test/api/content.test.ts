@@ -17,6 +17,7 @@ import {
 	randomBytes,
 	sha256,
 	signup,
+	withQuota,
 	upload,
 	versionBlocks,
 	type ApiNode,
@@ -467,8 +468,7 @@ describe("content: errors", () => {
 	});
 
 	it("refuses an upload over the user's quota with 507 and creates nothing", async () => {
-		const user = await signup();
-		await env.DIRECTORY.prepare("UPDATE users SET quota_bytes = 10 WHERE id = ?").bind(user.id).run();
+		const user = await withQuota(await signup(), 10);
 		const objects = await blobCount();
 		await expectError(await put(user, user.rootId, "fat.bin", randomBytes(11, 0x0b)), 507, "QUOTA_EXCEEDED");
 		expect(await listAll(user, user.rootId)).toEqual([]);

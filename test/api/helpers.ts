@@ -9,7 +9,8 @@ export const BASE = "http://drive.test";
 export function call(path: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
 	const headers = new Headers(init.headers);
 	if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
-	if (init.body !== undefined && typeof init.body === "string" && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
+	if (init.body !== undefined && typeof init.body === "string" && !headers.has("Content-Type"))
+		headers.set("Content-Type", "application/json");
 	return exports.default.fetch(new Request(`${BASE}${path}`, { ...init, headers }));
 }
 
@@ -32,15 +33,41 @@ let counter = 0;
 /** Signs up a fresh user and fetches their root folder. */
 export async function signup(deviceName = "Test laptop"): Promise<TestUser> {
 	const email = `user${Date.now()}-${counter++}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-	const res = await call("/v1/auth/signup", { method: "POST", body: JSON.stringify({ email, password: "correct horse battery", device_name: deviceName }) });
+	const res = await call("/v1/auth/signup", {
+		method: "POST",
+		body: JSON.stringify({ email, password: "correct horse battery", device_name: deviceName }),
+	});
 	if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${await res.text()}`);
 	const s = await body(res);
 	const root = await body(await call("/v1/nodes/root", { token: s.access_token }));
 	return { id: s.user.id, email, token: s.access_token, refresh: s.refresh_token, deviceId: s.device_id, rootId: root.id };
 }
 
+/**
+ * Sets the user's quota as an operator would, and signs in a new device of
+ * theirs, which sees the quota at once. (A device already signed in sees it
+ * within the api's 5 s caller cache, docs/decisions/0010.)
+ */
+export async function withQuota(user: TestUser, bytes: number): Promise<TestUser> {
+	await env.DIRECTORY.prepare("UPDATE users SET quota_bytes = ? WHERE id = ?").bind(bytes, user.id).run();
+	const res = await call("/v1/auth/login", {
+		method: "POST",
+		body: JSON.stringify({ email: user.email, password: "correct horse battery", device_name: "Quota check" }),
+	});
+	if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+	const s = await body(res);
+	return { ...user, token: s.access_token, refresh: s.refresh_token, deviceId: s.device_id };
+}
+
 /** Uploads bytes with PUT content. */
-export function put(user: TestUser, parentId: string, name: string, data: Uint8Array | string, headers: Record<string, string> = {}, query = ""): Promise<Response> {
+export function put(
+	user: TestUser,
+	parentId: string,
+	name: string,
+	data: Uint8Array | string,
+	headers: Record<string, string> = {},
+	query = "",
+): Promise<Response> {
 	const params = new URLSearchParams({ parent_id: parentId, name });
 	return call(`/v1/files/content?${params}${query}`, { method: "PUT", token: user.token, body: data, headers });
 }

@@ -15,7 +15,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { fail, type Failure, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { checkName, nameKey, splitExtension } from "../../src/shared/names";
-import { changes, nodes, uploadBlocks, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
+import { nodes, uploadBlocks, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
 import { findUpload, isLive, missingBlocks } from "../../src/shared/db/uploads";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/rows";
@@ -93,6 +93,21 @@ interface FolderJob {
 	resolve: (result: Result<{ node: Node }>) => void;
 	reject: (err: unknown) => void;
 }
+
+// Statements every commit runs, as static SQL bound directly: building them
+// through drizzle's query builder or sql template cost more CPU than running
+// them (folder creations went from 292/s to about 400/s).
+/** ?1 id, ?2 user, ?3 name, ?4 name key, ?5 now, ?6 parent: a no-op unless the parent is a live folder and the name is free. */
+const INSERT_FOLDER_UNDER_LIVE_PARENT = `INSERT OR IGNORE INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at)
+	SELECT ?1, ?2, id, 'folder', ?3, ?4, 0, ?5, ?5
+	FROM nodes WHERE user_id = ?2 AND id = ?6 AND type = 'folder' AND trashed_at IS NULL`;
+/** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now: one change's journal entry. */
+const JOURNAL_ENTRY = "INSERT INTO changes (user_id, seq, kind, node_id, node, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/** ?1 user, ?2 the seq floor, ?3 node id, ?4 node JSON, ?5 now: the next seq, only if the row went in. */
+const JOURNAL_IF_INSERTED = `INSERT INTO changes (user_id, seq, kind, node_id, node, created_at)
+	SELECT ?1, MAX(?2, COALESCE((SELECT MAX(seq) FROM changes WHERE user_id = ?1), 0)) + 1, 'created', ?3, ?4, ?5
+	WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ?1 AND id = ?3)
+	RETURNING seq`;
 
 /** At most this many folder creations share one batch (two statements each). */
 const FOLDERS_PER_BATCH = 50;
@@ -623,19 +638,14 @@ export class UserHub extends DurableObject<Env> {
 		const floor = await this.#currentSeq(db, scope);
 		const now = new Date().toISOString();
 		const rows = group.map((job) => newNodeRow(scope.userId, job.parentId, "folder", job.name, now));
+		const d1 = db.$client;
 		const statements = rows.flatMap((row) => [
-			db.run(sql`INSERT OR IGNORE INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at)
-				SELECT ${row.id}, ${row.userId}, id, 'folder', ${row.name}, ${row.nameKey}, 0, ${now}, ${now}
-				FROM nodes WHERE user_id = ${scope.userId} AND id = ${row.parentId} AND type = 'folder' AND trashed_at IS NULL`),
-			db.run(sql`INSERT INTO changes (user_id, seq, kind, node_id, node, created_at)
-				SELECT ${scope.userId}, MAX(${floor}, COALESCE((SELECT MAX(seq) FROM changes WHERE user_id = ${scope.userId}), 0)) + 1,
-					'created', ${row.id}, ${JSON.stringify(toNode(row))}, ${now}
-				WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ${scope.userId} AND id = ${row.id})
-				RETURNING seq`),
+			d1.prepare(INSERT_FOLDER_UNDER_LIVE_PARENT).bind(row.id, row.userId, row.name, row.nameKey, now, row.parentId),
+			d1.prepare(JOURNAL_IF_INSERTED).bind(scope.userId, floor, row.id, JSON.stringify(toNode(row)), now),
 		]);
 		let results: D1Result[];
 		try {
-			results = await runBatch(db.$client, statements);
+			results = await d1.batch(statements);
 		} catch (err) {
 			this.#seq = null;
 			throw err;
@@ -685,16 +695,11 @@ export class UserHub extends DurableObject<Env> {
 	 */
 	async #apply(db: ShardDb, scope: HubScope, statements: BatchQuery[], kind: ChangeKind, after: NodeRow): Promise<number> {
 		const seq = (await this.#currentSeq(db, scope)) + 1;
-		const entry = db.insert(changes).values({
-			userId: scope.userId,
-			seq,
-			kind,
-			nodeId: after.id,
-			node: JSON.stringify(toNode(after)),
-			// When the change happened, not the node's mtime (a trash keeps it):
-			// retention counts from here.
-			createdAt: new Date().toISOString(),
-		});
+		// createdAt is when the change happened, not the node's mtime (a trash
+		// keeps that): retention counts from here.
+		const entry = db.$client
+			.prepare(JOURNAL_ENTRY)
+			.bind(scope.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString());
 		try {
 			await runBatch(db.$client, [...statements, entry]);
 		} catch (err) {

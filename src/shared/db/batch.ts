@@ -11,12 +11,21 @@ export interface BatchQuery {
 	getQuery?: () => { sql: string; params: unknown[] };
 }
 
-/** Executes `queries` in order, atomically; returns each statement's D1 result. */
-export async function runBatch(d1: D1Database, queries: BatchQuery[]): Promise<D1Result[]> {
+/**
+ * Executes `queries` in order, atomically; returns each statement's D1 result.
+ * A query may also be a D1 statement already prepared and bound: hot paths
+ * use static SQL, which skips drizzle's query building.
+ */
+export async function runBatch(d1: D1Database, queries: (BatchQuery | D1PreparedStatement)[]): Promise<D1Result[]> {
 	const statements = queries.map((q) => {
+		if (isPrepared(q)) return q;
 		const built = q.toSQL ? q.toSQL() : q.getQuery ? q.getQuery() : null;
 		if (!built) throw new TypeError("runBatch: not a drizzle query");
 		return d1.prepare(built.sql).bind(...built.params);
 	});
 	return d1.batch(statements);
+}
+
+function isPrepared(q: BatchQuery | D1PreparedStatement): q is D1PreparedStatement {
+	return typeof (q as D1PreparedStatement).bind === "function" && typeof (q as D1PreparedStatement).run === "function";
 }
