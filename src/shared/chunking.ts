@@ -149,32 +149,62 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * Node.) The masks still keep bit 31 clear so ports can use that trick.
  */
 function scanRange(src: Uint8Array, i: number, end: number, hash: number, mask: number): number {
+	if (!LITTLE_ENDIAN || end - i < 64) return scanBytes(src, i, end, hash, mask);
+	// Why every statement below runs on every call, cut or no cut: V8
+	// optimizes this function while it is in its long loop, and an operation
+	// that has never run has no type feedback. When optimized code reaches
+	// one (say a `return i + 4 * k + 1` taken only for a cut at the second
+	// byte of a word), it deoptimizes, and it kept doing so on later calls:
+	// in workerd that left chunking ~10x slower for a whole process at
+	// random. So the byte loops live in scanBytes, and the word loop only
+	// records which byte matched; the arithmetic after it always runs.
+	const base = src.byteOffset;
+	// Byte steps up to the next 4-byte aligned address (Uint32Array views
+	// must start at a multiple of 4 in the underlying buffer); maybe none.
+	const head = (4 - ((base + i) & 3)) & 3;
+	const headCut = scanBytes(src, i, i + head, hash, mask);
+	if (headCut >= 0) return headCut;
+	let h = scanHash;
+	i += head;
+	const gear = GEAR;
+	const nw = (end - i) >>> 2;
+	const words = new Uint32Array(src.buffer, base + i, nw);
+	let k = 0;
+	let lane = 4; // the byte of words[k] that matched; 4 for none
+	for (; k < nw; k++) {
+		const w = words[k] as number;
+		h = ((h << 1) + (gear[w & 0xff] as number)) | 0;
+		if ((h & mask) === 0) {
+			lane = 0;
+			break;
+		}
+		h = ((h << 1) + (gear[(w >>> 8) & 0xff] as number)) | 0;
+		if ((h & mask) === 0) {
+			lane = 1;
+			break;
+		}
+		h = ((h << 1) + (gear[(w >>> 16) & 0xff] as number)) | 0;
+		if ((h & mask) === 0) {
+			lane = 2;
+			break;
+		}
+		h = ((h << 1) + (gear[w >>> 24] as number)) | 0;
+		if ((h & mask) === 0) {
+			lane = 3;
+			break;
+		}
+	}
+	const next = i + 4 * k; // the matching word, or the end of the words
+	const cut = next + lane;
+	if (lane < 4) return cut;
+	// No cut in the words: carry on with the last 0-3 bytes.
+	return scanBytes(src, next, end, h, mask);
+}
+
+/** {@link scanRange} one byte at a time: short ranges, and the ends of long ones. */
+function scanBytes(src: Uint8Array, i: number, end: number, hash: number, mask: number): number {
 	const gear = GEAR;
 	let h = hash;
-	if (LITTLE_ENDIAN && end - i >= 64) {
-		const base = src.byteOffset;
-		// Byte steps up to the next 4-byte aligned address: Uint32Array views
-		// must start at a multiple of 4 in the underlying buffer.
-		while (((base + i) & 3) !== 0) {
-			h = ((h << 1) + (gear[src[i] as number] as number)) | 0;
-			if ((h & mask) === 0) return i;
-			i++;
-		}
-		const nw = (end - i) >>> 2;
-		const words = new Uint32Array(src.buffer, base + i, nw);
-		for (let k = 0; k < nw; k++) {
-			const w = words[k] as number;
-			h = ((h << 1) + (gear[w & 0xff] as number)) | 0;
-			if ((h & mask) === 0) return i + 4 * k;
-			h = ((h << 1) + (gear[(w >>> 8) & 0xff] as number)) | 0;
-			if ((h & mask) === 0) return i + 4 * k + 1;
-			h = ((h << 1) + (gear[(w >>> 16) & 0xff] as number)) | 0;
-			if ((h & mask) === 0) return i + 4 * k + 2;
-			h = ((h << 1) + (gear[w >>> 24] as number)) | 0;
-			if ((h & mask) === 0) return i + 4 * k + 3;
-		}
-		i += nw * 4;
-	}
 	for (; i < end; i++) {
 		h = ((h << 1) + (gear[src[i] as number] as number)) | 0;
 		if ((h & mask) === 0) return i;
