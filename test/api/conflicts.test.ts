@@ -333,6 +333,43 @@ describe("an edit racing a rename or a move", () => {
 	});
 });
 
+describe("an edit racing a rename: the api's pre-checks judge the file the edit follows", () => {
+	it("commits with on_conflict=fail when another file took the old name", async () => {
+		const user = await signup();
+		const first = await commit(user, user.rootId, "a.txt", "v1");
+		expect((await patch(user, first.body.node.id, { name: "b.txt" })).status).toBe(200);
+		expect((await commit(user, user.rootId, "a.txt", "someone else's")).status).toBe(201);
+		const edit = await commit(user, user.rootId, "a.txt", "v2", first.body.version.id, "&on_conflict=fail");
+		expect(edit.status).toBe(200);
+		expect(edit.body.node).toMatchObject({ id: first.body.node.id, name: "b.txt" });
+	});
+
+	it("commits when a folder took the old name, through PUT content and through an upload session", async () => {
+		const user = await signup();
+		const first = await commit(user, user.rootId, "a.txt", "v1");
+		expect((await patch(user, first.body.node.id, { name: "b.txt" })).status).toBe(200);
+		await folder(user, user.rootId, "a.txt");
+		const edit = await commit(user, user.rootId, "a.txt", "v2", first.body.version.id);
+		expect(edit.status).toBe(200);
+		expect(edit.body.node).toMatchObject({ id: first.body.node.id, name: "b.txt" });
+		const data = new TextEncoder().encode("v3 by session");
+		const hash = await sha256(data);
+		const created = await call("/v1/uploads", {
+			method: "POST",
+			token: user.token,
+			body: JSON.stringify({
+				parent_id: user.rootId,
+				name: "a.txt",
+				size: data.length,
+				content_hash: hash,
+				blocks: [{ offset: 0, size: data.length, hash }],
+				base_version_id: edit.body.version.id,
+			}),
+		});
+		expect(created.status).toBe(201);
+	});
+});
+
 describe("racing renames and moves", () => {
 	it("serializes concurrent renames: the node ends with the name journaled last, and both are journaled in order", async () => {
 		const user = await signup();

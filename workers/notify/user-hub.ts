@@ -23,6 +23,7 @@ import {
 	ancestry,
 	bytesUsed,
 	findLiveChild,
+	findLiveFileOfVersion,
 	findNode,
 	findNodeAndLiveChild,
 	findRoot,
@@ -255,9 +256,8 @@ export class UserHub extends DurableObject<Env> {
 			// An edit follows its file: if the file the client edited was renamed
 			// or moved meanwhile, the edit goes to it where it is now, never to
 			// whatever else has the name now (docs/decisions/0009).
-			const base = await findVersion(db, scope.userId, input.baseVersionId);
-			const file = base ? await findNode(db, scope.userId, base.nodeId) : null;
-			if (file && file.type === "file" && file.trashedAt === null && file.id !== existing?.id && file.parentId !== null) {
+			const file = await findLiveFileOfVersion(db, scope.userId, input.baseVersionId);
+			if (file?.parentId && file.id !== existing?.id) {
 				if (file.headVersionId === input.baseVersionId) {
 					const quota = await this.#checkQuota(db, scope, input.size - file.size, input.quotaBytes);
 					if (!quota.ok) return quota;
@@ -592,7 +592,9 @@ export class UserHub extends DurableObject<Env> {
 
 	#serialize<T>(task: () => Promise<T>): Promise<T> {
 		return new Promise((resolve, reject) => {
-			this.#jobs.push({ kind: "task", run: () => task().then(resolve, reject) });
+			// Promise.resolve().then: a task that throws before its first await
+			// still rejects its own caller, and never escapes into #drain.
+			this.#jobs.push({ kind: "task", run: () => Promise.resolve().then(task).then(resolve, reject) });
 			void this.#drain();
 		});
 	}
@@ -650,25 +652,37 @@ export class UserHub extends DurableObject<Env> {
 			this.#seq = null;
 			throw err;
 		}
+		// Answer and announce every folder that went in before explaining any
+		// refusal: a failed read while explaining must not leave the counter
+		// behind the journal or fail creations that were committed.
 		let last = floor;
+		const refused: number[] = [];
 		for (const [i, job] of group.entries()) {
 			const seq = (results[2 * i + 1]?.results[0] as { seq?: number } | undefined)?.seq;
-			if (typeof seq === "number") {
-				last = Math.max(last, seq);
-				job.resolve({ ok: true, node: toNode(rows[i]!) });
+			if (typeof seq !== "number") {
+				refused.push(i);
 				continue;
 			}
-			// Not inserted: the parent does not qualify, or the name is taken
-			// (perhaps by an earlier folder of this very group).
-			const parent = await this.#liveFolder(db, scope, job.parentId);
-			if (!parent.ok) job.resolve(parent);
-			else if (await findLiveChild(db, scope.userId, job.parentId, rows[i]!.nameKey)) job.resolve(nameTaken(job.name));
-			else job.reject(new Error(`folder ${rows[i]!.id} was not inserted, for no known reason`));
+			last = Math.max(last, seq);
+			job.resolve({ ok: true, node: toNode(rows[i]!) });
 		}
 		if (last > floor) {
 			this.#seq = last;
 			this.#userId = scope.userId;
 			this.#announce(last);
+		}
+		for (const i of refused) {
+			// Not inserted: the parent does not qualify, or the name is taken
+			// (perhaps by an earlier folder of this very group).
+			const job = group[i]!;
+			try {
+				const parent = await this.#liveFolder(db, scope, job.parentId);
+				if (!parent.ok) job.resolve(parent);
+				else if (await findLiveChild(db, scope.userId, job.parentId, rows[i]!.nameKey)) job.resolve(nameTaken(job.name));
+				else job.reject(new Error(`folder ${rows[i]!.id} was not inserted, for no known reason`));
+			} catch (err) {
+				job.reject(err);
+			}
 		}
 	}
 

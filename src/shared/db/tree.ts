@@ -67,6 +67,17 @@ export async function findNodeAndLiveChild(
 	return { node: row?.node ?? null, child: row?.child ?? null };
 }
 
+/**
+ * The file an edit of `baseVersionId` applies to, wherever it is now (it may
+ * have been renamed or moved since): the version's file if it is a live file,
+ * else null. Edits follow their file (docs/decisions/0009).
+ */
+export async function findLiveFileOfVersion(db: ShardDb, userId: string, baseVersionId: string): Promise<NodeRow | null> {
+	const base = await findVersion(db, userId, baseVersionId);
+	const file = base ? await findNode(db, userId, base.nodeId) : null;
+	return file && file.type === "file" && file.trashedAt === null && file.parentId !== null ? file : null;
+}
+
 /** The chain from the root down to `id` itself, in order; empty if there is no such node. */
 export async function ancestry(
 	db: ShardDb,

@@ -1,7 +1,8 @@
 /** File content: streamed upload by PUT and streamed download by GET (API.md "File content"). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { fromHex } from "../../../src/shared/crypto";
-import { findLiveChild, findNode, findVersion, blocksInRange } from "../../../src/shared/db/tree";
+import { findNode, findVersion, blocksInRange } from "../../../src/shared/db/tree";
+import { uploadTarget } from "../services/uploads";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { contentDisposition, contentTypeFor } from "../../../src/shared/mime";
 import { checkName } from "../../../src/shared/names";
@@ -83,7 +84,7 @@ contentRoutes.openapi(
 		// then wins against the delete and the hub revives the file.
 		if (!parent || parent.type !== "folder" || (parent.trashedAt !== null && baseVersionId === null))
 			throw new ApiError("NOT_FOUND", "parent folder not found");
-		const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
+		const existing = await uploadTarget(db, caller.userId, parent.id, name.key, baseVersionId);
 		if (existing?.type === "folder")
 			throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
 		// A base already stale fails now when the client asked to fail, before a

@@ -206,16 +206,17 @@ tusRoutes.openapi(
 		if (!name || !parentId)
 			throw new ApiError("INVALID_REQUEST", "Upload-Metadata must carry filename and parent_id", [{ field: "Upload-Metadata" }]);
 		const onConflict = metadata.get("on_conflict") === "fail" ? "fail" : "copy";
+		const baseVersionId = metadata.get("base_version_id") ?? null;
 		const db = shardOf(c.env, caller);
 		const maxFileBytes = Number(c.env.MAX_FILE_BYTES);
-		const target = unwrap(await checkUploadTarget(c.env, db, caller, { parentId, name, size, maxFileBytes }));
+		const target = unwrap(await checkUploadTarget(c.env, db, caller, { parentId, name, size, maxFileBytes, baseVersionId }));
 		const upload = await createUpload(db, caller, {
 			protocol: "tus",
 			parentId,
 			name: target.name,
 			size,
 			blocks: [],
-			baseVersionId: metadata.get("base_version_id") ?? null,
+			baseVersionId,
 			contentHash: null,
 			onConflict,
 			metadata: c.req.header("Upload-Metadata") ?? null,

@@ -43,7 +43,13 @@ uploadRoutes.openapi(
 		const db = shardOf(c.env, caller);
 		const maxFileBytes = Number(c.env.MAX_FILE_BYTES);
 		const target = unwrap(
-			await checkUploadTarget(c.env, db, caller, { parentId: body.parent_id, name: body.name, size: body.size, maxFileBytes }),
+			await checkUploadTarget(c.env, db, caller, {
+				parentId: body.parent_id,
+				name: body.name,
+				size: body.size,
+				maxFileBytes,
+				baseVersionId: body.base_version_id ?? null,
+			}),
 		);
 		const upload = await createUpload(db, caller, {
 			protocol: "session",

@@ -145,7 +145,7 @@ export async function rotateRefreshToken(
 
 /** Signs a device out: its refresh tokens and its access tokens stop working. */
 export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
-	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
+	forgetDevice(deviceId);
 	const at = new Date().toISOString();
 	await runBatch(db.$client, [
 		db
@@ -157,6 +157,13 @@ export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<v
 			.set({ revokedAt: at })
 			.where(and(eq(devices.id, deviceId), isNull(devices.revokedAt))),
 	]);
+	// Again: a request of this device may have re-read the row while the
+	// batch was in flight, and cached it as not signed out.
+	forgetDevice(deviceId);
+}
+
+function forgetDevice(deviceId: string): void {
+	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
 }
 
 /**

@@ -3,9 +3,9 @@ import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { blockObjectKey } from "../../../src/shared/blocks";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
-import { uploadBlocks, uploadReceived, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { uploadBlocks, uploadReceived, uploads, type NodeRow, type UploadRow } from "../../../src/shared/db/schema";
 import { findUpload, isLive } from "../../../src/shared/db/uploads";
-import { findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
+import { findLiveChild, findLiveFileOfVersion, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { toHex, type KeyRing } from "../../../src/shared/crypto";
 import { newId } from "../../../src/shared/ids";
@@ -32,6 +32,25 @@ export interface NewUpload {
 }
 
 /**
+ * What an upload would land on, as the hub will decide it: for an edit
+ * whose file was renamed or moved since its base version, that file;
+ * otherwise whatever lives at the name. The pre-checks (folder in the way,
+ * stale base with on_conflict=fail, quota) must judge the same node the
+ * hub commits to, or they refuse an edit the hub would accept.
+ */
+export async function uploadTarget(
+	db: ShardDb,
+	userId: string,
+	parentId: string,
+	key: string,
+	baseVersionId: string | null,
+): Promise<NodeRow | null> {
+	const atName = await findLiveChild(db, userId, parentId, key);
+	if (baseVersionId === null || atName?.headVersionId === baseVersionId) return atName;
+	return (await findLiveFileOfVersion(db, userId, baseVersionId)) ?? atName;
+}
+
+/**
  * Checks an upload's target before anything is stored: the name is valid,
  * the parent is a live folder of the caller, the name is not a folder, the
  * size fits the file limit and the quota.
@@ -40,14 +59,14 @@ export async function checkUploadTarget(
 	env: Env,
 	db: ShardDb,
 	caller: Caller,
-	target: { parentId: string; name: string; size: number; maxFileBytes: number },
+	target: { parentId: string; name: string; size: number; maxFileBytes: number; baseVersionId: string | null },
 ): Promise<Result<{ name: string }>> {
 	const name = checkName(target.name);
 	if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
 	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
 	const parent = await findNode(db, caller.userId, target.parentId);
 	if (!parent || parent.type !== "folder" || parent.trashedAt !== null) return fail("NOT_FOUND", "parent folder not found");
-	const existing = await findLiveChild(db, caller.userId, parent.id, name.key);
+	const existing = await uploadTarget(db, caller.userId, parent.id, name.key, target.baseVersionId);
 	if (existing?.type === "folder") return fail("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
 	const growth = target.size - (existing?.size ?? 0);
 	if (growth > 0 && (await usageOf(env, caller)) + growth > caller.quotaBytes)
