@@ -22,8 +22,8 @@ import { shardDb, toNode, toVersion, type BlockRef } from "../../src/shared/db/r
 import {
 	ancestry,
 	bytesUsed,
+	findFileOfVersion,
 	findLiveChild,
-	findLiveFileOfVersion,
 	findNode,
 	findNodeAndLiveChild,
 	findRoot,
@@ -252,88 +252,81 @@ export class UserHub extends DurableObject<Env> {
 		}
 		if (!parent.ok) return parent;
 		const now = new Date().toISOString();
-		if (input.baseVersionId !== null && existing?.headVersionId !== input.baseVersionId) {
+		// For an edit whose base is not the head of what lives at the name: the
+		// file it edited, wherever it is now and even if it is in the trash.
+		const edited =
+			input.baseVersionId !== null && existing?.headVersionId !== input.baseVersionId
+				? await findFileOfVersion(db, scope.userId, input.baseVersionId)
+				: null;
+		if (edited && edited.trashedAt === null && edited.id !== existing?.id && edited.parentId !== null) {
 			// An edit follows its file: if the file the client edited was renamed
 			// or moved meanwhile, the edit goes to it where it is now, never to
 			// whatever else has the name now (docs/decisions/0009).
-			const file = await findLiveFileOfVersion(db, scope.userId, input.baseVersionId);
-			if (file?.parentId && file.id !== existing?.id) {
-				if (file.headVersionId === input.baseVersionId) {
-					const quota = await this.#checkQuota(db, scope, input.size - file.size, input.quotaBytes);
-					if (!quota.ok) return quota;
-					return this.#writeVersion(db, scope, input, file, false, now, null);
-				}
-				if (input.onConflict === "fail") return versionConflict(input.baseVersionId, file);
-				const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
-				if (!quota.ok) return quota;
-				const copyName = await this.#freeName(
-					db,
-					scope.userId,
-					file.parentId,
-					conflictedCopyName(file.name, input.actor.deviceName, new Date(now)),
-				);
-				const row: NodeRow = { ...newNodeRow(scope.userId, file.parentId, "file", copyName, now), conflictOf: file.id };
-				return this.#writeVersion(db, scope, input, row, true, now, { node_id: file.id, reason: "stale_base" });
-			}
+			if (edited.headVersionId === input.baseVersionId) return this.#newVersion(db, scope, input, edited, now);
+			if (input.onConflict === "fail") return versionConflict(input.baseVersionId, edited);
+			return this.#conflictedCopy(db, scope, input, edited.parentId, edited.name, edited, now);
 		}
 		if (existing && existing.type === "folder") return nameTaken(name.name);
 
 		if (existing) {
 			const stale = input.baseVersionId !== null && input.baseVersionId !== existing.headVersionId;
-			if (!stale) {
-				const quota = await this.#checkQuota(db, scope, input.size - existing.size, input.quotaBytes);
-				if (!quota.ok) return quota;
-				return this.#writeVersion(db, scope, input, existing, false, now, null);
-			}
+			if (!stale) return this.#newVersion(db, scope, input, existing, now);
 			if (input.onConflict === "fail") return versionConflict(input.baseVersionId, existing);
-			const copyName = await this.#freeName(
-				db,
-				scope.userId,
-				parent.row.id,
-				conflictedCopyName(name.name, input.actor.deviceName, new Date(now)),
-			);
-			const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
-			if (!quota.ok) return quota;
-			const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: existing.id };
-			return this.#writeVersion(db, scope, input, row, true, now, { node_id: existing.id, reason: "stale_base" });
+			return this.#conflictedCopy(db, scope, input, parent.row.id, name.name, existing, now);
 		}
 
 		// Nothing lives at this name. If the client edited a version whose
 		// file was deleted meanwhile, the edit wins: the file comes back.
-		if (input.baseVersionId !== null) {
-			const base = await findVersion(db, scope.userId, input.baseVersionId);
-			const baseNode = base ? await findNode(db, scope.userId, base.nodeId) : null;
-			if (baseNode && baseNode.trashedAt !== null && baseNode.type === "file") {
-				const stale = baseNode.headVersionId !== input.baseVersionId;
-				const quota = await this.#checkQuota(db, scope, stale ? input.size : input.size - baseNode.size, input.quotaBytes);
-				if (!quota.ok) return quota;
-				if (stale) {
-					// The deleted file had moved on too: keep its newer head (in the
-					// trash, restorable) and add the edit beside, as a conflicted copy.
-					const copyName = await this.#freeName(
-						db,
-						scope.userId,
-						parent.row.id,
-						conflictedCopyName(name.name, input.actor.deviceName, new Date(now)),
-					);
-					const row: NodeRow = { ...newNodeRow(scope.userId, parent.row.id, "file", copyName, now), conflictOf: baseNode.id };
-					return this.#writeVersion(db, scope, input, row, true, now, { node_id: baseNode.id, reason: "stale_base" });
-				}
-				const revived: NodeRow = {
-					...baseNode,
-					parentId: parent.row.id,
-					name: name.name,
-					nameKey: name.key,
-					trashedAt: null,
-					trashRootId: null,
-				};
-				return this.#writeVersion(db, scope, input, revived, false, now, null, "restored");
-			}
+		if (edited && edited.trashedAt !== null) {
+			// If the deleted file had moved on too, keep its newer head (in the
+			// trash, restorable) and add the edit beside, as a conflicted copy.
+			if (edited.headVersionId !== input.baseVersionId)
+				return this.#conflictedCopy(db, scope, input, parent.row.id, name.name, edited, now);
+			const revived: NodeRow = {
+				...edited,
+				parentId: parent.row.id,
+				name: name.name,
+				nameKey: name.key,
+				trashedAt: null,
+				trashRootId: null,
+			};
+			return this.#newVersion(db, scope, input, revived, now, "restored");
 		}
 		const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
 		if (!quota.ok) return quota;
 		const row = newNodeRow(scope.userId, parent.row.id, "file", name.name, now);
 		return this.#writeVersion(db, scope, input, row, true, now, null);
+	}
+
+	/** The upload as the next version of `file` (its size replaces the file's in the quota). */
+	async #newVersion(
+		db: ShardDb,
+		scope: HubScope,
+		input: CommitFileInput,
+		file: NodeRow,
+		now: string,
+		kind?: ChangeKind,
+	): Promise<Result<{ created: boolean } & CommitResult>> {
+		const quota = await this.#checkQuota(db, scope, input.size - file.size, input.quotaBytes);
+		if (!quota.ok) return quota;
+		return this.#writeVersion(db, scope, input, file, false, now, null, kind);
+	}
+
+	/** The upload as a new file in `folderId` that lost against `winner`: named for the device and time, never replacing anything. */
+	async #conflictedCopy(
+		db: ShardDb,
+		scope: HubScope,
+		input: CommitFileInput,
+		folderId: string,
+		name: string,
+		winner: NodeRow,
+		now: string,
+	): Promise<Result<{ created: boolean } & CommitResult>> {
+		const quota = await this.#checkQuota(db, scope, input.size, input.quotaBytes);
+		if (!quota.ok) return quota;
+		const copyName = await this.#freeName(db, scope.userId, folderId, conflictedCopyName(name, input.actor.deviceName, new Date(now)));
+		const row: NodeRow = { ...newNodeRow(scope.userId, folderId, "file", copyName, now), conflictOf: winner.id };
+		return this.#writeVersion(db, scope, input, row, true, now, { node_id: winner.id, reason: "stale_base" });
 	}
 
 	/** Renames and/or moves a node. A folder can never move into itself or its subtree. */
@@ -676,9 +669,10 @@ export class UserHub extends DurableObject<Env> {
 			// (perhaps by an earlier folder of this very group).
 			const job = group[i]!;
 			try {
-				const parent = await this.#liveFolder(db, scope, job.parentId);
+				const target = await findNodeAndLiveChild(db, scope.userId, job.parentId, rows[i]!.nameKey);
+				const parent = asLiveFolder(target.node);
 				if (!parent.ok) job.resolve(parent);
-				else if (await findLiveChild(db, scope.userId, job.parentId, rows[i]!.nameKey)) job.resolve(nameTaken(job.name));
+				else if (target.child) job.resolve(nameTaken(job.name));
 				else job.reject(new Error(`folder ${rows[i]!.id} was not inserted, for no known reason`));
 			} catch (err) {
 				job.reject(err);

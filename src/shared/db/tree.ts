@@ -68,14 +68,14 @@ export async function findNodeAndLiveChild(
 }
 
 /**
- * The file an edit of `baseVersionId` applies to, wherever it is now (it may
- * have been renamed or moved since): the version's file if it is a live file,
- * else null. Edits follow their file (docs/decisions/0009).
+ * The file a version belongs to, wherever it is now and whether or not it is
+ * in the trash; null for an unknown version. Edits follow their file
+ * (docs/decisions/0009), so commits look up the file of their base version.
  */
-export async function findLiveFileOfVersion(db: ShardDb, userId: string, baseVersionId: string): Promise<NodeRow | null> {
-	const base = await findVersion(db, userId, baseVersionId);
-	const file = base ? await findNode(db, userId, base.nodeId) : null;
-	return file && file.type === "file" && file.trashedAt === null && file.parentId !== null ? file : null;
+export async function findFileOfVersion(db: ShardDb, userId: string, versionId: string): Promise<NodeRow | null> {
+	const version = await findVersion(db, userId, versionId);
+	const file = version ? await findNode(db, userId, version.nodeId) : null;
+	return file?.type === "file" ? file : null;
 }
 
 /** The chain from the root down to `id` itself, in order; empty if there is no such node. */

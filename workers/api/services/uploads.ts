@@ -5,7 +5,7 @@ import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
 import { uploadBlocks, uploadReceived, uploads, type NodeRow, type UploadRow } from "../../../src/shared/db/schema";
 import { findUpload, isLive } from "../../../src/shared/db/uploads";
-import { findLiveChild, findLiveFileOfVersion, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
+import { findFileOfVersion, findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { toHex, type KeyRing } from "../../../src/shared/crypto";
 import { newId } from "../../../src/shared/ids";
@@ -47,7 +47,8 @@ export async function uploadTarget(
 ): Promise<NodeRow | null> {
 	const atName = await findLiveChild(db, userId, parentId, key);
 	if (baseVersionId === null || atName?.headVersionId === baseVersionId) return atName;
-	return (await findLiveFileOfVersion(db, userId, baseVersionId)) ?? atName;
+	const edited = await findFileOfVersion(db, userId, baseVersionId);
+	return edited && edited.trashedAt === null ? edited : atName;
 }
 
 /**
