@@ -71,7 +71,12 @@ export default defineConfig(async () => {
 					},
 				},
 				{
-					test: { name: "shared", environment: "node", include: ["src/shared/**/*.test.ts"], testTimeout: 60_000 },
+					test: {
+						name: "shared",
+						environment: "node",
+						include: ["src/shared/**/*.test.ts", "src/client/**/*.test.ts"],
+						testTimeout: 60_000,
+					},
 				},
 				{
 					test: {

@@ -8,7 +8,8 @@
  *    and the whole file's), keeping only `{hash, size, offset}` per block, so
  *    memory stays bounded whatever the file size.
  * 2. After the session answers with the missing blocks, those blocks are
- *    read again, re-verified against their hashes and PUT with bounded
+ *    read again, re-verified against their hashes and sent in batches of
+ *    several blocks per request (`PUT /v1/uploads/:id/blocks`), with bounded
  *    concurrency and retries.
  *
  * The second pass needs the bytes again, so the source must be re-readable:
@@ -106,8 +107,15 @@ export interface UploadOptions {
 	baseVersionId?: string;
 	/** On a lost race: keep a conflicted copy (the server's default) or fail with 409 `VERSION_CONFLICT`. Ignored when resuming. */
 	onConflict?: "copy" | "fail";
-	/** Block PUTs in flight at once; default 4. */
+	/** Block requests (batches) in flight at once; default 4. */
 	concurrency?: number;
+	/**
+	 * Block bytes per request: missing blocks go up in batches of about this
+	 * size (`PUT /v1/uploads/:id/blocks`), one request per batch; default
+	 * 16 MiB, at most 96 MB. Smaller batches lose less to a dropped
+	 * connection on a slow link; memory holds about `concurrency` batches.
+	 */
+	batchBytes?: number;
 	/** Retries of each request (block PUTs, create, commit) on retryable failures; default: the client's (5 unless configured). */
 	retries?: number;
 	/** Aborts everything in flight; the promise rejects with the signal's reason. The session stays resumable. */
@@ -147,6 +155,11 @@ export class SourceChangedError extends Error {
 }
 
 const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
+/** Below the server's 100 MB request limit, with room for a last block that overshoots {@link UploadOptions.batchBytes}. */
+const MAX_BATCH_BYTES = 96_000_000;
+/** The server's limit on blocks named in one batch. */
+const MAX_BATCH_BLOCKS = 512;
 /** Commit rounds answered with MISSING_BLOCKS before giving up; one is normal (a block expired in between), three means something is wrong. */
 const MAX_COMMIT_ROUNDS = 3;
 /** Block digests running ahead of the reader in pass 1: enough to keep WebCrypto's worker threads busy, bounded to 4 blocks of memory. */
@@ -244,6 +257,11 @@ class SourceReader {
 			(typeof source === "object" && source !== null && Symbol.asyncIterator in source);
 		if (!ok) throw new TypeError("upload source must be a Blob, a ReadableStream, a () => ReadableStream or an AsyncIterable<Uint8Array>");
 		this.#source = source;
+	}
+
+	/** The size of a Blob source, known before reading it; null for streams. */
+	get size(): number | null {
+		return isBlob(this.#source) ? this.#source.size : null;
 	}
 
 	/** Whether another full or partial read is possible. */
@@ -389,6 +407,9 @@ interface SessionState {
 	uploadId: string;
 	missing: string[];
 	expiresAt: string;
+	/** Bytes the block list covers so far, and whether it is incomplete (a list sent in parts). */
+	listedBytes: number | null;
+	moreBlocks: boolean;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -412,6 +433,8 @@ function parseSession(body: unknown): SessionState {
 		uploadId: body.upload_id,
 		missing: parseHashes(body.missing, "missing"),
 		expiresAt: typeof body.expires_at === "string" ? body.expires_at : "",
+		listedBytes: typeof body.listed_bytes === "number" ? body.listed_bytes : null,
+		moreBlocks: body.more_blocks === true,
 	};
 }
 
@@ -438,8 +461,9 @@ function parseCommit(body: unknown): CommitResult {
 /**
  * Uploads a file through an upload session: chunks and hashes it, creates
  * the session (or resumes `options.uploadId`), sends only the blocks the
- * service lacks — at most `concurrency` at a time, each retried on network
- * errors, 429 and 5xx — and commits. A commit answering 409
+ * service lacks — in batches of about `batchBytes`, at most `concurrency`
+ * requests at a time, each retried on network errors, 429 and 5xx — and
+ * commits. A commit answering 409
  * `MISSING_BLOCKS` sends the blocks it lists and commits again.
  *
  * To survive a crash, persist the id from `onSession` and call again with
@@ -461,6 +485,9 @@ function parseCommit(body: unknown): CommitResult {
 export async function uploadFile(client: DriveClient, source: UploadSource, options: UploadOptions): Promise<UploadResult> {
 	const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
 	if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("uploadFile: concurrency must be a positive integer");
+	const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
+	if (!Number.isInteger(batchBytes) || batchBytes < 1 || batchBytes > MAX_BATCH_BYTES - MAX_BLOCK_BYTES)
+		throw new RangeError(`uploadFile: batchBytes must be an integer from 1 to ${MAX_BATCH_BYTES - MAX_BLOCK_BYTES}`);
 	const retries = options.retries;
 	if (retries !== undefined && (!Number.isInteger(retries) || retries < 0))
 		throw new RangeError("uploadFile: retries must be a non-negative integer");
@@ -474,43 +501,43 @@ export async function uploadFile(client: DriveClient, source: UploadSource, opti
 		onProgress?.({ ...progress });
 	};
 
+	const request = { signal, retries };
+	const sending = { concurrency, batchBytes, retries, signal };
+	const onSent = (job: BlockJob): void => report({ bytesSent: progress.bytesSent + job.size, blocksMissing: progress.blocksMissing - 1 });
 	let thePlan: UploadPlan;
-	if (options.plan !== undefined) {
-		checkPlan(options.plan);
-		thePlan = options.plan;
-		report({ bytesHashed: thePlan.size, blocksTotal: thePlan.blocks.length });
-	} else {
+	let session: SessionState;
+	const blobSize = reader.size;
+	if (options.plan === undefined && options.uploadId === undefined && blobSize !== null) {
 		report({});
-		const planOptions: PlanOptions = { onProgress: (p) => report({ bytesHashed: p.bytesHashed, blocksTotal: p.blocks }) };
-		if (signal !== undefined) planOptions.signal = signal;
-		if (options.createHash !== undefined) planOptions.createHash = options.createHash;
-		thePlan = await plan(reader, planOptions);
+		({ plan: thePlan, session } = await listWhileSending(client, reader, blobSize, options, sending, { progress, report, onSent }));
+	} else {
+		if (options.plan !== undefined) {
+			checkPlan(options.plan);
+			thePlan = options.plan;
+			report({ bytesHashed: thePlan.size, blocksTotal: thePlan.blocks.length });
+		} else {
+			report({});
+			const planOptions: PlanOptions = { onProgress: (p) => report({ bytesHashed: p.bytesHashed, blocksTotal: p.blocks }) };
+			if (signal !== undefined) planOptions.signal = signal;
+			if (options.createHash !== undefined) planOptions.createHash = options.createHash;
+			thePlan = await plan(reader, planOptions);
+		}
+		if (options.uploadId !== undefined) {
+			// A session that was already committed answers missing: [], and its
+			// commit answers the same result again (commits are idempotent).
+			session = parseSession(await client.json("GET", `/v1/uploads/${encodeURIComponent(options.uploadId)}`, request));
+			if (session.moreBlocks) session = await finishList(client, session, thePlan, request);
+		} else {
+			const body = createBody(options, thePlan.size, thePlan.blocks, { moreBlocks: false, contentHash: thePlan.contentHash });
+			session = parseSession(await client.json("POST", "/v1/uploads", { ...request, json: body }));
+		}
+		options.onSession?.({ uploadId: session.uploadId, expiresAt: session.expiresAt, resumed: options.uploadId !== undefined });
 	}
 	// First occurrence of each hash: a repeated block is sent once.
 	const byHash = new Map<string, PlannedBlock>();
 	for (const block of thePlan.blocks) if (!byHash.has(block.hash)) byHash.set(block.hash, block);
-
-	const request = { signal, retries };
-	let session: SessionState;
-	if (options.uploadId !== undefined) {
-		// A session that was already committed answers missing: [], and its
-		// commit answers the same result again (commits are idempotent).
-		session = parseSession(await client.json("GET", `/v1/uploads/${encodeURIComponent(options.uploadId)}`, request));
-	} else {
-		const body: Record<string, unknown> = {
-			parent_id: options.parentId,
-			name: options.name,
-			size: thePlan.size,
-			blocks: thePlan.blocks.map((b) => ({ hash: b.hash, size: b.size })),
-			content_hash: thePlan.contentHash,
-		};
-		if (options.baseVersionId !== undefined) body.base_version_id = options.baseVersionId;
-		if (options.onConflict !== undefined) body.on_conflict = options.onConflict;
-		session = parseSession(await client.json("POST", "/v1/uploads", { ...request, json: body }));
-	}
 	const uploadId = session.uploadId;
-	const sessionPath = `/v1/uploads/${encodeURIComponent(uploadId)}`;
-	options.onSession?.({ uploadId, expiresAt: session.expiresAt, resumed: options.uploadId !== undefined });
+	const sessionPath = sessionPathOf(uploadId);
 
 	let missing = session.missing;
 	for (let round = 1; ; round++) {
@@ -524,9 +551,7 @@ export async function uploadFile(client: DriveClient, source: UploadSource, opti
 			}
 			const toSend = jobs.reduce((n, j) => n + j.size, 0);
 			report({ phase: "uploading", bytesToSend: progress.bytesSent + toSend, blocksMissing: jobs.length });
-			await sendBlocks(client, reader, jobs, sessionPath, { concurrency, retries, signal }, (job) => {
-				report({ bytesSent: progress.bytesSent + job.size, blocksMissing: progress.blocksMissing - 1 });
-			});
+			await sendBlocks(client, reader, jobs, sessionPath, sending, onSent);
 		}
 		report({ phase: "committing", blocksMissing: 0 });
 		let result: CommitResult;
@@ -557,6 +582,169 @@ export async function uploadFile(client: DriveClient, source: UploadSource, opti
 	}
 }
 
+function sessionPathOf(uploadId: string): string {
+	return `/v1/uploads/${encodeURIComponent(uploadId)}`;
+}
+
+function blockSpecs(blocks: readonly PlannedBlock[]): { hash: string; size: number }[] {
+	return blocks.map((b) => ({ hash: b.hash, size: b.size }));
+}
+
+/** The body of `POST /v1/uploads`. */
+function createBody(
+	options: UploadOptions,
+	size: number,
+	blocks: readonly PlannedBlock[],
+	list: { moreBlocks: boolean; contentHash: string | undefined },
+): Record<string, unknown> {
+	const body: Record<string, unknown> = { parent_id: options.parentId, name: options.name, size, blocks: blockSpecs(blocks) };
+	if (list.moreBlocks) body.more_blocks = true;
+	if (list.contentHash !== undefined) body.content_hash = list.contentHash;
+	if (options.baseVersionId !== undefined) body.base_version_id = options.baseVersionId;
+	if (options.onConflict !== undefined) body.on_conflict = options.onConflict;
+	return body;
+}
+
+/** Lists the rest of `plan` in a resumed session whose block list was cut short, and adds what it misses. */
+async function finishList(
+	client: DriveClient,
+	session: SessionState,
+	thePlan: UploadPlan,
+	request: { signal: AbortSignal | undefined; retries: number | undefined },
+): Promise<SessionState> {
+	const from = session.listedBytes ?? 0;
+	const rest = thePlan.blocks.filter((b) => b.offset >= from);
+	if ((rest[0]?.offset ?? thePlan.size) !== from) {
+		throw new SourceChangedError(
+			`upload ${session.uploadId} has ${from} bytes of block list, which do not end on a block of this file: the file changed since the session was created, or the session belongs to another file`,
+		);
+	}
+	const answer = await client.json("POST", `${sessionPathOf(session.uploadId)}/block-list`, {
+		...request,
+		json: { offset: from, blocks: blockSpecs(rest), more_blocks: false, content_hash: thePlan.contentHash },
+	});
+	const added = isRecord(answer) ? parseHashes(answer.missing, "missing") : [];
+	return { ...session, missing: [...session.missing, ...added], listedBytes: thePlan.size, moreBlocks: false };
+}
+
+/**
+ * Pass 1 and pass 2 at once, for a Blob (its size is known before reading
+ * it): as the file is hashed, its block list goes to the session in parts of
+ * about `batchBytes` (`more_blocks`, `POST /v1/uploads/:id/block-list`), and
+ * each part's missing blocks go up as one batch, from the bytes just hashed,
+ * while hashing goes on. So the file is read once instead of twice, and the
+ * first block leaves after one part instead of after the whole file: for
+ * 1 GiB, three seconds of hashing used to come before any upload
+ * (BENCHMARKS.md). A file of one part is listed by a single create, as in
+ * the two-pass path.
+ */
+async function listWhileSending(
+	client: DriveClient,
+	reader: SourceReader,
+	size: number,
+	options: UploadOptions,
+	sending: { concurrency: number; batchBytes: number; retries: number | undefined; signal: AbortSignal | undefined },
+	progressOf: { progress: UploadProgress; report: (patch: Partial<UploadProgress>) => void; onSent: (job: BlockJob) => void },
+): Promise<{ plan: UploadPlan; session: SessionState }> {
+	const { progress, report, onSent } = progressOf;
+	const request = { signal: sending.signal, retries: sending.retries };
+	const whole = options.createHash?.() ?? nobleSha256.create();
+	const chunker = new Chunker();
+	const blocks: PlannedBlock[] = [];
+	const pending: { bytes: Uint8Array; digest: Promise<string> }[] = [];
+	let hashed = 0;
+	let part: { job: PlannedBlock; bytes: Uint8Array }[] = [];
+	let partBytes = 0;
+	// (Casts, so that TypeScript does not narrow these to null: the closures below assign them.)
+	let session = null as SessionState | null;
+	let pump = null as BatchPump | null;
+	// A block that repeats in the file is sent once.
+	const queued = new Set<string>();
+
+	const listPart = async (moreBlocks: boolean, contentHash?: string): Promise<void> => {
+		let missing: string[];
+		if (session === null) {
+			const body = createBody(
+				options,
+				size,
+				part.map(({ job }) => job),
+				{ moreBlocks, contentHash },
+			);
+			session = parseSession(await client.json("POST", "/v1/uploads", { ...request, json: body }));
+			options.onSession?.({ uploadId: session.uploadId, expiresAt: session.expiresAt, resumed: false });
+			pump = new BatchPump(client, sessionPathOf(session.uploadId), sending, onSent);
+			missing = session.missing;
+		} else {
+			const answer = await client.json("POST", `${sessionPathOf(session.uploadId)}/block-list`, {
+				...request,
+				json: {
+					offset: part[0]?.job.offset ?? hashed,
+					blocks: blockSpecs(part.map(({ job }) => job)),
+					more_blocks: moreBlocks,
+					content_hash: contentHash,
+				},
+			});
+			missing = isRecord(answer) ? parseHashes(answer.missing, "missing") : [];
+		}
+		const wanted = new Set(missing);
+		const batch: Batch = [];
+		for (const block of part) {
+			if (!wanted.has(block.job.hash) || queued.has(block.job.hash)) continue;
+			queued.add(block.job.hash);
+			batch.push(block);
+		}
+		part = [];
+		partBytes = 0;
+		if (batch.length === 0 || pump === null) return;
+		report({
+			phase: "uploading",
+			bytesToSend: progress.bytesToSend + batch.reduce((n, b) => n + b.job.size, 0),
+			blocksMissing: progress.blocksMissing + batch.length,
+		});
+		await pump.push(batch);
+	};
+	const settleOldest = async (): Promise<void> => {
+		const head = pending.shift();
+		if (head === undefined) return;
+		const job: PlannedBlock = { hash: await head.digest, size: head.bytes.byteLength, offset: hashed };
+		hashed += job.size;
+		blocks.push(job);
+		report({ bytesHashed: hashed, blocksTotal: blocks.length });
+		// A part closes before the block that would take it past batchBytes, as batchesOf does.
+		if (part.length > 0 && (partBytes + job.size > sending.batchBytes || part.length >= MAX_BATCH_BLOCKS)) await listPart(true);
+		part.push({ job, bytes: head.bytes });
+		partBytes += job.size;
+	};
+	const addChunk = async (chunk: Uint8Array): Promise<void> => {
+		pending.push({ bytes: chunk, digest: sha256Hex(chunk) });
+		while (pending.length > HASH_AHEAD) await settleOldest();
+	};
+	try {
+		for await (const piece of reader.pieces(sending.signal)) {
+			whole.update(piece);
+			for (const chunk of chunker.push(piece)) await addChunk(chunk);
+		}
+		const last = chunker.finish();
+		if (last !== null) await addChunk(last);
+		while (pending.length > 0) await settleOldest();
+		if (hashed !== size) throw new SourceChangedError(`the file changed while uploading: it has ${hashed} bytes, not ${size}`);
+		const contentHash = toHex(whole.digest());
+		await listPart(false, contentHash);
+		await pump?.drain();
+		if (session === null) throw new Error("unreachable: the last part always creates the session");
+		// Every block the session asked for has been sent.
+		return { plan: { blocks, size, contentHash }, session: { ...session, missing: [] } };
+	} catch (err) {
+		// The pump's own failure (a send that failed first) is the one to report.
+		pump?.fail(err);
+		await pump?.drain();
+		throw err;
+	} finally {
+		// Digests abandoned by an error must not surface as unhandled rejections.
+		for (const p of pending) p.digest.catch(() => undefined);
+	}
+}
+
 /** The distinct blocks to send for `missing`, in file order. */
 function jobsFor(missing: readonly string[], byHash: ReadonlyMap<string, PlannedBlock>, uploadId: string): BlockJob[] {
 	const jobs: BlockJob[] = [];
@@ -572,60 +760,126 @@ function jobsFor(missing: readonly string[], byHash: ReadonlyMap<string, Planned
 	return jobs.sort((a, b) => a.offset - b.offset);
 }
 
+/** Groups blocks, in the order they come, into batches of about `maxBytes` (at least one block each). */
+async function* batchesOf<T extends { job: BlockJob }>(blocks: AsyncIterable<T>, maxBytes: number): AsyncGenerator<T[]> {
+	let batch: T[] = [];
+	let bytes = 0;
+	for await (const block of blocks) {
+		if (batch.length > 0 && (bytes + block.job.size > maxBytes || batch.length >= MAX_BATCH_BLOCKS)) {
+			yield batch;
+			batch = [];
+			bytes = 0;
+		}
+		batch.push(block);
+		bytes += block.job.size;
+	}
+	if (batch.length > 0) yield batch;
+}
+
+/** A batch of blocks to send, with their bytes. */
+type Batch = { job: BlockJob; bytes: Uint8Array }[];
+
 /**
- * PUTs `jobs` with at most `concurrency` in flight. The first failure aborts
- * the others (their work is not lost: the session keeps every block that
- * arrived) and is what this rejects with.
+ * Sends batches with at most `concurrency` requests in flight. The first
+ * failure aborts the requests still running (their work is not lost: the
+ * session keeps every block that arrived, including those of a batch that
+ * broke) and is what {@link push} and {@link drain} throw from then on.
+ */
+class BatchPump {
+	readonly #inFlight = new Set<Promise<void>>();
+	readonly #abort = new AbortController();
+	/** Unhooks the listener on the caller's signal once drained. */
+	readonly #listening = new AbortController();
+	#failure: { error: unknown } | null = null;
+
+	constructor(
+		private readonly client: DriveClient,
+		private readonly sessionPath: string,
+		private readonly opts: { concurrency: number; retries: number | undefined; signal: AbortSignal | undefined },
+		private readonly onSent: (job: BlockJob) => void,
+	) {
+		const outer = opts.signal;
+		if (outer?.aborted === true) this.#abort.abort(outer.reason);
+		outer?.addEventListener("abort", () => this.#abort.abort(outer.reason), { once: true, signal: this.#listening.signal });
+	}
+
+	/** Aborted when a send fails or the caller's signal aborts: readers feeding the pump should stop too. */
+	get signal(): AbortSignal {
+		return this.#abort.signal;
+	}
+
+	/** Starts sending `batch`, after waiting while `concurrency` requests are in flight. */
+	async push(batch: Batch): Promise<void> {
+		while (this.#inFlight.size >= this.opts.concurrency && this.#failure === null) await Promise.race(this.#inFlight);
+		this.#throwIfFailed();
+		const sending = this.client
+			.send("PUT", `${this.sessionPath}/blocks`, {
+				body: new Blob(batch.map(({ bytes }) => bytes as Uint8Array<ArrayBuffer>)),
+				headers: { "Content-Type": "application/octet-stream", "Drive-Blocks": batch.map(({ job }) => job.hash).join(",") },
+				signal: this.#abort.signal,
+				retries: this.opts.retries,
+			})
+			.then(() => {
+				for (const { job } of batch) this.onSent(job);
+			})
+			.catch((error: unknown) => {
+				if (this.#failure !== null) return;
+				this.#failure = { error };
+				this.#abort.abort(error);
+			});
+		const tracked = sending.finally(() => this.#inFlight.delete(tracked));
+		this.#inFlight.add(tracked);
+	}
+
+	/** Waits for every batch pushed so far; throws the first failure. */
+	async drain(): Promise<void> {
+		await Promise.all(this.#inFlight);
+		this.#listening.abort();
+		this.#throwIfFailed();
+	}
+
+	/** Records `error` as the failure (unless there is one) and aborts what is in flight. */
+	fail(error: unknown): void {
+		if (this.#failure !== null) return;
+		this.#failure = { error };
+		this.#abort.abort(error);
+	}
+
+	#throwIfFailed(): void {
+		// The caller's abort wins over the errors it caused in flight.
+		if (this.opts.signal?.aborted === true) throw this.opts.signal.reason;
+		if (this.#failure !== null) throw this.#failure.error;
+	}
+}
+
+/**
+ * PUTs `jobs`, read again from the source, in batches with at most
+ * `concurrency` requests in flight. Each block is verified against its hash
+ * before it leaves: a file that changed since it was hashed fails with
+ * SourceChangedError, and its altered block is never sent.
  */
 async function sendBlocks(
 	client: DriveClient,
 	reader: SourceReader,
 	jobs: readonly BlockJob[],
 	sessionPath: string,
-	opts: { concurrency: number; retries: number | undefined; signal: AbortSignal | undefined },
+	opts: { concurrency: number; batchBytes: number; retries: number | undefined; signal: AbortSignal | undefined },
 	onSent: (job: BlockJob) => void,
 ): Promise<void> {
-	const inner = new AbortController();
-	const outer = opts.signal;
-	const onOuterAbort = (): void => inner.abort(outer?.reason);
-	if (outer !== undefined) {
-		if (outer.aborted) inner.abort(outer.reason);
-		else outer.addEventListener("abort", onOuterAbort, { once: true });
-	}
-	const source = reader.blocks(jobs, inner.signal);
-	let failed = false;
-	let firstError: unknown;
-	const fail = (err: unknown): void => {
-		if (failed) return;
-		failed = true;
-		firstError = err;
-		inner.abort(err);
-	};
-	const worker = async (): Promise<void> => {
-		while (!inner.signal.aborted) {
-			// Concurrent next() calls on one async generator queue up and
-			// resolve in order, so the workers share the reader safely.
-			const next = await source.next();
-			if (next.done === true) return;
-			const { job, bytes } = next.value;
-			if ((await sha256Hex(bytes)) !== job.hash) {
-				throw new SourceChangedError(`the file changed while uploading: the block at offset ${job.offset} no longer matches its hash`);
-			}
-			await client.send("PUT", `${sessionPath}/blocks/${job.hash}`, {
-				body: bytes,
-				headers: { "Content-Type": "application/octet-stream" },
-				signal: inner.signal,
-				retries: opts.retries,
-			});
-			onSent(job);
-		}
-	};
+	const pump = new BatchPump(client, sessionPath, opts, onSent);
 	try {
-		await Promise.all(Array.from({ length: Math.min(opts.concurrency, jobs.length) }, () => worker().catch(fail)));
-	} finally {
-		outer?.removeEventListener("abort", onOuterAbort);
-		await source.return(undefined).catch(() => undefined);
+		for await (const batch of batchesOf(reader.blocks(jobs, pump.signal), opts.batchBytes)) {
+			const hashes = await Promise.all(batch.map(({ bytes }) => sha256Hex(bytes)));
+			const changed = batch.findIndex(({ job }, i) => hashes[i] !== job.hash);
+			if (changed >= 0) {
+				throw new SourceChangedError(
+					`the file changed while uploading: the block at offset ${batch[changed]?.job.offset} no longer matches its hash`,
+				);
+			}
+			await pump.push(batch);
+		}
+	} catch (err) {
+		pump.fail(err);
 	}
-	if (outer?.aborted === true) throw outer.reason;
-	if (failed) throw firstError;
+	await pump.drain();
 }

@@ -267,6 +267,18 @@ describe("shouldCompress", () => {
 		expect(await shouldCompress(new Uint8Array(MiB))).toBe(true);
 	});
 
+	it("accepts high-entropy text that deflate still shrinks (base64 of random bytes, 6 bits per byte)", async () => {
+		// Above any naive "looks random" cut, below the entropy gate: deflate decides.
+		const b64 = new TextEncoder().encode(
+			btoa(String.fromCharCode(...randomBytes(48 * 1024)))
+				.repeat(40)
+				.slice(0, 2 * MiB),
+		);
+		expect(await shouldCompress(b64)).toBe(true);
+		const { header } = await roundTrip(b64);
+		expect(header.compressed).toBe(true);
+	});
+
 	it("samples the start, middle and end of large blocks", async () => {
 		// Compressible only outside the sampled slices: the sample says no.
 		const slice = 16 * 1024;

@@ -335,10 +335,10 @@ async function compressSample(plain: Uint8Array): Promise<SampleResult> {
 		sample = plain;
 	} else {
 		const mid = Math.floor((plain.length - slice) / 2);
+		const slices = [plain.subarray(0, slice), plain.subarray(mid, mid + slice), plain.subarray(plain.length - slice)];
+		if (byteEntropy(slices) >= INCOMPRESSIBLE_ENTROPY_BITS) return { worthwhile: false, wholeBlock: null };
 		sample = new Uint8Array(3 * slice);
-		sample.set(plain.subarray(0, slice), 0);
-		sample.set(plain.subarray(mid, mid + slice), slice);
-		sample.set(plain.subarray(plain.length - slice), 2 * slice);
+		for (let i = 0; i < slices.length; i++) sample.set(slices[i]!, i * slice);
 	}
 	// Stop as soon as the output reaches the threshold: no need to finish
 	// compressing data that has already failed the test.
@@ -346,6 +346,36 @@ async function compressSample(plain: Uint8Array): Promise<SampleResult> {
 	const out = await transformBytes(sample, new CompressionStream(COMPRESSION_FORMAT), limit);
 	if (out === null) return { worthwhile: false, wholeBlock: null };
 	return { worthwhile: true, wholeBlock: wholeIsSample ? out : null };
+}
+
+/**
+ * Bits per byte of the sample's byte histogram at or above which deflate is
+ * not even tried. Deflating 48 KiB of incompressible bytes cost ~0.7 ms per
+ * block in workerd, about 5 % of a whole upload's CPU (BENCHMARKS.md), to
+ * learn what the histogram already says: 48 KiB of random bytes score
+ * 7.996 ± 0.0003, and Huffman coding cannot beat the order-0 entropy.
+ * What the histogram cannot see is repeats (LZ77's half of deflate); a
+ * sample that scores this high and still shrinks by 10 % needs about a
+ * tenth of it repeated random bytes, which real files essentially never
+ * are. Such a block is stored uncompressed: larger, never wrong. Btrfs's
+ * compression heuristic makes the same trade (fs/btrfs/compression.c).
+ */
+const INCOMPRESSIBLE_ENTROPY_BITS = 7.99;
+
+/** Shannon entropy, in bits per byte, of the bytes of `parts` taken together. */
+function byteEntropy(parts: readonly Uint8Array[]): number {
+	const counts = new Uint32Array(256);
+	let total = 0;
+	for (const part of parts) {
+		for (let i = 0; i < part.length; i++) counts[part[i]!]!++;
+		total += part.length;
+	}
+	let bits = 0;
+	for (let b = 0; b < 256; b++) {
+		const n = counts[b]!;
+		if (n > 0) bits -= n * Math.log2(n / total);
+	}
+	return bits / total;
 }
 
 /** The deflate-raw compressed block, or null when storing it raw is at least as small. */

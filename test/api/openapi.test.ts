@@ -122,6 +122,8 @@ describe("openapi: envelope and Request-Id on every response", () => {
 		expect(res.status).toBeLessThan(300);
 		expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
 		expect(res.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("range");
+		// Browsers send blocks in batches too.
+		expect(res.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("drive-blocks");
 		const user = await signup();
 		const folder = await mkdir(user, user.rootId, "cors");
 		const got = await call(`/v1/nodes/${folder.id}`, { token: user.token, headers: { Origin: "https://app.example" } });

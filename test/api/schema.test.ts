@@ -38,7 +38,7 @@ type ColumnInfo = { name: string; type: string; notnull: number; pk: number };
 type IndexInfo = { name: string; unique: number; origin: string; partial: number };
 
 /** A value a column accepts, distinct per table and column; foreign keys get the referenced row's value. */
-function sampleValue(table: string, column: SQLiteColumn): string | number {
+function sampleValue(table: string, column: SQLiteColumn): string | number | boolean {
 	const fk = foreignKeyOf(table, column.name);
 	if (fk) {
 		const target = byName.get(fk.table);
@@ -47,6 +47,7 @@ function sampleValue(table: string, column: SQLiteColumn): string | number {
 		return sampleValue(fk.table, targetColumn);
 	}
 	if (column.enumValues && column.enumValues.length > 0) return column.enumValues[0] as string;
+	if (column.dataType === "boolean") return true;
 	if (column.getSQLType().toLowerCase().startsWith("integer")) {
 		let h = 7;
 		for (const ch of `${table}.${column.name}`) h = (h * 31 + ch.charCodeAt(0)) % 100_000;
@@ -187,7 +188,7 @@ describe("schema: every drizzle table", () => {
 		for (const table of insertionOrder()) {
 			const name = getTableConfig(table).name;
 			const db = drizzle(DATABASES[await kindOf(name)]);
-			const row: Record<string, string | number> = {};
+			const row: Record<string, string | number | boolean> = {};
 			for (const [key, column] of Object.entries(getTableColumns(table))) row[key] = sampleValue(name, column);
 			await db.insert(table).values(row as typeof table.$inferInsert);
 			const keys = primaryKeyColumns(table);
@@ -195,7 +196,7 @@ describe("schema: every drizzle table", () => {
 			const where = and(
 				...Object.entries(columns)
 					.filter(([, c]) => keys.includes(c.name))
-					.map(([key, c]) => eq(c, row[key] as string | number)),
+					.map(([key, c]) => eq(c, row[key] as string | number | boolean)),
 			);
 			const selected = await db.select().from(table).where(where);
 			expect(selected, name).toEqual([row]);

@@ -4,7 +4,9 @@
  * creation-with-upload, checksum, termination, ownership, and content-defined
  * chunking that does not depend on where the PATCHes split the file.
  */
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { blockObjectKey } from "../../src/shared/blocks";
 import { chunkBoundaries } from "../../src/shared/chunking";
 import {
 	bytesEqual,
@@ -529,6 +531,22 @@ describe("completion", () => {
 		expect(again.status).toBe(204);
 		expect(again.headers.get("Drive-Node-Id")).toBe(nodeId);
 		expect((await getNode(user, nodeId)).version_id).toBe(node.version_id);
+	});
+
+	it("hashes the file as its PATCHes arrive, so the last PATCH reads nothing back", async () => {
+		// With the running hash (services/running-hash.ts) the stored blocks are
+		// never read back to hash the file; with the first block's object gone,
+		// a read-back would fail. (After a 460 or a broken PATCH the hash comes
+		// from the read-back: see the checksum test above and the crash e2e test.)
+		const data = randomBytes(6 * MiB, 43);
+		const path = await start(user, "running.bin", data.length);
+		expect((await patch(user, path, 0, data.slice(0, 5 * MiB))).status).toBe(204);
+		const [first] = await expectedBlocks(data);
+		await env.BLOBS.delete(blockObjectKey(first?.hash ?? ""));
+		const last = await patch(user, path, 5 * MiB, data.slice(5 * MiB));
+		expect(last.status).toBe(204);
+		const node = await getNode(user, last.headers.get("Drive-Node-Id") ?? "");
+		expect(node.content_hash).toBe(await sha256(data));
 	});
 
 	it("follows the conflict rule for a stale base_version_id in Upload-Metadata", async () => {

@@ -293,6 +293,267 @@ describe("sending blocks", () => {
 	});
 });
 
+function putBatch(
+	user: TestUser,
+	uploadId: string,
+	hashes: string[],
+	bytes: Uint8Array | ReadableStream<Uint8Array>,
+	headers: Record<string, string> = {},
+): Promise<Response> {
+	return call(`/v1/uploads/${uploadId}/blocks`, {
+		method: "PUT",
+		token: user.token,
+		body: bytes,
+		headers: { "Drive-Blocks": hashes.join(","), ...headers },
+	});
+}
+
+async function missingOf(user: TestUser, uploadId: string): Promise<string[]> {
+	return (await expectJson<Status>(await status(user, uploadId), 200)).missing;
+}
+
+describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
+	let user: TestUser;
+	beforeAll(async () => {
+		user = await signup();
+	});
+
+	it("stores every block of one body, cut at the declared sizes, and the file commits byte-exact", async () => {
+		// Sizes that straddle the server's 1 MiB reads and fit inside them.
+		const blocks = [...(await makeBlocks(2, 700 * KiB)), ...(await makeBlocks(3, 1300 * KiB)), ...(await makeBlocks(2, 5))];
+		const session = await create(user, "batch.bin", blocks);
+		expect((await putBatch(user, session.upload_id, session.missing, concat(blocks))).status).toBe(204);
+		expect(await missingOf(user, session.upload_id)).toEqual([]);
+		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		expect(committed.node.content_hash).toBe(await sha256(concat(blocks)));
+		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(blocks))).toBe(true);
+	});
+
+	it("sends a subset in any order, and again (idempotent)", async () => {
+		const blocks = (await makeBlocks(4)) as [Block, Block, Block, Block];
+		const [a, b, c, d] = blocks;
+		const session = await create(user, "subset.bin", blocks);
+		expect((await putBatch(user, session.upload_id, [c.hash, a.hash], concat([c, a]))).status).toBe(204);
+		expect(await missingOf(user, session.upload_id)).toEqual([b.hash, d.hash]);
+		expect((await putBatch(user, session.upload_id, [a.hash, d.hash, b.hash], concat([a, d, b]))).status).toBe(204);
+		expect(await missingOf(user, session.upload_id)).toEqual([]);
+		expect(
+			bytesEqual(
+				(await download(user, (await expectJson<Commit>(await commit(user, session.upload_id), 201)).node.id)).bytes,
+				concat(blocks),
+			),
+		).toBe(true);
+	});
+
+	it("answers 422 at the first block that does not match its name, keeps the blocks before it and stores nothing after", async () => {
+		const blocks = (await makeBlocks(3)) as [Block, Block, Block];
+		const [a, b, c] = blocks;
+		const [impostor] = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "batch-mismatch.bin", blocks);
+		const res = await putBatch(user, session.upload_id, [a.hash, b.hash, c.hash], concat([a, impostor, c]));
+		const envelope = await expectError(res, 422, "HASH_MISMATCH");
+		expect(envelope.error.details).toEqual([{ expected: b.hash, actual: impostor.hash }]);
+		expect(await missingOf(user, session.upload_id)).toEqual([b.hash, c.hash]);
+		expect(await env.BLOBS.head(blockObjectKey(impostor.hash))).toBeNull();
+		expect(await env.BLOBS.head(blockObjectKey(c.hash))).toBeNull();
+	});
+
+	it("refuses a body shorter or longer than its blocks, and keeps the whole blocks that arrived", async () => {
+		const blocks = (await makeBlocks(2)) as [Block, Block];
+		const [a, b] = blocks;
+		const session = await create(user, "batch-length.bin", blocks);
+		const whole = concat(blocks);
+		// Without Content-Length (a stream), the server finds out while reading.
+		const streamOf = (bytes: Uint8Array) =>
+			new ReadableStream<Uint8Array>({
+				start(controller) {
+					controller.enqueue(bytes);
+					controller.close();
+				},
+			});
+		await expectError(
+			await putBatch(user, session.upload_id, [a.hash, b.hash], streamOf(whole.slice(0, whole.length - 1))),
+			400,
+			"INVALID_REQUEST",
+		);
+		expect(await missingOf(user, session.upload_id)).toEqual([b.hash]);
+		const longer = new Uint8Array(b.size + 1);
+		longer.set(b.bytes);
+		await expectError(await putBatch(user, session.upload_id, [b.hash], streamOf(longer)), 400, "INVALID_REQUEST");
+		// With Content-Length, before reading anything.
+		await expectError(await putBatch(user, session.upload_id, [b.hash], longer), 400, "INVALID_REQUEST");
+	});
+
+	it("refuses, before reading the body, a malformed or repeated Drive-Blocks, a block not in the list, and more than 100 MB", async () => {
+		const blocks = (await makeBlocks(2)) as [Block, Block];
+		const [a, b] = blocks;
+		const [unlisted] = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "batch-refused.bin", blocks);
+		const id = session.upload_id;
+		await expectError(await putBatch(user, id, ["not-a-hash"], a.bytes), 400, "INVALID_REQUEST");
+		await expectError(await call(`/v1/uploads/${id}/blocks`, { method: "PUT", token: user.token, body: a.bytes }), 400, "INVALID_REQUEST");
+		await expectError(await putBatch(user, id, [a.hash, a.hash], concat([a, a])), 400, "INVALID_REQUEST");
+		const refused = await expectError(await putBatch(user, id, [a.hash, unlisted.hash], concat([a, unlisted])), 404, "NOT_FOUND");
+		expect(refused.error.details).toEqual([{ hash: unlisted.hash }]);
+		expect(await env.BLOBS.head(blockObjectKey(a.hash))).toBeNull();
+		// 13 declared blocks of 8 MiB add up to more than 100 MB.
+		const big = Array.from({ length: 13 }, (_, i) => ({ hash: i.toString(16).padStart(64, "0"), size: MAX_BLOCK_BYTES }));
+		const large = await create(user, "batch-large.bin", big);
+		await expectError(
+			await putBatch(
+				user,
+				large.upload_id,
+				big.map((x) => x.hash),
+				new Uint8Array(1),
+			),
+			413,
+			"PAYLOAD_TOO_LARGE",
+		);
+		expect(await missingOf(user, id)).toEqual([a.hash, b.hash]);
+	});
+
+	it("answers 404 to another user's session and to a committed one", async () => {
+		const blocks = (await makeBlocks(1)) as [Block];
+		const session = await create(user, "batch-owner.bin", blocks);
+		const other = await signup();
+		await expectError(await putBatch(other, session.upload_id, [blocks[0].hash], blocks[0].bytes), 404, "NOT_FOUND");
+		expect(await env.BLOBS.head(blockObjectKey(blocks[0].hash))).toBeNull();
+		expect((await putBatch(user, session.upload_id, [blocks[0].hash], blocks[0].bytes)).status).toBe(204);
+		await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		await expectError(await putBatch(user, session.upload_id, [blocks[0].hash], blocks[0].bytes), 404, "NOT_FOUND");
+	});
+});
+
+function appendList(user: TestUser, uploadId: string, body: Record<string, unknown>): Promise<Response> {
+	return call(`/v1/uploads/${uploadId}/block-list`, { method: "POST", token: user.token, body: JSON.stringify(body) });
+}
+
+interface Appended {
+	missing: string[];
+	listed_bytes: number;
+	more_blocks: boolean;
+}
+
+describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)", () => {
+	let user: TestUser;
+	beforeAll(async () => {
+		user = await signup();
+	});
+
+	const specs = (blocks: Block[]) => blocks.map(({ hash, size }) => ({ hash, size }));
+
+	it("lists the blocks in parts, answers what to send of each part, and commits once the list is complete", async () => {
+		const blocks = await makeBlocks(5);
+		const size = blocks.reduce((n, b) => n + b.size, 0);
+		// One block this user already has is never asked for.
+		await uploadBlocks(user, "has-one.bin", [blocks[3] as Block]);
+		const first = blocks.slice(0, 2);
+		const created = await expectJson<Status & Appended>(
+			await call("/v1/uploads", {
+				method: "POST",
+				token: user.token,
+				body: JSON.stringify({ parent_id: user.rootId, name: "parts.bin", size, blocks: specs(first), more_blocks: true }),
+			}),
+			201,
+		);
+		expect(created).toMatchObject({ missing: first.map((b) => b.hash), listed_bytes: 2 * 64 * KiB, more_blocks: true });
+		// Blocks can go up while the list is still growing.
+		expect((await putBatch(user, created.upload_id, created.missing, concat(first))).status).toBe(204);
+		await expectError(await commit(user, created.upload_id), 400, "INVALID_REQUEST");
+
+		const second = await expectJson<Appended>(
+			await appendList(user, created.upload_id, { offset: 2 * 64 * KiB, blocks: specs(blocks.slice(2, 4)), more_blocks: true }),
+			200,
+		);
+		expect(second).toMatchObject({ missing: [blocks[2]?.hash], listed_bytes: 4 * 64 * KiB, more_blocks: true });
+		const last = await expectJson<Appended>(
+			await appendList(user, created.upload_id, {
+				offset: 4 * 64 * KiB,
+				blocks: specs(blocks.slice(4)),
+				more_blocks: false,
+				content_hash: await sha256(concat(blocks)),
+			}),
+			200,
+		);
+		expect(last).toMatchObject({ missing: [blocks[4]?.hash], listed_bytes: size, more_blocks: false });
+		const rest = [blocks[2] as Block, blocks[4] as Block];
+		expect(
+			(
+				await putBatch(
+					user,
+					created.upload_id,
+					rest.map((b) => b.hash),
+					concat(rest),
+				)
+			).status,
+		).toBe(204);
+		expect(await expectJson<Status & Appended>(await status(user, created.upload_id), 200)).toMatchObject({
+			missing: [],
+			listed_bytes: size,
+			more_blocks: false,
+		});
+		const committed = await expectJson<Commit>(await commit(user, created.upload_id), 201);
+		expect(committed.node.content_hash).toBe(await sha256(concat(blocks)));
+		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(blocks))).toBe(true);
+	});
+
+	it("answers a repeated append again, and 409 with the right offset to any other", async () => {
+		const blocks = await makeBlocks(3);
+		const size = blocks.reduce((n, b) => n + b.size, 0);
+		const created = await create(user, "replay.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
+		const part = { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true };
+		const once = await expectJson<Appended>(await appendList(user, created.upload_id, part), 200);
+		const twice = await expectJson<Appended>(await appendList(user, created.upload_id, part), 200);
+		expect(twice).toEqual(once);
+		const stale = await expectError(
+			await appendList(user, created.upload_id, { ...part, blocks: specs(blocks.slice(2)) }),
+			409,
+			"UPLOAD_OFFSET_MISMATCH",
+		);
+		expect(stale.error.details).toEqual([{ offset: 2 * 64 * KiB }]);
+		const end = { offset: 2 * 64 * KiB, blocks: specs(blocks.slice(2)), more_blocks: false };
+		await expectJson<Appended>(await appendList(user, created.upload_id, end), 200);
+		expect((await expectJson<Appended>(await appendList(user, created.upload_id, end), 200)).more_blocks).toBe(false);
+		await expectError(
+			await appendList(user, created.upload_id, { offset: size, blocks: [], more_blocks: true }),
+			409,
+			"UPLOAD_OFFSET_MISMATCH",
+		);
+		expect((await status(user, created.upload_id).then((r) => r.json())) as Appended).toMatchObject({
+			listed_bytes: size,
+			more_blocks: false,
+		});
+	});
+
+	it("refuses parts that go past the size or a complete list that falls short, and changes nothing", async () => {
+		const blocks = await makeBlocks(3);
+		const size = blocks.reduce((n, b) => n + b.size, 0);
+		await expectError(await createSession(user, "past.bin", specs(blocks), { size: size - 1, more_blocks: true }), 400, "INVALID_REQUEST");
+		const created = await create(user, "short.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
+		await expectError(
+			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: false }),
+			400,
+			"INVALID_REQUEST",
+		);
+		await expectError(
+			await appendList(user, created.upload_id, {
+				offset: 64 * KiB,
+				blocks: specs([...blocks.slice(1), ...blocks.slice(0, 1)]),
+				more_blocks: true,
+			}),
+			400,
+			"INVALID_REQUEST",
+		);
+		expect(await expectJson<Appended>(await status(user, created.upload_id), 200)).toMatchObject({
+			listed_bytes: 64 * KiB,
+			more_blocks: true,
+		});
+		await expectError(await appendList(user, created.upload_id, { offset: "x", blocks: [] }), 400, "INVALID_REQUEST");
+		const other = await signup();
+		await expectError(await appendList(other, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1)) }), 404, "NOT_FOUND");
+	});
+});
+
 describe("resuming and committing", () => {
 	let user: TestUser;
 	beforeAll(async () => {

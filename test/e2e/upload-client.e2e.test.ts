@@ -93,6 +93,9 @@ describe("the client upload library against the local stack", () => {
 			parentId: session.rootId,
 			name: "resumed-50MiB.bin",
 			plan,
+			// Small batches, so that the abort lands halfway rather than after a few large batches.
+			batchBytes: 4 * MiB,
+			concurrency: 2,
 			signal: controller.signal,
 			onSession: (s) => (uploadId = s.uploadId),
 			onProgress: (p) => {
@@ -125,6 +128,43 @@ describe("the client upload library against the local stack", () => {
 		const download = await downloadSha256(session, resumed.node.id);
 		expect(download.bytes).toBe(size);
 		expect(download.sha256).toBe(plan.contentHash);
+	});
+
+	it("sends a 40 MiB Blob while hashing it, and resumes after an abort that cut its block list short", async () => {
+		const size = 40 * MiB;
+		const blob = new Blob([await new Response(randomSource(size, "upload-client-pipelined")()).arrayBuffer()]);
+		const contentHash = createHash("sha256")
+			.update(new Uint8Array(await blob.arrayBuffer()))
+			.digest("hex");
+
+		const controller = new AbortController();
+		let uploadId = "";
+		const interrupted = await uploadFile(session.client, blob, {
+			parentId: session.rootId,
+			name: "pipelined-40MiB.bin",
+			batchBytes: 4 * MiB,
+			concurrency: 1,
+			signal: controller.signal,
+			onSession: (s) => (uploadId = s.uploadId),
+			onProgress: (p) => {
+				if (p.bytesSent > 0) controller.abort();
+			},
+		}).catch((e: unknown) => e);
+		expect(interrupted).toMatchObject({ name: "AbortError" });
+		const status = await session.client.json<{ missing: string[]; listed_bytes: number; more_blocks: boolean }>(
+			"GET",
+			`/v1/uploads/${uploadId}`,
+		);
+		expect(status.more_blocks).toBe(true);
+		expect(status.listed_bytes).toBeLessThan(size);
+
+		const resumed = await uploadFile(new DriveClient({ baseUrl: BASE, token: session.token }), blob, {
+			parentId: session.rootId,
+			name: "pipelined-40MiB.bin",
+			uploadId,
+		});
+		expect(resumed.node).toMatchObject({ name: "pipelined-40MiB.bin", size, content_hash: contentHash });
+		expect(await downloadSha256(session, resumed.node.id)).toEqual({ sha256: contentHash, bytes: size });
 	});
 
 	it("sends zero block bytes when the same 20 MiB is uploaded again", async () => {

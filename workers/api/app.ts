@@ -22,7 +22,16 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 		"/v1/*",
 		cors({
 			origin: "*",
-			allowHeaders: ["Authorization", "Content-Type", "If-Match", "If-None-Match", "If-Range", "Range", ...TUS_REQUEST_HEADERS],
+			allowHeaders: [
+				"Authorization",
+				"Content-Type",
+				"If-Match",
+				"If-None-Match",
+				"If-Range",
+				"Range",
+				"Drive-Blocks",
+				...TUS_REQUEST_HEADERS,
+			],
 			allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
 			exposeHeaders: [
 				"ETag",

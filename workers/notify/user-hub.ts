@@ -210,6 +210,8 @@ export class UserHub extends DurableObject<Env> {
 			if (!upload) return notFound("upload");
 			if (upload.committedVersionId !== null) return this.#committedResult(db, scope, upload.committedVersionId);
 			if (!isLive(upload)) return notFound("upload");
+			if (upload.moreBlocks)
+				return fail("INVALID_REQUEST", "the block list is not complete: finish it with more_blocks: false, then commit");
 			const missing = await missingBlocks(db, scope.userId, upload.id);
 			if (missing.length > 0) return fail("MISSING_BLOCKS", `${missing.length} block(s) have not been uploaded`, missing);
 			const count = await db.$count(uploadBlocks, eq(uploadBlocks.uploadId, upload.id));

@@ -162,7 +162,10 @@ export const uploads = sqliteTable(
 		deviceName: text("device_name").notNull().default(""),
 		createdAt: text("created_at").notNull(),
 		expiresAt: text("expires_at").notNull(),
+		/** tus: bytes durably received; sessions: bytes the block list covers so far. */
 		offset: integer("offset").notNull().default(0),
+		/** Sessions: the block list continues (POST /v1/uploads/:id/block-list); not committable yet. */
+		moreBlocks: integer("more_blocks", { mode: "boolean" }).notNull().default(false),
 		hashState: text("hash_state"),
 		tailKey: text("tail_key"),
 		metadata: text("metadata"),

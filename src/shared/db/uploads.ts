@@ -22,12 +22,13 @@ export function isLive(upload: UploadRow, now = Date.now()): boolean {
  * The distinct hashes of an upload's block list that the service must still
  * receive, in file order. A block counts as present only if this user already
  * references it or sent it for this upload: bandwidth dedup is per user, so
- * nobody learns what anybody else stores (docs/decisions/0008).
+ * nobody learns what anybody else stores (docs/decisions/0008). With
+ * `fromIdx`, only blocks from that index of the list on (a part just appended).
  */
-export async function missingBlocks(db: ShardDb, userId: string, uploadId: string): Promise<string[]> {
+export async function missingBlocks(db: ShardDb, userId: string, uploadId: string, fromIdx = 0): Promise<string[]> {
 	const rows = await db.all<{ hash: string }>(sql`
 		SELECT ub.hash AS hash FROM upload_blocks ub
-		WHERE ub.upload_id = ${uploadId}
+		WHERE ub.upload_id = ${uploadId} AND ub.idx >= ${fromIdx}
 			AND NOT EXISTS (SELECT 1 FROM user_blocks x WHERE x.user_id = ${userId} AND x.hash = ub.hash)
 			AND NOT EXISTS (SELECT 1 FROM upload_received r WHERE r.upload_id = ub.upload_id AND r.hash = ub.hash)
 		GROUP BY ub.hash
@@ -35,8 +36,10 @@ export async function missingBlocks(db: ShardDb, userId: string, uploadId: strin
 	return rows.map((r) => r.hash);
 }
 
-/** The declared size of `hash` in the upload's block list, or null if it is not in it. */
-export async function declaredBlockSize(db: ShardDb, uploadId: string, hash: string): Promise<number | null> {
-	const rows = await db.all<{ size: number }>(sql`SELECT size FROM upload_blocks WHERE upload_id = ${uploadId} AND hash = ${hash} LIMIT 1`);
-	return rows[0]?.size ?? null;
+/** The sizes the upload's block list declares for `hashes`; hashes not in the list are absent from the map. */
+export async function declaredBlockSizes(db: ShardDb, uploadId: string, hashes: readonly string[]): Promise<Map<string, number>> {
+	const rows = await db.all<{ hash: string; size: number }>(
+		sql`SELECT hash, MIN(size) AS size FROM upload_blocks WHERE upload_id = ${uploadId} AND hash IN (SELECT value FROM json_each(${JSON.stringify(hashes)})) GROUP BY hash`,
+	);
+	return new Map(rows.map((r) => [r.hash, r.size]));
 }

@@ -24,13 +24,37 @@ export const CreateUploadBody = z
 				"SHA-256 of the whole file (extension). Clients should send it; without it the service computes it at commit by reading the blocks back.",
 		}),
 		on_conflict: z.enum(["copy", "fail"]).default("copy"),
+		more_blocks: z.boolean().default(false).openapi({
+			description:
+				"Extension: `blocks` is only the start of the list; the rest follows in `POST /v1/uploads/{id}/block-list`. Lets a client send blocks while it is still hashing the file.",
+		}),
 	})
 	.superRefine((body, ctx) => {
-		const total = body.blocks.reduce((sum, b) => sum + b.size, 0);
-		if (total !== body.size)
-			ctx.addIssue({ code: "custom", path: ["blocks"], message: `block sizes add up to ${total}, not size ${body.size}` });
+		const problem = listEndProblem(0, body.blocks, body.size, body.more_blocks);
+		if (problem !== null) ctx.addIssue({ code: "custom", path: ["blocks"], message: problem });
 	})
 	.openapi("CreateUploadBody");
+
+/**
+ * What is wrong with a part of a block list that starts at `offset`, or
+ * null: the sizes must add up to the file's size once the list is complete,
+ * and never go past it before.
+ */
+export function listEndProblem(offset: number, blocks: readonly BlockSpec[], size: number, more: boolean): string | null {
+	const end = offset + blocks.reduce((sum, b) => sum + b.size, 0);
+	if (more) return end > size ? `the blocks go past the file's size ${size}` : null;
+	return end === size ? null : `block sizes add up to ${end}, not size ${size}`;
+}
+
+export const AppendBlocksBody = z
+	.object({
+		offset: z.number().int().min(0).openapi({ description: "Bytes the list covers before these blocks (the status's `listed_bytes`)" }),
+		blocks: z.array(BlockSpec).max(MAX_BLOCKS_PER_UPLOAD),
+		more_blocks: z.boolean().default(false).openapi({ description: "More parts of the list follow; false completes it" }),
+		content_hash: Sha256Hex.optional().openapi({ description: "SHA-256 of the whole file, when the client knows it only now" }),
+	})
+	.openapi("AppendBlocksBody");
+export type AppendBlocksBody = z.infer<typeof AppendBlocksBody>;
 
 export const UploadStatus = z
 	.object({
@@ -42,7 +66,19 @@ export const UploadStatus = z
 			.nullable()
 			.optional()
 			.openapi({ description: "Set once the upload is committed (extension)" }),
+		listed_bytes: z.number().int().optional().openapi({ description: "Bytes the block list covers so far (extension)" }),
+		more_blocks: z.boolean().optional().openapi({ description: "The block list is not complete yet (extension)" }),
 	})
 	.openapi("UploadStatus");
+
+export const AppendBlocksResult = z
+	.object({
+		upload_id: z.string(),
+		missing: z.array(Sha256Hex).openapi({ description: "Of the blocks just listed, those to send, in file order" }),
+		listed_bytes: z.number().int(),
+		more_blocks: z.boolean(),
+		expires_at: Timestamp,
+	})
+	.openapi("AppendBlocksResult");
 
 export const CommitUploadBody = z.object({}).passthrough().openapi("CommitUploadBody");

@@ -216,6 +216,7 @@ tusRoutes.openapi(
 			name: target.name,
 			size,
 			blocks: [],
+			moreBlocks: false,
 			baseVersionId,
 			contentHash: null,
 			onConflict,

@@ -1,21 +1,37 @@
 /** Upload sessions: client-chunked, deduplicated, resumable uploads (API.md "Upload sessions"). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { runBatch } from "../../../src/shared/db/batch";
-import { declaredBlockSize, missingBlocks } from "../../../src/shared/db/uploads";
+import { declaredBlockSizes, missingBlocks } from "../../../src/shared/db/uploads";
 import { findVersion } from "../../../src/shared/db/tree";
-import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
+import { isSha256Hex } from "../../../src/shared/crypto";
+import { MAX_BLOCK_BYTES, MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { Sha256Hex } from "../../../src/shared/schemas/common";
 import { CommitResult } from "../../../src/shared/schemas/nodes";
-import { CreateUploadBody, UploadStatus } from "../../../src/shared/schemas/uploads";
+import { AppendBlocksBody, AppendBlocksResult, CreateUploadBody, listEndProblem, UploadStatus } from "../../../src/shared/schemas/uploads";
+import type { UploadRow } from "../../../src/shared/db/schema";
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { keyRing, putBlock } from "../services/block-store";
+import { receiveBlocks } from "../services/block-batch";
 import { readBounded } from "../services/body";
 import { hubFor, shardOf } from "../services/hub";
-import { cancelUpload, checkUploadTarget, createUpload, hashStoredUpload, usableUpload, recordReceived } from "../services/uploads";
+import {
+	appendBlockList,
+	cancelUpload,
+	checkUploadTarget,
+	createUpload,
+	hashStoredUpload,
+	recordReceived,
+	usableUpload,
+} from "../services/uploads";
 
 export const uploadRoutes = newRouter();
+
+/** How far a session's block list has got (extension fields of UploadStatus). */
+function listing(upload: UploadRow): { listed_bytes: number; more_blocks: boolean } {
+	return { listed_bytes: upload.offset, more_blocks: upload.moreBlocks };
+}
 uploadRoutes.use("/uploads", requireAuth);
 uploadRoutes.use("/uploads/*", requireAuth);
 
@@ -57,6 +73,7 @@ uploadRoutes.openapi(
 			name: target.name,
 			size: body.size,
 			blocks: body.blocks,
+			moreBlocks: body.more_blocks,
 			baseVersionId: body.base_version_id ?? null,
 			contentHash: body.content_hash ?? null,
 			onConflict: body.on_conflict,
@@ -65,7 +82,13 @@ uploadRoutes.openapi(
 			maxFileBytes,
 		});
 		return c.json(
-			{ upload_id: upload.id, missing: await missingBlocks(db, caller.userId, upload.id), expires_at: upload.expiresAt, committed: null },
+			{
+				upload_id: upload.id,
+				missing: await missingBlocks(db, caller.userId, upload.id),
+				expires_at: upload.expiresAt,
+				committed: null,
+				...listing(upload),
+			},
 			201,
 		);
 	},
@@ -98,8 +121,8 @@ uploadRoutes.openapi(
 		const upload = await usableUpload(c.env, caller, id, "session");
 		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
 		const db = shardOf(c.env, caller);
-		const size = await declaredBlockSize(db, upload.id, hash);
-		if (size === null) throw new ApiError("NOT_FOUND", "this block is not part of the upload's block list");
+		const size = (await declaredBlockSizes(db, upload.id, [hash])).get(hash);
+		if (size === undefined) throw new ApiError("NOT_FOUND", "this block is not part of the upload's block list");
 		const body = await readBounded(c.req.raw.body, MAX_BLOCK_BYTES, length);
 		if (!body.ok) throw new ApiError("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
 		if (body.sha256 !== hash)
@@ -108,7 +131,115 @@ uploadRoutes.openapi(
 			throw new ApiError("INVALID_REQUEST", `the block list declared ${size} bytes for this block, not ${body.bytes.byteLength}`);
 		}
 		await putBlock(c.env.BLOBS, keyRing(c.env), body.bytes, hash);
-		await runBatch(db.$client, [recordReceived(db, upload.id, hash)]);
+		await runBatch(db.$client, [recordReceived(db, upload.id, [hash])]);
+		return c.body(null, 204);
+	},
+);
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "post",
+		path: "/uploads/{id}/block-list",
+		tags,
+		security: bearer,
+		summary: "Append the next part of the block list (extension)",
+		description:
+			"For a session created with `more_blocks: true`: lists the next blocks from `offset` (the bytes listed so far, `listed_bytes`) and answers which of them to send, so a client can send blocks while it is still hashing the file. `more_blocks: false` completes the list (the sizes must then add up to the file's size); only then can the session be committed. Repeating the last append answers it again; another offset answers 409 UPLOAD_OFFSET_MISMATCH with the right one in details.",
+		request: { params: UploadParam, body: jsonBody(AppendBlocksBody) },
+		responses: {
+			200: json(AppendBlocksResult, "Listed"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UPLOAD_OFFSET_MISMATCH"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const part = c.req.valid("json");
+		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
+		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const problem = listEndProblem(part.offset, part.blocks, upload.size, part.more_blocks);
+		if (problem !== null) throw new ApiError("INVALID_REQUEST", problem, [{ field: "blocks", message: problem }]);
+		const db = shardOf(c.env, caller);
+		const appended = unwrap(
+			await appendBlockList(db, upload, {
+				offset: part.offset,
+				blocks: part.blocks,
+				moreBlocks: part.more_blocks,
+				contentHash: part.content_hash ?? null,
+			}),
+		);
+		return c.json(
+			{
+				upload_id: upload.id,
+				missing: await missingBlocks(db, caller.userId, upload.id, appended.firstIdx),
+				expires_at: upload.expiresAt,
+				...listing(appended.upload),
+			},
+			200,
+		);
+	},
+);
+
+/** Blocks one batch may name: 512 hashes make a 33 KB header, well inside the platform's 128 KB. */
+const MAX_BATCH_BLOCKS = 512;
+
+/** Parses Drive-Blocks: the batch's block names, comma-separated, in body order. */
+function parseBlockList(header: string | undefined): string[] {
+	const hashes = (header ?? "").split(",").map((h) => h.trim());
+	if (hashes.length === 0 || hashes[0] === "" || !hashes.every(isSha256Hex))
+		throw new ApiError("INVALID_REQUEST", "Drive-Blocks must list the blocks' SHA-256s (lowercase hex), comma-separated", [
+			{ field: "Drive-Blocks" },
+		]);
+	if (hashes.length > MAX_BATCH_BLOCKS)
+		throw new ApiError("INVALID_REQUEST", `a batch names at most ${MAX_BATCH_BLOCKS} blocks`, [{ field: "Drive-Blocks" }]);
+	if (new Set(hashes).size !== hashes.length)
+		throw new ApiError("INVALID_REQUEST", "Drive-Blocks names a block twice", [{ field: "Drive-Blocks" }]);
+	return hashes;
+}
+
+uploadRoutes.openapi(
+	createRoute({
+		method: "put",
+		path: "/uploads/{id}/blocks",
+		tags,
+		security: bearer,
+		summary: "Send several blocks in one body (at most 100 MB); idempotent",
+		description:
+			"Extension to API.md. `Drive-Blocks` lists the blocks' SHA-256s, comma-separated (at most 512), in the order their bytes follow each other in the body; each block is as long as the block list declared it. Every block is verified as it streams and stored as soon as it is complete. If a block does not match its name the answer is 422 HASH_MISMATCH (details: expected, actual); if the body breaks, the blocks before that point are kept either way: GET the upload for what is still missing. One request per block costs a round trip and a D1 write per block, so clients send blocks this way.",
+		request: {
+			params: UploadParam,
+			headers: z.object({ "drive-blocks": z.string().openapi({ example: "9f86d0…,60303a…" }) }),
+			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+		},
+		responses: {
+			204: { description: "Every block stored" },
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "HASH_MISMATCH"),
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const { id } = c.req.valid("param");
+		const hashes = parseBlockList(c.req.header("Drive-Blocks"));
+		const upload = await usableUpload(c.env, caller, id, "session");
+		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const db = shardOf(c.env, caller);
+		const sizes = await declaredBlockSizes(db, upload.id, hashes);
+		const unknown = hashes.filter((h) => !sizes.has(h));
+		if (unknown.length > 0)
+			throw new ApiError(
+				"NOT_FOUND",
+				`${unknown.length} of these blocks are not part of the upload's block list`,
+				unknown.map((hash) => ({ hash })),
+			);
+		const blocks = hashes.map((hash) => ({ hash, size: sizes.get(hash) ?? 0 }));
+		const total = blocks.reduce((n, b) => n + b.size, 0);
+		if (total > MAX_REQUEST_BYTES)
+			throw new ApiError("PAYLOAD_TOO_LARGE", `a batch carries at most ${MAX_REQUEST_BYTES} bytes; these blocks add up to ${total}`);
+		const declared = c.req.header("Content-Length");
+		if (declared !== undefined && Number(declared) !== total)
+			throw new ApiError("INVALID_REQUEST", `these blocks add up to ${total} bytes, not the ${declared} of Content-Length`, [
+				{ field: "Content-Length" },
+			]);
+		unwrap(await receiveBlocks(db, c.env.BLOBS, keyRing(c.env), upload.id, blocks, c.req.raw.body));
 		return c.body(null, 204);
 	},
 );
@@ -129,10 +260,10 @@ uploadRoutes.openapi(
 		if (upload.committedVersionId !== null) {
 			const version = await findVersion(shardOf(c.env, caller), caller.userId, upload.committedVersionId);
 			const committed = version ? { node_id: version.nodeId, version_id: version.id } : null;
-			return c.json({ upload_id: upload.id, missing: [], expires_at: upload.expiresAt, committed }, 200);
+			return c.json({ upload_id: upload.id, missing: [], expires_at: upload.expiresAt, committed, ...listing(upload) }, 200);
 		}
 		const missing = await missingBlocks(shardOf(c.env, caller), caller.userId, upload.id);
-		return c.json({ upload_id: upload.id, missing, expires_at: upload.expiresAt, committed: null }, 200);
+		return c.json({ upload_id: upload.id, missing, expires_at: upload.expiresAt, committed: null, ...listing(upload) }, 200);
 	},
 );
 
@@ -155,6 +286,10 @@ uploadRoutes.openapi(
 		const caller = c.get("caller");
 		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
 		const db = shardOf(c.env, caller);
+		if (upload.moreBlocks && upload.committedVersionId === null)
+			throw new ApiError("INVALID_REQUEST", "the block list is not complete: finish it with more_blocks: false, then commit", [
+				{ listed_bytes: upload.offset },
+			]);
 		let contentHash = upload.contentHash;
 		if (contentHash === null && upload.committedVersionId === null) {
 			const missing = await missingBlocks(db, caller.userId, upload.id);

@@ -27,12 +27,26 @@ interface SealedBlock extends StoredBlock {
 	body: Uint8Array<ArrayBuffer>;
 }
 
+/** A block's bytes do not hash to the name the client gave it; nothing of it was stored. */
+export class BlockHashMismatchError extends Error {
+	constructor(
+		readonly expected: string,
+		readonly actual: string,
+	) {
+		super(`the bytes sent as block ${expected} hash to ${actual}`);
+		this.name = "BlockHashMismatchError";
+	}
+}
+
 /**
  * Hashes (unless `verifiedHash` is given) and encodes `plain`. Once this
  * resolves nothing refers to `plain` any more, so the caller may reuse it.
+ *
+ * @throws BlockHashMismatchError when `expectedHash` is given and `plain` does not hash to it.
  */
-async function sealBlock(ring: KeyRing, plain: Uint8Array, verifiedHash?: string): Promise<SealedBlock> {
+async function sealBlock(ring: KeyRing, plain: Uint8Array, verifiedHash?: string, expectedHash?: string): Promise<SealedBlock> {
 	const hash = verifiedHash ?? (await sha256Hex(plain));
+	if (expectedHash !== undefined && hash !== expectedHash) throw new BlockHashMismatchError(expectedHash, hash);
 	const body = await encodeBlock(plain, hash, ring, { hashVerified: true });
 	return { hash, size: plain.byteLength, body };
 }
@@ -86,12 +100,14 @@ export class BlockWriter {
 	 * succeeded. Waits first while {@link STORE_CONCURRENCY} puts are in
 	 * flight, and throws the first failure of an earlier put.
 	 *
+	 * @param expectedHash the name a client gave the block: checked before anything is stored.
 	 * @returns the block's SHA-256, lowercase hex.
+	 * @throws BlockHashMismatchError when `plain` does not hash to `expectedHash`.
 	 */
-	async write(plain: Uint8Array, onStored?: (block: StoredBlock) => void): Promise<string> {
+	async write(plain: Uint8Array, onStored?: (block: StoredBlock) => void, expectedHash?: string): Promise<string> {
 		while (this.#inFlight.size >= STORE_CONCURRENCY) await Promise.race(this.#inFlight);
 		this.#throwIfFailed();
-		const sealed = await sealBlock(this.ring, plain);
+		const sealed = await sealBlock(this.ring, plain, undefined, expectedHash);
 		const block: StoredBlock = { hash: sealed.hash, size: sealed.size };
 		const task = storeSealed(this.bucket, sealed)
 			.then(() => onStored?.(block))

@@ -12,15 +12,17 @@
 import { and, eq, sql } from "drizzle-orm";
 import { Chunker } from "../../../src/shared/chunking";
 import { decodeBlock, encodeBlock } from "../../../src/shared/blocks";
-import { sha256Hex, toHex, type KeyRing } from "../../../src/shared/crypto";
+import { sha256Hex, type KeyRing } from "../../../src/shared/crypto";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import type { BlockRef } from "../../../src/shared/db/rows";
 import { uploads, type UploadRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { BlockWriter } from "./block-store";
+import { Coalescer } from "./coalescer";
 import { byobChunks } from "./body";
-import { appendBlocks, hashStoredUpload } from "./uploads";
+import { keepRunningHash, takeRunningHash } from "./running-hash";
+import { appendBlocks, hashStoredUpload, recordReceived } from "./uploads";
 
 export interface PatchChecksum {
 	algorithm: "SHA-1" | "SHA-256";
@@ -60,71 +62,52 @@ export async function receivePatch(
 	const countRows = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM upload_blocks WHERE upload_id = ${upload.id}`);
 	let nextIdx = countRows[0]?.n ?? 0;
 	let blockStart = upload.offset - (tail?.byteLength ?? 0);
-	// A single request that carries the whole file can hash it as it streams;
-	// otherwise the hash is computed from the stored blocks at the end.
-	const wholeFile = upload.offset === 0 ? new crypto.DigestStream("SHA-256") : null;
-	const wholeWriter = wholeFile?.getWriter() ?? null;
+	// The whole file's hash, carried over from the previous PATCH when this
+	// isolate received it; otherwise computed from the stored blocks at the end.
+	const wholeFile = takeRunningHash(upload.id, upload.offset);
 	const patchDigest = checksum ? new crypto.DigestStream(checksum.algorithm) : null;
 	const patchWriter = patchDigest?.getWriter() ?? null;
 
 	let durableOffset = upload.offset;
 	let tailToDrop = upload.tailKey;
-	let checkpoints: Promise<void> = Promise.resolve();
-	let checkpointQueued = false;
-	let checkpointFailure: unknown = null;
 	const stored: BlockRef[] = [];
 	const writer = new BlockWriter(bucket, ring);
 	// Blocks finish out of order; checkpoints advance over the in-order prefix.
 	const done = new Map<number, BlockRef>();
 	let nextToCheckpoint = nextIdx;
-	let unsaved: BlockRef[] = [];
-
-	// One D1 batch per block cost a round trip per MiB; while a checkpoint
-	// runs, the blocks finishing meanwhile wait and go together in the next.
-	// A break loses nothing either way: the end of the PATCH awaits the last
-	// checkpoint, so every block stored before the break is kept.
-	const checkpoint = () => {
-		if (checkpointQueued) return;
-		checkpointQueued = true;
-		checkpoints = checkpoints.then(async () => {
-			checkpointQueued = false;
-			const blocks = unsaved;
-			const last = blocks.at(-1);
-			if (last === undefined || checkpointFailure !== null) return;
-			unsaved = [];
-			const firstIdx = nextToCheckpoint - blocks.length;
-			const previous = durableOffset;
-			durableOffset = last.offset + last.size;
-			const [update] = await runBatch(db.$client, [
-				db
-					.update(uploads)
-					.set({ offset: durableOffset, tailKey: null })
-					.where(and(eq(uploads.id, upload.id), eq(uploads.offset, previous))),
-				...appendBlocks(db, upload.id, firstIdx, blocks),
-			]);
-			if (update?.meta.changes !== 1) {
-				checkpointFailure = new OffsetRaceError();
-				return;
-			}
-			// The first checkpoint consumed the saved tail; drop its object now,
-			// since a later break would otherwise leave it unreferenced.
-			if (tailToDrop !== null) {
-				const key = tailToDrop;
-				tailToDrop = null;
-				await bucket.delete(key);
-			}
-		});
-	};
+	// A break loses nothing: the end of the PATCH awaits the last checkpoint,
+	// so every block stored before the break is kept.
+	const checkpoints = new Coalescer<{ idx: number; block: BlockRef }>(async (items) => {
+		const blocks = items.map((i) => i.block);
+		const last = blocks[blocks.length - 1];
+		if (last === undefined) return;
+		const previous = durableOffset;
+		const [update] = await runBatch(db.$client, [
+			db
+				.update(uploads)
+				.set({ offset: last.offset + last.size, tailKey: null })
+				.where(and(eq(uploads.id, upload.id), eq(uploads.offset, previous))),
+			...appendBlocks(db, upload.id, items[0]?.idx ?? 0, blocks),
+		]);
+		if (update?.meta.changes !== 1) throw new OffsetRaceError();
+		durableOffset = last.offset + last.size;
+		// The first checkpoint consumed the saved tail; drop its object now,
+		// since a later break would otherwise leave it unreferenced.
+		if (tailToDrop !== null) {
+			const key = tailToDrop;
+			tailToDrop = null;
+			await bucket.delete(key);
+		}
+	});
 	const onStored = (idx: number, block: BlockRef) => {
 		stored.push(block);
 		done.set(idx, block);
 		if (checksum) return;
 		for (let b = done.get(nextToCheckpoint); b !== undefined; b = done.get(nextToCheckpoint)) {
-			unsaved.push(b);
 			done.delete(nextToCheckpoint);
+			checkpoints.add({ idx: nextToCheckpoint, block: b });
 			nextToCheckpoint++;
 		}
-		if (unsaved.length > 0) checkpoint();
 	};
 	const enqueue = async (chunk: Uint8Array) => {
 		const idx = nextIdx++;
@@ -141,14 +124,14 @@ export async function receivePatch(
 				received += piece.byteLength;
 				if (received > limits.maxPatchBytes || upload.offset + received > upload.size) {
 					await writer.settle();
-					await checkpoints;
+					await checkpoints.settle();
 					return upload.offset + received > upload.size
 						? fail("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`)
 						: fail("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${limits.maxPatchBytes} bytes`);
 				}
 				// `piece` is reused by the next read, and the chunks are views into
 				// it or the chunker: every consumer finishes with them here.
-				await wholeWriter?.write(piece);
+				wholeFile?.update(piece);
 				await patchWriter?.write(piece);
 				for (const chunk of chunker.views(piece)) await enqueue(chunk);
 			}
@@ -164,9 +147,14 @@ export async function receivePatch(
 		if (last !== null) await enqueue(last);
 	}
 	await writer.settle();
-	await checkpoints;
+	const checkpointFailure = await checkpoints.drain().then(
+		() => null,
+		(err: unknown) => err,
+	);
 	await writer.flush();
-	if (checkpointFailure !== null) return fail("UPLOAD_OFFSET_MISMATCH", "another request changed this upload's offset; HEAD it and resume");
+	if (checkpointFailure instanceof OffsetRaceError)
+		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed this upload's offset; HEAD it and resume");
+	if (checkpointFailure !== null) throw checkpointFailure;
 	if (broken !== null) return fail("INVALID_REQUEST", `the request body ended early; ${durableOffset} bytes are kept, resume from there`);
 
 	if (checksum && patchWriter && patchDigest) {
@@ -175,8 +163,10 @@ export async function receivePatch(
 		if (actual !== checksum.expected) {
 			// Nothing of this PATCH counts; its blocks are left for the collector.
 			await runBatch(db.$client, [
-				db.run(
-					sql`INSERT OR IGNORE INTO upload_received (upload_id, hash) SELECT ${upload.id}, value FROM json_each(${JSON.stringify(stored.map((b) => b.hash))})`,
+				recordReceived(
+					db,
+					upload.id,
+					stored.map((b) => b.hash),
 				),
 			]);
 			return fail("CHECKSUM_MISMATCH", "Upload-Checksum does not match the PATCH body; nothing was kept");
@@ -211,18 +201,8 @@ export async function receivePatch(
 	if (tailToDrop !== null && tailToDrop !== newTailKey) await bucket.delete(tailToDrop);
 
 	let contentHash: string | null = null;
-	if (complete) {
-		if (wholeWriter && wholeFile) {
-			await wholeWriter.close();
-			contentHash = toHex(new Uint8Array(await wholeFile.digest));
-		} else {
-			contentHash = await hashStoredUpload(db, bucket, ring, upload.id);
-		}
-	} else if (wholeWriter && wholeFile) {
-		// Only a single whole-file request can use the streamed hash.
-		wholeFile.digest.catch(() => undefined);
-		await wholeWriter.abort();
-	}
+	if (complete) contentHash = wholeFile?.digest("hex") ?? (await hashStoredUpload(db, bucket, ring, upload.id));
+	else if (wholeFile !== null) keepRunningHash(upload.id, wholeFile, endOffset);
 	return { ok: true, offset: endOffset, complete, contentHash };
 }
 

@@ -23,6 +23,8 @@ export interface NewUpload {
 	name: string;
 	size: number;
 	blocks: { hash: string; size: number }[];
+	/** Sessions: more of the block list follows ({@link appendBlockList}). */
+	moreBlocks: boolean;
 	baseVersionId: string | null;
 	contentHash: string | null;
 	onConflict: "copy" | "fail";
@@ -105,34 +107,104 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		deviceName: caller.deviceName,
 		createdAt: now.toISOString(),
 		expiresAt: new Date(now.getTime() + input.ttlHours * 3_600_000).toISOString(),
-		offset: 0,
+		// Sessions: the bytes the block list covers; tus: the bytes received.
+		offset: input.protocol === "session" ? input.blocks.reduce((n, b) => n + b.size, 0) : 0,
+		moreBlocks: input.moreBlocks,
 		hashState: null,
 		tailKey: null,
 		metadata: input.metadata,
 		committedVersionId: null,
 		cancelledAt: null,
 	};
-	const statements: BatchQuery[] = [db.insert(uploads).values(row)];
-	let offset = 0;
-	const rows = input.blocks.map((b, idx) => {
-		const r = [idx, offset, b.size, b.hash] as const;
-		offset += b.size;
-		return r;
-	});
-	for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-		statements.push(
-			db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
-				SELECT ${row.id}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
-				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})`),
-		);
-	}
-	await runBatch(db.$client, statements);
+	await runBatch(db.$client, [db.insert(uploads).values(row), ...listBlocks(db, row.id, 0, 0, input.blocks)]);
 	return row;
 }
 
-/** Notes that a block of an upload has been stored. */
-export function recordReceived(db: ShardDb, uploadId: string, hash: string): BatchQuery {
-	return db.insert(uploadReceived).values({ uploadId, hash }).onConflictDoNothing();
+/** Inserts `blocks` into an upload's block list from index `firstIdx`, at byte `offset`. */
+function listBlocks(
+	db: ShardDb,
+	uploadId: string,
+	firstIdx: number,
+	offset: number,
+	blocks: readonly { hash: string; size: number }[],
+): BatchQuery[] {
+	let at = offset;
+	const rows = blocks.map((b, i) => {
+		const r = [firstIdx + i, at, b.size, b.hash] as const;
+		at += b.size;
+		return r;
+	});
+	const statements: BatchQuery[] = [];
+	for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+		statements.push(
+			db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
+				SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
+				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})`),
+		);
+	}
+	return statements;
+}
+
+async function listedCount(db: ShardDb, uploadId: string): Promise<number> {
+	return db.$count(uploadBlocks, eq(uploadBlocks.uploadId, uploadId));
+}
+
+/**
+ * Appends the next part of a session's block list at `part.offset` (the
+ * bytes listed so far). Repeating the last append, whose answer a client
+ * lost, answers it again; any other offset is UPLOAD_OFFSET_MISMATCH, as
+ * is losing a race with a concurrent append.
+ *
+ * @returns the index of the first block of this part.
+ */
+export async function appendBlockList(
+	db: ShardDb,
+	upload: UploadRow,
+	part: { offset: number; blocks: readonly { hash: string; size: number }[]; moreBlocks: boolean; contentHash: string | null },
+): Promise<Result<{ firstIdx: number; upload: UploadRow }>> {
+	const end = part.offset + part.blocks.reduce((n, b) => n + b.size, 0);
+	if (upload.offset === end && upload.moreBlocks === part.moreBlocks) {
+		// Maybe a replay of the append that got the list here: the same blocks from the same place.
+		const since = await db.all<{ idx: number; hash: string }>(
+			sql`SELECT idx, hash FROM upload_blocks WHERE upload_id = ${upload.id} AND offset >= ${part.offset} ORDER BY idx`,
+		);
+		if (since.length === part.blocks.length && since.every((r, i) => r.hash === part.blocks[i]?.hash))
+			return { ok: true, firstIdx: since[0]?.idx ?? (await listedCount(db, upload.id)), upload };
+	}
+	if (upload.offset !== part.offset || !upload.moreBlocks) {
+		const why = upload.moreBlocks
+			? `the block list covers ${upload.offset} bytes, not ${part.offset}`
+			: "the block list is already complete";
+		return fail("UPLOAD_OFFSET_MISMATCH", `${why}; GET the upload and continue from listed_bytes`, [{ offset: upload.offset }]);
+	}
+	const listed = await listedCount(db, upload.id);
+	const [update] = await runBatch(db.$client, [
+		db
+			.update(uploads)
+			.set({ offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash })
+			.where(and(eq(uploads.id, upload.id), eq(uploads.offset, part.offset), eq(uploads.moreBlocks, true))),
+		...listBlocks(db, upload.id, listed, part.offset, part.blocks),
+	]).catch((err: unknown) => {
+		// A concurrent append took the same indexes: the batch rolled back.
+		if (String(err).includes("UNIQUE")) return [undefined];
+		throw err;
+	});
+	if (update?.meta.changes !== 1)
+		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed the block list; GET the upload and continue from listed_bytes", [
+			{ offset: upload.offset },
+		]);
+	return {
+		ok: true,
+		firstIdx: listed,
+		upload: { ...upload, offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash },
+	};
+}
+
+/** Notes that blocks of an upload have been stored (and, for the cleanup, that it wrote them). */
+export function recordReceived(db: ShardDb, uploadId: string, hashes: readonly string[]): BatchQuery {
+	return db.run(
+		sql`INSERT OR IGNORE INTO upload_received (upload_id, hash) SELECT ${uploadId}, value FROM json_each(${JSON.stringify(hashes)})`,
+	);
 }
 
 /** Appends blocks to a tus upload's list as they are cut from the stream. */

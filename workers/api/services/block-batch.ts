@@ -1,0 +1,108 @@
+/**
+ * Receiving several blocks of an upload session in one request body.
+ *
+ * One request per block cost a round trip, an authentication, two D1 reads
+ * and a D1 write per MiB: 1 GiB went up at a third of the raw-put rate. A
+ * batch carries up to 100 MB of blocks; each is cut from the stream at the
+ * size the block list declared, verified against its name, and stored as
+ * soon as it is complete, and the receipts are written in groups
+ * (Coalescer). So memory stays bounded by one block, and a body that breaks
+ * keeps every block stored before the break, as a single-block PUT would.
+ */
+import type { KeyRing } from "../../../src/shared/crypto";
+import { runBatch } from "../../../src/shared/db/batch";
+import type { ShardDb } from "../../../src/shared/db/tree";
+import { fail, type Result } from "../../../src/shared/errors";
+import { BlockHashMismatchError, BlockWriter } from "./block-store";
+import { byobChunks } from "./body";
+import { Coalescer } from "./coalescer";
+import { recordReceived } from "./uploads";
+
+/** Stored blocks recorded per D1 write. */
+const RECEIPT_GROUP = 8;
+
+export interface BatchBlock {
+	hash: string;
+	/** The size the upload's block list declared for it. */
+	size: number;
+}
+
+/**
+ * Consumes `body` as the bytes of `blocks`, one after another, and stores
+ * each. Fails with HASH_MISMATCH at the first block whose bytes do not match
+ * its name (the blocks before it are kept), and with INVALID_REQUEST when
+ * the body is shorter or longer than the blocks.
+ */
+export async function receiveBlocks(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	uploadId: string,
+	blocks: readonly BatchBlock[],
+	body: ReadableStream<Uint8Array> | null,
+): Promise<Result<{ stored: number }>> {
+	const writer = new BlockWriter(bucket, ring);
+	// Receipts go in groups of RECEIPT_GROUP: a D1 write per block cost ~1 s
+	// of the runtime's CPU per GiB locally. A crash mid-request forgets at
+	// most that many stored blocks, which the client then sends again.
+	const receipts = new Coalescer<string>(async (hashes) => {
+		await runBatch(db.$client, [recordReceived(db, uploadId, hashes)]);
+	}, RECEIPT_GROUP);
+	// A block that straddles two reads is assembled here; one inside a read
+	// is encoded straight from the read buffer (BlockWriter copies nothing).
+	let assembly = new Uint8Array(0);
+	let index = 0;
+	let filled = 0;
+	let failure: Result<never> | null = null;
+	let broken: unknown = null;
+
+	const store = async (block: BatchBlock, bytes: Uint8Array): Promise<void> => {
+		await writer.write(bytes, () => receipts.add(block.hash), block.hash);
+		index++;
+		filled = 0;
+	};
+
+	try {
+		if (body !== null) {
+			outer: for await (const piece of byobChunks(body)) {
+				let at = 0;
+				while (at < piece.byteLength) {
+					const block = blocks[index];
+					if (block === undefined) {
+						failure = fail("INVALID_REQUEST", "the body is longer than the blocks Drive-Blocks names");
+						break outer;
+					}
+					if (filled === 0 && piece.byteLength - at >= block.size) {
+						await store(block, piece.subarray(at, at + block.size));
+						at += block.size;
+						continue;
+					}
+					if (assembly.byteLength < block.size) assembly = new Uint8Array(block.size);
+					const n = Math.min(block.size - filled, piece.byteLength - at);
+					assembly.set(piece.subarray(at, at + n), filled);
+					filled += n;
+					at += n;
+					if (filled === block.size) await store(block, assembly.subarray(0, block.size));
+				}
+			}
+		}
+	} catch (err) {
+		if (err instanceof BlockHashMismatchError) {
+			failure = fail("HASH_MISMATCH", `block ${index + 1} of ${blocks.length} does not hash to its name; the blocks before it are kept`, [
+				{ expected: err.expected, actual: err.actual },
+			]);
+		} else {
+			// The client went away mid-body: keep what completed.
+			broken = err;
+		}
+	}
+	if (failure === null && broken === null && index < blocks.length)
+		failure = fail("INVALID_REQUEST", `the body ended inside block ${index + 1} of the ${blocks.length} Drive-Blocks names`);
+
+	await writer.settle();
+	await receipts.drain();
+	await writer.flush();
+	if (failure !== null) return failure;
+	if (broken !== null) return fail("INVALID_REQUEST", `the request body ended early; ${index} of ${blocks.length} blocks are kept`);
+	return { ok: true, stored: index };
+}
