@@ -718,9 +718,7 @@ function markdown(figures) {
 	const hashS = tp.best.sessions.hashMs
 		? `The first block batch of the sessions upload left ${(tp.best.sessions.hashMs / 1000).toFixed(1)} s after the start (hashing goes on alongside); `
 		: "";
-	lines.push(
-		`${hashS}${(tp.best.tus.lastPatchMs / 1000).toFixed(1)} s of the tus time is its last 50 MiB PATCH.`,
-	);
+	lines.push(`${hashS}${(tp.best.tus.lastPatchMs / 1000).toFixed(1)} s of the tus time is its last 50 MiB PATCH.`);
 	lines.push("");
 	if (huge) {
 		lines.push(`### ${huge.bytes === 10 * GiB ? "10 GiB" : `${fmtBytes(huge.bytes)} (a shortened dry run of the 10 GiB path)`}`);

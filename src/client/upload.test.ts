@@ -83,7 +83,8 @@ interface FakeSession {
 	name: string;
 	size: number;
 	blocks: { hash: string; size: number }[];
-	contentHash: string;
+	/** Declared by the client; without it, the server hashes the stored blocks at commit (as the real one does). */
+	contentHash: string | undefined;
 	body: Record<string, unknown>;
 	/** The block list continues (more_blocks). */
 	moreBlocks: boolean;
@@ -125,7 +126,7 @@ class FakeServer {
 	readonly log: FakeRequest[] = [];
 	readonly createBodies: Record<string, unknown>[] = [];
 	readonly commitBodies: unknown[] = [];
-	readonly appendBodies: { offset: number; blocks: { hash: string; size: number }[]; more_blocks?: boolean }[] = [];
+	readonly appendBodies: { offset: number; blocks: { hash: string; size: number }[]; more_blocks?: boolean; content_hash?: string }[] = [];
 	inFlightPuts = 0;
 	maxInFlightPuts = 0;
 	/** Block PUTs (batches) answered 204. */
@@ -176,7 +177,7 @@ class FakeServer {
 				name: String(body.name),
 				size: Number(body.size),
 				blocks,
-				contentHash: String(body.content_hash),
+				contentHash: typeof body.content_hash === "string" ? body.content_hash : undefined,
 				body,
 				moreBlocks: body.more_blocks === true,
 			};
@@ -278,6 +279,7 @@ class FakeServer {
 			const missing = this.#missing(session);
 			if (missing.length > 0) return envelope(409, "MISSING_BLOCKS", `${missing.length} blocks missing`, missing);
 			const content = concat(...session.blocks.map((b) => this.store.get(b.hash) ?? new Uint8Array(0)));
+			if (session.contentHash === undefined) session.contentHash = sha256(content);
 			if (sha256(content) !== session.contentHash) return envelope(400, "INVALID_REQUEST", "content_hash does not match");
 			let file = this.files.find((f) => f.parentId === session.parentId && f.name === session.name);
 			const created = file === undefined;
@@ -453,7 +455,28 @@ describe("uploadFile: the happy path", () => {
 		const result = await uploadFile(client, new Blob([data]), { ...TARGET, uploadId });
 		expectBytes(server.files[0]?.content, data);
 		expect(result.node.content_hash).toBe(sha256(data));
-		expect(server.appendBodies.at(-1)).toMatchObject({ more_blocks: false, content_hash: sha256(data) });
+		// The service hashes the stored blocks: the client cannot vouch for the part listed before.
+		expect(server.appendBodies.at(-1)).toMatchObject({ more_blocks: false });
+		expect(server.appendBodies.at(-1)?.content_hash).toBeUndefined();
+	});
+
+	it("reports a file edited in place before the resume, inside the part already listed", async () => {
+		const { server, client } = setup({ retries: 0 });
+		const data = randomBytes(30 * MiB, "edited-in-place");
+		server.fault = (req) => (req.method === "PUT" && server.count("PUT", /\/blocks$/) === 2 ? envelope(403, "FORBIDDEN", "no") : undefined);
+		let uploadId = "";
+		await uploadFile(client, new Blob([data]), {
+			...TARGET,
+			batchBytes: 4 * MiB,
+			concurrency: 1,
+			onSession: (s) => (uploadId = s.uploadId),
+		}).catch(() => undefined);
+		server.fault = undefined;
+		// Same size, one byte changed early in the file: its block was listed (and sent) before the crash.
+		const edited = data.slice();
+		edited[1000] = (edited[1000] ?? 0) ^ 1;
+		const err = await uploadFile(client, new Blob([edited]), { ...TARGET, uploadId }).catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(SourceChangedError);
 	});
 
 	it("uploads from a stream factory, calling it once per pass", async () => {

@@ -3,7 +3,13 @@
  * file with the shared content-defined chunker, tell the service which blocks
  * make it up, send only the blocks it lacks, and commit.
  *
- * Two passes over the source:
+ * A Blob (a browser `File`, Node's `fs.openAsBlob`) is read once: as it is
+ * chunked and hashed, its block list goes to the session in parts, and each
+ * part's missing blocks are sent from the bytes just hashed
+ * ({@link listWhileSending}).
+ *
+ * Any other source, a resumed session and a commit that reports blocks
+ * missing take two passes:
  * 1. {@link planUpload} chunks and hashes everything (each block's SHA-256
  *    and the whole file's), keeping only `{hash, size, offset}` per block, so
  *    memory stays bounded whatever the file size.
@@ -76,12 +82,13 @@ export interface PlanOptions {
 
 /** A progress report of {@link uploadFile}. */
 export interface UploadProgress {
+	/** With a Blob, "uploading" starts while hashing goes on (`bytesHashed` keeps growing). */
 	phase: "hashing" | "uploading" | "committing";
 	/** Bytes chunked and hashed in pass 1 (the file size once hashing is over). */
 	bytesHashed: number;
 	/** Block bytes the server has acknowledged so far. */
 	bytesSent: number;
-	/** `bytesSent` plus the bytes of the blocks still to send; grows if a commit reports more missing blocks. */
+	/** `bytesSent` plus the bytes of the blocks still to send; grows as each part of a Blob's block list is answered, and if a commit reports more missing blocks. */
 	bytesToSend: number;
 	/** Blocks in the file, duplicates included (during hashing: so far). */
 	blocksTotal: number;
@@ -112,8 +119,9 @@ export interface UploadOptions {
 	/**
 	 * Block bytes per request: missing blocks go up in batches of about this
 	 * size (`PUT /v1/uploads/:id/blocks`), one request per batch; default
-	 * 16 MiB, at most 96 MB. Smaller batches lose less to a dropped
-	 * connection on a slow link; memory holds about `concurrency` batches.
+	 * 16 MiB, at most 87 MB. Smaller batches lose less to a dropped
+	 * connection on a slow link; memory holds about `concurrency` + 1
+	 * batches.
 	 */
 	batchBytes?: number;
 	/** Retries of each request (block PUTs, create, commit) on retryable failures; default: the client's (5 unless configured). */
@@ -621,7 +629,11 @@ async function finishList(
 	}
 	const answer = await client.json("POST", `${sessionPathOf(session.uploadId)}/block-list`, {
 		...request,
-		json: { offset: from, blocks: blockSpecs(rest), more_blocks: false, content_hash: thePlan.contentHash },
+		// No content_hash: nothing here proves that the blocks listed before the
+		// interruption are this file's (it may have been edited in place since),
+		// so the service computes the hash from the stored blocks at commit, and
+		// uploadFile's check of the committed hash catches a mismatch.
+		json: { offset: from, blocks: blockSpecs(rest), more_blocks: false },
 	});
 	const added = isRecord(answer) ? parseHashes(answer.missing, "missing") : [];
 	return { ...session, missing: [...session.missing, ...added], listedBytes: thePlan.size, moreBlocks: false };
@@ -660,6 +672,10 @@ async function listWhileSending(
 	let pump = null as BatchPump | null;
 	// A block that repeats in the file is sent once.
 	const queued = new Set<string>();
+	// Reading stops when the caller aborts or a batch fails.
+	const reading = new AbortController();
+	if (sending.signal?.aborted === true) reading.abort(sending.signal.reason);
+	sending.signal?.addEventListener("abort", () => reading.abort(sending.signal?.reason), { once: true, signal: reading.signal });
 
 	const listPart = async (moreBlocks: boolean, contentHash?: string): Promise<void> => {
 		let missing: string[];
@@ -673,6 +689,9 @@ async function listWhileSending(
 			session = parseSession(await client.json("POST", "/v1/uploads", { ...request, json: body }));
 			options.onSession?.({ uploadId: session.uploadId, expiresAt: session.expiresAt, resumed: false });
 			pump = new BatchPump(client, sessionPathOf(session.uploadId), sending, onSent);
+			// A failed batch stops the reading too, not only the next push.
+			const failed = pump.signal;
+			failed.addEventListener("abort", () => reading.abort(failed.reason), { once: true });
 			missing = session.missing;
 		} else {
 			const answer = await client.json("POST", `${sessionPathOf(session.uploadId)}/block-list`, {
@@ -720,7 +739,7 @@ async function listWhileSending(
 		while (pending.length > HASH_AHEAD) await settleOldest();
 	};
 	try {
-		for await (const piece of reader.pieces(sending.signal)) {
+		for await (const piece of reader.pieces(reading.signal)) {
 			whole.update(piece);
 			for (const chunk of chunker.push(piece)) await addChunk(chunk);
 		}
@@ -742,6 +761,8 @@ async function listWhileSending(
 	} finally {
 		// Digests abandoned by an error must not surface as unhandled rejections.
 		for (const p of pending) p.digest.catch(() => undefined);
+		// Unhooks the listener on the caller's signal.
+		reading.abort();
 	}
 }
 
@@ -812,15 +833,18 @@ class BatchPump {
 	async push(batch: Batch): Promise<void> {
 		while (this.#inFlight.size >= this.opts.concurrency && this.#failure === null) await Promise.race(this.#inFlight);
 		this.#throwIfFailed();
+		// Only the Blob keeps the bytes while the request runs: the closures below see the jobs alone.
+		const body = new Blob(batch.map(({ bytes }) => bytes as Uint8Array<ArrayBuffer>));
+		const jobs = batch.map(({ job }) => job);
 		const sending = this.client
 			.send("PUT", `${this.sessionPath}/blocks`, {
-				body: new Blob(batch.map(({ bytes }) => bytes as Uint8Array<ArrayBuffer>)),
-				headers: { "Content-Type": "application/octet-stream", "Drive-Blocks": batch.map(({ job }) => job.hash).join(",") },
+				body,
+				headers: { "Content-Type": "application/octet-stream", "Drive-Blocks": jobs.map((job) => job.hash).join(",") },
 				signal: this.#abort.signal,
 				retries: this.opts.retries,
 			})
 			.then(() => {
-				for (const { job } of batch) this.onSent(job);
+				for (const job of jobs) this.onSent(job);
 			})
 			.catch((error: unknown) => {
 				if (this.#failure !== null) return;

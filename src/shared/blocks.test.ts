@@ -267,6 +267,13 @@ describe("shouldCompress", () => {
 		expect(await shouldCompress(new Uint8Array(MiB))).toBe(true);
 	});
 
+	it("accepts periodic bytes whose histogram looks random (0..255 repeating: 8 bits per byte)", async () => {
+		const periodic = Uint8Array.from({ length: MiB }, (_, i) => i & 0xff);
+		expect(await shouldCompress(periodic)).toBe(true);
+		const { header } = await roundTrip(periodic);
+		expect(header.compressed).toBe(true);
+	});
+
 	it("accepts high-entropy text that deflate still shrinks (base64 of random bytes, 6 bits per byte)", async () => {
 		// Above any naive "looks random" cut, below the entropy gate: deflate decides.
 		const b64 = new TextEncoder().encode(

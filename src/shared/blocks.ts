@@ -336,7 +336,7 @@ async function compressSample(plain: Uint8Array): Promise<SampleResult> {
 	} else {
 		const mid = Math.floor((plain.length - slice) / 2);
 		const slices = [plain.subarray(0, slice), plain.subarray(mid, mid + slice), plain.subarray(plain.length - slice)];
-		if (byteEntropy(slices) >= INCOMPRESSIBLE_ENTROPY_BITS) return { worthwhile: false, wholeBlock: null };
+		if (!slices.some(repeatsItself) && byteEntropy(slices) >= INCOMPRESSIBLE_ENTROPY_BITS) return { worthwhile: false, wholeBlock: null };
 		sample = new Uint8Array(3 * slice);
 		for (let i = 0; i < slices.length; i++) sample.set(slices[i]!, i * slice);
 	}
@@ -354,13 +354,23 @@ async function compressSample(plain: Uint8Array): Promise<SampleResult> {
  * block in workerd, about 5 % of a whole upload's CPU (BENCHMARKS.md), to
  * learn what the histogram already says: 48 KiB of random bytes score
  * 7.996 ± 0.0003, and Huffman coding cannot beat the order-0 entropy.
- * What the histogram cannot see is repeats (LZ77's half of deflate); a
- * sample that scores this high and still shrinks by 10 % needs about a
- * tenth of it repeated random bytes, which real files essentially never
- * are. Such a block is stored uncompressed: larger, never wrong. Btrfs's
- * compression heuristic makes the same trade (fs/btrfs/compression.c).
+ * What the histogram cannot see is repeats (LZ77's half of deflate).
+ * Periodic data is caught first ({@link repeatsItself}), as Btrfs's
+ * compression heuristic does before its own entropy test
+ * (fs/btrfs/compression.c). Other repeats in bytes that score this high
+ * need about a tenth of the sample to be repeated random bytes, which real
+ * files essentially never are; such a block is stored uncompressed: larger,
+ * never wrong. Only blocks of three slices or more are gated; smaller ones
+ * are deflated whole, which is cheap.
  */
 const INCOMPRESSIBLE_ENTROPY_BITS = 7.99;
+
+/** Whether the first half of `slice` equals its second half: periodic data, which deflate shrinks whatever its byte histogram. */
+function repeatsItself(slice: Uint8Array): boolean {
+	const half = slice.length >> 1;
+	for (let i = 0; i < half; i++) if (slice[i] !== slice[i + half]) return false;
+	return true;
+}
 
 /** Shannon entropy, in bits per byte, of the bytes of `parts` taken together. */
 function byteEntropy(parts: readonly Uint8Array[]): number {

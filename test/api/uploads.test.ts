@@ -8,7 +8,9 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { MAX_BLOCK_BYTES } from "../../src/shared/limits";
-import { cleanupUploads } from "../../workers/api/services/uploads";
+import { findUpload } from "../../src/shared/db/uploads";
+import { openShard } from "../../src/shared/db/tree";
+import { appendBlockList, cleanupUploads } from "../../workers/api/services/uploads";
 import {
 	blobKeys,
 	body,
@@ -523,6 +525,79 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			listed_bytes: size,
 			more_blocks: false,
 		});
+	});
+
+	it("keeps the list whole when two appends race for the same offset: one wins, the other leaves no rows", async () => {
+		const blocks = await makeBlocks(4);
+		const size = blocks.reduce((n, b) => n + b.size, 0);
+		const created = await create(user, "race.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
+		const [x, y] = await Promise.all([
+			appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true }),
+			appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(2, 3)), more_blocks: true }),
+		]);
+		expect([x.status, y.status].sort()).toEqual([200, 409]);
+		const winner = x.status === 200 ? (blocks[1] as Block) : (blocks[2] as Block);
+		const rows = await (
+			await shardOfUser(user.id)
+		)
+			.prepare("SELECT idx, hash FROM upload_blocks WHERE upload_id = ? ORDER BY idx")
+			.bind(created.upload_id)
+			.all<{ idx: number; hash: string }>();
+		expect(rows.results).toEqual([
+			{ idx: 0, hash: blocks[0]?.hash },
+			{ idx: 1, hash: winner.hash },
+		]);
+		// A stale append after the list moved on inserts nothing either.
+		await expectError(
+			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(3)), more_blocks: true }),
+			409,
+			"UPLOAD_OFFSET_MISMATCH",
+		);
+		const rest = blocks.filter((b) => b !== winner).slice(1);
+		await expectJson<Appended>(
+			await appendList(user, created.upload_id, { offset: 2 * 64 * KiB, blocks: specs(rest), more_blocks: false }),
+			200,
+		);
+		const order = [blocks[0] as Block, winner, ...rest];
+		expect(
+			(
+				await putBatch(
+					user,
+					created.upload_id,
+					order.map((b) => b.hash),
+					concat(order),
+				)
+			).status,
+		).toBe(204);
+		const committed = await expectJson<Commit>(await commit(user, created.upload_id), 201);
+		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(order))).toBe(true);
+	});
+
+	it("inserts nothing for an append decided on a stale read of the upload (the list moved on meanwhile)", async () => {
+		const blocks = await makeBlocks(3);
+		const size = blocks.reduce((n, b) => n + b.size, 0);
+		const created = await create(user, "stale.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
+		const shard = await shardOfUser(user.id);
+		const db = openShard(shard);
+		const stale = await findUpload(db, user.id, created.upload_id);
+		if (!stale) throw new Error("no upload row");
+		await expectJson<Appended>(
+			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true }),
+			200,
+		);
+		// The same append again, as a request that read the row before the one above landed.
+		const late = await appendBlockList(db, stale, {
+			offset: 64 * KiB,
+			blocks: specs(blocks.slice(2)),
+			moreBlocks: true,
+			contentHash: null,
+		});
+		expect(late).toMatchObject({ ok: false, code: "UPLOAD_OFFSET_MISMATCH" });
+		const rows = await shard.prepare("SELECT idx, hash FROM upload_blocks WHERE upload_id = ? ORDER BY idx").bind(created.upload_id).all();
+		expect(rows.results).toEqual([
+			{ idx: 0, hash: blocks[0]?.hash },
+			{ idx: 1, hash: blocks[1]?.hash },
+		]);
 	});
 
 	it("refuses parts that go past the size or a complete list that falls short, and changes nothing", async () => {

@@ -214,7 +214,13 @@ export class UserHub extends DurableObject<Env> {
 				return fail("INVALID_REQUEST", "the block list is not complete: finish it with more_blocks: false, then commit");
 			const missing = await missingBlocks(db, scope.userId, upload.id);
 			if (missing.length > 0) return fail("MISSING_BLOCKS", `${missing.length} block(s) have not been uploaded`, missing);
-			const count = await db.$count(uploadBlocks, eq(uploadBlocks.uploadId, upload.id));
+			// The list must tile the file: indexes 0..n-1, sizes adding up to its size.
+			const [list] = await db.all<{ n: number; total: number; last: number }>(
+				sql`SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS total, COALESCE(MAX(idx), -1) AS last FROM upload_blocks WHERE upload_id = ${upload.id}`,
+			);
+			const count = list?.n ?? 0;
+			if (list?.total !== upload.size || list.last !== count - 1)
+				return fail("INVALID_REQUEST", "the upload's block list does not add up to its size; start a new upload");
 			return this.#commitContent(db, scope, {
 				parentId: upload.parentId,
 				name: upload.name,

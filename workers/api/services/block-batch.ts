@@ -14,7 +14,7 @@ import { runBatch } from "../../../src/shared/db/batch";
 import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { BlockHashMismatchError, BlockWriter } from "./block-store";
-import { byobChunks } from "./body";
+import { piecesUntilBroken } from "./body";
 import { Coalescer } from "./coalescer";
 import { recordReceived } from "./uploads";
 
@@ -54,7 +54,7 @@ export async function receiveBlocks(
 	let index = 0;
 	let filled = 0;
 	let failure: Result<never> | null = null;
-	let broken: unknown = null;
+	const reading = { broken: null as unknown };
 
 	const store = async (block: BatchBlock, bytes: Uint8Array): Promise<void> => {
 		await writer.write(bytes, () => receipts.add(block.hash), block.hash);
@@ -64,7 +64,7 @@ export async function receiveBlocks(
 
 	try {
 		if (body !== null) {
-			outer: for await (const piece of byobChunks(body)) {
+			outer: for await (const piece of piecesUntilBroken(body, reading)) {
 				let at = 0;
 				while (at < piece.byteLength) {
 					const block = blocks[index];
@@ -87,15 +87,18 @@ export async function receiveBlocks(
 			}
 		}
 	} catch (err) {
-		if (err instanceof BlockHashMismatchError) {
-			failure = fail("HASH_MISMATCH", `block ${index + 1} of ${blocks.length} does not hash to its name; the blocks before it are kept`, [
-				{ expected: err.expected, actual: err.actual },
-			]);
-		} else {
-			// The client went away mid-body: keep what completed.
-			broken = err;
+		if (!(err instanceof BlockHashMismatchError)) {
+			// Our own failure, not the client's: a 500, after what is in flight settles.
+			await writer.settle();
+			await receipts.settle();
+			throw err;
 		}
+		failure = fail("HASH_MISMATCH", `block ${index + 1} of ${blocks.length} does not hash to its name; the blocks before it are kept`, [
+			{ expected: err.expected, actual: err.actual },
+		]);
 	}
+	// A body that broke (the client went away) keeps what completed before the break.
+	const broken = reading.broken;
 	if (failure === null && broken === null && index < blocks.length)
 		failure = fail("INVALID_REQUEST", `the body ended inside block ${index + 1} of the ${blocks.length} Drive-Blocks names`);
 

@@ -47,6 +47,31 @@ export async function* byobChunks(body: ReadableStream<Uint8Array>, readSize = R
 	}
 }
 
+/**
+ * {@link byobChunks}, except that the body failing to arrive (the client went
+ * away mid-upload) ends the pieces instead of throwing; `state.broken` then
+ * says why. Errors thrown by the consumer's own work propagate as usual, so
+ * a server-side failure is never mistaken for a dropped connection.
+ */
+export async function* piecesUntilBroken(body: ReadableStream<Uint8Array>, state: { broken: unknown }): AsyncGenerator<Uint8Array> {
+	const source = byobChunks(body);
+	try {
+		for (;;) {
+			let next: IteratorResult<Uint8Array>;
+			try {
+				next = await source.next();
+			} catch (err) {
+				state.broken = err;
+				return;
+			}
+			if (next.done === true) return;
+			yield next.value;
+		}
+	} finally {
+		await source.return(undefined);
+	}
+}
+
 export type BoundedBody = { ok: true; bytes: Uint8Array; sha256: string } | { ok: false; tooLarge: true };
 
 /**

@@ -20,7 +20,7 @@ import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { BlockWriter } from "./block-store";
 import { Coalescer } from "./coalescer";
-import { byobChunks } from "./body";
+import { piecesUntilBroken } from "./body";
 import { keepRunningHash, takeRunningHash } from "./running-hash";
 import { appendBlocks, hashStoredUpload, recordReceived } from "./uploads";
 
@@ -82,14 +82,14 @@ export async function receivePatch(
 		const last = blocks[blocks.length - 1];
 		if (last === undefined) return;
 		const previous = durableOffset;
-		const [update] = await runBatch(db.$client, [
+		const results = await runBatch(db.$client, [
+			...appendBlocks(db, upload.id, items[0]?.idx ?? 0, blocks, previous),
 			db
 				.update(uploads)
 				.set({ offset: last.offset + last.size, tailKey: null })
 				.where(and(eq(uploads.id, upload.id), eq(uploads.offset, previous))),
-			...appendBlocks(db, upload.id, items[0]?.idx ?? 0, blocks),
 		]);
-		if (update?.meta.changes !== 1) throw new OffsetRaceError();
+		if (results.at(-1)?.meta.changes !== 1) throw new OffsetRaceError();
 		durableOffset = last.offset + last.size;
 		// The first checkpoint consumed the saved tail; drop its object now,
 		// since a later break would otherwise leave it unreferenced.
@@ -117,10 +117,10 @@ export async function receivePatch(
 	};
 
 	let received = 0;
-	let broken: unknown = null;
+	const reading = { broken: null as unknown };
 	if (body !== null) {
 		try {
-			for await (const piece of byobChunks(body)) {
+			for await (const piece of piecesUntilBroken(body, reading)) {
 				received += piece.byteLength;
 				if (received > limits.maxPatchBytes || upload.offset + received > upload.size) {
 					await writer.settle();
@@ -136,10 +136,14 @@ export async function receivePatch(
 				for (const chunk of chunker.views(piece)) await enqueue(chunk);
 			}
 		} catch (err) {
-			// The client went away mid-body: keep what completed.
-			broken = err;
+			// Our own failure, not the client's: a 500, after what is in flight settles.
+			await writer.settle();
+			await checkpoints.settle();
+			throw err;
 		}
 	}
+	// The client went away mid-body: keep what completed.
+	const broken = reading.broken;
 	const endOffset = upload.offset + received;
 	const complete = broken === null && endOffset === upload.size;
 	if (complete) {
@@ -178,7 +182,7 @@ export async function receivePatch(
 	const statements: BatchQuery[] = [];
 	if (checksum) {
 		const ordered = [...done.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b);
-		statements.push(...appendBlocks(db, upload.id, nextToCheckpoint, ordered));
+		statements.push(...appendBlocks(db, upload.id, nextToCheckpoint, ordered, durableOffset));
 	}
 	let newTailKey: string | null = null;
 	if (!complete) {

@@ -10,6 +10,7 @@ import { fail, type Result } from "../../../src/shared/errors";
 import { toHex, type KeyRing } from "../../../src/shared/crypto";
 import { newId } from "../../../src/shared/ids";
 import { checkName } from "../../../src/shared/names";
+import { MAX_BLOCKS_PER_UPLOAD } from "../../../src/shared/schemas/uploads";
 import type { Caller } from "../env";
 import { ApiError } from "../errors";
 import { getBlock } from "./block-store";
@@ -120,14 +121,24 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 	return row;
 }
 
-/** Inserts `blocks` into an upload's block list from index `firstIdx`, at byte `offset`. */
+/**
+ * Inserts `blocks` into an upload's block list from index `firstIdx`, at
+ * byte `offset`. With `onlyIfListed`, only while the upload's list still
+ * ends there and is open: put before the batch's offset update, a stale or
+ * concurrent append then inserts nothing.
+ */
 function listBlocks(
 	db: ShardDb,
 	uploadId: string,
 	firstIdx: number,
 	offset: number,
 	blocks: readonly { hash: string; size: number }[],
+	onlyIfListed?: number,
 ): BatchQuery[] {
+	const guard =
+		onlyIfListed === undefined
+			? sql``
+			: sql` WHERE EXISTS (SELECT 1 FROM uploads WHERE id = ${uploadId} AND offset = ${onlyIfListed} AND more_blocks = 1)`;
 	let at = offset;
 	const rows = blocks.map((b, i) => {
 		const r = [firstIdx + i, at, b.size, b.hash] as const;
@@ -139,7 +150,7 @@ function listBlocks(
 		statements.push(
 			db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
 				SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
-				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})`),
+				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})${guard}`),
 		);
 	}
 	return statements;
@@ -178,18 +189,30 @@ export async function appendBlockList(
 		return fail("UPLOAD_OFFSET_MISMATCH", `${why}; GET the upload and continue from listed_bytes`, [{ offset: upload.offset }]);
 	}
 	const listed = await listedCount(db, upload.id);
-	const [update] = await runBatch(db.$client, [
+	if (listed + part.blocks.length > MAX_BLOCKS_PER_UPLOAD)
+		return fail("INVALID_REQUEST", `a file's block list has at most ${MAX_BLOCKS_PER_UPLOAD} blocks`, [{ field: "blocks" }]);
+	const [resized] = await db.all<{ hash: string }>(
+		sql`SELECT b.hash AS hash FROM upload_blocks b JOIN json_each(${JSON.stringify(part.blocks)}) j
+			ON b.hash = json_extract(j.value, '$.hash') AND b.size != json_extract(j.value, '$.size')
+			WHERE b.upload_id = ${upload.id} LIMIT 1`,
+	);
+	if (resized !== undefined)
+		return fail("INVALID_REQUEST", `block ${resized.hash} is already listed with another size`, [{ field: "blocks" }]);
+	// The inserts go first and only while the list still ends at part.offset,
+	// so a stale or concurrent append leaves no rows behind (the batch is one
+	// transaction); then the update moves the end.
+	const results = await runBatch(db.$client, [
+		...listBlocks(db, upload.id, listed, part.offset, part.blocks, part.offset),
 		db
 			.update(uploads)
 			.set({ offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash })
 			.where(and(eq(uploads.id, upload.id), eq(uploads.offset, part.offset), eq(uploads.moreBlocks, true))),
-		...listBlocks(db, upload.id, listed, part.offset, part.blocks),
 	]).catch((err: unknown) => {
 		// A concurrent append took the same indexes: the batch rolled back.
 		if (String(err).includes("UNIQUE")) return [undefined];
 		throw err;
 	});
-	if (update?.meta.changes !== 1)
+	if (results.at(-1)?.meta.changes !== 1)
 		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed the block list; GET the upload and continue from listed_bytes", [
 			{ offset: upload.offset },
 		]);
@@ -207,16 +230,21 @@ export function recordReceived(db: ShardDb, uploadId: string, hashes: readonly s
 	);
 }
 
-/** Appends blocks to a tus upload's list as they are cut from the stream. */
-export function appendBlocks(db: ShardDb, uploadId: string, firstIdx: number, blocks: BlockRef[]): BatchQuery[] {
+/**
+ * Appends blocks to a tus upload's list as they are cut from the stream,
+ * only while the upload is still at `atOffset`: put before the batch's
+ * offset update, a PATCH that lost a race inserts nothing.
+ */
+export function appendBlocks(db: ShardDb, uploadId: string, firstIdx: number, blocks: BlockRef[], atOffset: number): BatchQuery[] {
 	if (blocks.length === 0) return [];
 	const rows = JSON.stringify(blocks.map((b, i) => [firstIdx + i, b.offset, b.size, b.hash]));
+	const stillAt = sql`EXISTS (SELECT 1 FROM uploads WHERE id = ${uploadId} AND offset = ${atOffset})`;
 	return [
 		db.run(sql`INSERT OR IGNORE INTO upload_blocks (upload_id, idx, offset, size, hash)
 			SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
-			FROM json_each(${rows})`),
+			FROM json_each(${rows}) WHERE ${stillAt}`),
 		db.run(sql`INSERT OR IGNORE INTO upload_received (upload_id, hash)
-			SELECT ${uploadId}, json_extract(value, '$[3]') FROM json_each(${rows})`),
+			SELECT ${uploadId}, json_extract(value, '$[3]') FROM json_each(${rows}) WHERE ${stillAt}`),
 	];
 }
 
