@@ -310,6 +310,17 @@ function putBatch(
 	});
 }
 
+/** Sends `blocks` in one batch; it must be accepted. */
+async function sendBatch(user: TestUser, uploadId: string, blocks: Block[]): Promise<void> {
+	const res = await putBatch(
+		user,
+		uploadId,
+		blocks.map((b) => b.hash),
+		concat(blocks),
+	);
+	expect(res.status).toBe(204);
+}
+
 async function missingOf(user: TestUser, uploadId: string): Promise<string[]> {
 	return (await expectJson<Status>(await status(user, uploadId), 200)).missing;
 }
@@ -479,16 +490,7 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		);
 		expect(last).toMatchObject({ missing: [blocks[4]?.hash], listed_bytes: size, more_blocks: false });
 		const rest = [blocks[2] as Block, blocks[4] as Block];
-		expect(
-			(
-				await putBatch(
-					user,
-					created.upload_id,
-					rest.map((b) => b.hash),
-					concat(rest),
-				)
-			).status,
-		).toBe(204);
+		await sendBatch(user, created.upload_id, rest);
 		expect(await expectJson<Status & Appended>(await status(user, created.upload_id), 200)).toMatchObject({
 			missing: [],
 			listed_bytes: size,
@@ -559,16 +561,7 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			200,
 		);
 		const order = [blocks[0] as Block, winner, ...rest];
-		expect(
-			(
-				await putBatch(
-					user,
-					created.upload_id,
-					order.map((b) => b.hash),
-					concat(order),
-				)
-			).status,
-		).toBe(204);
+		await sendBatch(user, created.upload_id, order);
 		const committed = await expectJson<Commit>(await commit(user, created.upload_id), 201);
 		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(order))).toBe(true);
 	});
