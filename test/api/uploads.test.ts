@@ -597,6 +597,9 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		const blocks = await makeBlocks(3);
 		const size = blocks.reduce((n, b) => n + b.size, 0);
 		await expectError(await createSession(user, "past.bin", specs(blocks), { size: size - 1, more_blocks: true }), 400, "INVALID_REQUEST");
+		// The same block twice with two sizes, in one list or across parts.
+		const twice = [...specs(blocks.slice(0, 1)), { hash: blocks[0]?.hash ?? "", size: 1 }];
+		await expectError(await createSession(user, "twice.bin", twice), 400, "INVALID_REQUEST");
 		const created = await create(user, "short.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
 		await expectError(
 			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: false }),
@@ -609,6 +612,11 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 				blocks: specs([...blocks.slice(1), ...blocks.slice(0, 1)]),
 				more_blocks: true,
 			}),
+			400,
+			"INVALID_REQUEST",
+		);
+		await expectError(
+			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: [{ hash: blocks[0]?.hash, size: 1 }], more_blocks: true }),
 			400,
 			"INVALID_REQUEST",
 		);

@@ -30,10 +30,24 @@ export const CreateUploadBody = z
 		}),
 	})
 	.superRefine((body, ctx) => {
-		const problem = listEndProblem(0, body.blocks, body.size, body.more_blocks);
+		const problem = listEndProblem(0, body.blocks, body.size, body.more_blocks) ?? resizedBlock(body.blocks);
 		if (problem !== null) ctx.addIssue({ code: "custom", path: ["blocks"], message: problem });
 	})
 	.openapi("CreateUploadBody");
+
+/**
+ * A block listed twice with two sizes, which cannot both be true (the same
+ * bytes hash the same): the list would not describe the file it commits.
+ */
+function resizedBlock(blocks: readonly BlockSpec[]): string | null {
+	const sizes = new Map<string, number>();
+	for (const { hash, size } of blocks) {
+		const seen = sizes.get(hash);
+		if (seen !== undefined && seen !== size) return `block ${hash} is listed with two sizes, ${seen} and ${size}`;
+		sizes.set(hash, size);
+	}
+	return null;
+}
 
 /**
  * What is wrong with a part of a block list that starts at `offset`, or
@@ -52,6 +66,10 @@ export const AppendBlocksBody = z
 		blocks: z.array(BlockSpec).max(MAX_BLOCKS_PER_UPLOAD),
 		more_blocks: z.boolean().default(false).openapi({ description: "More parts of the list follow; false completes it" }),
 		content_hash: Sha256Hex.optional().openapi({ description: "SHA-256 of the whole file, when the client knows it only now" }),
+	})
+	.superRefine((body, ctx) => {
+		const problem = resizedBlock(body.blocks);
+		if (problem !== null) ctx.addIssue({ code: "custom", path: ["blocks"], message: problem });
 	})
 	.openapi("AppendBlocksBody");
 export type AppendBlocksBody = z.infer<typeof AppendBlocksBody>;
