@@ -347,39 +347,56 @@ class SourceReader {
 // Pass 1
 // ---------------------------------------------------------------------------
 
-async function plan(reader: SourceReader, options: PlanOptions): Promise<UploadPlan> {
-	const { signal, onProgress } = options;
+/**
+ * The source's blocks in file order, each with its SHA-256 and its bytes (a
+ * copy the consumer owns), cut by the shared chunker. The whole file's
+ * SHA-256 is in `file.contentHash` once the generator has finished.
+ */
+async function* hashedBlocks(
+	reader: SourceReader,
+	options: { signal?: AbortSignal | undefined; createHash?: (() => IncrementalHash) | undefined },
+	file: { contentHash: string },
+): AsyncGenerator<{ block: PlannedBlock; bytes: Uint8Array }> {
 	const whole = options.createHash?.() ?? nobleSha256.create();
 	const chunker = new Chunker();
-	const blocks: PlannedBlock[] = [];
 	// Block digests run on WebCrypto (off the main thread in Node) while the
 	// main thread feeds the whole-file hash; a bounded queue keeps both busy.
-	const pending: { size: number; digest: Promise<string> }[] = [];
+	const pending: { bytes: Uint8Array; digest: Promise<string> }[] = [];
 	let offset = 0;
-	const settleOldest = async (): Promise<void> => {
-		const head = pending.shift();
-		if (head === undefined) return;
-		blocks.push({ hash: await head.digest, size: head.size, offset });
-		offset += head.size;
-		onProgress?.({ bytesHashed: offset, blocks: blocks.length });
-	};
-	const addChunk = async (chunk: Uint8Array): Promise<void> => {
-		pending.push({ size: chunk.length, digest: sha256Hex(chunk) });
-		while (pending.length > HASH_AHEAD) await settleOldest();
+	const settle = async (head: { bytes: Uint8Array; digest: Promise<string> }) => {
+		const block: PlannedBlock = { hash: await head.digest, size: head.bytes.byteLength, offset };
+		offset += block.size;
+		return { block, bytes: head.bytes };
 	};
 	try {
-		for await (const piece of reader.pieces(signal)) {
+		const queue = (chunk: Uint8Array) => pending.push({ bytes: chunk, digest: sha256Hex(chunk) });
+		for await (const piece of reader.pieces(options.signal)) {
 			whole.update(piece);
-			for (const chunk of chunker.push(piece)) await addChunk(chunk);
+			for (const chunk of chunker.push(piece)) {
+				queue(chunk);
+				while (pending.length > HASH_AHEAD) yield await settle(pending.shift() as (typeof pending)[number]);
+			}
 		}
 		const last = chunker.finish();
-		if (last !== null) await addChunk(last);
-		while (pending.length > 0) await settleOldest();
+		if (last !== null) queue(last);
+		for (let head = pending.shift(); head !== undefined; head = pending.shift()) yield await settle(head);
+		file.contentHash = toHex(whole.digest());
 	} finally {
 		// Digests abandoned by an error must not surface as unhandled rejections.
 		for (const p of pending) p.digest.catch(() => undefined);
 	}
-	return { blocks, size: offset, contentHash: toHex(whole.digest()) };
+}
+
+async function plan(reader: SourceReader, options: PlanOptions): Promise<UploadPlan> {
+	const blocks: PlannedBlock[] = [];
+	const file = { contentHash: "" };
+	let size = 0;
+	for await (const { block } of hashedBlocks(reader, options, file)) {
+		blocks.push(block);
+		size += block.size;
+		options.onProgress?.({ bytesHashed: size, blocks: blocks.length });
+	}
+	return { blocks, size, contentHash: file.contentHash };
 }
 
 /**
@@ -645,7 +662,9 @@ async function finishList(
  * about `batchBytes` (`more_blocks`, `POST /v1/uploads/:id/block-list`), and
  * each part's missing blocks go up as one batch, from the bytes just hashed,
  * while hashing goes on. So the file is read once instead of twice, and the
- * first block leaves after one part instead of after the whole file: for
+ * first block leaves after two parts (a part is listed once the next is
+ * hashed, so that the last one can complete the list) instead of after the
+ * whole file: for
  * 1 GiB, three seconds of hashing used to come before any upload
  * (BENCHMARKS.md). A file of one part is listed by a single create, as in
  * the two-pass path.
@@ -660,14 +679,8 @@ async function listWhileSending(
 ): Promise<{ plan: UploadPlan; session: SessionState }> {
 	const { progress, report, onSent } = progressOf;
 	const request = { signal: sending.signal, retries: sending.retries };
-	const whole = options.createHash?.() ?? nobleSha256.create();
-	const chunker = new Chunker();
 	const blocks: PlannedBlock[] = [];
-	const pending: { bytes: Uint8Array; digest: Promise<string> }[] = [];
-	let hashed = 0;
-	let part: { job: PlannedBlock; bytes: Uint8Array }[] = [];
-	let partBytes = 0;
-	// (Casts, so that TypeScript does not narrow these to null: the closures below assign them.)
+	// (Casts, so that TypeScript does not narrow these to null: the closure below assigns them.)
 	let session = null as SessionState | null;
 	let pump = null as BatchPump | null;
 	// A block that repeats in the file is sent once.
@@ -677,15 +690,12 @@ async function listWhileSending(
 	if (sending.signal?.aborted === true) reading.abort(sending.signal.reason);
 	sending.signal?.addEventListener("abort", () => reading.abort(sending.signal?.reason), { once: true, signal: reading.signal });
 
-	const listPart = async (moreBlocks: boolean, contentHash?: string): Promise<void> => {
+	/** Lists `part` (creating the session with the first one) and sends its missing blocks. */
+	const listPart = async (part: Batch, moreBlocks: boolean, contentHash?: string): Promise<void> => {
+		const jobs = part.map(({ job }) => job);
 		let missing: string[];
 		if (session === null) {
-			const body = createBody(
-				options,
-				size,
-				part.map(({ job }) => job),
-				{ moreBlocks, contentHash },
-			);
+			const body = createBody(options, size, jobs, { moreBlocks, contentHash });
 			session = parseSession(await client.json("POST", "/v1/uploads", { ...request, json: body }));
 			options.onSession?.({ uploadId: session.uploadId, expiresAt: session.expiresAt, resumed: false });
 			pump = new BatchPump(client, sessionPathOf(session.uploadId), sending, onSent);
@@ -696,12 +706,7 @@ async function listWhileSending(
 		} else {
 			const answer = await client.json("POST", `${sessionPathOf(session.uploadId)}/block-list`, {
 				...request,
-				json: {
-					offset: part[0]?.job.offset ?? hashed,
-					blocks: blockSpecs(part.map(({ job }) => job)),
-					more_blocks: moreBlocks,
-					content_hash: contentHash,
-				},
+				json: { offset: jobs[0]?.offset ?? size, blocks: blockSpecs(jobs), more_blocks: moreBlocks, content_hash: contentHash },
 			});
 			missing = isRecord(answer) ? parseHashes(answer.missing, "missing") : [];
 		}
@@ -712,8 +717,6 @@ async function listWhileSending(
 			queued.add(block.job.hash);
 			batch.push(block);
 		}
-		part = [];
-		partBytes = 0;
 		if (batch.length === 0 || pump === null) return;
 		report({
 			phase: "uploading",
@@ -722,45 +725,36 @@ async function listWhileSending(
 		});
 		await pump.push(batch);
 	};
-	const settleOldest = async (): Promise<void> => {
-		const head = pending.shift();
-		if (head === undefined) return;
-		const job: PlannedBlock = { hash: await head.digest, size: head.bytes.byteLength, offset: hashed };
-		hashed += job.size;
-		blocks.push(job);
-		report({ bytesHashed: hashed, blocksTotal: blocks.length });
-		// A part closes before the block that would take it past batchBytes, as batchesOf does.
-		if (part.length > 0 && (partBytes + job.size > sending.batchBytes || part.length >= MAX_BATCH_BLOCKS)) await listPart(true);
-		part.push({ job, bytes: head.bytes });
-		partBytes += job.size;
-	};
-	const addChunk = async (chunk: Uint8Array): Promise<void> => {
-		pending.push({ bytes: chunk, digest: sha256Hex(chunk) });
-		while (pending.length > HASH_AHEAD) await settleOldest();
-	};
-	try {
-		for await (const piece of reader.pieces(reading.signal)) {
-			whole.update(piece);
-			for (const chunk of chunker.push(piece)) await addChunk(chunk);
+
+	const file = { contentHash: "" };
+	async function* hashing(): AsyncGenerator<{ job: PlannedBlock; bytes: Uint8Array }> {
+		for await (const { block, bytes } of hashedBlocks(reader, { signal: reading.signal, createHash: options.createHash }, file)) {
+			blocks.push(block);
+			report({ bytesHashed: block.offset + block.size, blocksTotal: blocks.length });
+			yield { job: block, bytes };
 		}
-		const last = chunker.finish();
-		if (last !== null) await addChunk(last);
-		while (pending.length > 0) await settleOldest();
+	}
+	try {
+		// Parts are cut like batches; each is listed once the next one is ready,
+		// so that the last can complete the list and carry the file's hash.
+		let previous: Batch | null = null;
+		for await (const part of batchesOf(hashing(), sending.batchBytes)) {
+			if (previous !== null) await listPart(previous, true);
+			previous = part;
+		}
+		const hashed = blocks.reduce((n, b) => n + b.size, 0);
 		if (hashed !== size) throw new SourceChangedError(`the file changed while uploading: it has ${hashed} bytes, not ${size}`);
-		const contentHash = toHex(whole.digest());
-		await listPart(false, contentHash);
+		await listPart(previous ?? [], false, file.contentHash);
 		await pump?.drain();
 		if (session === null) throw new Error("unreachable: the last part always creates the session");
 		// Every block the session asked for has been sent.
-		return { plan: { blocks, size, contentHash }, session: { ...session, missing: [] } };
+		return { plan: { blocks, size, contentHash: file.contentHash }, session: { ...session, missing: [] } };
 	} catch (err) {
 		// The pump's own failure (a send that failed first) is the one to report.
 		pump?.fail(err);
 		await pump?.drain();
 		throw err;
 	} finally {
-		// Digests abandoned by an error must not surface as unhandled rejections.
-		for (const p of pending) p.digest.catch(() => undefined);
 		// Unhooks the listener on the caller's signal.
 		reading.abort();
 	}
