@@ -53,4 +53,7 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 	return { required: true, content: { "application/json": { schema } } } as const;
 }
 
+/** Raw bytes, as a request body or response content (file content, blocks). */
+export const binaryContent = { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } as const;
+
 export const bearer = [{ bearerAuth: [] }];

@@ -10,7 +10,7 @@ import { IdParam } from "../../../src/shared/schemas/common";
 import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
-import { bearer, errorResponses, json, newRouter } from "../openapi";
+import { binaryContent, bearer, errorResponses, json, newRouter } from "../openapi";
 import { keyRing } from "../services/block-store";
 import { parseRange, streamRange } from "../services/egress";
 import { hubFor, shardOf, usageOf } from "../services/hub";
@@ -46,7 +46,7 @@ contentRoutes.openapi(
 		request: {
 			query: ContentQuery,
 			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
-			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			body: { content: binaryContent },
 		},
 		responses: {
 			200: json(CommitResult, "A new version of an existing file"),
@@ -141,11 +141,11 @@ contentRoutes.openapi(
 		responses: {
 			200: {
 				description: "The whole content",
-				content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+				content: binaryContent,
 			},
 			206: {
 				description: "The requested range",
-				content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+				content: binaryContent,
 			},
 			304: { description: "Not modified (If-None-Match matched the version id)" },
 			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL"),

@@ -101,7 +101,7 @@ function parseMetadata(header: string | undefined): Map<string, string> {
 function parseChecksum(header: string | undefined): PatchChecksum | null {
 	if (header === undefined) return null;
 	const [name, expected] = header.trim().split(/\s+/);
-	const algorithm = name === "sha1" ? "SHA-1" : name === "sha256" ? "SHA-256" : null;
+	const algorithm = name === "sha1" || name === "sha256" ? name : null;
 	if (algorithm === null || !expected)
 		throw new ApiError("INVALID_REQUEST", "Upload-Checksum must be `sha1 <base64>` or `sha256 <base64>`", [{ field: "Upload-Checksum" }]);
 	return { algorithm, expected };

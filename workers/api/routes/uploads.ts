@@ -10,8 +10,9 @@ import { CommitResult } from "../../../src/shared/schemas/nodes";
 import { AppendBlocksBody, AppendBlocksResult, CreateUploadBody, listEndProblem, UploadStatus } from "../../../src/shared/schemas/uploads";
 import type { UploadRow } from "../../../src/shared/db/schema";
 import { ApiError, unwrap } from "../errors";
+import type { Caller } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
+import { binaryContent, bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { keyRing, putBlock } from "../services/block-store";
 import { receiveBlocks } from "../services/block-batch";
 import { readBounded } from "../services/body";
@@ -27,6 +28,13 @@ import {
 } from "../services/uploads";
 
 export const uploadRoutes = newRouter();
+
+/** The caller's session that can still take blocks or list parts: live and not committed; NOT_FOUND otherwise. */
+async function openSession(env: Env, caller: Caller, id: string): Promise<UploadRow> {
+	const upload = await usableUpload(env, caller, id, "session");
+	if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+	return upload;
+}
 
 /** How far a session's block list has got (extension fields of UploadStatus). */
 function listing(upload: UploadRow): { listed_bytes: number; more_blocks: boolean } {
@@ -104,7 +112,7 @@ uploadRoutes.openapi(
 		description: "The SHA-256 is verified while the body streams; a mismatch answers 422 HASH_MISMATCH and stores nothing.",
 		request: {
 			params: UploadParam.extend({ hash: Sha256Hex }),
-			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			body: { content: binaryContent },
 		},
 		responses: {
 			204: { description: "Stored" },
@@ -118,8 +126,7 @@ uploadRoutes.openapi(
 		const length = declared === undefined ? null : Number(declared);
 		if (length !== null && !(length <= MAX_BLOCK_BYTES))
 			throw new ApiError("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
-		const upload = await usableUpload(c.env, caller, id, "session");
-		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const upload = await openSession(c.env, caller, id);
 		const db = shardOf(c.env, caller);
 		const size = (await declaredBlockSizes(db, upload.id, [hash])).get(hash);
 		if (size === undefined) throw new ApiError("NOT_FOUND", "this block is not part of the upload's block list");
@@ -154,8 +161,7 @@ uploadRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const part = c.req.valid("json");
-		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "session");
-		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const upload = await openSession(c.env, caller, c.req.valid("param").id);
 		const problem = listEndProblem(part.offset, part.blocks, upload.size, part.more_blocks);
 		if (problem !== null) throw new ApiError("INVALID_REQUEST", problem, [{ field: "blocks", message: problem }]);
 		const db = shardOf(c.env, caller);
@@ -208,7 +214,7 @@ uploadRoutes.openapi(
 		request: {
 			params: UploadParam,
 			headers: z.object({ "drive-blocks": z.string().openapi({ example: "9f86d0…,60303a…" }) }),
-			body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+			body: { content: binaryContent },
 		},
 		responses: {
 			204: { description: "Every block stored" },
@@ -219,8 +225,7 @@ uploadRoutes.openapi(
 		const caller = c.get("caller");
 		const { id } = c.req.valid("param");
 		const hashes = parseBlockList(c.req.header("Drive-Blocks"));
-		const upload = await usableUpload(c.env, caller, id, "session");
-		if (upload.committedVersionId !== null) throw new ApiError("NOT_FOUND", "upload already committed");
+		const upload = await openSession(c.env, caller, id);
 		const db = shardOf(c.env, caller);
 		const sizes = await declaredBlockSizes(db, upload.id, hashes);
 		const unknown = hashes.filter((h) => !sizes.has(h));

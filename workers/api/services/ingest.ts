@@ -8,7 +8,8 @@
  * flight (STORE_CONCURRENCY), never by the file.
  */
 import { Chunker } from "../../../src/shared/chunking";
-import { toHex, type KeyRing } from "../../../src/shared/crypto";
+import { createHash } from "node:crypto";
+import type { KeyRing } from "../../../src/shared/crypto";
 import type { BlockRef } from "../../../src/shared/db/rows";
 import { fail, type Result } from "../../../src/shared/errors";
 import { BlockWriter } from "./block-store";
@@ -31,9 +32,8 @@ export async function ingest(
 	maxBytes: number,
 ): Promise<Result<Ingested>> {
 	const chunker = new Chunker();
-	// The whole-file SHA-256 is computed incrementally by the runtime.
-	const digest = new crypto.DigestStream("SHA-256");
-	const digestWriter = digest.getWriter();
+	// The whole-file SHA-256, computed incrementally (synchronous, native; see running-hash.ts).
+	const whole = createHash("sha256");
 	const writer = new BlockWriter(bucket, ring);
 	const blocks: BlockRef[] = [];
 	let offset = 0;
@@ -50,20 +50,16 @@ export async function ingest(
 			size += piece.byteLength;
 			if (size > maxBytes) {
 				await writer.settle();
-				digest.digest.catch(() => undefined);
-				await digestWriter.abort();
 				return fail("PAYLOAD_TOO_LARGE", `the body exceeds ${maxBytes} bytes; send large files through upload sessions or tus`);
 			}
 			// `piece` is reused by the next read, and the chunks are views into
 			// it or the chunker: every consumer finishes with them here.
-			await digestWriter.write(piece);
+			whole.update(piece);
 			for (const chunk of chunker.views(piece)) await store(chunk);
 		}
 	}
 	const last = chunker.finish();
 	if (last !== null) await store(last);
 	await writer.flush();
-	await digestWriter.close();
-	const contentHash = toHex(new Uint8Array(await digest.digest));
-	return { ok: true, size, contentHash, blocks };
+	return { ok: true, size, contentHash: whole.digest("hex"), blocks };
 }

@@ -9,7 +9,8 @@
  * offset says so (tus 1.0 §"PATCH": the server may keep less than it was
  * sent). A PATCH with Upload-Checksum is all or nothing instead.
  */
-import { and, eq, sql } from "drizzle-orm";
+import { createHash } from "node:crypto";
+import { and, eq } from "drizzle-orm";
 import { Chunker } from "../../../src/shared/chunking";
 import { decodeBlock, encodeBlock } from "../../../src/shared/blocks";
 import { sha256Hex, type KeyRing } from "../../../src/shared/crypto";
@@ -22,10 +23,11 @@ import { BlockWriter } from "./block-store";
 import { Coalescer } from "./coalescer";
 import { piecesUntilBroken } from "./body";
 import { keepRunningHash, takeRunningHash } from "./running-hash";
-import { appendBlocks, hashStoredUpload, recordReceived } from "./uploads";
+import { appendBlocks, hashStoredUpload, listedCount, recordReceived } from "./uploads";
 
 export interface PatchChecksum {
-	algorithm: "SHA-1" | "SHA-256";
+	/** As in Upload-Checksum, and as node:crypto names them. */
+	algorithm: "sha1" | "sha256";
 	expected: string;
 }
 
@@ -59,14 +61,12 @@ export async function receivePatch(
 ): Promise<Result<PatchOutcome>> {
 	const tail = await loadTail(bucket, ring, upload.tailKey);
 	const chunker = new Chunker(tail);
-	const countRows = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM upload_blocks WHERE upload_id = ${upload.id}`);
-	let nextIdx = countRows[0]?.n ?? 0;
+	let nextIdx = await listedCount(db, upload.id);
 	let blockStart = upload.offset - (tail?.byteLength ?? 0);
 	// The whole file's hash, carried over from the previous PATCH when this
 	// isolate received it; otherwise computed from the stored blocks at the end.
 	const wholeFile = takeRunningHash(upload.id, upload.offset);
-	const patchDigest = checksum ? new crypto.DigestStream(checksum.algorithm) : null;
-	const patchWriter = patchDigest?.getWriter() ?? null;
+	const patchDigest = checksum ? createHash(checksum.algorithm) : null;
 
 	let durableOffset = upload.offset;
 	let tailToDrop = upload.tailKey;
@@ -132,7 +132,7 @@ export async function receivePatch(
 				// `piece` is reused by the next read, and the chunks are views into
 				// it or the chunker: every consumer finishes with them here.
 				wholeFile?.update(piece);
-				await patchWriter?.write(piece);
+				patchDigest?.update(piece);
 				for (const chunk of chunker.views(piece)) await enqueue(chunk);
 			}
 		} catch (err) {
@@ -161,9 +161,8 @@ export async function receivePatch(
 	if (checkpointFailure !== null) throw checkpointFailure;
 	if (broken !== null) return fail("INVALID_REQUEST", `the request body ended early; ${durableOffset} bytes are kept, resume from there`);
 
-	if (checksum && patchWriter && patchDigest) {
-		await patchWriter.close();
-		const actual = btoa(String.fromCharCode(...new Uint8Array(await patchDigest.digest)));
+	if (checksum && patchDigest) {
+		const actual = patchDigest.digest("base64");
 		if (actual !== checksum.expected) {
 			// Nothing of this PATCH counts; its blocks are left for the collector.
 			await runBatch(db.$client, [

@@ -1,5 +1,6 @@
 /** Upload sessions and tus uploads: creation, receiving blocks, and cleanup of expired ones. */
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { createHash } from "node:crypto";
+import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import { blockObjectKey } from "../../../src/shared/blocks";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
@@ -7,7 +8,7 @@ import { uploadBlocks, uploadReceived, uploads, type NodeRow, type UploadRow } f
 import { findUpload, isLive } from "../../../src/shared/db/uploads";
 import { findFileOfVersion, findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
-import { toHex, type KeyRing } from "../../../src/shared/crypto";
+import type { KeyRing } from "../../../src/shared/crypto";
 import { newId } from "../../../src/shared/ids";
 import { checkName } from "../../../src/shared/names";
 import { MAX_BLOCKS_PER_UPLOAD } from "../../../src/shared/schemas/uploads";
@@ -123,9 +124,9 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 
 /**
  * Inserts `blocks` into an upload's block list from index `firstIdx`, at
- * byte `offset`. With `onlyIfListed`, only while the upload's list still
- * ends there and is open: put before the batch's offset update, a stale or
- * concurrent append then inserts nothing.
+ * byte `offset`. With `onlyIf`, only while the upload row meets it: put
+ * before the batch's offset update, a stale or raced append then inserts
+ * nothing (D1 runs a batch as one transaction, one batch at a time).
  */
 function listBlocks(
 	db: ShardDb,
@@ -133,12 +134,9 @@ function listBlocks(
 	firstIdx: number,
 	offset: number,
 	blocks: readonly { hash: string; size: number }[],
-	onlyIfListed?: number,
+	onlyIf?: SQL,
 ): BatchQuery[] {
-	const guard =
-		onlyIfListed === undefined
-			? sql``
-			: sql` WHERE EXISTS (SELECT 1 FROM uploads WHERE id = ${uploadId} AND offset = ${onlyIfListed} AND more_blocks = 1)`;
+	const guard = onlyIf === undefined ? sql`` : sql` WHERE EXISTS (SELECT 1 FROM uploads WHERE id = ${uploadId} AND ${onlyIf})`;
 	let at = offset;
 	const rows = blocks.map((b, i) => {
 		const r = [firstIdx + i, at, b.size, b.hash] as const;
@@ -156,7 +154,8 @@ function listBlocks(
 	return statements;
 }
 
-async function listedCount(db: ShardDb, uploadId: string): Promise<number> {
+/** How many blocks an upload's list holds so far: the index the next one gets. */
+export async function listedCount(db: ShardDb, uploadId: string): Promise<number> {
 	return db.$count(uploadBlocks, eq(uploadBlocks.uploadId, uploadId));
 }
 
@@ -199,19 +198,14 @@ export async function appendBlockList(
 	if (resized !== undefined)
 		return fail("INVALID_REQUEST", `block ${resized.hash} is already listed with another size`, [{ field: "blocks" }]);
 	// The inserts go first and only while the list still ends at part.offset,
-	// so a stale or concurrent append leaves no rows behind (the batch is one
-	// transaction); then the update moves the end.
+	// so a stale or raced append leaves no rows behind; then the update moves the end.
 	const results = await runBatch(db.$client, [
-		...listBlocks(db, upload.id, listed, part.offset, part.blocks, part.offset),
+		...listBlocks(db, upload.id, listed, part.offset, part.blocks, sql`offset = ${part.offset} AND more_blocks = 1`),
 		db
 			.update(uploads)
 			.set({ offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash })
 			.where(and(eq(uploads.id, upload.id), eq(uploads.offset, part.offset), eq(uploads.moreBlocks, true))),
-	]).catch((err: unknown) => {
-		// A concurrent append took the same indexes: the batch rolled back.
-		if (String(err).includes("UNIQUE")) return [undefined];
-		throw err;
-	});
+	]);
 	if (results.at(-1)?.meta.changes !== 1)
 		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed the block list; GET the upload and continue from listed_bytes", [
 			{ offset: upload.offset },
@@ -232,19 +226,19 @@ export function recordReceived(db: ShardDb, uploadId: string, hashes: readonly s
 
 /**
  * Appends blocks to a tus upload's list as they are cut from the stream,
- * only while the upload is still at `atOffset`: put before the batch's
- * offset update, a PATCH that lost a race inserts nothing.
+ * only while the upload is still at `atOffset` (see {@link listBlocks}), and
+ * records them as received. The blocks are consecutive.
  */
 export function appendBlocks(db: ShardDb, uploadId: string, firstIdx: number, blocks: BlockRef[], atOffset: number): BatchQuery[] {
-	if (blocks.length === 0) return [];
-	const rows = JSON.stringify(blocks.map((b, i) => [firstIdx + i, b.offset, b.size, b.hash]));
-	const stillAt = sql`EXISTS (SELECT 1 FROM uploads WHERE id = ${uploadId} AND offset = ${atOffset})`;
+	const first = blocks[0];
+	if (first === undefined) return [];
 	return [
-		db.run(sql`INSERT OR IGNORE INTO upload_blocks (upload_id, idx, offset, size, hash)
-			SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
-			FROM json_each(${rows}) WHERE ${stillAt}`),
-		db.run(sql`INSERT OR IGNORE INTO upload_received (upload_id, hash)
-			SELECT ${uploadId}, json_extract(value, '$[3]') FROM json_each(${rows}) WHERE ${stillAt}`),
+		...listBlocks(db, uploadId, firstIdx, first.offset, blocks, sql`offset = ${atOffset}`),
+		recordReceived(
+			db,
+			uploadId,
+			blocks.map((b) => b.hash),
+		),
 	];
 }
 
@@ -324,8 +318,7 @@ async function unreferenced(shards: ShardDb[], candidates: string[], nowIso: str
 
 /** SHA-256 of an upload's content, read back from its stored blocks in order. */
 export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyRing, uploadId: string): Promise<string> {
-	const digest = new crypto.DigestStream("SHA-256");
-	const writer = digest.getWriter();
+	const hash = createHash("sha256");
 	const blocks = await db
 		.select({ hash: uploadBlocks.hash })
 		.from(uploadBlocks)
@@ -337,8 +330,7 @@ export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyR
 		const current = await next;
 		const following = blocks[i + 1];
 		next = following ? getBlock(bucket, ring, following.hash) : null;
-		await writer.write(current);
+		hash.update(current);
 	}
-	await writer.close();
-	return toHex(new Uint8Array(await digest.digest));
+	return hash.digest("hex");
 }
