@@ -457,7 +457,7 @@ async function deltaCases(base, chunking, tmp) {
 }
 
 /** Rounds of the 1 GiB measurements; each path's best round is reported (the machine is shared, load comes and goes). */
-const ROUNDS = Math.max(1, Number(process.env.BENCH_UPLOAD_ROUNDS ?? 2));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3));
 
 async function throughput(base, client, tmp, memory, chunking) {
 	const file = join(tmp, "1GiB.bin");

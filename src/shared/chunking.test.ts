@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
 	CHUNK_AVG_SIZE,
 	CHUNK_MASK_L,
@@ -7,9 +8,11 @@ import {
 	CHUNK_MIN_SIZE,
 	Chunker,
 	chunkBoundaries,
+	chunkerScanner,
 	chunkStream,
 	findCutPoint,
 	gearTable,
+	useWasmScanner,
 } from "./chunking";
 
 const MiB = 1024 * 1024;
@@ -252,7 +255,24 @@ describe("findCutPoint", () => {
 	});
 });
 
-describe("Chunker", () => {
+/**
+ * The WebAssembly gear loop the api worker installs (gear-scan.wat). Node
+ * compiles it from bytes; the Workers types this project checks against
+ * leave that constructor out, because Workers cannot.
+ */
+const GEAR_SCAN = new (WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module)(
+	readFileSync(new URL("./gear-scan.wasm", import.meta.url)),
+);
+
+// Every Chunker test runs with both gear loops: they must agree on every cut.
+describe.each(["js", "wasm"] as const)("Chunker (%s gear loop)", (scanner) => {
+	beforeAll(() => useWasmScanner(scanner === "wasm" ? GEAR_SCAN : null));
+	afterAll(() => useWasmScanner(null));
+
+	it("runs the gear loop it was given", () => {
+		expect(chunkerScanner()).toBe(scanner);
+	});
+
 	const data12 = DATA_20M.subarray(0, 12 * MiB);
 	const lengths12 = chunkBoundaries(data12);
 
@@ -379,6 +399,45 @@ describe("Chunker", () => {
 		if (last !== null) chunks.push(last);
 		input.fill(0);
 		expectChunks(chunks, DATA_20M, chunkBoundaries(DATA_20M.subarray(0, 3 * MiB)));
+	});
+
+	it("keeps its cuts while other chunkers run between the views it hands out", () => {
+		// Two uploads in one isolate interleave at every await; with the
+		// WebAssembly loop they share its memory.
+		const a = new Chunker();
+		const b = new Chunker();
+		const seen: Uint8Array[] = [];
+		const other: number[] = [];
+		for (let off = 0; off < 12 * MiB; off += 3 * MiB) {
+			for (const view of a.views(DATA_20M.subarray(off, off + 3 * MiB))) {
+				seen.push(view.slice());
+				for (const chunk of b.views(DATA_20M.subarray(8 * MiB + off, 8 * MiB + off + 3 * MiB))) other.push(chunk.length);
+			}
+		}
+		const last = a.finish();
+		if (last !== null) seen.push(last);
+		expectChunks(seen, data12, lengths12);
+		expect(other.length).toBeGreaterThan(0);
+	});
+});
+
+describe("the WebAssembly gear loop", () => {
+	afterAll(() => useWasmScanner(null));
+
+	it("is the binary that gear-scan.wat assembles to", async () => {
+		// @ts-expect-error: a plain .mjs script without types
+		const { assembleGearScan } = (await import("../../scripts/build-wasm.mjs")) as { assembleGearScan(): Promise<Uint8Array> };
+		const committed = new Uint8Array(readFileSync(new URL("./gear-scan.wasm", import.meta.url)));
+		expect(committed).toEqual(await assembleGearScan());
+	});
+
+	it("chunks a piece larger than one slice (4 MiB) like whole-buffer chunking", () => {
+		useWasmScanner(GEAR_SCAN);
+		const chunker = new Chunker();
+		const chunks = chunker.push(DATA_20M);
+		const last = chunker.finish();
+		if (last !== null) chunks.push(last);
+		expectChunks(chunks, DATA_20M, LENGTHS_20M);
 	});
 });
 

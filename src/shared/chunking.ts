@@ -149,6 +149,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * Node.) The masks still keep bit 31 clear so ports can use that trick.
  */
 function scanRange(src: Uint8Array, i: number, end: number, hash: number, mask: number): number {
+	if (wasmScanner !== null && src.buffer === wasmScanner.memory.buffer) return wasmScanRange(wasmScanner, src, i, end, hash, mask);
 	if (!LITTLE_ENDIAN || end - i < 64) return scanBytes(src, i, end, hash, mask);
 	// Why every statement below runs on every call, cut or no cut: V8
 	// optimizes this function while it is in its long loop, and an operation
@@ -212,6 +213,115 @@ function scanBytes(src: Uint8Array, i: number, end: number, hash: number, mask: 
 	scanHash = h;
 	return -1;
 }
+
+// ---------------------------------------------------------------------------
+// The WebAssembly scanner (gear-scan.wat)
+// ---------------------------------------------------------------------------
+
+/** Where the bytes to scan start in the WebAssembly scanner's memory: after the 1 KiB gear table. */
+const GEAR_SCAN_DATA_OFFSET = 1024;
+
+/**
+ * Input larger than this is fed to the WebAssembly scanner in slices, so its
+ * memory (which never shrinks) stays within this plus the gear table.
+ */
+const GEAR_SCAN_MAX_PIECE = 4 * 1024 * 1024;
+
+interface WasmScanner {
+	memory: WebAssembly.Memory;
+	scan: (i: number, end: number, hash: number, mask: number) => number;
+	hash: WebAssembly.Global;
+	/** `memory` from the data offset on; replaced when the memory grows. */
+	bytes: Uint8Array;
+}
+
+let wasmScanner: WasmScanner | null = null;
+
+/**
+ * Makes {@link Chunker} scan with the WebAssembly build of the gear loop
+ * (`gear-scan.wasm`; pass its compiled module, or null to go back to
+ * JavaScript). The cuts are the same either way; only the speed differs:
+ * the JavaScript loop is fast once V8's optimizing tier compiles it, and in
+ * workerd that compile sometimes never happens, leaving chunking ~10x slower
+ * for the isolate's life (docs/decisions/0012). The WebAssembly build runs
+ * at full speed from its first call. Workers cannot compile WebAssembly from
+ * bytes, so the api worker imports the module and installs it here; clients
+ * may, or keep the JavaScript loop.
+ */
+export function useWasmScanner(module: WebAssembly.Module | null): void {
+	if (module === null) {
+		wasmScanner = null;
+		return;
+	}
+	const exports = new WebAssembly.Instance(module, {}).exports as unknown as Omit<WasmScanner, "bytes">;
+	// The table is stored little-endian, as WebAssembly loads it, whatever the host's order.
+	const table = new DataView(exports.memory.buffer, 0, GEAR_SCAN_DATA_OFFSET);
+	for (let b = 0; b < 256; b++) table.setUint32(b * 4, GEAR[b] as number, true);
+	wasmScanner = { ...exports, bytes: new Uint8Array(exports.memory.buffer, GEAR_SCAN_DATA_OFFSET) };
+}
+
+/** Which gear loop {@link Chunker} runs: "wasm" once {@link useWasmScanner} installed one. */
+export function chunkerScanner(): "wasm" | "js" {
+	return wasmScanner === null ? "js" : "wasm";
+}
+
+/** Copies `data` into the scanner's memory, growing it if needed; returns the copy. */
+function wasmCopy(scanner: WasmScanner, data: Uint8Array): Uint8Array {
+	if (data.length > scanner.bytes.length) {
+		const pages = Math.ceil((GEAR_SCAN_DATA_OFFSET + data.length - scanner.memory.buffer.byteLength) / 65536);
+		scanner.memory.grow(pages);
+		scanner.bytes = new Uint8Array(scanner.memory.buffer, GEAR_SCAN_DATA_OFFSET);
+	}
+	scanner.bytes.set(data);
+	return scanner.bytes.subarray(0, data.length);
+}
+
+/** {@link scanRange} over a source that lives in the scanner's memory. */
+function wasmScanRange(scanner: WasmScanner, src: Uint8Array, i: number, end: number, hash: number, mask: number): number {
+	const base = src.byteOffset;
+	const cut = scanner.scan(base + i, base + end, hash, mask);
+	if (cut >= 0) return cut - base;
+	scanHash = scanner.hash.value as number;
+	return -1;
+}
+
+/**
+ * Runs every operation of {@link scanRange} and {@link scanBytes} once, at
+ * module load, on a small deterministic buffer: cuts in the head bytes, in
+ * each byte of a word, in the tail, and no cut at all.
+ *
+ * Why: V8 optimizes scanRange *on stack replacement*, in the middle of its
+ * first long word loop, before the code after the loop has ever run. An
+ * operation that has never run has no type feedback, so the optimized code
+ * deoptimizes when it reaches one ("Insufficient type feedback for binary
+ * operation" on `4 * k`), and V8 kept re-entering that same OSR code: one
+ * deopt per call, 843 of them in three 90 MiB uploads (workerd's
+ * --trace-deopt, via MINIFLARE_WORKERD_V8_FLAGS), each dropping the rest of
+ * the call to a lower tier and queueing another optimization. With the
+ * feedback in place before the first OSR there is nothing to deopt on;
+ * jit.test.ts checks that under `node --trace-deopt`. Costs ~0.1 ms. (V8
+ * collects feedback only from a function's 9th call on, so one call would
+ * not do.)
+ */
+function primeScanner(): void {
+	const buf = new Uint8Array(1024);
+	let x = 0x9e3779b9;
+	for (let i = 0; i < buf.length; i++) {
+		x ^= x << 13;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		buf[i] = x & 0xff;
+	}
+	// Masks of 3 bits cut every ~8 bytes, so starting at each of 64 offsets
+	// lands cuts on every position; a 31-bit mask almost never cuts.
+	for (let start = 0; start < 64; start++) {
+		scanRange(buf, start, buf.length - (start & 3), (start * 0x01000193) | 0, 0x7);
+		scanRange(buf, start, buf.length - (start & 3), (start * 0x01000193) | 0, 0x7fffffff);
+		scanRange(buf, start, start + 16, 0, 0x7);
+	}
+	scanHash = 0;
+}
+primeScanner();
 
 /**
  * Core scanner. Looks for the end of the chunk that begins at `start` in
@@ -370,36 +480,65 @@ export class Chunker {
 	 * `data` after the last chunk yielded.
 	 */
 	*views(data: Uint8Array): Generator<Uint8Array> {
+		if (wasmScanner !== null && data.length > GEAR_SCAN_MAX_PIECE) {
+			for (let at = 0; at < data.length; at += GEAR_SCAN_MAX_PIECE) yield* this.views(data.subarray(at, at + GEAR_SCAN_MAX_PIECE));
+			return;
+		}
 		const n = data.length;
+		const pending = this.len;
+		// Every cut is found before the first chunk is handed out: the
+		// WebAssembly scanner's memory is shared by every chunker in the
+		// isolate, and another may run while the consumer holds a view.
+		const { ends, hash } = this.cuts(data);
+		let p = 0;
+		for (const end of ends) {
+			if (p === 0 && pending > 0) {
+				// The pending chunk ends here: join the bytes it still lacks to it.
+				const buf = this.ensureBuffer();
+				buf.set(data.subarray(0, end), pending);
+				this.len = 0;
+				this.hash = 0;
+				yield buf.subarray(0, pending + end);
+			} else {
+				yield data.subarray(p, end);
+			}
+			p = end;
+		}
+		if (p < n) {
+			this.hash = hash;
+			this.append(p === 0 ? data : data.subarray(p));
+		}
+	}
+
+	/**
+	 * Where the chunks that `data` completes end, as offsets into `data`, and
+	 * the hash of the incomplete chunk that follows the last of them. Reads
+	 * only; {@link Chunker.views} applies it.
+	 */
+	private cuts(data: Uint8Array): { ends: number[]; hash: number } {
+		// Cuts are found in `scanned` (a copy in the WebAssembly scanner's
+		// memory, when one is installed); the chunks handed out are views of `data`.
+		const scanned = wasmScanner === null ? data : wasmCopy(wasmScanner, data);
+		const n = data.length;
+		const ends: number[] = [];
 		let p = 0;
 		const pending = this.len;
 		if (pending > 0) {
 			// Continue the pending chunk directly on `data` (start = -pending):
 			// nothing is copied until we know where the chunk ends, and the
 			// saved hash means no pending byte is hashed twice.
-			const cut = scanChunk(data, -pending, pending, n, this.hash);
-			if (cut < 0) {
-				this.hash = scanHash;
-				this.append(data);
-				return;
-			}
+			const cut = scanChunk(scanned, -pending, pending, n, this.hash);
+			if (cut < 0) return { ends, hash: scanHash };
 			p = cut - pending;
-			const buf = this.ensureBuffer();
-			buf.set(data.subarray(0, p), pending);
-			this.len = 0;
-			this.hash = 0;
-			yield buf.subarray(0, cut);
+			ends.push(p);
 		}
 		while (p < n) {
-			const cut = scanChunk(data, p, 0, n, 0);
-			if (cut < 0) {
-				this.hash = scanHash;
-				this.append(p === 0 ? data : data.subarray(p));
-				return;
-			}
-			yield data.subarray(p, p + cut);
+			const cut = scanChunk(scanned, p, 0, n, 0);
+			if (cut < 0) return { ends, hash: scanHash };
 			p += cut;
+			ends.push(p);
 		}
+		return { ends, hash: 0 };
 	}
 
 	/**

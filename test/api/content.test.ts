@@ -1,7 +1,7 @@
 /** File content: PUT upload, GET download with ranges and validators, commits and conflicts (API.md "File content", "Commits"). */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { CHUNK_MIN_SIZE, chunkBoundaries } from "../../src/shared/chunking";
+import { CHUNK_MIN_SIZE, chunkBoundaries, chunkerScanner } from "../../src/shared/chunking";
 import {
 	blobCount,
 	bytesEqual,
@@ -108,6 +108,15 @@ describe("content: upload and download", () => {
 		const blocks = await versionBlocks(user.id, committed.version.id);
 		expect(blocks.length).toBeGreaterThan(5);
 		expect(blocks.reduce((n, b) => n + b.size, 0)).toBe(30 * MiB);
+	});
+
+	it("chunks with the WebAssembly gear loop, to the cuts of the JavaScript one", async () => {
+		// The worker installs it at startup (workers/api/index.ts). The cuts are
+		// the storage format: roundTrip checks them against chunkBoundaries,
+		// which always runs the JavaScript loop.
+		const user = await signup();
+		await roundTrip(user, "wasm.bin", randomBytes(9 * MiB, 0x9a5));
+		expect(chunkerScanner()).toBe("wasm");
 	});
 
 	it("answers ETag, Repr-Digest, Content-Type and Content-Disposition on a download", async () => {

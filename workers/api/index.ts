@@ -1,6 +1,14 @@
 /** The api worker: auth, the files API, upload sessions and downloads. */
+import { useWasmScanner } from "../../src/shared/chunking";
+import gearScan from "../../src/shared/gear-scan.wasm";
 import { buildApp } from "./app";
 import { runHousekeeping } from "./scheduled";
+
+// The chunker's gear loop as WebAssembly: in workerd the JavaScript loop is
+// fast only if V8's optimizing compile of it lands, which sometimes never
+// happens (docs/decisions/0012). Workers cannot compile WebAssembly from
+// bytes, so the module comes in as an import.
+useWasmScanner(gearScan);
 
 const app = buildApp();
 
