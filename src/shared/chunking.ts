@@ -155,10 +155,10 @@ function scanRange(src: Uint8Array, i: number, end: number, hash: number, mask: 
 	// optimizes this function while it is in its long loop, and an operation
 	// that has never run has no type feedback. When optimized code reaches
 	// one (say a `return i + 4 * k + 1` taken only for a cut at the second
-	// byte of a word), it deoptimizes, and it kept doing so on later calls:
-	// in workerd that left chunking ~10x slower for a whole process at
-	// random. So the byte loops live in scanBytes, and the word loop only
-	// records which byte matched; the arithmetic after it always runs.
+	// byte of a word), it deoptimizes, and it kept doing so on later calls.
+	// So the byte loops live in scanBytes, the word loop only records which
+	// byte matched, the arithmetic after it always runs, and primeScanner
+	// runs all of it before V8 first optimizes.
 	const base = src.byteOffset;
 	// Byte steps up to the next 4-byte aligned address (Uint32Array views
 	// must start at a multiple of 4 in the underlying buffer); maybe none.
