@@ -171,6 +171,14 @@ async function putRaw(session, key, data) {
 	if (size !== data.byteLength) throw new Error(`PUT raw ${key}: stored ${size} bytes`);
 }
 
+/** Stores the bytes as 1 MiB R2 objects and nothing else (the block layout's storage cost). */
+async function putRawBlocks(session, key, data) {
+	const res = await fetch(`${session.base}/_bench/raw-blocks/${key}`, { method: "PUT", body: data });
+	await expectStatus(res, `PUT raw-blocks ${key}`, 200);
+	const { size } = await res.json();
+	if (size !== data.byteLength) throw new Error(`PUT raw-blocks ${key}: stored ${size} bytes`);
+}
+
 /** GETs `path` and drains the body, returning its length (the bytes are not kept). */
 async function drain(url, headers, what) {
 	const res = await fetch(url, { headers });
@@ -237,8 +245,10 @@ async function uploads(session, procs, isolate) {
 		const content = await measure(procs, isolate, () => putContent(session, `random-${run}.bin`, data, sha256));
 		await sleep(500);
 		const raw = await measure(procs, null, () => putRaw(session, `random-${run}`, data));
-		rounds.push({ run, content, raw, nodeId: content.result.id, data: run === RUNS ? data : null, sha256 });
-		console.error(`  upload run ${run}: content ${fmtS(content.ms)}, raw ${fmtS(raw.ms)}`);
+		await sleep(500);
+		const rawBlocks = await measure(procs, null, () => putRawBlocks(session, `random-${run}`, data));
+		rounds.push({ run, content, raw, rawBlocks, nodeId: content.result.id, data: run === RUNS ? data : null, sha256 });
+		console.error(`  upload run ${run}: content ${fmtS(content.ms)}, raw ${fmtS(raw.ms)}, raw as 1 MiB objects ${fmtS(rawBlocks.ms)}`);
 	}
 	return rounds;
 }
@@ -308,6 +318,8 @@ function figures(m) {
 		raw: wall(m.uploads, "raw"),
 		contentCpu: cpu(m.uploads, "content"),
 		rawCpu: cpu(m.uploads, "raw"),
+		rawBlocks: wall(m.uploads, "rawBlocks"),
+		rawBlocksCpu: cpu(m.uploads, "rawBlocks"),
 	};
 	const down = {
 		content: wall(m.downloads, "content"),
@@ -371,6 +383,14 @@ function figures(m) {
 			drive: fmtS(up.contentCpu),
 			baseline: `raw R2 put ${fmtS(up.rawCpu)}`,
 			ratio: fmtPct(up.rawCpu / up.contentCpu),
+			target: "(reported)",
+			ok: null,
+		},
+		{
+			figure: "Upload next to the block layout's storage cost alone: the same bytes as raw puts of 1 MiB objects (median)⁵",
+			drive: `${fmtS(up.content)}, CPU ${fmtS(up.contentCpu)}`,
+			baseline: `raw 1 MiB puts ${fmtS(up.rawBlocks)}, CPU ${fmtS(up.rawBlocksCpu)}`,
+			ratio: fmtPct(up.rawBlocks / up.content),
 			target: "(reported)",
 			ok: null,
 		},
@@ -457,6 +477,7 @@ function report(m, f) {
 			"PUT raw",
 			"Wall ratio",
 			"CPU ratio",
+			"raw as 1 MiB objects⁵",
 			"Runtime RSS, content",
 			"Runtime RSS, raw",
 			"drive-api isolate, content",
@@ -471,6 +492,7 @@ function report(m, f) {
 				op(u.raw),
 				fmtPct(u.raw.ms / u.content.ms),
 				fmtPct(u.raw.cpu.get(rt) / u.content.cpu.get(rt)),
+				op(u.rawBlocks),
 				`${fmtMB(c.before)} → ${fmtMB(c.peak)} (+${fmtMB(c.delta)})`,
 				`${fmtMB(r.before)} → ${fmtMB(r.peak)} (+${fmtMB(r.delta)})`,
 				iso === null
@@ -514,6 +536,7 @@ ${summary}
 ² The issue sets the 70 % target for uploads; downloads are held to the same bar here. The raw get streams the R2 object body, which the local simulator delivers in 4 KiB pieces; the content route reads whole blocks, so it can beat this baseline.
 ³ The largest per-run rise of the runtime's RSS during an upload over its RSS just before it. RSS includes the local R2/D1 simulators and memory the allocator keeps after garbage is freed. On a fresh stack the runtime grows by about 90 MB on its first large request whatever serves it: a raw R2 put, with no Drive code on the path, does it too. So one raw put of 90 MiB runs before the rounds and its rise is shown on its own row; without it, the first upload's rise would be that growth plus ours. The raw put follows the content upload in each round.
 ⁴ Runtime.getHeapUsage through workerd's inspector, sampled every 50 ms: the part of the process that is our code's.
+⁵ Not the issue's baseline, which is one put of the whole body: \`PUT /_bench/raw-blocks/:key\` stores the same bytes as 1 MiB R2 objects (three puts in flight) and does nothing else. Drive stores each ~1 MiB block as its own object (the issue's design), and the local R2 simulator charges about 1 ms of CPU per object on top of its cost per byte, so this row separates what the block layout costs in storage from our own work on top (receiving, SHA-256 of each block and of the file, chunking, the compression test, AES-GCM, the commit).
 
 ## Runs
 
