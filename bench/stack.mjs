@@ -136,12 +136,24 @@ export function sampleMemory(pids, intervalMs = 20) {
 	};
 }
 
+/** V8 flags of the bench's workerd (see startBenchStack). */
+export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
+
 /**
  * Starts the stack from `tree` (a snapshot made by {@link snapshotTree}).
  * @param {string} tree
  * @param {{ persistTo: string, vars?: Record<string, string> }} options
  */
 export async function startBenchStack(tree, { persistTo, vars = {} }) {
+	// In this local workerd, V8's concurrent optimizing compiles sometimes
+	// never land, leaving a hot function in a lower tier for the life of its
+	// isolate: ours (the chunker was 10x slower) and the R2 simulator's alike,
+	// so either side of a comparison could run slow at random (ADR 0012).
+	// Compiling on the main thread instead takes that lottery out of the
+	// figures; it costs each compile a few ms of the measured thread. A
+	// value already in the environment wins (empty for V8's defaults).
+	process.env.MINIFLARE_WORKERD_V8_FLAGS ??= BENCH_V8_FLAGS;
+	if (process.env.MINIFLARE_WORKERD_V8_FLAGS === "") delete process.env.MINIFLARE_WORKERD_V8_FLAGS;
 	const stackModule = join(tree, "scripts", "local-stack.mjs");
 	if (!existsSync(stackModule)) throw new Error(`${stackModule} is missing`);
 	const { startStack, stopStack } = await import(pathToFileURL(stackModule).href);
