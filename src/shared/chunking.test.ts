@@ -256,13 +256,15 @@ describe("findCutPoint", () => {
 });
 
 /**
- * The WebAssembly gear loop the api worker installs (gear-scan.wat). Node
- * compiles it from bytes; the Workers types this project checks against
- * leave that constructor out, because Workers cannot.
+ * Compiles WebAssembly from bytes, as Node can. The Workers types this
+ * project checks against leave that constructor out, because Workers cannot.
  */
-const GEAR_SCAN = new (WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module)(
-	readFileSync(new URL("./gear-scan.wasm", import.meta.url)),
-);
+function compileWasm(bytes: Uint8Array): WebAssembly.Module {
+	return new (WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module)(bytes);
+}
+
+/** The WebAssembly gear loop the api worker installs (gear-scan.wat). */
+const GEAR_SCAN = compileWasm(readFileSync(new URL("./gear-scan.wasm", import.meta.url)));
 
 // Every Chunker test runs with both gear loops: they must agree on every cut.
 describe.each(["js", "wasm"] as const)("Chunker (%s gear loop)", (scanner) => {
@@ -401,34 +403,64 @@ describe.each(["js", "wasm"] as const)("Chunker (%s gear loop)", (scanner) => {
 		expectChunks(chunks, DATA_20M, chunkBoundaries(DATA_20M.subarray(0, 3 * MiB)));
 	});
 
-	it("keeps its cuts while other chunkers run between the views it hands out", () => {
+	it.each([
+		[3, 3],
+		[5, 2],
+		[2, 7],
+	])("keeps its cuts while other chunkers run between the views it hands out (%i and %i MiB pieces)", (pieceA, pieceB) => {
 		// Two uploads in one isolate interleave at every await; with the
-		// WebAssembly loop they share its memory.
+		// WebAssembly loop they share its memory, which the other one may
+		// also grow (pieces over 4 MiB are scanned in slices).
 		const a = new Chunker();
 		const b = new Chunker();
 		const seen: Uint8Array[] = [];
-		const other: number[] = [];
-		for (let off = 0; off < 12 * MiB; off += 3 * MiB) {
-			for (const view of a.views(DATA_20M.subarray(off, off + 3 * MiB))) {
+		let other = 0;
+		let offB = 0;
+		for (let off = 0; off < 12 * MiB; off += pieceA * MiB) {
+			for (const view of a.views(DATA_20M.subarray(off, Math.min(12 * MiB, off + pieceA * MiB)))) {
 				seen.push(view.slice());
-				for (const chunk of b.views(DATA_20M.subarray(8 * MiB + off, 8 * MiB + off + 3 * MiB))) other.push(chunk.length);
+				const piece = DATA_20M.subarray(offB % (12 * MiB), (offB % (12 * MiB)) + pieceB * MiB);
+				offB += pieceB * MiB;
+				for (const chunk of b.views(piece)) other += chunk.length > 0 ? 1 : 0;
 			}
 		}
 		const last = a.finish();
 		if (last !== null) seen.push(last);
 		expectChunks(seen, data12, lengths12);
-		expect(other.length).toBeGreaterThan(0);
+		expect(other).toBeGreaterThan(0);
 	});
 });
+
+/** scripts/build-wasm.mjs, which assembles gear-scan.wat with wabt. */
+async function buildScript(): Promise<{ gearScanSource(): string; assembleGearScan(source?: string): Promise<Uint8Array> }> {
+	// @ts-expect-error: a plain .mjs script without types
+	return import("../../scripts/build-wasm.mjs");
+}
 
 describe("the WebAssembly gear loop", () => {
 	afterAll(() => useWasmScanner(null));
 
 	it("is the binary that gear-scan.wat assembles to", async () => {
-		// @ts-expect-error: a plain .mjs script without types
-		const { assembleGearScan } = (await import("../../scripts/build-wasm.mjs")) as { assembleGearScan(): Promise<Uint8Array> };
 		const committed = new Uint8Array(readFileSync(new URL("./gear-scan.wasm", import.meta.url)));
-		expect(committed).toEqual(await assembleGearScan());
+		expect(committed).toEqual(await (await buildScript()).assembleGearScan());
+	});
+
+	it("is what the chunker runs once installed: a loop that hashes differently cuts differently", async () => {
+		// Without this, a chunker that quietly kept scanning with JavaScript
+		// would pass every "wasm" test above.
+		const build = await buildScript();
+		const source = build.gearScanSource();
+		const doubled = source.replace("(i32.shl (local.get $h) (i32.const 1))", "(i32.shl (local.get $h) (i32.const 2))");
+		expect(doubled).not.toBe(source);
+		const wrong = compileWasm(await build.assembleGearScan(doubled));
+		useWasmScanner(wrong);
+		try {
+			const chunker = new Chunker();
+			const lengths = [...chunker.views(DATA_20M)].map((chunk) => chunk.length);
+			expect(lengths).not.toEqual(LENGTHS_20M.slice(0, lengths.length));
+		} finally {
+			useWasmScanner(null);
+		}
 	});
 
 	it("chunks a piece larger than one slice (4 MiB) like whole-buffer chunking", () => {

@@ -10,7 +10,7 @@
 ;; Memory: bytes [0, 1024) hold the gear table (256 little-endian u32,
 ;; written by the host), the bytes to scan follow (GEAR_SCAN_DATA_OFFSET in
 ;; chunking.ts). Rebuild gear-scan.wasm with `npm run build:wasm`;
-;; src/shared/gear-scan.test.ts checks that the two match.
+;; src/shared/chunking.test.ts checks that the two match.
 (module
   (memory (export "memory") 17)
   (global $hash (export "hash") (mut i32) (i32.const 0))

@@ -5,7 +5,11 @@
  * loop has ever run; without type feedback there, the optimized code bailed
  * out on every call (see primeScanner in chunking.ts). Timing cannot show
  * this reliably, so this runs the loops under `node --trace-deopt`, where V8
- * prints every bailout, and requires none in them.
+ * prints every bailout, and requires none in them. Compiles run on the main
+ * thread (--no-concurrent-recompilation) so that when they happen does not
+ * depend on the machine's load, and --trace-opt shows that the loops were
+ * optimized at all: a test that never reached the optimizing tier (or a
+ * renamed function) would otherwise pass without checking anything.
  */
 import { buildSync } from "esbuild";
 import { spawnSync } from "node:child_process";
@@ -37,6 +41,9 @@ console.log(JSON.stringify({ chunks, compressible }));
 /** The functions that run once per byte or per block on the upload path. */
 const HOT = ["scanRange", "scanBytes", "scanChunk", "views", "byteEntropy", "repeatsItself"];
 
+/** The ones whose loops are long enough that V8 must have optimized them in this workload. */
+const LOOPS = ["scanRange", "byteEntropy"];
+
 describe("hot loops under V8", () => {
 	it("chunking and the compression gate never bail out of optimized code", () => {
 		const dir = mkdtempSync(join(tmpdir(), "drive-jit-"));
@@ -50,7 +57,10 @@ describe("hot loops under V8", () => {
 				outfile: script,
 				logLevel: "warning",
 			});
-			const run = spawnSync(process.execPath, ["--trace-deopt", script], { encoding: "utf8", maxBuffer: 64 << 20 });
+			const run = spawnSync(process.execPath, ["--no-concurrent-recompilation", "--trace-opt", "--trace-deopt", script], {
+				encoding: "utf8",
+				maxBuffer: 64 << 20,
+			});
 			expect(run.status, run.stderr).toBe(0);
 			const result = JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "{}") as { chunks: number; compressible: number };
 			// The workload really ran: ~1 MiB chunks, and random bytes are never worth compressing.
@@ -61,6 +71,13 @@ describe("hot loops under V8", () => {
 				.filter((line) => line.includes("bailout") && !line.includes("on stack replacement"))
 				.filter((line) => HOT.some((name) => line.includes(`<JSFunction ${name} `)));
 			expect(bailouts).toEqual([]);
+			const lines = run.stdout.split("\n");
+			for (const name of LOOPS) {
+				expect(
+					lines.some((line) => line.startsWith("[completed compiling") && line.includes(`<JSFunction ${name} `)),
+					`${name} was optimized`,
+				).toBe(true);
+			}
 		} finally {
 			rmSync(dir, { recursive: true, force: true });
 		}
