@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import {
 	cpuMsOf,
 	inspectIsolate,
+	median,
 	memoryOf,
 	sampleIsolate,
 	sampleMemory,
@@ -281,12 +282,6 @@ async function workerdChunker(session) {
 // ---------------------------------------------------------------------------
 // Figures and report
 // ---------------------------------------------------------------------------
-
-function median(values) {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = sorted.length >> 1;
-	return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 const mbps = (ms) => FILE_BYTES / MB / (ms / 1000);
 const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;

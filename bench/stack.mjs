@@ -136,6 +136,13 @@ export function sampleMemory(pids, intervalMs = 20) {
 	};
 }
 
+/** The median of a non-empty list of numbers. */
+export function median(values) {
+	const sorted = [...values].sort((a, b) => a - b);
+	const mid = sorted.length >> 1;
+	return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** V8 flags of the bench's workerd (see startBenchStack). */
 export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
