@@ -13,6 +13,7 @@ import type { AppEnv, Caller } from "../env";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, newRouter } from "../openapi";
 import { keyRing } from "../services/block-store";
+import { outliveClient, type WaitUntil } from "../services/body";
 import { hubFor, shardOf } from "../services/hub";
 import { receivePatch, type PatchChecksum } from "../services/tus";
 import { cancelUpload, checkUploadTarget, createUpload, hashStoredUpload, usableUpload } from "../services/uploads";
@@ -117,7 +118,7 @@ function parseLength(value: string | undefined, field: string): number | null {
  * Takes one PATCH body (or a creation-with-upload body) and commits the
  * file when it completes. Returns the headers to answer with.
  */
-async function patch(env: Env, caller: Caller, uploadId: string, request: Request): Promise<Record<string, string>> {
+async function patch(env: Env, ctx: WaitUntil, caller: Caller, uploadId: string, request: Request): Promise<Record<string, string>> {
 	const db = shardOf(env, caller);
 	const upload = await usableUpload(env, caller, uploadId, "tus");
 	const headers: Record<string, string> = { "Upload-Expires": new Date(upload.expiresAt).toUTCString() };
@@ -134,7 +135,10 @@ async function patch(env: Env, caller: Caller, uploadId: string, request: Reques
 	let contentHash: string | null = null;
 	if (upload.committedVersionId === null && offset < upload.size) {
 		const outcome = unwrap(
-			await receivePatch(db, env.BLOBS, keyRing(env), upload, request.body, { maxPatchBytes: MAX_REQUEST_BYTES }, checksum),
+			await outliveClient(
+				ctx,
+				receivePatch(db, env.BLOBS, keyRing(env), upload, request.body, { maxPatchBytes: MAX_REQUEST_BYTES }, checksum),
+			),
 		);
 		offset = outcome.offset;
 		contentHash = outcome.contentHash;
@@ -229,7 +233,7 @@ tusRoutes.openapi(
 			"Upload-Expires": new Date(upload.expiresAt).toUTCString(),
 		};
 		const withBody = c.req.header("Content-Type")?.startsWith(OFFSET_OCTET_STREAM) && c.req.raw.body !== null;
-		if (withBody || size === 0) Object.assign(headers, await patch(c.env, caller, upload.id, c.req.raw));
+		if (withBody || size === 0) Object.assign(headers, await patch(c.env, c.executionCtx, caller, upload.id, c.req.raw));
 		return c.body(null, 201, headers);
 	},
 );
@@ -308,7 +312,7 @@ tusRoutes.openapi(
 				{ offset: upload.offset },
 			]);
 		}
-		return c.body(null, 204, await patch(c.env, caller, id, c.req.raw));
+		return c.body(null, 204, await patch(c.env, c.executionCtx, caller, id, c.req.raw));
 	},
 );
 

@@ -15,7 +15,7 @@ import { requireAuth } from "../middleware/auth";
 import { binaryContent, bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { keyRing, putBlock } from "../services/block-store";
 import { receiveBlocks } from "../services/block-batch";
-import { readBounded } from "../services/body";
+import { outliveClient, readBounded } from "../services/body";
 import { hubFor, shardOf } from "../services/hub";
 import {
 	appendBlockList,
@@ -244,7 +244,7 @@ uploadRoutes.openapi(
 			throw new ApiError("INVALID_REQUEST", `these blocks add up to ${total} bytes, not the ${declared} of Content-Length`, [
 				{ field: "Content-Length" },
 			]);
-		unwrap(await receiveBlocks(db, c.env.BLOBS, keyRing(c.env), upload.id, blocks, c.req.raw.body));
+		unwrap(await outliveClient(c.executionCtx, receiveBlocks(db, c.env.BLOBS, keyRing(c.env), upload.id, blocks, c.req.raw.body)));
 		return c.body(null, 204);
 	},
 );

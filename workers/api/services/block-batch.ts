@@ -15,11 +15,8 @@ import type { ShardDb } from "../../../src/shared/db/tree";
 import { fail, type Result } from "../../../src/shared/errors";
 import { BlockHashMismatchError, BlockWriter } from "./block-store";
 import { piecesUntilBroken } from "./body";
-import { Coalescer } from "./coalescer";
+import { Coalescer, PROGRESS_GROUP } from "./coalescer";
 import { recordReceived } from "./uploads";
-
-/** Stored blocks recorded per D1 write. */
-const RECEIPT_GROUP = 8;
 
 export interface BatchBlock {
 	hash: string;
@@ -42,12 +39,10 @@ export async function receiveBlocks(
 	body: ReadableStream<Uint8Array> | null,
 ): Promise<Result<{ stored: number }>> {
 	const writer = new BlockWriter(bucket, ring);
-	// Receipts go in groups of RECEIPT_GROUP: a D1 write per block cost ~1 s
-	// of the runtime's CPU per GiB locally. A crash mid-request forgets at
-	// most that many stored blocks, which the client then sends again.
+	// Receipts go in groups (PROGRESS_GROUP has the trade-off).
 	const receipts = new Coalescer<string>(async (hashes) => {
 		await runBatch(db.$client, [recordReceived(db, uploadId, hashes)]);
-	}, RECEIPT_GROUP);
+	}, PROGRESS_GROUP);
 	// A block that straddles two reads is assembled here; one inside a read
 	// is encoded straight from the read buffer (BlockWriter copies nothing).
 	let assembly = new Uint8Array(0);

@@ -102,3 +102,22 @@ export async function readBounded(
 	}
 	return { ok: true, bytes: buffer.subarray(0, length), sha256: hash.digest("hex") };
 }
+
+/** The part of a request's execution context that {@link outliveClient} needs (Hono's and the runtime's both fit). */
+export type WaitUntil = Pick<ExecutionContext, "waitUntil">;
+
+/**
+ * Returns `work`, kept running to its end even if the client goes away.
+ *
+ * Why: a deployed Worker may cancel a request's remaining work when its
+ * client disconnects. The upload paths that read a body until it breaks
+ * (tus PATCH, session block batches) write their progress in groups and
+ * record the last group after the body ends (PROGRESS_GROUP), so a break
+ * keeps every stored block only if that last write still runs.
+ */
+export function outliveClient<T>(ctx: WaitUntil, work: Promise<T>): Promise<T> {
+	ctx.waitUntil(work.then(noop, noop));
+	return work;
+}
+
+function noop(): void {}
