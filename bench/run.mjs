@@ -27,6 +27,8 @@ const OUT = join(ROOT, "BENCHMARKS.md");
 /** 90 MiB: the largest round size under the 100 MB request limit. */
 const FILE_BYTES = 90 * 1024 * 1024;
 const RUNS = 5;
+/** Rounds of the 90 MiB comparison on the stack with the local trace collector on (reported only). */
+const TRACED_RUNS = 3;
 const CHUNKER_MIB = 256;
 const MB = 1e6;
 
@@ -233,23 +235,27 @@ async function measure(procs, isolate, fn) {
 
 /**
  * Upload rounds: each sends fresh random bytes through PUT content, then
- * the same bytes through the raw put. Interleaving makes drift (a busy
- * machine, the growing local R2 store) hit both alike; content goes first
- * so that the first round's memory figure starts from a runtime that has
- * not yet seen a large request.
+ * the same bytes through the raw put (and, with `rawBlocks`, as raw 1 MiB
+ * objects). Interleaving makes drift (a busy machine, the growing local R2
+ * store) hit both alike; content goes first so that the first round's
+ * memory figure starts from a runtime that has not yet seen a large request.
  */
-async function uploads(session, procs, isolate) {
+async function uploads(session, procs, isolate, { runs = RUNS, name = "random", rawBlocks: withRawBlocks = true } = {}) {
 	const rounds = [];
-	for (let run = 1; run <= RUNS; run++) {
+	for (let run = 1; run <= runs; run++) {
 		const { data, sha256 } = freshFile();
 		await sleep(500);
-		const content = await measure(procs, isolate, () => putContent(session, `random-${run}.bin`, data, sha256));
+		const content = await measure(procs, isolate, () => putContent(session, `${name}-${run}.bin`, data, sha256));
 		await sleep(500);
-		const raw = await measure(procs, null, () => putRaw(session, `random-${run}`, data));
-		await sleep(500);
-		const rawBlocks = await measure(procs, null, () => putRawBlocks(session, `random-${run}`, data));
-		rounds.push({ run, content, raw, rawBlocks, nodeId: content.result.id, data: run === RUNS ? data : null, sha256 });
-		console.error(`  upload run ${run}: content ${fmtS(content.ms)}, raw ${fmtS(raw.ms)}, raw as 1 MiB objects ${fmtS(rawBlocks.ms)}`);
+		const raw = await measure(procs, null, () => putRaw(session, `${name}-${run}`, data));
+		let rawBlocks = null;
+		if (withRawBlocks) {
+			await sleep(500);
+			rawBlocks = await measure(procs, null, () => putRawBlocks(session, `${name}-${run}`, data));
+		}
+		rounds.push({ run, content, raw, rawBlocks, nodeId: content.result.id, data: run === runs ? data : null, sha256 });
+		const blocks = rawBlocks === null ? "" : `, raw as 1 MiB objects ${fmtS(rawBlocks.ms)}`;
+		console.error(`  ${name} upload run ${run}: content ${fmtS(content.ms)}, raw ${fmtS(raw.ms)}${blocks}`);
 	}
 	return rounds;
 }
@@ -259,6 +265,32 @@ async function dedupUpload(session, procs, data, sha256) {
 	const dedup = await measure(procs, null, () => putContent(session, "random-again.bin", data, sha256));
 	console.error(`  dedup re-upload: ${fmtS(dedup.ms)}`);
 	return dedup;
+}
+
+/**
+ * The upload comparisons again on a second stack that keeps wrangler dev's
+ * local trace collector on, as `npm start` does: 90 MiB content against
+ * raw, and (unless BENCH_SKIP has "uploads") the 1 GiB rounds of raw,
+ * sessions and tus.
+ * Reported beside the verdicts, which come from the stack without it
+ * (docs/decisions/0013).
+ */
+async function withLocalTraces(stack, skip) {
+	const session = await signup(stack.url);
+	const procs = workerdProcesses(stack.pgid);
+	if (!procs.some((p) => p.role === "runtime")) throw new Error(`no workerd runtime in process group ${stack.pgid}`);
+	const warm = randomBytes(1024 * 1024);
+	await putContent(session, "warm-up.bin", warm, createHash("sha256").update(warm).digest("hex"));
+	await putRaw(session, "warm-up", warm);
+	await putRaw(session, "runtime-primer", freshFile().data);
+	const rounds = await uploads(session, procs, null, { runs: TRACED_RUNS, name: "traced", rawBlocks: false });
+	for (const round of rounds) round.data = null;
+	let oneGiB = null;
+	if (!skip.has("uploads")) {
+		const { throughputOnly } = await import("./uploads.mjs");
+		oneGiB = await throughputOnly({ baseUrl: stack.url });
+	}
+	return { procs, rounds, oneGiB };
 }
 
 async function downloads(session, procs, nodeId, rawKey) {
@@ -315,6 +347,13 @@ function figures(m) {
 		rawCpu: cpu(m.uploads, "raw"),
 		rawBlocks: wall(m.uploads, "rawBlocks"),
 		rawBlocksCpu: cpu(m.uploads, "rawBlocks"),
+	};
+	const tracedRt = m.traced.procs.find((p) => p.role === "runtime").pid;
+	const traced = {
+		content: wall(m.traced.rounds, "content"),
+		raw: wall(m.traced.rounds, "raw"),
+		contentCpu: median(m.traced.rounds.map((r) => r.content.cpu.get(tracedRt))),
+		rawCpu: median(m.traced.rounds.map((r) => r.raw.cpu.get(tracedRt))),
 	};
 	const down = {
 		content: wall(m.downloads, "content"),
@@ -390,6 +429,14 @@ function figures(m) {
 			ok: null,
 		},
 		{
+			figure: `Upload as above, on a stack with wrangler dev's local trace collector on, as \`npm start\` runs it (median of ${TRACED_RUNS})⁶`,
+			drive: `${fmtMBs(mbps(traced.content))} (${fmtS(traced.content)}, CPU ${fmtS(traced.contentCpu)})`,
+			baseline: `raw R2 put ${fmtMBs(mbps(traced.raw))} (${fmtS(traced.raw)}, CPU ${fmtS(traced.rawCpu)})`,
+			ratio: fmtPct(traced.raw / traced.content),
+			target: "(reported)",
+			ok: null,
+		},
+		{
 			figure: `Download, GET /v1/files/:id/content, 90 MiB (median of ${RUNS})`,
 			drive: `${fmtMBs(mbps(down.content))} (${fmtS(down.content)})`,
 			baseline: `raw R2 get ${fmtMBs(mbps(down.raw))} (${fmtS(down.raw)})`,
@@ -446,7 +493,7 @@ function figures(m) {
 			ok: null,
 		},
 	];
-	return { rows, rt };
+	return { rows, rt, tracedRt };
 }
 
 function markdownTable(header, rows) {
@@ -506,6 +553,30 @@ function report(m, f) {
 			fmtPct(d.raw.cpu.get(rt) / d.content.cpu.get(rt)),
 		]),
 	);
+	const tracedOp = (x) => `${fmtS(x.ms)} · ${fmtMBs(mbps(x.ms))} · CPU ${fmtS(x.cpu.get(f.tracedRt))}`;
+	const tracedUploads = markdownTable(
+		["Run", "PUT content (wall · throughput · runtime CPU)", "PUT raw", "Wall ratio", "CPU ratio"],
+		m.traced.rounds.map((u) => [
+			u.run,
+			tracedOp(u.content),
+			tracedOp(u.raw),
+			fmtPct(u.raw.ms / u.content.ms),
+			fmtPct(u.raw.cpu.get(f.tracedRt) / u.content.cpu.get(f.tracedRt)),
+		]),
+	);
+	const oneGiB = m.traced.oneGiB;
+	const tracedOneGiB =
+		oneGiB === null
+			? ""
+			: `\n\nThe 1 GiB paths of the section below, on this stack, measured the same way (${oneGiB.rounds.raw.length} interleaved rounds; *vs raw* is the median over rounds of each round's ratio):\n\n${markdownTable(
+					["path", "vs raw (median of rounds)", "each round vs its raw", "all rounds"],
+					Object.entries(oneGiB.rounds).map(([name, runs]) => [
+						name === "raw" ? "raw R2 put (baseline)" : name === "sessions" ? "upload session" : name,
+						fmtPct(oneGiB.pairedMedian[name]),
+						oneGiB.paired[name].map(fmtPct).join(", "),
+						runs.map((run) => `${fmtS(run.ms)} (${fmtMBs(run.mbPerS)})`).join(", "),
+					]),
+				)}`;
 	const machineTable = markdownTable(
 		["", ""],
 		[
@@ -532,6 +603,7 @@ ${summary}
 ³ The largest per-run rise of the runtime's RSS during an upload over its RSS just before it. RSS includes the local R2/D1 simulators and memory the allocator keeps after garbage is freed. On a fresh stack the runtime grows by about 90 MB on its first large request whatever serves it: a raw R2 put, with no Drive code on the path, does it too. So one raw put of 90 MiB runs before the rounds and its rise is shown on its own row; without it, the first upload's rise would be that growth plus ours. The raw put follows the content upload in each round.
 ⁴ Runtime.getHeapUsage through workerd's inspector, sampled every 50 ms: the part of the process that is our code's.
 ⁵ Not the issue's baseline, which is one put of the whole body: \`PUT /_bench/raw-blocks/:key\` stores the same bytes as 1 MiB R2 objects (three puts in flight) and does nothing else. Drive stores each ~1 MiB block as its own object (the issue's design), and the local R2 simulator charges about 1 ms of CPU per object on top of its cost per byte, so this row separates what the block layout costs in storage from our own work on top (receiving, SHA-256 of each block and of the file, chunking, the compression test, AES-GCM, the commit).
+⁶ wrangler dev's local trace collector stores every span on the runtime's thread; the figures above are measured without it (docs/decisions/0013), and this row shows the same comparison with it, on a second stack, after the rounds above. Its rounds are in the section "With wrangler dev's local trace collector on".
 
 ## Runs
 
@@ -543,10 +615,17 @@ Downloads (the first round's file, and its raw copy):
 
 ${downloads}
 
+## With wrangler dev's local trace collector on
+
+\`wrangler dev\` runs a local trace collector by default (\`X_LOCAL_OBSERVABILITY\`): a tail worker on the runtime's one thread that stores every span, one per R2 put, D1 query or RPC call, in its own SQLite database. It is off on the stack the figures above come from (docs/decisions/0013): it charges each path by its number of subrequests, about a hundred for a 90 MiB upload against one for the raw put, and a deployed Worker's spans are collected outside its isolate. The same comparison on a second stack that keeps it on, as \`npm start\` does (fresh random bytes, content first, then raw):
+
+${tracedUploads}${tracedOneGiB}
+
 ## Method
 
 - Everything runs on one machine: the bench (Node, the client), \`wrangler dev\` with both workers, and the local R2/D1 simulators. Figures compare paths through the same stack in the same run; they are not production numbers.
 - workerd runs with V8 flags \`${process.env.MINIFLARE_WORKERD_V8_FLAGS || "(none)"}\` (\`MINIFLARE_WORKERD_V8_FLAGS\`; bench/stack.mjs sets \`--no-concurrent-recompilation\` unless the variable is already set, and an empty value keeps V8's defaults). In this local workerd a concurrent optimizing compile sometimes never lands and leaves a hot function in a lower tier for the life of its isolate, ours or the R2 simulator's, so either side of a comparison could run up to 10x slower at random (docs/decisions/0012). Compiling on the main thread removes that; each compile then costs a few ms of the measured thread.
+- The measured stack runs without wrangler dev's local trace collector (\`X_LOCAL_OBSERVABILITY=false\`, set by bench/stack.mjs); the section above repeats the uploads on a stack with it on.
 - The stack is started from a snapshot of the source tree (so that an edit during the run cannot restart workerd), with fresh storage in a temporary directory, on a free port, with \`BENCH_ROUTES=1\` so that \`/_bench/*\` exists. A 1 MiB upload, raw put and download warm it up first.
 - Chunker in Node: ${m.node.source}, best of 3 over ${CHUNKER_MIB} MiB of pseudo-random bytes (${m.node.chunks} chunks); SHA-256 of the same bytes with node:crypto. In workerd: \`GET /_bench/chunker?mib=${CHUNKER_MIB}\`, best of 3 (${m.workerd.chunks} chunks), SHA-256 with crypto.subtle. The whole-buffer rows scan one buffer with the JavaScript loop (\`chunkBoundaries\`). The streaming row runs \`Chunker.views\` over the same bytes in 1 MiB pieces with the gear loop the api worker installed (WebAssembly, docs/decisions/0012), copying each piece into its memory, as \`PUT\` content and tus do; its row is marked met only if it also found the same ${m.workerd.chunks} chunks.
 - Upload: ${RUNS} rounds of \`PUT /v1/files/content\` (the response's size and content_hash are checked) and \`PUT /_bench/raw/:key\` (one R2 put of the body) with the same fresh random bytes, so that no block deduplicates. Times run from request start to the end of the response body; the figure is the median.
@@ -650,6 +729,12 @@ async function main() {
 
 		isolate?.close();
 		await stack.stop();
+		stack = null;
+
+		console.error("the same uploads with wrangler dev's local trace collector on…");
+		stack = await startBenchStack(tree, { persistTo: join(tmp, "state-traced"), vars: { BENCH_ROUTES: "1" }, localTraces: true });
+		const traced = await withLocalTraces(stack, skip);
+		await stack.stop();
 		const measured = {
 			date,
 			machine: info,
@@ -662,6 +747,7 @@ async function main() {
 			uploads: up,
 			downloads: down,
 			dedup,
+			traced,
 		};
 		const f = figures(measured);
 		writeFileSync(OUT, [report(measured, f), ...extra].join("\n\n"));

@@ -148,10 +148,19 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
 /**
  * Starts the stack from `tree` (a snapshot made by {@link snapshotTree}).
+ *
+ * `localTraces` keeps wrangler dev's local trace collector on, as `npm
+ * start` has it; the measured stacks run without it (docs/decisions/0013).
+ * The collector is a tail worker on the runtime's one thread that writes
+ * every span (each R2 put, D1 query, RPC call) to its own SQLite database,
+ * so it charges a path by the number of its subrequests: about 0.04 s per
+ * 90 MiB content upload, which makes ~100 of them, against nothing for the
+ * raw put, which makes one. Deployed, spans are collected outside the
+ * Worker's isolate.
  * @param {string} tree
- * @param {{ persistTo: string, vars?: Record<string, string> }} options
+ * @param {{ persistTo: string, vars?: Record<string, string>, localTraces?: boolean }} options
  */
-export async function startBenchStack(tree, { persistTo, vars = {} }) {
+export async function startBenchStack(tree, { persistTo, vars = {}, localTraces = false }) {
 	// In this local workerd, V8's concurrent optimizing compiles sometimes
 	// never land, leaving a hot function in a lower tier for the life of its
 	// isolate: ours (the chunker was 10x slower) and the R2 simulator's alike,
@@ -165,7 +174,8 @@ export async function startBenchStack(tree, { persistTo, vars = {} }) {
 	if (!existsSync(stackModule)) throw new Error(`${stackModule} is missing`);
 	const { startStack, stopStack } = await import(pathToFileURL(stackModule).href);
 	const port = await freePort();
-	const stack = await startStack({ port, persistTo, stdio: "pipe", vars });
+	const env = { X_LOCAL_OBSERVABILITY: localTraces ? "true" : "false" };
+	const stack = await startStack({ port, persistTo, stdio: "pipe", vars, env });
 	const pgid = stack.child.pid;
 	let stopped = false;
 	return {

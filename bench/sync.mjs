@@ -587,7 +587,8 @@ async function main() {
 			persistTo = mkdtempSync(join(tmpdir(), "drive-bench-sync-"));
 			const port = await freePort();
 			process.stderr.write(`[bench:sync] starting the local stack on ${port}\n`);
-			stack = await startStack({ port, persistTo, stdio: "pipe" });
+			// As the other benches run it: without wrangler dev's local trace collector (docs/decisions/0013).
+			stack = await startStack({ port, persistTo, stdio: "pipe", env: { X_LOCAL_OBSERVABILITY: "false" } });
 			baseUrl = stack.url;
 		}
 		const { figures, markdown } = await benchSync({ baseUrl });

@@ -465,19 +465,24 @@ async function deltaCases(base, chunking, tmp) {
  */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3));
 
-async function throughput(base, client, tmp, memory, chunking) {
+/** The 1 GiB paths, in the order each round runs them; "raw" must be among them. */
+const THROUGHPUT_PATHS = ["raw", "sessions", "tus", "raw4"];
+
+async function throughput(base, client, tmp, memory, chunking, { roundCount = ROUNDS, paths = THROUGHPUT_PATHS } = {}) {
 	const file = join(tmp, "1GiB.bin");
 	log("throughput: generating 1 GiB");
 	const sha256 = await generateFile(file, THROUGHPUT_FILE, "bench-uploads-1GiB");
 	const blob = await openAsBlob(file);
 	/** @type {Record<string, object[]>} */
-	const rounds = { raw: [], raw4: [], sessions: [], tus: [] };
+	const rounds = Object.fromEntries(paths.map((name) => [name, []]));
 
 	const measure = async (name, round, fn) => {
 		// Each path starts with the disk's write-back done, so that none pays
 		// for another's (1 GiB per path fills the kernel's dirty-page budget).
 		// It did not explain why round 1's raw put runs 20 % faster than the
 		// later ones; the paired median above is what keeps that from deciding.
+		// (The extra time of the later ones is all kernel time in workerd, and
+		// writing 4 GiB of scratch files first did not bring it on earlier.)
 		spawnSync("sync");
 		const stop = memory?.start(100);
 		const t0 = performance.now();
@@ -564,12 +569,10 @@ async function throughput(base, client, tmp, memory, chunking) {
 		return { via: "tus-js-client 4.3.1, 50 MiB PATCHes", lastPatchMs };
 	};
 
+	const run = { raw: (round) => rawPut(round, 1), sessions, tus: tusUpload, raw4: (round) => rawPut(round, 4) };
 	// Interleaved, so load that comes and goes hits every path alike.
-	for (let round = 1; round <= ROUNDS; round++) {
-		await measure("raw", round, () => rawPut(round, 1));
-		await measure("sessions", round, () => sessions(round));
-		await measure("tus", round, () => tusUpload(round));
-		await measure("raw4", round, () => rawPut(round, 4));
+	for (let round = 1; round <= roundCount; round++) {
+		for (const name of paths) await measure(name, round, () => run[name](round));
 	}
 	rmSync(file, { force: true });
 	const best = Object.fromEntries(
@@ -778,19 +781,41 @@ export async function benchUploads({ baseUrl, stackPid, persistTo, tenGiB: runTe
 	const tmp = mkdtempSync(join(tmpdir(), "drive-bench-uploads-"));
 	try {
 		const chunking = await chunkingModule(tmp);
-		let client = null;
-		try {
-			client = await bundle("src/client/index.ts", join(tmp, "client.mjs"), "node");
-			if (typeof client.uploadFile !== "function" || typeof client.DriveClient !== "function") client = null;
-		} catch (err) {
-			log(`client library unavailable (${err.message.split("\n")[0]}); sessions throughput uses raw fetch`);
-		}
+		const client = await clientModule(tmp);
 		const memory = await memoryProbe(stackPid);
 		const figures = { when: new Date().toISOString(), loadavg: loadavg() };
 		figures.delta = await deltaCases(base, chunking, tmp);
 		figures.throughput = await throughput(base, client, tmp, memory, chunking);
 		figures.huge = runTenGiB ? await tenGiB(base, memory, persistTo) : null;
 		return { figures, markdown: markdown(figures) };
+	} finally {
+		rmSync(tmp, { recursive: true, force: true });
+	}
+}
+
+/** src/client bundled for Node; null (sessions then use raw fetch) when it does not build. */
+async function clientModule(tmp) {
+	try {
+		const client = await bundle("src/client/index.ts", join(tmp, "client.mjs"), "node");
+		if (typeof client.uploadFile === "function" && typeof client.DriveClient === "function") return client;
+	} catch (err) {
+		log(`client library unavailable (${err.message.split("\n")[0]}); sessions throughput uses raw fetch`);
+	}
+	return null;
+}
+
+/**
+ * The 1 GiB rounds of raw, sessions and tus against `baseUrl`, without the
+ * rest of the section: bench/run.mjs runs them on a stack with wrangler
+ * dev's local trace collector on, beside the measured stack
+ * (docs/decisions/0013).
+ * @param {{ baseUrl: string, paths?: string[] }} options
+ */
+export async function throughputOnly({ baseUrl, paths = ["raw", "sessions", "tus"] }) {
+	const tmp = mkdtempSync(join(tmpdir(), "drive-bench-uploads-"));
+	try {
+		const chunking = await chunkingModule(tmp);
+		return await throughput(baseUrl.replace(/\/+$/, ""), await clientModule(tmp), tmp, null, chunking, { paths });
 	} finally {
 		rmSync(tmp, { recursive: true, force: true });
 	}

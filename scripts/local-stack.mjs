@@ -62,9 +62,17 @@ export function applyMigrations(persistTo) {
 
 /**
  * Starts both workers on `port`. Resolves once the api answers, with the
- * child process; `stdio` "inherit" for `npm start`, "pipe" for tests.
+ * child process; `stdio` "inherit" for `npm start`, "pipe" for tests. `env`
+ * adds to wrangler's environment (the benchmarks turn the local trace
+ * collector off with it).
  */
-export async function startStack({ port = 8787, persistTo = join(ROOT, ".wrangler", "state"), stdio = "inherit", vars = {} } = {}) {
+export async function startStack({
+	port = 8787,
+	persistTo = join(ROOT, ".wrangler", "state"),
+	stdio = "inherit",
+	vars = {},
+	env = {},
+} = {}) {
 	ensureDevVars();
 	applyMigrations(persistTo);
 	const args = [
@@ -85,7 +93,7 @@ export async function startStack({ port = 8787, persistTo = join(ROOT, ".wrangle
 	for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
 	const child = spawn(NODE, args, {
 		cwd: ROOT,
-		env: wranglerEnv(),
+		env: wranglerEnv(env),
 		stdio: stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
 		detached: stdio !== "inherit",
 	});
