@@ -268,6 +268,18 @@ async function dedupUpload(session, procs, data, sha256) {
 }
 
 /**
+ * First requests pay for module instantiation, JIT and lazy setup (key
+ * ring, R2 and D1 connections), which is not what we measure: one 1 MiB
+ * upload, raw put and download go first.
+ */
+async function warmUp(baseUrl, session) {
+	const warm = randomBytes(1024 * 1024);
+	const node = await putContent(session, "warm-up.bin", warm, createHash("sha256").update(warm).digest("hex"));
+	await putRaw(session, "warm-up", warm);
+	await (await fetch(`${baseUrl}/v1/files/${node.id}/content`, { headers: { Authorization: `Bearer ${session.token}` } })).arrayBuffer();
+}
+
+/**
  * The upload comparisons again on a second stack that keeps wrangler dev's
  * local trace collector on, as `npm start` does: 90 MiB content against
  * raw, and (unless BENCH_SKIP has "uploads") the 1 GiB rounds of raw,
@@ -279,9 +291,7 @@ async function withLocalTraces(stack, skip) {
 	const session = await signup(stack.url);
 	const procs = workerdProcesses(stack.pgid);
 	if (!procs.some((p) => p.role === "runtime")) throw new Error(`no workerd runtime in process group ${stack.pgid}`);
-	const warm = randomBytes(1024 * 1024);
-	await putContent(session, "warm-up.bin", warm, createHash("sha256").update(warm).digest("hex"));
-	await putRaw(session, "warm-up", warm);
+	await warmUp(stack.url, session);
 	await putRaw(session, "runtime-primer", freshFile().data);
 	const rounds = await uploads(session, procs, null, { runs: TRACED_RUNS, name: "traced", rawBlocks: false });
 	for (const round of rounds) round.data = null;
@@ -339,7 +349,7 @@ function rssOf(measured, runtimePid) {
 function figures(m) {
 	const rt = m.procs.find((p) => p.role === "runtime").pid;
 	const wall = (rounds, kind) => median(rounds.map((r) => r[kind].ms));
-	const cpu = (rounds, kind) => median(rounds.map((r) => r[kind].cpu.get(rt)));
+	const cpu = (rounds, kind, pid = rt) => median(rounds.map((r) => r[kind].cpu.get(pid)));
 	const up = {
 		content: wall(m.uploads, "content"),
 		raw: wall(m.uploads, "raw"),
@@ -352,8 +362,8 @@ function figures(m) {
 	const traced = {
 		content: wall(m.traced.rounds, "content"),
 		raw: wall(m.traced.rounds, "raw"),
-		contentCpu: median(m.traced.rounds.map((r) => r.content.cpu.get(tracedRt))),
-		rawCpu: median(m.traced.rounds.map((r) => r.raw.cpu.get(tracedRt))),
+		contentCpu: cpu(m.traced.rounds, "content", tracedRt),
+		rawCpu: cpu(m.traced.rounds, "raw", tracedRt),
 	};
 	const down = {
 		content: wall(m.downloads, "content"),
@@ -511,7 +521,7 @@ function report(m, f) {
 		["Figure", "Drive", "Baseline (same run)", "Drive / baseline", "Target", "Met"],
 		f.rows.map((r) => [r.figure, r.drive, r.baseline, r.ratio, r.target, r.ok === null ? "" : mark(r.ok)]),
 	);
-	const op = (x) => `${fmtS(x.ms)} · ${fmtMBs(mbps(x.ms))} · CPU ${fmtS(x.cpu.get(rt))}`;
+	const op = (x, pid = rt) => `${fmtS(x.ms)} · ${fmtMBs(mbps(x.ms))} · CPU ${fmtS(x.cpu.get(pid))}`;
 	const uploads = markdownTable(
 		[
 			"Run",
@@ -553,13 +563,12 @@ function report(m, f) {
 			fmtPct(d.raw.cpu.get(rt) / d.content.cpu.get(rt)),
 		]),
 	);
-	const tracedOp = (x) => `${fmtS(x.ms)} · ${fmtMBs(mbps(x.ms))} · CPU ${fmtS(x.cpu.get(f.tracedRt))}`;
 	const tracedUploads = markdownTable(
 		["Run", "PUT content (wall · throughput · runtime CPU)", "PUT raw", "Wall ratio", "CPU ratio"],
 		m.traced.rounds.map((u) => [
 			u.run,
-			tracedOp(u.content),
-			tracedOp(u.raw),
+			op(u.content, f.tracedRt),
+			op(u.raw, f.tracedRt),
 			fmtPct(u.raw.ms / u.content.ms),
 			fmtPct(u.raw.cpu.get(f.tracedRt) / u.content.cpu.get(f.tracedRt)),
 		]),
@@ -682,14 +691,7 @@ async function main() {
 		isolate = await inspectIsolate(runtime.pid, "core:user:drive-api");
 		if (isolate === null) console.error("  (the drive-api isolate's inspector is not reachable; isolate memory is skipped)");
 
-		// Warm-up: first requests pay for module instantiation, JIT and lazy
-		// setup (key ring, R2 and D1 connections), which is not what we measure.
-		const warm = randomBytes(1024 * 1024);
-		const warmNode = await putContent(session, "warm-up.bin", warm, createHash("sha256").update(warm).digest("hex"));
-		await putRaw(session, "warm-up", warm);
-		await (
-			await fetch(`${stack.url}/v1/files/${warmNode.id}/content`, { headers: { Authorization: `Bearer ${session.token}` } })
-		).arrayBuffer();
+		await warmUp(stack.url, session);
 		await sleep(1000);
 
 		// The runtime process grows by ~90 MB on its first large request
