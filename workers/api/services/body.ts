@@ -18,27 +18,24 @@ const READ_SIZE = 1 << 20;
 export async function* byobChunks(body: ReadableStream<Uint8Array>, readSize = READ_SIZE): AsyncGenerator<Uint8Array> {
 	const reader = body.getReader({ mode: "byob" });
 	let buffer = new ArrayBuffer(readSize);
-	let filled = 0;
 	let finished = false;
 	try {
 		for (;;) {
-			// The network hands over a few KiB per read; filling the whole buffer
-			// before yielding keeps the per-piece work (hashing, chunking, awaits)
-			// to one call per MiB instead of hundreds.
-			const { done, value } = await reader.read(new Uint8Array(buffer, filled, readSize - filled));
+			// The network hands over a few KiB at a time. readAtLeast (a Workers
+			// extension, documented with ReadableStreamBYOBReader) fills the whole
+			// buffer inside the runtime before it resolves, so the per-piece work
+			// (hashing, chunking, awaits) runs once per MiB instead of hundreds
+			// of times, and so does the promise machinery of the read itself.
+			const { done, value } = await reader.readAtLeast(readSize, new Uint8Array(buffer));
+			// Short of readSize only at the end of the body; the read after that says done.
 			if (value !== undefined) {
 				// The read transferred our buffer into `value`; take it back.
 				buffer = value.buffer as ArrayBuffer;
-				filled += value.byteLength;
+				if (value.byteLength > 0) yield value;
 			}
 			if (done) {
 				finished = true;
-				if (filled > 0) yield new Uint8Array(buffer, 0, filled);
 				return;
-			}
-			if (filled === readSize) {
-				yield new Uint8Array(buffer, 0, filled);
-				filled = 0;
 			}
 		}
 	} finally {
