@@ -26,7 +26,7 @@ const OUT = join(ROOT, "BENCHMARKS.md");
 
 /** 90 MiB: the largest round size under the 100 MB request limit. */
 const FILE_BYTES = 90 * 1024 * 1024;
-const RUNS = 5;
+const RUNS = 7;
 /** Rounds of the 90 MiB comparison on the stack with the local trace collector on (reported only). */
 const TRACED_RUNS = 3;
 const CHUNKER_MIB = 256;
@@ -219,9 +219,12 @@ function freshFile() {
 /**
  * Measures one request: wall time, CPU time of each workerd process, their
  * RSS (sampled every 20 ms) and, when available, the drive-api isolate's
- * heap and buffers.
+ * heap and buffers. Starts after `sync`, as the 1 GiB rounds do
+ * (bench/uploads.mjs): each request stores 90 MiB, and none should pay for
+ * the previous one's disk write-back.
  */
 async function measure(procs, isolate, fn) {
+	spawnSync("sync");
 	const pids = procs.map((p) => p.pid);
 	const cpu0 = pids.map(cpuMsOf);
 	const rss = sampleMemory(pids);
@@ -349,12 +352,18 @@ function rssOf(measured, runtimePid) {
 function figures(m) {
 	const rt = m.procs.find((p) => p.role === "runtime").pid;
 	const wall = (rounds, kind) => median(rounds.map((r) => r[kind].ms));
+	// The verdicts compare each round's pair (the same bytes, one request
+	// after the other) and take the median of those ratios, as the 1 GiB
+	// rounds do (bench/uploads.mjs): a round where the machine slowed down
+	// moves both of its times, not one side of the comparison.
+	const paired = (rounds, drive, baseline) => median(rounds.map((r) => r[baseline].ms / r[drive].ms));
 	const cpu = (rounds, kind, pid = rt) => median(rounds.map((r) => r[kind].cpu.get(pid)));
 	const up = {
 		content: wall(m.uploads, "content"),
 		raw: wall(m.uploads, "raw"),
 		contentCpu: cpu(m.uploads, "content"),
 		rawCpu: cpu(m.uploads, "raw"),
+		vsRaw: paired(m.uploads, "content", "raw"),
 		rawBlocks: wall(m.uploads, "rawBlocks"),
 		rawBlocksCpu: cpu(m.uploads, "rawBlocks"),
 	};
@@ -362,12 +371,14 @@ function figures(m) {
 	const traced = {
 		content: wall(m.traced.rounds, "content"),
 		raw: wall(m.traced.rounds, "raw"),
+		vsRaw: paired(m.traced.rounds, "content", "raw"),
 		contentCpu: cpu(m.traced.rounds, "content", tracedRt),
 		rawCpu: cpu(m.traced.rounds, "raw", tracedRt),
 	};
 	const down = {
 		content: wall(m.downloads, "content"),
 		raw: wall(m.downloads, "raw"),
+		vsRaw: paired(m.downloads, "content", "raw"),
 		contentCpu: cpu(m.downloads, "content"),
 		rawCpu: cpu(m.downloads, "raw"),
 	};
@@ -418,9 +429,9 @@ function figures(m) {
 			figure: `Upload, PUT /v1/files/content, 90 MiB random (median of ${RUNS})`,
 			drive: `${fmtMBs(mbps(up.content))} (${fmtS(up.content)})`,
 			baseline: `raw R2 put ${fmtMBs(mbps(up.raw))} (${fmtS(up.raw)})`,
-			ratio: fmtPct(up.raw / up.content),
+			ratio: `${fmtPct(up.vsRaw)} (ratio of the medians: ${fmtPct(up.raw / up.content)})`,
 			target: `≥ ${fmtPct(TARGETS.uploadRatio)} of raw`,
-			ok: up.raw / up.content >= TARGETS.uploadRatio,
+			ok: up.vsRaw >= TARGETS.uploadRatio,
 		},
 		{
 			figure: "Upload, CPU time of the workerd runtime (median)¹",
@@ -442,7 +453,7 @@ function figures(m) {
 			figure: `Upload as above, on a stack with wrangler dev's local trace collector on, as \`npm start\` runs it (median of ${TRACED_RUNS})⁶`,
 			drive: `${fmtMBs(mbps(traced.content))} (${fmtS(traced.content)}, CPU ${fmtS(traced.contentCpu)})`,
 			baseline: `raw R2 put ${fmtMBs(mbps(traced.raw))} (${fmtS(traced.raw)}, CPU ${fmtS(traced.rawCpu)})`,
-			ratio: fmtPct(traced.raw / traced.content),
+			ratio: `${fmtPct(traced.vsRaw)} (ratio of the medians: ${fmtPct(traced.raw / traced.content)})`,
 			target: "(reported)",
 			ok: null,
 		},
@@ -450,9 +461,9 @@ function figures(m) {
 			figure: `Download, GET /v1/files/:id/content, 90 MiB (median of ${RUNS})`,
 			drive: `${fmtMBs(mbps(down.content))} (${fmtS(down.content)})`,
 			baseline: `raw R2 get ${fmtMBs(mbps(down.raw))} (${fmtS(down.raw)})`,
-			ratio: fmtPct(down.raw / down.content),
+			ratio: `${fmtPct(down.vsRaw)} (ratio of the medians: ${fmtPct(down.raw / down.content)})`,
 			target: `≥ ${fmtPct(TARGETS.downloadRatio)} of raw²`,
-			ok: down.raw / down.content >= TARGETS.downloadRatio,
+			ok: down.vsRaw >= TARGETS.downloadRatio,
 		},
 		{
 			figure: "workerd memory during a 90 MiB upload: runtime process RSS³",
@@ -637,7 +648,7 @@ ${tracedUploads}${tracedOneGiB}
 - The measured stack runs without wrangler dev's local trace collector (\`X_LOCAL_OBSERVABILITY=false\`, set by bench/stack.mjs); the section above repeats the uploads on a stack with it on.
 - The stack is started from a snapshot of the source tree (so that an edit during the run cannot restart workerd), with fresh storage in a temporary directory, on a free port, with \`BENCH_ROUTES=1\` so that \`/_bench/*\` exists. A 1 MiB upload, raw put and download warm it up first.
 - Chunker in Node: ${m.node.source}, best of 3 over ${CHUNKER_MIB} MiB of pseudo-random bytes (${m.node.chunks} chunks); SHA-256 of the same bytes with node:crypto. In workerd: \`GET /_bench/chunker?mib=${CHUNKER_MIB}\`, best of 3 (${m.workerd.chunks} chunks), SHA-256 with crypto.subtle. The whole-buffer rows scan one buffer with the JavaScript loop (\`chunkBoundaries\`). The streaming row runs \`Chunker.views\` over the same bytes in 1 MiB pieces with the gear loop the api worker installed (WebAssembly, docs/decisions/0012), copying each piece into its memory, as \`PUT\` content and tus do; its row is marked met only if it also found the same ${m.workerd.chunks} chunks.
-- Upload: ${RUNS} rounds of \`PUT /v1/files/content\` (the response's size and content_hash are checked) and \`PUT /_bench/raw/:key\` (one R2 put of the body) with the same fresh random bytes, so that no block deduplicates. Times run from request start to the end of the response body; the figure is the median.
+- Upload: ${RUNS} rounds of \`PUT /v1/files/content\` (the response's size and content_hash are checked) and \`PUT /_bench/raw/:key\` (one R2 put of the body) with the same fresh random bytes, so that no block deduplicates. Times run from request start to the end of the response body; each request starts after \`sync\`, so that none pays for the previous one's disk write-back. The times shown are medians; *Drive / baseline* is the median over rounds of each round's ratio (the same bytes, one request after the other, so a round where the machine slowed down moves both sides), as in the 1 GiB section, and the ratio of the two medians is shown beside it.
 - Download: ${RUNS} rounds of \`GET /v1/files/:id/content\` and \`GET /_bench/raw/:key\` of the same bytes, body drained and counted.
 - Memory: before the rounds, one raw put of 90 MiB fresh random bytes primes the runtime (see ³; its rise is reported). VmRSS from /proc/<pid>/status of the workerd processes in wrangler's process group, read just before each request and every 20 ms during it (VmHWM too, when the kernel's high-water mark rose). CPU: utime + stime from /proc/<pid>/stat before and after each request.
 - Re-upload (bonus): the last round's bytes uploaded again under another name. Every block already exists in R2, so this shows whatever the upload path saves on known blocks (storage is deduplicated either way; docs/decisions/0007 has \`PUT /v1/files/content\` rewrite every block).
