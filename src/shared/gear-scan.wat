@@ -7,12 +7,13 @@
 ;; (Liftoff) compiles this on the spot, so the speed no longer depends on a
 ;; background job.
 ;;
-;; Why eight bytes per load: workerd checks every WebAssembly memory access
-;; against the memory's size explicitly (Node's V8 instead relies on guard
-;; pages), and a byte loop pays two checks per byte, the byte and its gear
-;; entry. Loading eight bytes at once leaves about one: 2.1 -> 2.4 GB/s in
-;; Node with --wasm-enforce-bounds-checks, and 47 -> 39 ms per 90 MiB for the
-;; streaming chunker in workerd (docs/decisions/0012).
+;; Why eight bytes per load: workerd appears to check every WebAssembly
+;; memory access against the memory's size in code (Node's V8 relies on guard
+;; pages; with --wasm-enforce-bounds-checks Node runs the byte loop as slowly
+;; as workerd does), and a byte loop pays two checks per byte, the byte and
+;; its gear entry. Loading eight bytes at once leaves about one: 2.1 -> 2.4
+;; GB/s in Node with that flag, and 47 -> 39 ms per 90 MiB for the streaming
+;; chunker in workerd (docs/decisions/0012).
 ;;
 ;; Memory: bytes [0, 1024) hold the gear table (256 little-endian u32,
 ;; written by the host), the bytes to scan follow (GEAR_SCAN_DATA_OFFSET in
