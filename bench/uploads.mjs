@@ -479,10 +479,16 @@ async function throughput(base, client, tmp, memory, chunking, { roundCount = RO
 	const measure = async (name, round, fn) => {
 		// Each path starts with the disk's write-back done, so that none pays
 		// for another's (1 GiB per path fills the kernel's dirty-page budget).
-		// It did not explain why round 1's raw put runs 20 % faster than the
-		// later ones; the paired median above is what keeps that from deciding.
-		// (The extra time of the later ones is all kernel time in workerd, and
-		// writing 4 GiB of scratch files first did not bring it on earlier.)
+		// It did not explain why the first raw rounds run up to 25 % faster
+		// than later ones; the paired median above keeps that from deciding
+		// alone. On the bench box, 240 raw puts of 90 MiB in a row took a
+		// steady 0.8 s for the first ~4.5 GB written, then 0.8-1.6 s with
+		// bursts of kernel time, then a steady 0.8 s again from ~20 GB on.
+		// The kernel reclaimed no memory until the page cache had filled
+		// (allocstall and pgsteal in /proc/vmstat), and its reclaim after
+		// that slowed nothing. So this is the machine's disk write path, not
+		// memory: one fsync of 90 MiB at the end of a raw put exposes it
+		// more than ~1 MiB fsyncs between our blocks do.
 		spawnSync("sync");
 		const stop = memory?.start(100);
 		const t0 = performance.now();
