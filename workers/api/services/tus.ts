@@ -120,6 +120,7 @@ export async function receivePatch(
 
 	let received = 0;
 	const reading = { broken: null as unknown };
+	let complete = false;
 	try {
 		if (body !== null) {
 			for await (const piece of piecesUntilBroken(body, reading)) {
@@ -138,7 +139,8 @@ export async function receivePatch(
 				for (const chunk of chunker.views(piece)) await enqueue(chunk);
 			}
 		}
-		if (reading.broken === null && upload.offset + received === upload.size) {
+		complete = reading.broken === null && upload.offset + received === upload.size;
+		if (complete) {
 			const last = chunker.finish();
 			if (last !== null) await enqueue(last);
 		}
@@ -152,7 +154,6 @@ export async function receivePatch(
 	// The client went away mid-body: keep what completed.
 	const broken = reading.broken;
 	const endOffset = upload.offset + received;
-	const complete = broken === null && endOffset === upload.size;
 	await writer.settle();
 	const checkpointFailure = await checkpoints.drain().then(
 		() => null,
