@@ -11,7 +11,7 @@
 //   node bench/sync.mjs [--base-url http://127.0.0.1:8787] [--json]
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../scripts/local-stack.mjs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -554,18 +554,6 @@ function render(f, o) {
 }
 
 // ---- standalone ------------------------------------------------------------
-
-function freePort() {
-	return new Promise((done, fail) => {
-		const server = createServer();
-		server.once("error", fail);
-		server.listen(0, "127.0.0.1", () => {
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			server.close(() => done(port));
-		});
-	});
-}
 
 async function main() {
 	const args = process.argv.slice(2);

@@ -2,8 +2,9 @@
 // secrets and D1 databases, and starts both workers with `wrangler dev`.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -127,4 +128,86 @@ export function stopStack(child, signal = "SIGTERM") {
 	} catch {
 		child.kill(signal);
 	}
+}
+
+// ---- helpers for the e2e tests and the benchmarks ----------------------
+
+/** Top-level entries that are not source: dependencies, build and run state, VCS. */
+const NOT_SOURCE = new Set(["node_modules", ".git", ".wrangler", "dist", "coverage", ".bench-tmp"]);
+
+/**
+ * Copies the source tree (with .dev.vars, without node_modules, which is
+ * linked) to `dir`. `wrangler dev` watches its sources and restarts the
+ * runtime on every save; benchmarking a snapshot means an edit made while
+ * the bench runs cannot restart workerd mid-measurement (a 503 "worker
+ * restarted mid-request", a fresh process with a different idle RSS) and
+ * every figure describes the same code.
+ * @param {string} root
+ * @param {string} dir
+ */
+export function snapshotTree(root, dir) {
+	mkdirSync(dir, { recursive: true });
+	for (const entry of readdirSync(root)) {
+		if (NOT_SOURCE.has(entry)) continue;
+		cpSync(join(root, entry), join(dir, entry), { recursive: true, filter: (src) => !NOT_SOURCE.has(basename(src)) });
+	}
+	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
+}
+
+/** Asks the kernel for a free port; the tiny race until wrangler binds it is acceptable locally. */
+export function freePort() {
+	return new Promise((done, fail) => {
+		const server = createServer();
+		server.unref();
+		server.once("error", fail);
+		server.listen(0, "127.0.0.1", () => {
+			const address = server.address();
+			const port = typeof address === "object" && address !== null ? address.port : 0;
+			server.close(() => (port > 0 ? done(port) : fail(new Error("no free port"))));
+		});
+	});
+}
+
+/**
+ * Pids in process group `pgid`. startStack runs wrangler detached, so its
+ * group is exactly wrangler plus what it spawned (esbuild, workerd).
+ * @param {number} pgid
+ * @returns {number[]}
+ */
+export function groupMembers(pgid) {
+	const pids = [];
+	for (const entry of readdirSync("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+			// Fields after the parenthesised command: state, ppid, pgrp, ...
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			if (Number(fields[2]) === pgid) pids.push(Number(entry));
+		} catch {
+			// The process exited while we were looking.
+		}
+	}
+	return pids;
+}
+
+/**
+ * The workerd processes of a stack. `wrangler dev` runs two: a small proxy
+ * runtime that owns the public port and forwards every request, and the
+ * runtime that executes our workers (the one given an inspector address).
+ * @param {number} pgid
+ * @returns {{ pid: number, role: "runtime" | "proxy" }[]}
+ */
+export function workerdProcesses(pgid) {
+	const out = [];
+	for (const pid of groupMembers(pgid)) {
+		let argv;
+		try {
+			argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+		} catch {
+			continue;
+		}
+		if (!argv[0]?.endsWith("/workerd")) continue;
+		out.push({ pid, role: argv.some((a) => a.startsWith("--inspector-addr")) ? "runtime" : "proxy" });
+	}
+	return out.sort((a, b) => (a.role === b.role ? a.pid - b.pid : a.role === "runtime" ? -1 : 1));
 }

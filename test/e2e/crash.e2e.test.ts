@@ -13,7 +13,7 @@ import type { ChildProcess } from "node:child_process";
 import { spawn, spawnSync } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../../scripts/local-stack.mjs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -43,19 +43,6 @@ interface Block {
 }
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "..", "..", "..");
-
-function freePort(): Promise<number> {
-	return new Promise((done, fail) => {
-		const server = createServer();
-		server.unref();
-		server.once("error", fail);
-		server.listen(0, "127.0.0.1", () => {
-			const address = server.address();
-			const port = typeof address === "object" && address !== null ? address.port : 0;
-			server.close(() => (port > 0 ? done(port) : fail(new Error("no free port"))));
-		});
-	});
-}
 
 /** Pids in process group `pgid`, as pgrep sees them (zombies included until reaped). */
 function pgrepGroup(pgid: number): number[] {

@@ -11,12 +11,12 @@
  * test a mix of two versions. The run tests the tree as it was at its start.
  */
 import type { ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { TestProject } from "vitest/node";
+import { freePort, groupMembers, snapshotTree } from "../../scripts/local-stack.mjs";
 
 declare module "vitest" {
 	export interface ProvidedContext {
@@ -34,53 +34,6 @@ interface LocalStack {
 		vars?: Record<string, string>;
 	}): Promise<{ child: ChildProcess; url: string; log: () => string }>;
 	stopStack(child: ChildProcess, signal?: NodeJS.Signals): void;
-}
-
-/** Top-level entries that are not source: dependencies, build and run state, VCS. */
-const NOT_SOURCE = new Set(["node_modules", ".git", ".wrangler", "dist", "coverage", ".bench-tmp"]);
-
-/** Copies the source tree (with .dev.vars) to `dir`, linking node_modules instead of copying it. */
-function snapshotTree(root: string, dir: string): void {
-	for (const entry of readdirSync(root)) {
-		if (NOT_SOURCE.has(entry)) continue;
-		cpSync(join(root, entry), join(dir, entry), { recursive: true, filter: (src) => !NOT_SOURCE.has(basename(src)) });
-	}
-	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
-}
-
-/** Asks the kernel for a free port; the tiny race until wrangler binds it is acceptable locally. */
-function freePort(): Promise<number> {
-	return new Promise((done, fail) => {
-		const server = createServer();
-		server.unref();
-		server.once("error", fail);
-		server.listen(0, "127.0.0.1", () => {
-			const address = server.address();
-			const port = typeof address === "object" && address !== null ? address.port : 0;
-			server.close(() => (port > 0 ? done(port) : fail(new Error("no free port"))));
-		});
-	});
-}
-
-/**
- * Pids still in process group `pgid`. startStack runs wrangler detached, so
- * the group is exactly wrangler plus what it spawned (esbuild, the workerd
- * runtimes); checking it is how we know nothing survived.
- */
-function groupMembers(pgid: number): number[] {
-	const pids: number[] = [];
-	for (const entry of readdirSync("/proc")) {
-		if (!/^\d+$/.test(entry)) continue;
-		try {
-			const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-			// Fields after the parenthesised command: state, ppid, pgrp, ...
-			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-			if (Number(fields[2]) === pgid) pids.push(Number(entry));
-		} catch {
-			// The process exited while we were looking.
-		}
-	}
-	return pids;
 }
 
 async function waitForEmptyGroup(pgid: number, ms: number): Promise<boolean> {
