@@ -12,11 +12,11 @@ import { defineConfig } from "vitest/config";
 
 const NOTIFY_BUNDLE = ".wrangler/test-build/notify.mjs";
 
-/** Shard database ids, read from the notify worker's config so both workers share them. */
-function shardDatabases(): Record<string, string> {
+/** The notify worker's D1 database ids (directory and shards), read from its config so both workers share them. */
+function notifyDatabases(): Record<string, string> {
 	const toml = readFileSync("workers/notify/wrangler.toml", "utf8");
 	const out: Record<string, string> = {};
-	for (const m of toml.matchAll(/binding = "(SHARD_\d+)"[\s\S]*?database_id = "([^"]+)"/g)) out[m[1] as string] = m[2] as string;
+	for (const m of toml.matchAll(/binding = "(DIRECTORY|SHARD_\d+)"[\s\S]*?database_id = "([^"]+)"/g)) out[m[1] as string] = m[2] as string;
 	return out;
 }
 
@@ -57,7 +57,7 @@ export default defineConfig(async () => {
 										scriptPath: NOTIFY_BUNDLE,
 										compatibilityDate: "2026-11-01",
 										durableObjects: { USER_HUB: { className: "UserHub", useSQLite: true } },
-										d1Databases: shardDatabases(),
+										d1Databases: notifyDatabases(),
 									},
 								],
 							},

@@ -79,17 +79,47 @@ export const ErrorBody = z
 	.openapi("Error");
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-/** An expected failure, returned (never thrown) by services and Durable Object RPC. */
+/**
+ * One entry of an envelope's `details`: a block hash, or a flat record such
+ * as `{ field, message }`. Plain data, so that it crosses RPC typed.
+ */
+export type ErrorDetail = string | { [key: string]: string | number | boolean | null };
+
+/** An expected failure: what went wrong, in the terms of the error envelope. */
 export interface Failure {
-	ok: false;
 	code: ErrorCode;
 	message: string;
-	details?: unknown[];
+	details?: ErrorDetail[];
 }
-/** A tagged result: survives structured clone across RPC, unlike an Error's class. */
-export type Result<T> = ({ ok: true } & T) | Failure;
 
-/** Builds a {@link Failure}. */
-export function fail(code: ErrorCode, message: string, details?: unknown[]): Failure {
-	return details === undefined ? { ok: false, code, message } : { ok: false, code, message, details };
+/**
+ * What services and Durable Object RPC methods return for anything that can
+ * be refused: a tagged union survives structured clone across RPC, where an
+ * Error loses its class (workers-oauth-provider's `Result`).
+ */
+export type Result<T> = { ok: true; value: T } | Refusal;
+
+/** The failing side of a {@link Result}; assignable to every Result. */
+export type Refusal = { ok: false; error: Failure };
+
+/** A successful {@link Result}. */
+export function ok<T>(value: T): { ok: true; value: T } {
+	return { ok: true, value };
+}
+
+/** A failed {@link Result}. */
+export function fail(code: ErrorCode, message: string, details?: ErrorDetail[]): Refusal {
+	return { ok: false, error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/** The error envelope for `failure`, as every worker answers it. */
+export function errorBody(failure: Failure, requestId: string): ErrorBody {
+	const body: ErrorBody = { error: { code: failure.code, message: failure.message, request_id: requestId } };
+	if (failure.details !== undefined && failure.details.length > 0) body.error.details = failure.details;
+	return body;
+}
+
+/** The error envelope as a Response, for code outside the api's Hono app (the Durable Object, the notify worker). */
+export function failureResponse(failure: Failure, requestId: string): Response {
+	return Response.json(errorBody(failure, requestId), { status: statusOf(failure.code) });
 }

@@ -12,6 +12,7 @@ export const MAX_NAME_BYTES = 255;
 // Windows forbids these anywhere in a name; ':' is also the macOS HFS
 // separator, and '/' and NUL are forbidden everywhere.
 const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f<>:"/\\|?*]/u;
+const FORBIDDEN_CHARS_GLOBAL = new RegExp(FORBIDDEN_CHARS.source, "gu");
 
 // Windows reserves device names, with or without an extension ("CON.txt"),
 // including the superscript-digit COM/LPT forms.
@@ -56,4 +57,39 @@ export function splitExtension(name: string): [stem: string, ext: string] {
 	const dot = name.lastIndexOf(".");
 	if (dot <= 0) return [name, ""];
 	return [name.slice(0, dot), name.slice(dot)];
+}
+
+/**
+ * `<stem> (conflicted copy <device> YYYY-MM-DD HHMMSS)<ext>`, per API.md. The
+ * device name is made name-safe and capped, and the stem shortened by whole
+ * code points, so the result is always a valid name.
+ */
+export function conflictedCopyName(name: string, deviceName: string, at: Date): string {
+	const [stem, ext] = splitExtension(name);
+	const safeDevice = Array.from(deviceName.replace(FORBIDDEN_CHARS_GLOBAL, "-").trim()).slice(0, 40).join("").trim();
+	const device = safeDevice || "unknown device";
+	const iso = at.toISOString();
+	const stamp = `${iso.slice(0, 10)} ${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+	return fitName(stem, ` (conflicted copy ${device} ${stamp})${ext}`);
+}
+
+/** `stem + suffix`, with the stem cut (by code points) until the whole is a valid name. */
+export function fitName(stem: string, suffix: string): string {
+	const points = Array.from(stem);
+	for (let keep = points.length; keep >= 1; keep--) {
+		const candidate = points.slice(0, keep).join("").trimEnd() + suffix;
+		if (checkName(candidate).ok) return candidate;
+	}
+	return `file${suffix}`;
+}
+
+/**
+ * `desired`, then `desired` with " 2", " 3", … before the extension: the
+ * candidates for a free name, in order, each a valid name.
+ */
+export function numberedNames(desired: string, count: number, from = 1): string[] {
+	const [stem, ext] = splitExtension(desired);
+	const out: string[] = [];
+	for (let n = from; n < from + count; n++) out.push(n === 1 ? desired : fitName(stem, ` ${n}${ext}`));
+	return out;
 }

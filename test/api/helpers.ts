@@ -1,7 +1,7 @@
 /** Test helpers: calling the api worker in-process and signing users up. */
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { shardDb } from "../../src/shared/db/rows";
+import { shardBinding } from "../../src/shared/db/shards";
 
 export const BASE = "http://drive.test";
 
@@ -198,7 +198,7 @@ export async function download(
 export async function shardOfUser(userId: string): Promise<D1Database> {
 	const row = await env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?").bind(userId).first<{ shard: number }>();
 	if (!row) throw new Error(`no user ${userId} in the directory`);
-	return shardDb(env, row.shard);
+	return shardBinding(env, row.shard);
 }
 
 /** A row of the change journal. */

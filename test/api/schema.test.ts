@@ -11,7 +11,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { getTableConfig, SQLiteTable, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import * as schema from "../../src/shared/db/schema";
-import { shardCount, shardDb } from "../../src/shared/db/rows";
+import { shardBinding, shardCount } from "../../src/shared/db/shards";
 
 const testEnv = env as unknown as Env & { TEST_DIRECTORY_MIGRATIONS: D1Migration[]; TEST_SHARD_MIGRATIONS: D1Migration[] };
 
@@ -116,7 +116,7 @@ describe("schema: migrations", () => {
 		};
 		await check(env.DIRECTORY, testEnv.TEST_DIRECTORY_MIGRATIONS);
 		expect(shardCount(env)).toBeGreaterThanOrEqual(1);
-		for (let i = 0; i < shardCount(env); i++) await check(shardDb(env, i), testEnv.TEST_SHARD_MIGRATIONS);
+		for (let i = 0; i < shardCount(env); i++) await check(shardBinding(env, i), testEnv.TEST_SHARD_MIGRATIONS);
 	});
 
 	it("declares every table the migrations create", async () => {

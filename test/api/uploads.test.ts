@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { MAX_BLOCK_BYTES } from "../../src/shared/limits";
 import { findUpload } from "../../src/shared/db/uploads";
-import { openShard } from "../../src/shared/db/tree";
+import { openShard } from "../../src/shared/db/shards";
 import { appendBlockList, cleanupUploads } from "../../workers/api/services/uploads";
 import {
 	blobKeys,
@@ -585,7 +585,7 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			moreBlocks: true,
 			contentHash: null,
 		});
-		expect(late).toMatchObject({ ok: false, code: "UPLOAD_OFFSET_MISMATCH" });
+		expect(late).toMatchObject({ ok: false, error: { code: "UPLOAD_OFFSET_MISMATCH" } });
 		const rows = await shard.prepare("SELECT idx, hash FROM upload_blocks WHERE upload_id = ? ORDER BY idx").bind(created.upload_id).all();
 		expect(rows.results).toEqual([
 			{ idx: 0, hash: blocks[0]?.hash },
@@ -687,13 +687,16 @@ describe("resuming and committing", () => {
 		expect(bytesEqual(copy.bytes, concat(v3))).toBe(true);
 	});
 
-	it("answers VERSION_CONFLICT for a stale base when asked to fail", async () => {
+	it("answers VERSION_CONFLICT when asked to fail: at commit for a base that went stale, at creation for one already stale", async () => {
 		const [v1, v2, v3] = (await Promise.all([makeBlocks(1), makeBlocks(1), makeBlocks(1)])) as [Block[], Block[], Block[]];
 		const first = await uploadBlocks(user, "strict.txt", v1);
-		await uploadBlocks(user, "strict.txt", v2, { base_version_id: first.version.id }, 200);
-		const session = await create(user, "strict.txt", v3, { base_version_id: first.version.id, on_conflict: "fail" });
+		const strict = { base_version_id: first.version.id, on_conflict: "fail" };
+		const session = await create(user, "strict.txt", v3, strict);
 		for (const b of v3) await sendBlock(user, session.upload_id, b);
+		await uploadBlocks(user, "strict.txt", v2, { base_version_id: first.version.id }, 200);
 		await expectError(await commit(user, session.upload_id), 409, "VERSION_CONFLICT");
+		// The same plan decides before a byte is sent: nothing to upload in vain.
+		await expectError(await createSession(user, "strict.txt", v3, strict), 409, "VERSION_CONFLICT");
 	});
 });
 

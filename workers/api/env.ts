@@ -1,10 +1,12 @@
 /** The Hono environment of the api worker. */
-import type { HubScope } from "../notify/user-hub";
 
 /** Who is calling, set by the auth middleware. */
-export interface Caller extends HubScope {
+export interface Caller {
+	userId: string;
 	deviceId: string;
 	deviceName: string;
+	/** The shard that holds the user's rows (docs/decisions/0002). */
+	shard: number;
 	quotaBytes: number;
 }
 

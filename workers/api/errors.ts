@@ -5,16 +5,16 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { statusOf, type ErrorBody, type ErrorCode, type Failure } from "../../src/shared/errors";
+import { errorBody, statusOf, type ErrorCode, type ErrorDetail, type Failure, type Result } from "../../src/shared/errors";
 import type { AppEnv } from "./env";
 
 /** An expected failure with a stable code; thrown by handlers, mapped by {@link onError}. */
 export class ApiError extends HTTPException {
 	readonly code: ErrorCode;
-	readonly details: unknown[] | undefined;
+	readonly details: ErrorDetail[] | undefined;
 	readonly headers: Record<string, string> | undefined;
 
-	constructor(code: ErrorCode, message: string, details?: unknown[], headers?: Record<string, string>) {
+	constructor(code: ErrorCode, message: string, details?: ErrorDetail[], headers?: Record<string, string>) {
 		// 460 (tus Checksum Mismatch) is outside the registered status codes Hono types.
 		super(statusOf(code) as ContentfulStatusCode, { message });
 		this.code = code;
@@ -28,10 +28,10 @@ export class ApiError extends HTTPException {
 	}
 }
 
-/** Unwraps a Result: returns the success value or throws its failure. */
-export function unwrap<T extends { ok: boolean }>(result: T): Extract<T, { ok: true }> {
-	if (!result.ok) throw ApiError.from(result as unknown as Failure);
-	return result as Extract<T, { ok: true }>;
+/** The success value of `result`, or its failure thrown as an {@link ApiError} for {@link onError} to answer. */
+export function unwrap<T>(result: Result<T>): T {
+	if (!result.ok) throw ApiError.from(result.error);
+	return result.value;
 }
 
 /** The envelope for `code`. */
@@ -39,11 +39,10 @@ export function errorResponse(
 	c: Context<AppEnv>,
 	code: ErrorCode,
 	message: string,
-	details?: unknown[],
+	details?: ErrorDetail[],
 	headers?: Record<string, string>,
 ): Response {
-	const body: ErrorBody = { error: { code, message, request_id: c.get("requestId") ?? "unknown" } };
-	if (details !== undefined && details.length > 0) body.error.details = details;
+	const body = errorBody(details === undefined ? { code, message } : { code, message, details }, c.get("requestId") ?? "unknown");
 	return c.json(body, statusOf(code) as ContentfulStatusCode, headers);
 }
 

@@ -1,6 +1,5 @@
 /** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
-import { shardCount, shardDb } from "../../src/shared/db/rows";
-import { openShard } from "../../src/shared/db/tree";
+import { shardAt, shardCount } from "../../src/shared/db/shards";
 import { pruneJournal } from "./services/journal";
 import { cleanupUploads } from "./services/uploads";
 
@@ -9,7 +8,7 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	const retentionDays = Number(env.JOURNAL_RETENTION_DAYS) || 30;
 	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
 	for (let i = 0; i < shardCount(env); i++) {
-		await pruneJournal(openShard(shardDb(env, i)), cutoff);
+		await pruneJournal(shardAt(env, i), cutoff);
 	}
 	await cleanupUploads(env, env.BLOBS, now);
 }

@@ -4,17 +4,11 @@
  * user_id: a node of another user is indistinguishable from a missing one.
  */
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { alias } from "drizzle-orm/sqlite-core";
+import type { TargetView } from "../commit/plan";
+import type { BlockRef } from "./mappers";
 import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
-import type { BlockRef } from "./rows";
-
-export type ShardDb = DrizzleD1Database & { $client: D1Database };
-
-/** Wraps a shard's D1 binding. */
-export function openShard(d1: D1Database): ShardDb {
-	return drizzle(d1);
-}
+import type { ShardDb } from "./shards";
 
 /** The node, trashed or not, or null when the user has no such node. */
 export async function findNode(db: ShardDb, userId: string, id: string): Promise<NodeRow | null> {
@@ -47,24 +41,47 @@ export async function findLiveChild(db: ShardDb, userId: string, parentId: strin
 }
 
 /**
- * A node and its live child whose folded name is `key`, in one query: what
- * the hub checks before it commits a file into a folder.
+ * What a commit of content into `parentId` at name `key` needs to know
+ * (commit/plan.ts): the folder, what lives at the name, and for an edit the
+ * file of its base version, in one query. Only an edit into a folder that is
+ * in the trash costs more: the way up to the nearest live folder.
  */
-export async function findNodeAndLiveChild(
+export async function loadTarget(
 	db: ShardDb,
 	userId: string,
-	id: string,
+	parentId: string,
 	key: string,
-): Promise<{ node: NodeRow | null; child: NodeRow | null }> {
+	baseVersionId: string | null,
+): Promise<TargetView> {
 	const child = alias(nodes, "child");
+	const edited = alias(nodes, "edited");
 	const rows = await db
-		.select({ node: nodes, child })
+		.select({ parent: nodes, child, edited })
 		.from(nodes)
 		.leftJoin(child, and(eq(child.userId, nodes.userId), eq(child.parentId, nodes.id), eq(child.nameKey, key), isNull(child.trashedAt)))
-		.where(and(eq(nodes.userId, userId), eq(nodes.id, id)))
+		.leftJoin(versions, and(eq(versions.userId, nodes.userId), eq(versions.id, baseVersionId ?? "")))
+		.leftJoin(edited, and(eq(edited.userId, nodes.userId), eq(edited.id, versions.nodeId), eq(edited.type, "file")))
+		.where(and(eq(nodes.userId, userId), eq(nodes.id, parentId)))
 		.limit(1);
 	const row = rows[0];
-	return { node: row?.node ?? null, child: row?.child ?? null };
+	const parent = row?.parent ?? null;
+	let refuge: TargetView["refuge"] = null;
+	if (parent?.type === "folder" && parent.trashedAt !== null && baseVersionId !== null) {
+		const folder = await nearestLiveFolder(db, userId, parent.id);
+		if (folder) refuge = { folder, child: await findLiveChild(db, userId, folder.id, key) };
+	}
+	return { parent, child: row?.child ?? null, edited: row?.edited ?? null, refuge };
+}
+
+/** The deepest folder on the way from the root down to `id` that is not in the trash. */
+async function nearestLiveFolder(db: ShardDb, userId: string, id: string): Promise<NodeRow | null> {
+	let refuge: string | null = null;
+	for (const link of await ancestry(db, userId, id)) {
+		if (link.trashed) break;
+		refuge = link.id;
+	}
+	const folder = refuge === null ? null : await findNode(db, userId, refuge);
+	return folder?.type === "folder" ? folder : null;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Reads of upload sessions and tus uploads, shared by the api worker and the UserHub. */
 import { and, eq, sql } from "drizzle-orm";
 import { uploads, type UploadRow } from "./schema";
-import type { ShardDb } from "./tree";
+import type { ShardDb } from "./shards";
 
 /** The user's upload, live or not; null when there is none. */
 export async function findUpload(db: ShardDb, userId: string, id: string): Promise<UploadRow | null> {

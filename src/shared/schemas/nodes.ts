@@ -30,8 +30,10 @@ export const NodeWithPath = Node.extend({
 	path: z.string().openapi({ example: "/Photos/2026/beach.jpg", description: "Slash-separated from the root" }),
 	ancestors: z.array(PathEntry).openapi({ description: "From the root down to the parent" }),
 }).openapi("NodeWithPath");
+export type NodeWithPath = z.infer<typeof NodeWithPath>;
 
 export const NodePage = z.object({ items: z.array(Node), next_cursor: z.string().nullable() }).openapi("NodePage");
+export type NodePage = z.infer<typeof NodePage>;
 
 export const CreateFolderBody = z.object({ parent_id: NodeId, name: z.string().min(1).max(1024) }).openapi("CreateFolderBody");
 

@@ -16,6 +16,7 @@ export const ChangesQuery = z.object({
 });
 
 export const ChangesPage = z.object({ entries: z.array(ChangeEntry), cursor: Cursor, has_more: z.boolean() }).openapi("ChangesPage");
+export type ChangesPage = z.infer<typeof ChangesPage>;
 
 export const LatestCursor = z.object({ cursor: Cursor }).openapi("LatestCursor");
 
@@ -60,3 +61,4 @@ export const ConflictItem = z
 	.openapi("ConflictItem");
 
 export const ConflictPage = z.object({ items: z.array(ConflictItem), next_cursor: z.string().nullable() }).openapi("ConflictPage");
+export type ConflictPage = z.infer<typeof ConflictPage>;

@@ -88,6 +88,7 @@ export const UploadStatus = z
 		more_blocks: z.boolean().optional().openapi({ description: "The block list is not complete yet (extension)" }),
 	})
 	.openapi("UploadStatus");
+export type UploadStatus = z.infer<typeof UploadStatus>;
 
 export const AppendBlocksResult = z
 	.object({

@@ -1,7 +1,7 @@
 /** Accounts: signup, login, refresh, logout and me (API.md "Auth"). */
 import { createRoute } from "@hono/zod-openapi";
 import { hashPassword, needsRehash, verifyPassword, verifyPasswordAgainstDummy } from "../../../src/shared/crypto";
-import { shardCount } from "../../../src/shared/db/rows";
+import { shardCount } from "../../../src/shared/db/shards";
 import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../../../src/shared/schemas/auth";
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
@@ -20,7 +20,8 @@ import {
 	updatePasswordHash,
 	type ThrottleKey,
 } from "../services/directory";
-import { hubFor, usageOf } from "../services/hub";
+import { hubFor } from "../services/hub";
+import { usageOf } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";
 
 export const authRoutes = newRouter();
@@ -49,8 +50,7 @@ authRoutes.openapi(signup, async (c) => {
 			refreshTtlSeconds: Number(c.env.REFRESH_TOKEN_TTL_SECONDS),
 		}),
 	);
-	const scope = { userId: created.user.id, shard: created.user.shard };
-	unwrap(await hubFor(c.env, scope.userId).ensureRoot(scope));
+	unwrap(await hubFor(c.env, created.user.id).ensureRoot());
 	return c.json(
 		{
 			user: { id: created.user.id, email: created.user.email },

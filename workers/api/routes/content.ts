@@ -1,23 +1,19 @@
 /** File content: streamed upload by PUT and streamed download by GET (API.md "File content"). */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { fromHex } from "../../../src/shared/crypto";
-import { findNode, findVersion, blocksInRange } from "../../../src/shared/db/tree";
-import { uploadTarget } from "../services/uploads";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { contentDisposition, contentTypeFor } from "../../../src/shared/mime";
-import { checkName } from "../../../src/shared/names";
 import { IdParam } from "../../../src/shared/schemas/common";
 import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
 import { ApiError, unwrap } from "../errors";
-import { requireAuth } from "../middleware/auth";
-import { binaryContent, bearer, errorResponses, json, newRouter } from "../openapi";
+import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
 import { keyRing } from "../services/block-store";
-import { parseRange, streamRange } from "../services/egress";
-import { hubFor, shardOf, usageOf } from "../services/hub";
+import { findDownload, parseRange, streamVersion } from "../services/egress";
+import { hubFor, shardFor } from "../services/hub";
 import { ingest } from "../services/ingest";
+import { precheckCommit } from "../services/precheck";
 
 export const contentRoutes = newRouter();
-contentRoutes.use("/files/*", requireAuth);
 
 const tags = ["File content"];
 
@@ -34,11 +30,10 @@ function parseIfMatch(header: string | undefined): string | null {
 }
 
 contentRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "put",
 		path: "/files/content",
 		tags,
-		security: bearer,
 		summary: "Upload a file (at most 100 MB) as a new file or a new version",
 		description:
 			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
@@ -68,8 +63,6 @@ contentRoutes.openapi(
 		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
 		// Everything that can be refused is refused before a byte is read,
 		// so a refused upload writes nothing.
-		const name = checkName(query.name);
-		if (!name.ok) throw new ApiError("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
 		const declared = c.req.header("Content-Length");
 		const declaredBytes = declared === undefined ? null : Number(declared);
 		if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
@@ -78,53 +71,29 @@ contentRoutes.openapi(
 				`a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`,
 			);
 		}
-		const db = shardOf(c.env, caller);
-		const parent = await findNode(db, caller.userId, query.parent_id);
-		// A trashed folder is acceptable only for an edit (If-Match): the edit
-		// then wins against the delete and the hub revives the file.
-		if (!parent || parent.type !== "folder" || (parent.trashedAt !== null && baseVersionId === null))
-			throw new ApiError("NOT_FOUND", "parent folder not found");
-		const existing = await uploadTarget(db, caller.userId, parent.id, name.key, baseVersionId);
-		if (existing?.type === "folder")
-			throw new ApiError("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
-		// A base already stale fails now when the client asked to fail, before a
-		// byte is stored; the hub re-checks for races after this point.
-		if (query.on_conflict === "fail" && baseVersionId !== null && existing && existing.headVersionId !== baseVersionId) {
-			throw new ApiError("VERSION_CONFLICT", `the file changed since version ${baseVersionId}`, [
-				{ node_id: existing.id, head_version_id: existing.headVersionId },
-			]);
-		}
-		if (declaredBytes !== null && declaredBytes > (existing?.size ?? 0)) {
-			const used = await usageOf(c.env, caller);
-			if (used + declaredBytes - (existing?.size ?? 0) > caller.quotaBytes)
-				throw new ApiError("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
-		}
-
+		const intended = { parentId: query.parent_id, name: query.name, baseVersionId, onConflict: query.on_conflict };
+		const checked = unwrap(await precheckCommit(c.env, caller, { ...intended, size: declaredBytes }));
 		const ingested = unwrap(await ingest(c.env.BLOBS, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES));
-		const committed = unwrap(
-			await hubFor(c.env, caller.userId).commitFile(caller, {
-				parentId: parent.id,
-				name: name.name,
+		const { created, ...result } = unwrap(
+			await hubFor(c.env, caller.userId).commitFile({
+				...intended,
+				name: checked.name,
 				size: ingested.size,
 				contentHash: ingested.contentHash,
 				blocks: ingested.blocks,
-				baseVersionId,
-				onConflict: query.on_conflict,
 				quotaBytes: caller.quotaBytes,
 				actor: { deviceId: caller.deviceId, deviceName: caller.deviceName },
 			}),
 		);
-		const { created, ok: _ok, ...result } = committed;
 		return c.json(result, created ? 201 : 200, { ETag: `"${result.version.id}"` });
 	},
 );
 
 contentRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "get",
 		path: "/files/{id}/content",
 		tags,
-		security: bearer,
 		summary: "Download a file's content (streams; single Range; ETag is the version id)",
 		request: {
 			params: IdParam,
@@ -153,13 +122,9 @@ contentRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const db = shardOf(c.env, caller);
-		const { id } = c.req.valid("param");
+		const db = shardFor(c.env, caller);
 		const query = c.req.valid("query");
-		const node = await findNode(db, caller.userId, id);
-		if (!node || node.type !== "file" || node.headVersionId === null) throw new ApiError("NOT_FOUND", "file not found");
-		const version = await findVersion(db, caller.userId, query.version_id ?? node.headVersionId);
-		if (!version || version.nodeId !== node.id) throw new ApiError("NOT_FOUND", "version not found");
+		const { node, version } = unwrap(await findDownload(db, caller.userId, c.req.valid("param").id, query.version_id));
 
 		const etag = `"${version.id}"`;
 		const headers: Record<string, string> = {
@@ -194,8 +159,7 @@ contentRoutes.openapi(
 		if (range) headers["Content-Range"] = `bytes ${span.start}-${span.end}/${version.size}`;
 		const status = range ? 206 : 200;
 		if (c.req.method === "HEAD" || length === 0) return c.body(null, status, headers);
-		const blocks = await blocksInRange(db, version.id, span.start, span.end);
-		const body = await streamRange(c.env.BLOBS, keyRing(c.env), blocks, span);
+		const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
 		// A plain stream would go out chunked; a FixedLengthStream keeps
 		// Content-Length, so clients can show progress and detect truncation.
 		return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);

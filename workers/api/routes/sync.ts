@@ -1,26 +1,20 @@
 /** Sync: the change journal, long poll and the WebSocket channel (API.md "Commits, conflicts and the change journal"). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { encodeJournalCursor } from "../../../src/shared/journal";
 import { ChangesPage, ChangesQuery, LatestCursor, LongpollQuery, LongpollResult, SyncTicket } from "../../../src/shared/schemas/sync";
 import { ApiError, unwrap } from "../errors";
-import { requireAuth } from "../middleware/auth";
-import { bearer, errorResponses, json, newRouter } from "../openapi";
-import { hubFor, shardOf } from "../services/hub";
-import { journalBounds, readChanges, resolveCursor } from "../services/journal";
+import { errorResponses, json, newRouter, protectedRoute } from "../openapi";
+import { hubFor, shardFor } from "../services/hub";
+import { changesPage, latestCursor, resolveCursor } from "../services/journal";
 
 export const syncRoutes = newRouter();
-syncRoutes.use("/changes", requireAuth);
-syncRoutes.use("/changes/*", requireAuth);
-syncRoutes.use("/sync/ticket", requireAuth);
 
 const tags = ["Sync"];
 
 syncRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "get",
 		path: "/changes",
 		tags,
-		security: bearer,
 		summary: "Changes after a cursor, oldest first",
 		description:
 			"Without a cursor, starts from the beginning of the journal. The journal keeps 30 days by default; an expired or foreign cursor answers 410 CURSOR_RESET.",
@@ -29,38 +23,30 @@ syncRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const db = shardOf(c.env, caller);
 		const query = c.req.valid("query");
-		const from = unwrap(await resolveCursor(db, caller.userId, query.cursor));
-		const rows = await readChanges(db, caller.userId, from.seq, query.limit + 1);
-		const entries = rows.slice(0, query.limit);
-		const seq = entries.at(-1)?.seq ?? from.seq;
-		return c.json({ entries, cursor: encodeJournalCursor({ userId: caller.userId, seq }), has_more: rows.length > query.limit }, 200);
+		return c.json(unwrap(await changesPage(shardFor(c.env, caller), caller.userId, query.cursor, query.limit)), 200);
 	},
 );
 
 syncRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "get",
 		path: "/changes/latest",
 		tags,
-		security: bearer,
 		summary: "The cursor of the newest change: list the tree, then follow changes from here",
 		responses: { 200: json(LatestCursor, "The current cursor"), ...errorResponses("UNAUTHENTICATED") },
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const { latest } = await journalBounds(shardOf(c.env, caller), caller.userId);
-		return c.json({ cursor: encodeJournalCursor({ userId: caller.userId, seq: latest }) }, 200);
+		return c.json({ cursor: await latestCursor(shardFor(c.env, caller), caller.userId) }, 200);
 	},
 );
 
 syncRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "get",
 		path: "/changes/longpoll",
 		tags,
-		security: bearer,
 		summary: "Wait until something newer than the cursor exists",
 		description:
 			"Answers as soon as a change lands (the user's Durable Object wakes the request; nothing polls), else when the timeout (1–120 s, minus up to 10 % jitter) runs out. `backoff` asks the client to wait that many seconds before polling again.",
@@ -73,21 +59,20 @@ syncRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const query = c.req.valid("query");
-		const from = unwrap(await resolveCursor(shardOf(c.env, caller), caller.userId, query.cursor));
+		const from = unwrap(await resolveCursor(shardFor(c.env, caller), caller.userId, query.cursor));
 		if (from.latest > from.seq) return c.json({ changes: true }, 200);
 		// Jitter spreads the re-polls of many clients that started together.
 		const timeoutMs = Math.round(query.timeout * 1000 * (0.9 + Math.random() * 0.1));
-		const result = await hubFor(c.env, caller.userId).waitForChange(caller, from.seq, timeoutMs);
+		const result = await hubFor(c.env, caller.userId).waitForChange(from.seq, timeoutMs);
 		return c.json(result, 200);
 	},
 );
 
 syncRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "post",
 		path: "/sync/ticket",
 		tags,
-		security: bearer,
 		summary: "A short-lived, single-use ticket for the sync WebSocket",
 		description:
 			"Browsers cannot send Authorization on a WebSocket upgrade, so the socket authenticates with this ticket in the query string.",
@@ -95,7 +80,7 @@ syncRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const issued = await hubFor(c.env, caller.userId).issueTicket(caller, caller.deviceId);
+		const issued = await hubFor(c.env, caller.userId).issueTicket(caller.deviceId);
 		return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn }, 200);
 	},
 );

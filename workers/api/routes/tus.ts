@@ -5,18 +5,16 @@
  * them: another user's HEAD or PATCH answers 404.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { findVersion } from "../../../src/shared/db/tree";
-import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
+import type { UploadRow } from "../../../src/shared/db/schema";
 import { ApiError, unwrap } from "../errors";
-import type { AppEnv, Caller } from "../env";
+import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { bearer, errorResponses, newRouter } from "../openapi";
-import { keyRing } from "../services/block-store";
-import { outliveClient, type WaitUntil } from "../services/body";
-import { hubFor, shardOf } from "../services/hub";
-import { receivePatch, type PatchChecksum } from "../services/tus";
-import { cancelUpload, checkUploadTarget, createUpload, hashStoredUpload, usableUpload } from "../services/uploads";
+import { bearer, errorResponses, newRouter, protectedRoute } from "../openapi";
+import { shardFor } from "../services/hub";
+import { acceptPatch, type PatchChecksum } from "../services/tus";
+import { cancelUpload, checkUploadTarget, committedNodeId, createUpload, usableUpload } from "../services/uploads";
 
 const TUS_VERSION = "1.0.0";
 const EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination";
@@ -74,8 +72,6 @@ const tusVersion = createMiddleware<AppEnv>(async (c, next) => {
 export const tusRoutes = newRouter();
 tusRoutes.use("/tus", tusVersion);
 tusRoutes.use("/tus/*", tusVersion);
-tusRoutes.use("/tus/*", async (c, next) => (c.req.method === "OPTIONS" ? next() : requireAuth(c, next)));
-tusRoutes.use("/tus", async (c, next) => (c.req.method === "OPTIONS" ? next() : requireAuth(c, next)));
 
 const tags = ["tus"];
 const TusParam = z.object({ id: z.string().min(1).max(64) });
@@ -115,48 +111,23 @@ function parseLength(value: string | undefined, field: string): number | null {
 }
 
 /**
- * Takes one PATCH body (or a creation-with-upload body) and commits the
- * file when it completes. Returns the headers to answer with.
+ * Takes the request's body as the next bytes of `upload` (a PATCH, or a
+ * creation-with-upload) and commits the file when it completes. Returns the
+ * headers to answer with.
  */
-async function patch(env: Env, ctx: WaitUntil, caller: Caller, uploadId: string, request: Request): Promise<Record<string, string>> {
-	const db = shardOf(env, caller);
-	const upload = await usableUpload(env, caller, uploadId, "tus");
-	const headers: Record<string, string> = { "Upload-Expires": new Date(upload.expiresAt).toUTCString() };
-	const length = parseLength(request.headers.get("Content-Length") ?? undefined, "Content-Length");
-	if (length !== null && length > MAX_REQUEST_BYTES)
-		throw new ApiError("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${MAX_REQUEST_BYTES} bytes`);
-	if (length !== null && upload.offset + length > upload.size) {
-		throw new ApiError("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`, [
-			{ field: "Content-Length" },
-		]);
-	}
-	const checksum = parseChecksum(request.headers.get("Upload-Checksum") ?? undefined);
-	let offset = upload.offset;
-	let contentHash: string | null = null;
-	if (upload.committedVersionId === null && offset < upload.size) {
-		const outcome = unwrap(
-			await outliveClient(
-				ctx,
-				receivePatch(db, env.BLOBS, keyRing(env), upload, request.body, { maxPatchBytes: MAX_REQUEST_BYTES }, checksum),
-			),
-		);
-		offset = outcome.offset;
-		contentHash = outcome.contentHash;
-	} else if (upload.committedVersionId === null) {
-		// Complete but not committed (an earlier commit failed): commit now.
-		contentHash = await hashStoredUpload(db, env.BLOBS, keyRing(env), upload.id);
-	}
-	headers["Upload-Offset"] = String(offset);
-	if (offset === upload.size) {
-		const committed = unwrap(
-			await hubFor(env, caller.userId).commitUpload(caller, {
-				uploadId: upload.id,
-				contentHash: contentHash ?? "",
-				quotaBytes: caller.quotaBytes,
-			}),
-		);
-		headers["Drive-Node-Id"] = committed.node.id;
-	}
+async function takeBody(c: Context<AppEnv>, upload: UploadRow): Promise<Record<string, string>> {
+	const accepted = unwrap(
+		await acceptPatch(c.env, c.executionCtx, c.get("caller"), upload, {
+			body: c.req.raw.body,
+			length: parseLength(c.req.header("Content-Length"), "Content-Length"),
+			checksum: parseChecksum(c.req.header("Upload-Checksum")),
+		}),
+	);
+	const headers: Record<string, string> = {
+		"Upload-Offset": String(accepted.offset),
+		"Upload-Expires": new Date(upload.expiresAt).toUTCString(),
+	};
+	if (accepted.nodeId !== null) headers["Drive-Node-Id"] = accepted.nodeId;
 	return headers;
 }
 
@@ -172,11 +143,10 @@ tusRoutes.openapi(
 );
 
 tusRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "post",
 		path: "/tus",
 		tags,
-		security: bearer,
 		summary: "Create a tus upload (creation, creation-with-upload)",
 		description:
 			"Upload-Metadata carries `filename` and `parent_id` (base64), optionally `base_version_id` and `on_conflict`. Answers 201 with Location and Upload-Expires; with a body (Content-Type application/offset+octet-stream) it is also the first PATCH.",
@@ -211,10 +181,9 @@ tusRoutes.openapi(
 			throw new ApiError("INVALID_REQUEST", "Upload-Metadata must carry filename and parent_id", [{ field: "Upload-Metadata" }]);
 		const onConflict = metadata.get("on_conflict") === "fail" ? "fail" : "copy";
 		const baseVersionId = metadata.get("base_version_id") ?? null;
-		const db = shardOf(c.env, caller);
 		const maxFileBytes = Number(c.env.MAX_FILE_BYTES);
-		const target = unwrap(await checkUploadTarget(c.env, db, caller, { parentId, name, size, maxFileBytes, baseVersionId }));
-		const upload = await createUpload(db, caller, {
+		const target = unwrap(await checkUploadTarget(c.env, caller, { parentId, name, size, maxFileBytes, baseVersionId, onConflict }));
+		const upload = await createUpload(shardFor(c.env, caller), caller, {
 			protocol: "tus",
 			parentId,
 			name: target.name,
@@ -233,7 +202,7 @@ tusRoutes.openapi(
 			"Upload-Expires": new Date(upload.expiresAt).toUTCString(),
 		};
 		const withBody = c.req.header("Content-Type")?.startsWith(OFFSET_OCTET_STREAM) && c.req.raw.body !== null;
-		if (withBody || size === 0) Object.assign(headers, await patch(c.env, c.executionCtx, caller, upload.id, c.req.raw));
+		if (withBody || size === 0) Object.assign(headers, await takeBody(c, upload));
 		return c.body(null, 201, headers);
 	},
 );
@@ -254,9 +223,9 @@ tusRoutes.openAPIRegistry.registerPath(
 		},
 	}),
 );
-tusRoutes.get("/tus/:id", async (c) => {
+tusRoutes.get("/tus/:id", requireAuth, async (c) => {
 	const caller = c.get("caller");
-	const upload = await usableUpload(c.env, caller, c.req.param("id"), "tus");
+	const upload = unwrap(await usableUpload(c.env, caller, c.req.param("id"), "tus"));
 	const headers: Record<string, string> = {
 		"Upload-Offset": String(upload.offset),
 		"Upload-Length": String(upload.size),
@@ -264,19 +233,16 @@ tusRoutes.get("/tus/:id", async (c) => {
 		"Cache-Control": "no-store",
 	};
 	if (upload.metadata) headers["Upload-Metadata"] = upload.metadata;
-	if (upload.committedVersionId !== null) {
-		const version = await findVersion(shardOf(c.env, caller), caller.userId, upload.committedVersionId);
-		if (version) headers["Drive-Node-Id"] = version.nodeId;
-	}
+	const nodeId = await committedNodeId(shardFor(c.env, caller), caller.userId, upload);
+	if (nodeId !== null) headers["Drive-Node-Id"] = nodeId;
 	return c.body(null, 200, headers);
 });
 
 tusRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "patch",
 		path: "/tus/{id}",
 		tags,
-		security: bearer,
 		summary: "Append bytes at Upload-Offset (at most 100 MB per PATCH)",
 		description:
 			"Upload-Checksum (`sha1` or `sha256`, base64) makes the PATCH all-or-nothing: a mismatch answers 460 and keeps nothing. Without it, if the body breaks, every block completed before the break is kept and HEAD's offset says so. The last PATCH commits the file; the answer then carries Drive-Node-Id.",
@@ -305,31 +271,30 @@ tusRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const { id } = c.req.valid("param");
-		const upload = await usableUpload(c.env, caller, id, "tus");
+		const upload = unwrap(await usableUpload(c.env, caller, id, "tus"));
 		const offset = Number(c.req.valid("header")["upload-offset"]);
 		if (offset !== upload.offset) {
 			throw new ApiError("UPLOAD_OFFSET_MISMATCH", `the upload is at offset ${upload.offset}, not ${offset}; HEAD it and resume`, [
 				{ offset: upload.offset },
 			]);
 		}
-		return c.body(null, 204, await patch(c.env, c.executionCtx, caller, id, c.req.raw));
+		return c.body(null, 204, await takeBody(c, upload));
 	},
 );
 
 tusRoutes.openapi(
-	createRoute({
+	protectedRoute({
 		method: "delete",
 		path: "/tus/{id}",
 		tags,
-		security: bearer,
 		summary: "Terminate an upload (termination extension)",
 		request: { params: TusParam, headers: TusHeaders },
 		responses: { 204: { description: "Terminated" }, ...errorResponses("UNAUTHENTICATED", "NOT_FOUND") },
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const upload = await usableUpload(c.env, caller, c.req.valid("param").id, "tus");
-		await cancelUpload(shardOf(c.env, caller), caller.userId, upload.id);
+		const upload = unwrap(await usableUpload(c.env, caller, c.req.valid("param").id, "tus"));
+		await cancelUpload(shardFor(c.env, caller), caller.userId, upload.id);
 		return c.body(null, 204);
 	},
 );

@@ -11,8 +11,11 @@
  */
 import type { KeyRing } from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
-import type { ShardDb } from "../../../src/shared/db/tree";
-import { fail, type Result } from "../../../src/shared/errors";
+import type { UploadRow } from "../../../src/shared/db/schema";
+import type { ShardDb } from "../../../src/shared/db/shards";
+import { declaredBlockSizes } from "../../../src/shared/db/uploads";
+import { fail, ok, type Result } from "../../../src/shared/errors";
+import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { BlockHashMismatchError, BlockWriter } from "./block-store";
 import { piecesUntilBroken } from "./body";
 import { Coalescer, PROGRESS_GROUP } from "./coalescer";
@@ -22,6 +25,39 @@ export interface BatchBlock {
 	hash: string;
 	/** The size the upload's block list declared for it. */
 	size: number;
+}
+
+/**
+ * Receives a batch (PUT /uploads/:id/blocks): the blocks `hashes` names, in
+ * body order, at the sizes the upload's block list declares. Refuses before
+ * reading when a block is not in the list or the sizes exceed a request.
+ */
+export async function receiveBatch(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	upload: UploadRow,
+	hashes: readonly string[],
+	body: ReadableStream<Uint8Array> | null,
+	contentLength: number | null,
+): Promise<Result<{ stored: number }>> {
+	const sizes = await declaredBlockSizes(db, upload.id, hashes);
+	const unknown = hashes.filter((h) => !sizes.has(h));
+	if (unknown.length > 0)
+		return fail(
+			"NOT_FOUND",
+			`${unknown.length} of these blocks are not part of the upload's block list`,
+			unknown.map((hash) => ({ hash })),
+		);
+	const blocks = hashes.map((hash) => ({ hash, size: sizes.get(hash) ?? 0 }));
+	const total = blocks.reduce((n, b) => n + b.size, 0);
+	if (total > MAX_REQUEST_BYTES)
+		return fail("PAYLOAD_TOO_LARGE", `a batch carries at most ${MAX_REQUEST_BYTES} bytes; these blocks add up to ${total}`);
+	if (contentLength !== null && contentLength !== total)
+		return fail("INVALID_REQUEST", `these blocks add up to ${total} bytes, not the ${contentLength} of Content-Length`, [
+			{ field: "Content-Length" },
+		]);
+	return receiveBlocks(db, bucket, ring, upload.id, blocks, body);
 }
 
 /**
@@ -102,5 +138,5 @@ export async function receiveBlocks(
 	await writer.flush();
 	if (failure !== null) return failure;
 	if (broken !== null) return fail("INVALID_REQUEST", `the request body ended early; ${index} of ${blocks.length} blocks are kept`);
-	return { ok: true, stored: index };
+	return ok({ stored: index });
 }

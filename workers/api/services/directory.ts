@@ -6,7 +6,7 @@ import { and, eq, isNull, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { devices, loginFailures, refreshTokens, users, type UserRow } from "../../../src/shared/db/schema";
 import { runBatch } from "../../../src/shared/db/batch";
-import { fail, type Result } from "../../../src/shared/errors";
+import { fail, ok, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
 import type { Caller } from "../env";
 import { hashRefreshToken, newRefreshToken } from "./tokens";
@@ -62,7 +62,7 @@ export async function createAccount(
 		if (String(err).includes("UNIQUE")) return fail("EMAIL_TAKEN", "an account with this email already exists", [{ field: "email" }]);
 		throw err;
 	}
-	return { ok: true, user, deviceId: session.deviceId, refreshToken: session.refreshToken };
+	return ok({ user, deviceId: session.deviceId, refreshToken: session.refreshToken });
 }
 
 async function sessionStatements(db: DirectoryDb, userId: string, deviceName: string, now: Date, ttlSeconds: number) {
@@ -140,7 +140,7 @@ export async function rotateRefreshToken(
 		db.update(devices).set({ lastSeenAt: at }).where(eq(devices.id, row.deviceId)),
 	]);
 	if (inserted?.meta.changes !== 1) return invalid;
-	return { ok: true, userId: row.userId, deviceId: row.deviceId, refreshToken: next.token };
+	return ok({ userId: row.userId, deviceId: row.deviceId, refreshToken: next.token });
 }
 
 /** Signs a device out: its refresh tokens and its access tokens stop working. */

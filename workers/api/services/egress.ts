@@ -2,14 +2,44 @@
  * Streaming download: the blocks of a version, fetched ahead, decrypted,
  * verified and sliced to the requested byte range.
  */
+import { notFound } from "../../../src/shared/commit/failures";
 import type { KeyRing } from "../../../src/shared/crypto";
-import type { BlockRef } from "../../../src/shared/db/rows";
+import type { BlockRef } from "../../../src/shared/db/mappers";
+import type { NodeRow, VersionRow } from "../../../src/shared/db/schema";
+import type { ShardDb } from "../../../src/shared/db/shards";
+import { blocksInRange, findNode, findVersion } from "../../../src/shared/db/tree";
+import { ok, type Result } from "../../../src/shared/errors";
 import { getBlock } from "./block-store";
 
 /** Blocks fetched ahead of the one being sent, to overlap R2 latency. */
 const READ_AHEAD = 2;
 
 export type ByteRange = { start: number; end: number };
+
+/** A file of the user and one of its versions (the head unless `versionId` names another). */
+export async function findDownload(
+	db: ShardDb,
+	userId: string,
+	nodeId: string,
+	versionId: string | undefined,
+): Promise<Result<{ node: NodeRow; version: VersionRow }>> {
+	const node = await findNode(db, userId, nodeId);
+	if (!node || node.type !== "file" || node.headVersionId === null) return notFound("file");
+	const version = await findVersion(db, userId, versionId ?? node.headVersionId);
+	if (!version || version.nodeId !== node.id) return notFound("version");
+	return ok({ node, version });
+}
+
+/** Bytes `range` of a version, streamed (see {@link streamRange}). */
+export async function streamVersion(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	versionId: string,
+	range: ByteRange,
+): Promise<ReadableStream<Uint8Array>> {
+	return streamRange(bucket, ring, await blocksInRange(db, versionId, range.start, range.end), range);
+}
 
 /**
  * Parses a single `Range: bytes=...` against a size. Returns null to serve

@@ -1,19 +1,13 @@
-/** Reaching the caller's UserHub and shard. */
-import { shardDb } from "../../../src/shared/db/rows";
-import { bytesUsed, openShard, type ShardDb } from "../../../src/shared/db/tree";
+/** Reaching the caller's UserHub (writes) and shard (reads). */
+import { shardAt, type ShardDb } from "../../../src/shared/db/shards";
 import type { Caller } from "../env";
 
-/** The user's UserHub stub (native RPC). */
+/** The user's UserHub stub (native RPC); the hub is addressed by the user's id. */
 export function hubFor(env: Env, userId: string) {
 	return env.USER_HUB.getByName(userId);
 }
 
 /** The caller's shard, for reads. Writes go through the hub. */
-export function shardOf(env: Env, caller: Caller): ShardDb {
-	return openShard(shardDb(env, caller.shard));
-}
-
-/** Bytes the caller's files take. */
-export function usageOf(env: Env, caller: Caller): Promise<number> {
-	return bytesUsed(shardOf(env, caller), caller.userId);
+export function shardFor(env: Env, caller: Caller): ShardDb {
+	return shardAt(env, caller.shard);
 }

@@ -10,8 +10,8 @@
 import { Chunker } from "../../../src/shared/chunking";
 import { createHash } from "node:crypto";
 import type { KeyRing } from "../../../src/shared/crypto";
-import type { BlockRef } from "../../../src/shared/db/rows";
-import { fail, type Result } from "../../../src/shared/errors";
+import type { BlockRef } from "../../../src/shared/db/mappers";
+import { fail, ok, type Result } from "../../../src/shared/errors";
 import { BlockWriter } from "./block-store";
 import { byobChunks } from "./body";
 
@@ -61,5 +61,5 @@ export async function ingest(
 	const last = chunker.finish();
 	if (last !== null) await store(last);
 	await writer.flush();
-	return { ok: true, size, contentHash: whole.digest("hex"), blocks };
+	return ok({ size, contentHash: whole.digest("hex"), blocks });
 }

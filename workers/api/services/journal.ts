@@ -2,10 +2,10 @@
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { runBatch } from "../../../src/shared/db/batch";
 import { changes } from "../../../src/shared/db/schema";
-import type { ShardDb } from "../../../src/shared/db/tree";
-import { fail, type Result } from "../../../src/shared/errors";
-import { decodeJournalCursor } from "../../../src/shared/journal";
-import type { ChangeEntry } from "../../../src/shared/schemas/sync";
+import type { ShardDb } from "../../../src/shared/db/shards";
+import { fail, ok, type Result } from "../../../src/shared/errors";
+import { decodeJournalCursor, encodeJournalCursor } from "../../../src/shared/journal";
+import type { ChangeEntry, ChangesPage } from "../../../src/shared/schemas/sync";
 
 /** The journal's extent: the newest seq and the highest seq pruned away. */
 export async function journalBounds(db: ShardDb, userId: string): Promise<{ latest: number; prunedThrough: number }> {
@@ -34,14 +34,30 @@ export async function resolveCursor(
 		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see README "Sync")`, [{ latest_seq: bounds.latest }]);
 	if (cursor === undefined) {
 		if (bounds.prunedThrough > 0) return reset("the start of the journal has expired");
-		return { ok: true, seq: 0, latest: bounds.latest };
+		return ok({ seq: 0, latest: bounds.latest });
 	}
 	const position = decodeJournalCursor(cursor);
 	if (position === null) return fail("INVALID_REQUEST", "cursor is not a journal cursor", [{ field: "cursor" }]);
 	if (position.userId !== userId) return reset("the cursor belongs to another account");
 	if (position.seq < bounds.prunedThrough) return reset("the cursor is older than the retained journal");
 	if (position.seq > bounds.latest) return reset("the cursor is ahead of the journal");
-	return { ok: true, seq: position.seq, latest: bounds.latest };
+	return ok({ seq: position.seq, latest: bounds.latest });
+}
+
+/** The page of changes after `cursor` (the beginning without one), oldest first, with the cursor to continue from. */
+export async function changesPage(db: ShardDb, userId: string, cursor: string | undefined, limit: number): Promise<Result<ChangesPage>> {
+	const from = await resolveCursor(db, userId, cursor);
+	if (!from.ok) return from;
+	const rows = await readChanges(db, userId, from.value.seq, limit + 1);
+	const entries = rows.slice(0, limit);
+	const seq = entries.at(-1)?.seq ?? from.value.seq;
+	return ok({ entries, cursor: encodeJournalCursor({ userId, seq }), has_more: rows.length > limit });
+}
+
+/** The cursor of the user's newest change. */
+export async function latestCursor(db: ShardDb, userId: string): Promise<string> {
+	const { latest } = await journalBounds(db, userId);
+	return encodeJournalCursor({ userId, seq: latest });
 }
 
 /** Up to `limit` entries after `afterSeq`, oldest first. */

@@ -16,13 +16,16 @@ import { Chunker } from "../../../src/shared/chunking";
 import { decodeBlock, encodeBlock } from "../../../src/shared/blocks";
 import { sha256Hex, type KeyRing } from "../../../src/shared/crypto";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
-import type { BlockRef } from "../../../src/shared/db/rows";
+import type { BlockRef } from "../../../src/shared/db/mappers";
 import { uploads, type UploadRow } from "../../../src/shared/db/schema";
-import type { ShardDb } from "../../../src/shared/db/tree";
-import { fail, type Result } from "../../../src/shared/errors";
-import { BlockWriter } from "./block-store";
+import type { ShardDb } from "../../../src/shared/db/shards";
+import { fail, ok, type Result } from "../../../src/shared/errors";
+import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
+import type { Caller } from "../env";
+import { BlockWriter, keyRing } from "./block-store";
+import { outliveClient, piecesUntilBroken, type WaitUntil } from "./body";
 import { Coalescer, PROGRESS_GROUP } from "./coalescer";
-import { piecesUntilBroken } from "./body";
+import { hubFor, shardFor } from "./hub";
 import { keepRunningHash, takeRunningHash } from "./running-hash";
 import { appendBlocks, hashStoredUpload, listedCount, recordReceived } from "./uploads";
 
@@ -210,7 +213,53 @@ export async function receivePatch(
 	let contentHash: string | null = null;
 	if (complete) contentHash = wholeFile?.digest("hex") ?? (await hashStoredUpload(db, bucket, ring, upload.id));
 	else if (wholeFile !== null) keepRunningHash(upload.id, wholeFile, endOffset);
-	return { ok: true, offset: endOffset, complete, contentHash };
+	return ok({ offset: endOffset, complete, contentHash });
+}
+
+/** One PATCH body (or a creation-with-upload body) as it arrives. */
+export interface PatchRequest {
+	body: ReadableStream<Uint8Array> | null;
+	/** Content-Length, when sent. */
+	length: number | null;
+	checksum: PatchChecksum | null;
+}
+
+/**
+ * Takes one PATCH at the upload's offset and commits the file when it
+ * completes (through the user's hub, like any other commit).
+ * @returns the new offset, and the file's node id once committed.
+ */
+export async function acceptPatch(
+	env: Env,
+	ctx: WaitUntil,
+	caller: Caller,
+	upload: UploadRow,
+	patch: PatchRequest,
+): Promise<Result<{ offset: number; nodeId: string | null }>> {
+	if (patch.length !== null && patch.length > MAX_REQUEST_BYTES)
+		return fail("PAYLOAD_TOO_LARGE", `a PATCH carries at most ${MAX_REQUEST_BYTES} bytes`);
+	if (patch.length !== null && upload.offset + patch.length > upload.size)
+		return fail("INVALID_REQUEST", `the upload is ${upload.size} bytes long; this PATCH goes past its end`, [{ field: "Content-Length" }]);
+	const db = shardFor(env, caller);
+	let offset = upload.offset;
+	let contentHash: string | null = null;
+	if (upload.committedVersionId === null && offset < upload.size) {
+		const limits = { maxPatchBytes: MAX_REQUEST_BYTES };
+		const outcome = await outliveClient(ctx, receivePatch(db, env.BLOBS, keyRing(env), upload, patch.body, limits, patch.checksum));
+		if (!outcome.ok) return outcome;
+		offset = outcome.value.offset;
+		contentHash = outcome.value.contentHash;
+	} else if (upload.committedVersionId === null) {
+		// Complete but not committed (an earlier commit failed): commit now.
+		contentHash = await hashStoredUpload(db, env.BLOBS, keyRing(env), upload.id);
+	}
+	if (offset !== upload.size) return ok({ offset, nodeId: null });
+	const committed = await hubFor(env, caller.userId).commitUpload({
+		uploadId: upload.id,
+		contentHash: contentHash ?? "",
+		quotaBytes: caller.quotaBytes,
+	});
+	return committed.ok ? ok({ offset, nodeId: committed.value.node.id }) : { ok: false, error: committed.error };
 }
 
 class OffsetRaceError extends Error {}

@@ -1,23 +1,26 @@
-/** Upload sessions and tus uploads: creation, receiving blocks, and cleanup of expired ones. */
+/** Upload sessions and tus uploads: creation, receiving blocks, status, commit, and cleanup of expired ones. */
 import { createHash } from "node:crypto";
-import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
+import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { blockObjectKey } from "../../../src/shared/blocks";
-import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
-import { shardCount, shardDb, type BlockRef } from "../../../src/shared/db/rows";
-import { uploadBlocks, uploadReceived, uploads, type NodeRow, type UploadRow } from "../../../src/shared/db/schema";
-import { findUpload, isLive } from "../../../src/shared/db/uploads";
-import { findFileOfVersion, findLiveChild, findNode, openShard, type ShardDb } from "../../../src/shared/db/tree";
-import { fail, type Result } from "../../../src/shared/errors";
+import { listIncomplete, missingBlocks as missingBlocksFailure } from "../../../src/shared/commit/failures";
 import type { KeyRing } from "../../../src/shared/crypto";
+import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
+import { inList, slices } from "../../../src/shared/db/lists";
+import type { BlockRef } from "../../../src/shared/db/mappers";
+import { uploadBlocks, uploadReceived, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { shardAt, shardCount, type ShardDb } from "../../../src/shared/db/shards";
+import { findVersion } from "../../../src/shared/db/tree";
+import { declaredBlockSizes, findUpload, isLive, missingBlocks } from "../../../src/shared/db/uploads";
+import { fail, ok, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
-import { checkName } from "../../../src/shared/names";
-import { MAX_BLOCKS_PER_UPLOAD } from "../../../src/shared/schemas/uploads";
+import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
+import { MAX_BLOCKS_PER_UPLOAD, type UploadStatus } from "../../../src/shared/schemas/uploads";
+import type { CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
-import { ApiError } from "../errors";
-import { getBlock } from "./block-store";
-import { shardOf, usageOf } from "./hub";
-
-const ROWS_PER_STATEMENT = 2000;
+import { getBlock, putBlock } from "./block-store";
+import { readBounded } from "./body";
+import { hubFor, shardFor } from "./hub";
+import { precheckCommit } from "./precheck";
 
 export interface NewUpload {
 	protocol: "session" | "tus";
@@ -36,47 +39,17 @@ export interface NewUpload {
 }
 
 /**
- * What an upload would land on, as the hub will decide it: for an edit
- * whose file was renamed or moved since its base version, that file;
- * otherwise whatever lives at the name. The pre-checks (folder in the way,
- * stale base with on_conflict=fail, quota) must judge the same node the
- * hub commits to, or they refuse an edit the hub would accept.
- */
-export async function uploadTarget(
-	db: ShardDb,
-	userId: string,
-	parentId: string,
-	key: string,
-	baseVersionId: string | null,
-): Promise<NodeRow | null> {
-	const atName = await findLiveChild(db, userId, parentId, key);
-	if (baseVersionId === null || atName?.headVersionId === baseVersionId) return atName;
-	const edited = await findFileOfVersion(db, userId, baseVersionId);
-	return edited && edited.trashedAt === null ? edited : atName;
-}
-
-/**
- * Checks an upload's target before anything is stored: the name is valid,
- * the parent is a live folder of the caller, the name is not a folder, the
- * size fits the file limit and the quota.
+ * Checks an upload's target before anything is stored: the size fits the
+ * file limit, and the commit would land (the same plan the hub makes,
+ * including the quota).
  */
 export async function checkUploadTarget(
 	env: Env,
-	db: ShardDb,
 	caller: Caller,
-	target: { parentId: string; name: string; size: number; maxFileBytes: number; baseVersionId: string | null },
+	target: { parentId: string; name: string; size: number; maxFileBytes: number; baseVersionId: string | null; onConflict: "copy" | "fail" },
 ): Promise<Result<{ name: string }>> {
-	const name = checkName(target.name);
-	if (!name.ok) return fail("INVALID_REQUEST", name.reason, [{ field: "name", message: name.reason }]);
 	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
-	const parent = await findNode(db, caller.userId, target.parentId);
-	if (!parent || parent.type !== "folder" || parent.trashedAt !== null) return fail("NOT_FOUND", "parent folder not found");
-	const existing = await uploadTarget(db, caller.userId, parent.id, name.key, target.baseVersionId);
-	if (existing?.type === "folder") return fail("NAME_TAKEN", `a folder named "${name.name}" already exists here`, [{ field: "name" }]);
-	const growth = target.size - (existing?.size ?? 0);
-	if (growth > 0 && (await usageOf(env, caller)) + growth > caller.quotaBytes)
-		return fail("QUOTA_EXCEEDED", "this upload would exceed your storage quota");
-	return { ok: true, name: name.name };
+	return precheckCommit(env, caller, target);
 }
 
 /**
@@ -84,12 +57,36 @@ export async function checkUploadTarget(
  * about (live, or committed); NOT_FOUND otherwise, including for anyone
  * else's upload, so that ids leak nothing.
  */
-export async function usableUpload(env: Env, caller: Caller, id: string, protocol: UploadRow["protocol"]): Promise<UploadRow> {
-	const upload = await findUpload(shardOf(env, caller), caller.userId, id);
-	if (!upload || upload.protocol !== protocol || (!isLive(upload) && upload.committedVersionId === null)) {
-		throw new ApiError("NOT_FOUND", "upload not found or expired");
-	}
+export async function usableUpload(env: Env, caller: Caller, id: string, protocol: UploadRow["protocol"]): Promise<Result<UploadRow>> {
+	const upload = await findUpload(shardFor(env, caller), caller.userId, id);
+	if (!upload || upload.protocol !== protocol || (!isLive(upload) && upload.committedVersionId === null))
+		return fail("NOT_FOUND", "upload not found or expired");
+	return ok(upload);
+}
+
+/** The caller's session that can still take blocks or list parts: live and not committed. */
+export async function openSession(env: Env, caller: Caller, id: string): Promise<Result<UploadRow>> {
+	const upload = await usableUpload(env, caller, id, "session");
+	if (upload.ok && upload.value.committedVersionId !== null) return fail("NOT_FOUND", "upload already committed");
 	return upload;
+}
+
+/** What a session still needs, for creating and resuming it; with the file it became once committed. */
+export async function sessionStatus(db: ShardDb, userId: string, upload: UploadRow): Promise<UploadStatus> {
+	const listing = { listed_bytes: upload.offset, more_blocks: upload.moreBlocks };
+	if (upload.committedVersionId !== null) {
+		const version = await findVersion(db, userId, upload.committedVersionId);
+		const committed = version ? { node_id: version.nodeId, version_id: version.id } : null;
+		return { upload_id: upload.id, missing: [], expires_at: upload.expiresAt, committed, ...listing };
+	}
+	const missing = await missingBlocks(db, userId, upload.id);
+	return { upload_id: upload.id, missing, expires_at: upload.expiresAt, committed: null, ...listing };
+}
+
+/** The node an upload became, once committed (tus HEAD's Drive-Node-Id). */
+export async function committedNodeId(db: ShardDb, userId: string, upload: UploadRow): Promise<string | null> {
+	if (upload.committedVersionId === null) return null;
+	return (await findVersion(db, userId, upload.committedVersionId))?.nodeId ?? null;
 }
 
 /** Records a new upload and its block list (for tus the list starts empty). */
@@ -143,15 +140,11 @@ function listBlocks(
 		at += b.size;
 		return r;
 	});
-	const statements: BatchQuery[] = [];
-	for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-		statements.push(
-			db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
-				SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
-				FROM json_each(${JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT))})${guard}`),
-		);
-	}
-	return statements;
+	return [...slices(rows)].map((slice) =>
+		db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
+			SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
+			FROM json_each(${JSON.stringify(slice)})${guard}`),
+	);
 }
 
 /** How many blocks an upload's list holds so far: the index the next one gets. */
@@ -171,15 +164,17 @@ export async function appendBlockList(
 	db: ShardDb,
 	upload: UploadRow,
 	part: { offset: number; blocks: readonly { hash: string; size: number }[]; moreBlocks: boolean; contentHash: string | null },
-): Promise<Result<{ firstIdx: number; upload: UploadRow }>> {
+): Promise<Result<{ firstIdx: number; upload: UploadRow; missing: string[] }>> {
 	const end = part.offset + part.blocks.reduce((n, b) => n + b.size, 0);
 	if (upload.offset === end && upload.moreBlocks === part.moreBlocks) {
 		// Maybe a replay of the append that got the list here: the same blocks from the same place.
 		const since = await db.all<{ idx: number; hash: string }>(
 			sql`SELECT idx, hash FROM upload_blocks WHERE upload_id = ${upload.id} AND offset >= ${part.offset} ORDER BY idx`,
 		);
-		if (since.length === part.blocks.length && since.every((r, i) => r.hash === part.blocks[i]?.hash))
-			return { ok: true, firstIdx: since[0]?.idx ?? (await listedCount(db, upload.id)), upload };
+		if (since.length === part.blocks.length && since.every((r, i) => r.hash === part.blocks[i]?.hash)) {
+			const firstIdx = since[0]?.idx ?? (await listedCount(db, upload.id));
+			return ok({ firstIdx, upload, missing: await missingBlocks(db, upload.userId, upload.id, firstIdx) });
+		}
 	}
 	if (upload.offset !== part.offset || !upload.moreBlocks) {
 		const why = upload.moreBlocks
@@ -210,11 +205,59 @@ export async function appendBlockList(
 		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed the block list; GET the upload and continue from listed_bytes", [
 			{ offset: upload.offset },
 		]);
-	return {
-		ok: true,
+	return ok({
 		firstIdx: listed,
 		upload: { ...upload, offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash },
-	};
+		missing: await missingBlocks(db, upload.userId, upload.id, listed),
+	});
+}
+
+/**
+ * Receives one block of a session (PUT /uploads/:id/blocks/:hash): it must
+ * be in the block list, at its listed size, and hash to its name; then it is
+ * stored and recorded as received.
+ */
+export async function receiveBlock(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	upload: UploadRow,
+	hash: string,
+	body: ReadableStream<Uint8Array> | null,
+	declaredLength: number | null,
+): Promise<Result<void>> {
+	const size = (await declaredBlockSizes(db, upload.id, [hash])).get(hash);
+	if (size === undefined) return fail("NOT_FOUND", "this block is not part of the upload's block list");
+	const bytes = await readBounded(body, MAX_BLOCK_BYTES, declaredLength);
+	if (!bytes.ok) return fail("PAYLOAD_TOO_LARGE", `a block is at most ${MAX_BLOCK_BYTES} bytes`);
+	if (bytes.sha256 !== hash)
+		return fail("HASH_MISMATCH", "the bytes do not hash to the block's name", [{ expected: hash, actual: bytes.sha256 }]);
+	if (bytes.bytes.byteLength !== size)
+		return fail("INVALID_REQUEST", `the block list declared ${size} bytes for this block, not ${bytes.bytes.byteLength}`);
+	await putBlock(bucket, ring, bytes.bytes, hash);
+	await runBatch(db.$client, [recordReceived(db, upload.id, [hash])]);
+	return ok(undefined);
+}
+
+/**
+ * Commits a session through the user's hub. Without a client-declared
+ * content hash, the blocks must all be there and are read back to compute it.
+ */
+export async function commitSession(env: Env, caller: Caller, ring: KeyRing, upload: UploadRow): Promise<Result<CommitOutcome>> {
+	if (upload.moreBlocks && upload.committedVersionId === null) return listIncomplete(upload.offset);
+	const db = shardFor(env, caller);
+	let contentHash = upload.contentHash;
+	if (contentHash === null && upload.committedVersionId === null) {
+		const missing = await missingBlocks(db, caller.userId, upload.id);
+		if (missing.length > 0) return missingBlocksFailure(missing);
+		contentHash = await hashStoredUpload(db, env.BLOBS, ring, upload.id);
+	}
+	const committed = await hubFor(env, caller.userId).commitUpload({
+		uploadId: upload.id,
+		contentHash: contentHash ?? "",
+		quotaBytes: caller.quotaBytes,
+	});
+	return committed.ok ? ok(committed.value) : { ok: false, error: committed.error };
 }
 
 /** Notes that blocks of an upload have been stored (and, for the cleanup, that it wrote them). */
@@ -264,7 +307,7 @@ export async function cleanupUploads(
 	graceMs = 3_600_000,
 ): Promise<{ uploads: number; blocks: number }> {
 	const nowIso = new Date(now).toISOString();
-	const shards = Array.from({ length: shardCount(env) }, (_, i) => openShard(shardDb(env, i)));
+	const shards = Array.from({ length: shardCount(env) }, (_, i) => shardAt(env, i));
 	let removedUploads = 0;
 	let removedBlocks = 0;
 	for (const db of shards) {
@@ -278,12 +321,12 @@ export async function cleanupUploads(
 		const received = await db
 			.selectDistinct({ hash: uploadReceived.hash })
 			.from(uploadReceived)
-			.where(inArray(uploadReceived.uploadId, ids));
+			.where(inList(uploadReceived.uploadId, ids));
 		const candidates = received.map((r) => r.hash);
 		await runBatch(db.$client, [
-			db.delete(uploadBlocks).where(inArray(uploadBlocks.uploadId, ids)),
-			db.delete(uploadReceived).where(inArray(uploadReceived.uploadId, ids)),
-			db.delete(uploads).where(inArray(uploads.id, ids)),
+			db.delete(uploadBlocks).where(inList(uploadBlocks.uploadId, ids)),
+			db.delete(uploadReceived).where(inList(uploadReceived.uploadId, ids)),
+			db.delete(uploads).where(inList(uploads.id, ids)),
 		]);
 		removedUploads += ids.length;
 		for (const tail of dead) if (tail.tailKey) await bucket.delete(tail.tailKey);

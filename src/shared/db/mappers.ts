@@ -2,6 +2,13 @@
 import type { Node, Version } from "../schemas/nodes";
 import type { NodeRow, VersionRow } from "./schema";
 
+/** A block of a version or upload: where it starts in the file, its length and its address. */
+export interface BlockRef {
+	offset: number;
+	size: number;
+	hash: string;
+}
+
 /** The API's node shape for a `nodes` row. */
 export function toNode(row: NodeRow): Node {
 	const isFile = row.type === "file";
@@ -30,25 +37,4 @@ export function toVersion(row: VersionRow): Version {
 		created_at: row.createdAt,
 		device_id: row.deviceId,
 	};
-}
-
-/** A block of a version: where it starts in the file, its length and its address. */
-export interface BlockRef {
-	offset: number;
-	size: number;
-	hash: string;
-}
-
-/** D1 binding names of the shards: SHARD_0 .. SHARD_{n-1}. */
-export function shardCount(env: object): number {
-	let n = 0;
-	while (`SHARD_${n}` in env) n++;
-	return n;
-}
-
-/** The D1 database of shard `index`; throws on a bad index (a bug, not input). */
-export function shardDb(env: object, index: number): D1Database {
-	const db = (env as Record<string, unknown>)[`SHARD_${index}`];
-	if (!db || typeof db !== "object" || !("prepare" in db)) throw new Error(`no D1 binding SHARD_${index}`);
-	return db as D1Database;
 }

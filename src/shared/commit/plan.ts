@@ -1,0 +1,104 @@
+/**
+ * Where a commit of file content lands: the rule of docs/decisions/0009 as
+ * one pure function. The api runs it as an advisory pre-check, before a byte
+ * is stored, and the UserHub runs it again inside its queue, authoritatively;
+ * both over the same view of the tree (`loadTarget` in db/tree.ts), so the
+ * pre-check never refuses what the hub would accept.
+ */
+import type { NodeRow } from "../db/schema";
+import { ok, type Result } from "../errors";
+import { nameTaken, parentNotFound, versionConflict } from "./failures";
+
+/** What the tree holds around a commit's target, read in one round trip. */
+export interface TargetView {
+	/** The node the commit names as its folder. */
+	parent: NodeRow | null;
+	/** The live item at the commit's name in that folder. */
+	child: NodeRow | null;
+	/** For an edit: the file its base version belongs to, wherever it is now, trashed or not. */
+	edited: NodeRow | null;
+	/**
+	 * For an edit whose folder is in the trash: the deepest live folder above
+	 * it (the root at worst), and the live item at the name there. Null
+	 * otherwise.
+	 */
+	refuge: { folder: NodeRow; child: NodeRow | null } | null;
+}
+
+/** The commit as the client asked for it. */
+export interface CommitIntent {
+	/** The name, already checked and in NFC. */
+	name: string;
+	/** Its sibling-comparison key (names.ts nameKey). */
+	key: string;
+	/** The head the client edited (If-Match, base_version_id); null for "whatever is there". */
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+}
+
+/**
+ * - `new`: a new file named `name` in `parentId`;
+ * - `version`: the next version of `file` (for a file revived from the
+ *   trash, `file` already carries its new folder and name, and `change` is
+ *   "restored");
+ * - `copy`: a conflicted copy in `parentId` beside `winner`, which the commit
+ *   lost against; `name` is the name it lost at.
+ */
+export type CommitPlan =
+	| { kind: "new"; parentId: string; name: string }
+	| { kind: "version"; file: NodeRow; change: "updated" | "restored" }
+	| { kind: "copy"; parentId: string; name: string; winner: NodeRow };
+
+/** Decides where a commit lands, or why it cannot (docs/decisions/0009). */
+export function planCommit(view: TargetView, intent: CommitIntent): Result<CommitPlan> {
+	const base = intent.baseVersionId;
+	let folder = isLiveFolder(view.parent) ? view.parent : null;
+	let existing = view.child;
+	if (folder === null && base !== null && view.refuge !== null) {
+		// An edit whose folder was deleted meanwhile still wins: it lands in
+		// the nearest folder above that survives.
+		folder = view.refuge.folder;
+		existing = view.refuge.child;
+	}
+	if (folder === null) return parentNotFound(view.parent);
+
+	// For an edit whose base is not the head of what lives at the name: the
+	// file it edited, wherever it is now and even if it is in the trash.
+	const edited = base !== null && existing?.headVersionId !== base ? view.edited : null;
+	if (edited && edited.trashedAt === null && edited.id !== existing?.id && edited.parentId !== null) {
+		// An edit follows its file: if the file was renamed or moved meanwhile,
+		// the edit goes to it where it is now, never to whatever else has the
+		// name now.
+		if (edited.headVersionId === base) return ok({ kind: "version", file: edited, change: "updated" });
+		if (intent.onConflict === "fail") return versionConflict(base, edited);
+		return ok({ kind: "copy", parentId: edited.parentId, name: edited.name, winner: edited });
+	}
+	if (existing?.type === "folder") return nameTaken(intent.name);
+	if (existing) {
+		if (base === null || base === existing.headVersionId) return ok({ kind: "version", file: existing, change: "updated" });
+		if (intent.onConflict === "fail") return versionConflict(base, existing);
+		return ok({ kind: "copy", parentId: folder.id, name: intent.name, winner: existing });
+	}
+	// Nothing lives at this name. If the client edited a version whose file
+	// was deleted meanwhile, the edit wins: the file comes back.
+	if (edited && edited.trashedAt !== null) {
+		// If the deleted file had moved on too, keep its newer head (in the
+		// trash, restorable) and add the edit beside it, as a conflicted copy.
+		if (edited.headVersionId !== base) return ok({ kind: "copy", parentId: folder.id, name: intent.name, winner: edited });
+		return ok({
+			kind: "version",
+			file: { ...edited, parentId: folder.id, name: intent.name, nameKey: intent.key, trashedAt: null, trashRootId: null },
+			change: "restored",
+		});
+	}
+	return ok({ kind: "new", parentId: folder.id, name: intent.name });
+}
+
+function isLiveFolder(row: NodeRow | null): row is NodeRow {
+	return row !== null && row.type === "folder" && row.trashedAt === null;
+}
+
+/** Bytes a commit adds to the user's usage: a new version replaces its file's size; anything else adds a file. */
+export function growthOf(plan: CommitPlan, size: number): number {
+	return plan.kind === "version" ? size - plan.file.size : size;
+}

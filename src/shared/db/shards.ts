@@ -1,0 +1,31 @@
+/**
+ * The shard databases: SHARD_0 .. SHARD_{n-1} in both workers' configs. The
+ * directory says which shard holds each user (docs/decisions/0002).
+ */
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+
+export type ShardDb = DrizzleD1Database & { $client: D1Database };
+
+/** How many shards the config binds. */
+export function shardCount(env: object): number {
+	let n = 0;
+	while (`SHARD_${n}` in env) n++;
+	return n;
+}
+
+/** The D1 binding of shard `index`; throws on a bad index (a bug, not input). */
+export function shardBinding(env: object, index: number): D1Database {
+	const db = (env as Record<string, unknown>)[`SHARD_${index}`];
+	if (!db || typeof db !== "object" || !("prepare" in db)) throw new Error(`no D1 binding SHARD_${index}`);
+	return db as D1Database;
+}
+
+/** Wraps a shard's D1 binding for drizzle. */
+export function openShard(d1: D1Database): ShardDb {
+	return drizzle(d1);
+}
+
+/** Shard `index` of `env`, ready for queries. */
+export function shardAt(env: object, index: number): ShardDb {
+	return openShard(shardBinding(env, index));
+}

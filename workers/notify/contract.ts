@@ -1,0 +1,65 @@
+/**
+ * What the api worker and the UserHub exchange over RPC: inputs and the
+ * values inside each Result. The api imports these types; it never imports
+ * the Durable Object's implementation.
+ */
+import type { BlockRef } from "../../src/shared/db/mappers";
+import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
+
+export type { ChangeKind } from "../../src/shared/schemas/sync";
+
+/** The device making a change, for conflicted-copy names and version records. */
+export interface Actor {
+	deviceId: string | null;
+	deviceName: string;
+}
+
+/** A commit of content whose blocks are already stored (PUT content). */
+export interface CommitFileInput {
+	parentId: string;
+	name: string;
+	size: number;
+	contentHash: string;
+	/** The blocks in file order. */
+	blocks: BlockRef[];
+	/** The head the client edited (If-Match); null for "whatever is there". */
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+	quotaBytes: number;
+	actor: Actor;
+}
+
+/** A commit of an upload session or tus upload whose blocks have all arrived. */
+export interface CommitUploadInput {
+	uploadId: string;
+	/** The SHA-256 of the whole content, computed by the api. */
+	contentHash: string;
+	quotaBytes: number;
+}
+
+/** A commit's answer: the API's CommitResult, and whether it created the file (201) or added a version (200). */
+export interface CommitOutcome extends CommitResult {
+	created: boolean;
+}
+
+/** The node after a change of the tree. */
+export interface NodeOutcome {
+	node: Node;
+}
+
+export interface UpdateNodeInput {
+	nodeId: string;
+	name?: string;
+	parentId?: string;
+}
+
+export interface LongPollOutcome {
+	changes: boolean;
+	/** Seconds to wait before polling again, when the hub is busy with waiters. */
+	backoff?: number;
+}
+
+export interface SyncTicket {
+	ticket: string;
+	expiresIn: number;
+}

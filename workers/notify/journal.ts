@@ -1,0 +1,103 @@
+/**
+ * Numbering a user's changes. Every change goes into the shard in the same
+ * D1 batch (one transaction) as its journal entry under the next sequence
+ * number, so a change and its number land together or not at all
+ * (docs/decisions/0001).
+ */
+import { sql } from "drizzle-orm";
+import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
+import { toNode } from "../../src/shared/db/mappers";
+import type { NodeRow } from "../../src/shared/db/schema";
+import type { ShardDb } from "../../src/shared/db/shards";
+import type { ChangeKind } from "./contract";
+
+// Static SQL bound directly: building these hot statements through
+// drizzle cost more CPU than running them (docs/decisions/0010).
+/** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now: one change's journal entry. */
+const JOURNAL_ENTRY = "INSERT INTO changes (user_id, seq, kind, node_id, node, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/** ?1 user, ?2 the seq floor, ?3 node id, ?4 node JSON, ?5 now: the next seq, only if the node row exists. */
+const JOURNAL_IF_INSERTED = `INSERT INTO changes (user_id, seq, kind, node_id, node, created_at)
+	SELECT ?1, MAX(?2, COALESCE((SELECT MAX(seq) FROM changes WHERE user_id = ?1), 0)) + 1, 'created', ?3, ?4, ?5
+	WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ?1 AND id = ?3)
+	RETURNING seq`;
+
+/** The journal of one user, as its UserHub writes it. The hub is its only writer. */
+export class Journal {
+	#seq: number | null = null;
+
+	/** @param onAdvance told the new seq after every change that landed. */
+	constructor(
+		private readonly db: ShardDb,
+		private readonly userId: string,
+		private readonly onAdvance: (seq: number) => void,
+	) {}
+
+	/** The seq of the user's latest change (0 before any). */
+	async currentSeq(): Promise<number> {
+		if (this.#seq === null) {
+			// Pruning may have emptied the journal; numbering must still continue
+			// above the pruned floor, or every live cursor would look reset.
+			const rows = await this.db.all<{ seq: number }>(sql`SELECT MAX(
+				(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ${this.userId}),
+				(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ${this.userId})) AS seq`);
+			this.#seq = rows[0]?.seq ?? 0;
+		}
+		return this.#seq;
+	}
+
+	/**
+	 * Runs a change's statements and its journal entry in one D1 batch. The
+	 * counter advances only after the batch commits.
+	 * @returns the D1 results of `statements`, in order.
+	 */
+	async apply(statements: (BatchQuery | D1PreparedStatement)[], kind: ChangeKind, after: NodeRow): Promise<D1Result[]> {
+		const seq = (await this.currentSeq()) + 1;
+		// created_at is when the change happened, not the node's mtime (a trash
+		// keeps that): retention counts from here.
+		const entry = this.db.$client
+			.prepare(JOURNAL_ENTRY)
+			.bind(this.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString());
+		const results = await this.#batch([...statements, entry]);
+		this.#advance(seq);
+		return results.slice(0, -1);
+	}
+
+	/**
+	 * A group of creations whose rows may or may not go in (INSERT OR IGNORE):
+	 * each `created` entry is numbered in SQL after the ones before it, and
+	 * only if its row went in, so a refused creation leaves no gap.
+	 * @returns per row, its seq, or null if its row did not go in.
+	 */
+	async applyCreations(rows: { insert: D1PreparedStatement; after: NodeRow }[]): Promise<(number | null)[]> {
+		const floor = await this.currentSeq();
+		const now = new Date().toISOString();
+		const statements = rows.flatMap(({ insert, after }) => [
+			insert,
+			this.db.$client.prepare(JOURNAL_IF_INSERTED).bind(this.userId, floor, after.id, JSON.stringify(toNode(after)), now),
+		]);
+		const results = await this.#batch(statements);
+		const seqs = rows.map((_, i) => {
+			const seq = (results[2 * i + 1]?.results[0] as { seq?: number } | undefined)?.seq;
+			return typeof seq === "number" ? seq : null;
+		});
+		const last = Math.max(floor, ...seqs.map((s) => s ?? floor));
+		if (last > floor) this.#advance(last);
+		return seqs;
+	}
+
+	async #batch(statements: (BatchQuery | D1PreparedStatement)[]): Promise<D1Result[]> {
+		try {
+			return await runBatch(this.db.$client, statements);
+		} catch (err) {
+			// Another writer may have advanced the journal (a hub restarted
+			// elsewhere): reload the counter before the next change.
+			this.#seq = null;
+			throw err;
+		}
+	}
+
+	#advance(seq: number): void {
+		this.#seq = seq;
+		this.onAdvance(seq);
+	}
+}

@@ -1,0 +1,439 @@
+/**
+ * The changes a UserHub makes to its user's tree, as functions of the tree
+ * (shard, journal, quota) and their input. Each reads what it needs, checks
+ * it, and writes the change with its journal entry in one D1 batch. They run
+ * one at a time, inside the hub's queue, so what they read cannot change
+ * before they write.
+ */
+import { and, eq, sql } from "drizzle-orm";
+import { invalidName, listIncomplete, missingBlocks, nameTaken, notFound, parentNotFound } from "../../src/shared/commit/failures";
+import { growthOf, planCommit, type CommitPlan } from "../../src/shared/commit/plan";
+import type { BatchQuery } from "../../src/shared/db/batch";
+import { inList, slices } from "../../src/shared/db/lists";
+import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
+import { nodes, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
+import type { ShardDb } from "../../src/shared/db/shards";
+import { ancestry, findLiveChild, findNode, findRoot, findVersion, loadTarget } from "../../src/shared/db/tree";
+import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
+import { fail, ok, type Result } from "../../src/shared/errors";
+import { newId } from "../../src/shared/ids";
+import { checkName, conflictedCopyName, fitName, nameKey, numberedNames, splitExtension } from "../../src/shared/names";
+import type { Pending } from "./commit-queue";
+import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInput, NodeOutcome, UpdateNodeInput } from "./contract";
+import type { Journal } from "./journal";
+import type { QuotaCounter } from "./quota";
+
+/** One user's tree, as the hub changes it. */
+export interface Tree {
+	db: ShardDb;
+	userId: string;
+	journal: Journal;
+	quota: QuotaCounter;
+}
+
+/** What a commit of content writes, whichever way its blocks arrived. */
+interface ContentCommit {
+	parentId: string;
+	name: string;
+	size: number;
+	contentHash: string;
+	/** The blocks in file order, or the upload whose block list they are. */
+	blocks: BlockRef[] | { uploadId: string; count: number };
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+	quotaBytes: number;
+	actor: Actor;
+}
+
+/** A folder creation waiting in the queue; consecutive ones share a batch. */
+export interface FolderRequest {
+	parentId: string;
+	/** Already checked and in NFC. */
+	name: string;
+}
+
+/** At most this many folder creations share one batch (two statements each). */
+export const FOLDERS_PER_BATCH = 50;
+
+/** ?1 id, ?2 user, ?3 name, ?4 name key, ?5 now, ?6 parent: a no-op unless the parent is a live folder and the name is free. */
+const INSERT_FOLDER_UNDER_LIVE_PARENT = `INSERT OR IGNORE INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at)
+	SELECT ?1, ?2, id, 'folder', ?3, ?4, 0, ?5, ?5
+	FROM nodes WHERE user_id = ?2 AND id = ?6 AND type = 'folder' AND trashed_at IS NULL`;
+
+/** Free names are looked for this many candidates at a time. */
+const NAME_CANDIDATES_PER_QUERY = 50;
+
+/** Creates the user's root folder if it does not exist yet; returns it. */
+export async function ensureRoot(tree: Tree): Promise<Result<NodeOutcome>> {
+	const existing = await findRoot(tree.db, tree.userId);
+	if (existing) return ok({ node: toNode(existing) });
+	const now = new Date().toISOString();
+	const row: NodeRow = { ...newNodeRow(tree.userId, "", "folder", "", now), parentId: null };
+	await tree.db.insert(nodes).values(row);
+	return ok({ node: toNode(row) });
+}
+
+/** Commits content whose blocks were stored by the api (PUT content). */
+export function commitFile(tree: Tree, input: CommitFileInput): Promise<Result<CommitOutcome>> {
+	return commitContent(tree, input);
+}
+
+/**
+ * Commits an upload session or tus upload whose blocks have all arrived.
+ * Idempotent: committing a committed upload answers the same result, so a
+ * client whose answer was lost can simply retry.
+ */
+export async function commitUpload(tree: Tree, input: CommitUploadInput): Promise<Result<CommitOutcome>> {
+	const { db, userId } = tree;
+	const upload = await findUpload(db, userId, input.uploadId);
+	if (!upload) return notFound("upload");
+	if (upload.committedVersionId !== null) return committedResult(tree, upload.committedVersionId);
+	if (!isLive(upload)) return notFound("upload");
+	if (upload.moreBlocks) return listIncomplete(upload.offset);
+	const missing = await findMissingBlocks(db, userId, upload.id);
+	if (missing.length > 0) return missingBlocks(missing);
+	// The list must tile the file: indexes 0..n-1, sizes adding up to its size.
+	const [list] = await db.all<{ n: number; total: number; last: number }>(
+		sql`SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS total, COALESCE(MAX(idx), -1) AS last FROM upload_blocks WHERE upload_id = ${upload.id}`,
+	);
+	const count = list?.n ?? 0;
+	if (list?.total !== upload.size || list.last !== count - 1)
+		return fail("INVALID_REQUEST", "the upload's block list does not add up to its size; start a new upload");
+	return commitContent(tree, {
+		parentId: upload.parentId,
+		name: upload.name,
+		size: upload.size,
+		contentHash: input.contentHash,
+		blocks: { uploadId: upload.id, count },
+		baseVersionId: upload.baseVersionId,
+		onConflict: upload.onConflict,
+		quotaBytes: input.quotaBytes,
+		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName },
+	});
+}
+
+async function committedResult(tree: Tree, versionId: string): Promise<Result<CommitOutcome>> {
+	const version = await findVersion(tree.db, tree.userId, versionId);
+	const node = version ? await findNode(tree.db, tree.userId, version.nodeId) : null;
+	if (!version || !node) return notFound("upload");
+	return ok({ created: version.parentVersionId === "", node: toNode(node), version: toVersion(version), conflict: null });
+}
+
+/** A new file, a new version, a revived file or a conflicted copy, as {@link planCommit} decides. */
+async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<CommitOutcome>> {
+	const name = checkName(input.name);
+	if (!name.ok) return invalidName(name.reason);
+	const view = await loadTarget(tree.db, tree.userId, input.parentId, name.key, input.baseVersionId);
+	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
+	if (!planned.ok) return planned;
+	const plan = planned.value;
+	const quota = await tree.quota.check(growthOf(plan, input.size), input.quotaBytes);
+	if (!quota.ok) return quota;
+	const now = new Date().toISOString();
+	return writeVersion(tree, input, plan, now);
+}
+
+async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, now: string): Promise<Result<CommitOutcome>> {
+	const { db, userId } = tree;
+	let node: NodeRow;
+	let conflict: CommitOutcome["conflict"] = null;
+	if (plan.kind === "version") node = plan.file;
+	else if (plan.kind === "new") node = newNodeRow(userId, plan.parentId, "file", plan.name, now);
+	else {
+		// Named for the device and the time, never replacing anything.
+		const copyName = await freeName(tree, plan.parentId, conflictedCopyName(plan.name, input.actor.deviceName, new Date(now)));
+		node = { ...newNodeRow(userId, plan.parentId, "file", copyName, now), conflictOf: plan.winner.id };
+		conflict = { node_id: plan.winner.id, reason: "stale_base" };
+	}
+	const isNew = plan.kind !== "version";
+	const version: VersionRow = {
+		id: newId("ver"),
+		userId,
+		nodeId: node.id,
+		parentVersionId: isNew ? "" : (node.headVersionId ?? ""),
+		size: input.size,
+		contentHash: input.contentHash,
+		blockCount: Array.isArray(input.blocks) ? input.blocks.length : input.blocks.count,
+		deviceId: input.actor.deviceId,
+		createdAt: now,
+	};
+	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
+	const statements: BatchQuery[] = [];
+	if (isNew) statements.push(db.insert(nodes).values(after));
+	else {
+		statements.push(
+			db
+				.update(nodes)
+				.set({
+					parentId: after.parentId,
+					name: after.name,
+					nameKey: after.nameKey,
+					size: after.size,
+					headVersionId: after.headVersionId,
+					contentHash: after.contentHash,
+					modifiedAt: now,
+					trashedAt: after.trashedAt,
+					trashRootId: after.trashRootId,
+				})
+				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+		);
+	}
+	statements.push(db.insert(versions).values(version), ...blockListStatements(tree, version.id, input.blocks, now));
+	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
+	try {
+		await tree.journal.apply(statements, kind, after);
+	} catch (err) {
+		tree.quota.reset();
+		throw err;
+	}
+	tree.quota.add(growthOf(plan, input.size));
+	return ok({ created: isNew, node: toNode(after), version: toVersion(version), conflict });
+}
+
+/** The version's block list and the user's new blocks, from the upload's list (already in the shard) or from `blocks`. */
+function blockListStatements(tree: Tree, versionId: string, blocks: ContentCommit["blocks"], now: string): BatchQuery[] {
+	const { db, userId } = tree;
+	if (!Array.isArray(blocks)) {
+		// Copied inside the shard rather than shipped over RPC.
+		return [
+			db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
+				SELECT ${versionId}, offset, size, hash FROM upload_blocks WHERE upload_id = ${blocks.uploadId}`),
+			db.run(sql`INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
+				SELECT ${userId}, hash, MAX(size), ${now} FROM upload_blocks WHERE upload_id = ${blocks.uploadId} GROUP BY hash`),
+			db.update(uploads).set({ committedVersionId: versionId }).where(eq(uploads.id, blocks.uploadId)),
+		];
+	}
+	const statements: BatchQuery[] = [];
+	for (const slice of slices(blocks)) {
+		const rows = JSON.stringify(slice.map((b) => [b.offset, b.size, b.hash]));
+		statements.push(
+			db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
+				SELECT ${versionId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+				FROM json_each(${rows})`),
+			db.run(sql`INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
+				SELECT ${userId}, json_extract(value, '$[2]'), json_extract(value, '$[1]'), ${now}
+				FROM json_each(${rows})`),
+		);
+	}
+	return statements;
+}
+
+/**
+ * Creates a group of folders in one batch. Each row is inserted only under
+ * a live parent folder and only if its name is free (INSERT OR IGNORE
+ * against the nodes_live_names index), and its journal entry only if its
+ * row went in, so a refused creation neither stops the others nor leaves a
+ * gap in the journal. Refusals are explained afterwards, one read each.
+ */
+export async function createFolders(tree: Tree, group: Pending<FolderRequest, Result<NodeOutcome>>[]): Promise<void> {
+	const { db, userId } = tree;
+	const now = new Date().toISOString();
+	const rows = group.map(({ item }) => newNodeRow(userId, item.parentId, "folder", item.name, now));
+	const seqs = await tree.journal.applyCreations(
+		rows.map((row) => ({
+			insert: db.$client.prepare(INSERT_FOLDER_UNDER_LIVE_PARENT).bind(row.id, row.userId, row.name, row.nameKey, now, row.parentId),
+			after: row,
+		})),
+	);
+	// Answer every folder that went in before explaining any refusal: a
+	// failed read while explaining must not fail creations that were committed.
+	const refused: number[] = [];
+	for (const [i, pending] of group.entries()) {
+		const row = rows[i];
+		if (row && seqs[i] !== null) pending.resolve(ok({ node: toNode(row) }));
+		else refused.push(i);
+	}
+	for (const i of refused) {
+		// Not inserted: the parent does not qualify, or the name is taken
+		// (perhaps by an earlier folder of this very group).
+		const pending = group[i];
+		const row = rows[i];
+		if (!pending || !row) continue;
+		try {
+			const target = await loadTarget(db, userId, pending.item.parentId, row.nameKey, null);
+			if (target.parent?.type !== "folder" || target.parent.trashedAt !== null) pending.resolve(parentNotFound(target.parent));
+			else if (target.child) pending.resolve(nameTaken(pending.item.name));
+			else pending.reject(new Error(`folder ${row.id} was not inserted, for no known reason`));
+		} catch (err) {
+			pending.reject(err);
+		}
+	}
+}
+
+/** Renames and/or moves a node. A folder can never move into itself or its subtree. */
+export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	const node = await findNode(db, userId, input.nodeId);
+	if (!node) return notFound("node");
+	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be renamed or moved");
+	if (node.trashedAt !== null) return fail("INVALID_REQUEST", "the node is in the trash; restore it first");
+	let name = node.name;
+	let key = node.nameKey;
+	if (input.name !== undefined) {
+		const checked = checkName(input.name);
+		if (!checked.ok) return invalidName(checked.reason);
+		name = checked.name;
+		key = checked.key;
+	}
+	const parentId = input.parentId ?? node.parentId;
+	if (parentId !== node.parentId) {
+		const parent = await findNode(db, userId, parentId);
+		if (parent?.type !== "folder" || parent.trashedAt !== null) return parentNotFound(parent);
+		// Moves are serialized per user here, so this check cannot race
+		// another move into a cycle.
+		const chain = await ancestry(db, userId, parentId);
+		if (chain.some((a) => a.id === node.id))
+			return fail("INVALID_REQUEST", "a folder cannot move into itself or one of its subfolders", [{ field: "parent_id" }]);
+	}
+	if (name === node.name && parentId === node.parentId) return ok({ node: toNode(node) });
+	const clash = await findLiveChild(db, userId, parentId, key);
+	if (clash && clash.id !== node.id) return nameTaken(name);
+	const now = new Date().toISOString();
+	// Renaming a conflicted copy is how a user says "keep both": it resolves it.
+	const conflictOf = name !== node.name ? null : node.conflictOf;
+	const row: NodeRow = { ...node, name, nameKey: key, parentId, modifiedAt: now, conflictOf };
+	await tree.journal.apply(
+		[
+			db
+				.update(nodes)
+				.set({ name, nameKey: key, parentId, modifiedAt: now, conflictOf })
+				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+		],
+		"moved",
+		row,
+	);
+	return ok({ node: toNode(row) });
+}
+
+/** Moves a node to the trash; a folder takes its live subtree with it. Idempotent. */
+export async function trashNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	const node = await findNode(db, userId, input.nodeId);
+	if (!node) return notFound("node");
+	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be deleted");
+	if (node.trashedAt !== null) return ok({ node: toNode(node) });
+	const now = new Date().toISOString();
+	const trashSubtree = db.run(sql`
+		WITH RECURSIVE subtree(id) AS (
+			SELECT ${node.id}
+			UNION ALL
+			SELECT n.id FROM nodes n JOIN subtree ON n.parent_id = subtree.id
+			WHERE n.user_id = ${userId} AND n.trashed_at IS NULL
+		)
+		UPDATE nodes SET trashed_at = ${now}, trash_root_id = ${node.id},
+			-- deleting a conflicted copy resolves it
+			conflict_of = CASE WHEN id = ${node.id} THEN NULL ELSE conflict_of END
+		WHERE user_id = ${userId} AND id IN (SELECT id FROM subtree)`);
+	const row: NodeRow = { ...node, trashedAt: now, trashRootId: node.id, conflictOf: null };
+	await tree.journal.apply([trashSubtree], "trashed", row);
+	return ok({ node: toNode(row) });
+}
+
+/**
+ * Restores a trashed node and whatever was trashed together with it. It
+ * goes back to its folder if that folder is live, else to the root; a
+ * name now taken there gets a " (restored)" suffix rather than failing.
+ */
+export async function restoreNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	const node = await findNode(db, userId, input.nodeId);
+	if (!node) return notFound("node");
+	if (node.trashedAt === null || node.trashRootId === null) return ok({ node: toNode(node) });
+	let parentId = node.parentId;
+	const parent = parentId === null ? null : await findNode(db, userId, parentId);
+	if (!parent || parent.trashedAt !== null) {
+		const root = await findRoot(db, userId);
+		if (!root) return notFound("root folder");
+		parentId = root.id;
+	}
+	if (parentId === null) return notFound("parent folder");
+	let name = node.name;
+	if (await findLiveChild(db, userId, parentId, node.nameKey)) {
+		const [stem, ext] = splitExtension(node.name);
+		name = await freeName(tree, parentId, fitName(stem, ` (restored)${ext}`));
+	}
+	const now = new Date().toISOString();
+	const moveBack = db
+		.update(nodes)
+		.set({ parentId, name, nameKey: nameKey(name), modifiedAt: now })
+		.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id)));
+	// The subtree is exactly the descendants trashed by the same delete.
+	const restoreSubtree = db.run(sql`
+		WITH RECURSIVE subtree(id) AS (
+			SELECT ${node.id}
+			UNION ALL
+			SELECT n.id FROM nodes n JOIN subtree ON n.parent_id = subtree.id
+			WHERE n.user_id = ${userId} AND n.trash_root_id = ${node.trashRootId}
+		)
+		UPDATE nodes SET trashed_at = NULL, trash_root_id = NULL
+		WHERE user_id = ${userId} AND id IN (SELECT id FROM subtree)`);
+	const row: NodeRow = { ...node, parentId, name, nameKey: nameKey(name), modifiedAt: now, trashedAt: null, trashRootId: null };
+	await tree.journal.apply([moveBack, restoreSubtree], "restored", row);
+	return ok({ node: toNode(row) });
+}
+
+/** Clears a conflicted copy's mark without renaming or deleting it. Idempotent. */
+export async function resolveConflict(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	const node = await findNode(db, userId, input.nodeId);
+	if (!node) return notFound("node");
+	if (node.conflictOf === null) return ok({ node: toNode(node) });
+	const now = new Date().toISOString();
+	const row: NodeRow = { ...node, conflictOf: null, modifiedAt: now };
+	await tree.journal.apply(
+		[
+			db
+				.update(nodes)
+				.set({ conflictOf: null, modifiedAt: now })
+				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+		],
+		"updated",
+		row,
+	);
+	return ok({ node: toNode(row) });
+}
+
+/** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free in `parentId`; one query per 50 candidates. */
+async function freeName(tree: Tree, parentId: string, desired: string): Promise<string> {
+	for (let from = 1; from < 1000; from += NAME_CANDIDATES_PER_QUERY) {
+		const candidates = numberedNames(desired, NAME_CANDIDATES_PER_QUERY, from);
+		const taken = await tree.db
+			.select({ key: nodes.nameKey })
+			.from(nodes)
+			.where(
+				and(
+					eq(nodes.userId, tree.userId),
+					eq(nodes.parentId, parentId),
+					sql`${nodes.trashedAt} IS NULL`,
+					inList(
+						nodes.nameKey,
+						candidates.map((c) => nameKey(c)),
+					),
+				),
+			);
+		const keys = new Set(taken.map((t) => t.key));
+		const free = candidates.find((c) => !keys.has(nameKey(c)));
+		if (free !== undefined) return free;
+	}
+	const [stem, ext] = splitExtension(desired);
+	return fitName(stem, ` ${newId("nod").slice(-8)}${ext}`);
+}
+
+function newNodeRow(userId: string, parentId: string, type: "file" | "folder", name: string, now: string): NodeRow {
+	return {
+		id: newId("nod"),
+		userId,
+		parentId,
+		type,
+		name,
+		nameKey: nameKey(name),
+		size: 0,
+		headVersionId: null,
+		contentHash: null,
+		createdAt: now,
+		modifiedAt: now,
+		trashedAt: null,
+		trashRootId: null,
+		conflictOf: null,
+	};
+}
