@@ -171,8 +171,15 @@ export const uploads = sqliteTable(
 		metadata: text("metadata"),
 		committedVersionId: text("committed_version_id"),
 		cancelledAt: text("cancelled_at"),
+		/** How many blocks the upload's list holds. */
+		listedBlocks: integer("listed_blocks").notNull().default(0),
 	},
-	(t) => [index("uploads_by_expiry").on(t.expiresAt)],
+	(t) => [
+		index("uploads_by_expiry").on(t.expiresAt),
+		index("uploads_open_by_user")
+			.on(t.userId)
+			.where(sql`committed_version_id IS NULL AND cancelled_at IS NULL`),
+	],
 );
 
 export const uploadBlocks = sqliteTable(
@@ -185,6 +192,23 @@ export const uploadBlocks = sqliteTable(
 		hash: text("hash").notNull(),
 	},
 	(t) => [primaryKey({ columns: [t.uploadId, t.idx] }), index("upload_blocks_by_hash").on(t.hash)],
+);
+
+export const userUsage = sqliteTable("user_usage", {
+	userId: text("user_id").primaryKey(),
+	/** Bytes of every version the user can still download, trashed files included. */
+	versionBytes: integer("version_bytes").notNull().default(0),
+	/** Nodes the user has, trashed ones included. */
+	nodes: integer("nodes").notNull().default(0),
+});
+
+export const gcCandidates = sqliteTable(
+	"gc_candidates",
+	{
+		hash: text("hash").primaryKey(),
+		enqueuedAt: text("enqueued_at").notNull(),
+	},
+	(t) => [index("gc_candidates_by_age").on(t.enqueuedAt)],
 );
 
 export const uploadReceived = sqliteTable(

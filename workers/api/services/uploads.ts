@@ -114,9 +114,10 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		metadata: input.metadata,
 		committedVersionId: null,
 		cancelledAt: null,
+		listedBlocks: 0,
 	};
 	await runBatch(db.$client, [db.insert(uploads).values(row), ...listBlocks(db, row.id, 0, 0, input.blocks)]);
-	return row;
+	return { ...row, listedBlocks: input.blocks.length };
 }
 
 /**
@@ -140,11 +141,16 @@ function listBlocks(
 		at += b.size;
 		return r;
 	});
-	return [...slices(rows)].map((slice) =>
+	if (rows.length === 0) return [];
+	const inserts = [...slices(rows)].map((slice) =>
 		db.run(sql`INSERT INTO upload_blocks (upload_id, idx, offset, size, hash)
 			SELECT ${uploadId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
 			FROM json_each(${JSON.stringify(slice)})${guard}`),
 	);
+	const onlyIfStill = onlyIf === undefined ? sql`` : sql` AND ${onlyIf}`;
+	// The running count the per-user block budget reads, under the same guard as the rows.
+	const count = db.run(sql`UPDATE uploads SET listed_blocks = listed_blocks + ${rows.length} WHERE id = ${uploadId}${onlyIfStill}`);
+	return [...inserts, count];
 }
 
 /** How many blocks an upload's list holds so far: the index the next one gets. */
