@@ -131,18 +131,18 @@ describe("auth: happy path", () => {
 		expect(await loadCaller(db, user.id, me.device.id, now + 5_001)).toBeNull();
 	});
 
-	it("reports usage in /me: bytes_used grows by the size of an upload", async () => {
+	it("reports usage in /me: bytes_used grows by the size of every version kept", async () => {
 		const user = await signup();
 		const before = await expectJson(await call("/v1/me", { token: user.token }), 200);
-		expect(before.usage).toEqual({ bytes_used: 0, quota_bytes: Number(env.DEFAULT_QUOTA_BYTES) });
+		expect(before.usage).toEqual({ bytes_used: 0, quota_bytes: Number(env.DEFAULT_QUOTA_BYTES), reserved_bytes: 0, nodes: 1 });
 		await upload(user, user.rootId, "a.bin", new Uint8Array(1234).fill(7));
 		await upload(user, user.rootId, "b.txt", "hello");
 		const after = await expectJson(await call("/v1/me", { token: user.token }), 200);
-		expect(after.usage.bytes_used).toBe(1239);
-		// A new version replaces the old size rather than adding to it.
+		expect(after.usage).toMatchObject({ bytes_used: 1239, nodes: 3 });
+		// A new version adds to the total: the old one is kept, and downloadable.
 		await upload(user, user.rootId, "b.txt", "hi", 200);
-		const replaced = await expectJson(await call("/v1/me", { token: user.token }), 200);
-		expect(replaced.usage.bytes_used).toBe(1236);
+		const versioned = await expectJson(await call("/v1/me", { token: user.token }), 200);
+		expect(versioned.usage).toMatchObject({ bytes_used: 1241, nodes: 3 });
 	});
 
 	it("accepts a correctly signed token it did not issue itself (control for the forgery tests)", async () => {

@@ -75,7 +75,7 @@ describe("openapi: envelope and Request-Id on every response", () => {
 		await expectError(await call("/nope"), 404, "NOT_FOUND");
 		// Under an authenticated prefix: a signed-in caller learns there is no such route.
 		const user = await signup();
-		await expectError(await call("/v1/trash", { method: "DELETE", token: user.token }), 404, "NOT_FOUND");
+		await expectError(await call("/v1/trash", { method: "PUT", token: user.token }), 404, "NOT_FOUND");
 		await expectError(await call(`/v1/nodes/${user.rootId}/unknown`, { token: user.token }), 404, "NOT_FOUND");
 	});
 

@@ -579,12 +579,17 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			200,
 		);
 		// The same append again, as a request that read the row before the one above landed.
-		const late = await appendBlockList(db, stale, {
-			offset: 64 * KiB,
-			blocks: specs(blocks.slice(2)),
-			moreBlocks: true,
-			contentHash: null,
-		});
+		const late = await appendBlockList(
+			db,
+			stale,
+			{
+				offset: 64 * KiB,
+				blocks: specs(blocks.slice(2)),
+				moreBlocks: true,
+				contentHash: null,
+			},
+			{ maxOpen: 100, maxListedBlocks: 200_000, quotaBytes: Number.MAX_SAFE_INTEGER },
+		);
 		expect(late).toMatchObject({ ok: false, error: { code: "UPLOAD_OFFSET_MISMATCH" } });
 		const rows = await shard.prepare("SELECT idx, hash FROM upload_blocks WHERE upload_id = ? ORDER BY idx").bind(created.upload_id).all();
 		expect(rows.results).toEqual([

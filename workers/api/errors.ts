@@ -34,6 +34,18 @@ export function unwrap<T>(result: Result<T>): T {
 	return result.value;
 }
 
+/**
+ * Retry-After for a refusal that says when to retry (RATE_LIMITED carries
+ * `retry_after_seconds` in its details), so every source of a 429 sets it.
+ */
+function retryAfter(details: ErrorDetail[] | undefined): Record<string, string> {
+	for (const detail of details ?? []) {
+		if (typeof detail === "object" && typeof detail.retry_after_seconds === "number")
+			return { "Retry-After": String(detail.retry_after_seconds) };
+	}
+	return {};
+}
+
 /** The envelope for `code`. */
 export function errorResponse(
 	c: Context<AppEnv>,
@@ -43,7 +55,7 @@ export function errorResponse(
 	headers?: Record<string, string>,
 ): Response {
 	const body = errorBody(details === undefined ? { code, message } : { code, message, details }, c.get("requestId") ?? "unknown");
-	return c.json(body, statusOf(code) as ContentfulStatusCode, headers);
+	return c.json(body, statusOf(code) as ContentfulStatusCode, { ...retryAfter(details), ...headers });
 }
 
 function codeForStatus(status: number): ErrorCode {

@@ -1,6 +1,7 @@
 /** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
 import { shardAt, shardCount } from "../../src/shared/db/shards";
 import { pruneJournal } from "./services/journal";
+import { purgeExpiredTrash } from "./services/trash";
 import { cleanupUploads } from "./services/uploads";
 
 /** Runs every housekeeping task over every shard. */
@@ -10,5 +11,6 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	for (let i = 0; i < shardCount(env); i++) {
 		await pruneJournal(shardAt(env, i), cutoff);
 	}
+	await purgeExpiredTrash(env, now);
 	await cleanupUploads(env, env.BLOBS, now);
 }

@@ -66,18 +66,22 @@ export class Journal {
 	 * A group of creations whose rows may or may not go in (INSERT OR IGNORE):
 	 * each `created` entry is numbered in SQL after the ones before it, and
 	 * only if its row went in, so a refused creation leaves no gap.
-	 * @returns per row, its seq, or null if its row did not go in.
+	 * @param rows per creation, the statements that insert it (the row first) and the node after.
+	 * @returns per creation, its seq, or null if its row did not go in.
 	 */
-	async applyCreations(rows: { insert: D1PreparedStatement; after: NodeRow }[]): Promise<(number | null)[]> {
+	async applyCreations(rows: { statements: D1PreparedStatement[]; after: NodeRow }[]): Promise<(number | null)[]> {
 		const floor = await this.currentSeq();
 		const now = new Date().toISOString();
-		const statements = rows.flatMap(({ insert, after }) => [
-			insert,
-			this.db.$client.prepare(JOURNAL_IF_INSERTED).bind(this.userId, floor, after.id, JSON.stringify(toNode(after)), now),
-		]);
+		const statements: D1PreparedStatement[] = [];
+		const entryAt: number[] = [];
+		for (const { statements: inserts, after } of rows) {
+			statements.push(...inserts);
+			entryAt.push(statements.length);
+			statements.push(this.db.$client.prepare(JOURNAL_IF_INSERTED).bind(this.userId, floor, after.id, JSON.stringify(toNode(after)), now));
+		}
 		const results = await this.#batch(statements);
-		const seqs = rows.map((_, i) => {
-			const seq = (results[2 * i + 1]?.results[0] as { seq?: number } | undefined)?.seq;
+		const seqs = entryAt.map((at) => {
+			const seq = (results[at]?.results[0] as { seq?: number } | undefined)?.seq;
 			return typeof seq === "number" ? seq : null;
 		});
 		const last = Math.max(floor, ...seqs.map((s) => s ?? floor));

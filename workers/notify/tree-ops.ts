@@ -6,9 +6,17 @@
  * before they write.
  */
 import { and, eq, sql } from "drizzle-orm";
-import { invalidName, listIncomplete, missingBlocks, nameTaken, notFound, parentNotFound } from "../../src/shared/commit/failures";
-import { growthOf, planCommit, type CommitPlan } from "../../src/shared/commit/plan";
-import type { BatchQuery } from "../../src/shared/db/batch";
+import {
+	invalidName,
+	listIncomplete,
+	missingBlocks,
+	nameTaken,
+	nodesExceeded,
+	notFound,
+	parentNotFound,
+} from "../../src/shared/commit/failures";
+import { planCommit, usageOf, type CommitPlan } from "../../src/shared/commit/plan";
+import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
 import { nodes, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
@@ -21,14 +29,16 @@ import { checkName, conflictedCopyName, fitName, nameKey, numberedNames, splitEx
 import type { Pending } from "./commit-queue";
 import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInput, NodeOutcome, UpdateNodeInput } from "./contract";
 import type { Journal } from "./journal";
-import type { QuotaCounter } from "./quota";
+import type { Usage } from "./usage";
 
 /** One user's tree, as the hub changes it. */
 export interface Tree {
 	db: ShardDb;
 	userId: string;
 	journal: Journal;
-	quota: QuotaCounter;
+	usage: Usage;
+	/** Nodes (trash included) a user may have. */
+	maxNodes: number;
 }
 
 /** What a commit of content writes, whichever way its blocks arrived. */
@@ -69,7 +79,13 @@ export async function ensureRoot(tree: Tree): Promise<Result<NodeOutcome>> {
 	if (existing) return ok({ node: toNode(existing) });
 	const now = new Date().toISOString();
 	const row: NodeRow = { ...newNodeRow(tree.userId, "", "folder", "", now), parentId: null };
-	await tree.db.insert(nodes).values(row);
+	try {
+		await runBatch(tree.db.$client, [tree.db.insert(nodes).values(row), tree.usage.change(0, 1)]);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(0, 1);
 	return ok({ node: toNode(row) });
 }
 
@@ -92,6 +108,15 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 	if (upload.moreBlocks) return listIncomplete(upload.offset);
 	const missing = await findMissingBlocks(db, userId, upload.id);
 	if (missing.length > 0) return missingBlocks(missing);
+	// A block this user holds was measured when it arrived: a list that gives
+	// it another size would describe other bytes than it serves (audit M8).
+	const [resized] = await db.all<{ hash: string; size: number }>(sql`SELECT x.hash AS hash, x.size AS size
+		FROM upload_blocks b JOIN user_blocks x ON x.user_id = ${userId} AND x.hash = b.hash
+		WHERE b.upload_id = ${upload.id} AND b.size != x.size LIMIT 1`);
+	if (resized !== undefined)
+		return fail("INVALID_REQUEST", `block ${resized.hash} has ${resized.size} bytes, not the size listed; start a new upload`, [
+			{ field: "blocks", hash: resized.hash, size: resized.size },
+		]);
 	// The list must tile the file: indexes 0..n-1, sizes adding up to its size.
 	const [list] = await db.all<{ n: number; total: number; last: number }>(
 		sql`SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS total, COALESCE(MAX(idx), -1) AS last FROM upload_blocks WHERE upload_id = ${upload.id}`,
@@ -127,8 +152,9 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
 	if (!planned.ok) return planned;
 	const plan = planned.value;
-	const quota = await tree.quota.check(growthOf(plan, input.size), input.quotaBytes);
-	if (!quota.ok) return quota;
+	const adds = usageOf(plan, input.size);
+	const fits = await tree.usage.check(adds.bytes, adds.nodes, { quotaBytes: input.quotaBytes, maxNodes: tree.maxNodes });
+	if (!fits.ok) return fits;
 	const now = new Date().toISOString();
 	return writeVersion(tree, input, plan, now);
 }
@@ -158,7 +184,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		createdAt: now,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
-	const statements: BatchQuery[] = [];
+	const statements: (BatchQuery | D1PreparedStatement)[] = [];
 	if (isNew) statements.push(db.insert(nodes).values(after));
 	else {
 		statements.push(
@@ -178,15 +204,20 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
 		);
 	}
-	statements.push(db.insert(versions).values(version), ...blockListStatements(tree, version.id, input.blocks, now));
+	const adds = usageOf(plan, input.size);
+	statements.push(
+		db.insert(versions).values(version),
+		...blockListStatements(tree, version.id, input.blocks, now),
+		tree.usage.change(adds.bytes, adds.nodes),
+	);
 	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
 	try {
 		await tree.journal.apply(statements, kind, after);
 	} catch (err) {
-		tree.quota.reset();
+		tree.usage.forget();
 		throw err;
 	}
-	tree.quota.add(growthOf(plan, input.size));
+	tree.usage.landed(adds.bytes, adds.nodes);
 	return ok({ created: isNew, node: toNode(after), version: toVersion(version), conflict });
 }
 
@@ -225,16 +256,31 @@ function blockListStatements(tree: Tree, versionId: string, blocks: ContentCommi
  * row went in, so a refused creation neither stops the others nor leaves a
  * gap in the journal. Refusals are explained afterwards, one read each.
  */
-export async function createFolders(tree: Tree, group: Pending<FolderRequest, Result<NodeOutcome>>[]): Promise<void> {
+export async function createFolders(tree: Tree, requests: Pending<FolderRequest, Result<NodeOutcome>>[]): Promise<void> {
 	const { db, userId } = tree;
+	// Past the node limit, the creations that do not fit are refused.
+	const nodes = (await tree.usage.totals()).nodes;
+	const group = requests.slice(0, Math.max(0, tree.maxNodes - nodes));
+	for (const pending of requests.slice(group.length)) pending.resolve(nodesExceeded(tree.maxNodes, nodes));
+	if (group.length === 0) return;
 	const now = new Date().toISOString();
 	const rows = group.map(({ item }) => newNodeRow(userId, item.parentId, "folder", item.name, now));
-	const seqs = await tree.journal.applyCreations(
-		rows.map((row) => ({
-			insert: db.$client.prepare(INSERT_FOLDER_UNDER_LIVE_PARENT).bind(row.id, row.userId, row.name, row.nameKey, now, row.parentId),
-			after: row,
-		})),
-	);
+	let seqs: (number | null)[];
+	try {
+		seqs = await tree.journal.applyCreations(
+			rows.map((row) => ({
+				statements: [
+					db.$client.prepare(INSERT_FOLDER_UNDER_LIVE_PARENT).bind(row.id, row.userId, row.name, row.nameKey, now, row.parentId),
+					tree.usage.countInserted(),
+				],
+				after: row,
+			})),
+		);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(0, seqs.filter((seq) => seq !== null).length);
 	// Answer every folder that went in before explaining any refusal: a
 	// failed read while explaining must not fail creations that were committed.
 	const refused: number[] = [];
@@ -436,4 +482,92 @@ function newNodeRow(userId: string, parentId: string, type: "file" | "folder", n
 		trashRootId: null,
 		conflictOf: null,
 	};
+}
+
+/** Nodes deleted per D1 batch while purging: each batch stays small, whatever the size of the tree. */
+const PURGE_NODES_PER_BATCH = 200;
+
+/**
+ * Deletes an item in the trash for good, with everything trashed together
+ * with it: nodes, versions and block lists, in bounded batches, the item
+ * itself last with a `deleted` journal entry. Blocks the user no longer
+ * references leave user_blocks and become candidates for the collector;
+ * the usage drops by the versions' bytes.
+ */
+export async function purgeNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	const root = await findNode(db, userId, input.nodeId);
+	if (!root) return notFound("node");
+	if (root.trashedAt === null || root.trashRootId !== root.id)
+		return fail("INVALID_REQUEST", "only an item listed in the trash can be deleted forever; move it to the trash first", [
+			{ field: "id" },
+		]);
+	for (;;) {
+		const inside = await db.all<{ id: string }>(
+			sql`SELECT id FROM nodes WHERE trash_root_id = ${root.id} AND user_id = ${userId} AND id != ${root.id} LIMIT ${PURGE_NODES_PER_BATCH}`,
+		);
+		if (inside.length === 0) break;
+		await purgeBatch(
+			tree,
+			inside.map((r) => r.id),
+			null,
+		);
+	}
+	await purgeBatch(tree, [root.id], root);
+	return ok({ node: toNode(root) });
+}
+
+/** Purges every item in the trash, one after another; returns how many. */
+export async function emptyTrash(tree: Tree): Promise<Result<{ deleted: number }>> {
+	let deleted = 0;
+	for (;;) {
+		const roots = await tree.db.all<{ id: string }>(
+			sql`SELECT id FROM nodes WHERE user_id = ${tree.userId} AND trash_root_id = id LIMIT ${PURGE_NODES_PER_BATCH}`,
+		);
+		if (roots.length === 0) return ok({ deleted });
+		for (const { id } of roots) {
+			const purged = await purgeNode(tree, { nodeId: id });
+			if (!purged.ok) return purged;
+			deleted++;
+		}
+	}
+}
+
+/** Deletes the nodes `ids` (all trashed) with their versions; with `journalled`, the batch also journals its deletion. */
+async function purgeBatch(tree: Tree, ids: string[], journalled: NodeRow | null): Promise<void> {
+	const { db, userId } = tree;
+	const these = inList(sql`node_id`, ids);
+	const [sized] = await db.all<{ bytes: number }>(
+		sql`SELECT COALESCE(SUM(size), 0) AS bytes FROM versions WHERE user_id = ${userId} AND ${these}`,
+	);
+	const blocks = await db.all<{ hash: string }>(sql`SELECT DISTINCT vb.hash AS hash FROM versions v
+		JOIN version_blocks vb ON vb.version_id = v.id WHERE v.user_id = ${userId} AND ${inList(sql`v.node_id`, ids)}`);
+	const bytes = sized?.bytes ?? 0;
+	const now = new Date().toISOString();
+	const statements: BatchQuery[] = [
+		db.run(sql`DELETE FROM version_blocks WHERE version_id IN (SELECT id FROM versions WHERE user_id = ${userId} AND ${these})`),
+		db.run(sql`DELETE FROM versions WHERE user_id = ${userId} AND ${these}`),
+		db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND ${inList(sql`id`, ids)}`),
+	];
+	for (const slice of slices(blocks.map((b) => b.hash))) {
+		const hashes = JSON.stringify(slice);
+		statements.push(
+			// A block leaves the user's set once no version of theirs lists it...
+			db.run(sql`DELETE FROM user_blocks WHERE user_id = ${userId} AND hash IN (SELECT value FROM json_each(${hashes}))
+				AND NOT EXISTS (SELECT 1 FROM version_blocks vb JOIN versions v ON v.id = vb.version_id
+					WHERE vb.hash = user_blocks.hash AND v.user_id = ${userId})`),
+			// ...and then the collector checks every shard before it deletes anything.
+			db.run(sql`INSERT OR IGNORE INTO gc_candidates (hash, enqueued_at) SELECT value, ${now} FROM json_each(${hashes})
+				WHERE NOT EXISTS (SELECT 1 FROM user_blocks WHERE user_id = ${userId} AND hash = value)`),
+		);
+	}
+	const all = [...statements, tree.usage.change(-bytes, -ids.length)];
+	try {
+		if (journalled) await tree.journal.apply(all, "deleted", journalled);
+		else await runBatch(db.$client, all);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(-bytes, -ids.length);
 }

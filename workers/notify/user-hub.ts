@@ -7,15 +7,14 @@
  *
  * This class is the shell: RPC, the WebSocket upgrade and its handlers. The
  * work lives beside it: commit-queue.ts (serialization and group commit),
- * tree-ops.ts (the changes), journal.ts (numbering), quota.ts (the running
- * total) and sync-channel.ts (long polls, tickets, sockets).
+ * tree-ops.ts (the changes), journal.ts (numbering), usage.ts (the user's
+ * totals and write budget) and sync-channel.ts (long polls, tickets, sockets).
  */
 import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
 import { shardAt } from "../../src/shared/db/shards";
-import { bytesUsed } from "../../src/shared/db/tree";
 import { type Result } from "../../src/shared/errors";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -31,28 +30,37 @@ import type {
 	UpdateNodeInput,
 } from "./contract";
 import { Journal } from "./journal";
-import { QuotaCounter } from "./quota";
+import { Usage, WriteBudget } from "./usage";
 import { SyncChannel } from "./sync-channel";
 import * as ops from "./tree-ops";
 
-export class UserHub extends DurableObject<Env> {
+/** The notify worker's own [vars] (workers/notify/wrangler.toml); `wrangler types` types the api's config only. */
+interface HubVars {
+	MAX_NODES_PER_USER?: string;
+	WRITE_BURST?: string;
+	WRITES_PER_SECOND?: string;
+}
+
+export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #userId: string;
 	readonly #queue = new CommitQueue();
 	readonly #sync: SyncChannel;
 	#tree: Promise<ops.Tree> | null = null;
+	readonly #writes: WriteBudget;
 	/** Folder creations waiting together share one D1 batch. */
 	readonly #folders: Batchable<ops.FolderRequest, Result<NodeOutcome>> = {
 		maxGroup: ops.FOLDERS_PER_BATCH,
 		run: async (group) => ops.createFolders(await this.#openTree(), group),
 	};
 
-	constructor(ctx: DurableObjectState, env: Env) {
+	constructor(ctx: DurableObjectState, env: Env & HubVars) {
 		super(ctx, env);
 		// The hub is addressed by its user's id (getByName), so it knows whose it is.
 		const userId = ctx.id.name;
 		if (!userId) throw new Error("a UserHub must be addressed by its user's id");
 		this.#userId = userId;
 		this.#sync = new SyncChannel(ctx, userId);
+		this.#writes = new WriteBudget(numberVar(env.WRITE_BURST, 10_000), numberVar(env.WRITES_PER_SECOND, 100));
 		// Answered by the runtime without waking the object (hibernation).
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
 	}
@@ -70,6 +78,8 @@ export class UserHub extends DurableObject<Env> {
 	async createFolder(input: { parentId: string; name: string }): Promise<Result<NodeOutcome>> {
 		const name = checkName(input.name);
 		if (!name.ok) return invalidName(name.reason);
+		const budget = this.#writes.take();
+		if (!budget.ok) return budget;
 		return this.#queue.join(this.#folders, { parentId: input.parentId, name: name.name });
 	}
 
@@ -79,32 +89,42 @@ export class UserHub extends DurableObject<Env> {
 	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.
 	 */
 	async commitFile(input: CommitFileInput): Promise<Result<CommitOutcome>> {
-		return this.#queue.run(async () => ops.commitFile(await this.#openTree(), input));
+		return this.#write((tree) => ops.commitFile(tree, input));
 	}
 
 	/** Commits an upload session or tus upload whose blocks have all arrived; committing twice answers the same result. */
 	async commitUpload(input: CommitUploadInput): Promise<Result<CommitOutcome>> {
-		return this.#queue.run(async () => ops.commitUpload(await this.#openTree(), input));
+		return this.#write((tree) => ops.commitUpload(tree, input));
 	}
 
 	/** Renames and/or moves a node. */
 	async updateNode(input: UpdateNodeInput): Promise<Result<NodeOutcome>> {
-		return this.#queue.run(async () => ops.updateNode(await this.#openTree(), input));
+		return this.#write((tree) => ops.updateNode(tree, input));
 	}
 
 	/** Moves a node, and a folder's subtree, to the trash. */
 	async trashNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
-		return this.#queue.run(async () => ops.trashNode(await this.#openTree(), input));
+		return this.#write((tree) => ops.trashNode(tree, input));
 	}
 
 	/** Restores a trashed node with what was trashed together with it. */
 	async restoreNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
-		return this.#queue.run(async () => ops.restoreNode(await this.#openTree(), input));
+		return this.#write((tree) => ops.restoreNode(tree, input));
 	}
 
 	/** Clears a conflicted copy's mark, keeping it as it is. */
 	async resolveConflict(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
-		return this.#queue.run(async () => ops.resolveConflict(await this.#openTree(), input));
+		return this.#write((tree) => ops.resolveConflict(tree, input));
+	}
+
+	/** Deletes an item in the trash for good, with what was trashed with it; ends with a `deleted` journal entry. */
+	async purgeNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+		return this.#write((tree) => ops.purgeNode(tree, input));
+	}
+
+	/** Deletes everything in the trash for good. */
+	async emptyTrash(): Promise<Result<{ deleted: number }>> {
+		return this.#write((tree) => ops.emptyTrash(tree));
 	}
 
 	/**
@@ -167,6 +187,13 @@ export class UserHub extends DurableObject<Env> {
 		console.error("webSocketError", error);
 	}
 
+	/** Runs a change in the queue, once the user's write budget allows it. */
+	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
+		const budget = this.#writes.take();
+		if (!budget.ok) return budget;
+		return this.#queue.run(async () => change(await this.#openTree()));
+	}
+
 	/** The user's tree in their shard, opened once per instance. */
 	#openTree(): Promise<ops.Tree> {
 		this.#tree ??= this.#shard().then(
@@ -176,7 +203,8 @@ export class UserHub extends DurableObject<Env> {
 					db,
 					userId: this.#userId,
 					journal: new Journal(db, this.#userId, (seq) => this.#sync.announce(seq)),
-					quota: new QuotaCounter(() => bytesUsed(db, this.#userId)),
+					usage: new Usage(db, this.#userId),
+					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
 				};
 			},
 			(err: unknown) => {
@@ -200,4 +228,10 @@ export class UserHub extends DurableObject<Env> {
 		await this.ctx.storage.put("shard", shard);
 		return shard;
 	}
+}
+
+/** A numeric [vars] setting, or its default when unset or not a positive number. */
+function numberVar(value: string | undefined, fallback: number): number {
+	const n = Number(value);
+	return Number.isFinite(n) && n > 0 ? n : fallback;
 }

@@ -38,6 +38,13 @@ export function quotaExceeded(growth: number, used: number, quotaBytes: number):
 	return fail("QUOTA_EXCEEDED", `this needs ${growth} more bytes; ${Math.max(0, quotaBytes - used)} of ${quotaBytes} are free`);
 }
 
+/** The account holds as many files and folders as it may. */
+export function nodesExceeded(maxNodes: number, used: number): Refusal {
+	return fail("QUOTA_EXCEEDED", `an account holds at most ${maxNodes} files and folders, trash included`, [
+		{ limit: "nodes", max: maxNodes, used },
+	]);
+}
+
 /** An upload session whose block list is still arriving in parts. */
 export function listIncomplete(listedBytes: number): Refusal {
 	return fail("INVALID_REQUEST", "the block list is not complete: finish it with more_blocks: false, then commit", [

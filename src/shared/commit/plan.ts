@@ -98,7 +98,11 @@ function isLiveFolder(row: NodeRow | null): row is NodeRow {
 	return row !== null && row.type === "folder" && row.trashedAt === null;
 }
 
-/** Bytes a commit adds to the user's usage: a new version replaces its file's size; anything else adds a file. */
-export function growthOf(plan: CommitPlan, size: number): number {
-	return plan.kind === "version" ? size - plan.file.size : size;
+/**
+ * What a commit adds to the user's usage: every version is kept, so a
+ * commit adds its size whatever it lands on (docs/decisions/0015), and a
+ * node unless it is a new version of an existing file.
+ */
+export function usageOf(plan: CommitPlan, size: number): { bytes: number; nodes: number } {
+	return { bytes: size, nodes: plan.kind === "version" ? 0 : 1 };
 }

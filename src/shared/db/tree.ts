@@ -187,11 +187,3 @@ export async function blocksInRange(db: ShardDb, versionId: string, start: numbe
 		)
 		.orderBy(asc(versionBlocks.offset));
 }
-
-/** Bytes the user's files take: the head version of every file, trashed ones included until purged. */
-export async function bytesUsed(db: ShardDb, userId: string): Promise<number> {
-	const rows = await db.all<{ used: number }>(
-		sql`SELECT COALESCE(SUM(size), 0) AS used FROM nodes WHERE user_id = ${userId} AND type = 'file'`,
-	);
-	return rows[0]?.used ?? 0;
-}

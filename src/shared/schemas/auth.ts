@@ -51,6 +51,14 @@ export const Me = z
 	.object({
 		user: User,
 		device: z.object({ id: z.string(), name: z.string() }),
-		usage: z.object({ bytes_used: z.number().int(), quota_bytes: z.number().int() }),
+		usage: z.object({
+			bytes_used: z.number().int().openapi({
+				description: "Bytes of every version the user can still download, trashed files included (docs/api.md, Storage used)",
+			}),
+			quota_bytes: z.number().int(),
+			reserved_bytes: z.number().int().openapi({ description: "Declared sizes of open uploads, held against the quota (extension)" }),
+			nodes: z.number().int().openapi({ description: "Files and folders, trash included (extension)" }),
+		}),
 	})
 	.openapi("Me");
+export type Me = z.infer<typeof Me>;

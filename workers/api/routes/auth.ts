@@ -20,8 +20,8 @@ import {
 	updatePasswordHash,
 	type ThrottleKey,
 } from "../services/directory";
-import { hubFor } from "../services/hub";
-import { usageOf } from "../services/tree";
+import { hubFor, shardFor } from "../services/hub";
+import { usageReport } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";
 
 export const authRoutes = newRouter();
@@ -170,7 +170,7 @@ authRoutes.openapi(me, async (c) => {
 		{
 			user: { id: user.id, email: user.email },
 			device: { id: caller.deviceId, name: caller.deviceName },
-			usage: { bytes_used: await usageOf(c.env, caller), quota_bytes: caller.quotaBytes },
+			usage: await usageReport(shardFor(c.env, caller), caller.userId, caller.quotaBytes),
 		},
 		200,
 	);

@@ -1,4 +1,5 @@
 /** Files and folders: root, folders, children, node with path, rename and move, trash (API.md "Nodes"). */
+import { z } from "@hono/zod-openapi";
 import { IdParam, PageQuery } from "../../../src/shared/schemas/common";
 import { CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "../../../src/shared/schemas/nodes";
 import { unwrap } from "../errors";
@@ -94,14 +95,45 @@ nodeRoutes.openapi(
 		method: "delete",
 		path: "/nodes/{id}",
 		tags,
-		summary: "Move a node to the trash; a folder takes its subtree with it",
-		request: { params: IdParam },
-		responses: { 200: json(Node, "Trashed"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND") },
+		summary: "Move a node to the trash (a folder takes its subtree with it), or delete an item in the trash forever",
+		description:
+			"Without `permanent`, the node moves to the trash and still counts toward storage used. With `permanent=true` (extension), an item listed in the trash is deleted for good, with everything trashed together with it: its versions can no longer be downloaded or restored, storage used drops by their bytes, and the journal records `deleted`. Answers 204 then.",
+		request: {
+			params: IdParam,
+			query: z.object({
+				permanent: z.enum(["true", "false"]).default("false").openapi({ description: "Delete an item in the trash forever (extension)" }),
+			}),
+		},
+		responses: {
+			200: json(Node, "Trashed"),
+			204: { description: "Deleted forever" },
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RATE_LIMITED"),
+		},
 	}),
 	async (c) => {
-		const trashed = unwrap(await hubFor(c.env, c.get("caller").userId).trashNode({ nodeId: c.req.valid("param").id }));
+		const hub = hubFor(c.env, c.get("caller").userId);
+		const nodeId = c.req.valid("param").id;
+		if (c.req.valid("query").permanent === "true") {
+			unwrap(await hub.purgeNode({ nodeId }));
+			return c.body(null, 204);
+		}
+		const trashed = unwrap(await hub.trashNode({ nodeId }));
 		return c.json(trashed.node, 200);
 	},
+);
+
+nodeRoutes.openapi(
+	protectedRoute({
+		method: "delete",
+		path: "/trash",
+		tags,
+		summary: "Empty the trash: delete everything in it forever (extension)",
+		responses: {
+			200: json(z.object({ deleted: z.number().int() }).openapi("EmptiedTrash"), "How many trashed items were deleted"),
+			...errorResponses("UNAUTHENTICATED", "RATE_LIMITED"),
+		},
+	}),
+	async (c) => c.json(unwrap(await hubFor(c.env, c.get("caller").userId).emptyTrash()), 200),
 );
 
 nodeRoutes.openapi(

@@ -14,7 +14,7 @@ import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, newRouter, protectedRoute } from "../openapi";
 import { shardFor } from "../services/hub";
 import { acceptPatch, type PatchChecksum } from "../services/tus";
-import { cancelUpload, checkUploadTarget, committedNodeId, createUpload, usableUpload } from "../services/uploads";
+import { cancelUpload, checkUploadTarget, committedNodeId, createUpload, uploadLimits, usableUpload } from "../services/uploads";
 
 const TUS_VERSION = "1.0.0";
 const EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination";
@@ -182,21 +182,26 @@ tusRoutes.openapi(
 		const onConflict = metadata.get("on_conflict") === "fail" ? "fail" : "copy";
 		const baseVersionId = metadata.get("base_version_id") ?? null;
 		const maxFileBytes = Number(c.env.MAX_FILE_BYTES);
-		const target = unwrap(await checkUploadTarget(c.env, caller, { parentId, name, size, maxFileBytes, baseVersionId, onConflict }));
-		const upload = await createUpload(shardFor(c.env, caller), caller, {
-			protocol: "tus",
-			parentId,
-			name: target.name,
-			size,
-			blocks: [],
-			moreBlocks: false,
-			baseVersionId,
-			contentHash: null,
-			onConflict,
-			metadata: c.req.header("Upload-Metadata") ?? null,
-			ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
-			maxFileBytes,
-		});
+		const target = unwrap(
+			await checkUploadTarget(c.env, caller, { parentId, name, size, maxFileBytes, baseVersionId, onConflict, blocks: [] }),
+		);
+		const upload = unwrap(
+			await createUpload(shardFor(c.env, caller), caller, {
+				protocol: "tus",
+				parentId,
+				name: target.name,
+				size,
+				blocks: [],
+				moreBlocks: false,
+				baseVersionId,
+				contentHash: null,
+				onConflict,
+				metadata: c.req.header("Upload-Metadata") ?? null,
+				ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
+				maxFileBytes,
+				limits: uploadLimits(c.env, caller),
+			}),
+		);
 		const headers: Record<string, string> = {
 			Location: new URL(`/v1/tus/${upload.id}`, c.req.url).toString(),
 			"Upload-Expires": new Date(upload.expiresAt).toUTCString(),

@@ -17,6 +17,7 @@ import {
 	checkUploadTarget,
 	commitSession,
 	createUpload,
+	uploadLimits,
 	openSession,
 	receiveBlock,
 	sessionStatus,
@@ -55,23 +56,27 @@ uploadRoutes.openapi(
 				maxFileBytes,
 				baseVersionId,
 				onConflict: body.on_conflict,
+				blocks: body.blocks,
 			}),
 		);
 		const db = shardFor(c.env, caller);
-		const upload = await createUpload(db, caller, {
-			protocol: "session",
-			parentId: body.parent_id,
-			name: target.name,
-			size: body.size,
-			blocks: body.blocks,
-			moreBlocks: body.more_blocks,
-			baseVersionId,
-			contentHash: body.content_hash ?? null,
-			onConflict: body.on_conflict,
-			metadata: null,
-			ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
-			maxFileBytes,
-		});
+		const upload = unwrap(
+			await createUpload(db, caller, {
+				protocol: "session",
+				parentId: body.parent_id,
+				name: target.name,
+				size: body.size,
+				blocks: body.blocks,
+				moreBlocks: body.more_blocks,
+				baseVersionId,
+				contentHash: body.content_hash ?? null,
+				onConflict: body.on_conflict,
+				metadata: null,
+				ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
+				maxFileBytes,
+				limits: uploadLimits(c.env, caller),
+			}),
+		);
 		return c.json(await sessionStatus(db, caller.userId, upload), 201);
 	},
 );
@@ -126,12 +131,12 @@ uploadRoutes.openapi(
 		const problem = listEndProblem(part.offset, part.blocks, upload.size, part.more_blocks);
 		if (problem !== null) throw new ApiError("INVALID_REQUEST", problem, [{ field: "blocks", message: problem }]);
 		const appended = unwrap(
-			await appendBlockList(shardFor(c.env, caller), upload, {
-				offset: part.offset,
-				blocks: part.blocks,
-				moreBlocks: part.more_blocks,
-				contentHash: part.content_hash ?? null,
-			}),
+			await appendBlockList(
+				shardFor(c.env, caller),
+				upload,
+				{ offset: part.offset, blocks: part.blocks, moreBlocks: part.more_blocks, contentHash: part.content_hash ?? null },
+				uploadLimits(c.env, caller),
+			),
 		);
 		return c.json(
 			{

@@ -5,13 +5,13 @@
  * its queue, since the tree may change in between.
  */
 import { invalidName, quotaExceeded } from "../../../src/shared/commit/failures";
-import { growthOf, planCommit } from "../../../src/shared/commit/plan";
+import { planCommit } from "../../../src/shared/commit/plan";
 import { loadTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
 import { checkName } from "../../../src/shared/names";
 import type { Caller } from "../env";
 import { shardFor } from "./hub";
-import { usageOf } from "./tree";
+import { storedUsage } from "./tree";
 
 export interface IntendedCommit {
 	parentId: string;
@@ -29,12 +29,10 @@ export async function precheckCommit(env: Env, caller: Caller, intended: Intende
 	const view = await loadTarget(shardFor(env, caller), caller.userId, intended.parentId, name.key, intended.baseVersionId);
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
-	if (intended.size !== null) {
-		const growth = growthOf(plan.value, intended.size);
-		if (growth > 0) {
-			const used = await usageOf(env, caller);
-			if (used + growth > caller.quotaBytes) return quotaExceeded(growth, used, caller.quotaBytes);
-		}
+	// Every commit keeps a new version: it needs its whole size (docs/decisions/0015).
+	if (intended.size !== null && intended.size > 0) {
+		const { versionBytes } = await storedUsage(shardFor(env, caller), caller.userId);
+		if (versionBytes + intended.size > caller.quotaBytes) return quotaExceeded(intended.size, versionBytes, caller.quotaBytes);
 	}
 	return ok({ name: name.name });
 }

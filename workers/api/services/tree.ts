@@ -6,10 +6,12 @@
 import { z } from "zod";
 import { notFound } from "../../../src/shared/commit/failures";
 import { toNode } from "../../../src/shared/db/mappers";
-import type { NodeRow } from "../../../src/shared/db/schema";
+import { userUsage, type NodeRow } from "../../../src/shared/db/schema";
+import { eq, sql } from "drizzle-orm";
 import type { ShardDb } from "../../../src/shared/db/shards";
-import { ancestry, bytesUsed, findNode, findRoot, listChildren, listTrash } from "../../../src/shared/db/tree";
+import { ancestry, findNode, findRoot, listChildren, listTrash } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
+import type { Me } from "../../../src/shared/schemas/auth";
 import type { Node, NodePage, NodeWithPath } from "../../../src/shared/schemas/nodes";
 import type { Caller } from "../env";
 import { decodeCursor, encodeCursor } from "./cursors";
@@ -68,7 +70,19 @@ function page(rows: NodeRow[], limit: number, cursorOf: (last: NodeRow) => unkno
 	return { items: items.map(toNode), next_cursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : null };
 }
 
-/** Bytes the caller's files take. */
-export function usageOf(env: Env, caller: Caller): Promise<number> {
-	return bytesUsed(shardFor(env, caller), caller.userId);
+/** What the user stores, as their hub keeps it: bytes of every retained version (trash included) and nodes. */
+export async function storedUsage(db: ShardDb, userId: string): Promise<{ versionBytes: number; nodes: number }> {
+	const rows = await db.select().from(userUsage).where(eq(userUsage.userId, userId)).limit(1);
+	return { versionBytes: rows[0]?.versionBytes ?? 0, nodes: rows[0]?.nodes ?? 0 };
+}
+
+/** GET /v1/me's usage: what is stored, and what open uploads hold against the quota, in one read. */
+export async function usageReport(db: ShardDb, userId: string, quotaBytes: number): Promise<Me["usage"]> {
+	const now = new Date().toISOString();
+	const [row] = await db.all<{ stored: number; nodes: number; reserved: number }>(sql`SELECT
+		COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${userId}), 0) AS stored,
+		COALESCE((SELECT nodes FROM user_usage WHERE user_id = ${userId}), 0) AS nodes,
+		(SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ${userId} AND committed_version_id IS NULL
+			AND cancelled_at IS NULL AND expires_at > ${now}) AS reserved`);
+	return { bytes_used: row?.stored ?? 0, quota_bytes: quotaBytes, reserved_bytes: row?.reserved ?? 0, nodes: row?.nodes ?? 0 };
 }

@@ -36,6 +36,26 @@ export interface NewUpload {
 	metadata: string | null;
 	ttlHours: number;
 	maxFileBytes: number;
+	limits: UploadLimits;
+}
+
+/** Per-user caps on uploads still open (neither committed nor cancelled nor expired). */
+export interface UploadLimits {
+	/** Open uploads at once. */
+	maxOpen: number;
+	/** Blocks listed by open uploads, all together: each is a row in the shard. */
+	maxListedBlocks: number;
+	/** The user's storage quota: stored versions plus the declared sizes of open uploads must fit it. */
+	quotaBytes: number;
+}
+
+/** The caps from the api's [vars] (wrangler.toml) and the caller's quota. */
+export function uploadLimits(env: Env, caller: Caller): UploadLimits {
+	return {
+		maxOpen: Number(env.MAX_OPEN_UPLOADS_PER_USER) || 100,
+		maxListedBlocks: Number(env.MAX_LISTED_BLOCKS_PER_USER) || 200_000,
+		quotaBytes: caller.quotaBytes,
+	};
 }
 
 /**
@@ -46,9 +66,20 @@ export interface NewUpload {
 export async function checkUploadTarget(
 	env: Env,
 	caller: Caller,
-	target: { parentId: string; name: string; size: number; maxFileBytes: number; baseVersionId: string | null; onConflict: "copy" | "fail" },
+	target: {
+		parentId: string;
+		name: string;
+		size: number;
+		maxFileBytes: number;
+		baseVersionId: string | null;
+		onConflict: "copy" | "fail";
+		/** The block list, or its first part. */
+		blocks: readonly { hash: string; size: number }[];
+	},
 ): Promise<Result<{ name: string }>> {
 	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
+	const resized = await blockSizeConflict(shardFor(env, caller), caller.userId, target.blocks, null);
+	if (resized !== null) return resized;
 	return precheckCommit(env, caller, target);
 }
 
@@ -89,8 +120,12 @@ export async function committedNodeId(db: ShardDb, userId: string, upload: Uploa
 	return (await findVersion(db, userId, upload.committedVersionId))?.nodeId ?? null;
 }
 
-/** Records a new upload and its block list (for tus the list starts empty). */
-export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload): Promise<UploadRow> {
+/**
+ * Records a new upload and its block list (for tus the list starts empty),
+ * if it fits the user's caps: the insert itself checks them, so concurrent
+ * creations cannot overshoot (D1 runs one batch at a time).
+ */
+export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload): Promise<Result<UploadRow>> {
 	const now = new Date();
 	const row: UploadRow = {
 		id: newId("upl"),
@@ -116,8 +151,91 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		cancelledAt: null,
 		listedBlocks: 0,
 	};
-	await runBatch(db.$client, [db.insert(uploads).values(row), ...listBlocks(db, row.id, 0, 0, input.blocks)]);
-	return { ...row, listedBlocks: input.blocks.length };
+	const { limits } = input;
+	const fits = sql`(SELECT COUNT(*) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) < ${limits.maxOpen}
+		AND (SELECT COALESCE(SUM(listed_blocks), 0) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) + ${input.blocks.length} <= ${limits.maxListedBlocks}
+		AND (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)})
+			+ COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${caller.userId}), 0) + ${row.size} <= ${limits.quotaBytes}`;
+	const [inserted] = await runBatch(db.$client, [
+		db.run(sql`INSERT INTO uploads (id, user_id, protocol, parent_id, name, size, content_hash, base_version_id, on_conflict,
+				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks)
+			SELECT ${row.id}, ${row.userId}, ${row.protocol}, ${row.parentId}, ${row.name}, ${row.size}, ${row.contentHash}, ${row.baseVersionId},
+				${row.onConflict}, ${row.deviceId}, ${row.deviceName}, ${row.createdAt}, ${row.expiresAt}, ${row.offset}, ${row.moreBlocks ? 1 : 0},
+				${row.metadata}, 0
+			WHERE ${fits}`),
+		...listBlocks(db, row.id, 0, 0, input.blocks, sql`1`),
+	]);
+	if (inserted?.meta.changes !== 1) return explainRefusal(db, caller.userId, input.blocks.length, row.size, limits, row.createdAt);
+	return ok({ ...row, listedBlocks: input.blocks.length });
+}
+
+/**
+ * A block listed with a size that cannot be true: another size for the same
+ * hash in this upload's list, or in the blocks the user already holds (the
+ * same bytes always hash the same). Checked in slices: a part may list
+ * 163,840 blocks, far more than one bound value may carry.
+ */
+export async function blockSizeConflict(
+	db: ShardDb,
+	userId: string,
+	blocks: readonly { hash: string; size: number }[],
+	uploadId: string | null,
+): Promise<Result<never> | null> {
+	for (const slice of slices(blocks)) {
+		const listed = JSON.stringify(slice);
+		// CROSS JOIN keeps the listed blocks as the outer loop, so each is one
+		// index lookup by hash, not a scan of the upload's list.
+		const [clash] = await db.all<{ hash: string; size: number }>(sql`
+			WITH listed(hash, size) AS (SELECT json_extract(value, '$.hash'), json_extract(value, '$.size') FROM json_each(${JSON.stringify(slice)}))
+			SELECT x.hash AS hash, x.size AS size FROM listed l CROSS JOIN user_blocks x
+				WHERE x.user_id = ${userId} AND x.hash = l.hash AND x.size != l.size
+			UNION ALL
+			SELECT b.hash, b.size FROM listed l CROSS JOIN upload_blocks b INDEXED BY upload_blocks_by_hash
+				WHERE b.hash = l.hash AND b.upload_id = ${uploadId ?? ""} AND b.size != l.size
+			LIMIT 1`);
+		if (clash !== undefined)
+			return fail("INVALID_REQUEST", `block ${clash.hash} has ${clash.size} bytes, not the size listed`, [
+				{ field: "blocks", hash: clash.hash, size: clash.size },
+			]);
+	}
+	return null;
+}
+
+/** Rows of `userId`'s uploads still open at `nowIso`. */
+function openBy(userId: string, nowIso: string): SQL {
+	return sql`user_id = ${userId} AND committed_version_id IS NULL AND cancelled_at IS NULL AND expires_at > ${nowIso}`;
+}
+
+/** Which cap a refused creation or listing ran into. */
+async function explainRefusal(
+	db: ShardDb,
+	userId: string,
+	blocks: number,
+	bytes: number,
+	limits: UploadLimits,
+	nowIso: string,
+): Promise<Result<never>> {
+	const [open] = await db.all<{ n: number; listed: number; reserved: number; stored: number }>(sql`
+		SELECT COUNT(*) AS n, COALESCE(SUM(listed_blocks), 0) AS listed, COALESCE(SUM(size), 0) AS reserved,
+			COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${userId}), 0) AS stored
+		FROM uploads WHERE ${openBy(userId, nowIso)}`);
+	const { n = 0, listed = 0, reserved = 0, stored = 0 } = open ?? {};
+	if (n >= limits.maxOpen)
+		return fail("QUOTA_EXCEEDED", `at most ${limits.maxOpen} uploads may be open at once; commit or cancel one first`, [
+			{ limit: "open_uploads", max: limits.maxOpen, used: n },
+		]);
+	if (listed + blocks > limits.maxListedBlocks)
+		return fail("QUOTA_EXCEEDED", `open uploads may list at most ${limits.maxListedBlocks} blocks together; commit or cancel one first`, [
+			{ limit: "listed_blocks", max: limits.maxListedBlocks, used: listed },
+		]);
+	if (stored + reserved + bytes > limits.quotaBytes)
+		return fail(
+			"QUOTA_EXCEEDED",
+			`this upload needs ${bytes} bytes; ${Math.max(0, limits.quotaBytes - stored - reserved)} of ${limits.quotaBytes} are free (open uploads hold ${reserved})`,
+			[{ limit: "bytes", max: limits.quotaBytes, used: stored, reserved }],
+		);
+	// The caps moved between the insert and this read (an upload was committed or cancelled).
+	return fail("RATE_LIMITED", "uploads changed while this one was created; retry", [{ retry_after_seconds: 1 }]);
 }
 
 /**
@@ -170,6 +288,7 @@ export async function appendBlockList(
 	db: ShardDb,
 	upload: UploadRow,
 	part: { offset: number; blocks: readonly { hash: string; size: number }[]; moreBlocks: boolean; contentHash: string | null },
+	limits: UploadLimits,
 ): Promise<Result<{ firstIdx: number; upload: UploadRow; missing: string[] }>> {
 	const end = part.offset + part.blocks.reduce((n, b) => n + b.size, 0);
 	if (upload.offset === end && upload.moreBlocks === part.moreBlocks) {
@@ -188,32 +307,55 @@ export async function appendBlockList(
 			: "the block list is already complete";
 		return fail("UPLOAD_OFFSET_MISMATCH", `${why}; GET the upload and continue from listed_bytes`, [{ offset: upload.offset }]);
 	}
-	const listed = await listedCount(db, upload.id);
-	if (listed + part.blocks.length > MAX_BLOCKS_PER_UPLOAD)
+	const listed = upload.listedBlocks;
+	const count = part.blocks.length;
+	if (listed + count > MAX_BLOCKS_PER_UPLOAD)
 		return fail("INVALID_REQUEST", `a file's block list has at most ${MAX_BLOCKS_PER_UPLOAD} blocks`, [{ field: "blocks" }]);
-	const [resized] = await db.all<{ hash: string }>(
-		sql`SELECT b.hash AS hash FROM upload_blocks b JOIN json_each(${JSON.stringify(part.blocks)}) j
-			ON b.hash = json_extract(j.value, '$.hash') AND b.size != json_extract(j.value, '$.size')
-			WHERE b.upload_id = ${upload.id} LIMIT 1`,
-	);
-	if (resized !== undefined)
-		return fail("INVALID_REQUEST", `block ${resized.hash} is already listed with another size`, [{ field: "blocks" }]);
-	// The inserts go first and only while the list still ends at part.offset,
-	// so a stale or raced append leaves no rows behind; then the update moves the end.
+	const resized = await blockSizeConflict(db, upload.userId, part.blocks, upload.id);
+	if (resized !== null) return resized;
+	// The inserts go first and only while the list still ends at part.offset
+	// and the user's open uploads stay within their block budget, so a stale,
+	// raced or refused append leaves no rows behind; then the update moves the
+	// end, only if the rows went in (the count moved by exactly this part).
+	const now = new Date().toISOString();
 	const results = await runBatch(db.$client, [
-		...listBlocks(db, upload.id, listed, part.offset, part.blocks, sql`offset = ${part.offset} AND more_blocks = 1`),
+		...listBlocks(
+			db,
+			upload.id,
+			listed,
+			part.offset,
+			part.blocks,
+			sql`offset = ${part.offset} AND more_blocks = 1
+				AND (SELECT COALESCE(SUM(listed_blocks), 0) FROM uploads WHERE ${openBy(upload.userId, now)}) + ${count} <= ${limits.maxListedBlocks}`,
+		),
 		db
 			.update(uploads)
 			.set({ offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash })
-			.where(and(eq(uploads.id, upload.id), eq(uploads.offset, part.offset), eq(uploads.moreBlocks, true))),
+			.where(
+				and(
+					eq(uploads.id, upload.id),
+					eq(uploads.offset, part.offset),
+					eq(uploads.moreBlocks, true),
+					eq(uploads.listedBlocks, listed + count),
+				),
+			),
 	]);
-	if (results.at(-1)?.meta.changes !== 1)
+	if (results.at(-1)?.meta.changes !== 1) {
+		const current = await findUpload(db, upload.userId, upload.id);
+		if (current?.offset === part.offset && current.moreBlocks) return explainRefusal(db, upload.userId, count, 0, limits, now);
 		return fail("UPLOAD_OFFSET_MISMATCH", "another request changed the block list; GET the upload and continue from listed_bytes", [
-			{ offset: upload.offset },
+			{ offset: current?.offset ?? upload.offset },
 		]);
+	}
 	return ok({
 		firstIdx: listed,
-		upload: { ...upload, offset: end, moreBlocks: part.moreBlocks, contentHash: part.contentHash ?? upload.contentHash },
+		upload: {
+			...upload,
+			offset: end,
+			moreBlocks: part.moreBlocks,
+			contentHash: part.contentHash ?? upload.contentHash,
+			listedBlocks: listed + count,
+		},
 		missing: await missingBlocks(db, upload.userId, upload.id, listed),
 	});
 }
