@@ -646,7 +646,7 @@ ${tracedUploads}${tracedOneGiB}
 - Everything runs on one machine: the bench (Node, the client), \`wrangler dev\` with both workers, and the local R2/D1 simulators. Figures compare paths through the same stack in the same run; they are not production numbers.
 - workerd runs with V8 flags \`${process.env.MINIFLARE_WORKERD_V8_FLAGS || "(none)"}\` (\`MINIFLARE_WORKERD_V8_FLAGS\`; bench/stack.mjs sets \`--no-concurrent-recompilation\` unless the variable is already set, and an empty value keeps V8's defaults). In this local workerd a concurrent optimizing compile sometimes never lands and leaves a hot function in a lower tier for the life of its isolate, ours or the R2 simulator's, so either side of a comparison could run up to 10x slower at random (docs/decisions/0012). Compiling on the main thread removes that; each compile then costs a few ms of the measured thread.
 - The measured stack runs without wrangler dev's local trace collector (\`X_LOCAL_OBSERVABILITY=false\`, set by bench/stack.mjs); the section above repeats the uploads on a stack with it on.
-- The stack is started from a snapshot of the source tree (so that an edit during the run cannot restart workerd), with fresh storage in a temporary directory, on a free port, with \`BENCH_ROUTES=1\` so that \`/_bench/*\` exists. A 1 MiB upload, raw put and download warm it up first.
+- The stack is started from a snapshot of the source tree (so that an edit during the run cannot restart workerd), with fresh storage in a temporary directory, on a free port, with bench/worker.ts (the production app plus \`/_bench/*\`) as the api worker's entry. A 1 MiB upload, raw put and download warm it up first.
 - Chunker in Node: ${m.node.source}, best of 3 over ${CHUNKER_MIB} MiB of pseudo-random bytes (${m.node.chunks} chunks); SHA-256 of the same bytes with node:crypto. In workerd: \`GET /_bench/chunker?mib=${CHUNKER_MIB}\`, best of 3 (${m.workerd.chunks} chunks), SHA-256 with crypto.subtle. The whole-buffer rows scan one buffer with the JavaScript loop (\`chunkBoundaries\`). The streaming row runs \`Chunker.views\` over the same bytes in 1 MiB pieces with the gear loop the api worker installed (WebAssembly, docs/decisions/0012), copying each piece into its memory, as \`PUT\` content and tus do; its row is marked met only if it also found the same ${m.workerd.chunks} chunks.
 - Upload: ${RUNS} rounds of \`PUT /v1/files/content\` (the response's size and content_hash are checked) and \`PUT /_bench/raw/:key\` (one R2 put of the body) with the same fresh random bytes, so that no block deduplicates. Times run from request start to the end of the response body; each request starts after \`sync\`, so that none pays for the previous one's disk write-back. The times shown are medians. For the verdict rows (upload, download, and the trace collector's upload row), *Drive / baseline* is the median over rounds of each round's ratio (the same bytes, one request after the other, so a round where the machine slowed down moves both sides), as for the 1 GiB paths (docs/decisions/0014); the ratio of the two medians is shown beside it. The CPU and raw-1 MiB-objects rows are ratios of medians.
 - Download: ${RUNS} rounds of \`GET /v1/files/:id/content\` and \`GET /_bench/raw/:key\` of the same bytes, body drained and counted; each after \`sync\`, judged by the median of the rounds' ratios like the upload.
@@ -694,7 +694,7 @@ async function main() {
 		const node = await nodeChunker(tree);
 
 		console.error("starting the local stack…");
-		stack = await startBenchStack(tree, { persistTo: join(tmp, "state"), vars: { BENCH_ROUTES: "1" } });
+		stack = await startBenchStack(tree, { persistTo: join(tmp, "state") });
 		const session = await signup(stack.url);
 		const procs = workerdProcesses(stack.pgid);
 		const runtime = procs.find((p) => p.role === "runtime");
@@ -745,7 +745,7 @@ async function main() {
 		stack = null;
 
 		console.error("the same uploads with wrangler dev's local trace collector on…");
-		stack = await startBenchStack(tree, { persistTo: join(tmp, "state-traced"), vars: { BENCH_ROUTES: "1" }, localTraces: true });
+		stack = await startBenchStack(tree, { persistTo: join(tmp, "state-traced"), localTraces: true });
 		const traced = await withLocalTraces(stack, skip);
 		await stack.stop();
 		const measured = {

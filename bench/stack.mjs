@@ -2,7 +2,7 @@
 // source tree on a free port with fresh storage, its workerd processes
 // found, their memory sampled, and everything stopped afterwards.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { freePort, groupMembers, snapshotTree, workerdProcesses } from "../scripts/local-stack.mjs";
@@ -68,8 +68,27 @@ export function median(values) {
 /** V8 flags of the bench's workerd (see startBenchStack). */
 export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
+/** The api worker's entry on the bench's stacks: the production app plus the /_bench routes. */
+export const BENCH_MAIN = "bench/worker.ts";
+
 /**
- * Starts the stack from `tree` (a snapshot made by {@link snapshotTree}).
+ * Points the snapshot's wrangler.toml at {@link BENCH_MAIN}: the bench runs
+ * the repo's own config, with `main` the only line changed, so its bindings,
+ * vars and flags cannot drift from production's.
+ * @param {string} tree a snapshot made by {@link snapshotTree}
+ */
+export function writeBenchConfig(tree) {
+	const file = join(tree, "wrangler.toml");
+	const toml = readFileSync(file, "utf8");
+	const mains = toml.match(/^main = ".*"$/gm) ?? [];
+	if (mains.length !== 1) throw new Error(`${file}: expected one top-level main = "...", found ${mains.length}`);
+	const header = `# Written by bench/stack.mjs from the repository's wrangler.toml; only main differs (${mains[0]}).\n`;
+	writeFileSync(file, header + toml.replace(/^main = ".*"$/m, `main = "${BENCH_MAIN}"`));
+}
+
+/**
+ * Starts the stack from `tree` (a snapshot made by {@link snapshotTree}),
+ * with bench/worker.ts as the api worker's entry ({@link writeBenchConfig}).
  *
  * `localTraces` keeps wrangler dev's local trace collector on, as `npm
  * start` has it; the measured stacks run without it (docs/decisions/0013).
@@ -80,9 +99,9 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
  * raw put, which makes one. Deployed, spans are collected outside the
  * Worker's isolate.
  * @param {string} tree
- * @param {{ persistTo: string, vars?: Record<string, string>, localTraces?: boolean }} options
+ * @param {{ persistTo: string, localTraces?: boolean }} options
  */
-export async function startBenchStack(tree, { persistTo, vars = {}, localTraces = false }) {
+export async function startBenchStack(tree, { persistTo, localTraces = false }) {
 	// In this local workerd, V8's concurrent optimizing compiles sometimes
 	// never land, leaving a hot function in a lower tier for the life of its
 	// isolate: ours (the chunker was 10x slower) and the R2 simulator's alike,
@@ -95,9 +114,10 @@ export async function startBenchStack(tree, { persistTo, vars = {}, localTraces 
 	const stackModule = join(tree, "scripts", "local-stack.mjs");
 	if (!existsSync(stackModule)) throw new Error(`${stackModule} is missing`);
 	const { startStack, stopStack } = await import(pathToFileURL(stackModule).href);
+	if (!readFileSync(join(tree, "wrangler.toml"), "utf8").includes(`main = "${BENCH_MAIN}"`)) writeBenchConfig(tree);
 	const port = await freePort();
 	const env = { X_LOCAL_OBSERVABILITY: localTraces ? "true" : "false" };
-	const stack = await startStack({ port, persistTo, stdio: "pipe", vars, env });
+	const stack = await startStack({ port, persistTo, stdio: "pipe", env });
 	const pgid = stack.child.pid;
 	let stopped = false;
 	return {

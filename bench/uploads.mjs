@@ -7,8 +7,8 @@
 //   import { benchUploads } from "./uploads.mjs";
 //   const { figures, markdown } = await benchUploads({ baseUrl, stackPid });
 //
-// `baseUrl` must be a stack started with the var BENCH_ROUTES=1 (for the raw
-// put baseline). `stackPid` is the pid of its `wrangler dev` (the leader of
+// `baseUrl` must be a stack started by bench/stack.mjs, which has the /_bench
+// routes (for the raw put baseline). `stackPid` is the pid of its `wrangler dev` (the leader of
 // its process group), used to sample workerd's memory; optional.
 //
 // Standalone, `node bench/uploads.mjs` starts its own stack from a snapshot
@@ -783,7 +783,7 @@ function markdown(figures) {
 export async function benchUploads({ baseUrl, stackPid, persistTo, tenGiB: runTenGiB = process.env.BENCH_10GIB === "1" }) {
 	const base = baseUrl.replace(/\/+$/, "");
 	const probe = await fetch(`${base}/_bench/raw/probe`, { method: "PUT", body: "x" });
-	if (probe.status !== 200) throw new Error(`${base} has no bench routes (start it with the var BENCH_ROUTES=1)`);
+	if (probe.status !== 200) throw new Error(`${base} has no bench routes (start it with bench/stack.mjs)`);
 	const tmp = mkdtempSync(join(tmpdir(), "drive-bench-uploads-"));
 	try {
 		const chunking = await chunkingModule(tmp);
@@ -834,7 +834,7 @@ async function main() {
 	const persistTo = join(work, "state");
 	snapshotTree(ROOT, tree);
 	log("starting the stack");
-	const stack = await startBenchStack(tree, { persistTo, vars: { BENCH_ROUTES: "1" } });
+	const stack = await startBenchStack(tree, { persistTo });
 	process.once("exit", () => stack.killNow());
 	try {
 		const { figures, markdown: md } = await benchUploads({ baseUrl: stack.url, stackPid: stack.pgid, persistTo });
