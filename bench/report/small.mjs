@@ -52,7 +52,7 @@ export function render(f, meta, baseline) {
 		"rate (median of rounds)",
 		"p50",
 		"p99",
-		"rate ÷ floor's, same round (median; each round)",
+		"rate ÷ floor's just before (median; each round)",
 		"runtime CPU / request",
 		"proxy CPU / request",
 		"baseline: rate · ÷ floor · CPU",
@@ -75,7 +75,7 @@ export function render(f, meta, baseline) {
 
 ${measuredLine(meta)}
 
-${s.clients} clients, each on its own keep-alive connection (node:http; ${m.connections} connections were opened in all), send requests back to back as one user. Each row is a fixed number of requests (${s.reads} per round for a read, ${s.writes} for an upload) after a warm-up of ${s.warmUp} (uploads: ${Math.ceil(s.warmUp / 2)}); every round runs the rows in the order below, the floor first, so each row's rate is divided by the floor's of the same round (bench/README.md, "Paired ratios"). ${plural(s.rounds, "round")}. Every answer's status is checked, and every upload's stored size and SHA-256. CPU per request is utime + stime of the workerd runtime (our workers and the local R2/D1 simulators, one thread) over the row's requests, from /proc. Uploads write fresh random bytes; new files get distinct names in one folder, new versions go to ${4 * s.clients} files, each written by one client only, so no two requests race on one file.
+${s.clients} clients, each on its own keep-alive connection (node:http; ${m.connections} connections were opened in all), send requests back to back as one user. After a warm-up of ${s.warmUp} requests of every row (uploads: ${Math.ceil(s.warmUp / 2)}), each of ${plural(s.rounds, "round")} runs every row in the order below, a fixed number of requests each (${s.reads} for a read, ${s.writes} for an upload), and each right after ${s.floor} requests of the floor: a row's rate is divided by that floor's, and the median of those ratios is its figure (bench/README.md, "Paired ratios"). The floor's own row sums all its phases. Every answer's status is checked, and every upload's stored size and SHA-256. CPU per request is utime + stime of the workerd runtime (our workers and the local R2/D1 simulators, one thread) over the row's requests, from /proc. Uploads write fresh random bytes; new files get distinct names in one folder, new versions go to ${4 * s.clients} files, each written by one client only, so no two requests race on one file.
 
 ${table([...header, "target", "met"], rows("measured", true), align)}
 
@@ -83,7 +83,7 @@ ${baseLine} \`--baseline <file>\` shows another saved run (bench/README.md, "Bas
 
 ### With wrangler dev's local trace collector on
 
-What \`npm start\` users see (the issue's figures were taken this way): the same rows on a second stack that keeps the collector on, ${plural(f.traced.rows.floor.rounds.length, "round")}. The verdicts above come from the stack without it (bench/README.md, "The local trace collector").
+What \`npm start\` users see (the issue's figures were taken this way): the same rows on a second stack that keeps the collector on, ${plural(f.traced.rounds, "round")}. The verdicts above come from the stack without it (bench/README.md, "The local trace collector").
 
 ${table(header, rows("traced", false), align)}
 `;
