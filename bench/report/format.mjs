@@ -44,9 +44,13 @@ export function verdictTable(rows) {
 export function measuredLine(meta) {
 	const m = meta.machine;
 	const quick = meta.quick ? " **Quick mode: smaller sizes and fewer rounds, a check that the paths run, not figures to compare.**" : "";
+	const busy =
+		Math.max(meta.load.start, meta.load.end) > m.cores
+			? ` **The load average exceeded the ${m.cores} cores: wall-time figures (rates, latencies, throughput) are noisy; CPU per request holds up better.**`
+			: "";
 	return (
 		`Measured on ${meta.when} at \`${m.commit}\` by \`${meta.command}\`, on ${m.cpu} (${m.cores} cores, ${(m.ramBytes / GiB).toFixed(1)} GiB RAM), ${m.os}, Node ${m.node}, wrangler ${m.wrangler} (workerd ${m.workerd}); ` +
-		`workerd's V8 flags \`${meta.v8Flags || "(none)"}\`; 1-minute load average ${meta.load.start.toFixed(2)} at the start and ${meta.load.end.toFixed(2)} at the end.${quick}`
+		`workerd's V8 flags \`${meta.v8Flags || "(none)"}\`; 1-minute load average ${meta.load.start.toFixed(2)} at the start and ${meta.load.end.toFixed(2)} at the end.${busy}${quick}`
 	);
 }
 
