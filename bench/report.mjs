@@ -47,15 +47,17 @@ const RENDER = { chunker, content, uploads, sync, small };
 
 /**
  * Writes one section's figures (and when, where and how they were measured)
- * as JSON, numbers to 6 significant digits: what `--save-baseline` keeps and
- * `--baseline` reads.
+ * as JSON, numbers to 6 significant digits and formatted as the repo's
+ * Prettier config says: what `--save-baseline` keeps and `--baseline` reads.
  * @param {string} file
  * @param {{ section: string, meta: object, figures: object }} result
  */
-export function saveFigures(file, result) {
+export async function saveFigures(file, result) {
 	mkdirSync(dirname(file), { recursive: true });
 	const round = (_, v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v);
-	writeFileSync(file, `${JSON.stringify(result, round, "\t")}\n`);
+	const prettier = await import("prettier");
+	const options = (await prettier.resolveConfig(file)) ?? {};
+	writeFileSync(file, await prettier.format(JSON.stringify(result, round), { ...options, filepath: file }));
 }
 
 /**

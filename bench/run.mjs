@@ -70,10 +70,10 @@ try {
 		const meta = { when, load: { start: loadStart, end: load() }, command, quick, machine: info, v8Flags };
 		results[name] = { section: name, meta, figures };
 		const saved = join(tmpdir(), "drive-bench", `${name}.json`);
-		saveFigures(saved, results[name]);
+		await saveFigures(saved, results[name]);
 		log(`figures of ${name} in ${saved}`);
 		const kept = join(ROOT, "bench", "baselines", `${name}.json`);
-		if (args["save-baseline"]) saveFigures(kept, results[name]);
+		if (args["save-baseline"]) await saveFigures(kept, results[name]);
 		baselines[name] = readBaseline(ROOT, name, [args.baseline, kept]);
 	}
 	const verdicts = writeReport(out, results, baselines);
