@@ -36,7 +36,11 @@ const log = (line) => console.error(`[bench] ${line}`);
 const tmp = mkdtempSync(join(tmpdir(), "drive-bench-"));
 const tree = join(tmp, "tree");
 const stacks = new Set();
-const killAll = () => stacks.forEach((stack) => stack.killNow());
+// On a signal nothing awaits: kill the stacks and drop the scratch directory on the way out.
+const killAll = () => {
+	for (const stack of stacks) stack.killNow();
+	rmSync(tmp, { recursive: true, force: true });
+};
 process.once("exit", killAll);
 for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => process.exit(130));
 
