@@ -5,7 +5,6 @@ import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
-import { benchRoutes } from "./routes/bench";
 import { conflictRoutes } from "./routes/conflicts";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
@@ -54,11 +53,6 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", tusRoutes);
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
-	app.use("/_bench/*", async (c, next) => {
-		if (c.env.BENCH_ROUTES !== "1") return errorResponse(c, "NOT_FOUND", "not found");
-		await next();
-	});
-	app.route("/_bench", benchRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

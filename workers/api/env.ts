@@ -11,8 +11,7 @@ export interface Caller {
 }
 
 export type AppEnv = {
-	/** BENCH_ROUTES is set only by `npm run bench` (routes/bench.ts). */
-	Bindings: Env & { BENCH_ROUTES?: string };
+	Bindings: Env;
 	Variables: {
 		requestId: string;
 		caller: Caller;

@@ -9,25 +9,11 @@
 //
 // Standalone (starts its own stack on a free port with fresh storage):
 //   node bench/sync.mjs [--base-url http://127.0.0.1:8787] [--json]
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { freePort } from "../scripts/local-stack.mjs";
-import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PASSWORD = "correct horse battery staple";
-
-/** Targets from the issue; each figure is marked against its target. */
-export const TARGETS = {
-	ws100P50Ms: 15,
-	ws100P99Ms: 75,
-	ws1000P99Ms: 250,
-	commitsPerSecondOneUser: 300,
-};
+import { PASSWORD, pool, signup, sleep } from "../lib/http.mjs";
+import { summarize } from "../lib/stats.mjs";
 
 const DEFAULTS = {
 	levels: [1, 100, 1000],
@@ -43,7 +29,16 @@ const DEFAULTS = {
 	parts: { websocket: true, longpoll: true, commits: true },
 	/** Origin the sockets dial; defaults to baseUrl (a profiling knob: e.g. the user worker's own port, past wrangler's proxy). */
 	wsBaseUrl: undefined,
-	log: (line) => process.stderr.write(`[bench:sync] ${line}\n`),
+};
+
+/** Fewer devices, samples and commits: a check that every path runs, not figures. */
+const QUICK = {
+	levels: [1, 10],
+	samples: 10,
+	longpollSamples: 10,
+	commitsOneUser: 100,
+	commitsPerUserParallel: 30,
+	parallelUsers: 4,
 };
 
 // ---- HTTP client -----------------------------------------------------------
@@ -74,12 +69,7 @@ function client(baseUrl) {
 	}
 	return {
 		request,
-		async signup(deviceName) {
-			const email = `bench-sync-${Date.now()}-${Math.random().toString(36).slice(2, 10)}@example.com`;
-			const s = await must("/v1/auth/signup", { method: "POST", json: { email, password: PASSWORD, device_name: deviceName } }, 201);
-			const root = await must("/v1/nodes/root", { token: s.access_token }, 200);
-			return { email, userId: s.user.id, token: s.access_token, rootId: root.id };
-		},
+		signup: (deviceName) => signup(baseUrl, "sync", deviceName),
 		async login(user, deviceName) {
 			const s = await must(
 				"/v1/auth/login",
@@ -101,44 +91,7 @@ function client(baseUrl) {
 	};
 }
 
-// ---- statistics ------------------------------------------------------------
-
-function quantile(sorted, q) {
-	if (sorted.length === 0) return NaN;
-	const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-	return sorted[i];
-}
-
-function summarize(values) {
-	const sorted = [...values].sort((a, b) => a - b);
-	return {
-		n: sorted.length,
-		p50: quantile(sorted, 0.5),
-		p99: quantile(sorted, 0.99),
-		max: sorted.at(-1) ?? NaN,
-		min: sorted[0] ?? NaN,
-	};
-}
-
 const ms = (v) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : "n/a");
-const mark = (ok) => (ok ? "✅" : "❌");
-const sleep = (t) => new Promise((r) => setTimeout(r, t));
-
-/** Runs `count` tasks with at most `width` in flight. */
-async function pool(count, width, task) {
-	let next = 0;
-	const results = new Array(count);
-	await Promise.all(
-		Array.from({ length: Math.min(width, count) }, async () => {
-			for (;;) {
-				const i = next++;
-				if (i >= count) return;
-				results[i] = await task(i);
-			}
-		}),
-	);
-	return results;
-}
 
 // ---- WebSocket devices -----------------------------------------------------
 
@@ -356,16 +309,29 @@ async function readRate(api, device, count, concurrency) {
 }
 
 /**
- * Runs every sync benchmark against `baseUrl`. Returns the figures and a
- * markdown section (starting with "## Sync") for BENCHMARKS.md.
+ * Runs every sync benchmark on a fresh stack; `options` overrides DEFAULTS.
+ * @param {import("../lib/stack.mjs").Context} ctx
+ * @param {Partial<typeof DEFAULTS>} [options]
  */
-export async function benchSync(options) {
-	const o = { ...DEFAULTS, ...options, parts: { ...DEFAULTS.parts, ...options?.parts } };
-	const { baseUrl, log } = o;
+export async function measure(ctx, options = {}) {
+	const stack = await ctx.startStack();
+	try {
+		return await run(
+			stack.url,
+			{ ...DEFAULTS, ...(ctx.quick ? QUICK : {}), ...options, parts: { ...DEFAULTS.parts, ...options.parts } },
+			(line) => ctx.log(`sync: ${line}`),
+		);
+	} finally {
+		await stack.stop();
+	}
+}
+
+async function run(baseUrl, o, log) {
 	const wsBaseUrl = o.wsBaseUrl ?? baseUrl;
 	const api = client(baseUrl);
 	const figures = {
 		when: new Date().toISOString(),
+		settings: { spacingMs: o.spacingMs, concurrency: o.concurrency },
 		load: { start: loadavg()[0] },
 		baseline: {},
 		websocket: [],
@@ -458,149 +424,5 @@ export async function benchSync(options) {
 		for (const s of sockets) s.ws.terminate();
 	}
 	figures.load.end = loadavg()[0];
-	figures.targets = evaluate(figures);
-	return { figures, markdown: render(figures, o) };
-}
-
-function evaluate(f) {
-	const at = (n) => f.websocket.find((w) => w.devices === n)?.fromAnswer;
-	const w100 = at(100);
-	const w1000 = at(1000);
-	return {
-		ws100P50: w100 ? w100.p50 <= TARGETS.ws100P50Ms : null,
-		ws100P99: w100 ? w100.p99 <= TARGETS.ws100P99Ms : null,
-		ws1000P99: w1000 ? w1000.p99 <= TARGETS.ws1000P99Ms : null,
-		commitsOneUser: f.commits.oneUser ? f.commits.oneUser.perSecond >= TARGETS.commitsPerSecondOneUser : null,
-	};
-}
-
-function render(f, o) {
-	const t = f.targets;
-	const target = (ok, text) => (ok === null ? "" : `${mark(ok)} ${text}`);
-	const lines = ["## Sync", ""];
-	lines.push(
-		`Measured ${f.when} against the local stack (\`wrangler dev\`, both workers, local D1) from one Node process, on the client's clock; ` +
-			`1-minute load average ${f.load.start.toFixed(1)} at the start and ${f.load.end.toFixed(1)} at the end, on ${cpus().length} cores. ` +
-			`Floor: a trivial authenticated GET (\`/v1/nodes/root\`) round trip takes p50 ${ms(f.baseline.getRoot.p50)}, p99 ${ms(f.baseline.getRoot.p99)} (n = ${f.baseline.getRoot.n}).`,
-		"",
-	);
-	if (f.websocket.length > 0) {
-		lines.push("### Commit answer → `changes` frame on every other device", "");
-		lines.push(
-			`Each commit is a PUT of a 1-byte file by a device that holds no socket; commits are ≥ ${o.spacingMs} ms apart so that the hub's coalescing (4 frames/s) never merges two. ` +
-				`Every connected device is a separate login with its own ticket${f.loginSeconds ? ` (${f.websocket.at(-1)?.devices.toLocaleString("en-US")} logins took ${f.loginSeconds.toFixed(0)} s)` : ""}.`,
-			"",
-		);
-		lines.push(
-			"| connected devices | frames | p50 | p99 | max | PUT sent → frame p50 / p99 | PUT round trip p50 | first → last frame of one commit p50 / p99 | ping RTT p50 (floor) | target |",
-		);
-		lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-		for (const w of f.websocket) {
-			let tgt = "";
-			if (w.devices === 100)
-				tgt = `${target(t.ws100P50, `p50 ≤ ${TARGETS.ws100P50Ms} ms`)}, ${target(t.ws100P99, `p99 ≤ ${TARGETS.ws100P99Ms} ms`)}`;
-			if (w.devices === 1000) tgt = target(t.ws1000P99, `p99 ≤ ${TARGETS.ws1000P99Ms} ms`);
-			const spread = w.devices > 1 ? `${ms(w.spread.p50)} / ${ms(w.spread.p99)}` : "–";
-			lines.push(
-				`| ${w.devices.toLocaleString("en-US")} | ${w.fromAnswer.n}${w.missed ? ` (${w.missed} missed)` : ""} | ${ms(w.fromAnswer.p50)} | ${ms(w.fromAnswer.p99)} | ${ms(w.fromAnswer.max)} | ${ms(w.fromSend.p50)} / ${ms(w.fromSend.p99)} | ${ms(w.answer.p50)} | ${spread} | ${ms(w.pingRtt?.p50)} | ${tgt} |`,
-			);
-		}
-		lines.push(
-			"",
-			"A negative latency means the frame reached the device before the PUT's answer reached the committer: the hub broadcasts as soon as the commit's D1 batch lands, and the answer still travels back through the hub's RPC return and the api worker. The targets are judged on the signed figures, as specified; the \"PUT sent → frame\" column is the whole path.",
-			"",
-		);
-	}
-	if (f.longpoll) {
-		lines.push("### Long poll wake", "");
-		lines.push("| samples | commit answer → long poll answer p50 | p99 | max |");
-		lines.push("|---:|---:|---:|---:|");
-		lines.push(`| ${f.longpoll.n} | ${ms(f.longpoll.p50)} | ${ms(f.longpoll.p99)} | ${ms(f.longpoll.max)} |`, "");
-	}
-	const one = f.commits.oneUser;
-	const par = f.commits.parallel;
-	if (one || par) {
-		lines.push("### Commits per second", "");
-		lines.push(
-			`Folder creations (each one commit through the user's hub, which serializes them; folder creations waiting together share one D1 batch, docs/decisions/0010) with ${o.concurrency} requests in flight per user. ` +
-				"The file-version row is the whole content path for a tiny file: the body is chunked, hashed, encrypted and written to R2 in parallel, then committed through the same hub, so it measures the api worker more than the hub. " +
-				"Raw D1 write rates cannot be reached from outside the stack, so the baseline is the same number of `GET /v1/nodes/root` at the same concurrency, measured just before and just after (mean shown).",
-			"",
-		);
-		lines.push("| workload | commits | seconds | commits/s | baseline reads/s | commits ÷ reads | target |");
-		lines.push("|---|---:|---:|---:|---:|---:|---|");
-		if (one) {
-			const base = f.baseline.readsOneUser.perSecond;
-			lines.push(
-				`| 1 user | ${one.count} | ${one.seconds.toFixed(2)} | ${one.perSecond.toFixed(0)} | ${base.toFixed(0)} | ${(one.perSecond / base).toFixed(2)} | ${target(t.commitsOneUser, `≥ ${TARGETS.commitsPerSecondOneUser}/s`)} |`,
-			);
-		}
-		const files = f.commits.filesOneUser;
-		if (files) {
-			const base = f.baseline.readsOneUser.perSecond;
-			lines.push(
-				`| 1 user, file versions (\`PUT /v1/files/content\` of a few bytes, ${files.files} files) | ${files.count} | ${files.seconds.toFixed(2)} | ${files.perSecond.toFixed(0)} | ${base.toFixed(0)} | ${(files.perSecond / base).toFixed(2)} | (reported) |`,
-			);
-		}
-		if (par) {
-			const base = f.baseline.readsParallel.perSecond;
-			lines.push(
-				`| ${par.users} users in parallel | ${par.count} | ${par.seconds.toFixed(2)} | ${par.perSecond.toFixed(0)} (per user p50 ${par.perUser.p50.toFixed(0)}) | ${base.toFixed(0)} | ${(par.perSecond / base).toFixed(2)} | |`,
-			);
-		}
-		lines.push("");
-	}
-	return lines.join("\n");
-}
-
-// ---- standalone ------------------------------------------------------------
-
-async function main() {
-	const args = process.argv.slice(2);
-	const at = args.indexOf("--base-url");
-	let baseUrl = at >= 0 ? args[at + 1] : undefined;
-	let stack = null;
-	let persistTo = null;
-	const { startStack, stopStack } = await import("../scripts/local-stack.mjs");
-	const stop = () => {
-		if (stack) stopStack(stack.child);
-		if (persistTo) rmSync(persistTo, { recursive: true, force: true });
-	};
-	process.once("SIGINT", () => {
-		stop();
-		process.exit(130);
-	});
-	try {
-		if (!baseUrl) {
-			persistTo = mkdtempSync(join(tmpdir(), "drive-bench-sync-"));
-			const port = await freePort();
-			process.stderr.write(`[bench:sync] starting the local stack on ${port}\n`);
-			// As the other benches run it: without wrangler dev's local trace collector (docs/decisions/0013).
-			stack = await startStack({ port, persistTo, stdio: "pipe", env: { X_LOCAL_OBSERVABILITY: "false" } });
-			baseUrl = stack.url;
-		}
-		const { figures, markdown } = await benchSync({ baseUrl });
-		process.stdout.write(args.includes("--json") ? `${JSON.stringify(figures, null, 2)}\n` : `${markdown}\n`);
-	} finally {
-		stop();
-	}
-}
-
-/** wrangler needs Node ≥ 22.12; re-run under the repo's pinned node when started by an older one. */
-function ensureNode() {
-	const [major, minor] = process.versions.node.split(".").map(Number);
-	if (major > 22 || (major === 22 && minor >= 12)) return false;
-	const pinned = join(ROOT, "node_modules", ".bin", "node");
-	if (!existsSync(pinned)) throw new Error(`Node ${process.versions.node} is too old for wrangler (needs ≥ 22.12)`);
-	const res = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
-	process.exit(res.status ?? 1);
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-	if (!ensureNode()) {
-		main().catch((err) => {
-			console.error(err);
-			process.exit(1);
-		});
-	}
+	return figures;
 }

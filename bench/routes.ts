@@ -1,15 +1,14 @@
 /**
- * Baselines for `npm run bench`, mounted only when the BENCH_ROUTES var is
- * "1" (the bench passes it to `wrangler dev`; it is never set in
- * wrangler.toml, so deployments do not have these routes).
+ * Baselines for `npm run bench` under /_bench, mounted by bench/worker.ts
+ * only: the production app (workers/api/app.ts) never has them.
  */
 import { Hono } from "hono";
-import { Chunker, chunkBoundaries, chunkerScanner } from "../../../src/shared/chunking";
-import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
-import type { AppEnv } from "../env";
-import { keyRing, STORE_CONCURRENCY } from "../services/block-store";
-import { byobChunks } from "../services/body";
-import { ingest } from "../services/ingest";
+import { Chunker, chunkBoundaries, chunkerScanner } from "../src/shared/chunking";
+import { MAX_REQUEST_BYTES } from "../src/shared/limits";
+import type { AppEnv } from "../workers/api/env";
+import { keyRing, STORE_CONCURRENCY } from "../workers/api/services/block-store";
+import { byobChunks } from "../workers/api/services/body";
+import { ingest } from "../workers/api/services/ingest";
 
 export const benchRoutes = new Hono<AppEnv>();
 

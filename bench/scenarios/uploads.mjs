@@ -1,51 +1,35 @@
-// Upload benchmarks for BENCHMARKS.md: what a small edit costs to re-upload
-// (our sessions, next to fixed 4 MiB blocks and rsync, on the same files in
-// the same run), throughput of 1 GiB through sessions and tus next to a raw
-// R2 put of the same bytes, and optionally (BENCH_10GIB=1) one 10 GiB file
-// streamed up and back with bounded memory.
-//
-//   import { benchUploads } from "./uploads.mjs";
-//   const { figures, markdown } = await benchUploads({ baseUrl, stackPid });
-//
-// `baseUrl` must be a stack started with the var BENCH_ROUTES=1 (for the raw
-// put baseline). `stackPid` is the pid of its `wrangler dev` (the leader of
-// its process group), used to sample workerd's memory; optional.
-//
-// Standalone, `node bench/uploads.mjs` starts its own stack from a snapshot
-// of the tree (fresh storage, a free port), prints the markdown section and
-// the figures as JSON, and stops the stack. Node 22 (the repo's
-// node_modules/.bin/node); system Node 20 lacks nothing this file needs
-// except `fs.openAsBlob` on old 20.x.
+// Uploads through sessions and tus: what a small edit costs to re-upload (our
+// sessions, next to fixed 4 MiB blocks and rsync, on the same files in the
+// same run), throughput of 1 GiB through sessions and tus next to a raw R2
+// put of the same bytes, and optionally (BENCH_10GIB=1) one 10 GiB file
+// streamed up and back with bounded memory. The 1 GiB rounds run again on a
+// stack with wrangler dev's local trace collector on.
 import { spawnSync } from "node:child_process";
-import { createCipheriv, createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, mkdtempSync, openAsBlob, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createCipheriv, createHash } from "node:crypto";
+import { createReadStream, mkdirSync, openAsBlob, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { createConnection, createServer } from "node:net";
-import { loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { Readable } from "node:stream";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
-import { median } from "./stack.mjs";
+import { createConnection, createServer } from "node:net";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { bundle } from "../lib/bundle.mjs";
+import { expectStatus, signup } from "../lib/http.mjs";
+import { sampleMemory } from "../lib/proc.mjs";
+import { pairedRatio } from "../lib/stats.mjs";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const require = createRequire(import.meta.url);
-const tus = require(join(ROOT, "node_modules", "tus-js-client"));
+const tus = createRequire(import.meta.url)("tus-js-client");
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const MB = 1e6;
 
-const DELTA_FILE = 100 * MiB;
 const APPEND = 1 * MiB;
 const FIXED_BLOCK = 4 * MiB;
-const THROUGHPUT_FILE = 1 * GiB;
 /** Raw-put pieces stay under the 100,000,000-byte request limit. */
 const RAW_PIECE = 95_000_000;
 const TUS_CHUNK = 50 * MiB;
-/** 10 GiB; BENCH_10GIB_BYTES shrinks it for a dry run of the code path. */
-const HUGE_FILE = Number(process.env.BENCH_10GIB_BYTES ?? 10 * GiB);
 
 const TARGETS = {
 	deltaBlockBytes: 2 * MiB,
@@ -54,7 +38,7 @@ const TARGETS = {
 	throughputRatio: 0.7,
 };
 
-const log = (...args) => console.error("[bench:uploads]", ...args);
+let log = (line) => console.error(`uploads: ${line}`);
 
 // ---------------------------------------------------------------------------
 // Bytes
@@ -114,69 +98,8 @@ function generatedReadable(size, seed, hash) {
 const sha256Hex = (data) => createHash("sha256").update(data).digest("hex");
 
 // ---------------------------------------------------------------------------
-// Bundles of the TypeScript modules (the chunker and the client library)
-// ---------------------------------------------------------------------------
-
-function bundle(entry, outfile, platform = "node") {
-	const esbuild = join(ROOT, "node_modules", ".bin", "esbuild");
-	const res = spawnSync(
-		esbuild,
-		[
-			join(ROOT, entry),
-			"--bundle",
-			"--format=esm",
-			`--platform=${platform}`,
-			"--target=es2022",
-			`--outfile=${outfile}`,
-			"--log-level=warning",
-		],
-		{ encoding: "utf8" },
-	);
-	if (res.status !== 0) throw new Error(`esbuild ${entry}: ${res.stderr || res.error}`);
-	return import(pathToFileURL(outfile).href);
-}
-
-// ---------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------
-
-async function expectStatus(res, what, ...statuses) {
-	if (statuses.includes(res.status)) return;
-	throw new Error(`${what}: HTTP ${res.status} ${(await res.text()).slice(0, 500)}`);
-}
-
-/** A fresh user, whose token refreshes itself before it expires (a 10 GiB upload outlives one). */
-async function signup(base, label) {
-	const email = `bench-uploads-${label}-${Date.now()}-${randomBytes(3).toString("hex")}@example.com`;
-	const res = await fetch(`${base}/v1/auth/signup`, {
-		method: "POST",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ email, password: "correct horse battery staple", device_name: "bench" }),
-	});
-	await expectStatus(res, "signup", 201);
-	const body = await res.json();
-	let access = body.access_token;
-	let refresh = body.refresh_token;
-	let expiresAt = Date.now() + body.expires_in * 1000;
-	const token = async () => {
-		if (Date.now() > expiresAt - 120_000) {
-			const r = await fetch(`${base}/v1/auth/refresh`, {
-				method: "POST",
-				headers: { "Content-Type": "application/json" },
-				body: JSON.stringify({ refresh_token: refresh }),
-			});
-			await expectStatus(r, "refresh", 200);
-			const next = await r.json();
-			access = next.access_token;
-			refresh = next.refresh_token;
-			expiresAt = Date.now() + next.expires_in * 1000;
-		}
-		return access;
-	};
-	const root = await fetch(`${base}/v1/nodes/root`, { headers: { Authorization: `Bearer ${access}` } });
-	await expectStatus(root, "root", 200);
-	return { token, rootId: (await root.json()).id };
-}
 
 /**
  * A TCP proxy in front of the stack that counts the bytes on the wire in
@@ -268,7 +191,7 @@ function newBlockBytes(known, next) {
  * time, commit. Returns what went over the wire in block bodies.
  */
 async function sessionUpload(base, user, { name, data, blocks, baseVersionId }) {
-	const token = await user.token();
+	const token = await user.freshToken();
 	const json = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
 	const body = {
 		parent_id: user.rootId,
@@ -335,52 +258,16 @@ function rsyncVersion() {
 	return /version\s+([\d.]+)/.exec(res.stdout)?.[1] ?? "unknown";
 }
 
-// ---------------------------------------------------------------------------
-// Memory of the stack's workerd processes
-// ---------------------------------------------------------------------------
-
-/** RSS and its high-water mark of a process, in bytes; null once it has exited. */
-function memoryOf(pid) {
-	try {
-		const status = readFileSync(`/proc/${pid}/status`, "utf8");
-		const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
-		return { rss: field("VmRSS"), hwm: field("VmHWM") };
-	} catch {
-		return null;
-	}
-}
-
 /**
  * Samples the RSS of the stack's workerd processes (the runtime that runs
- * our workers and wrangler's proxy in front of it), found anew at each
- * start so a restarted runtime is followed; a process that exits while
- * sampled is simply dropped.
+ * our workers and wrangler's proxy in front of it) while a path runs.
+ * @param {{ pid: number, role: string }[]} procs
  */
-async function memoryProbe(stackPid) {
-	if (!stackPid) return null;
-	let stack;
-	try {
-		stack = await import(pathToFileURL(join(ROOT, "bench", "stack.mjs")).href);
-	} catch {
-		return null;
-	}
-	if (stack.workerdProcesses(stackPid).length === 0) return null;
+function memoryProbe(procs) {
 	return {
-		start(intervalMs = 50) {
-			const procs = stack.workerdProcesses(stackPid).map((p) => ({ ...p, before: memoryOf(p.pid)?.rss ?? NaN, peak: 0 }));
-			const sample = () => {
-				for (const p of procs) {
-					const m = memoryOf(p.pid);
-					if (m && m.rss > p.peak) p.peak = m.rss;
-				}
-			};
-			sample();
-			const timer = setInterval(sample, intervalMs);
-			return () => {
-				clearInterval(timer);
-				sample();
-				return procs.map((p) => ({ role: p.role, pid: p.pid, before: p.before, peak: p.peak, hwm: memoryOf(p.pid)?.hwm ?? null }));
-			};
+		start(intervalMs) {
+			const sampler = sampleMemory(procs, intervalMs);
+			return () => sampler.stop();
 		},
 	};
 }
@@ -389,9 +276,9 @@ async function memoryProbe(stackPid) {
 // The measurements
 // ---------------------------------------------------------------------------
 
-async function deltaCases(base, chunking, tmp) {
-	const original = generate(DELTA_FILE, "bench-uploads-delta-base");
-	const mid = DELTA_FILE / 2;
+async function deltaCases(base, chunking, tmp, fileBytes) {
+	const original = generate(fileBytes, "bench-uploads-delta-base");
+	const mid = fileBytes / 2;
 	const inserted = Buffer.from([0x5a]);
 	const variants = [
 		{ id: "a", label: "(a) 1-byte insert at offset 0", data: Buffer.concat([inserted, original]) },
@@ -416,7 +303,7 @@ async function deltaCases(base, chunking, tmp) {
 	const user = await signup(base, "delta");
 	const baseBlocks = cdcBlocks(chunking, original);
 	const baseFixed = fixedBlocks(original);
-	log(`delta: uploading the 100 MiB original (${baseBlocks.length} blocks)`);
+	log(`delta: uploading the ${fileBytes / MiB} MiB original (${baseBlocks.length} blocks)`);
 	const first = await sessionUpload(proxy.url, user, { name: "delta.bin", data: original, blocks: baseBlocks });
 	let head = first.versionId;
 
@@ -454,23 +341,21 @@ async function deltaCases(base, chunking, tmp) {
 		);
 	}
 	await proxy.close();
-	return { rows, rsync };
+	return { fileBytes, rows, rsync };
 }
 
 /**
- * Rounds of the 1 GiB measurements. Each round runs every path once, so the
- * verdict is the median over rounds of each round's ratio to that round's
- * raw put: paths compared under the same machine conditions, and one round
- * where load came and went does not decide. Best-of figures are shown too.
+ * Rounds of the 1 GiB measurements through each of `paths` (in the order each
+ * round runs them; "raw" must be among them). Each round runs every path
+ * once, so the verdict is the median over rounds of each round's ratio to
+ * that round's raw put: paths compared under the same machine conditions,
+ * and one round where load came and went does not decide. Best-of figures
+ * are shown too.
  */
-const ROUNDS = Math.max(1, Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3));
-
-/** The 1 GiB paths, in the order each round runs them; "raw" must be among them. */
-const THROUGHPUT_PATHS = ["raw", "sessions", "tus", "raw4"];
-
-async function throughput(base, client, tmp, memory, chunking, { roundCount = ROUNDS, paths = THROUGHPUT_PATHS } = {}) {
+async function throughput(base, client, tmp, memory, chunking, { fileBytes, roundCount, paths }) {
+	const THROUGHPUT_FILE = fileBytes;
 	const file = join(tmp, "1GiB.bin");
-	log("throughput: generating 1 GiB");
+	log(`throughput: generating ${fileBytes / MiB} MiB`);
 	const sha256 = await generateFile(file, THROUGHPUT_FILE, "bench-uploads-1GiB");
 	const blob = await openAsBlob(file);
 	/** @type {Record<string, object[]>} */
@@ -478,17 +363,7 @@ async function throughput(base, client, tmp, memory, chunking, { roundCount = RO
 
 	const measure = async (name, round, fn) => {
 		// Each path starts with the disk's write-back done, so that none pays
-		// for another's (1 GiB per path fills the kernel's dirty-page budget).
-		// It did not explain why the first raw rounds run up to 25 % faster
-		// than later ones; the paired median above keeps that from deciding
-		// alone. On the bench box, 240 raw puts of 90 MiB in a row took a
-		// steady 0.8 s for the first ~4.5 GB written, then 0.8-1.6 s with
-		// bursts of kernel time, then a steady 0.8 s again from ~20 GB on.
-		// The kernel reclaimed no memory until the page cache had filled
-		// (allocstall and pgsteal in /proc/vmstat), and its reclaim after
-		// that slowed nothing. So this is the machine's disk write path, not
-		// memory: one fsync of 90 MiB at the end of a raw put exposes it
-		// more than ~1 MiB fsyncs between our blocks do.
+		// for another's (bench/README.md, "Sync before measuring").
 		spawnSync("sync");
 		const stop = memory?.start(100);
 		const t0 = performance.now();
@@ -521,7 +396,7 @@ async function throughput(base, client, tmp, memory, chunking, { roundCount = RO
 	const sessions = async (round) => {
 		const user = await signup(base, `sessions${round}`);
 		if (client) {
-			const drive = new client.DriveClient({ baseUrl: base, token: user.token });
+			const drive = new client.DriveClient({ baseUrl: base, token: () => user.freshToken() });
 			const t0 = performance.now();
 			let hashMs = 0;
 			const result = await client.uploadFile(drive, blob, {
@@ -549,7 +424,7 @@ async function throughput(base, client, tmp, memory, chunking, { roundCount = RO
 	/** tus through tus-js-client, 50 MiB PATCHes; the last PATCH's time is kept apart (it includes the server's read-back hash). */
 	const tusUpload = async (round) => {
 		const user = await signup(base, `tus${round}`);
-		const token = await user.token();
+		const token = await user.freshToken();
 		let lastPatchStart = 0;
 		let lastPatchMs = 0;
 		const nodeId = await new Promise((done, fail) => {
@@ -585,24 +460,26 @@ async function throughput(base, client, tmp, memory, chunking, { roundCount = RO
 		Object.entries(rounds).map(([name, list]) => [name, list.reduce((a, b) => (b.mbPerS > a.mbPerS ? b : a))]),
 	);
 	/** Each round's throughput over that round's raw put, per path; and their median. */
-	const paired = Object.fromEntries(
-		Object.entries(rounds).map(([name, list]) => [name, list.map((run, i) => run.mbPerS / rounds.raw[i].mbPerS)]),
+	const ratios = Object.fromEntries(
+		Object.entries(rounds).map(([name, list]) => [
+			name,
+			pairedRatio(
+				list,
+				(run) => run.mbPerS,
+				(run) => rounds.raw[run.round - 1].mbPerS,
+			),
+		]),
 	);
-	const pairedMedian = Object.fromEntries(Object.entries(paired).map(([name, list]) => [name, median(list)]));
-	return { rounds, best, paired, pairedMedian, sessionsRatio: pairedMedian.sessions, tusRatio: pairedMedian.tus };
-}
-
-let chunkingCache = null;
-async function chunkingModule(tmp) {
-	chunkingCache ??= await bundle("src/shared/chunking.ts", join(tmp, "chunking.mjs"), "neutral");
-	return chunkingCache;
+	const paired = Object.fromEntries(Object.entries(ratios).map(([name, r]) => [name, r.each]));
+	const pairedMedian = Object.fromEntries(Object.entries(ratios).map(([name, r]) => [name, r.median]));
+	return { fileBytes, rounds, best, paired, pairedMedian };
 }
 
 /**
  * 10 GiB through tus-js-client from a generated stream (nothing stored on
  * the client), then downloaded and hashed as it streams.
  */
-async function tenGiB(base, memory, persistTo) {
+async function tenGiB(base, memory, persistTo, HUGE_FILE) {
 	const user = await signup(base, "10GiB");
 	const sent = createHash("sha256");
 	const stop = memory?.start(500);
@@ -618,7 +495,7 @@ async function tenGiB(base, memory, persistTo) {
 			metadata: { filename: "10GiB.bin", parent_id: user.rootId },
 			retryDelays: [0, 1000, 3000, 5000],
 			onBeforeRequest: async (req) => {
-				req.setHeader("Authorization", `Bearer ${await user.token()}`);
+				req.setHeader("Authorization", `Bearer ${await user.freshToken()}`);
 				if (req.getMethod() === "PATCH") lastPatchStart = performance.now();
 			},
 			onAfterResponse: (req) => {
@@ -638,7 +515,7 @@ async function tenGiB(base, memory, persistTo) {
 	const uploadMs = performance.now() - t0;
 	const mem = stop?.() ?? null;
 	const expected = sent.digest("hex");
-	const token = await user.token();
+	const token = await user.freshToken();
 	const node = await (await fetch(`${base}/v1/nodes/${nodeId}`, { headers: { Authorization: `Bearer ${token}` } })).json();
 
 	log("10 GiB: downloading");
@@ -673,184 +550,57 @@ async function tenGiB(base, memory, persistTo) {
 }
 
 // ---------------------------------------------------------------------------
-// Report
-// ---------------------------------------------------------------------------
-
-const fmtBytes = (n) =>
-	n === null || n === undefined || Number.isNaN(n)
-		? "n/a"
-		: n >= GiB
-			? `${(n / GiB).toFixed(2)} GiB`
-			: n >= MiB
-				? `${(n / MiB).toFixed(2)} MiB`
-				: n >= KiB
-					? `${(n / KiB).toFixed(1)} KiB`
-					: `${n} B`;
-const fmtExact = (n) => (n === null || n === undefined || Number.isNaN(n) ? "n/a" : n.toLocaleString("en-US"));
-const mark = (ok) => (ok ? "✅" : "❌");
-
-function markdown(figures) {
-	const { delta, throughput: tp, huge } = figures;
-	const lines = [];
-	lines.push("## Uploads: delta re-upload, throughput, 10 GiB");
-	lines.push("");
-	lines.push(
-		`Measured by \`bench/uploads.mjs\` on ${figures.when} (load average ${figures.loadavg.map((l) => l.toFixed(1)).join(" / ")} at the start; the figures move with it).`,
-	);
-	lines.push("");
-	lines.push("### Re-uploading a 100 MiB file after a small edit");
-	lines.push("");
-	lines.push(
-		"One user uploads 100 MiB of random bytes through an upload session, then re-uploads each edited variant as a new version of it. *Block bytes* are the bodies of the block PUTs actually sent (the sizes of the `missing` blocks); *requests/metadata* is everything else on the wire, counted by a TCP proxy in front of the stack: the create request with its block list, every request line and header, the commit, and all responses. The fixed 4 MiB column applies Dropbox's scheme to the same two files (bytes of the variant's 4 MiB blocks whose hash the original lacks); rsync is `rsync --stats --no-whole-file -I` between two local directories (*Total bytes sent*; the receiver's block checksums going the other way are in parentheses).",
-	);
-	lines.push("");
-	lines.push("| case | sessions: block bytes | sessions: requests/metadata | fixed 4 MiB blocks | rsync sent (received) | target | |");
-	lines.push("|---|---:|---:|---:|---:|---|---|");
-	for (const r of delta.rows) {
-		const target = r.case === "d" ? "≤ 2 MiB + 1 MiB blocks, ≤ 64 KiB meta" : "≤ 2 MiB blocks, ≤ 64 KiB meta";
-		const rs = r.rsync ? `${fmtBytes(r.rsync.sent)} (${fmtBytes(r.rsync.received)})` : "rsync not installed";
-		lines.push(
-			`| ${r.label} | ${fmtBytes(r.blockBytes)} (${r.missingBlocks} of ${r.blocks} blocks) | ${fmtBytes(r.metaBytes)} (create body ${fmtBytes(r.createBodyBytes)}) | ${fmtBytes(r.fixed4MiBBytes)} | ${rs} | ${target} | ${mark(r.ok)} |`,
-		);
-	}
-	lines.push("");
-	lines.push(
-		`Exact bytes: ${delta.rows.map((r) => `(${r.case}) ${fmtExact(r.blockBytes)} block + ${fmtExact(r.requestMetaBytes)} request + ${fmtExact(r.responseBytes)} response`).join("; ")}. ${delta.rsync ? `rsync ${delta.rsync}.` : ""}`,
-	);
-	lines.push("");
-	lines.push("### Throughput, 1 GiB");
-	lines.push("");
-	lines.push(
-		`The same 1 GiB of random bytes (a file on disk, read from the page cache) through each path, each upload by a fresh user, in ${tp.rounds.raw.length} interleaved round(s). Every round runs each path once, so *vs raw* is the median over rounds of the path's throughput over the same round's raw put (paths compared under the same machine conditions; a round where load came and went does not decide alone); each round's ratio is listed, and the best round of each path next to the best raw round is shown as well. Raw is the baseline \`PUT /_bench/raw/:key\` (an R2 put of the body, nothing else) in ${RAW_PIECE.toLocaleString("en-US")}-byte pieces, one at a time; the same with four pieces in flight is shown for comparison. Sessions is ${tp.best.sessions.via}, timed from the first byte read (hashing included) to the commit's answer. tus is ${tp.best.tus.via}; the server carries the file's SHA-256 from PATCH to PATCH in the isolate's memory, so the last PATCH commits without reading the upload back (it would, if a PATCH had reached another isolate). Later rounds and paths rewrite block objects that already exist (tus always does); a rewrite costs the same as a new put here. Every measurement starts after \`sync\`, so that no path inherits another's disk write-back.`,
-	);
-	lines.push("");
-	lines.push(
-		"| path | vs raw (median of rounds) | target | each round vs its raw | all rounds (MB/s) | best round | best vs best raw | workerd peak RSS, best round (runtime / proxy) |",
-	);
-	lines.push("|---|---:|---|---|---|---:|---:|---|");
-	const mem = (run) => (run.memory ? run.memory.map((m) => fmtBytes(m.peak)).join(" / ") : "n/a");
-	const pct = (ratio) => `${(ratio * 100).toFixed(0)} %`;
-	const row = (name, label, target) => {
-		const run = tp.best[name];
-		const ratio = tp.pairedMedian[name];
-		const all = tp.rounds[name].map((r) => r.mbPerS.toFixed(1)).join(", ");
-		lines.push(
-			`| ${label} | ${pct(ratio)} | ${target ? `≥ 70 % ${mark(ratio >= TARGETS.throughputRatio)}` : ""} | ${tp.paired[name].map(pct).join(", ")} | ${all} | ${(run.ms / 1000).toFixed(1)} s, ${run.mbPerS.toFixed(1)} MB/s | ${pct(run.mbPerS / tp.best.raw.mbPerS)} | ${mem(run)} |`,
-		);
-	};
-	row("raw", "raw R2 put, one piece at a time (baseline)", false);
-	row("raw4", "raw R2 put, 4 pieces in flight", false);
-	row("sessions", "upload session", true);
-	row("tus", "tus", true);
-	lines.push("");
-	const hashS = tp.best.sessions.hashMs
-		? `The first block batch of the sessions upload left ${(tp.best.sessions.hashMs / 1000).toFixed(1)} s after the start (hashing goes on alongside); `
-		: "";
-	lines.push(`${hashS}${(tp.best.tus.lastPatchMs / 1000).toFixed(1)} s of the tus time is its last 50 MiB PATCH.`);
-	lines.push("");
-	if (huge) {
-		lines.push(`### ${huge.bytes === 10 * GiB ? "10 GiB" : `${fmtBytes(huge.bytes)} (a shortened dry run of the 10 GiB path)`}`);
-		lines.push("");
-		lines.push(
-			`One ${fmtBytes(huge.bytes)} file through ${huge.path}; the bytes are generated as tus-js-client reads them and hashed on the way out, then the download is streamed through SHA-256.`,
-		);
-		lines.push("");
-		lines.push(
-			"| upload | of which the last PATCH | download | byte-exact | workerd RSS before → peak (runtime / proxy) | bench process peak RSS (whole run) | local storage used (whole run) |",
-		);
-		lines.push("|---|---|---|---|---|---|---|");
-		const rss = huge.memory ? huge.memory.map((m) => `${fmtBytes(m.before)} → ${fmtBytes(m.peak)}`).join(" / ") : "n/a";
-		lines.push(
-			`| ${(huge.uploadMs / 1000).toFixed(0)} s, ${huge.uploadMbPerS.toFixed(1)} MB/s | ${(huge.lastPatchMs / 1000).toFixed(0)} s | ${(huge.downloadMs / 1000).toFixed(0)} s, ${huge.downloadMbPerS.toFixed(1)} MB/s | ${mark(huge.byteExact)} (SHA-256 ${huge.sha256.slice(0, 16)}…) | ${rss} | ${fmtBytes(huge.clientRssPeakBytes)} | ${fmtBytes(huge.diskBytes)} |`,
-		);
-		lines.push("");
-	} else {
-		lines.push("The 10 GiB run is off; `BENCH_10GIB=1 node bench/uploads.mjs` turns it on (it takes tens of minutes on this machine).");
-		lines.push("");
-	}
-	return lines.join("\n");
-}
-
-// ---------------------------------------------------------------------------
-// Entry points
+// Entry
 // ---------------------------------------------------------------------------
 
 /**
- * Runs every upload benchmark against `baseUrl`.
- * @param {{ baseUrl: string, stackPid?: number, persistTo?: string, tenGiB?: boolean }} options
- * @returns {Promise<{ figures: object, markdown: string }>}
+ * @param {import("../lib/stack.mjs").Context} ctx
  */
-export async function benchUploads({ baseUrl, stackPid, persistTo, tenGiB: runTenGiB = process.env.BENCH_10GIB === "1" }) {
-	const base = baseUrl.replace(/\/+$/, "");
-	const probe = await fetch(`${base}/_bench/raw/probe`, { method: "PUT", body: "x" });
-	if (probe.status !== 200) throw new Error(`${base} has no bench routes (start it with the var BENCH_ROUTES=1)`);
-	const tmp = mkdtempSync(join(tmpdir(), "drive-bench-uploads-"));
+export async function measure(ctx) {
+	log = (line) => ctx.log(`uploads: ${line}`);
+	const rounds = ctx.quick ? 1 : Math.max(1, Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3));
+	const fileBytes = ctx.quick ? 64 * MiB : 1 * GiB;
+	/** 10 GiB with BENCH_10GIB=1; BENCH_10GIB_BYTES shrinks it for a dry run of the code path. */
+	const hugeBytes = process.env.BENCH_10GIB === "1" ? Number(process.env.BENCH_10GIB_BYTES ?? 10 * GiB) : 0;
+	const chunking = await bundle(ctx.tree, "src/shared/chunking.ts", join(ctx.tmp, "chunking.mjs"), "neutral");
+	const client = await clientModule(ctx.tree, ctx.tmp);
+	const figures = {};
+
+	const stack = await ctx.startStack();
 	try {
-		const chunking = await chunkingModule(tmp);
-		const client = await clientModule(tmp);
-		const memory = await memoryProbe(stackPid);
-		const figures = { when: new Date().toISOString(), loadavg: loadavg() };
-		figures.delta = await deltaCases(base, chunking, tmp);
-		figures.throughput = await throughput(base, client, tmp, memory, chunking);
-		figures.huge = runTenGiB ? await tenGiB(base, memory, persistTo) : null;
-		return { figures, markdown: markdown(figures) };
+		const memory = memoryProbe(stack.procs);
+		figures.delta = await deltaCases(stack.url, chunking, ctx.tmp, ctx.quick ? 16 * MiB : 100 * MiB);
+		figures.throughput = await throughput(stack.url, client, ctx.tmp, memory, chunking, {
+			fileBytes,
+			roundCount: rounds,
+			paths: ["raw", "sessions", "tus", "raw4"],
+		});
+		figures.huge = hugeBytes > 0 ? await tenGiB(stack.url, memory, stack.persistTo, hugeBytes) : null;
 	} finally {
-		rmSync(tmp, { recursive: true, force: true });
+		await stack.stop();
 	}
+
+	// The same 1 GiB rounds as `npm start` users would see them (bench/README.md, "The local trace collector").
+	const traced = await ctx.startStack({ localTraces: true });
+	try {
+		figures.traced = await throughput(traced.url, client, ctx.tmp, null, chunking, {
+			fileBytes,
+			roundCount: rounds,
+			paths: ["raw", "sessions", "tus"],
+		});
+	} finally {
+		await traced.stop();
+	}
+	return figures;
 }
 
 /** src/client bundled for Node; null (sessions then use raw fetch) when it does not build. */
-async function clientModule(tmp) {
+async function clientModule(tree, tmp) {
 	try {
-		const client = await bundle("src/client/index.ts", join(tmp, "client.mjs"), "node");
+		const client = await bundle(tree, "src/client/index.ts", join(tmp, "client.mjs"), "node");
 		if (typeof client.uploadFile === "function" && typeof client.DriveClient === "function") return client;
 	} catch (err) {
 		log(`client library unavailable (${err.message.split("\n")[0]}); sessions throughput uses raw fetch`);
 	}
 	return null;
-}
-
-/**
- * The 1 GiB rounds of raw, sessions and tus against `baseUrl`, without the
- * rest of the section: bench/run.mjs runs them on a stack with wrangler
- * dev's local trace collector on, beside the measured stack
- * (docs/decisions/0013).
- * @param {{ baseUrl: string, paths?: string[] }} options
- */
-export async function throughputOnly({ baseUrl, paths = ["raw", "sessions", "tus"] }) {
-	const tmp = mkdtempSync(join(tmpdir(), "drive-bench-uploads-"));
-	try {
-		const chunking = await chunkingModule(tmp);
-		return await throughput(baseUrl.replace(/\/+$/, ""), await clientModule(tmp), tmp, null, chunking, { paths });
-	} finally {
-		rmSync(tmp, { recursive: true, force: true });
-	}
-}
-
-async function main() {
-	const { snapshotTree, startBenchStack } = await import(pathToFileURL(join(ROOT, "bench", "stack.mjs")).href);
-	const work = mkdtempSync(join(tmpdir(), "drive-bench-uploads-stack-"));
-	const tree = join(work, "tree");
-	const persistTo = join(work, "state");
-	snapshotTree(ROOT, tree);
-	log("starting the stack");
-	const stack = await startBenchStack(tree, { persistTo, vars: { BENCH_ROUTES: "1" } });
-	process.once("exit", () => stack.killNow());
-	try {
-		const { figures, markdown: md } = await benchUploads({ baseUrl: stack.url, stackPid: stack.pgid, persistTo });
-		console.log(md);
-		const json = join(tmpdir(), "drive-bench-uploads.json");
-		writeFileSync(json, JSON.stringify(figures, null, 2));
-		log(`figures written to ${json}`);
-	} finally {
-		await stack.stop();
-		rmSync(work, { recursive: true, force: true });
-	}
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-	main().catch((err) => {
-		console.error(err);
-		process.exit(1);
-	});
 }

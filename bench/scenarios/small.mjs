@@ -1,0 +1,230 @@
+// The small-request path: 16 clients on keep-alive connections, each row a
+// fixed number of requests after a warm-up, beside the floor (an
+// unauthenticated 404) in the same round: authenticated metadata reads and
+// 4 KiB file uploads by one user. Runs again on a stack with wrangler dev's
+// local trace collector on, as `npm start` users see it.
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { Agent, request } from "node:http";
+import { loadavg } from "node:os";
+import { pool, signup } from "../lib/http.mjs";
+import { cpuDuring } from "../lib/proc.mjs";
+import { median, pairedRatio, summarize } from "../lib/stats.mjs";
+
+/** Concurrent clients, each on its own keep-alive connection. */
+export const CLIENTS = 16;
+const FILE_BYTES = 4096;
+/** Files of the new-version row; client c writes files c, c + 16, ..., so no two requests race on one file. */
+const VERSIONED_FILES = 4 * CLIENTS;
+/** Children of the listed folder: half folders, half 4 KiB files. */
+const CHILDREN = 40;
+
+/** Rows in the order each round runs them, each right after a phase of the floor. */
+export const ROWS = ["floor", "me", "node", "children", "putNew", "putVersion"];
+
+/**
+ * @param {import("../lib/stack.mjs").Context} ctx
+ */
+export async function measure(ctx) {
+	const settings = ctx.quick
+		? { clients: CLIENTS, rounds: 2, tracedRounds: 1, floor: 80, reads: 120, writes: 40, warmUp: 32 }
+		: { clients: CLIENTS, rounds: 5, tracedRounds: 3, floor: 400, reads: 600, writes: 240, warmUp: 160 };
+	const figures = { settings };
+	for (const localTraces of [false, true]) {
+		const stack = await ctx.startStack({ localTraces });
+		const log = (line) => ctx.log(`small${localTraces ? " (trace collector on)" : ""}: ${line}`);
+		try {
+			const rounds = localTraces ? settings.tracedRounds : settings.rounds;
+			figures[localTraces ? "traced" : "measured"] = await onStack(stack, { ...settings, rounds }, log);
+		} finally {
+			await stack.stop();
+		}
+	}
+	return figures;
+}
+
+/** Setup, warm-up, then `rounds` rounds of every row; figures per row. */
+async function onStack(stack, settings, log) {
+	const loadStart = loadavg()[0];
+	const clients = Array.from({ length: CLIENTS }, () => new Client(stack.url));
+	const user = await signup(stack.url, "small");
+	log("setting up: folders, children, files to version");
+	const setup = clients[0];
+	const folder = async (parentId, name) => (await setup.json("POST", "/v1/folders", user.token, 201, { parent_id: parentId, name })).id;
+	const put = async (parentId, name, status) => {
+		const body = randomBytes(FILE_BYTES);
+		const res = await setup.json("PUT", contentPath(parentId, name), user.token, status, body);
+		if (res.node.size !== FILE_BYTES || res.node.content_hash !== sha256(body))
+			throw new Error(`PUT ${name}: stored ${JSON.stringify(res.node)}`);
+		return res.node.id;
+	};
+	const top = await folder(user.rootId, "small");
+	const listed = await folder(top, "children");
+	const newFiles = await folder(top, "new");
+	const versioned = await folder(top, "versioned");
+	await pool(CHILDREN / 2, 1, (i) => folder(listed, `folder-${i}`));
+	const childFiles = await pool(CHILDREN / 2, 1, (i) => put(listed, `file-${i}.bin`, 201));
+	await pool(VERSIONED_FILES, 1, (i) => put(versioned, `v-${i}.bin`, 201));
+	const fileId = childFiles[0];
+
+	let newCount = 0;
+	/** Each row: one request by client `c` (the n-th request of the row), checked; resolves when its body is read. */
+	const rows = {
+		floor: (client) => client.send("GET", "/v1/bench-no-such-route", null, 404),
+		me: (client) => client.send("GET", "/v1/me", user.token, 200),
+		node: (client) => client.send("GET", `/v1/nodes/${fileId}`, user.token, 200),
+		children: (client) => client.send("GET", `/v1/nodes/${listed}/children`, user.token, 200),
+		putNew: (client) => client.putFile(contentPath(newFiles, `new-${newCount++}.bin`), user.token, 201),
+		putVersion: (client, c, n) => client.putFile(contentPath(versioned, `v-${(n * CLIENTS + c) % VERSIONED_FILES}.bin`), user.token, 200),
+	};
+	await checkShapes(clients[0], user, fileId, listed);
+
+	const phase = async (name, count) => {
+		await user.freshToken();
+		spawnSync("sync");
+		let next = 0;
+		const latencies = [];
+		const clientCpu = process.cpuUsage();
+		const t0 = performance.now();
+		const { cpu } = await cpuDuring(stack.procs, () =>
+			Promise.all(
+				clients.map(async (client, c) => {
+					for (let n = 0; next < count; n++) {
+						next++;
+						const s = performance.now();
+						await rows[name](client, c, n);
+						latencies.push(performance.now() - s);
+					}
+				}),
+			),
+		);
+		const seconds = (performance.now() - t0) / 1000;
+		const used = process.cpuUsage(clientCpu);
+		return { n: count, seconds, rate: count / seconds, cpuMs: cpu, clientCpuMs: (used.user + used.system) / 1000, latencies };
+	};
+
+	log(`warm-up: ${settings.warmUp} requests of each row`);
+	for (const name of ROWS) await phase(name, name.startsWith("put") ? Math.ceil(settings.warmUp / 2) : settings.warmUp);
+
+	// Load on a shared machine comes and goes within seconds, so each row is
+	// paired with a floor phase run just before it rather than once a round.
+	const perRow = Object.fromEntries(ROWS.map((name) => [name, []]));
+	for (let round = 1; round <= settings.rounds; round++) {
+		for (const name of ROWS.slice(1)) {
+			const floor = await phase("floor", settings.floor);
+			perRow.floor.push(floor);
+			perRow[name].push({ ...(await phase(name, name.startsWith("put") ? settings.writes : settings.reads)), floorRate: floor.rate });
+		}
+		const rates = ROWS.slice(1).map(
+			(name) => `${name} ${perRow[name].at(-1).rate.toFixed(0)}/s (floor ${perRow[name].at(-1).floorRate.toFixed(0)}/s)`,
+		);
+		log(`round ${round}: ${rates.join(", ")}`);
+	}
+	const connections = clients.reduce((sum, client) => sum + client.connections, 0);
+	for (const client of clients) client.close();
+
+	const out = {};
+	for (const name of ROWS) {
+		const phases = perRow[name];
+		const n = phases.reduce((sum, r) => sum + r.n, 0);
+		const total = (pick) => phases.reduce((sum, r) => sum + pick(r), 0);
+		out[name] = {
+			rate: median(phases.map((r) => r.rate)),
+			vsFloor: pairedRatio(
+				phases,
+				(r) => r.rate,
+				(r) => r.floorRate ?? r.rate,
+			),
+			latency: summarize(phases.flatMap((r) => r.latencies)),
+			cpuMsPerRequest: { runtime: total((r) => r.cpuMs.runtime ?? 0) / n, proxy: total((r) => r.cpuMs.proxy ?? 0) / n },
+			clientCpuMsPerRequest: total((r) => r.clientCpuMs) / n,
+			phases: phases.map(({ latencies, ...r }) => ({ ...r, p50: summarize(latencies).p50 })),
+		};
+		delete out[name].latency.min;
+	}
+	return { when: new Date().toISOString(), rounds: settings.rounds, load: { start: loadStart, end: loadavg()[0] }, connections, rows: out };
+}
+
+/** What a new user would check first: each read answers what it should, before anything is timed. */
+async function checkShapes(client, user, fileId, listed) {
+	const me = await client.json("GET", "/v1/me", user.token, 200);
+	if (me.user?.id !== user.userId) throw new Error(`GET /v1/me: ${JSON.stringify(me)}`);
+	const node = await client.json("GET", `/v1/nodes/${fileId}`, user.token, 200);
+	if (node.id !== fileId || node.path !== "/small/children/file-0.bin") throw new Error(`GET /v1/nodes/:id: ${JSON.stringify(node)}`);
+	const page = await client.json("GET", `/v1/nodes/${listed}/children`, user.token, 200);
+	if (page.items?.length !== CHILDREN) throw new Error(`GET children: ${page.items?.length} items`);
+}
+
+const contentPath = (parentId, name) => `/v1/files/content?${new URLSearchParams({ parent_id: parentId, name })}`;
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** One client: one keep-alive connection (node:http, which costs the bench less CPU per request than fetch). */
+class Client {
+	constructor(base) {
+		const url = new URL(base);
+		this.host = url.hostname;
+		this.port = Number(url.port);
+		this.agent = new Agent({ keepAlive: true, maxSockets: 1 });
+		this.sockets = new WeakSet();
+		/** Connections opened: 1 per client when keep-alive holds. */
+		this.connections = 0;
+	}
+
+	/**
+	 * Sends one request and reads the whole answer; throws unless its status is `status`.
+	 * @param {string} method
+	 * @param {string} path
+	 * @param {string | null} token
+	 * @param {number} status
+	 * @param {Buffer | object} [body] bytes, or an object sent as JSON
+	 * @returns {Promise<Buffer>}
+	 */
+	send(method, path, token, status, body) {
+		const headers = {};
+		if (token !== null) headers.Authorization = `Bearer ${token}`;
+		let payload = null;
+		if (Buffer.isBuffer(body)) {
+			payload = body;
+			headers["Content-Type"] = "application/octet-stream";
+		} else if (body !== undefined) {
+			payload = Buffer.from(JSON.stringify(body));
+			headers["Content-Type"] = "application/json";
+		}
+		if (payload !== null) headers["Content-Length"] = payload.byteLength;
+		return new Promise((done, fail) => {
+			const req = request({ agent: this.agent, host: this.host, port: this.port, method, path, headers }, (res) => {
+				const pieces = [];
+				res.on("data", (piece) => pieces.push(piece));
+				res.on("error", fail);
+				res.on("end", () => {
+					const answer = Buffer.concat(pieces);
+					if (res.statusCode === status) done(answer);
+					else fail(new Error(`${method} ${path}: HTTP ${res.statusCode} ${answer.toString("utf8", 0, 500)}`));
+				});
+			});
+			req.on("socket", (socket) => {
+				if (this.sockets.has(socket)) return;
+				this.sockets.add(socket);
+				this.connections++;
+			});
+			req.on("error", fail);
+			req.end(payload);
+		});
+	}
+
+	async json(method, path, token, status, body) {
+		return JSON.parse((await this.send(method, path, token, status, body)).toString("utf8"));
+	}
+
+	/** PUT of fresh random bytes; checks the stored size and hash, so a fast but wrong upload cannot pass. */
+	async putFile(path, token, status) {
+		const body = randomBytes(FILE_BYTES);
+		const { node } = await this.json("PUT", path, token, status, body);
+		if (node.size !== FILE_BYTES || node.content_hash !== sha256(body))
+			throw new Error(`PUT ${path}: stored ${node.size} bytes hashing ${node.content_hash}`);
+	}
+
+	close() {
+		this.agent.destroy();
+	}
+}
