@@ -17,7 +17,7 @@ const FORBIDDEN_CHARS_GLOBAL = new RegExp(FORBIDDEN_CHARS.source, "gu");
 // Windows reserves device names, with or without an extension ("CON.txt"),
 // including the superscript-digit COM/LPT forms.
 // https://learn.microsoft.com/windows/win32/fileio/naming-a-file
-const RESERVED_STEMS = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$/u;
+const RESERVED_STEMS = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])$/u;
 
 export type NameCheck = { ok: true; name: string; key: string } | { ok: false; reason: string };
 

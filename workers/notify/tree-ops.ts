@@ -14,6 +14,7 @@ import {
 	nodesExceeded,
 	notFound,
 	parentNotFound,
+	tooDeep,
 } from "../../src/shared/commit/failures";
 import { planCommit, usageOf, type CommitPlan } from "../../src/shared/commit/plan";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
@@ -21,7 +22,8 @@ import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
 import { nodes, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
 import type { ShardDb } from "../../src/shared/db/shards";
-import { ancestry, findLiveChild, findNode, findRoot, findVersion, loadTarget } from "../../src/shared/db/tree";
+import { ancestry, findLiveChild, findNode, findRoot, findVersion, loadTarget, subtreeHeight } from "../../src/shared/db/tree";
+import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
 import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
@@ -141,7 +143,11 @@ async function committedResult(tree: Tree, versionId: string): Promise<Result<Co
 	const version = await findVersion(tree.db, tree.userId, versionId);
 	const node = version ? await findNode(tree.db, tree.userId, version.nodeId) : null;
 	if (!version || !node) return notFound("upload");
-	return ok({ created: version.parentVersionId === "", node: toNode(node), version: toVersion(version), conflict: null });
+	// The first answer said whether the commit became a conflicted copy; a
+	// replay must say so too, while the copy is still unresolved (audit L1).
+	const created = version.parentVersionId === "";
+	const conflict = created && node.conflictOf !== null ? { node_id: node.conflictOf, reason: "stale_base" as const } : null;
+	return ok({ created, node: toNode(node), version: toVersion(version), conflict });
 }
 
 /** A new file, a new version, a revived file or a conflicted copy, as {@link planCommit} decides. */
@@ -260,8 +266,17 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 	const { db, userId } = tree;
 	// Past the node limit, the creations that do not fit are refused.
 	const nodes = (await tree.usage.totals()).nodes;
-	const group = requests.slice(0, Math.max(0, tree.maxNodes - nodes));
-	for (const pending of requests.slice(group.length)) pending.resolve(nodesExceeded(tree.maxNodes, nodes));
+	const fitting = requests.slice(0, Math.max(0, tree.maxNodes - nodes));
+	for (const pending of requests.slice(fitting.length)) pending.resolve(nodesExceeded(tree.maxNodes, nodes));
+	// A folder may not nest deeper than MAX_FOLDER_DEPTH: one walk up per parent in the group.
+	const depths = new Map<string, number>();
+	for (const { item } of fitting)
+		if (!depths.has(item.parentId)) depths.set(item.parentId, (await ancestry(db, userId, item.parentId)).length);
+	const group = fitting.filter((pending) => {
+		if ((depths.get(pending.item.parentId) ?? 0) <= MAX_FOLDER_DEPTH) return true;
+		pending.resolve(tooDeep(MAX_FOLDER_DEPTH));
+		return false;
+	});
 	if (group.length === 0) return;
 	const now = new Date().toISOString();
 	const rows = group.map(({ item }) => newNodeRow(userId, item.parentId, "folder", item.name, now));
@@ -330,6 +345,8 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 		const chain = await ancestry(db, userId, parentId);
 		if (chain.some((a) => a.id === node.id))
 			return fail("INVALID_REQUEST", "a folder cannot move into itself or one of its subfolders", [{ field: "parent_id" }]);
+		if (node.type === "folder" && chain.length + 1 + (await subtreeHeight(db, userId, node.id)) > MAX_FOLDER_DEPTH + 1)
+			return tooDeep(MAX_FOLDER_DEPTH);
 	}
 	if (name === node.name && parentId === node.parentId) return ok({ node: toNode(node) });
 	const clash = await findLiveChild(db, userId, parentId, key);

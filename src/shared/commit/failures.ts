@@ -38,6 +38,11 @@ export function quotaExceeded(growth: number, used: number, quotaBytes: number):
 	return fail("QUOTA_EXCEEDED", `this needs ${growth} more bytes; ${Math.max(0, quotaBytes - used)} of ${quotaBytes} are free`);
 }
 
+/** A folder would nest deeper than MAX_FOLDER_DEPTH. */
+export function tooDeep(maxDepth: number): Refusal {
+	return fail("INVALID_REQUEST", `folders nest at most ${maxDepth} levels deep`, [{ field: "parent_id", max_depth: maxDepth }]);
+}
+
 /** The account holds as many files and folders as it may. */
 export function nodesExceeded(maxNodes: number, used: number): Refusal {
 	return fail("QUOTA_EXCEEDED", `an account holds at most ${maxNodes} files and folders, trash included`, [

@@ -9,6 +9,7 @@ import type { TargetView } from "../commit/plan";
 import type { BlockRef } from "./mappers";
 import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
 import type { ShardDb } from "./shards";
+import { MAX_FOLDER_DEPTH } from "../limits";
 
 /** The node, trashed or not, or null when the user has no such node. */
 export async function findNode(db: ShardDb, userId: string, id: string): Promise<NodeRow | null> {
@@ -95,7 +96,11 @@ export async function findFileOfVersion(db: ShardDb, userId: string, versionId: 
 	return file?.type === "file" ? file : null;
 }
 
-/** The chain from the root down to `id` itself, in order; empty if there is no such node. */
+/**
+ * The chain from the root down to `id` itself, in order; empty if there is
+ * no such node. It stops after MAX_FOLDER_DEPTH levels, so even a cycle
+ * (which the hub's serialized moves never make) could not loop the query.
+ */
 export async function ancestry(
 	db: ShardDb,
 	userId: string,
@@ -108,10 +113,23 @@ export async function ancestry(
 			UNION ALL
 			SELECT n.id, n.name, n.parent_id, n.trashed_at IS NOT NULL, chain.depth + 1
 			FROM nodes n JOIN chain ON n.id = chain.parent_id
-			WHERE n.user_id = ${userId}
+			WHERE n.user_id = ${userId} AND chain.depth <= ${MAX_FOLDER_DEPTH}
 		)
 		SELECT id, name, parent_id, trashed, depth FROM chain ORDER BY depth DESC`);
 	return rows.map((r) => ({ id: r.id, name: r.name, parentId: r.parent_id, trashed: r.trashed === 1 }));
+}
+
+/** How many levels of folders lie below folder `id` (0 for an empty folder or a file), counting at most MAX_FOLDER_DEPTH. */
+export async function subtreeHeight(db: ShardDb, userId: string, id: string): Promise<number> {
+	const [row] = await db.all<{ height: number }>(sql`
+		WITH RECURSIVE below(id, depth) AS (
+			SELECT ${id}, 0
+			UNION ALL
+			SELECT n.id, below.depth + 1 FROM nodes n JOIN below ON n.parent_id = below.id
+			WHERE n.user_id = ${userId} AND n.type = 'folder' AND below.depth < ${MAX_FOLDER_DEPTH}
+		)
+		SELECT MAX(depth) AS height FROM below`);
+	return row?.height ?? 0;
 }
 
 /** One page of a folder's live children, ordered by folded name. */

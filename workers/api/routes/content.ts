@@ -17,13 +17,17 @@ export const contentRoutes = newRouter();
 
 const tags = ["File content"];
 
-/** Reads `If-Match: "ver_…"` (quotes and W/ tolerated); null for none or `*`. */
+/**
+ * Reads `If-Match: "ver_…"` (quotes and W/ tolerated); null for none or `*`.
+ * The header may list several tags (RFC 9110 §13.1.1), but a commit edits
+ * exactly one version: a list is refused rather than read as one odd id (audit L12).
+ */
 function parseIfMatch(header: string | undefined): string | null {
 	if (header === undefined) return null;
-	const value = header
-		.trim()
-		.replace(/^W\//, "")
-		.replace(/^"(.*)"$/, "$1");
+	const tags = header.split(",").map((tag) => tag.trim());
+	if (tags.length > 1)
+		throw new ApiError("INVALID_REQUEST", "If-Match must name the one version this upload edits", [{ field: "If-Match" }]);
+	const value = (tags[0] ?? "").replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
 	if (value === "" || value === "*") return null;
 	if (value.length > 64) throw new ApiError("INVALID_REQUEST", "If-Match must be a version id", [{ field: "If-Match" }]);
 	return value;
