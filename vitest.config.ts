@@ -71,6 +71,24 @@ export default defineConfig(async () => {
 					},
 				},
 				{
+					// The notify worker as the main worker: its Durable Object can be
+					// tested from inside (runInDurableObject works on main-worker objects only).
+					plugins: [
+						cloudflareTest({
+							wrangler: { configPath: "./workers/notify/wrangler.toml" },
+							miniflare: {
+								bindings: { TEST_DIRECTORY_MIGRATIONS: directoryMigrations, TEST_SHARD_MIGRATIONS: shardMigrations },
+							},
+						}),
+					],
+					test: {
+						name: "notify",
+						include: ["test/notify/**/*.test.ts"],
+						setupFiles: ["test/api/setup.ts"],
+						testTimeout: 60_000,
+					},
+				},
+				{
 					test: {
 						name: "shared",
 						environment: "node",

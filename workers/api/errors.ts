@@ -79,7 +79,16 @@ function codeForStatus(status: number): ErrorCode {
 
 /** The app's only error handler. Internals never reach the client. */
 export function onError(err: Error, c: Context<AppEnv>): Response {
-	if (err instanceof ApiError) return errorResponse(c, err.code, err.message, err.details, err.headers);
+	if (err instanceof ApiError) {
+		if (err.code === "INTERNAL") console.error(JSON.stringify({ request_id: c.get("requestId"), error: err.message }));
+		return errorResponse(
+			c,
+			err.code,
+			err.code === "INTERNAL" ? "something went wrong on our side; it has been logged" : err.message,
+			err.details,
+			err.headers,
+		);
+	}
 	if (err instanceof HTTPException) {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));

@@ -15,7 +15,7 @@ import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
 import { shardAt } from "../../src/shared/db/shards";
-import { type Result } from "../../src/shared/errors";
+import { describeError, fail, type Result } from "../../src/shared/errors";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
 import { drizzle } from "drizzle-orm/d1";
@@ -67,7 +67,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	/** Creates the user's root folder if it does not exist yet (signup); returns it. */
 	async ensureRoot(): Promise<Result<NodeOutcome>> {
-		return this.#queue.run(async () => ops.ensureRoot(await this.#openTree()));
+		return this.#contained(this.#queue.run(async () => ops.ensureRoot(await this.#openTree())));
 	}
 
 	/**
@@ -80,7 +80,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		if (!name.ok) return invalidName(name.reason);
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
-		return this.#queue.join(this.#folders, { parentId: input.parentId, name: name.name });
+		return this.#contained(this.#queue.join(this.#folders, { parentId: input.parentId, name: name.name }));
 	}
 
 	/**
@@ -191,7 +191,21 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
-		return this.#queue.run(async () => change(await this.#openTree()));
+		return this.#contained(this.#queue.run(async () => change(await this.#openTree())));
+	}
+
+	/**
+	 * An unexpected failure (D1 down, a bug) as an INTERNAL Result: an
+	 * exception would reach the api without its class or stack, so it is
+	 * logged here, where both are known.
+	 */
+	async #contained<T>(work: Promise<Result<T>>): Promise<Result<T>> {
+		try {
+			return await work;
+		} catch (err) {
+			console.error(JSON.stringify({ hub: this.#userId, error: describeError(err), stack: err instanceof Error ? err.stack : undefined }));
+			return fail("INTERNAL", "the change could not be made; it has been logged");
+		}
 	}
 
 	/** The user's tree in their shard, opened once per instance. */
