@@ -2,7 +2,8 @@
 import { env } from "cloudflare:workers";
 import { SignJWT, base64url } from "jose";
 import { describe, expect, it } from "vitest";
-import { loadCaller, openDirectory } from "../../workers/api/services/directory";
+import { openDirectory } from "../../workers/api/services/directory";
+import { loadCaller } from "../../workers/api/services/sessions";
 import { body, call, expectError, expectJson, signup, upload, type TestUser } from "./helpers";
 
 const PASSWORD = "correct horse battery";

@@ -6,20 +6,10 @@ import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../.
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import {
-	checkLoginThrottle,
-	clearLoginFailures,
-	createAccount,
-	createSession,
-	findUserByEmail,
-	findUserById,
-	openDirectory,
-	recordLoginFailure,
-	revokeDevice,
-	rotateRefreshToken,
-	updatePasswordHash,
-	type ThrottleKey,
-} from "../services/directory";
+import { createAccount, findUserByEmail, findUserById, updatePasswordHash } from "../services/accounts";
+import { openDirectory } from "../services/directory";
+import { createSession, revokeDevice, rotateRefreshToken } from "../services/sessions";
+import { checkLoginThrottle, clearLoginFailures, recordLoginFailure, type ThrottleKey } from "../services/throttle";
 import { hubFor } from "../services/hub";
 import { usageOf } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";

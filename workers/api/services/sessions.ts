@@ -1,0 +1,146 @@
+/**
+ * Sessions in the directory: devices and their refresh tokens, rotation and
+ * sign-out, and the caller cache every authenticated request reads through.
+ */
+import { and, eq, isNull, sql } from "drizzle-orm";
+import { runBatch } from "../../../src/shared/db/batch";
+import { devices, refreshTokens, users } from "../../../src/shared/db/schema";
+import { fail, ok, type Result } from "../../../src/shared/errors";
+import { newId } from "../../../src/shared/ids";
+import type { Caller } from "../env";
+import type { DirectoryDb } from "./directory";
+import { hashRefreshToken, newRefreshToken } from "./tokens";
+
+export interface NewSession {
+	deviceId: string;
+	refreshToken: string;
+}
+
+/** The statements that register a device with its first refresh token (run in the caller's batch). */
+export async function sessionStatements(db: DirectoryDb, userId: string, deviceName: string, now: Date, ttlSeconds: number) {
+	const deviceId = newId("dev");
+	const refresh = await newRefreshToken();
+	const at = now.toISOString();
+	return {
+		deviceId,
+		refreshToken: refresh.token,
+		statements: [
+			db.insert(devices).values({ id: deviceId, userId, name: deviceName, createdAt: at, lastSeenAt: at, revokedAt: null }),
+			db.insert(refreshTokens).values({
+				tokenHash: refresh.hash,
+				userId,
+				deviceId,
+				createdAt: at,
+				expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+				revokedAt: null,
+			}),
+		] as const,
+	};
+}
+
+/** Registers a new device for a logged-in user. */
+export async function createSession(db: DirectoryDb, userId: string, deviceName: string, refreshTtlSeconds: number): Promise<NewSession> {
+	const session = await sessionStatements(db, userId, deviceName, new Date(), refreshTtlSeconds);
+	await runBatch(db.$client, [...session.statements]);
+	return { deviceId: session.deviceId, refreshToken: session.refreshToken };
+}
+
+/**
+ * Rotates a refresh token: the old one stops working and a new one is
+ * issued, in one batch whose INSERT runs only if the UPDATE revoked a live
+ * token, so two concurrent refreshes with one token cannot both succeed.
+ * Presenting an already-rotated token is treated as theft: the device is
+ * signed out (OAuth 2.0 Security BCP, refresh token rotation).
+ */
+export async function rotateRefreshToken(
+	db: DirectoryDb,
+	token: string,
+	ttlSeconds: number,
+): Promise<Result<{ userId: string; deviceId: string; refreshToken: string }>> {
+	const hash = await hashRefreshToken(token);
+	const rows = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).limit(1);
+	const row = rows[0];
+	const invalid = fail("UNAUTHENTICATED", "the refresh token is invalid, expired or revoked");
+	if (!row) return invalid;
+	if (row.revokedAt !== null) {
+		await revokeDevice(db, row.deviceId);
+		return invalid;
+	}
+	const now = new Date();
+	if (Date.parse(row.expiresAt) <= now.getTime()) return invalid;
+	const next = await newRefreshToken();
+	const at = now.toISOString();
+	const [, inserted] = await runBatch(db.$client, [
+		db
+			.update(refreshTokens)
+			.set({ revokedAt: at })
+			.where(and(eq(refreshTokens.tokenHash, hash), isNull(refreshTokens.revokedAt))),
+		db.run(sql`INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_at, expires_at, revoked_at)
+			SELECT ${next.hash}, ${row.userId}, ${row.deviceId}, ${at}, ${new Date(now.getTime() + ttlSeconds * 1000).toISOString()}, NULL
+			WHERE changes() = 1 AND EXISTS (SELECT 1 FROM devices WHERE id = ${row.deviceId} AND revoked_at IS NULL)`),
+		db.update(devices).set({ lastSeenAt: at }).where(eq(devices.id, row.deviceId)),
+	]);
+	if (inserted?.meta.changes !== 1) return invalid;
+	return ok({ userId: row.userId, deviceId: row.deviceId, refreshToken: next.token });
+}
+
+/** Signs a device out: its refresh tokens and its access tokens stop working. */
+export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
+	forgetDevice(deviceId);
+	const at = new Date().toISOString();
+	await runBatch(db.$client, [
+		db
+			.update(refreshTokens)
+			.set({ revokedAt: at })
+			.where(and(eq(refreshTokens.deviceId, deviceId), isNull(refreshTokens.revokedAt))),
+		db
+			.update(devices)
+			.set({ revokedAt: at })
+			.where(and(eq(devices.id, deviceId), isNull(devices.revokedAt))),
+	]);
+	// Again: a request of this device may have re-read the row while the
+	// batch was in flight, and cached it as not signed out.
+	forgetDevice(deviceId);
+}
+
+function forgetDevice(deviceId: string): void {
+	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
+}
+
+/**
+ * Callers this isolate loaded recently. Every authenticated request needs
+ * its caller, and the directory is one database for all users, so each
+ * isolate remembers a device that was not signed out for a few seconds
+ * (docs/decisions/0010). Signing out clears the entry in the isolate that
+ * handles it; other isolates notice within CALLER_TTL_MS.
+ */
+const CALLER_TTL_MS = 5_000;
+const CALLER_CACHE_MAX = 10_000;
+const callerCache = new Map<string, { caller: Caller; until: number }>();
+
+/** The caller behind a verified access token, or null if the device was signed out. */
+export async function loadCaller(db: DirectoryDb, userId: string, deviceId: string, now = Date.now()): Promise<Caller | null> {
+	const key = `${userId}/${deviceId}`;
+	const cached = callerCache.get(key);
+	if (cached && cached.until > now) return cached.caller;
+	const caller = await readCaller(db, userId, deviceId);
+	callerCache.delete(key);
+	if (caller) {
+		// Insertion order is age order: drop the oldest when full.
+		if (callerCache.size >= CALLER_CACHE_MAX) callerCache.delete(callerCache.keys().next().value ?? "");
+		callerCache.set(key, { caller, until: now + CALLER_TTL_MS });
+	}
+	return caller;
+}
+
+async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
+	const rows = await db
+		.select({ shard: users.shard, quotaBytes: users.quotaBytes, deviceName: devices.name, revokedAt: devices.revokedAt })
+		.from(devices)
+		.innerJoin(users, eq(users.id, devices.userId))
+		.where(and(eq(devices.id, deviceId), eq(devices.userId, userId)))
+		.limit(1);
+	const row = rows[0];
+	if (!row || row.revokedAt !== null) return null;
+	return { userId, deviceId, deviceName: row.deviceName, shard: row.shard, quotaBytes: row.quotaBytes };
+}
