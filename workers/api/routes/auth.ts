@@ -24,7 +24,7 @@ const signup = createRoute({
 	tags: ["Auth"],
 	summary: "Create an account; the first device is signed in",
 	request: { body: jsonBody(SignupBody) },
-	responses: { 201: json(Session, "Account created"), ...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN") },
+	responses: { 201: json(Session, "Account created"), ...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN", "PAYLOAD_TOO_LARGE") },
 });
 
 authRoutes.openapi(signup, async (c) => {
@@ -60,7 +60,10 @@ const login = createRoute({
 	summary: "Sign in; each login registers a new device",
 	description: "Repeated failures for one email or one client address are slowed down, then refused with 429 RATE_LIMITED and Retry-After.",
 	request: { body: jsonBody(LoginBody) },
-	responses: { 200: json(Session, "Signed in"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED") },
+	responses: {
+		200: json(Session, "Signed in"),
+		...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "PAYLOAD_TOO_LARGE", "RATE_LIMITED"),
+	},
 });
 
 authRoutes.openapi(login, async (c) => {
@@ -107,7 +110,7 @@ const refresh = createRoute({
 	summary: "Exchange a refresh token for new tokens; the old refresh token stops working",
 	description: "Presenting a refresh token that was already rotated signs the device out (theft detection).",
 	request: { body: jsonBody(RefreshBody) },
-	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED") },
+	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "PAYLOAD_TOO_LARGE") },
 });
 
 authRoutes.openapi(refresh, async (c) => {
