@@ -2,6 +2,7 @@
  * ApiError and the one error handler: every failure leaves as the envelope
  * `{ error: { code, message, request_id, details? } }`.
  */
+import { DrizzleQueryError } from "drizzle-orm";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -72,6 +73,30 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
 	}
-	console.error(JSON.stringify({ request_id: c.get("requestId"), error: String(err), stack: err.stack }));
+	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");
+}
+
+/**
+ * What the log may say about an unexpected error. Logs are kept and read
+ * widely, so no value from a request or a row may reach them: a failed
+ * query's message carries its bound parameters (emails, password hashes,
+ * file names), so only its SQL is kept, and quoted text is cut out of
+ * every other message.
+ */
+export function redactedCause(err: unknown, depth = 0): Record<string, unknown> {
+	if (!(err instanceof Error)) return { type: typeof err };
+	const out: Record<string, unknown> = { name: err.name };
+	if (err instanceof DrizzleQueryError) out.query = err.query;
+	else out.message = err.message.replace(/'[^']*'|"[^"]*"|`[^`]*`/g, "'…'").slice(0, 500);
+	if (err.cause !== undefined && depth < 3) out.cause = redactedCause(err.cause, depth + 1);
+	return out;
+}
+
+/** The stack's frames without its first lines, which repeat the unredacted message. */
+function stackFrames(err: Error): string | undefined {
+	return err.stack
+		?.split("\n")
+		.filter((line) => /^\s+at /.test(line))
+		.join("\n");
 }
