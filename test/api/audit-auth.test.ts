@@ -11,7 +11,126 @@ import type { AppEnv } from "../../workers/api/env";
 import { onError } from "../../workers/api/errors";
 import { BLOCK_LIST_BODY_LIMIT } from "../../workers/api/middleware/body-limit";
 import { requestId } from "../../workers/api/middleware/request-id";
+import { clientAddress } from "../../workers/api/services/throttle";
 import { call, expectError, expectJson, put, signup } from "./helpers";
+
+const PASSWORD = "correct horse battery";
+
+let addressCounter = 0;
+/** A client address of its own: the throttles count per address. */
+function freshIp(): string {
+	addressCounter++;
+	return `203.0.113.${addressCounter}`;
+}
+
+function uniqueEmail(tag: string): string {
+	return `${tag}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+}
+
+function login(email: string, password: string, ip?: string): Promise<Response> {
+	return call("/v1/auth/login", {
+		method: "POST",
+		body: JSON.stringify({ email, password }),
+		headers: ip === undefined ? {} : { "CF-Connecting-IP": ip },
+	});
+}
+
+function signupFrom(ip: string, email = uniqueEmail("signup")): Promise<Response> {
+	return call("/v1/auth/signup", {
+		method: "POST",
+		body: JSON.stringify({ email, password: PASSWORD }),
+		headers: { "CF-Connecting-IP": ip },
+	});
+}
+
+/** How many responses had each status. */
+function statusCounts(responses: Response[]): Record<number, number> {
+	const counts: Record<number, number> = {};
+	for (const res of responses) counts[res.status] = (counts[res.status] ?? 0) + 1;
+	return counts;
+}
+
+describe("M1, M2, L14: login throttling", () => {
+	it("M1: counts parallel wrong passwords before verifying, so at most 10 pass per burst", async () => {
+		const user = await signup();
+		const ip = freshIp();
+		const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => login(user.email, `wrong password ${i}`, ip)));
+		expect(statusCounts(burst)).toEqual({ 401: 10, 429: 20 });
+	});
+
+	it("M1: counts a parallel burst against one address atomically too: 50 pass, the rest are refused", async () => {
+		const ip = freshIp();
+		const burst = await Promise.all(Array.from({ length: 55 }, (_, i) => login(uniqueEmail(`nobody${i}`), PASSWORD, ip)));
+		expect(statusCounts(burst)).toEqual({ 401: 50, 429: 5 });
+	});
+
+	it("M2: a correct password is not refused after someone else's 10 wrong guesses; only the guessing address is", async () => {
+		const user = await signup();
+		const attacker = freshIp();
+		for (let i = 0; i < 10; i++) await expectError(await login(user.email, `wrong password ${i}`, attacker), 401, "UNAUTHENTICATED");
+		await expectError(await login(user.email, `wrong password`, attacker), 429, "RATE_LIMITED");
+		const session = await expectJson<{ user: { id: string } }>(await login(user.email, PASSWORD, freshIp()), 200);
+		expect(session.user.id).toBe(user.id);
+		// The owner's success does not reopen the guessing address.
+		await expectError(await login(user.email, `wrong password`, attacker), 429, "RATE_LIMITED");
+	});
+
+	it("M2: wrong guesses for one email from many addresses only slow its owner down, never refuse them", async () => {
+		const user = await signup();
+		for (let i = 0; i < 11; i++) await expectError(await login(user.email, `wrong password ${i}`, freshIp()), 401, "UNAUTHENTICATED");
+		await expectJson(await login(user.email, PASSWORD, freshIp()), 200);
+	});
+
+	it("L14: without CF-Connecting-IP, or from loopback, failures share no address key", async () => {
+		const user = await signup();
+		const guesses = await Promise.all(
+			Array.from({ length: 60 }, (_, i) => login(uniqueEmail(`local${i}`), PASSWORD, i % 2 ? "127.0.0.1" : undefined)),
+		);
+		expect(statusCounts(guesses)).toEqual({ 401: 60 });
+		await expectJson(await login(user.email, PASSWORD), 200);
+		await expectJson(await login(user.email, PASSWORD, "::1"), 200);
+	});
+
+	it("L14: counts an IPv6 client by its /64 and an IPv4-mapped address as IPv4", () => {
+		expect(clientAddress(undefined)).toBeNull();
+		expect(clientAddress("127.0.0.1")).toBeNull();
+		expect(clientAddress("198.51.100.7")).toBe("198.51.100.7");
+		expect(clientAddress("::ffff:198.51.100.7")).toBe("198.51.100.7");
+		expect(clientAddress("2001:DB8:0001:2:3:4:5:6")).toBe("2001:db8:1:2::/64");
+		expect(clientAddress("2001:db8:1:2::9")).toBe("2001:db8:1:2::/64");
+		expect(clientAddress("2001:db8::1")).toBe("2001:db8:0:0::/64");
+	});
+});
+
+describe("M3: signup throttling", () => {
+	it("M3: refuses the 11th signup from one address within an hour with 429 RATE_LIMITED and Retry-After, and creates nothing", async () => {
+		const ip = freshIp();
+		for (let i = 0; i < 10; i++) await expectJson(await signupFrom(ip), 201);
+		const email = uniqueEmail("eleventh");
+		const refused = await signupFrom(ip, email);
+		const retryAfter = Number(refused.headers.get("Retry-After"));
+		await expectError(refused, 429, "RATE_LIMITED");
+		expect(retryAfter).toBeGreaterThan(0);
+		expect(retryAfter).toBeLessThanOrEqual(3600);
+		const count = await env.DIRECTORY.prepare("SELECT COUNT(*) AS n FROM users WHERE email = ?").bind(email).first<{ n: number }>();
+		expect(count?.n).toBe(0);
+		// Another address is not affected.
+		await expectJson(await signupFrom(freshIp(), email), 201);
+	});
+
+	it("M3: counts signups from one IPv6 /64 together", async () => {
+		for (let i = 1; i <= 10; i++) await expectJson(await signupFrom(`2001:db8:7:7::${i.toString(16)}`), 201);
+		await expectError(await signupFrom("2001:db8:7:7:ffff::1"), 429, "RATE_LIMITED");
+		await expectJson(await signupFrom("2001:db8:7:8::1"), 201);
+	});
+
+	it("M3: keeps answering EMAIL_TAKEN for an address that has an account, and counts it", async () => {
+		const user = await signup();
+		const ip = freshIp();
+		for (let i = 0; i < 10; i++) await expectError(await signupFrom(ip, user.email), 409, "EMAIL_TAKEN");
+		await expectError(await signupFrom(ip, user.email), 429, "RATE_LIMITED");
+	});
+});
 
 describe("M11: JSON body limits", () => {
 	it("M11: refuses a login body over the auth limit with 413 PAYLOAD_TOO_LARGE, declared or streamed", async () => {

@@ -49,12 +49,16 @@ export const refreshTokens = sqliteTable(
 	(t) => [index("refresh_tokens_by_device").on(t.deviceId)],
 );
 
-export const loginFailures = sqliteTable("login_failures", {
-	key: text("key").primaryKey(),
-	failures: integer("failures").notNull(),
-	windowStartedAt: integer("window_started_at").notNull(),
-	lastFailedAt: integer("last_failed_at").notNull(),
-});
+export const throttleCounters = sqliteTable(
+	"throttle_counters",
+	{
+		key: text("key").primaryKey(),
+		hits: integer("hits").notNull(),
+		windowStartedAt: integer("window_started_at").notNull(),
+		lastHitAt: integer("last_hit_at").notNull(),
+	},
+	(t) => [index("throttle_counters_by_window").on(t.windowStartedAt)],
+);
 
 // ---- shard databases ----------------------------------------------------
 

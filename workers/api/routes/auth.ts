@@ -9,7 +9,7 @@ import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { createAccount, findUserByEmail, findUserById, updatePasswordHash } from "../services/accounts";
 import { openDirectory } from "../services/directory";
 import { createSession, revokeDevice, rotateRefreshToken } from "../services/sessions";
-import { checkLoginThrottle, clearLoginFailures, recordLoginFailure, type ThrottleKey } from "../services/throttle";
+import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
 import { hubFor } from "../services/hub";
 import { usageOf } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";
@@ -18,18 +18,30 @@ export const authRoutes = newRouter();
 
 const DEFAULT_DEVICE_NAME = "Unnamed device";
 
+/** 429 with the seconds to wait, in `Retry-After` and in the envelope's details. */
+function rateLimited(message: string, retryAfterSeconds: number): ApiError {
+	return new ApiError("RATE_LIMITED", message, [{ retry_after_seconds: retryAfterSeconds }], { "Retry-After": String(retryAfterSeconds) });
+}
+
 const signup = createRoute({
 	method: "post",
 	path: "/auth/signup",
 	tags: ["Auth"],
 	summary: "Create an account; the first device is signed in",
+	description:
+		"At most 10 signups per client address (an IPv6 /64) an hour; more are refused with 429 RATE_LIMITED and Retry-After. An email that already has an account answers 409 EMAIL_TAKEN.",
 	request: { body: jsonBody(SignupBody) },
-	responses: { 201: json(Session, "Account created"), ...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN", "PAYLOAD_TOO_LARGE") },
+	responses: {
+		201: json(Session, "Account created"),
+		...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN", "PAYLOAD_TOO_LARGE", "RATE_LIMITED"),
+	},
 });
 
 authRoutes.openapi(signup, async (c) => {
 	const body = c.req.valid("json");
 	const db = openDirectory(c.env.DIRECTORY);
+	const verdict = await countAttempt(db, signupKeys(clientAddress(c.req.header("CF-Connecting-IP"))), 0);
+	if (verdict.refuse) throw rateLimited("too many signups from this address; try again later", verdict.retryAfterSeconds);
 	const created = unwrap(
 		await createAccount(db, {
 			email: body.email,
@@ -58,7 +70,8 @@ const login = createRoute({
 	path: "/auth/login",
 	tags: ["Auth"],
 	summary: "Sign in; each login registers a new device",
-	description: "Repeated failures for one email or one client address are slowed down, then refused with 429 RATE_LIMITED and Retry-After.",
+	description:
+		"Attempts are counted per email, per client address (an IPv6 /64) and per email from one address, in 15-minute windows; a successful login takes its attempt back. Past 5 for an email, or 20 for an address, each attempt is delayed (doubling, at most 5 s). Past 10 for an email from one address, or 50 for an address, attempts are refused with 429 RATE_LIMITED and Retry-After, even with the right password. An email alone is never refused, so its owner can always sign in from another address.",
 	request: { body: jsonBody(LoginBody) },
 	responses: {
 		200: json(Session, "Signed in"),
@@ -69,26 +82,16 @@ const login = createRoute({
 authRoutes.openapi(login, async (c) => {
 	const body = c.req.valid("json");
 	const db = openDirectory(c.env.DIRECTORY);
-	const keys: ThrottleKey[] = [
-		{ kind: "email", value: body.email },
-		{ kind: "ip", value: c.req.header("CF-Connecting-IP") ?? "local" },
-	];
-	const verdict = await checkLoginThrottle(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
-	if (verdict.refuse) {
-		throw new ApiError("RATE_LIMITED", "too many failed logins; try again later", [{ retry_after_seconds: verdict.retryAfterSeconds }], {
-			"Retry-After": String(verdict.retryAfterSeconds),
-		});
-	}
+	const keys = loginKeys(body.email, clientAddress(c.req.header("CF-Connecting-IP")));
+	const verdict = await countAttempt(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
+	if (verdict.refuse) throw rateLimited("too many failed logins; try again later", verdict.retryAfterSeconds);
 	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
 	const user = await findUserByEmail(db, body.email);
 	// An unknown email costs the same PBKDF2 time as a wrong password, so
 	// timing does not reveal which emails have accounts.
 	const valid = user ? await verifyPassword(body.password, user.passwordHash) : await verifyPasswordAgainstDummy(body.password);
-	if (!user || !valid) {
-		await recordLoginFailure(db, keys);
-		throw new ApiError("UNAUTHENTICATED", "wrong email or password");
-	}
-	await clearLoginFailures(db, { kind: "email", value: body.email });
+	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
+	await loginSucceeded(db, keys);
 	if (needsRehash(user.passwordHash)) await updatePasswordHash(db, user.id, await hashPassword(body.password));
 	const session = await createSession(db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
 	return c.json(

@@ -1,0 +1,10 @@
+-- Auth hardening after the 2026-12 audit (docs/decisions/0015-auth-abuse-limits.md).
+
+-- Throttle counters for logins and signups alike. A login attempt is counted
+-- before its password is checked and taken back when it succeeds, so `hits`
+-- counts attempts, not only failures.
+ALTER TABLE login_failures RENAME TO throttle_counters;
+ALTER TABLE throttle_counters RENAME COLUMN failures TO hits;
+ALTER TABLE throttle_counters RENAME COLUMN last_failed_at TO last_hit_at;
+-- The cron deletes counters whose window has ended.
+CREATE INDEX throttle_counters_by_window ON throttle_counters(window_started_at);
