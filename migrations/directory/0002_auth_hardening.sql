@@ -8,3 +8,8 @@ ALTER TABLE throttle_counters RENAME COLUMN failures TO hits;
 ALTER TABLE throttle_counters RENAME COLUMN last_failed_at TO last_hit_at;
 -- The cron deletes counters whose window has ended.
 CREATE INDEX throttle_counters_by_window ON throttle_counters(window_started_at);
+
+-- The token that replaced a rotated one, sealed with a key derived from the
+-- rotated token itself, so that only its holder can open it: a retry within
+-- the grace period gets the same successor instead of signing the device out.
+ALTER TABLE refresh_tokens ADD COLUMN successor TEXT;

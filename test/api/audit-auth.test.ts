@@ -11,8 +11,10 @@ import type { AppEnv } from "../../workers/api/env";
 import { onError } from "../../workers/api/errors";
 import { BLOCK_LIST_BODY_LIMIT } from "../../workers/api/middleware/body-limit";
 import { requestId } from "../../workers/api/middleware/request-id";
+import { REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
 import { clientAddress } from "../../workers/api/services/throttle";
-import { call, expectError, expectJson, put, signup } from "./helpers";
+import { hashRefreshToken } from "../../workers/api/services/tokens";
+import { call, expectError, expectJson, put, signup, type TestUser } from "./helpers";
 
 const PASSWORD = "correct horse battery";
 
@@ -41,6 +43,44 @@ function signupFrom(ip: string, email = uniqueEmail("signup")): Promise<Response
 		body: JSON.stringify({ email, password: PASSWORD }),
 		headers: { "CF-Connecting-IP": ip },
 	});
+}
+
+function refresh(token: string): Promise<Response> {
+	return call("/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: token }) });
+}
+
+interface TokenPair {
+	access_token: string;
+	refresh_token: string;
+}
+
+/** Moves a refresh token's rotation back past the grace period, as if that much time had passed. */
+async function ageRotation(token: string): Promise<void> {
+	const at = new Date(Date.now() - REFRESH_GRACE_MS - 1000).toISOString();
+	await env.DIRECTORY.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ?")
+		.bind(at, await hashRefreshToken(token))
+		.run();
+}
+
+async function ticketOf(user: TestUser): Promise<string> {
+	return (await expectJson<{ ticket: string }>(await call("/v1/sync/ticket", { method: "POST", token: user.token }), 200)).ticket;
+}
+
+function upgrade(ticket: string): Promise<Response> {
+	return call(`/v1/sync/ws?ticket=${encodeURIComponent(ticket)}`, { headers: { Upgrade: "websocket" } });
+}
+
+/** An open sync socket of the user, and the promise of its close. */
+async function openSocket(user: TestUser): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
+	const res = await upgrade(await ticketOf(user));
+	expect(res.status).toBe(101);
+	const ws = res.webSocket;
+	if (!ws) throw new Error("no socket in the 101 answer");
+	const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+		ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),
+	);
+	ws.accept();
+	return { ws, closed };
 }
 
 /** How many responses had each status. */
@@ -129,6 +169,52 @@ describe("M3: signup throttling", () => {
 		const ip = freshIp();
 		for (let i = 0; i < 10; i++) await expectError(await signupFrom(ip, user.email), 409, "EMAIL_TAKEN");
 		await expectError(await signupFrom(ip, user.email), 429, "RATE_LIMITED");
+	});
+});
+
+describe("L3, L4: refresh rotation and sign-out", () => {
+	it("L3: a retry with the just-rotated refresh token answers the same successor and keeps the device signed in", async () => {
+		const user = await signup();
+		const first = await expectJson<TokenPair>(await refresh(user.refresh), 200);
+		const retry = await expectJson<TokenPair>(await refresh(user.refresh), 200);
+		expect(retry.refresh_token).toBe(first.refresh_token);
+		expect((await call("/v1/me", { token: retry.access_token })).status).toBe(200);
+		expect((await call("/v1/me", { token: first.access_token })).status).toBe(200);
+		// The successor rotates as usual.
+		const next = await expectJson<TokenPair>(await refresh(first.refresh_token), 200);
+		expect(next.refresh_token).not.toBe(first.refresh_token);
+		expect((await call("/v1/me", { token: next.access_token })).status).toBe(200);
+	});
+
+	it("L3: parallel refreshes with one token all get the same successor", async () => {
+		const user = await signup();
+		const answers = await Promise.all(Array.from({ length: 5 }, () => refresh(user.refresh)));
+		const pairs = await Promise.all(answers.map((res) => expectJson<TokenPair>(res, 200)));
+		expect(new Set(pairs.map((p) => p.refresh_token)).size).toBe(1);
+		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
+	});
+
+	it("L3: outside the grace period, or once the successor was used, a rotated token still signs the device out", async () => {
+		const late = await signup();
+		const rotated = await expectJson<TokenPair>(await refresh(late.refresh), 200);
+		await ageRotation(late.refresh);
+		await expectError(await refresh(late.refresh), 401, "UNAUTHENTICATED");
+		await expectError(await call("/v1/me", { token: rotated.access_token }), 401, "UNAUTHENTICATED");
+
+		const used = await signup();
+		const second = await expectJson<TokenPair>(await refresh(used.refresh), 200);
+		const third = await expectJson<TokenPair>(await refresh(second.refresh_token), 200);
+		await expectError(await refresh(used.refresh), 401, "UNAUTHENTICATED");
+		await expectError(await call("/v1/me", { token: third.access_token }), 401, "UNAUTHENTICATED");
+	});
+
+	it("L4: a device signed out by refresh-token reuse has its sync sockets closed", async () => {
+		const user = await signup();
+		const socket = await openSocket(user);
+		await expectJson(await refresh(user.refresh), 200);
+		await ageRotation(user.refresh);
+		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
+		expect((await socket.closed).code).toBe(4001);
 	});
 });
 

@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { SignJWT, base64url } from "jose";
 import { describe, expect, it } from "vitest";
 import { openDirectory } from "../../workers/api/services/directory";
-import { loadCaller } from "../../workers/api/services/sessions";
+import { loadCaller, REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
+import { hashRefreshToken } from "../../workers/api/services/tokens";
 import { body, call, expectError, expectJson, signup, upload, type TestUser } from "./helpers";
 
 const PASSWORD = "correct horse battery";
@@ -28,6 +29,14 @@ function login(email: string, password: string, ip: string, deviceName?: string)
 
 function refresh(token: string): Promise<Response> {
 	return call("/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: token }) });
+}
+
+/** Moves a refresh token's rotation back past the grace period, as if that much time had passed. */
+async function ageRotation(token: string): Promise<void> {
+	const at = new Date(Date.now() - REFRESH_GRACE_MS - 1000).toISOString();
+	await env.DIRECTORY.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ?")
+		.bind(at, await hashRefreshToken(token))
+		.run();
 }
 
 function uniqueEmail(tag: string): string {
@@ -88,19 +97,21 @@ describe("auth: happy path", () => {
 		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
 	});
 
-	it("rotates the refresh token: new tokens work and the old refresh token stops working", async () => {
+	it("rotates the refresh token: new tokens work and the old refresh token stops working after the grace period", async () => {
 		const user = await signup();
 		const rotated = await expectJson(await refresh(user.refresh), 200);
 		expect(rotated.refresh_token).not.toBe(user.refresh);
 		expect(rotated.expires_in).toBe(900);
 		expect((await call("/v1/me", { token: rotated.access_token })).status).toBe(200);
+		await ageRotation(user.refresh);
 		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
 	});
 
-	it("signs the device out when an already-rotated refresh token is presented again", async () => {
+	it("signs the device out when an already-rotated refresh token is presented again after the grace period", async () => {
 		const user = await signup();
 		const rotated = await expectJson(await refresh(user.refresh), 200);
-		// Replay of the old token: treated as theft.
+		// Replay of the old token after the grace period: treated as theft.
+		await ageRotation(user.refresh);
 		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
 		await expectError(await refresh(rotated.refresh_token), 401, "UNAUTHENTICATED");
 		await expectError(await call("/v1/me", { token: rotated.access_token }), 401, "UNAUTHENTICATED");

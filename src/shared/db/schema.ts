@@ -45,6 +45,7 @@ export const refreshTokens = sqliteTable(
 		createdAt: text("created_at").notNull(),
 		expiresAt: text("expires_at").notNull(),
 		revokedAt: text("revoked_at"),
+		successor: text("successor"),
 	},
 	(t) => [index("refresh_tokens_by_device").on(t.deviceId)],
 );

@@ -8,7 +8,7 @@ import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { createAccount, findUserByEmail, findUserById, updatePasswordHash } from "../services/accounts";
 import { openDirectory } from "../services/directory";
-import { createSession, revokeDevice, rotateRefreshToken } from "../services/sessions";
+import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
 import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
 import { hubFor } from "../services/hub";
 import { usageOf } from "../services/tree";
@@ -111,7 +111,8 @@ const refresh = createRoute({
 	path: "/auth/refresh",
 	tags: ["Auth"],
 	summary: "Exchange a refresh token for new tokens; the old refresh token stops working",
-	description: "Presenting a refresh token that was already rotated signs the device out (theft detection).",
+	description:
+		"A retry with the refresh token just rotated, within 30 s, answers the same refresh token again (and a fresh access token), so a client that lost the answer stays signed in. Any other use of a rotated refresh token signs the device out and closes its sync sockets (theft detection).",
 	request: { body: jsonBody(RefreshBody) },
 	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "PAYLOAD_TOO_LARGE") },
 });
@@ -119,7 +120,7 @@ const refresh = createRoute({
 authRoutes.openapi(refresh, async (c) => {
 	const body = c.req.valid("json");
 	const rotated = unwrap(
-		await rotateRefreshToken(openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
+		await rotateRefreshToken(c.env, openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
 	);
 	return c.json(
 		{
@@ -143,8 +144,7 @@ const logout = createRoute({
 
 authRoutes.openapi(logout, async (c) => {
 	const caller = c.get("caller");
-	await revokeDevice(openDirectory(c.env.DIRECTORY), caller.deviceId);
-	await hubFor(c.env, caller.userId).disconnectDevice(caller.deviceId);
+	await signOutDevice(c.env, openDirectory(c.env.DIRECTORY), caller.userId, caller.deviceId);
 	return c.body(null, 204);
 });
 

@@ -9,7 +9,8 @@ import { fail, ok, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
 import type { Caller } from "../env";
 import type { DirectoryDb } from "./directory";
-import { hashRefreshToken, newRefreshToken } from "./tokens";
+import { hubFor } from "./hub";
+import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from "./tokens";
 
 export interface NewSession {
 	deviceId: string;
@@ -45,46 +46,98 @@ export async function createSession(db: DirectoryDb, userId: string, deviceName:
 	return { deviceId: session.deviceId, refreshToken: session.refreshToken };
 }
 
+/** A retry with a just-rotated refresh token this soon after its rotation gets the same successor. */
+export const REFRESH_GRACE_MS = 30_000;
+
+export interface Rotation {
+	userId: string;
+	deviceId: string;
+	refreshToken: string;
+}
+
+type RefreshTokenRow = typeof refreshTokens.$inferSelect;
+
 /**
  * Rotates a refresh token: the old one stops working and a new one is
  * issued, in one batch whose INSERT runs only if the UPDATE revoked a live
  * token, so two concurrent refreshes with one token cannot both succeed.
- * Presenting an already-rotated token is treated as theft: the device is
- * signed out (OAuth 2.0 Security BCP, refresh token rotation).
+ * A retry with the old token within REFRESH_GRACE_MS answers the same
+ * successor, so a client that lost the answer is not signed out. Any other
+ * use of a rotated token is treated as theft: the device is signed out
+ * (OAuth 2.0 Security BCP, refresh token rotation).
  */
 export async function rotateRefreshToken(
+	env: Env,
 	db: DirectoryDb,
 	token: string,
 	ttlSeconds: number,
-): Promise<Result<{ userId: string; deviceId: string; refreshToken: string }>> {
+	now = Date.now(),
+): Promise<Result<Rotation>> {
 	const hash = await hashRefreshToken(token);
-	const rows = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).limit(1);
-	const row = rows[0];
 	const invalid = fail("UNAUTHENTICATED", "the refresh token is invalid, expired or revoked");
+	let row = await findRefreshToken(db, hash);
 	if (!row) return invalid;
-	if (row.revokedAt !== null) {
-		await revokeDevice(db, row.deviceId);
-		return invalid;
+	if (row.revokedAt === null) {
+		if (Date.parse(row.expiresAt) <= now) return invalid;
+		const rotated = await rotate(db, row, token, ttlSeconds, now);
+		if (rotated) return ok(rotated);
+		// A concurrent refresh with the same token won; this one is its retry.
+		row = await findRefreshToken(db, hash);
+		if (!row) return invalid;
 	}
-	const now = new Date();
-	if (Date.parse(row.expiresAt) <= now.getTime()) return invalid;
+	const successor = await successorInGrace(db, row, token, now);
+	if (successor !== null) return ok({ userId: row.userId, deviceId: row.deviceId, refreshToken: successor });
+	await signOutDevice(env, db, row.userId, row.deviceId);
+	return invalid;
+}
+
+async function findRefreshToken(db: DirectoryDb, hash: string): Promise<RefreshTokenRow | null> {
+	const rows = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).limit(1);
+	return rows[0] ?? null;
+}
+
+async function rotate(db: DirectoryDb, row: RefreshTokenRow, token: string, ttlSeconds: number, now: number): Promise<Rotation | null> {
 	const next = await newRefreshToken();
-	const at = now.toISOString();
+	const at = new Date(now).toISOString();
 	const [, inserted] = await runBatch(db.$client, [
 		db
 			.update(refreshTokens)
-			.set({ revokedAt: at })
-			.where(and(eq(refreshTokens.tokenHash, hash), isNull(refreshTokens.revokedAt))),
+			.set({ revokedAt: at, successor: await sealSuccessor(token, next.token) })
+			.where(and(eq(refreshTokens.tokenHash, row.tokenHash), isNull(refreshTokens.revokedAt))),
 		db.run(sql`INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_at, expires_at, revoked_at)
-			SELECT ${next.hash}, ${row.userId}, ${row.deviceId}, ${at}, ${new Date(now.getTime() + ttlSeconds * 1000).toISOString()}, NULL
+			SELECT ${next.hash}, ${row.userId}, ${row.deviceId}, ${at}, ${new Date(now + ttlSeconds * 1000).toISOString()}, NULL
 			WHERE changes() = 1 AND EXISTS (SELECT 1 FROM devices WHERE id = ${row.deviceId} AND revoked_at IS NULL)`),
 		db.update(devices).set({ lastSeenAt: at }).where(eq(devices.id, row.deviceId)),
 	]);
-	if (inserted?.meta.changes !== 1) return invalid;
-	return ok({ userId: row.userId, deviceId: row.deviceId, refreshToken: next.token });
+	if (inserted?.meta.changes !== 1) return null;
+	return { userId: row.userId, deviceId: row.deviceId, refreshToken: next.token };
 }
 
-/** Signs a device out: its refresh tokens and its access tokens stop working. */
+/** The token that replaced `row` if it was rotated within the grace period and its successor is still live, else null. */
+async function successorInGrace(db: DirectoryDb, row: RefreshTokenRow, token: string, now: number): Promise<string | null> {
+	if (row.successor === null || row.revokedAt === null || now - Date.parse(row.revokedAt) > REFRESH_GRACE_MS) return null;
+	const successor = await openSuccessor(token, row.successor);
+	if (successor === null) return null;
+	const live = await db
+		.select({ expiresAt: refreshTokens.expiresAt })
+		.from(refreshTokens)
+		.innerJoin(devices, eq(devices.id, refreshTokens.deviceId))
+		.where(and(eq(refreshTokens.tokenHash, await hashRefreshToken(successor)), isNull(refreshTokens.revokedAt), isNull(devices.revokedAt)))
+		.limit(1);
+	const expiresAt = live[0]?.expiresAt;
+	return expiresAt !== undefined && Date.parse(expiresAt) > now ? successor : null;
+}
+
+/**
+ * Signs a device out everywhere: its refresh and access tokens stop working
+ * (revokeDevice) and its open sync sockets are closed.
+ */
+export async function signOutDevice(env: Env, db: DirectoryDb, userId: string, deviceId: string): Promise<void> {
+	await revokeDevice(db, deviceId);
+	await hubFor(env, userId).disconnectDevice(deviceId);
+}
+
+/** Signs a device out in the directory: its refresh tokens and its access tokens stop working. */
 export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
 	forgetDevice(deviceId);
 	const at = new Date().toISOString();

@@ -1,10 +1,11 @@
 /**
  * Access and refresh tokens. Access tokens are short-lived HS256 JWTs (jose)
  * with the algorithm pinned and exp, iat, iss, aud and sub required. Refresh
- * tokens are 256 random bits; only their SHA-256 is stored.
+ * tokens are 256 random bits; only their SHA-256 is stored, and the token
+ * that replaced one is stored sealed under a key only the old token yields.
  */
 import { jwtVerify, SignJWT, errors as joseErrors } from "jose";
-import { randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
+import { fromBase64Url, randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
 
 const ALGORITHM = "HS256";
 
@@ -76,4 +77,48 @@ export async function newRefreshToken(): Promise<{ token: string; hash: string }
 /** The stored form of a refresh token. */
 export function hashRefreshToken(token: string): Promise<string> {
 	return sha256Hex(token);
+}
+
+const encoder = new TextEncoder();
+
+/** An HKDF-SHA256 key from `secret`, separated from every other use of it by `salt`. */
+async function deriveKey(secret: string, salt: string, algorithm: SubtleCryptoImportKeyAlgorithm, usages: string[]) {
+	const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
+	return crypto.subtle.deriveKey(
+		{ name: "HKDF", hash: "SHA-256", salt: encoder.encode(salt), info: new Uint8Array() },
+		base,
+		algorithm,
+		false,
+		usages,
+	);
+}
+
+const SUCCESSOR_SALT = "drive/refresh-successor/v1";
+const IV_BYTES = 12;
+
+/**
+ * Seals the refresh token that replaced `token` so that only a holder of
+ * `token` can open it: a retry of a refresh whose answer was lost gets the
+ * same successor, while the stored row alone reveals nothing usable.
+ */
+export async function sealSuccessor(token: string, successor: string): Promise<string> {
+	const key = await deriveKey(token, SUCCESSOR_SALT, { name: "AES-GCM", length: 256 }, ["encrypt"]);
+	const iv = randomBytes(IV_BYTES);
+	const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, encoder.encode(successor)));
+	const out = new Uint8Array(IV_BYTES + sealed.length);
+	out.set(iv);
+	out.set(sealed, IV_BYTES);
+	return toBase64Url(out);
+}
+
+/** The successor {@link sealSuccessor} sealed for `token`, or null if it does not open with it. */
+export async function openSuccessor(token: string, sealed: string): Promise<string | null> {
+	try {
+		const bytes = fromBase64Url(sealed);
+		const key = await deriveKey(token, SUCCESSOR_SALT, { name: "AES-GCM", length: 256 }, ["decrypt"]);
+		const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.subarray(0, IV_BYTES) }, key, bytes.subarray(IV_BYTES));
+		return new TextDecoder().decode(plain);
+	} catch {
+		return null;
+	}
 }
