@@ -2,11 +2,14 @@
  * Regression tests for the audit's auth and sync findings
  * (shared/notes/audit.md), one or more per finding, named after it.
  */
+import { listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import { toBase64Url } from "../../src/shared/crypto";
 import { users } from "../../src/shared/db/schema";
+import { newId } from "../../src/shared/ids";
 import type { AppEnv } from "../../workers/api/env";
 import { onError } from "../../workers/api/errors";
 import { BLOCK_LIST_BODY_LIMIT } from "../../workers/api/middleware/body-limit";
@@ -215,6 +218,50 @@ describe("L3, L4: refresh rotation and sign-out", () => {
 		await ageRotation(user.refresh);
 		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
 		expect((await socket.closed).code).toBe(4001);
+	});
+});
+
+describe("L4, L5, L10, L13: sync tickets", () => {
+	it("L4: a ticket issued before logout does not open a socket after it", async () => {
+		const user = await signup();
+		const ticket = await ticketOf(user);
+		expect((await call("/v1/auth/logout", { method: "POST", token: user.token })).status).toBe(204);
+		await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
+	});
+
+	it("L5: a forged ticket is refused by the api worker, and the Durable Object it names is never created", async () => {
+		const victim = newId("usr");
+		const hub = env.USER_HUB.idFromName(victim).toString();
+		const random = (n: number) => toBase64Url(crypto.getRandomValues(new Uint8Array(n)));
+		const forged = [`${victim}.x`, `${victim}.${newId("dev")}.${Date.now() + 60_000}.${random(16)}.${random(32)}`];
+		for (const ticket of forged) await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
+		expect((await listDurableObjectIds(env.USER_HUB)).map((id) => id.toString())).not.toContain(hub);
+		// A real ticket with one signed field changed fails the same way.
+		const user = await signup();
+		const [userId, deviceId, expiresAt, nonce, mac] = (await ticketOf(user)).split(".");
+		await expectError(await upgrade([userId, deviceId, Number(expiresAt) + 60_000, nonce, mac].join(".")), 401, "UNAUTHENTICATED");
+	});
+
+	it("L13: a ticket refused by the hub (already used) answers with the request's id", async () => {
+		const user = await signup();
+		const ticket = await ticketOf(user);
+		const first = await upgrade(ticket);
+		expect(first.status).toBe(101);
+		first.webSocket?.accept();
+		await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
+		first.webSocket?.close(1000, "done");
+	});
+
+	it("L10: tickets kept by expiry each open one socket, whatever the order they are used in", async () => {
+		const user = await signup();
+		const tickets = [await ticketOf(user), await ticketOf(user), await ticketOf(user)];
+		for (const ticket of tickets.reverse()) {
+			const res = await upgrade(ticket);
+			expect(res.status).toBe(101);
+			res.webSocket?.accept();
+			res.webSocket?.close(1000, "done");
+			await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
+		}
 	});
 });
 

@@ -122,7 +122,7 @@ export class UserHub extends DurableObject<Env> {
 		return this.#sync.issueTicket(deviceId);
 	}
 
-	/** Signs a device's open sync sockets out (logout). */
+	/** Signs a device's open sync sockets out (logout, refresh-token reuse). */
 	async disconnectDevice(deviceId: string): Promise<void> {
 		this.#sync.disconnect(deviceId);
 	}

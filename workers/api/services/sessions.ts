@@ -186,6 +186,11 @@ export async function loadCaller(db: DirectoryDb, userId: string, deviceId: stri
 	return caller;
 }
 
+/** Whether the device exists, is the user's and is not signed out, read now (no cache): for upgrades that outlive a request. */
+export async function isDeviceLive(db: DirectoryDb, userId: string, deviceId: string): Promise<boolean> {
+	return (await readCaller(db, userId, deviceId)) !== null;
+}
+
 async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
 	const rows = await db
 		.select({ shard: users.shard, quotaBytes: users.quotaBytes, deviceName: devices.name, revokedAt: devices.revokedAt })

@@ -6,6 +6,8 @@
  */
 import { jwtVerify, SignJWT, errors as joseErrors } from "jose";
 import { fromBase64Url, randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
+import { isId } from "../../../src/shared/ids";
+import { parseHubTicket } from "../../notify/sync-channel";
 
 const ALGORITHM = "HS256";
 
@@ -27,11 +29,15 @@ const keyCache = new Map<string, Promise<CryptoKey>>();
 function signingKey(secret: string): Promise<CryptoKey> {
 	let key = keyCache.get(secret);
 	if (!key) {
-		if (secret.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
+		checkSecret(secret);
 		key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 		keyCache.set(secret, key);
 	}
 	return key;
+}
+
+function checkSecret(secret: string): void {
+	if (secret.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
 }
 
 /** Seconds an access token lives. */
@@ -121,4 +127,50 @@ export async function openSuccessor(token: string, sealed: string): Promise<stri
 	} catch {
 		return null;
 	}
+}
+
+// Derived once per isolate and secret, like the JWT key.
+const ticketKeys = new Map<string, Promise<CryptoKey>>();
+function ticketKey(secret: string): Promise<CryptoKey> {
+	let key = ticketKeys.get(secret);
+	if (!key) {
+		checkSecret(secret);
+		key = deriveKey(secret, "drive/sync-ticket/v1", { name: "HMAC", hash: "SHA-256" }, ["sign", "verify"]);
+		ticketKeys.set(secret, key);
+	}
+	return key;
+}
+
+/** A sync ticket whose signature verified: whose it is, and the hub's part to use up. */
+export interface SyncTicketClaims {
+	userId: string;
+	deviceId: string;
+	hubTicket: string;
+	expiresAt: number;
+}
+
+/**
+ * Signs the hub's part of a sync ticket (`<expiresAt>.<nonce>`) for a
+ * device: `<userId>.<deviceId>.<expiresAt>.<nonce>.<HMAC-SHA256>`, keyed by
+ * HKDF from JWT_SECRET, so that the api worker can refuse a forged ticket
+ * before it wakes anyone's Durable Object.
+ */
+export async function signSyncTicket(env: TokenConfig, claims: Omit<SyncTicketClaims, "expiresAt">): Promise<string> {
+	const payload = `${claims.userId}.${claims.deviceId}.${claims.hubTicket}`;
+	const mac = await crypto.subtle.sign("HMAC", await ticketKey(env.JWT_SECRET), encoder.encode(payload));
+	return `${payload}.${toBase64Url(new Uint8Array(mac))}`;
+}
+
+/** The claims of a sync ticket signed by {@link signSyncTicket} that has not expired, or null. */
+export async function verifySyncTicket(env: TokenConfig, ticket: string, now = Date.now()): Promise<SyncTicketClaims | null> {
+	const parts = ticket.split(".");
+	if (parts.length !== 5) return null;
+	const [userId = "", deviceId = "", expiresAt = "", nonce = "", mac = ""] = parts;
+	const hubTicket = `${expiresAt}.${nonce}`;
+	const parsed = parseHubTicket(hubTicket);
+	if (!isId("usr", userId) || !isId("dev", deviceId) || !parsed || !/^[A-Za-z0-9_-]{43}$/.test(mac)) return null;
+	const payload = `${userId}.${deviceId}.${hubTicket}`;
+	const valid = await crypto.subtle.verify("HMAC", await ticketKey(env.JWT_SECRET), fromBase64Url(mac), encoder.encode(payload));
+	if (!valid || parsed.expiresAt <= now) return null;
+	return { userId, deviceId, hubTicket, expiresAt: parsed.expiresAt };
 }
