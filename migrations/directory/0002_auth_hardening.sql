@@ -13,3 +13,8 @@ CREATE INDEX throttle_counters_by_window ON throttle_counters(window_started_at)
 -- rotated token itself, so that only its holder can open it: a retry within
 -- the grace period gets the same successor instead of signing the device out.
 ALTER TABLE refresh_tokens ADD COLUMN successor TEXT;
+
+-- The cron prunes sessions (audit L11): expired refresh tokens, and signed-out
+-- devices with their tokens.
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens(expires_at);
+CREATE INDEX devices_signed_out ON devices(revoked_at) WHERE revoked_at IS NOT NULL;

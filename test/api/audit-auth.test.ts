@@ -14,7 +14,8 @@ import type { AppEnv } from "../../workers/api/env";
 import { onError } from "../../workers/api/errors";
 import { BLOCK_LIST_BODY_LIMIT } from "../../workers/api/middleware/body-limit";
 import { requestId } from "../../workers/api/middleware/request-id";
-import { REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
+import { runHousekeeping } from "../../workers/api/scheduled";
+import { MAX_DEVICES_PER_USER, REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
 import { clientAddress } from "../../workers/api/services/throttle";
 import { hashRefreshToken } from "../../workers/api/services/tokens";
 import { call, expectError, expectJson, put, signup, type TestUser } from "./helpers";
@@ -262,6 +263,75 @@ describe("L4, L5, L10, L13: sync tickets", () => {
 			res.webSocket?.close(1000, "done");
 			await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
 		}
+	});
+});
+
+describe("L11: directory growth", () => {
+	const count = async (sql: string, ...values: unknown[]) =>
+		(
+			await env.DIRECTORY.prepare(sql)
+				.bind(...values)
+				.first<{ n: number }>()
+		)?.n ?? -1;
+
+	it("L11: the cron prunes expired refresh tokens, signed-out and idle devices with their tokens, and ended throttle windows", async () => {
+		const gone = await signup();
+		expect((await call("/v1/auth/logout", { method: "POST", token: gone.token })).status).toBe(204);
+		const rotating = await signup();
+		const rotated = await expectJson<TokenPair>(await refresh(rotating.refresh), 200);
+		const idle = await signup();
+		const past = new Date(Date.now() - 1000).toISOString();
+		await env.DIRECTORY.prepare("UPDATE refresh_tokens SET expires_at = ? WHERE token_hash IN (?, ?)")
+			.bind(past, await hashRefreshToken(rotating.refresh), await hashRefreshToken(idle.refresh))
+			.run();
+		const now = Date.now();
+		await env.DIRECTORY.prepare(
+			"INSERT INTO throttle_counters (key, hits, window_started_at, last_hit_at) VALUES (?, 1, ?, ?), (?, 1, ?, ?)",
+		)
+			.bind(`ip:old-${now}`, now - 2 * 3600_000, now - 2 * 3600_000, `ip:new-${now}`, now, now)
+			.run();
+
+		await runHousekeeping(env, now);
+
+		expect(await count("SELECT COUNT(*) AS n FROM devices WHERE id IN (?, ?)", gone.deviceId, idle.deviceId)).toBe(0);
+		expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE device_id IN (?, ?)", gone.deviceId, idle.deviceId)).toBe(0);
+		// The rotating device keeps its live token and nothing else.
+		expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE device_id = ?", rotating.deviceId)).toBe(1);
+		expect((await call("/v1/me", { token: rotated.access_token })).status).toBe(200);
+		await expectJson(await refresh(rotated.refresh_token), 200);
+		expect(await count("SELECT COUNT(*) AS n FROM throttle_counters WHERE key IN (?, ?)", `ip:old-${now}`, `ip:new-${now}`)).toBe(1);
+	});
+
+	it("L11: a login past the device cap deletes signed-out devices first, then signs out the least recently used one", async () => {
+		const user = await signup();
+		const socket = await openSocket(user);
+		// Fill up to the cap: one signed-out device, the rest live; the first device is the least recently used.
+		const insert = env.DIRECTORY.prepare(
+			"INSERT INTO devices (id, user_id, name, created_at, last_seen_at, revoked_at) VALUES (?, ?, 'filler', ?, ?, ?)",
+		);
+		const signedOut = newId("dev");
+		const fillers = Array.from({ length: MAX_DEVICES_PER_USER - 2 }, (_, i) => {
+			const at = new Date(Date.UTC(2026, 0, 2, 0, i)).toISOString();
+			return insert.bind(newId("dev"), user.id, at, at, null);
+		});
+		await env.DIRECTORY.batch([
+			insert.bind(signedOut, user.id, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z"),
+			...fillers,
+			env.DIRECTORY.prepare("UPDATE devices SET last_seen_at = '2025-01-01T00:00:00.000Z' WHERE id = ?").bind(user.deviceId),
+		]);
+		const devicesOf = () => count("SELECT COUNT(*) AS n FROM devices WHERE user_id = ?", user.id);
+		expect(await devicesOf()).toBe(MAX_DEVICES_PER_USER);
+
+		await expectJson(await login(user.email, PASSWORD), 200);
+		expect(await devicesOf()).toBe(MAX_DEVICES_PER_USER);
+		expect(await count("SELECT COUNT(*) AS n FROM devices WHERE id = ?", signedOut)).toBe(0);
+		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
+
+		await expectJson(await login(user.email, PASSWORD), 200);
+		expect(await devicesOf()).toBe(MAX_DEVICES_PER_USER);
+		expect((await socket.closed).code).toBe(4001);
+		await expectError(await call("/v1/me", { token: user.token }), 401, "UNAUTHENTICATED");
+		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
 	});
 });
 

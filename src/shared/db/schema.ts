@@ -29,7 +29,12 @@ export const devices = sqliteTable(
 		lastSeenAt: text("last_seen_at").notNull(),
 		revokedAt: text("revoked_at"),
 	},
-	(t) => [index("devices_by_user").on(t.userId)],
+	(t) => [
+		index("devices_by_user").on(t.userId),
+		index("devices_signed_out")
+			.on(t.revokedAt)
+			.where(sql`revoked_at IS NOT NULL`),
+	],
 );
 
 export const refreshTokens = sqliteTable(
@@ -47,7 +52,7 @@ export const refreshTokens = sqliteTable(
 		revokedAt: text("revoked_at"),
 		successor: text("successor"),
 	},
-	(t) => [index("refresh_tokens_by_device").on(t.deviceId)],
+	(t) => [index("refresh_tokens_by_device").on(t.deviceId), index("refresh_tokens_by_expiry").on(t.expiresAt)],
 );
 
 export const throttleCounters = sqliteTable(

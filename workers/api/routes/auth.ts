@@ -93,7 +93,7 @@ authRoutes.openapi(login, async (c) => {
 	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
 	await loginSucceeded(db, keys);
 	if (needsRehash(user.passwordHash)) await updatePasswordHash(db, user.id, await hashPassword(body.password));
-	const session = await createSession(db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
+	const session = await createSession(c.env, db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
 	return c.json(
 		{
 			user: { id: user.id, email: user.email },

@@ -4,6 +4,7 @@
  */
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { runBatch } from "../../../src/shared/db/batch";
+import { inList } from "../../../src/shared/db/lists";
 import { devices, refreshTokens, users } from "../../../src/shared/db/schema";
 import { fail, ok, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
@@ -39,10 +40,49 @@ export async function sessionStatements(db: DirectoryDb, userId: string, deviceN
 	};
 }
 
-/** Registers a new device for a logged-in user. */
-export async function createSession(db: DirectoryDb, userId: string, deviceName: string, refreshTtlSeconds: number): Promise<NewSession> {
+/**
+ * A user keeps at most this many devices. A login past it makes room by
+ * deleting signed-out devices first, oldest first, then by signing out the
+ * devices used least recently.
+ */
+export const MAX_DEVICES_PER_USER = 100;
+
+/** Signed-out devices first, by when they signed out; then live ones, by when they were last used. */
+function evictionOrder(device: { revokedAt: string | null; lastSeenAt: string }): string {
+	return device.revokedAt === null ? `1 ${device.lastSeenAt}` : `0 ${device.revokedAt}`;
+}
+
+function compare(a: string, b: string): number {
+	return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Registers a new device for a logged-in user, within MAX_DEVICES_PER_USER. */
+export async function createSession(
+	env: Env,
+	db: DirectoryDb,
+	userId: string,
+	deviceName: string,
+	refreshTtlSeconds: number,
+): Promise<NewSession> {
+	const existing = await db
+		.select({ id: devices.id, revokedAt: devices.revokedAt, lastSeenAt: devices.lastSeenAt })
+		.from(devices)
+		.where(eq(devices.userId, userId));
+	const evicted = existing
+		.sort((a, b) => compare(evictionOrder(a), evictionOrder(b)))
+		.slice(0, Math.max(0, existing.length + 1 - MAX_DEVICES_PER_USER));
+	const ids = evicted.map((d) => d.id);
 	const session = await sessionStatements(db, userId, deviceName, new Date(), refreshTtlSeconds);
-	await runBatch(db.$client, [...session.statements]);
+	await runBatch(db.$client, [
+		...(ids.length > 0
+			? [db.delete(refreshTokens).where(inList(refreshTokens.deviceId, ids)), db.delete(devices).where(inList(devices.id, ids))]
+			: []),
+		...session.statements,
+	]);
+	for (const device of evicted) {
+		forgetDevice(device.id);
+		if (device.revokedAt === null) await hubFor(env, userId).disconnectDevice(device.id);
+	}
 	return { deviceId: session.deviceId, refreshToken: session.refreshToken };
 }
 
@@ -201,4 +241,33 @@ async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Pr
 	const row = rows[0];
 	if (!row || row.revokedAt !== null) return null;
 	return { userId, deviceId, deviceName: row.deviceName, shard: row.shard, quotaBytes: row.quotaBytes };
+}
+
+/** Rows each pruning statement deletes at most per round, and rounds per run: a backlog drains over several runs. */
+const PRUNE_ROWS = 1000;
+const PRUNE_ROUNDS = 20;
+
+/**
+ * Prunes the sessions the directory no longer needs (the cron): a device
+ * idle past its refresh token's expiry is signed out (that token can never
+ * be used again), expired refresh tokens are deleted (a rotated one past its
+ * expiry is refused as unknown instead of signing its device out), and
+ * signed-out devices are deleted with their tokens.
+ */
+export async function pruneSessions(db: DirectoryDb, now = Date.now()): Promise<void> {
+	const at = new Date(now).toISOString();
+	for (let round = 0; round < PRUNE_ROUNDS; round++) {
+		const results = await runBatch(db.$client, [
+			db.run(sql`UPDATE devices SET revoked_at = ${at} WHERE revoked_at IS NULL AND id IN (
+				SELECT device_id FROM refresh_tokens WHERE expires_at <= ${at} AND revoked_at IS NULL LIMIT ${PRUNE_ROWS})`),
+			db.run(sql`DELETE FROM refresh_tokens WHERE rowid IN (
+				SELECT rowid FROM refresh_tokens WHERE expires_at <= ${at} LIMIT ${PRUNE_ROWS})`),
+			db.run(sql`DELETE FROM refresh_tokens WHERE rowid IN (
+				SELECT r.rowid FROM devices d JOIN refresh_tokens r ON r.device_id = d.id WHERE d.revoked_at IS NOT NULL LIMIT ${PRUNE_ROWS})`),
+			db.run(sql`DELETE FROM devices WHERE rowid IN (
+				SELECT rowid FROM devices d WHERE revoked_at IS NOT NULL
+					AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.device_id = d.id) LIMIT ${PRUNE_ROWS})`),
+		]);
+		if (results.every((r) => r.meta.changes < PRUNE_ROWS)) return;
+	}
 }
