@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { toBase64Url } from "../../src/shared/crypto";
+import { hashPassword, importPasswordPeppers, needsRehash, toBase64Url, verifyPassword } from "../../src/shared/crypto";
 import { users } from "../../src/shared/db/schema";
 import { newId } from "../../src/shared/ids";
 import type { AppEnv } from "../../workers/api/env";
@@ -332,6 +332,42 @@ describe("L11: directory growth", () => {
 		expect((await socket.closed).code).toBe(4001);
 		await expectError(await call("/v1/me", { token: user.token }), 401, "UNAUTHENTICATED");
 		await expectError(await refresh(user.refresh), 401, "UNAUTHENTICATED");
+	});
+});
+
+describe("L15: password pepper", () => {
+	const storedHash = async (userId: string) =>
+		(await env.DIRECTORY.prepare("SELECT password_hash AS h FROM users WHERE id = ?").bind(userId).first<{ h: string }>())?.h ?? "";
+
+	it("L15: new password hashes are peppered, and the directory's copy alone does not verify them", async () => {
+		const user = await signup();
+		const stored = await storedHash(user.id);
+		expect(stored).toMatch(/^hmac-pbkdf2-sha256\$[A-Za-z0-9_-]{8}\$100000\$/);
+		expect(await verifyPassword(PASSWORD, stored)).toBe(false);
+		expect(await verifyPassword(PASSWORD, stored, await importPasswordPeppers(env.PASSWORD_PEPPER))).toBe(true);
+	});
+
+	it("L15: a hash from before the pepper still signs in, and is re-peppered at that login", async () => {
+		const user = await signup();
+		const legacy = await hashPassword(PASSWORD);
+		await env.DIRECTORY.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(legacy, user.id).run();
+		await expectJson(await login(user.email, PASSWORD), 200);
+		const upgraded = await storedHash(user.id);
+		expect(upgraded).toMatch(/^hmac-pbkdf2-sha256\$/);
+		await expectJson(await login(user.email, PASSWORD), 200);
+		expect(await storedHash(user.id)).toBe(upgraded);
+		await expectError(await login(user.email, "not the password"), 401, "UNAUTHENTICATED");
+	});
+
+	it("L15: a pepper can be rotated: hashes under the older one verify and ask to be re-peppered", async () => {
+		const [next, current] = await importPasswordPeppers(`${"n".repeat(32)},${env.PASSWORD_PEPPER}`);
+		if (!next || !current) throw new Error("two peppers expected");
+		const old = await hashPassword(PASSWORD, { pepper: current, iterations: 1000 });
+		expect(await verifyPassword(PASSWORD, old, [next, current])).toBe(true);
+		expect(await verifyPassword(PASSWORD, old, [next])).toBe(false);
+		expect(needsRehash(old, next)).toBe(true);
+		expect(needsRehash(await hashPassword(PASSWORD, { pepper: next }), next)).toBe(false);
+		await expect(importPasswordPeppers("short")).rejects.toThrow(/shorter than 32/);
 	});
 });
 

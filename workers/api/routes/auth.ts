@@ -6,7 +6,7 @@ import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../.
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import { createAccount, findUserByEmail, findUserById, updatePasswordHash } from "../services/accounts";
+import { createAccount, findUserByEmail, findUserById, passwordPeppers, updatePasswordHash } from "../services/accounts";
 import { openDirectory } from "../services/directory";
 import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
 import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
@@ -45,7 +45,7 @@ authRoutes.openapi(signup, async (c) => {
 	const created = unwrap(
 		await createAccount(db, {
 			email: body.email,
-			passwordHash: await hashPassword(body.password),
+			passwordHash: await hashPassword(body.password, { pepper: (await passwordPeppers(c.env)).current }),
 			deviceName: body.device_name ?? DEFAULT_DEVICE_NAME,
 			shards: shardCount(c.env),
 			quotaBytes: Number(c.env.DEFAULT_QUOTA_BYTES),
@@ -89,10 +89,15 @@ authRoutes.openapi(login, async (c) => {
 	const user = await findUserByEmail(db, body.email);
 	// An unknown email costs the same PBKDF2 time as a wrong password, so
 	// timing does not reveal which emails have accounts.
-	const valid = user ? await verifyPassword(body.password, user.passwordHash) : await verifyPasswordAgainstDummy(body.password);
+	const peppers = await passwordPeppers(c.env);
+	const valid = user
+		? await verifyPassword(body.password, user.passwordHash, peppers.all)
+		: await verifyPasswordAgainstDummy(body.password, peppers.current);
 	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
 	await loginSucceeded(db, keys);
-	if (needsRehash(user.passwordHash)) await updatePasswordHash(db, user.id, await hashPassword(body.password));
+	// Older parameters or an older pepper (or none): re-hashed now that the password is known.
+	if (needsRehash(user.passwordHash, peppers.current))
+		await updatePasswordHash(db, user.id, await hashPassword(body.password, { pepper: peppers.current }));
 	const session = await createSession(c.env, db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
 	return c.json(
 		{

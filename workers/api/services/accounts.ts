@@ -1,5 +1,6 @@
 /** Accounts in the directory: creating one, finding one, replacing its password hash. */
 import { eq } from "drizzle-orm";
+import { importPasswordPeppers, type PasswordPepper } from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
 import { users, type UserRow } from "../../../src/shared/db/schema";
 import { fail, ok, type Result } from "../../../src/shared/errors";
@@ -7,6 +8,21 @@ import { newId } from "../../../src/shared/ids";
 import type { DirectoryDb } from "./directory";
 import { placeUser } from "./placement";
 import { sessionStatements, type NewSession } from "./sessions";
+
+let cachedPeppers: { secret: string; peppers: Promise<PasswordPepper[]> } | null = null;
+
+/**
+ * The password peppers from PASSWORD_PEPPER (docs/decisions/0016), imported
+ * once per isolate: `current` peppers new hashes, `all` verifies old ones.
+ */
+export async function passwordPeppers(env: { PASSWORD_PEPPER: string }): Promise<{ current: PasswordPepper; all: PasswordPepper[] }> {
+	if (cachedPeppers?.secret !== env.PASSWORD_PEPPER)
+		cachedPeppers = { secret: env.PASSWORD_PEPPER, peppers: importPasswordPeppers(env.PASSWORD_PEPPER) };
+	const all = await cachedPeppers.peppers;
+	const current = all[0];
+	if (!current) throw new Error("PASSWORD_PEPPER holds no pepper");
+	return { current, all };
+}
 
 /** Creates the account with its first device and refresh token, atomically. */
 export async function createAccount(
