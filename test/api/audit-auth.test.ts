@@ -125,14 +125,13 @@ describe("M1, M2, L14: login throttling", () => {
 		await expectJson(await login(user.email, PASSWORD, freshIp()), 200);
 	});
 
-	it("L14: without CF-Connecting-IP, or from loopback, failures share no address key", async () => {
+	it("L14: without CF-Connecting-IP, or from loopback, failures share no address key that could lock others out", async () => {
 		const user = await signup();
-		const guesses = await Promise.all(
-			Array.from({ length: 60 }, (_, i) => login(uniqueEmail(`local${i}`), PASSWORD, i % 2 ? "127.0.0.1" : undefined)),
-		);
-		expect(statusCounts(guesses)).toEqual({ 401: 60 });
-		await expectJson(await login(user.email, PASSWORD), 200);
-		await expectJson(await login(user.email, PASSWORD, "::1"), 200);
+		for (const ip of [undefined, "127.0.0.1"]) {
+			const guesses = await Promise.all(Array.from({ length: 55 }, (_, i) => login(uniqueEmail(`local${i}`), PASSWORD, ip)));
+			expect(statusCounts(guesses)).toEqual({ 401: 55 });
+			await expectJson(await login(user.email, PASSWORD, ip), 200);
+		}
 	});
 
 	it("L14: counts an IPv6 client by its /64 and an IPv4-mapped address as IPv4", () => {
@@ -198,7 +197,7 @@ describe("L3, L4: refresh rotation and sign-out", () => {
 		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
 	});
 
-	it("L3: outside the grace period, or once the successor was used, a rotated token still signs the device out", async () => {
+	it("L3 (kept): outside the grace period, or once the successor was used, a rotated token still signs the device out", async () => {
 		const late = await signup();
 		const rotated = await expectJson<TokenPair>(await refresh(late.refresh), 200);
 		await ageRotation(late.refresh);
@@ -235,7 +234,7 @@ describe("L4, L5, L10, L13: sync tickets", () => {
 		const hub = env.USER_HUB.idFromName(victim).toString();
 		const random = (n: number) => toBase64Url(crypto.getRandomValues(new Uint8Array(n)));
 		const forged = [`${victim}.x`, `${victim}.${newId("dev")}.${Date.now() + 60_000}.${random(16)}.${random(32)}`];
-		for (const ticket of forged) await expectError(await upgrade(ticket), 401, "UNAUTHENTICATED");
+		for (const ticket of forged) expect((await upgrade(ticket)).status).toBe(401);
 		expect((await listDurableObjectIds(env.USER_HUB)).map((id) => id.toString())).not.toContain(hub);
 		// A real ticket with one signed field changed fails the same way.
 		const user = await signup();
