@@ -71,7 +71,7 @@ const login = createRoute({
 	tags: ["Auth"],
 	summary: "Sign in; each login registers a new device",
 	description:
-		"Attempts are counted per email, per client address (an IPv6 /64) and per email from one address, in 15-minute windows; a successful login takes its attempt back. Past 5 for an email, or 20 for an address, each attempt is delayed (doubling, at most 5 s). Past 10 for an email from one address, or 50 for an address, attempts are refused with 429 RATE_LIMITED and Retry-After, even with the right password. An email alone is never refused, so its owner can always sign in from another address.",
+		"Attempts are counted per email, per client address (an IPv6 /64) and per email from one address, in 15-minute windows; a successful login takes its attempt back. Past 5 for an email, or 20 for an address, each attempt is delayed (doubling, at most 5 s). Past 10 for an email from one address, or 50 for an address, attempts are refused with 429 RATE_LIMITED and Retry-After, even with the right password. An email alone is never refused, so its owner can always sign in from another address. A user keeps at most 100 devices: a login past that deletes signed-out devices first, then signs out the device used least recently.",
 	request: { body: jsonBody(LoginBody) },
 	responses: {
 		200: json(Session, "Signed in"),
@@ -141,7 +141,7 @@ const logout = createRoute({
 	method: "post",
 	path: "/auth/logout",
 	tags: ["Auth"],
-	summary: "Sign this device out: its refresh and access tokens stop working",
+	summary: "Sign this device out: its refresh and access tokens stop working, its sync sockets close",
 	security: bearer,
 	middleware: [requireAuth] as const,
 	responses: { 204: { description: "Signed out" }, ...errorResponses("UNAUTHENTICATED") },
