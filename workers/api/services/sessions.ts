@@ -178,7 +178,7 @@ export async function signOutDevice(env: Env, db: DirectoryDb, userId: string, d
 }
 
 /** Signs a device out in the directory: its refresh tokens and its access tokens stop working. */
-export async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
+async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
 	forgetDevice(deviceId);
 	const at = new Date().toISOString();
 	await runBatch(db.$client, [
