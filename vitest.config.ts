@@ -46,6 +46,7 @@ export default defineConfig(async () => {
 								bindings: {
 									JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
 									BLOCK_KEYS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+									PASSWORD_PEPPER: "test-pepper-0123456789abcdef0123456789abcdef",
 									LOGIN_SLOWDOWN_MS: "1",
 									TEST_DIRECTORY_MIGRATIONS: directoryMigrations,
 									TEST_SHARD_MIGRATIONS: shardMigrations,

@@ -174,11 +174,51 @@ export const PBKDF2_DEFAULT_ITERATIONS = 100_000;
 export const PBKDF2_MAX_ITERATIONS = 100_000;
 
 const PASSWORD_SCHEME = "pbkdf2-sha256";
+/** PBKDF2 over HMAC-SHA256(pepper, password): `hmac-pbkdf2-sha256$<pepper id>$<iterations>$<salt>$<hash>`. */
+const PEPPERED_SCHEME = "hmac-pbkdf2-sha256";
 const PASSWORD_SALT_BYTES = 16;
 const PASSWORD_HASH_BYTES = 32;
 const ITERATIONS_RE = /^[1-9][0-9]{0,8}$/;
+const PEPPER_ID_RE = /^[A-Za-z0-9_-]{8}$/;
+
+/**
+ * A server-side secret mixed into every password before PBKDF2, so that a
+ * copy of the directory alone is not enough to guess passwords offline. Its
+ * id is derived from the secret and stored in each hash it peppers.
+ */
+export interface PasswordPepper {
+	readonly id: string;
+	readonly key: CryptoKey;
+}
+
+/** The shortest pepper secret accepted, in characters. */
+export const PEPPER_MIN_CHARS = 32;
+
+/**
+ * Imports the pepper secret: comma-separated secrets of at least
+ * {@link PEPPER_MIN_CHARS} characters, the current one first. Older ones only
+ * verify the hashes they peppered, which are re-peppered at their next
+ * login; to rotate, prepend a new secret.
+ *
+ * @throws Error if the secret is empty or an entry is too short or repeated;
+ *   a bad secret is a deployment bug and must fail loudly.
+ */
+export async function importPasswordPeppers(secret: string): Promise<PasswordPepper[]> {
+	const peppers: PasswordPepper[] = [];
+	for (const [i, entry] of secret.split(",").entries()) {
+		const raw = entry.trim();
+		if (raw.length < PEPPER_MIN_CHARS)
+			throw new Error(`importPasswordPeppers: entry ${i + 1} is shorter than ${PEPPER_MIN_CHARS} characters`);
+		const key = await crypto.subtle.importKey("raw", encoder.encode(raw), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+		const id = toBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode("drive/password-pepper/id")))).slice(0, 8);
+		if (peppers.some((p) => p.id === id)) throw new Error(`importPasswordPeppers: entry ${i + 1} repeats an earlier one`);
+		peppers.push({ id, key });
+	}
+	return peppers;
+}
 
 interface ParsedPasswordHash {
+	pepperId: string | null;
 	iterations: number;
 	salt: Uint8Array<ArrayBuffer>;
 	hash: Uint8Array<ArrayBuffer>;
@@ -186,6 +226,12 @@ interface ParsedPasswordHash {
 
 function parsePasswordHash(stored: string): ParsedPasswordHash | null {
 	const parts = stored.split("$");
+	let pepperId: string | null = null;
+	if (parts[0] === PEPPERED_SCHEME && parts.length === 5) {
+		pepperId = parts[1] ?? "";
+		if (!PEPPER_ID_RE.test(pepperId)) return null;
+		parts.splice(0, 2, PASSWORD_SCHEME);
+	}
 	if (parts.length !== 4) return null;
 	const [scheme, iter, saltB64, hashB64] = parts;
 	if (scheme !== PASSWORD_SCHEME || iter === undefined || saltB64 === undefined || hashB64 === undefined) {
@@ -200,57 +246,73 @@ function parsePasswordHash(stored: string): ParsedPasswordHash | null {
 		const salt = fromBase64Url(saltB64);
 		const hash = fromBase64Url(hashB64);
 		if (salt.length < 8 || hash.length < 16 || hash.length > 64) return null;
-		return { iterations, salt, hash };
+		return { pepperId, iterations, salt, hash };
 	} catch {
 		return null;
 	}
 }
 
-async function pbkdf2(password: string, salt: Uint8Array<ArrayBuffer>, iterations: number, bytes: number) {
-	// NFC so the same password typed on macOS (often NFD) and elsewhere matches.
-	const key = await crypto.subtle.importKey("raw", encoder.encode(password.normalize("NFC")), "PBKDF2", false, ["deriveBits"]);
+/** What PBKDF2 derives from: the password in NFC (so macOS's NFD typing matches), peppered when a pepper is given. */
+async function passwordInput(password: string, pepper?: PasswordPepper): Promise<Uint8Array<ArrayBuffer>> {
+	const bytes = bufferSource(encoder.encode(password.normalize("NFC")));
+	return pepper ? new Uint8Array(await crypto.subtle.sign("HMAC", pepper.key, bytes)) : bytes;
+}
+
+async function pbkdf2(input: Uint8Array<ArrayBuffer>, salt: Uint8Array<ArrayBuffer>, iterations: number, bytes: number) {
+	const key = await crypto.subtle.importKey("raw", input, "PBKDF2", false, ["deriveBits"]);
 	const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, bytes * 8);
 	return new Uint8Array(bits);
 }
 
 /**
- * Hashes a password with PBKDF2-SHA256 and a random 16-byte salt.
+ * Hashes a password with PBKDF2-SHA256 and a random 16-byte salt, over
+ * HMAC-SHA256(pepper, password) when a pepper is given.
  *
- * @returns `pbkdf2-sha256$<iterations>$<salt b64url>$<hash b64url>`; the string
- *   carries its own parameters so they can change without a migration.
+ * @returns `pbkdf2-sha256$<iterations>$<salt b64url>$<hash b64url>`, or with a
+ *   pepper `hmac-pbkdf2-sha256$<pepper id>$<iterations>$<salt>$<hash>`; the
+ *   string carries its own parameters so they can change without a migration.
  * @throws RangeError if `iterations` is outside 1..{@link PBKDF2_MAX_ITERATIONS}.
  */
-export async function hashPassword(password: string, opts: { iterations?: number } = {}): Promise<string> {
+export async function hashPassword(password: string, opts: { iterations?: number; pepper?: PasswordPepper } = {}): Promise<string> {
 	const iterations = opts.iterations ?? PBKDF2_DEFAULT_ITERATIONS;
 	if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > PBKDF2_MAX_ITERATIONS) {
 		throw new RangeError(`hashPassword: iterations must be 1..${PBKDF2_MAX_ITERATIONS}`);
 	}
 	const salt = randomBytes(PASSWORD_SALT_BYTES);
-	const hash = await pbkdf2(password, salt, iterations, PASSWORD_HASH_BYTES);
-	return `${PASSWORD_SCHEME}$${iterations}$${toBase64Url(salt)}$${toBase64Url(hash)}`;
+	const hash = await pbkdf2(await passwordInput(password, opts.pepper), salt, iterations, PASSWORD_HASH_BYTES);
+	const scheme = opts.pepper ? `${PEPPERED_SCHEME}$${opts.pepper.id}` : PASSWORD_SCHEME;
+	return `${scheme}$${iterations}$${toBase64Url(salt)}$${toBase64Url(hash)}`;
 }
 
 /**
  * Checks `password` against a string from {@link hashPassword}, comparing in
- * constant time. A malformed stored string yields `false`, not an exception, so
- * a corrupt row cannot turn a login into a 500 that differs from a bad password.
+ * constant time; a peppered hash needs its pepper among `peppers`. A
+ * malformed stored string, or one whose pepper is gone, yields `false`, not
+ * an exception, so a corrupt row cannot turn a login into a 500 that differs
+ * from a bad password.
  */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+export async function verifyPassword(password: string, stored: string, peppers: readonly PasswordPepper[] = []): Promise<boolean> {
 	const parsed = parsePasswordHash(stored);
 	if (parsed === null) return false;
-	const derived = await pbkdf2(password, parsed.salt, parsed.iterations, parsed.hash.length);
+	const pepper = parsed.pepperId === null ? undefined : peppers.find((p) => p.id === parsed.pepperId);
+	if (parsed.pepperId !== null && pepper === undefined) return false;
+	const derived = await pbkdf2(await passwordInput(password, pepper), parsed.salt, parsed.iterations, parsed.hash.length);
 	return timingSafeEqual(derived, parsed.hash);
 }
 
 /**
  * True when a stored hash should be replaced with a fresh {@link hashPassword}
- * result after the next successful login (weaker parameters or another scheme).
+ * result after the next successful login: weaker parameters, another scheme,
+ * or (given the current `pepper`) no pepper or an older one.
  */
-export function needsRehash(stored: string): boolean {
+export function needsRehash(stored: string, pepper?: PasswordPepper): boolean {
 	const parsed = parsePasswordHash(stored);
 	if (parsed === null) return true;
 	return (
-		parsed.iterations < PBKDF2_DEFAULT_ITERATIONS || parsed.salt.length < PASSWORD_SALT_BYTES || parsed.hash.length !== PASSWORD_HASH_BYTES
+		parsed.iterations < PBKDF2_DEFAULT_ITERATIONS ||
+		parsed.salt.length < PASSWORD_SALT_BYTES ||
+		parsed.hash.length !== PASSWORD_HASH_BYTES ||
+		(pepper !== undefined && parsed.pepperId !== pepper.id)
 	);
 }
 
@@ -262,12 +324,14 @@ export function needsRehash(stored: string): boolean {
 export const DUMMY_PASSWORD_HASH = "pbkdf2-sha256$100000$12rN1GbAdmf44cD4IUg18w$4ni01o_eMVWPsGHXJPYvkGyd18mMaN__NFoFlLfHjyE";
 
 /**
- * Spends the same PBKDF2 work as {@link verifyPassword} on a real hash and
- * returns `false`. Call it when a login names an unknown email so the response
- * time does not reveal which emails have accounts.
+ * Spends the same work as {@link verifyPassword} on a real hash (peppered
+ * with `pepper`, when given) and returns `false`. Call it when a login names
+ * an unknown email so the response time does not reveal which emails have
+ * accounts.
  */
-export async function verifyPasswordAgainstDummy(password: string): Promise<false> {
-	await verifyPassword(password, DUMMY_PASSWORD_HASH);
+export async function verifyPasswordAgainstDummy(password: string, pepper?: PasswordPepper): Promise<false> {
+	const dummy = parsePasswordHash(DUMMY_PASSWORD_HASH);
+	if (dummy) await pbkdf2(await passwordInput(password, pepper), dummy.salt, dummy.iterations, dummy.hash.length);
 	return false;
 }
 

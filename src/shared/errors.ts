@@ -112,17 +112,6 @@ export function fail(code: ErrorCode, message: string, details?: ErrorDetail[]):
 	return { ok: false, error: details === undefined ? { code, message } : { code, message, details } };
 }
 
-/**
- * An exception as a log line, without bound parameters: drizzle's query
- * errors carry them (emails, hashes, names), and logs must not (audit L6).
- */
-export function describeError(err: unknown): string {
-	if (!(err instanceof Error)) return String(err);
-	const scrub = (message: string) => message.split(/\nparams:/)[0] ?? "";
-	const cause = err.cause instanceof Error ? ` (cause: ${scrub(err.cause.message)})` : "";
-	return `${err.name}: ${scrub(err.message)}${cause}`;
-}
-
 /** The error envelope for `failure`, as every worker answers it. */
 export function errorBody(failure: Failure, requestId: string): ErrorBody {
 	const body: ErrorBody = { error: { code: failure.code, message: failure.message, request_id: requestId } };

@@ -99,7 +99,7 @@ describe("schema: migrations", () => {
 				"users",
 				"devices",
 				"refresh_tokens",
-				"login_failures",
+				"throttle_counters",
 				"nodes",
 				"versions",
 				"version_blocks",

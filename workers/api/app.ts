@@ -3,6 +3,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
+import { jsonBodyLimit } from "./middleware/body-limit";
 import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
@@ -45,6 +46,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			maxAge: 86400,
 		}),
 	);
+	app.use("/v1/*", jsonBodyLimit);
 
 	app.route("/v1", authRoutes);
 	app.route("/v1", nodeRoutes);

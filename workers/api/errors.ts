@@ -2,6 +2,7 @@
  * ApiError and the one error handler: every failure leaves as the envelope
  * `{ error: { code, message, request_id, details? } }`.
  */
+import { redactedCause, stackFrames } from "../../src/shared/log";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -93,6 +94,6 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
 	}
-	console.error(JSON.stringify({ request_id: c.get("requestId"), error: String(err), stack: err.stack }));
+	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");
 }

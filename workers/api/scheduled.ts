@@ -1,7 +1,10 @@
 /** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
 import { shardAt, shardCount } from "../../src/shared/db/shards";
+import { openDirectory } from "./services/directory";
 import { pruneJournal } from "./services/journal";
 import { purgeExpiredTrash } from "./services/trash";
+import { pruneSessions } from "./services/sessions";
+import { pruneThrottle } from "./services/throttle";
 import { cleanupUploads } from "./services/uploads";
 
 /** Runs every housekeeping task over every shard. */
@@ -13,4 +16,12 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	}
 	await purgeExpiredTrash(env, now);
 	await cleanupUploads(env, env.BLOBS, now);
+	await pruneDirectory(env, now);
+}
+
+/** Prunes the directory: expired and signed-out sessions, ended throttle windows. */
+export async function pruneDirectory(env: Env, now = Date.now()): Promise<void> {
+	const db = openDirectory(env.DIRECTORY);
+	await pruneSessions(db, now);
+	await pruneThrottle(db, now);
 }

@@ -3,7 +3,7 @@
  * sockets, and the frames that tell every device a change landed. Frames
  * carry cursors, never file bodies: devices fetch /v1/changes.
  */
-import { randomBytes, sha256Hex, toBase64Url } from "../../src/shared/crypto";
+import { randomBytes, toBase64Url } from "../../src/shared/crypto";
 import { failureResponse, fail } from "../../src/shared/errors";
 import { encodeJournalCursor } from "../../src/shared/journal";
 import type { ServerMessage } from "../../src/shared/schemas/sync";
@@ -24,6 +24,31 @@ interface TicketRecord {
 	expiresAt: number;
 }
 
+/**
+ * The api worker passes these on the WebSocket upgrade it forwards, once it
+ * has verified the ticket's signature: the hub's part of the ticket, and the
+ * request id for error envelopes.
+ */
+export const HUB_TICKET_HEADER = "Drive-Hub-Ticket";
+export const REQUEST_ID_HEADER = "Drive-Request-Id";
+
+const HUB_TICKET_RE = /^([0-9]{13,15})\.([A-Za-z0-9_-]{22})$/;
+
+/** The expiry (epoch ms) and nonce of the hub's part of a ticket, `<expiresAt>.<nonce>`, or null if malformed. */
+export function parseHubTicket(hubTicket: string): { expiresAt: number; nonce: string } | null {
+	const match = HUB_TICKET_RE.exec(hubTicket);
+	if (!match?.[1] || !match[2]) return null;
+	return { expiresAt: Number(match[1]), nonce: match[2] };
+}
+
+/** Storage keys sort by expiry, so the expired tickets are one range read away. */
+function ticketKey(expiresAt: number, nonce = ""): string {
+	return `ticket:${String(expiresAt).padStart(15, "0")}:${nonce}`;
+}
+
+/** At most this many expired tickets are dropped per issue: each issue pays for about one. */
+const EXPIRED_TICKETS_PER_ISSUE = 64;
+
 /** What a hibernating sync socket remembers about itself. */
 interface SocketAttachment {
 	deviceId: string;
@@ -39,6 +64,8 @@ export class SyncChannel {
 	#lastBroadcastAt = 0;
 	#broadcastTimer: ReturnType<typeof setTimeout> | null = null;
 	#latest = 0;
+	/** Devices signed out while this instance lives: an upgrade racing the sign-out is refused. */
+	readonly #signedOut = new Set<string>();
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -82,36 +109,40 @@ export class SyncChannel {
 		});
 	}
 
-	/** Issues a single-use ticket that lets `deviceId` open the sync WebSocket. */
+	/**
+	 * Issues the hub's part of a single-use ticket that lets `deviceId` open
+	 * the sync WebSocket, `<expiresAt>.<nonce>`; the api worker signs it.
+	 */
 	async issueTicket(deviceId: string): Promise<SyncTicket> {
-		const ticket = `${this.userId}.${toBase64Url(randomBytes(32))}`;
 		const now = Date.now();
+		const expired = await this.ctx.storage.list({ start: "ticket:", end: ticketKey(now + 1), limit: EXPIRED_TICKETS_PER_ISSUE });
+		if (expired.size > 0) await this.ctx.storage.delete([...expired.keys()]);
 		const record: TicketRecord = { deviceId, expiresAt: now + TICKET_TTL_SECONDS * 1000 };
-		// Only the ticket's hash is stored; drop expired ones while here.
-		const stale = [...(await this.ctx.storage.list<TicketRecord>({ prefix: "ticket:" }))]
-			.filter(([, r]) => r.expiresAt <= now)
-			.map(([k]) => k);
-		if (stale.length > 0) await this.ctx.storage.delete(stale);
-		await this.ctx.storage.put(`ticket:${await sha256Hex(ticket)}`, record);
-		return { ticket, expiresIn: TICKET_TTL_SECONDS };
+		const nonce = toBase64Url(randomBytes(16));
+		await this.ctx.storage.put(ticketKey(record.expiresAt, nonce), record);
+		return { ticket: `${record.expiresAt}.${nonce}`, expiresIn: TICKET_TTL_SECONDS };
 	}
 
 	/**
 	 * Accepts the WebSocket upgrade of a ticket holder, and greets the socket
 	 * with the cursor of the latest change (`currentSeq`, read only once the
-	 * ticket is good).
+	 * ticket is good). The api worker has verified the ticket's signature and
+	 * its device; here it is used up.
 	 */
 	async accept(request: Request, currentSeq: () => Promise<number>): Promise<Response> {
+		const requestId = request.headers.get(REQUEST_ID_HEADER) ?? "hub";
 		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
-			return failureResponse(fail("INVALID_REQUEST", "expected a WebSocket upgrade").error, "hub");
-		const ticket = new URL(request.url).searchParams.get("ticket") ?? "";
-		const key = `ticket:${await sha256Hex(ticket)}`;
+			return failureResponse(fail("INVALID_REQUEST", "expected a WebSocket upgrade").error, requestId);
+		const refused = failureResponse(fail("UNAUTHENTICATED", "the ticket is unknown, used or expired").error, requestId);
+		const parsed = parseHubTicket(request.headers.get(HUB_TICKET_HEADER) ?? "");
+		if (!parsed) return refused;
+		const key = ticketKey(parsed.expiresAt, parsed.nonce);
 		const record = await this.ctx.storage.get<TicketRecord>(key);
-		const refused = fail("UNAUTHENTICATED", "the ticket is unknown, used or expired").error;
-		if (!record) return failureResponse(refused, "hub");
+		if (!record) return refused;
 		await this.ctx.storage.delete(key);
-		if (record.expiresAt <= Date.now()) return failureResponse(refused, "hub");
+		if (record.expiresAt <= Date.now()) return refused;
 		const seq = await currentSeq();
+		if (this.#signedOut.has(record.deviceId)) return refused;
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];
 		this.ctx.acceptWebSocket(server, [record.deviceId]);
@@ -120,8 +151,9 @@ export class SyncChannel {
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
-	/** Closes a device's open sync sockets (it signed out). */
+	/** Closes a device's open sync sockets, and refuses its upgrades still in flight (it signed out). */
 	disconnect(deviceId: string): void {
+		this.#signedOut.add(deviceId);
 		for (const ws of this.ctx.getWebSockets(deviceId)) ws.close(4001, "signed out");
 	}
 

@@ -15,7 +15,8 @@ import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
 import { shardAt } from "../../src/shared/db/shards";
-import { describeError, fail, type Result } from "../../src/shared/errors";
+import { fail, type Result } from "../../src/shared/errors";
+import { redactedCause, stackFrames } from "../../src/shared/log";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
 import { drizzle } from "drizzle-orm/d1";
@@ -142,7 +143,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#sync.issueTicket(deviceId);
 	}
 
-	/** Signs a device's open sync sockets out (logout). */
+	/** Signs a device's open sync sockets out (logout, refresh-token reuse). */
 	async disconnectDevice(deviceId: string): Promise<void> {
 		this.#sync.disconnect(deviceId);
 	}
@@ -203,7 +204,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		try {
 			return await work;
 		} catch (err) {
-			console.error(JSON.stringify({ hub: this.#userId, error: describeError(err), stack: err instanceof Error ? err.stack : undefined }));
+			console.error(
+				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
+			);
 			return fail("INTERNAL", "the change could not be made; it has been logged");
 		}
 	}

@@ -29,7 +29,12 @@ export const devices = sqliteTable(
 		lastSeenAt: text("last_seen_at").notNull(),
 		revokedAt: text("revoked_at"),
 	},
-	(t) => [index("devices_by_user").on(t.userId)],
+	(t) => [
+		index("devices_by_user").on(t.userId),
+		index("devices_signed_out")
+			.on(t.revokedAt)
+			.where(sql`revoked_at IS NOT NULL`),
+	],
 );
 
 export const refreshTokens = sqliteTable(
@@ -45,16 +50,21 @@ export const refreshTokens = sqliteTable(
 		createdAt: text("created_at").notNull(),
 		expiresAt: text("expires_at").notNull(),
 		revokedAt: text("revoked_at"),
+		successor: text("successor"),
 	},
-	(t) => [index("refresh_tokens_by_device").on(t.deviceId)],
+	(t) => [index("refresh_tokens_by_device").on(t.deviceId), index("refresh_tokens_by_expiry").on(t.expiresAt)],
 );
 
-export const loginFailures = sqliteTable("login_failures", {
-	key: text("key").primaryKey(),
-	failures: integer("failures").notNull(),
-	windowStartedAt: integer("window_started_at").notNull(),
-	lastFailedAt: integer("last_failed_at").notNull(),
-});
+export const throttleCounters = sqliteTable(
+	"throttle_counters",
+	{
+		key: text("key").primaryKey(),
+		hits: integer("hits").notNull(),
+		windowStartedAt: integer("window_started_at").notNull(),
+		lastHitAt: integer("last_hit_at").notNull(),
+	},
+	(t) => [index("throttle_counters_by_window").on(t.windowStartedAt)],
+);
 
 // ---- shard databases ----------------------------------------------------
 

@@ -6,7 +6,8 @@
 import { createMiddleware } from "hono/factory";
 import { ApiError } from "../errors";
 import type { AppEnv } from "../env";
-import { loadCaller, openDirectory } from "../services/directory";
+import { openDirectory } from "../services/directory";
+import { loadCaller } from "../services/sessions";
 import { verifyAccessToken } from "../services/tokens";
 
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {

@@ -6,20 +6,10 @@ import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../.
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import {
-	checkLoginThrottle,
-	clearLoginFailures,
-	createAccount,
-	createSession,
-	findUserByEmail,
-	findUserById,
-	openDirectory,
-	recordLoginFailure,
-	revokeDevice,
-	rotateRefreshToken,
-	updatePasswordHash,
-	type ThrottleKey,
-} from "../services/directory";
+import { createAccount, findUserByEmail, findUserById, passwordPeppers, updatePasswordHash } from "../services/accounts";
+import { openDirectory } from "../services/directory";
+import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
+import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
 import { hubFor, shardFor } from "../services/hub";
 import { usageReport } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";
@@ -28,22 +18,34 @@ export const authRoutes = newRouter();
 
 const DEFAULT_DEVICE_NAME = "Unnamed device";
 
+/** 429 with the seconds to wait, in `Retry-After` and in the envelope's details. */
+function rateLimited(message: string, retryAfterSeconds: number): ApiError {
+	return new ApiError("RATE_LIMITED", message, [{ retry_after_seconds: retryAfterSeconds }], { "Retry-After": String(retryAfterSeconds) });
+}
+
 const signup = createRoute({
 	method: "post",
 	path: "/auth/signup",
 	tags: ["Auth"],
 	summary: "Create an account; the first device is signed in",
+	description:
+		"At most 10 signups per client address (an IPv6 /64) an hour; more are refused with 429 RATE_LIMITED and Retry-After. An email that already has an account answers 409 EMAIL_TAKEN.",
 	request: { body: jsonBody(SignupBody) },
-	responses: { 201: json(Session, "Account created"), ...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN") },
+	responses: {
+		201: json(Session, "Account created"),
+		...errorResponses("INVALID_REQUEST", "EMAIL_TAKEN", "PAYLOAD_TOO_LARGE", "RATE_LIMITED"),
+	},
 });
 
 authRoutes.openapi(signup, async (c) => {
 	const body = c.req.valid("json");
 	const db = openDirectory(c.env.DIRECTORY);
+	const verdict = await countAttempt(db, signupKeys(clientAddress(c.req.header("CF-Connecting-IP"))), 0);
+	if (verdict.refuse) throw rateLimited("too many signups from this address; try again later", verdict.retryAfterSeconds);
 	const created = unwrap(
 		await createAccount(db, {
 			email: body.email,
-			passwordHash: await hashPassword(body.password),
+			passwordHash: await hashPassword(body.password, { pepper: (await passwordPeppers(c.env)).current }),
 			deviceName: body.device_name ?? DEFAULT_DEVICE_NAME,
 			shards: shardCount(c.env),
 			quotaBytes: Number(c.env.DEFAULT_QUOTA_BYTES),
@@ -68,36 +70,35 @@ const login = createRoute({
 	path: "/auth/login",
 	tags: ["Auth"],
 	summary: "Sign in; each login registers a new device",
-	description: "Repeated failures for one email or one client address are slowed down, then refused with 429 RATE_LIMITED and Retry-After.",
+	description:
+		"Attempts are counted per email, per client address (an IPv6 /64) and per email from one address, in 15-minute windows; a successful login takes its attempt back. Past 5 for an email, or 20 for an address, each attempt is delayed (doubling, at most 5 s). Past 10 for an email from one address, or 50 for an address, attempts are refused with 429 RATE_LIMITED and Retry-After, even with the right password. An email alone is never refused, so its owner can always sign in from another address. A user keeps at most 100 devices: a login past that deletes signed-out devices first, then signs out the device used least recently.",
 	request: { body: jsonBody(LoginBody) },
-	responses: { 200: json(Session, "Signed in"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED") },
+	responses: {
+		200: json(Session, "Signed in"),
+		...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "PAYLOAD_TOO_LARGE", "RATE_LIMITED"),
+	},
 });
 
 authRoutes.openapi(login, async (c) => {
 	const body = c.req.valid("json");
 	const db = openDirectory(c.env.DIRECTORY);
-	const keys: ThrottleKey[] = [
-		{ kind: "email", value: body.email },
-		{ kind: "ip", value: c.req.header("CF-Connecting-IP") ?? "local" },
-	];
-	const verdict = await checkLoginThrottle(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
-	if (verdict.refuse) {
-		throw new ApiError("RATE_LIMITED", "too many failed logins; try again later", [{ retry_after_seconds: verdict.retryAfterSeconds }], {
-			"Retry-After": String(verdict.retryAfterSeconds),
-		});
-	}
+	const keys = loginKeys(body.email, clientAddress(c.req.header("CF-Connecting-IP")));
+	const verdict = await countAttempt(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
+	if (verdict.refuse) throw rateLimited("too many failed logins; try again later", verdict.retryAfterSeconds);
 	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
 	const user = await findUserByEmail(db, body.email);
 	// An unknown email costs the same PBKDF2 time as a wrong password, so
 	// timing does not reveal which emails have accounts.
-	const valid = user ? await verifyPassword(body.password, user.passwordHash) : await verifyPasswordAgainstDummy(body.password);
-	if (!user || !valid) {
-		await recordLoginFailure(db, keys);
-		throw new ApiError("UNAUTHENTICATED", "wrong email or password");
-	}
-	await clearLoginFailures(db, { kind: "email", value: body.email });
-	if (needsRehash(user.passwordHash)) await updatePasswordHash(db, user.id, await hashPassword(body.password));
-	const session = await createSession(db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
+	const peppers = await passwordPeppers(c.env);
+	const valid = user
+		? await verifyPassword(body.password, user.passwordHash, peppers.all)
+		: await verifyPasswordAgainstDummy(body.password, peppers.current);
+	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
+	await loginSucceeded(db, keys);
+	// Older parameters or an older pepper (or none): re-hashed now that the password is known.
+	if (needsRehash(user.passwordHash, peppers.current))
+		await updatePasswordHash(db, user.id, await hashPassword(body.password, { pepper: peppers.current }));
+	const session = await createSession(c.env, db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
 	return c.json(
 		{
 			user: { id: user.id, email: user.email },
@@ -115,15 +116,16 @@ const refresh = createRoute({
 	path: "/auth/refresh",
 	tags: ["Auth"],
 	summary: "Exchange a refresh token for new tokens; the old refresh token stops working",
-	description: "Presenting a refresh token that was already rotated signs the device out (theft detection).",
+	description:
+		"A retry with the refresh token just rotated, within 30 s, answers the same refresh token again (and a fresh access token), so a client that lost the answer stays signed in. Any other use of a rotated refresh token signs the device out and closes its sync sockets (theft detection).",
 	request: { body: jsonBody(RefreshBody) },
-	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED") },
+	responses: { 200: json(TokenPair, "New tokens"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "PAYLOAD_TOO_LARGE") },
 });
 
 authRoutes.openapi(refresh, async (c) => {
 	const body = c.req.valid("json");
 	const rotated = unwrap(
-		await rotateRefreshToken(openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
+		await rotateRefreshToken(c.env, openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
 	);
 	return c.json(
 		{
@@ -139,7 +141,7 @@ const logout = createRoute({
 	method: "post",
 	path: "/auth/logout",
 	tags: ["Auth"],
-	summary: "Sign this device out: its refresh and access tokens stop working",
+	summary: "Sign this device out: its refresh and access tokens stop working, its sync sockets close",
 	security: bearer,
 	middleware: [requireAuth] as const,
 	responses: { 204: { description: "Signed out" }, ...errorResponses("UNAUTHENTICATED") },
@@ -147,8 +149,7 @@ const logout = createRoute({
 
 authRoutes.openapi(logout, async (c) => {
 	const caller = c.get("caller");
-	await revokeDevice(openDirectory(c.env.DIRECTORY), caller.deviceId);
-	await hubFor(c.env, caller.userId).disconnectDevice(caller.deviceId);
+	await signOutDevice(c.env, openDirectory(c.env.DIRECTORY), caller.userId, caller.deviceId);
 	return c.body(null, 204);
 });
 

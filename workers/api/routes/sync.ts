@@ -3,8 +3,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ChangesPage, ChangesQuery, LatestCursor, LongpollQuery, LongpollResult, SyncTicket } from "../../../src/shared/schemas/sync";
 import { ApiError, unwrap } from "../errors";
 import { errorResponses, json, newRouter, protectedRoute } from "../openapi";
+import { HUB_TICKET_HEADER, REQUEST_ID_HEADER } from "../../notify/sync-channel";
+import { openDirectory } from "../services/directory";
 import { hubFor, shardFor } from "../services/hub";
 import { changesPage, latestCursor, resolveCursor } from "../services/journal";
+import { isDeviceLive } from "../services/sessions";
+import { signSyncTicket, verifySyncTicket } from "../services/tokens";
 
 export const syncRoutes = newRouter();
 
@@ -75,13 +79,14 @@ syncRoutes.openapi(
 		tags,
 		summary: "A short-lived, single-use ticket for the sync WebSocket",
 		description:
-			"Browsers cannot send Authorization on a WebSocket upgrade, so the socket authenticates with this ticket in the query string.",
+			"Browsers cannot send Authorization on a WebSocket upgrade, so the socket authenticates with this ticket in the query string. The ticket is bound to this device and signed; it opens one socket within `expires_in` seconds, and none once the device has signed out.",
 		responses: { 200: json(SyncTicket, "The ticket"), ...errorResponses("UNAUTHENTICATED") },
 	}),
 	async (c) => {
 		const caller = c.get("caller");
 		const issued = await hubFor(c.env, caller.userId).issueTicket(caller.deviceId);
-		return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn }, 200);
+		const ticket = await signSyncTicket(c.env, { userId: caller.userId, deviceId: caller.deviceId, hubTicket: issued.ticket });
+		return c.json({ ticket, expires_in: issued.expiresIn }, 200);
 	},
 );
 
@@ -92,7 +97,7 @@ syncRoutes.openapi(
 		tags,
 		summary: "The sync WebSocket (upgrade)",
 		description:
-			'Server frames: `{"type":"hello","cursor"}` on open, then `{"type":"changes","cursor"}` after changes (coalesced, at most 4 a second), `{"type":"pong"}` for a JSON ping. The text "ping" is answered "pong". Frames carry cursors, never file bodies: fetch /v1/changes.',
+			'Server frames: `{"type":"hello","cursor"}` on open, then `{"type":"changes","cursor"}` after changes (coalesced, at most 4 a second), `{"type":"pong"}` for a JSON ping. The text "ping" is answered "pong". Frames carry cursors, never file bodies: fetch /v1/changes. A ticket that is forged, expired or used, or whose device has signed out since, answers 401 UNAUTHENTICATED.',
 		request: { query: z.object({ ticket: z.string().min(1).max(200) }) },
 		responses: { 101: { description: "Switching protocols" }, ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED") },
 	}),
@@ -100,8 +105,15 @@ syncRoutes.openapi(
 		const { ticket } = c.req.valid("query");
 		if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
 			throw new ApiError("INVALID_REQUEST", "this route only accepts a WebSocket upgrade");
-		const userId = ticket.split(".")[0] ?? "";
-		if (!/^usr_[0-9a-z]{26}$/.test(userId)) throw new ApiError("UNAUTHENTICATED", "the ticket is unknown, used or expired");
-		return hubFor(c.env, userId).fetch(c.req.raw);
+		// Checked here, so that a forged ticket never reaches (and creates) a Durable Object.
+		const claims = await verifySyncTicket(c.env, ticket);
+		if (!claims) throw new ApiError("UNAUTHENTICATED", "the ticket is unknown, used or expired");
+		// Read now, not from the caller cache: the ticket may predate a sign-out.
+		if (!(await isDeviceLive(openDirectory(c.env.DIRECTORY), claims.userId, claims.deviceId)))
+			throw new ApiError("UNAUTHENTICATED", "this device has been signed out");
+		const headers = new Headers(c.req.raw.headers);
+		headers.set(HUB_TICKET_HEADER, claims.hubTicket);
+		headers.set(REQUEST_ID_HEADER, c.get("requestId"));
+		return hubFor(c.env, claims.userId).fetch(new Request(c.req.raw.url, { headers }));
 	},
 );

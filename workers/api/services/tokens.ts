@@ -1,10 +1,13 @@
 /**
  * Access and refresh tokens. Access tokens are short-lived HS256 JWTs (jose)
  * with the algorithm pinned and exp, iat, iss, aud and sub required. Refresh
- * tokens are 256 random bits; only their SHA-256 is stored.
+ * tokens are 256 random bits; only their SHA-256 is stored, and the token
+ * that replaced one is stored sealed under a key only the old token yields.
  */
 import { jwtVerify, SignJWT, errors as joseErrors } from "jose";
-import { randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
+import { fromBase64Url, randomBytes, sha256Hex, toBase64Url } from "../../../src/shared/crypto";
+import { isId } from "../../../src/shared/ids";
+import { parseHubTicket } from "../../notify/sync-channel";
 
 const ALGORITHM = "HS256";
 
@@ -26,11 +29,15 @@ const keyCache = new Map<string, Promise<CryptoKey>>();
 function signingKey(secret: string): Promise<CryptoKey> {
 	let key = keyCache.get(secret);
 	if (!key) {
-		if (secret.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
+		checkSecret(secret);
 		key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 		keyCache.set(secret, key);
 	}
 	return key;
+}
+
+function checkSecret(secret: string): void {
+	if (secret.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
 }
 
 /** Seconds an access token lives. */
@@ -76,4 +83,94 @@ export async function newRefreshToken(): Promise<{ token: string; hash: string }
 /** The stored form of a refresh token. */
 export function hashRefreshToken(token: string): Promise<string> {
 	return sha256Hex(token);
+}
+
+const encoder = new TextEncoder();
+
+/** An HKDF-SHA256 key from `secret`, separated from every other use of it by `salt`. */
+async function deriveKey(secret: string, salt: string, algorithm: SubtleCryptoImportKeyAlgorithm, usages: string[]) {
+	const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
+	return crypto.subtle.deriveKey(
+		{ name: "HKDF", hash: "SHA-256", salt: encoder.encode(salt), info: new Uint8Array() },
+		base,
+		algorithm,
+		false,
+		usages,
+	);
+}
+
+const SUCCESSOR_SALT = "drive/refresh-successor/v1";
+const IV_BYTES = 12;
+
+/**
+ * Seals the refresh token that replaced `token` so that only a holder of
+ * `token` can open it: a retry of a refresh whose answer was lost gets the
+ * same successor, while the stored row alone reveals nothing usable.
+ */
+export async function sealSuccessor(token: string, successor: string): Promise<string> {
+	const key = await deriveKey(token, SUCCESSOR_SALT, { name: "AES-GCM", length: 256 }, ["encrypt"]);
+	const iv = randomBytes(IV_BYTES);
+	const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, encoder.encode(successor)));
+	const out = new Uint8Array(IV_BYTES + sealed.length);
+	out.set(iv);
+	out.set(sealed, IV_BYTES);
+	return toBase64Url(out);
+}
+
+/** The successor {@link sealSuccessor} sealed for `token`, or null if it does not open with it. */
+export async function openSuccessor(token: string, sealed: string): Promise<string | null> {
+	try {
+		const bytes = fromBase64Url(sealed);
+		const key = await deriveKey(token, SUCCESSOR_SALT, { name: "AES-GCM", length: 256 }, ["decrypt"]);
+		const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.subarray(0, IV_BYTES) }, key, bytes.subarray(IV_BYTES));
+		return new TextDecoder().decode(plain);
+	} catch {
+		return null;
+	}
+}
+
+// Derived once per isolate and secret, like the JWT key.
+const ticketKeys = new Map<string, Promise<CryptoKey>>();
+function ticketKey(secret: string): Promise<CryptoKey> {
+	let key = ticketKeys.get(secret);
+	if (!key) {
+		checkSecret(secret);
+		key = deriveKey(secret, "drive/sync-ticket/v1", { name: "HMAC", hash: "SHA-256" }, ["sign", "verify"]);
+		ticketKeys.set(secret, key);
+	}
+	return key;
+}
+
+/** A sync ticket whose signature verified: whose it is, and the hub's part to use up. */
+export interface SyncTicketClaims {
+	userId: string;
+	deviceId: string;
+	hubTicket: string;
+	expiresAt: number;
+}
+
+/**
+ * Signs the hub's part of a sync ticket (`<expiresAt>.<nonce>`) for a
+ * device: `<userId>.<deviceId>.<expiresAt>.<nonce>.<HMAC-SHA256>`, keyed by
+ * HKDF from JWT_SECRET, so that the api worker can refuse a forged ticket
+ * before it wakes anyone's Durable Object.
+ */
+export async function signSyncTicket(env: TokenConfig, claims: Omit<SyncTicketClaims, "expiresAt">): Promise<string> {
+	const payload = `${claims.userId}.${claims.deviceId}.${claims.hubTicket}`;
+	const mac = await crypto.subtle.sign("HMAC", await ticketKey(env.JWT_SECRET), encoder.encode(payload));
+	return `${payload}.${toBase64Url(new Uint8Array(mac))}`;
+}
+
+/** The claims of a sync ticket signed by {@link signSyncTicket} that has not expired, or null. */
+export async function verifySyncTicket(env: TokenConfig, ticket: string, now = Date.now()): Promise<SyncTicketClaims | null> {
+	const parts = ticket.split(".");
+	if (parts.length !== 5) return null;
+	const [userId = "", deviceId = "", expiresAt = "", nonce = "", mac = ""] = parts;
+	const hubTicket = `${expiresAt}.${nonce}`;
+	const parsed = parseHubTicket(hubTicket);
+	if (!isId("usr", userId) || !isId("dev", deviceId) || !parsed || !/^[A-Za-z0-9_-]{43}$/.test(mac)) return null;
+	const payload = `${userId}.${deviceId}.${hubTicket}`;
+	const valid = await crypto.subtle.verify("HMAC", await ticketKey(env.JWT_SECRET), fromBase64Url(mac), encoder.encode(payload));
+	if (!valid || parsed.expiresAt <= now) return null;
+	return { userId, deviceId, hubTicket, expiresAt: parsed.expiresAt };
 }
