@@ -16,7 +16,7 @@ import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
 import { MAX_BLOCKS_PER_UPLOAD, type UploadStatus } from "../../../src/shared/schemas/uploads";
 import type { CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
-import { getBlock, putBlock } from "./block-store";
+import { BlockUnavailableError, getBlock, putBlock } from "./block-store";
 import { readBounded } from "./body";
 import { hubFor, shardFor } from "./hub";
 import { precheckCommit } from "./precheck";
@@ -255,7 +255,14 @@ export async function commitSession(env: Env, caller: Caller, ring: KeyRing, upl
 	if (contentHash === null && upload.committedVersionId === null) {
 		const missing = await missingBlocks(db, caller.userId, upload.id);
 		if (missing.length > 0) return missingBlocksFailure(missing);
-		contentHash = await hashStoredUpload(db, env.BLOBS, ring, upload.id);
+		try {
+			contentHash = await hashStoredUpload(db, env.BLOBS, ring, upload.id);
+		} catch (err) {
+			// The block collector deleted a block after it arrived (docs/decisions/0016): it must be sent again.
+			if (!(err instanceof BlockUnavailableError) || err.reason !== "missing") throw err;
+			await db.delete(uploadReceived).where(and(eq(uploadReceived.uploadId, upload.id), eq(uploadReceived.hash, err.hash)));
+			return missingBlocksFailure(await missingBlocks(db, caller.userId, upload.id));
+		}
 	}
 	const committed = await hubFor(env, caller.userId).commitUpload({
 		uploadId: upload.id,
