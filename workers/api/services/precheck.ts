@@ -22,19 +22,25 @@ export interface IntendedCommit {
 	onConflict: "copy" | "fail";
 }
 
-/** Refuses now what the hub would refuse at commit; returns the name in NFC. */
-export async function precheckCommit(env: Env, caller: Caller, intended: IntendedCommit): Promise<Result<{ name: string }>> {
+/**
+ * Refuses now what the hub would refuse at commit; returns the name in NFC
+ * and `room`: for a body of unknown size, the most bytes the quota leaves
+ * it (infinite when the size was declared, since it was checked here).
+ */
+export async function precheckCommit(env: Env, caller: Caller, intended: IntendedCommit): Promise<Result<{ name: string; room: number }>> {
 	const name = checkName(intended.name);
 	if (!name.ok) return invalidName(name.reason);
 	const view = await loadTarget(shardFor(env, caller), caller.userId, intended.parentId, name.key, intended.baseVersionId);
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
-	if (intended.size !== null) {
-		const growth = growthOf(plan.value, intended.size);
-		if (growth > 0) {
-			const used = await usageOf(env, caller);
-			if (used + growth > caller.quotaBytes) return quotaExceeded(growth, used, caller.quotaBytes);
-		}
+	if (intended.size === null) {
+		const used = await usageOf(env, caller);
+		return ok({ name: name.name, room: caller.quotaBytes - used - growthOf(plan.value, 0) });
 	}
-	return ok({ name: name.name });
+	const growth = growthOf(plan.value, intended.size);
+	if (growth > 0) {
+		const used = await usageOf(env, caller);
+		if (used + growth > caller.quotaBytes) return quotaExceeded(growth, used, caller.quotaBytes);
+	}
+	return ok({ name: name.name, room: Number.POSITIVE_INFINITY });
 }
