@@ -545,6 +545,21 @@ describe("H4: blocks of refused or broken PUT content are collected", () => {
 		await collectedAll(await added(before));
 	});
 
+	it("H4: a body that ends before its Content-Length commits nothing, and its blocks are collected", async () => {
+		const user = await signup();
+		const data = randomBytes(4 * MiB, seed++);
+		const [x] = (await chunksOf(data)) as [Block];
+		const before = await blobKeys("blocks/");
+		const { writer, response } = streamedPut(user, "short.bin", { "Content-Length": String(data.byteLength) });
+		await write(writer, data, 0, x.bytes.byteLength + 2 * MiB);
+		await untilWritten(blockObjectKey(x.hash), null);
+		// In-process, a body whose client went away looks ended (see tus.test.ts).
+		await writer.close();
+		await expectError(await response, 400, "INVALID_REQUEST");
+		expect(await listAll(user, user.rootId)).toEqual([]);
+		await collectedAll(await added(before));
+	});
+
 	it("H4: the blocks of a body that breaks mid-way (the client went away) are collected", async () => {
 		// In-process calls present a broken body as ended (see tus.test.ts), so
 		// the PUT's service gets the broken stream directly, as a deployed

@@ -40,7 +40,7 @@ contentRoutes.openapi(
 		description:
 			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
 			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus. " +
-			"A body without Content-Length is cut off with 413 PAYLOAD_TOO_LARGE as soon as it passes 100 MB, and with 507 QUOTA_EXCEEDED as soon as it passes what the quota leaves. " +
+			"A body without Content-Length is cut off with 413 PAYLOAD_TOO_LARGE as soon as it passes 100 MB, and with 507 QUOTA_EXCEEDED as soon as it passes what the quota leaves; one that ends before its Content-Length answers 400. " +
 			"503 BLOCKS_RECLAIMED (with Retry-After) means the storage collector deleted blocks this request stored while it ran: nothing was committed; send the same request again.",
 		request: {
 			query: ContentQuery,
@@ -86,7 +86,7 @@ contentRoutes.openapi(
 		const checked = unwrap(prechecked);
 		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName };
 		const commit = { ...intended, name: checked.name, quotaBytes: caller.quotaBytes, actor };
-		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince };
+		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince, declaredBytes };
 		// Kept running if the client goes away, so that a failure still records the blocks it stored.
 		const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, caller, c.req.raw.body, commit, limits));
 		if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {

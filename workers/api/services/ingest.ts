@@ -110,7 +110,7 @@ export async function ingestAndCommit(
 	caller: Caller,
 	body: ReadableStream<Uint8Array> | null,
 	commit: FileCommit,
-	limits: IngestLimits & { blocksSince: number },
+	limits: IngestLimits & { blocksSince: number; declaredBytes?: number | null },
 ): Promise<Result<CommitOutcome>> {
 	const written: string[] = [];
 	const db = shardFor(env, caller);
@@ -121,6 +121,11 @@ export async function ingestAndCommit(
 			return ingested;
 		}
 		const { size, contentHash, blocks } = ingested.value;
+		if (limits.declaredBytes != null && size !== limits.declaredBytes) {
+			// A body cut short (the client went away) can look ended: never commit part of a file.
+			await forget(db, written);
+			return fail("INVALID_REQUEST", `the body ended after ${size} of the ${limits.declaredBytes} bytes its Content-Length declared`);
+		}
 		const committed = await hubFor(env, caller.userId).commitFile({
 			...commit,
 			size,
