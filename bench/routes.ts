@@ -88,7 +88,7 @@ benchRoutes.put("/ingest-null", async (c) => {
 		},
 	} as unknown as R2Bucket;
 	const started = performance.now();
-	const result = await ingest(nullBucket, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES);
+	const result = await ingest(nullBucket, keyRing(c.env), c.req.raw.body, { maxBytes: MAX_REQUEST_BYTES });
 	return c.json({ ok: result.ok, blocks: result.ok ? result.value.blocks.length : 0, ms: performance.now() - started });
 });
 

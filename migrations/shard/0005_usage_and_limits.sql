@@ -1,6 +1,6 @@
 -- What each user stores, kept by their UserHub in the same batch as every
 -- change: the quota check and GET /v1/me read one row instead of summing
--- the user's files (docs/decisions/0015).
+-- the user's files (docs/decisions/0018).
 CREATE TABLE user_usage (
 	user_id TEXT PRIMARY KEY,
 	-- Bytes of every version the user can still download, trashed files included.

@@ -22,11 +22,12 @@ export const ErrorCode = z.enum([
 	"CHECKSUM_MISMATCH",
 	"RATE_LIMITED",
 	"QUOTA_EXCEEDED",
+	"BLOCKS_RECLAIMED",
 	"INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 422 | 429 | 460 | 500 | 507;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 422 | 429 | 460 | 500 | 503 | 507;
 
 /** The HTTP status of each code. Exhaustive: a new code will not compile without one. */
 export function statusOf(code: ErrorCode): ErrorStatus {
@@ -64,6 +65,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 507;
 		case "INTERNAL":
 			return 500;
+		// The collector deleted blocks the request stored while it ran: send it again.
+		case "BLOCKS_RECLAIMED":
+			return 503;
 	}
 }
 

@@ -10,7 +10,7 @@ import { newId } from "../../src/shared/ids";
 import type { Result } from "../../src/shared/errors";
 import { CommitQueue, type Batchable } from "../../workers/notify/commit-queue";
 import type { NodeOutcome } from "../../workers/notify/contract";
-import { SyncChannel } from "../../workers/notify/sync-channel";
+import { HUB_TICKET_HEADER, REQUEST_ID_HEADER, SyncChannel } from "../../workers/notify/sync-channel";
 import type { UserHub } from "../../workers/notify/user-hub";
 
 /** A promise and the function that resolves it. */
@@ -187,13 +187,15 @@ describe("SyncChannel", () => {
 		const user = await newUser();
 		const { ticket } = await user.hub.issueTicket("dev_test");
 		const upgrade = () =>
-			user.hub.fetch(new Request(`http://hub/?ticket=${encodeURIComponent(ticket)}`, { headers: { Upgrade: "websocket" } }));
+			user.hub.fetch(
+				new Request("http://hub/", { headers: { Upgrade: "websocket", [HUB_TICKET_HEADER]: ticket, [REQUEST_ID_HEADER]: "req_test" } }),
+			);
 		const first = await upgrade();
 		expect(first.status).toBe(101);
 		first.webSocket?.accept();
 		first.webSocket?.close(1000, "done");
 		const second = await upgrade();
 		expect(second.status).toBe(401);
-		expect(await second.json()).toMatchObject({ error: { code: "UNAUTHENTICATED" } });
+		expect(await second.json()).toMatchObject({ error: { code: "UNAUTHENTICATED", request_id: "req_test" } });
 	});
 });

@@ -1,22 +1,40 @@
 /** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
 import { shardAt, shardCount } from "../../src/shared/db/shards";
 import { openDirectory } from "./services/directory";
+import { collectBlocks } from "./services/gc";
 import { pruneJournal } from "./services/journal";
 import { purgeExpiredTrash } from "./services/trash";
 import { pruneSessions } from "./services/sessions";
 import { pruneThrottle } from "./services/throttle";
 import { cleanupUploads } from "./services/uploads";
 
-/** Runs every housekeeping task over every shard. */
+/**
+ * Runs every housekeeping task over every shard. Each task, and each shard
+ * of the journal's, runs on its own: a failure is logged and the rest still
+ * runs; the run then rejects with every failure, so the cron shows it.
+ */
 export async function runHousekeeping(env: Env, now = Date.now()): Promise<void> {
+	const failures: unknown[] = [];
+	const attempt = async (task: string, work: () => Promise<unknown>): Promise<void> => {
+		try {
+			await work();
+		} catch (err) {
+			const causes = err instanceof AggregateError ? err.errors : [err];
+			for (const cause of causes) console.error(JSON.stringify({ housekeeping: task, error: String(cause) }));
+			failures.push(err);
+		}
+	};
 	const retentionDays = Number(env.JOURNAL_RETENTION_DAYS) || 30;
 	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
-	for (let i = 0; i < shardCount(env); i++) {
-		await pruneJournal(shardAt(env, i), cutoff);
-	}
-	await purgeExpiredTrash(env, now);
-	await cleanupUploads(env, env.BLOBS, now);
-	await pruneDirectory(env, now);
+	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneJournal SHARD_${i}`, () => pruneJournal(shardAt(env, i), cutoff));
+	await attempt("purgeExpiredTrash", () => purgeExpiredTrash(env, now));
+	await attempt("cleanupUploads", () => cleanupUploads(env, env.BLOBS, now));
+	await attempt("collectBlocks", async () => {
+		const report = await collectBlocks(env, env.BLOBS, { now });
+		if (report.failures.length > 0) throw new AggregateError(report.failures, "block collection failed in part");
+	});
+	await attempt("pruneDirectory", () => pruneDirectory(env, now));
+	if (failures.length > 0) throw new AggregateError(failures, `housekeeping: ${failures.length} task(s) failed`);
 }
 
 /** Prunes the directory: expired and signed-out sessions, ended throttle windows. */

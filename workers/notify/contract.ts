@@ -22,6 +22,8 @@ export interface CommitFileInput {
 	contentHash: string;
 	/** The blocks in file order. */
 	blocks: BlockRef[];
+	/** The user's shard's gc clock, read before the first block was written (docs/decisions/0017). */
+	blocksSince: number;
 	/** The head the client edited (If-Match); null for "whatever is there". */
 	baseVersionId: string | null;
 	onConflict: "copy" | "fail";

@@ -28,6 +28,7 @@ import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../sr
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { checkName, conflictedCopyName, fitName, nameKey, numberedNames, splitExtension } from "../../src/shared/names";
+import { blockSource, guardBlocks, guardRefusal } from "./block-guard";
 import type { Pending } from "./commit-queue";
 import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInput, NodeOutcome, UpdateNodeInput } from "./contract";
 import type { Journal } from "./journal";
@@ -51,6 +52,8 @@ interface ContentCommit {
 	contentHash: string;
 	/** The blocks in file order, or the upload whose block list they are. */
 	blocks: BlockRef[] | { uploadId: string; count: number };
+	/** For blocks in file order: the shard's gc clock before they were written (block-guard.ts). */
+	blocksSince?: number;
 	baseVersionId: string | null;
 	onConflict: "copy" | "fail";
 	quotaBytes: number;
@@ -211,9 +214,10 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		);
 	}
 	const adds = usageOf(plan, input.size);
+	const source = blockSource(input.blocks, input.blocksSince);
 	statements.push(
 		db.insert(versions).values(version),
-		...blockListStatements(tree, version.id, input.blocks, now),
+		...guardBlocks(db, source, blockListStatements(tree, version.id, input.blocks, now)),
 		tree.usage.change(adds.bytes, adds.nodes),
 	);
 	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
@@ -221,6 +225,8 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		await tree.journal.apply(statements, kind, after);
 	} catch (err) {
 		tree.usage.forget();
+		const refused = await guardRefusal(db, userId, source, err);
+		if (refused) return refused;
 		throw err;
 	}
 	tree.usage.landed(adds.bytes, adds.nodes);

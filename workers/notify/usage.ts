@@ -4,7 +4,7 @@
  * The hub is the only writer of its user's tree, so it keeps the totals of
  * `user_usage` (bytes of every retained version, trash included, and the
  * node count) in memory once loaded, and writes each change to them in the
- * same D1 batch as the change itself (docs/decisions/0015).
+ * same D1 batch as the change itself (docs/decisions/0018).
  */
 import { sql } from "drizzle-orm";
 import { fail, ok, type Result } from "../../src/shared/errors";

@@ -100,7 +100,7 @@ function isLiveFolder(row: NodeRow | null): row is NodeRow {
 
 /**
  * What a commit adds to the user's usage: every version is kept, so a
- * commit adds its size whatever it lands on (docs/decisions/0015), and a
+ * commit adds its size whatever it lands on (docs/decisions/0018), and a
  * node unless it is a new version of an existing file.
  */
 export function usageOf(plan: CommitPlan, size: number): { bytes: number; nodes: number } {

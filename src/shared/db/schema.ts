@@ -221,6 +221,44 @@ export const gcCandidates = sqliteTable(
 	(t) => [index("gc_candidates_by_age").on(t.enqueuedAt)],
 );
 
+/** This shard's count of recorded block deletions (one row, id 0): the collector's logical clock. */
+export const gcClock = sqliteTable("gc_clock", {
+	id: integer("id").primaryKey(),
+	seq: integer("seq").notNull(),
+});
+
+/** A collector run's tombstone for a block, in every shard; deletedSeq is set once the R2 object is gone. */
+export const doomedBlocks = sqliteTable(
+	"doomed_blocks",
+	{
+		hash: text("hash").notNull(),
+		runId: text("run_id").notNull(),
+		doomedAt: text("doomed_at").notNull(),
+		deletedSeq: integer("deleted_seq"),
+		deletedAt: text("deleted_at"),
+	},
+	(t) => [
+		primaryKey({ columns: [t.hash, t.runId] }),
+		index("doomed_blocks_pending")
+			.on(t.doomedAt)
+			.where(sql`deleted_seq IS NULL`),
+		index("doomed_blocks_deleted")
+			.on(t.deletedAt)
+			.where(sql`deleted_seq IS NOT NULL`),
+	],
+);
+
+/** The gc_clock value an upload's received blocks were all written after (kept by a trigger and the hub). */
+export const uploadSince = sqliteTable("upload_since", {
+	uploadId: text("upload_id").primaryKey(),
+	seq: integer("seq").notNull(),
+});
+
+/** The guard row of a content commit in flight, read by the user_blocks trigger; empty between batches. */
+export const commitGuard = sqliteTable("commit_guard", {
+	sinceSeq: integer("since_seq").notNull(),
+});
+
 export const uploadReceived = sqliteTable(
 	"upload_received",
 	{

@@ -8,9 +8,11 @@ import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
 import { keyRing } from "../services/block-store";
+import { outliveClient } from "../services/body";
 import { findDownload, parseRange, streamVersion } from "../services/egress";
-import { hubFor, shardFor } from "../services/hub";
-import { ingest } from "../services/ingest";
+import { readGcClock } from "../services/gc";
+import { shardFor } from "../services/hub";
+import { ingestAndCommit } from "../services/ingest";
 import { precheckCommit } from "../services/precheck";
 
 export const contentRoutes = newRouter();
@@ -41,7 +43,9 @@ contentRoutes.openapi(
 		summary: "Upload a file (at most 100 MB) as a new file or a new version",
 		description:
 			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
-			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus.",
+			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus. " +
+			"A body without Content-Length is cut off with 413 PAYLOAD_TOO_LARGE as soon as it passes 100 MB, and with 507 QUOTA_EXCEEDED as soon as it passes what the quota leaves; one that ends before its Content-Length answers 400. " +
+			"503 BLOCKS_RECLAIMED (with Retry-After) means the storage collector deleted blocks this request stored while it ran: nothing was committed; send the same request again.",
 		request: {
 			query: ContentQuery,
 			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
@@ -58,6 +62,7 @@ contentRoutes.openapi(
 				"VERSION_CONFLICT",
 				"PAYLOAD_TOO_LARGE",
 				"QUOTA_EXCEEDED",
+				"BLOCKS_RECLAIMED",
 			),
 		},
 	}),
@@ -66,7 +71,8 @@ contentRoutes.openapi(
 		const query = c.req.valid("query");
 		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
 		// Everything that can be refused is refused before a byte is read,
-		// so a refused upload writes nothing.
+		// so a refused upload writes nothing; what is refused later (a body
+		// past a limit, the commit) queues what it stored for the collector.
 		const declared = c.req.header("Content-Length");
 		const declaredBytes = declared === undefined ? null : Number(declared);
 		if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
@@ -76,19 +82,21 @@ contentRoutes.openapi(
 			);
 		}
 		const intended = { parentId: query.parent_id, name: query.name, baseVersionId, onConflict: query.on_conflict };
-		const checked = unwrap(await precheckCommit(c.env, caller, { ...intended, size: declaredBytes }));
-		const ingested = unwrap(await ingest(c.env.BLOBS, keyRing(c.env), c.req.raw.body, MAX_REQUEST_BYTES));
-		const { created, ...result } = unwrap(
-			await hubFor(c.env, caller.userId).commitFile({
-				...intended,
-				name: checked.name,
-				size: ingested.size,
-				contentHash: ingested.contentHash,
-				blocks: ingested.blocks,
-				quotaBytes: caller.quotaBytes,
-				actor: { deviceId: caller.deviceId, deviceName: caller.deviceName },
-			}),
-		);
+		// The gc clock is read before any block is stored, beside the pre-check (docs/decisions/0017).
+		const [prechecked, blocksSince] = await Promise.all([
+			precheckCommit(c.env, caller, { ...intended, size: declaredBytes }),
+			readGcClock(shardFor(c.env, caller)),
+		]);
+		const checked = unwrap(prechecked);
+		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName };
+		const commit = { ...intended, name: checked.name, quotaBytes: caller.quotaBytes, actor };
+		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince, declaredBytes };
+		// Kept running if the client goes away, so that a failure still records the blocks it stored.
+		const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, caller, c.req.raw.body, commit, limits));
+		if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {
+			throw new ApiError(outcome.error.code, outcome.error.message, outcome.error.details, { "Retry-After": "1" });
+		}
+		const { created, ...result } = unwrap(outcome);
 		return c.json(result, created ? 201 : 200, { ETag: `"${result.version.id}"` });
 	},
 );

@@ -22,17 +22,20 @@ export interface IntendedCommit {
 	onConflict: "copy" | "fail";
 }
 
-/** Refuses now what the hub would refuse at commit; returns the name in NFC. */
-export async function precheckCommit(env: Env, caller: Caller, intended: IntendedCommit): Promise<Result<{ name: string }>> {
+/**
+ * Refuses now what the hub would refuse at commit; returns the name in NFC
+ * and `room`, the most bytes the quota leaves the body (ingest stops there
+ * when the size was not declared).
+ */
+export async function precheckCommit(env: Env, caller: Caller, intended: IntendedCommit): Promise<Result<{ name: string; room: number }>> {
 	const name = checkName(intended.name);
 	if (!name.ok) return invalidName(name.reason);
 	const view = await loadTarget(shardFor(env, caller), caller.userId, intended.parentId, name.key, intended.baseVersionId);
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
-	// Every commit keeps a new version: it needs its whole size (docs/decisions/0015).
-	if (intended.size !== null && intended.size > 0) {
-		const { versionBytes } = await storedUsage(shardFor(env, caller), caller.userId);
-		if (versionBytes + intended.size > caller.quotaBytes) return quotaExceeded(intended.size, versionBytes, caller.quotaBytes);
-	}
-	return ok({ name: name.name });
+	// Every commit keeps a new version: it needs its whole size (docs/decisions/0018).
+	const { versionBytes } = await storedUsage(shardFor(env, caller), caller.userId);
+	const room = caller.quotaBytes - versionBytes;
+	if (intended.size !== null && intended.size > room) return quotaExceeded(intended.size, versionBytes, caller.quotaBytes);
+	return ok({ name: name.name, room });
 }

@@ -1,13 +1,12 @@
 /** Upload sessions and tus uploads: creation, receiving blocks, status, commit, and cleanup of expired ones. */
 import { createHash } from "node:crypto";
 import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { blockObjectKey } from "../../../src/shared/blocks";
 import { listIncomplete, missingBlocks as missingBlocksFailure } from "../../../src/shared/commit/failures";
 import type { KeyRing } from "../../../src/shared/crypto";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { inList, slices } from "../../../src/shared/db/lists";
 import type { BlockRef } from "../../../src/shared/db/mappers";
-import { uploadBlocks, uploadReceived, uploads, type UploadRow } from "../../../src/shared/db/schema";
+import { uploadBlocks, uploadReceived, uploads, uploadSince, type UploadRow } from "../../../src/shared/db/schema";
 import { shardAt, shardCount, type ShardDb } from "../../../src/shared/db/shards";
 import { findVersion } from "../../../src/shared/db/tree";
 import { declaredBlockSizes, findUpload, isLive, missingBlocks } from "../../../src/shared/db/uploads";
@@ -17,7 +16,7 @@ import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
 import { MAX_BLOCKS_PER_UPLOAD, type UploadStatus } from "../../../src/shared/schemas/uploads";
 import type { CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
-import { getBlock, putBlock } from "./block-store";
+import { BlockUnavailableError, getBlock, putBlock } from "./block-store";
 import { readBounded } from "./body";
 import { hubFor, shardFor } from "./hub";
 import { precheckCommit } from "./precheck";
@@ -165,7 +164,8 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 			WHERE ${fits}`),
 		...listBlocks(db, row.id, 0, 0, input.blocks, sql`1`),
 	]);
-	if (inserted?.meta.changes !== 1) return explainRefusal(db, caller.userId, input.blocks.length, row.size, limits, row.createdAt);
+	// Counted with the trigger's row (migration 0006), so "none" is the test.
+	if (!inserted?.meta.changes) return explainRefusal(db, caller.userId, input.blocks.length, row.size, limits, row.createdAt);
 	return ok({ ...row, listedBlocks: input.blocks.length });
 }
 
@@ -398,7 +398,14 @@ export async function commitSession(env: Env, caller: Caller, ring: KeyRing, upl
 	if (contentHash === null && upload.committedVersionId === null) {
 		const missing = await missingBlocks(db, caller.userId, upload.id);
 		if (missing.length > 0) return missingBlocksFailure(missing);
-		contentHash = await hashStoredUpload(db, env.BLOBS, ring, upload.id);
+		try {
+			contentHash = await hashStoredUpload(db, env.BLOBS, ring, upload.id);
+		} catch (err) {
+			// The block collector deleted a block after it arrived (docs/decisions/0017): it must be sent again.
+			if (!(err instanceof BlockUnavailableError) || err.reason !== "missing") throw err;
+			await db.delete(uploadReceived).where(and(eq(uploadReceived.uploadId, upload.id), eq(uploadReceived.hash, err.hash)));
+			return missingBlocksFailure(await missingBlocks(db, caller.userId, upload.id));
+		}
 	}
 	const committed = await hubFor(env, caller.userId).commitUpload({
 		uploadId: upload.id,
@@ -441,70 +448,52 @@ export async function cancelUpload(db: ShardDb, userId: string, id: string): Pro
 		.where(and(eq(uploads.userId, userId), eq(uploads.id, id), isNull(uploads.committedVersionId)));
 }
 
+/** Dead uploads one run removes from each shard: a backlog drains over runs. */
+export const CLEANUP_UPLOADS_PER_SHARD = 200;
+
 /**
- * Removes expired and cancelled uploads and deletes the R2 blocks that only
- * they referenced: blocks no user references (user_blocks, in any shard) and
- * no live upload lists (in any shard). Objects younger than the grace period
- * are kept, since an upload in flight may have just rewritten them
- * (docs/decisions/0007).
+ * Removes expired and cancelled uploads with their tus tails. The blocks they
+ * received become candidates of the block collector (services/gc.ts) in the
+ * same batch that removes their rows, so no crash can forget them; the
+ * collector deletes those nothing else needs. Each shard is cleaned on its
+ * own: a failing one is reported (AggregateError) after the others ran.
  */
-export async function cleanupUploads(
-	env: Env,
-	bucket: R2Bucket,
-	now = Date.now(),
-	graceMs = 3_600_000,
-): Promise<{ uploads: number; blocks: number }> {
+export async function cleanupUploads(env: Env, bucket: R2Bucket, now = Date.now()): Promise<{ uploads: number }> {
 	const nowIso = new Date(now).toISOString();
-	const shards = Array.from({ length: shardCount(env) }, (_, i) => shardAt(env, i));
-	let removedUploads = 0;
-	let removedBlocks = 0;
-	for (const db of shards) {
-		const dead = await db
-			.select({ id: uploads.id, tailKey: uploads.tailKey, committed: uploads.committedVersionId })
-			.from(uploads)
-			.where(sql`${uploads.expiresAt} < ${nowIso} OR ${uploads.cancelledAt} IS NOT NULL`)
-			.limit(200);
-		if (dead.length === 0) continue;
-		const ids = dead.map((d) => d.id);
-		const received = await db
-			.selectDistinct({ hash: uploadReceived.hash })
-			.from(uploadReceived)
-			.where(inList(uploadReceived.uploadId, ids));
-		const candidates = received.map((r) => r.hash);
-		await runBatch(db.$client, [
-			db.delete(uploadBlocks).where(inList(uploadBlocks.uploadId, ids)),
-			db.delete(uploadReceived).where(inList(uploadReceived.uploadId, ids)),
-			db.delete(uploads).where(inList(uploads.id, ids)),
-		]);
-		removedUploads += ids.length;
-		for (const tail of dead) if (tail.tailKey) await bucket.delete(tail.tailKey);
-		const orphans = await unreferenced(shards, candidates, nowIso);
-		for (const hash of orphans) {
-			const key = blockObjectKey(hash);
-			const head = await bucket.head(key);
-			if (head && now - head.uploaded.getTime() > graceMs) {
-				await bucket.delete(key);
-				removedBlocks++;
-			}
+	let removed = 0;
+	const failures: unknown[] = [];
+	for (let i = 0; i < shardCount(env); i++) {
+		try {
+			removed += await cleanupShard(shardAt(env, i), bucket, nowIso);
+		} catch (err) {
+			failures.push(err);
 		}
 	}
-	return { uploads: removedUploads, blocks: removedBlocks };
+	if (failures.length > 0) throw new AggregateError(failures, `upload cleanup failed in ${failures.length} shard(s)`);
+	return { uploads: removed };
 }
 
-/** The hashes among `candidates` that nothing references in any shard. */
-async function unreferenced(shards: ShardDb[], candidates: string[], nowIso: string): Promise<string[]> {
-	let left = candidates;
-	for (const db of shards) {
-		if (left.length === 0) break;
-		const referenced = await db.all<{ hash: string }>(sql`
-			SELECT j.value AS hash FROM json_each(${JSON.stringify(left)}) j
-			WHERE EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
-				OR EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
-					WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL)`);
-		const keep = new Set(referenced.map((r) => r.hash));
-		left = left.filter((h) => !keep.has(h));
-	}
-	return left;
+async function cleanupShard(db: ShardDb, bucket: R2Bucket, nowIso: string): Promise<number> {
+	const dead = await db
+		.select({ id: uploads.id, tailKey: uploads.tailKey })
+		.from(uploads)
+		.where(sql`${uploads.expiresAt} < ${nowIso} OR ${uploads.cancelledAt} IS NOT NULL`)
+		.limit(CLEANUP_UPLOADS_PER_SHARD);
+	if (dead.length === 0) return 0;
+	const ids = dead.map((d) => d.id);
+	// Tails first: their keys live only in the rows about to go.
+	const tails = dead.flatMap((d) => (d.tailKey ? [d.tailKey] : []));
+	if (tails.length > 0) await bucket.delete(tails);
+	await runBatch(db.$client, [
+		db.run(sql`INSERT INTO gc_candidates (hash, enqueued_at)
+			SELECT DISTINCT hash, ${nowIso} FROM upload_received WHERE ${inList(uploadReceived.uploadId, ids)}
+			ON CONFLICT (hash) DO NOTHING`),
+		db.delete(uploadBlocks).where(inList(uploadBlocks.uploadId, ids)),
+		db.delete(uploadReceived).where(inList(uploadReceived.uploadId, ids)),
+		db.delete(uploadSince).where(inList(uploadSince.uploadId, ids)),
+		db.delete(uploads).where(inList(uploads.id, ids)),
+	]);
+	return ids.length;
 }
 
 /** SHA-256 of an upload's content, read back from its stored blocks in order. */
