@@ -2,6 +2,10 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { shardDb } from "../../src/shared/db/rows";
+import { Harness } from "../support/harness";
+
+/** The api worker, called in-process. */
+export const api = new Harness((request) => exports.default.fetch(request), "http://drive.test");
 
 export const BASE = "http://drive.test";
 
