@@ -556,3 +556,12 @@ export function expectOk<T>(reply: Reply<T>, status: number): T {
 	if (reply.status !== status) throw new Error(`expected ${status}, got ${reply.status}: ${reply.text}`);
 	return reply.body;
 }
+
+/**
+ * Resolves once the wall clock reads later than `iso`: for tests whose
+ * assertions need two events in different milliseconds. A condition, not a
+ * duration: however busy the machine, it holds once this resolves.
+ */
+export async function clockPast(iso: string): Promise<void> {
+	while (new Date().toISOString() <= iso) await new Promise((resolve) => setTimeout(resolve, 1));
+}
