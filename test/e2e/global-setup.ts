@@ -9,32 +9,19 @@
  * dev` restarts the runtime whenever a source file is saved, which fails the
  * requests in flight with 503 ("worker restarted mid-request") and would
  * test a mix of two versions. The run tests the tree as it was at its start.
+ *
+ * Right after the stack comes up, before any test ran, its state (migrated
+ * and empty) is copied: a test that kills a stack starts its own on a copy
+ * (test/support/stack.ts startOwnStack) instead of migrating another one.
  */
-import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { TestProject } from "vitest/node";
 import { freePort, groupMembers, snapshotTree } from "../../scripts/local-stack.mjs";
 
-declare module "vitest" {
-	export interface ProvidedContext {
-		/** Origin of the local stack's api worker, e.g. http://127.0.0.1:40123. */
-		baseUrl: string;
-	}
-}
-
-/** The part of scripts/local-stack.mjs used here (a JS module without type declarations). */
-interface LocalStack {
-	startStack(options: {
-		port: number;
-		persistTo: string;
-		stdio: "pipe";
-		vars?: Record<string, string>;
-	}): Promise<{ child: ChildProcess; url: string; log: () => string }>;
-	stopStack(child: ChildProcess, signal?: NodeJS.Signals): void;
-}
+type LocalStack = typeof import("../../scripts/local-stack.mjs");
 
 async function waitForEmptyGroup(pgid: number, ms: number): Promise<boolean> {
 	const deadline = Date.now() + ms;
@@ -50,14 +37,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	const work = mkdtempSync(join(tmpdir(), "drive-e2e-"));
 	const tree = join(work, "tree");
 	const persistTo = join(work, "state");
+	const template = join(work, "template");
 	const cleanUp = () => rmSync(work, { recursive: true, force: true });
 	let stack: Awaited<ReturnType<LocalStack["startStack"]>>;
 	let stopStack: LocalStack["stopStack"];
 	try {
 		snapshotTree(root, tree);
-		// A non-literal specifier: TypeScript would otherwise demand declarations for the .mjs.
-		const stackModule = pathToFileURL(join(tree, "scripts", "local-stack.mjs")).href;
-		const local = (await import(stackModule)) as LocalStack;
+		// The snapshot's own copy, so that wrangler runs from the snapshot (local-stack.mjs resolves ROOT from itself).
+		const local = (await import(pathToFileURL(join(tree, "scripts", "local-stack.mjs")).href)) as LocalStack;
 		stopStack = local.stopStack;
 		stack = await local.startStack({ port: await freePort(), persistTo, stdio: "pipe" });
 	} catch (err) {
@@ -72,7 +59,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	const killOnExit = () => stopStack(stack.child, "SIGKILL");
 	process.once("exit", killOnExit);
 
+	// Nothing has written to the stack yet (it has only served openapi.json).
+	cpSync(persistTo, template, { recursive: true });
 	project.provide("baseUrl", stack.url);
+	project.provide("persistTo", persistTo);
+	project.provide("template", template);
+	project.provide("stackCommand", readFileSync(`/proc/${pgid}/cmdline`, "utf8").split("\0").filter(Boolean));
+	project.provide("stackTree", tree);
 
 	return async () => {
 		process.off("exit", killOnExit);
