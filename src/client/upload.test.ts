@@ -8,7 +8,7 @@
  * exercised by test/e2e/upload-client.e2e.test.ts.
  */
 import { createCipheriv, createHash } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { chunkBoundaries } from "../shared/chunking";
 import { DriveApiError, DriveClient, parseRetryAfter } from "./http";
 import { planUpload, SourceChangedError, uploadFile, type UploadProgress, type UploadSource } from "./upload";
@@ -62,16 +62,6 @@ function streamOf(data: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Arra
 
 async function* iterableOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
 	for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
-}
-
-function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(resolve, ms);
-		signal?.addEventListener("abort", () => {
-			clearTimeout(timer);
-			reject(signal.reason);
-		});
-	});
 }
 
 // ---------------------------------------------------------------------------
@@ -131,7 +121,20 @@ class FakeServer {
 	maxInFlightPuts = 0;
 	/** Block PUTs (batches) answered 204. */
 	putsAccepted = 0;
-	putDelayMs = 0;
+	/** Requests that arrived with their signal already aborted: sent after the client gave up on them. */
+	abortedArrivals = 0;
+	/**
+	 * While set, each block PUT waits here once its body is read (until the
+	 * gate opens, or its signal aborts): how the tests decide what is in
+	 * flight at once, instead of a delay.
+	 */
+	gate: Promise<void> | null = null;
+	/** PUTs waiting at the gate now. */
+	heldPuts = 0;
+	/** Runs when a block PUT arrives, once it counts as in flight. */
+	onPutArrived: (() => void) | undefined;
+	/** Runs after a batch PUT stored its blocks, before it answers 204. */
+	afterStore: (() => Promise<void> | void) | undefined;
 	fault: ((req: FakeRequest) => Fault | Promise<Fault>) | undefined;
 	/** Runs at the start of each commit, before missing blocks are checked (e.g. to evict blocks). */
 	beforeCommit: ((session: FakeSession) => void) | undefined;
@@ -140,7 +143,10 @@ class FakeServer {
 
 	readonly fetch = async (input: string, init: RequestInit): Promise<Response> => {
 		const signal = init.signal ?? undefined;
-		if (signal?.aborted === true) throw signal.reason;
+		if (signal?.aborted === true) {
+			this.abortedArrivals++;
+			throw signal.reason;
+		}
 		const url = new URL(input);
 		const method = init.method ?? "GET";
 		const key = `${method} ${url.pathname}`;
@@ -196,12 +202,10 @@ class FakeServer {
 		if (session.committed !== undefined && method !== "POST" && method !== "GET")
 			return envelope(404, "NOT_FOUND", "upload already committed");
 		if (method === "PUT" && blockHash !== undefined) {
-			this.inFlightPuts++;
-			this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+			this.#arrived();
 			try {
 				const bytes = new Uint8Array(await new Response(init.body).arrayBuffer());
-				if (this.putDelayMs > 0) await sleep(this.putDelayMs, signal);
-				if (signal?.aborted === true) throw signal.reason;
+				await this.#pass(signal);
 				if (sha256(bytes) !== blockHash) return envelope(422, "HASH_MISMATCH", "bytes do not match the hash");
 				this.store.set(blockHash, bytes);
 				this.putsAccepted++;
@@ -237,13 +241,11 @@ class FakeServer {
 		}
 		if (method === "PUT" && m[4] === "blocks") {
 			// A batch: the blocks Drive-Blocks names, one after another, each as long as the list declared.
-			this.inFlightPuts++;
-			this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+			this.#arrived();
 			try {
 				const hashes = (new Headers(init.headers).get("Drive-Blocks") ?? "").split(",");
 				const bytes = new Uint8Array(await new Response(init.body).arrayBuffer());
-				if (this.putDelayMs > 0) await sleep(this.putDelayMs, signal);
-				if (signal?.aborted === true) throw signal.reason;
+				await this.#pass(signal);
 				let at = 0;
 				for (const hash of hashes) {
 					const size = session.blocks.find((b) => b.hash === hash)?.size;
@@ -256,6 +258,7 @@ class FakeServer {
 				}
 				if (at !== bytes.length) return envelope(400, "INVALID_REQUEST", "the body is longer than its blocks");
 				this.putsAccepted++;
+				await this.afterStore?.();
 				return new Response(null, { status: 204 });
 			} finally {
 				this.inFlightPuts--;
@@ -307,6 +310,55 @@ class FakeServer {
 			return new Response(null, { status: 204 });
 		}
 		return envelope(404, "NOT_FOUND", "no such route");
+	}
+
+	/**
+	 * Holds block PUTs at the gate until `n` are in flight at once, then lets
+	 * every PUT through. A client that never gets there is let through after
+	 * a hang guard, so that the test fails on the count instead of hanging.
+	 */
+	holdUntilInFlight(n: number): void {
+		let open = (): void => undefined;
+		this.gate = new Promise((resolve) => (open = resolve));
+		const guard = setTimeout(() => release(), 30_000);
+		const release = () => {
+			clearTimeout(guard);
+			this.gate = null;
+			this.onPutArrived = undefined;
+			open();
+		};
+		this.onPutArrived = () => {
+			if (this.inFlightPuts >= n) release();
+		};
+	}
+
+	/** Resolves once `n` block PUTs wait at the gate. */
+	async whenHeld(n: number): Promise<void> {
+		while (this.heldPuts < n) await new Promise((resolve) => setImmediate(resolve));
+	}
+
+	#arrived(): void {
+		this.inFlightPuts++;
+		this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+		this.onPutArrived?.();
+	}
+
+	/** Waits at the gate, if it is closed; throws the signal's reason if the request was aborted meanwhile. */
+	async #pass(signal: AbortSignal | undefined): Promise<void> {
+		const gate = this.gate;
+		if (gate !== null) {
+			this.heldPuts++;
+			try {
+				await new Promise<void>((resolve, reject) => {
+					if (signal?.aborted === true) reject(signal.reason);
+					signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+					void gate.then(resolve);
+				});
+			} finally {
+				this.heldPuts--;
+			}
+		}
+		if (signal?.aborted === true) throw signal.reason;
 	}
 
 	#missing(session: FakeSession): string[] {
@@ -406,7 +458,7 @@ describe("uploadFile: the happy path", () => {
 
 	it("sends a large Blob while hashing it: the block list goes in parts, and the file is read once", async () => {
 		const { server, client } = setup();
-		const data = randomBytes(40 * MiB + 5, "pipelined");
+		const data = randomBytes(16 * MiB + 5, "pipelined");
 		const blob = new Blob([data]);
 		// Counts reads: one stream() for the whole upload, and no slices (no second pass).
 		const reads = { stream: 0, slice: 0 };
@@ -416,7 +468,7 @@ describe("uploadFile: the happy path", () => {
 			slice: (...args: Parameters<Blob["slice"]>) => (reads.slice++, blob.slice(...args)),
 			arrayBuffer: () => blob.arrayBuffer(),
 		} as unknown as Blob;
-		const result = await uploadFile(client, counted, { ...TARGET, batchBytes: 8 * MiB });
+		const result = await uploadFile(client, counted, { ...TARGET, batchBytes: 4 * MiB });
 		expect(reads).toEqual({ stream: 1, slice: 0 });
 		expectBytes(server.files[0]?.content, data);
 		expect(result.node.content_hash).toBe(sha256(data));
@@ -438,13 +490,13 @@ describe("uploadFile: the happy path", () => {
 
 	it("resumes a session whose block list was cut short: lists the rest, then sends what is missing", async () => {
 		const { server, client } = setup({ retries: 0 });
-		const data = randomBytes(30 * MiB, "cut-short");
+		const data = randomBytes(16 * MiB, "cut-short");
 		// The second batch fails: by then the list is only partly sent.
 		server.fault = (req) => (req.method === "PUT" && server.count("PUT", /\/blocks$/) === 2 ? envelope(403, "FORBIDDEN", "no") : undefined);
 		let uploadId = "";
 		const err = await uploadFile(client, new Blob([data]), {
 			...TARGET,
-			batchBytes: 4 * MiB,
+			batchBytes: 2 * MiB,
 			concurrency: 1,
 			onSession: (s) => (uploadId = s.uploadId),
 		}).catch((e: unknown) => e);
@@ -462,12 +514,12 @@ describe("uploadFile: the happy path", () => {
 
 	it("reports a file edited in place before the resume, inside the part already listed", async () => {
 		const { server, client } = setup({ retries: 0 });
-		const data = randomBytes(30 * MiB, "edited-in-place");
+		const data = randomBytes(16 * MiB, "edited-in-place");
 		server.fault = (req) => (req.method === "PUT" && server.count("PUT", /\/blocks$/) === 2 ? envelope(403, "FORBIDDEN", "no") : undefined);
 		let uploadId = "";
 		await uploadFile(client, new Blob([data]), {
 			...TARGET,
-			batchBytes: 4 * MiB,
+			batchBytes: 2 * MiB,
 			concurrency: 1,
 			onSession: (s) => (uploadId = s.uploadId),
 		}).catch(() => undefined);
@@ -551,11 +603,13 @@ describe("uploadFile: the happy path", () => {
 });
 
 describe("uploadFile: concurrency and progress", () => {
-	it("never has more than `concurrency` block PUTs in flight", async () => {
+	// The first PUTs wait until `concurrency` of them are in flight at once:
+	// the client must get there, and never past it (no delay decides it).
+	it("has exactly `concurrency` block PUTs in flight, never more", async () => {
 		for (const concurrency of [1, 3, 4]) {
 			const { server, client } = setup();
-			server.putDelayMs = 15;
-			await uploadFile(client, new Blob([randomBytes(16 * MiB, `conc${concurrency}`)]), { ...TARGET, concurrency, batchBytes: MiB });
+			server.holdUntilInFlight(concurrency);
+			await uploadFile(client, new Blob([randomBytes(8 * MiB, `conc${concurrency}`)]), { ...TARGET, concurrency, batchBytes: MiB });
 			expect(server.count("PUT", /\/blocks$/)).toBeGreaterThan(concurrency);
 			expect(server.maxInFlightPuts).toBe(concurrency);
 		}
@@ -588,7 +642,7 @@ describe("uploadFile: concurrency and progress", () => {
 
 	it("defaults to 4 PUTs in flight", async () => {
 		const { server, client } = setup();
-		server.putDelayMs = 15;
+		server.holdUntilInFlight(4);
 		await uploadFile(client, () => streamOf(randomBytes(12 * MiB, "conc-default")), { ...TARGET, batchBytes: MiB });
 		expect(server.maxInFlightPuts).toBe(4);
 	});
@@ -692,8 +746,15 @@ describe("uploadFile: interruption and resume", () => {
 
 	it("aborts everything in flight, then resumes from the session", async () => {
 		const { server, client } = setup();
-		server.putDelayMs = 10;
 		const data = randomBytes(16 * MiB, "abort");
+		// Once half the bytes are stored, later PUTs wait at a gate that never
+		// opens, and the PUT that got there answers only once one waits: when
+		// the client aborts at half, a PUT is always in flight.
+		server.afterStore = async () => {
+			if (server.gate !== null || [...server.store.values()].reduce((n, b) => n + b.length, 0) < data.length / 2) return;
+			server.gate = new Promise<void>(() => undefined);
+			await server.whenHeld(1);
+		};
 		const controller = new AbortController();
 		let uploadId = "";
 		const err = await uploadFile(client, () => streamOf(data), {
@@ -711,14 +772,15 @@ describe("uploadFile: interruption and resume", () => {
 		const sentFirst = [...server.store.values()].reduce((n, b) => n + b.length, 0);
 		expect(sentFirst).toBeGreaterThanOrEqual(data.length / 2);
 		expect(sentFirst).toBeLessThan(data.length);
-		// Nothing keeps running after the rejection.
-		const putsAtAbort = server.count("PUT", /\/blocks$/);
-		await sleep(50);
-		expect(server.count("PUT", /\/blocks$/)).toBe(putsAtAbort);
 
+		server.gate = null;
+		server.afterStore = undefined;
 		const result = await uploadFile(client, () => streamOf(data), { ...TARGET, uploadId });
 		expect(result.bytesSent).toBe(data.length - sentFirst);
 		expectBytes(server.files[0]?.content, data);
+		// Nothing kept running after the rejection: a request of the aborted
+		// upload made since (while the resume ran) would carry its aborted signal.
+		expect(server.abortedArrivals).toBe(0);
 	});
 
 	it("rejects at once when the signal is already aborted", async () => {
@@ -942,11 +1004,22 @@ describe("DriveClient", () => {
 			if (res.status !== 429) return res;
 			return new Response(await res.text(), { status: 429, headers: { "Retry-After": "1" } });
 		};
-		const client = new DriveClient({ baseUrl: "https://x.test", fetch: withHeader, backoffBaseMs: 1 });
-		const started = Date.now();
-		await client.send("GET", "/v1/x");
-		expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-		expect(calls).toHaveLength(2);
+		// A clock the test moves: the retry must wait the second Retry-After asks for, not a millisecond less.
+		vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+		try {
+			const client = new DriveClient({ baseUrl: "https://x.test", fetch: withHeader, backoffBaseMs: 1 });
+			let waiting = (): void => undefined;
+			const sleeping = new Promise<void>((resolve) => (waiting = resolve));
+			const sent = client.send("GET", "/v1/x", { onRetry: () => waiting() });
+			await sleeping;
+			await vi.advanceTimersByTimeAsync(999);
+			expect(calls).toHaveLength(1);
+			await vi.advanceTimersByTimeAsync(1);
+			await sent;
+			expect(calls).toHaveLength(2);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 
 	it("gives up at once when Retry-After exceeds maxRetryAfterMs", async () => {
@@ -975,10 +1048,15 @@ describe("DriveClient", () => {
 		const { fetch, calls } = counting([() => new Response("{}", { status: 503, headers: { "Retry-After": "30" } })]);
 		const client = new DriveClient({ baseUrl: "https://x.test", fetch });
 		const controller = new AbortController();
-		setTimeout(() => controller.abort(), 20);
-		const started = Date.now();
-		await expect(client.send("GET", "/v1/x", { signal: controller.signal })).rejects.toMatchObject({ name: "AbortError" });
-		expect(Date.now() - started).toBeLessThan(5000);
+		const delays: number[] = [];
+		// The client starts its 30 s wait right after onRetry: abort in the middle of it.
+		const onRetry = ({ delayMs }: { delayMs: number }) => {
+			delays.push(delayMs);
+			queueMicrotask(() => controller.abort());
+		};
+		await expect(client.send("GET", "/v1/x", { signal: controller.signal, onRetry })).rejects.toMatchObject({ name: "AbortError" });
+		expect(delays).toEqual([30_000]);
+		// Had the wait gone on, the retry would have made a second call.
 		expect(calls).toHaveLength(1);
 	});
 
