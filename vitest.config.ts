@@ -3,7 +3,17 @@
  * - "workers": tests inside workerd (api worker + notify worker as an
  *   auxiliary worker) against real local D1, R2 and Durable Objects;
  * - "shared":  the pure modules in src/shared, in Node (clients run there too);
- * - "e2e":     Node clients against the real local stack (wrangler dev).
+ * - "e2e":     Node clients against the real local stack (wrangler dev). The
+ *   stack starts in the background while the other projects run (they go
+ *   first: sequence.groupOrder); the e2e files then run side by side
+ *   against it, each in accounts of its own.
+ *
+ * No test depends on timing or on how busy the machine is: they wait for
+ * events and conditions, with generous deadlines only as hang guards.
+ *
+ * Longer runs, for a soak rather than `npm test`:
+ * - CONVERGENCE_RUNS=1000 (default 50): runs of the randomized convergence
+ *   property (test/e2e/convergence.e2e.test.ts, which lists its other knobs).
  */
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { buildSync } from "esbuild";
@@ -37,6 +47,8 @@ export default defineConfig(async () => {
 	const shardMigrations = await readD1Migrations("migrations/shard");
 	return {
 		test: {
+			// Two cores: while one file waits on the stack or on workerd, another can run.
+			maxWorkers: 3,
 			projects: [
 				{
 					plugins: [
@@ -83,10 +95,11 @@ export default defineConfig(async () => {
 						name: "e2e",
 						environment: "node",
 						include: ["test/e2e/**/*.test.ts"],
+						sequence: { groupOrder: 1 },
 						globalSetup: ["test/e2e/global-setup.ts"],
+						setupFiles: ["test/e2e/setup.ts"],
 						testTimeout: 300_000,
 						hookTimeout: 180_000,
-						fileParallelism: false,
 					},
 				},
 			],

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
@@ -24,10 +24,31 @@ declare module "vitest" {
 		persistTo: string;
 		/** A copy of the shared stack's state taken right after it came up: migrated, empty. */
 		template: string;
-		/** The shared stack's `wrangler dev` command line, and the source tree it ran from. */
-		stackCommand: string[];
+		/** The source tree the shared stack runs from. */
 		stackTree: string;
+		/** The file global-setup writes once the shared stack is up (or failed to come up): a {@link StackReady}. */
+		stackReady: string;
 	}
+}
+
+/** What global-setup reports once the shared stack is up: its `wrangler dev` command line, or why it failed. */
+export type StackReady = { command: string[] } | { error: string };
+
+/**
+ * Waits until the shared stack is up (global-setup starts it in the
+ * background); throws global-setup's error if it did not come up.
+ */
+export async function stackReady(): Promise<{ command: string[] }> {
+	const file = inject("stackReady");
+	// Migrations and wrangler dev take tens of seconds, and minutes on a loaded machine.
+	const guard = Date.now() + 600_000;
+	while (!existsSync(file)) {
+		if (Date.now() > guard) throw new Error("the local stack did not come up within 10 minutes (hang guard)");
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+	const state = JSON.parse(readFileSync(file, "utf8")) as StackReady;
+	if ("error" in state) throw new Error(`the local stack did not come up:\n${state.error}`);
+	return state;
 }
 
 /**
@@ -205,7 +226,8 @@ export async function startOwnStack(): Promise<OwnStack> {
 	snapshotTree(inject("stackTree"), tree);
 	cpSync(inject("template"), persistTo, { recursive: true });
 	const port = await freePort();
-	const command = withOption(withOption(inject("stackCommand"), "--port", String(port)), "--persist-to", persistTo);
+	const { command: shared } = await stackReady();
+	const command = withOption(withOption(shared, "--port", String(port)), "--persist-to", persistTo);
 	const stack: OwnStack = {
 		url: `http://127.0.0.1:${port}`,
 		persistTo,
