@@ -30,7 +30,16 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { ChangeEntry, ChangesPage, CommitResult, Node, NodePage, Reply, RequestOptions } from "../support/harness";
+import type {
+	ChangeEntry,
+	ChangesPage,
+	CommitResult,
+	Node,
+	NodePage,
+	Reply,
+	RequestOptions,
+	Session as SessionBody,
+} from "../support/harness";
 import { stackHarness } from "../support/stack";
 
 const h = stackHarness();
@@ -43,11 +52,22 @@ const SHARDS = Number(process.env.CONVERGENCE_USERS ?? 2);
 interface Session {
 	name: string;
 	token: string;
+	refresh: string;
 }
 
-/** A request as `session`; a 5xx fails the run (the server may refuse, never break). */
-async function api<T>(session: Session | null, path: string, init: Omit<RequestOptions, "token"> = {}): Promise<Reply<T>> {
-	const res = await h.call<T>(path, { ...init, token: session?.token ?? null });
+/**
+ * A request as `session`; a 5xx fails the run (the server may refuse, never
+ * break). A long run (CONVERGENCE_RUNS) outlives the 15-minute access
+ * token: a 401 refreshes the session once and sends the request again.
+ */
+async function api<T>(session: Session, path: string, init: Omit<RequestOptions, "token"> = {}): Promise<Reply<T>> {
+	let res = await h.call<T>(path, { ...init, token: session.token });
+	if (res.status === 401) {
+		const refreshed = await h.call<SessionBody>("/v1/auth/refresh", { method: "POST", json: { refresh_token: session.refresh } });
+		if (refreshed.status !== 200) throw new Error(`${session.name}: refresh answered ${refreshed.status}: ${refreshed.text}`);
+		Object.assign(session, { token: refreshed.body.access_token, refresh: refreshed.body.refresh_token });
+		res = await h.call<T>(path, { ...init, token: session.token });
+	}
 	if (res.status >= 500) throw new Error(`${init.method ?? "GET"} ${path} answered ${res.status}: ${res.text}`);
 	return res;
 }
@@ -407,8 +427,11 @@ async function seedTree(run: Run, rootId: string): Promise<void> {
 /** One user with DEVICES logins. */
 async function signupDevices(): Promise<{ sessions: Session[]; root: Node }> {
 	const first = await h.signup("device 0");
-	const sessions: Session[] = [{ name: "device 0", token: first.token }];
-	for (let i = 1; i < DEVICES; i++) sessions.push({ name: `device ${i}`, token: (await h.login(first, `device ${i}`)).token });
+	const sessions: Session[] = [{ name: "device 0", token: first.token, refresh: first.refresh }];
+	for (let i = 1; i < DEVICES; i++) {
+		const device = await h.login(first, `device ${i}`);
+		sessions.push({ name: `device ${i}`, token: device.token, refresh: device.refresh });
+	}
 	return { sessions, root: await h.node(first, first.rootId) };
 }
 
