@@ -79,7 +79,8 @@ export default defineConfig(async () => {
 						name: "workers",
 						include: ["test/api/**/*.test.ts"],
 						setupFiles: ["test/api/setup.ts"],
-						testTimeout: 60_000,
+						// Timeouts are hang guards: generous, so that a loaded machine is never the reason a test fails.
+						testTimeout: 120_000,
 					},
 				},
 				{
@@ -87,7 +88,7 @@ export default defineConfig(async () => {
 						name: "shared",
 						environment: "node",
 						include: ["src/shared/**/*.test.ts", "src/client/**/*.test.ts"],
-						testTimeout: 60_000,
+						testTimeout: 120_000,
 					},
 				},
 				{
@@ -98,8 +99,8 @@ export default defineConfig(async () => {
 						sequence: { groupOrder: 1 },
 						globalSetup: ["test/e2e/global-setup.ts"],
 						setupFiles: ["test/e2e/setup.ts"],
-						testTimeout: 300_000,
-						hookTimeout: 180_000,
+						testTimeout: 600_000,
+						hookTimeout: 300_000,
 					},
 				},
 			],

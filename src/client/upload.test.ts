@@ -11,6 +11,8 @@ import { createCipheriv, createHash } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import { chunkBoundaries } from "../shared/chunking";
 import { DriveApiError, DriveClient, parseRetryAfter } from "./http";
+import { concat } from "../../test/support/bytes";
+import { HANG_GUARD_MS } from "../../test/support/harness";
 import { planUpload, SourceChangedError, uploadFile, type UploadProgress, type UploadSource } from "./upload";
 
 const MiB = 1024 * 1024;
@@ -33,16 +35,6 @@ function sha256(data: Uint8Array): string {
 function expectBytes(actual: Uint8Array | undefined, expected: Uint8Array): void {
 	expect(actual?.length).toBe(expected.length);
 	expect(sha256(actual ?? new Uint8Array(0))).toBe(sha256(expected));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-	let at = 0;
-	for (const p of parts) {
-		out.set(p, at);
-		at += p.length;
-	}
-	return out;
 }
 
 /** `data` as a stream of `piece`-byte pieces. */
@@ -281,7 +273,7 @@ class FakeServer {
 			this.beforeCommit?.(session);
 			const missing = this.#missing(session);
 			if (missing.length > 0) return envelope(409, "MISSING_BLOCKS", `${missing.length} blocks missing`, missing);
-			const content = concat(...session.blocks.map((b) => this.store.get(b.hash) ?? new Uint8Array(0)));
+			const content = concat(session.blocks.map((b) => this.store.get(b.hash) ?? new Uint8Array(0)));
 			if (session.contentHash === undefined) session.contentHash = sha256(content);
 			if (sha256(content) !== session.contentHash) return envelope(400, "INVALID_REQUEST", "content_hash does not match");
 			let file = this.files.find((f) => f.parentId === session.parentId && f.name === session.name);
@@ -320,7 +312,7 @@ class FakeServer {
 	holdUntilInFlight(n: number): void {
 		let open = (): void => undefined;
 		this.gate = new Promise((resolve) => (open = resolve));
-		const guard = setTimeout(() => release(), 30_000);
+		const guard = setTimeout(() => release(), HANG_GUARD_MS);
 		const release = () => {
 			clearTimeout(guard);
 			this.gate = null;
@@ -567,7 +559,7 @@ describe("uploadFile: the happy path", () => {
 		const { server, client } = setup();
 		// Zeros chunk identically every time (the gear hash of a constant
 		// input is periodic), so this file repeats one block several times.
-		const data = concat(new Uint8Array(13 * MiB), randomBytes(MiB, "tail"));
+		const data = concat([new Uint8Array(13 * MiB), randomBytes(MiB, "tail")]);
 		const plan = await planUpload(new Blob([data]));
 		const distinct = new Set(plan.blocks.map((b) => b.hash));
 		expect(distinct.size).toBeLessThan(plan.blocks.length);
@@ -595,7 +587,7 @@ describe("uploadFile: the happy path", () => {
 		const { client } = setup();
 		const data = randomBytes(12 * MiB, "delta");
 		await uploadFile(client, new Blob([data]), TARGET);
-		const edited = concat(data.subarray(0, 6 * MiB), new Uint8Array([42]), data.subarray(6 * MiB));
+		const edited = concat([data.subarray(0, 6 * MiB), new Uint8Array([42]), data.subarray(6 * MiB)]);
 		const result = await uploadFile(client, new Blob([edited]), TARGET);
 		expect(result.bytesSent).toBeGreaterThan(0);
 		expect(result.bytesSent).toBeLessThanOrEqual(2 * 4 * MiB);
