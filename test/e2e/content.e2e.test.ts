@@ -3,61 +3,17 @@
  * File content end to end: a Node client with plain fetch against the real
  * local stack (wrangler dev, both workers), as an API client would use it.
  */
-import { createCipheriv, createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/envelope";
 import { expectOk, type TestUser } from "../support/harness";
-import { hashBody, stackHarness } from "../support/stack";
+import { hashBody, randomStream, stackHarness, zeroStream } from "../support/stack";
 
 const h = stackHarness();
 
 /** 90 MiB: the largest round size under the 100 MB (10^8 bytes) request limit. */
 const SIZE = 90 * 1024 * 1024;
 const MAX_REQUEST_BYTES = 100_000_000;
-const PIECE = 1024 * 1024;
-
-/**
- * `size` pseudo-random bytes as a stream, generated on demand (AES-256-CTR
- * keystream: incompressible, deterministic per seed, and fast enough not to
- * be what the test waits for), hashed into `hash` as they are handed out, so
- * the test never holds more than one piece in memory.
- */
-function randomStream(size: number, seed: string, hash: Hash): ReadableStream<Uint8Array> {
-	const key = createHash("sha256").update(seed).digest();
-	const cipher = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
-	const zeros = Buffer.alloc(PIECE);
-	let sent = 0;
-	return new ReadableStream<Uint8Array>({
-		pull(controller) {
-			const n = Math.min(PIECE, size - sent);
-			if (n === 0) {
-				controller.close();
-				return;
-			}
-			const piece = cipher.update(zeros.subarray(0, n));
-			sent += n;
-			hash.update(piece);
-			controller.enqueue(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
-		},
-	});
-}
-
-/** `size` zero bytes as a stream, one shared piece at a time (its content never changes, so sharing it is safe). */
-function zeroStream(size: number): ReadableStream<Uint8Array> {
-	const zeros = new Uint8Array(PIECE);
-	let sent = 0;
-	return new ReadableStream<Uint8Array>({
-		pull(controller) {
-			const n = Math.min(PIECE, size - sent);
-			if (n === 0) {
-				controller.close();
-				return;
-			}
-			sent += n;
-			controller.enqueue(n === PIECE ? zeros : zeros.subarray(0, n));
-		},
-	});
-}
 
 /** PUT content with a streamed body; `length` null sends it chunked, without Content-Length. */
 function putStream(user: TestUser, parentId: string, name: string, body: ReadableStream<Uint8Array>, length: number | null) {
@@ -80,7 +36,13 @@ describe("file content through the local stack", () => {
 	describe("happy path", () => {
 		it("stores 90 MiB streamed from a generator and streams back the same bytes", async () => {
 			const sent = createHash("sha256");
-			const put = await putStream(session, session.rootId, "random-90MiB.bin", randomStream(SIZE, "e2e-90MiB", sent), SIZE);
+			const put = await putStream(
+				session,
+				session.rootId,
+				"random-90MiB.bin",
+				randomStream(SIZE, "e2e-90MiB", (piece) => sent.update(piece)),
+				SIZE,
+			);
 			const putBody = expectOk(put, 201);
 			const expected = sent.digest("hex");
 			expect(putBody.node).toMatchObject({

@@ -4,15 +4,14 @@
  * interrupted and resumed uploads come back byte-exact, and re-uploading
  * content the user already has sends no block bytes.
  */
-import { createCipheriv, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DriveClient, planUpload, uploadFile, type UploadProgress } from "../../src/client";
 import type { UploadStatus } from "../support/harness";
-import { hashBody, stackHarness } from "../support/stack";
+import { hashBody, randomStream, stackHarness } from "../support/stack";
 
 const h = stackHarness();
 const MiB = 1024 * 1024;
-const PIECE = MiB;
 
 interface Session {
 	client: DriveClient;
@@ -26,31 +25,8 @@ async function signup(): Promise<Session> {
 	return { client: new DriveClient({ baseUrl: h.baseUrl, token: user.token }), token: user.token, rootId: user.rootId };
 }
 
-/**
- * A factory of identical streams of `size` pseudo-random bytes (AES-256-CTR
- * keystream of `seed`): incompressible, never held in memory at once, and
- * re-creatable for the client's second pass.
- */
-function randomSource(size: number, seed: string): () => ReadableStream<Uint8Array> {
-	const key = createHash("sha256").update(seed).digest();
-	return () => {
-		const cipher = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
-		const zeros = Buffer.alloc(PIECE);
-		let sent = 0;
-		return new ReadableStream<Uint8Array>({
-			pull(controller) {
-				const n = Math.min(PIECE, size - sent);
-				if (n === 0) {
-					controller.close();
-					return;
-				}
-				const piece = cipher.update(zeros.subarray(0, n));
-				sent += n;
-				controller.enqueue(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
-			},
-		});
-	};
-}
+/** A factory of identical streams of `size` pseudo-random bytes, re-creatable for the client's second pass. */
+const randomSource = (size: number, seed: string) => () => randomStream(size, seed);
 
 /** SHA-256 of a file's content as the service streams it back. */
 async function downloadSha256(session: Session, nodeId: string): Promise<{ sha256: string; bytes: number }> {

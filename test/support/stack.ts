@@ -92,6 +92,49 @@ export function generate(size: number, seed: string): Buffer {
 	return cipher.update(Buffer.alloc(size));
 }
 
+/**
+ * `size` bytes as a stream of 1 MiB pieces made on demand by `piece(n)`, so
+ * that a test never holds a large body in memory.
+ */
+function pieceStream(size: number, piece: (n: number) => Uint8Array): ReadableStream<Uint8Array> {
+	let sent = 0;
+	return new ReadableStream<Uint8Array>({
+		pull(controller) {
+			const n = Math.min(1 << 20, size - sent);
+			if (n === 0) {
+				controller.close();
+				return;
+			}
+			sent += n;
+			controller.enqueue(piece(n));
+		},
+	});
+}
+
+/**
+ * `size` bytes of {@link generate}'s keystream for `seed`, as a stream;
+ * `onPiece` sees each piece as it is handed out (to hash what was sent).
+ */
+export function randomStream(
+	size: number,
+	seed: string,
+	onPiece: (piece: Uint8Array) => void = () => undefined,
+): ReadableStream<Uint8Array> {
+	const cipher = createCipheriv("aes-256-ctr", createHash("sha256").update(seed).digest(), Buffer.alloc(16));
+	const zeros = Buffer.alloc(1 << 20);
+	return pieceStream(size, (n) => {
+		const piece = cipher.update(zeros.subarray(0, n));
+		onPiece(piece);
+		return new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength);
+	});
+}
+
+/** `size` zero bytes as a stream, one shared piece at a time (its content never changes, so sharing it is safe). */
+export function zeroStream(size: number): ReadableStream<Uint8Array> {
+	const zeros = new Uint8Array(1 << 20);
+	return pieceStream(size, (n) => (n === zeros.length ? zeros : zeros.subarray(0, n)));
+}
+
 export const sha256Of = (data: Uint8Array | string): string => createHash("sha256").update(data).digest("hex");
 
 /** A block of a file as the chunker cuts it. */
