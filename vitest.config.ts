@@ -4,9 +4,10 @@
  *   auxiliary worker) against real local D1, R2 and Durable Objects;
  * - "shared":  the pure modules in src/shared, in Node (clients run there too);
  * - "e2e":     Node clients against the real local stack (wrangler dev). The
- *   stack starts in the background while the other projects run (they go
- *   first: sequence.groupOrder); the e2e files then run side by side
- *   against it, each in accounts of its own.
+ *   stack starts in the background while the other projects' files run
+ *   (they are queued first: OthersThenE2e); the e2e files then run side by
+ *   side against it, and beside the last of the others, each in accounts of
+ *   its own.
  *
  * No test depends on timing or on how busy the machine is: they wait for
  * events and conditions, with generous deadlines only as hang guards.
@@ -18,7 +19,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { buildSync } from "esbuild";
 import { readFileSync } from "node:fs";
+import { relative } from "node:path";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 const NOTIFY_BUNDLE = ".wrangler/test-build/notify.mjs";
 
@@ -28,6 +31,22 @@ function shardDatabases(): Record<string, string> {
 	const out: Record<string, string> = {};
 	for (const m of toml.matchAll(/binding = "(SHARD_\d+)"[\s\S]*?database_id = "([^"]+)"/g)) out[m[1] as string] = m[2] as string;
 	return out;
+}
+
+/**
+ * Queues every file but the e2e ones first, longest first across projects
+ * (vitest runs projects one after the other, by name, which put e2e first),
+ * then the e2e files, longest first: they wait for the stack, which takes
+ * tens of seconds to come up.
+ */
+class OthersThenE2e extends BaseSequencer {
+	override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+		const duration = (f: TestSpecification) =>
+			this.ctx.cache.getFileTestResults(`${f.project.name}:${relative(this.ctx.config.root, f.moduleId)}`)?.duration ?? Infinity;
+		const longestFirst = (list: TestSpecification[]) => [...list].sort((a, b) => duration(b) - duration(a));
+		const isE2e = (f: TestSpecification) => f.project.name === "e2e";
+		return [...longestFirst(files.filter((f) => !isE2e(f))), ...longestFirst(files.filter(isE2e))];
+	}
 }
 
 export default defineConfig(async () => {
@@ -49,6 +68,7 @@ export default defineConfig(async () => {
 		test: {
 			// Two cores: while one file waits on the stack or on workerd, another can run.
 			maxWorkers: 3,
+			sequence: { sequencer: OthersThenE2e },
 			projects: [
 				{
 					plugins: [
@@ -96,7 +116,6 @@ export default defineConfig(async () => {
 						name: "e2e",
 						environment: "node",
 						include: ["test/e2e/**/*.test.ts"],
-						sequence: { groupOrder: 1 },
 						globalSetup: ["test/e2e/global-setup.ts"],
 						setupFiles: ["test/e2e/setup.ts"],
 						testTimeout: 600_000,
