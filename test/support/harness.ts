@@ -73,8 +73,10 @@ export interface TestUser {
 	rootId: string;
 }
 
+/** A request body the harness sends as is. */
 export type Body = Uint8Array | string | ReadableStream<Uint8Array> | Blob;
 
+/** What a request carries besides its path. */
 export interface RequestOptions {
 	method?: string;
 	/** Sent as `Authorization: Bearer`; null or undefined sends none. */
