@@ -3,12 +3,25 @@
  * - "workers": tests inside workerd (api worker + notify worker as an
  *   auxiliary worker) against real local D1, R2 and Durable Objects;
  * - "shared":  the pure modules in src/shared, in Node (clients run there too);
- * - "e2e":     Node clients against the real local stack (wrangler dev).
+ * - "e2e":     Node clients against the real local stack (wrangler dev). The
+ *   stack starts in the background while the other projects' files run
+ *   (they are queued first: OthersThenE2e); the e2e files then run side by
+ *   side against it, and beside the last of the others, each in accounts of
+ *   its own.
+ *
+ * No test depends on timing or on how busy the machine is: they wait for
+ * events and conditions, with generous deadlines only as hang guards.
+ *
+ * Longer runs, for a soak rather than `npm test`:
+ * - CONVERGENCE_RUNS=1000 (default 50): runs of the randomized convergence
+ *   property (test/e2e/convergence.e2e.test.ts, which lists its other knobs).
  */
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { buildSync } from "esbuild";
 import { readFileSync } from "node:fs";
+import { relative } from "node:path";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 const NOTIFY_BUNDLE = ".wrangler/test-build/notify.mjs";
 
@@ -18,6 +31,22 @@ function notifyDatabases(): Record<string, string> {
 	const out: Record<string, string> = {};
 	for (const m of toml.matchAll(/binding = "(DIRECTORY|SHARD_\d+)"[\s\S]*?database_id = "([^"]+)"/g)) out[m[1] as string] = m[2] as string;
 	return out;
+}
+
+/**
+ * Queues every file but the e2e ones first, longest first across projects
+ * (vitest runs projects one after the other, by name, which put e2e first),
+ * then the e2e files, longest first: they wait for the stack, which takes
+ * tens of seconds to come up.
+ */
+class OthersThenE2e extends BaseSequencer {
+	override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+		const duration = (f: TestSpecification) =>
+			this.ctx.cache.getFileTestResults(`${f.project.name}:${relative(this.ctx.config.root, f.moduleId)}`)?.duration ?? Infinity;
+		const longestFirst = (list: TestSpecification[]) => [...list].sort((a, b) => duration(b) - duration(a));
+		const isE2e = (f: TestSpecification) => f.project.name === "e2e";
+		return [...longestFirst(files.filter((f) => !isE2e(f))), ...longestFirst(files.filter(isE2e))];
+	}
 }
 
 export default defineConfig(async () => {
@@ -37,6 +66,9 @@ export default defineConfig(async () => {
 	const shardMigrations = await readD1Migrations("migrations/shard");
 	return {
 		test: {
+			// Two cores: while one file waits on the stack or on workerd, another can run.
+			maxWorkers: 3,
+			sequence: { sequencer: OthersThenE2e },
 			projects: [
 				{
 					plugins: [
@@ -68,7 +100,8 @@ export default defineConfig(async () => {
 						name: "workers",
 						include: ["test/api/**/*.test.ts"],
 						setupFiles: ["test/api/setup.ts"],
-						testTimeout: 60_000,
+						// Timeouts are hang guards: generous, so that a loaded machine is never the reason a test fails.
+						testTimeout: 120_000,
 					},
 				},
 				{
@@ -94,7 +127,7 @@ export default defineConfig(async () => {
 						name: "shared",
 						environment: "node",
 						include: ["src/shared/**/*.test.ts", "src/client/**/*.test.ts"],
-						testTimeout: 60_000,
+						testTimeout: 120_000,
 					},
 				},
 				{
@@ -103,9 +136,9 @@ export default defineConfig(async () => {
 						environment: "node",
 						include: ["test/e2e/**/*.test.ts"],
 						globalSetup: ["test/e2e/global-setup.ts"],
-						testTimeout: 300_000,
-						hookTimeout: 180_000,
-						fileParallelism: false,
+						setupFiles: ["test/e2e/setup.ts"],
+						testTimeout: 600_000,
+						hookTimeout: 300_000,
 					},
 				},
 			],

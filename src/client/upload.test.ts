@@ -8,9 +8,11 @@
  * exercised by test/e2e/upload-client.e2e.test.ts.
  */
 import { createCipheriv, createHash } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { chunkBoundaries } from "../shared/chunking";
 import { DriveApiError, DriveClient, parseRetryAfter } from "./http";
+import { concat } from "../../test/support/bytes";
+import { HANG_GUARD_MS } from "../../test/support/harness";
 import { planUpload, SourceChangedError, uploadFile, type UploadProgress, type UploadSource } from "./upload";
 
 const MiB = 1024 * 1024;
@@ -35,16 +37,6 @@ function expectBytes(actual: Uint8Array | undefined, expected: Uint8Array): void
 	expect(sha256(actual ?? new Uint8Array(0))).toBe(sha256(expected));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-	let at = 0;
-	for (const p of parts) {
-		out.set(p, at);
-		at += p.length;
-	}
-	return out;
-}
-
 /** `data` as a stream of `piece`-byte pieces. */
 function streamOf(data: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Array> {
 	let at = 0;
@@ -62,16 +54,6 @@ function streamOf(data: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Arra
 
 async function* iterableOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
 	for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
-}
-
-function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(resolve, ms);
-		signal?.addEventListener("abort", () => {
-			clearTimeout(timer);
-			reject(signal.reason);
-		});
-	});
 }
 
 // ---------------------------------------------------------------------------
@@ -131,7 +113,20 @@ class FakeServer {
 	maxInFlightPuts = 0;
 	/** Block PUTs (batches) answered 204. */
 	putsAccepted = 0;
-	putDelayMs = 0;
+	/** Requests that arrived with their signal already aborted: sent after the client gave up on them. */
+	abortedArrivals = 0;
+	/**
+	 * While set, each block PUT waits here once its body is read (until the
+	 * gate opens, or its signal aborts): how the tests decide what is in
+	 * flight at once, instead of a delay.
+	 */
+	gate: Promise<void> | null = null;
+	/** PUTs waiting at the gate now. */
+	heldPuts = 0;
+	/** Runs when a block PUT arrives, once it counts as in flight. */
+	onPutArrived: (() => void) | undefined;
+	/** Runs after a batch PUT stored its blocks, before it answers 204. */
+	afterStore: (() => Promise<void> | void) | undefined;
 	fault: ((req: FakeRequest) => Fault | Promise<Fault>) | undefined;
 	/** Runs at the start of each commit, before missing blocks are checked (e.g. to evict blocks). */
 	beforeCommit: ((session: FakeSession) => void) | undefined;
@@ -140,7 +135,10 @@ class FakeServer {
 
 	readonly fetch = async (input: string, init: RequestInit): Promise<Response> => {
 		const signal = init.signal ?? undefined;
-		if (signal?.aborted === true) throw signal.reason;
+		if (signal?.aborted === true) {
+			this.abortedArrivals++;
+			throw signal.reason;
+		}
 		const url = new URL(input);
 		const method = init.method ?? "GET";
 		const key = `${method} ${url.pathname}`;
@@ -196,12 +194,10 @@ class FakeServer {
 		if (session.committed !== undefined && method !== "POST" && method !== "GET")
 			return envelope(404, "NOT_FOUND", "upload already committed");
 		if (method === "PUT" && blockHash !== undefined) {
-			this.inFlightPuts++;
-			this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+			this.#arrived();
 			try {
 				const bytes = new Uint8Array(await new Response(init.body).arrayBuffer());
-				if (this.putDelayMs > 0) await sleep(this.putDelayMs, signal);
-				if (signal?.aborted === true) throw signal.reason;
+				await this.#pass(signal);
 				if (sha256(bytes) !== blockHash) return envelope(422, "HASH_MISMATCH", "bytes do not match the hash");
 				this.store.set(blockHash, bytes);
 				this.putsAccepted++;
@@ -237,13 +233,11 @@ class FakeServer {
 		}
 		if (method === "PUT" && m[4] === "blocks") {
 			// A batch: the blocks Drive-Blocks names, one after another, each as long as the list declared.
-			this.inFlightPuts++;
-			this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+			this.#arrived();
 			try {
 				const hashes = (new Headers(init.headers).get("Drive-Blocks") ?? "").split(",");
 				const bytes = new Uint8Array(await new Response(init.body).arrayBuffer());
-				if (this.putDelayMs > 0) await sleep(this.putDelayMs, signal);
-				if (signal?.aborted === true) throw signal.reason;
+				await this.#pass(signal);
 				let at = 0;
 				for (const hash of hashes) {
 					const size = session.blocks.find((b) => b.hash === hash)?.size;
@@ -256,6 +250,7 @@ class FakeServer {
 				}
 				if (at !== bytes.length) return envelope(400, "INVALID_REQUEST", "the body is longer than its blocks");
 				this.putsAccepted++;
+				await this.afterStore?.();
 				return new Response(null, { status: 204 });
 			} finally {
 				this.inFlightPuts--;
@@ -278,7 +273,7 @@ class FakeServer {
 			this.beforeCommit?.(session);
 			const missing = this.#missing(session);
 			if (missing.length > 0) return envelope(409, "MISSING_BLOCKS", `${missing.length} blocks missing`, missing);
-			const content = concat(...session.blocks.map((b) => this.store.get(b.hash) ?? new Uint8Array(0)));
+			const content = concat(session.blocks.map((b) => this.store.get(b.hash) ?? new Uint8Array(0)));
 			if (session.contentHash === undefined) session.contentHash = sha256(content);
 			if (sha256(content) !== session.contentHash) return envelope(400, "INVALID_REQUEST", "content_hash does not match");
 			let file = this.files.find((f) => f.parentId === session.parentId && f.name === session.name);
@@ -307,6 +302,55 @@ class FakeServer {
 			return new Response(null, { status: 204 });
 		}
 		return envelope(404, "NOT_FOUND", "no such route");
+	}
+
+	/**
+	 * Holds block PUTs at the gate until `n` are in flight at once, then lets
+	 * every PUT through. A client that never gets there is let through after
+	 * a hang guard, so that the test fails on the count instead of hanging.
+	 */
+	holdUntilInFlight(n: number): void {
+		let open = (): void => undefined;
+		this.gate = new Promise((resolve) => (open = resolve));
+		const guard = setTimeout(() => release(), HANG_GUARD_MS);
+		const release = () => {
+			clearTimeout(guard);
+			this.gate = null;
+			this.onPutArrived = undefined;
+			open();
+		};
+		this.onPutArrived = () => {
+			if (this.inFlightPuts >= n) release();
+		};
+	}
+
+	/** Resolves once `n` block PUTs wait at the gate. */
+	async whenHeld(n: number): Promise<void> {
+		while (this.heldPuts < n) await new Promise((resolve) => setImmediate(resolve));
+	}
+
+	#arrived(): void {
+		this.inFlightPuts++;
+		this.maxInFlightPuts = Math.max(this.maxInFlightPuts, this.inFlightPuts);
+		this.onPutArrived?.();
+	}
+
+	/** Waits at the gate, if it is closed; throws the signal's reason if the request was aborted meanwhile. */
+	async #pass(signal: AbortSignal | undefined): Promise<void> {
+		const gate = this.gate;
+		if (gate !== null) {
+			this.heldPuts++;
+			try {
+				await new Promise<void>((resolve, reject) => {
+					if (signal?.aborted === true) reject(signal.reason);
+					signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+					void gate.then(resolve);
+				});
+			} finally {
+				this.heldPuts--;
+			}
+		}
+		if (signal?.aborted === true) throw signal.reason;
 	}
 
 	#missing(session: FakeSession): string[] {
@@ -406,7 +450,7 @@ describe("uploadFile: the happy path", () => {
 
 	it("sends a large Blob while hashing it: the block list goes in parts, and the file is read once", async () => {
 		const { server, client } = setup();
-		const data = randomBytes(40 * MiB + 5, "pipelined");
+		const data = randomBytes(16 * MiB + 5, "pipelined");
 		const blob = new Blob([data]);
 		// Counts reads: one stream() for the whole upload, and no slices (no second pass).
 		const reads = { stream: 0, slice: 0 };
@@ -416,7 +460,7 @@ describe("uploadFile: the happy path", () => {
 			slice: (...args: Parameters<Blob["slice"]>) => (reads.slice++, blob.slice(...args)),
 			arrayBuffer: () => blob.arrayBuffer(),
 		} as unknown as Blob;
-		const result = await uploadFile(client, counted, { ...TARGET, batchBytes: 8 * MiB });
+		const result = await uploadFile(client, counted, { ...TARGET, batchBytes: 4 * MiB });
 		expect(reads).toEqual({ stream: 1, slice: 0 });
 		expectBytes(server.files[0]?.content, data);
 		expect(result.node.content_hash).toBe(sha256(data));
@@ -438,13 +482,13 @@ describe("uploadFile: the happy path", () => {
 
 	it("resumes a session whose block list was cut short: lists the rest, then sends what is missing", async () => {
 		const { server, client } = setup({ retries: 0 });
-		const data = randomBytes(30 * MiB, "cut-short");
+		const data = randomBytes(16 * MiB, "cut-short");
 		// The second batch fails: by then the list is only partly sent.
 		server.fault = (req) => (req.method === "PUT" && server.count("PUT", /\/blocks$/) === 2 ? envelope(403, "FORBIDDEN", "no") : undefined);
 		let uploadId = "";
 		const err = await uploadFile(client, new Blob([data]), {
 			...TARGET,
-			batchBytes: 4 * MiB,
+			batchBytes: 2 * MiB,
 			concurrency: 1,
 			onSession: (s) => (uploadId = s.uploadId),
 		}).catch((e: unknown) => e);
@@ -462,12 +506,12 @@ describe("uploadFile: the happy path", () => {
 
 	it("reports a file edited in place before the resume, inside the part already listed", async () => {
 		const { server, client } = setup({ retries: 0 });
-		const data = randomBytes(30 * MiB, "edited-in-place");
+		const data = randomBytes(16 * MiB, "edited-in-place");
 		server.fault = (req) => (req.method === "PUT" && server.count("PUT", /\/blocks$/) === 2 ? envelope(403, "FORBIDDEN", "no") : undefined);
 		let uploadId = "";
 		await uploadFile(client, new Blob([data]), {
 			...TARGET,
-			batchBytes: 4 * MiB,
+			batchBytes: 2 * MiB,
 			concurrency: 1,
 			onSession: (s) => (uploadId = s.uploadId),
 		}).catch(() => undefined);
@@ -515,7 +559,7 @@ describe("uploadFile: the happy path", () => {
 		const { server, client } = setup();
 		// Zeros chunk identically every time (the gear hash of a constant
 		// input is periodic), so this file repeats one block several times.
-		const data = concat(new Uint8Array(13 * MiB), randomBytes(MiB, "tail"));
+		const data = concat([new Uint8Array(13 * MiB), randomBytes(MiB, "tail")]);
 		const plan = await planUpload(new Blob([data]));
 		const distinct = new Set(plan.blocks.map((b) => b.hash));
 		expect(distinct.size).toBeLessThan(plan.blocks.length);
@@ -543,7 +587,7 @@ describe("uploadFile: the happy path", () => {
 		const { client } = setup();
 		const data = randomBytes(12 * MiB, "delta");
 		await uploadFile(client, new Blob([data]), TARGET);
-		const edited = concat(data.subarray(0, 6 * MiB), new Uint8Array([42]), data.subarray(6 * MiB));
+		const edited = concat([data.subarray(0, 6 * MiB), new Uint8Array([42]), data.subarray(6 * MiB)]);
 		const result = await uploadFile(client, new Blob([edited]), TARGET);
 		expect(result.bytesSent).toBeGreaterThan(0);
 		expect(result.bytesSent).toBeLessThanOrEqual(2 * 4 * MiB);
@@ -551,11 +595,13 @@ describe("uploadFile: the happy path", () => {
 });
 
 describe("uploadFile: concurrency and progress", () => {
-	it("never has more than `concurrency` block PUTs in flight", async () => {
+	// The first PUTs wait until `concurrency` of them are in flight at once:
+	// the client must get there, and never past it (no delay decides it).
+	it("has exactly `concurrency` block PUTs in flight, never more", async () => {
 		for (const concurrency of [1, 3, 4]) {
 			const { server, client } = setup();
-			server.putDelayMs = 15;
-			await uploadFile(client, new Blob([randomBytes(16 * MiB, `conc${concurrency}`)]), { ...TARGET, concurrency, batchBytes: MiB });
+			server.holdUntilInFlight(concurrency);
+			await uploadFile(client, new Blob([randomBytes(8 * MiB, `conc${concurrency}`)]), { ...TARGET, concurrency, batchBytes: MiB });
 			expect(server.count("PUT", /\/blocks$/)).toBeGreaterThan(concurrency);
 			expect(server.maxInFlightPuts).toBe(concurrency);
 		}
@@ -588,7 +634,7 @@ describe("uploadFile: concurrency and progress", () => {
 
 	it("defaults to 4 PUTs in flight", async () => {
 		const { server, client } = setup();
-		server.putDelayMs = 15;
+		server.holdUntilInFlight(4);
 		await uploadFile(client, () => streamOf(randomBytes(12 * MiB, "conc-default")), { ...TARGET, batchBytes: MiB });
 		expect(server.maxInFlightPuts).toBe(4);
 	});
@@ -692,8 +738,15 @@ describe("uploadFile: interruption and resume", () => {
 
 	it("aborts everything in flight, then resumes from the session", async () => {
 		const { server, client } = setup();
-		server.putDelayMs = 10;
 		const data = randomBytes(16 * MiB, "abort");
+		// Once half the bytes are stored, later PUTs wait at a gate that never
+		// opens, and the PUT that got there answers only once one waits: when
+		// the client aborts at half, a PUT is always in flight.
+		server.afterStore = async () => {
+			if (server.gate !== null || [...server.store.values()].reduce((n, b) => n + b.length, 0) < data.length / 2) return;
+			server.gate = new Promise<void>(() => undefined);
+			await server.whenHeld(1);
+		};
 		const controller = new AbortController();
 		let uploadId = "";
 		const err = await uploadFile(client, () => streamOf(data), {
@@ -711,14 +764,15 @@ describe("uploadFile: interruption and resume", () => {
 		const sentFirst = [...server.store.values()].reduce((n, b) => n + b.length, 0);
 		expect(sentFirst).toBeGreaterThanOrEqual(data.length / 2);
 		expect(sentFirst).toBeLessThan(data.length);
-		// Nothing keeps running after the rejection.
-		const putsAtAbort = server.count("PUT", /\/blocks$/);
-		await sleep(50);
-		expect(server.count("PUT", /\/blocks$/)).toBe(putsAtAbort);
 
+		server.gate = null;
+		server.afterStore = undefined;
 		const result = await uploadFile(client, () => streamOf(data), { ...TARGET, uploadId });
 		expect(result.bytesSent).toBe(data.length - sentFirst);
 		expectBytes(server.files[0]?.content, data);
+		// Nothing kept running after the rejection: a request of the aborted
+		// upload made since (while the resume ran) would carry its aborted signal.
+		expect(server.abortedArrivals).toBe(0);
 	});
 
 	it("rejects at once when the signal is already aborted", async () => {
@@ -942,11 +996,22 @@ describe("DriveClient", () => {
 			if (res.status !== 429) return res;
 			return new Response(await res.text(), { status: 429, headers: { "Retry-After": "1" } });
 		};
-		const client = new DriveClient({ baseUrl: "https://x.test", fetch: withHeader, backoffBaseMs: 1 });
-		const started = Date.now();
-		await client.send("GET", "/v1/x");
-		expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-		expect(calls).toHaveLength(2);
+		// A clock the test moves: the retry must wait the second Retry-After asks for, not a millisecond less.
+		vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+		try {
+			const client = new DriveClient({ baseUrl: "https://x.test", fetch: withHeader, backoffBaseMs: 1 });
+			let waiting = (): void => undefined;
+			const sleeping = new Promise<void>((resolve) => (waiting = resolve));
+			const sent = client.send("GET", "/v1/x", { onRetry: () => waiting() });
+			await sleeping;
+			await vi.advanceTimersByTimeAsync(999);
+			expect(calls).toHaveLength(1);
+			await vi.advanceTimersByTimeAsync(1);
+			await sent;
+			expect(calls).toHaveLength(2);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 
 	it("gives up at once when Retry-After exceeds maxRetryAfterMs", async () => {
@@ -975,10 +1040,15 @@ describe("DriveClient", () => {
 		const { fetch, calls } = counting([() => new Response("{}", { status: 503, headers: { "Retry-After": "30" } })]);
 		const client = new DriveClient({ baseUrl: "https://x.test", fetch });
 		const controller = new AbortController();
-		setTimeout(() => controller.abort(), 20);
-		const started = Date.now();
-		await expect(client.send("GET", "/v1/x", { signal: controller.signal })).rejects.toMatchObject({ name: "AbortError" });
-		expect(Date.now() - started).toBeLessThan(5000);
+		const delays: number[] = [];
+		// The client starts its 30 s wait right after onRetry: abort in the middle of it.
+		const onRetry = ({ delayMs }: { delayMs: number }) => {
+			delays.push(delayMs);
+			queueMicrotask(() => controller.abort());
+		};
+		await expect(client.send("GET", "/v1/x", { signal: controller.signal, onRetry })).rejects.toMatchObject({ name: "AbortError" });
+		expect(delays).toEqual([30_000]);
+		// Had the wait gone on, the retry would have made a second call.
 		expect(calls).toHaveLength(1);
 	});
 

@@ -6,21 +6,17 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { chunkBoundaries } from "../../src/shared/chunking";
-import {
-	blobCount,
-	blobKeys,
-	bytesEqual,
-	call,
-	download,
-	expectError,
-	indexOfBytes,
-	randomBytes,
-	sha256,
-	signup,
-	upload,
-	versionBlocks,
-	type TestUser,
-} from "./helpers";
+import { bytesEqual, indexOfBytes, randomBytes, sha256 } from "../support/bytes";
+import { expectError } from "../support/envelope";
+import type { Body, TestUser } from "../support/harness";
+import { api, blobCount, blobKeys, versionBlocks } from "./helpers";
+
+/** PUT content, asserting `status`. */
+const upload = (user: TestUser, parentId: string, name: string, data: Body, status = 201) =>
+	api.upload(user, parentId, name, data, { status });
+/** GET content with `headers`, asserting `status`. */
+const download = (user: TestUser, id: string, headers: Record<string, string> = {}, status = 200) =>
+	api.download(user, id, { headers, status });
 
 const MiB = 1024 * 1024;
 const MARKER = new TextEncoder().encode("DRIVE-PLAINTEXT-MARKER-7f3a9c51");
@@ -75,7 +71,7 @@ async function multiBlock(
 
 describe("blocks: encryption at rest", () => {
 	it("never stores the plaintext of a compressible or an incompressible file", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const compressible = markerText(600 * 1024);
 		const incompressible = markedRandom(2 * MiB, 0xc0ffee);
 		const a = await upload(user, user.rootId, "marker.txt", compressible);
@@ -93,7 +89,7 @@ describe("blocks: encryption at rest", () => {
 	});
 
 	it("stores each block under blocks/<2 hex>/<sha-256 of its plaintext>, in the DRB format", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = randomBytes(2 * MiB, 0xadd7);
 		const committed = await upload(user, user.rootId, "addressed.bin", data);
 		const blocks = await versionBlocks(user.id, committed.version.id);
@@ -108,7 +104,7 @@ describe("blocks: encryption at rest", () => {
 	});
 
 	it("compresses a compressible block before encrypting it, and not an incompressible one", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const compressible = markerText(400 * 1024);
 		const random = randomBytes(400 * 1024, 0x2a2a);
 		const a = await upload(user, user.rootId, "squeeze.txt", compressible);
@@ -124,8 +120,8 @@ describe("blocks: encryption at rest", () => {
 
 describe("blocks: deduplication", () => {
 	it("adds no objects for a second upload of the same content, by the same user or another", async () => {
-		const owner = await signup();
-		const other = await signup();
+		const owner = await api.signup();
+		const other = await api.signup();
 		const data = randomBytes(2 * MiB + 12345, 0xdedd);
 		const first = await upload(owner, owner.rootId, "original.bin", data);
 		const afterFirst = await blobCount();
@@ -146,7 +142,7 @@ describe("blocks: deduplication", () => {
 	});
 
 	it("stores only the blocks around an edit in the middle of a large file", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = randomBytes(6 * MiB, 0xed17);
 		const blocksBefore = chunkBoundaries(data).length;
 		expect(blocksBefore).toBeGreaterThanOrEqual(4);
@@ -165,24 +161,28 @@ describe("blocks: deduplication", () => {
 
 describe("blocks: integrity", () => {
 	it("answers a 500 envelope, never bad bytes, when the first block is corrupted", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await multiBlock(user, 0xbad1);
 		await corrupt(file.blocks[0]?.hash ?? "");
-		const res = await call(`/v1/files/${file.id}/content`, { token: user.token });
+		const res = await api.request(`/v1/files/${file.id}/content`, { token: user.token });
 		const envelope = await expectError(res, 500, "INTERNAL");
 		// Internals (hashes, reasons) do not leak.
 		expect(envelope.error.message).not.toMatch(/[0-9a-f]{64}|integrity|block/i);
 		// A range inside the first block fails the same way.
-		await expectError(await call(`/v1/files/${file.id}/content`, { token: user.token, headers: { Range: "bytes=0-99" } }), 500, "INTERNAL");
+		await expectError(
+			await api.request(`/v1/files/${file.id}/content`, { token: user.token, headers: { Range: "bytes=0-99" } }),
+			500,
+			"INTERNAL",
+		);
 	});
 
 	it("errors the body stream, never yielding the corrupted bytes, when a later block is corrupted", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await multiBlock(user, 0xbad2);
 		const bad = file.blocks[1];
 		if (!bad) throw new Error("need a second block");
 		await corrupt(bad.hash);
-		const res = await call(`/v1/files/${file.id}/content`, { token: user.token });
+		const res = await api.request(`/v1/files/${file.id}/content`, { token: user.token });
 		expect(res.status).toBe(200);
 		const reader = res.body?.getReader();
 		if (!reader) throw new Error("no body");
@@ -210,20 +210,20 @@ describe("blocks: integrity", () => {
 	});
 
 	it("also rejects reading the whole body at once when a later block is corrupted", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await multiBlock(user, 0xbad3);
 		await corrupt(file.blocks.at(-1)?.hash ?? "");
-		const res = await call(`/v1/files/${file.id}/content`, { token: user.token });
+		const res = await api.request(`/v1/files/${file.id}/content`, { token: user.token });
 		await expect(res.arrayBuffer()).rejects.toThrow();
 	});
 
 	it("answers 500 for a range that starts inside a corrupted later block, and serves ranges before it", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await multiBlock(user, 0xbad4);
 		const bad = file.blocks[1];
 		if (!bad) throw new Error("need a second block");
 		await corrupt(bad.hash);
-		const res = await call(`/v1/files/${file.id}/content`, {
+		const res = await api.request(`/v1/files/${file.id}/content`, {
 			token: user.token,
 			headers: { Range: `bytes=${bad.offset + 10}-${bad.offset + 20}` },
 		});
@@ -233,9 +233,9 @@ describe("blocks: integrity", () => {
 	});
 
 	it("answers a 500 envelope when a block is missing from the bucket", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await multiBlock(user, 0xbad5);
 		await env.BLOBS.delete(blockObjectKey(file.blocks[0]?.hash ?? ""));
-		await expectError(await call(`/v1/files/${file.id}/content`, { token: user.token }), 500, "INTERNAL");
+		await expectError(await api.request(`/v1/files/${file.id}/content`, { token: user.token }), 500, "INTERNAL");
 	});
 });

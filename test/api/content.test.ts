@@ -1,35 +1,37 @@
 /** File content: PUT upload, GET download with ranges and validators, commits and conflicts (API.md "File content", "Commits"). */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CHUNK_MIN_SIZE, chunkBoundaries, chunkerScanner } from "../../src/shared/chunking";
-import {
-	blobCount,
-	bytesEqual,
-	call,
-	download,
-	expectError,
-	expectJson,
-	getNode,
-	journal,
-	listAll,
-	mkdir,
-	put,
-	randomBytes,
-	sha256,
-	signup,
-	withQuota,
-	upload,
-	versionBlocks,
-	type ApiNode,
-	type TestUser,
-} from "./helpers";
+import { bytesEqual, randomBytes, sha256 } from "../support/bytes";
+import { expectError, runAuthSuite } from "../support/envelope";
+import { expectOk, type Body, type Node, type NodePage, type TestUser } from "../support/harness";
+import { api, blobCount, journal, versionBlocks, withQuota } from "./helpers";
 
 const MiB = 1024 * 1024;
 const text = (s: string) => new TextEncoder().encode(s);
 
-function remove(user: TestUser, id: string): Promise<Response> {
-	return call(`/v1/nodes/${id}`, { method: "DELETE", token: user.token });
+/** PUT content with extra headers and query parameters. */
+function put(
+	user: TestUser,
+	parentId: string,
+	name: string,
+	data: Body,
+	headers: Record<string, string> = {},
+	query: Record<string, string> = {},
+) {
+	return api.putContent(user, parentId, name, data, { headers, query });
 }
+
+/** PUT content, asserting `status`. */
+function upload(user: TestUser, parentId: string, name: string, data: Body, status = 201, headers: Record<string, string> = {}) {
+	return api.upload(user, parentId, name, data, { status, headers });
+}
+
+/** GET content with `headers`, asserting `status`. */
+function download(user: TestUser, id: string, headers: Record<string, string> = {}, status = 200) {
+	return api.download(user, id, { headers, status });
+}
+
+const remove = (user: TestUser, id: string) => api.trash(user, id);
 
 /** Uploads `data` and checks that it downloads byte-exact, with the right size, hash and block layout. */
 async function roundTrip(user: TestUser, name: string, data: Uint8Array): Promise<{ nodeId: string; versionId: string }> {
@@ -62,19 +64,19 @@ async function roundTrip(user: TestUser, name: string, data: Uint8Array): Promis
 
 describe("content: upload and download", () => {
 	it("round-trips an empty file", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const { nodeId } = await roundTrip(user, "empty.bin", new Uint8Array(0));
-		const node = await getNode(user, nodeId);
+		const node = await api.node(user, nodeId);
 		expect(node.content_hash).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	});
 
 	it("round-trips a one-byte file", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		await roundTrip(user, "one.bin", new Uint8Array([0xa5]));
 	});
 
 	it("round-trips a file that ends exactly on a content-defined block boundary", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = randomBytes(8 * MiB, 0xb0a7);
 		const cuts = chunkBoundaries(data);
 		expect(cuts.length).toBeGreaterThan(2);
@@ -86,20 +88,20 @@ describe("content: upload and download", () => {
 	});
 
 	it("round-trips a file of exactly CHUNK_MIN_SIZE bytes as one block", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = randomBytes(CHUNK_MIN_SIZE, 0x5eed);
 		const { versionId } = await roundTrip(user, "min.bin", data);
 		expect((await versionBlocks(user.id, versionId)).length).toBe(1);
 	});
 
 	it("round-trips 30 MiB of random bytes, matching SHA-256 and content_hash", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = randomBytes(30 * MiB, 0x30);
 		const expected = await sha256(data);
 		const committed = await upload(user, user.rootId, "big.bin", data);
 		expect(committed.node.size).toBe(30 * MiB);
 		expect(committed.node.content_hash).toBe(expected);
-		const res = await call(`/v1/files/${committed.node.id}/content`, { token: user.token });
+		const res = await api.request(`/v1/files/${committed.node.id}/content`, { token: user.token });
 		expect(res.status).toBe(200);
 		expect(res.headers.get("Content-Length")).toBe(String(30 * MiB));
 		const got = new Uint8Array(await res.arrayBuffer());
@@ -114,13 +116,13 @@ describe("content: upload and download", () => {
 		// The worker installs it at startup (workers/api/index.ts). The cuts are
 		// the storage format: roundTrip checks them against chunkBoundaries,
 		// which always runs the JavaScript loop.
-		const user = await signup();
+		const user = await api.signup();
 		await roundTrip(user, "wasm.bin", randomBytes(9 * MiB, 0x9a5));
 		expect(chunkerScanner()).toBe("wasm");
 	});
 
 	it("answers ETag, Repr-Digest, Content-Type and Content-Disposition on a download", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const data = text("hello, headers");
 		const committed = await upload(user, user.rootId, "r\u00e9sum\u00e9 2026.txt", data);
 		const putEtag = committed.version.id;
@@ -144,23 +146,23 @@ describe("content: upload and download", () => {
 		["README", "application/octet-stream"],
 		["weird.xyz123", "application/octet-stream"],
 	])("guesses the Content-Type of %s as %s", async (name, type) => {
-		const user = await signup();
+		const user = await api.signup();
 		const { node } = await upload(user, user.rootId, name, "x");
 		const { res } = await download(user, node.id);
 		expect(res.headers.get("Content-Type")).toBe(type);
 	});
 
 	it("serves inline when asked, still with filename*", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const { node } = await upload(user, user.rootId, "pic.png", "png");
-		const res = await call(`/v1/files/${node.id}/content?disposition=inline`, { token: user.token });
+		const res = await api.request(`/v1/files/${node.id}/content?disposition=inline`, { token: user.token });
 		expect(res.headers.get("Content-Disposition")).toBe(`inline; filename="pic.png"; filename*=UTF-8''pic.png`);
 	});
 
 	it("answers HEAD with the download's headers and no body", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const { node, version } = await upload(user, user.rootId, "head.txt", "twelve bytes");
-		const res = await call(`/v1/files/${node.id}/content`, { method: "HEAD", token: user.token });
+		const res = await api.request(`/v1/files/${node.id}/content`, { method: "HEAD", token: user.token });
 		expect(res.status).toBe(200);
 		expect(res.headers.get("ETag")).toBe(`"${version.id}"`);
 		expect(res.headers.get("Content-Length")).toBe("12");
@@ -168,11 +170,11 @@ describe("content: upload and download", () => {
 	});
 
 	it("downloads an earlier version by version_id", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const v1 = await upload(user, user.rootId, "v.txt", "first");
 		const v2 = await upload(user, user.rootId, "v.txt", "second", 200);
 		expect(new TextDecoder().decode((await download(user, v1.node.id, {})).bytes)).toBe("second");
-		const old = await call(`/v1/files/${v1.node.id}/content?version_id=${v1.version.id}`, { token: user.token });
+		const old = await api.request(`/v1/files/${v1.node.id}/content?version_id=${v1.version.id}`, { token: user.token });
 		expect(await old.text()).toBe("first");
 		expect(old.headers.get("ETag")).toBe(`"${v1.version.id}"`);
 		expect(v2.version.id).not.toBe(v1.version.id);
@@ -186,7 +188,7 @@ describe("content: ranges and validators", () => {
 	const size = data.length;
 
 	async function setup(): Promise<{ user: TestUser; id: string; versionId: string }> {
-		const user = await signup();
+		const user = await api.signup();
 		const committed = await upload(user, user.rootId, "ranges.bin", data);
 		return { user, id: committed.node.id, versionId: committed.version.id };
 	}
@@ -236,7 +238,7 @@ describe("content: ranges and validators", () => {
 	it("answers a range past the end with 416, Content-Range bytes */size and the envelope", async () => {
 		const { user, id } = await setup();
 		for (const header of [`bytes=${size}-`, `bytes=${size + 100}-${size + 200}`, "bytes=-0"]) {
-			const res = await call(`/v1/files/${id}/content`, { token: user.token, headers: { Range: header } });
+			const res = await api.request(`/v1/files/${id}/content`, { token: user.token, headers: { Range: header } });
 			expect(res.headers.get("Content-Range")).toBe(`bytes */${size}`);
 			const envelope = await expectError(res, 416, "RANGE_NOT_SATISFIABLE");
 			expect(envelope.error.details).toEqual([{ size }]);
@@ -244,9 +246,9 @@ describe("content: ranges and validators", () => {
 	});
 
 	it("answers any range of an empty file with 416 bytes */0", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const { node } = await upload(user, user.rootId, "empty", new Uint8Array(0));
-		const res = await call(`/v1/files/${node.id}/content`, { token: user.token, headers: { Range: "bytes=0-" } });
+		const res = await api.request(`/v1/files/${node.id}/content`, { token: user.token, headers: { Range: "bytes=0-" } });
 		expect(res.headers.get("Content-Range")).toBe("bytes */0");
 		await expectError(res, 416, "RANGE_NOT_SATISFIABLE");
 	});
@@ -286,13 +288,16 @@ describe("content: ranges and validators", () => {
 		const { user, id, versionId } = await setup();
 		const { res } = await download(user, id);
 		expect(res.headers.get("ETag")).toBe(`"${versionId}"`);
-		const cached = await call(`/v1/files/${id}/content`, { token: user.token, headers: { "If-None-Match": `"${versionId}"` } });
+		const cached = await api.request(`/v1/files/${id}/content`, { token: user.token, headers: { "If-None-Match": `"${versionId}"` } });
 		expect(cached.status).toBe(304);
 		expect(cached.headers.get("ETag")).toBe(`"${versionId}"`);
 		expect(await cached.text()).toBe("");
-		const star = await call(`/v1/files/${id}/content`, { token: user.token, headers: { "If-None-Match": "*" } });
+		const star = await api.request(`/v1/files/${id}/content`, { token: user.token, headers: { "If-None-Match": "*" } });
 		expect(star.status).toBe(304);
-		const list = await call(`/v1/files/${id}/content`, { token: user.token, headers: { "If-None-Match": `"ver_other", "${versionId}"` } });
+		const list = await api.request(`/v1/files/${id}/content`, {
+			token: user.token,
+			headers: { "If-None-Match": `"ver_other", "${versionId}"` },
+		});
 		expect(list.status).toBe(304);
 	});
 
@@ -303,10 +308,13 @@ describe("content: ranges and validators", () => {
 	});
 
 	it("gives a new version a new ETag, so the old one no longer matches", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const v1 = await upload(user, user.rootId, "e.txt", "one");
 		const v2 = await upload(user, user.rootId, "e.txt", "two", 200);
-		const res = await call(`/v1/files/${v1.node.id}/content`, { token: user.token, headers: { "If-None-Match": `"${v1.version.id}"` } });
+		const res = await api.request(`/v1/files/${v1.node.id}/content`, {
+			token: user.token,
+			headers: { "If-None-Match": `"${v1.version.id}"` },
+		});
 		expect(res.status).toBe(200);
 		expect(res.headers.get("ETag")).toBe(`"${v2.version.id}"`);
 		expect(await res.text()).toBe("two");
@@ -315,7 +323,7 @@ describe("content: ranges and validators", () => {
 
 describe("content: commits and conflicts", () => {
 	it("answers 200 and a new version when uploading to an existing name", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const first = await upload(user, user.rootId, "doc.txt", "v1");
 		const second = await upload(user, user.rootId, "doc.txt", "version two", 200);
 		expect(second.node.id).toBe(first.node.id);
@@ -326,59 +334,62 @@ describe("content: commits and conflicts", () => {
 		// A case-only different name is the same file.
 		const third = await upload(user, user.rootId, "DOC.TXT", "three", 200);
 		expect(third.node.id).toBe(first.node.id);
-		expect(names(await listAll(user, user.rootId))).toEqual(["doc.txt"]);
+		expect(names(await api.listAll(user, user.rootId))).toEqual(["doc.txt"]);
 	});
 
 	it("answers PUT with the version's ETag", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const res = await put(user, user.rootId, "etag.txt", "e");
-		const committed = await expectJson(res, 201);
+		const committed = expectOk(res, 201);
 		expect(res.headers.get("ETag")).toBe(`"${committed.version.id}"`);
 	});
 
 	it("accepts If-Match with the current version (quoted or bare) and answers 200", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const v1 = await upload(user, user.rootId, "m.txt", "one");
 		const v2 = await upload(user, user.rootId, "m.txt", "two", 200, { "If-Match": v1.version.id });
 		expect(v2.conflict).toBeNull();
 		const v3 = await upload(user, user.rootId, "m.txt", "three", 200, { "If-Match": `"${v2.version.id}"` });
 		expect(v3.conflict).toBeNull();
 		expect(v3.node.id).toBe(v1.node.id);
-		expect(names(await listAll(user, user.rootId))).toEqual(["m.txt"]);
+		expect(names(await api.listAll(user, user.rootId))).toEqual(["m.txt"]);
 	});
 
 	it("keeps a stale If-Match as a conflicted copy (201) beside the winner", async () => {
-		const user = await signup("Ada's laptop");
+		const user = await api.signup("Ada's laptop");
 		const base = await upload(user, user.rootId, "notes.txt", "base");
 		const winner = await upload(user, user.rootId, "notes.txt", "winner", 200, { "If-Match": base.version.id });
 		const loserBytes = randomBytes(5000, 0x1053);
 		const before = Date.now();
 		const loser = await upload(user, user.rootId, "notes.txt", loserBytes, 201, { "If-Match": base.version.id });
+		const after = Date.now();
 		expect(loser.conflict).toEqual({ node_id: base.node.id, reason: "stale_base" });
 		expect(loser.node.id).not.toBe(base.node.id);
 		const match = /^notes \(conflicted copy Ada's laptop (\d{4})-(\d{2})-(\d{2}) (\d{2})(\d{2})(\d{2})\)\.txt$/.exec(loser.node.name);
 		expect(match, loser.node.name).not.toBeNull();
 		const [, y, mo, d, h, mi, s] = match ?? [];
 		const stamp = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-		expect(Math.abs(stamp - before)).toBeLessThan(60_000);
+		// Stamped while the request ran (to the second).
+		expect(stamp).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+		expect(stamp).toBeLessThanOrEqual(after);
 		// Both contents are intact.
 		expect(new TextDecoder().decode((await download(user, base.node.id)).bytes)).toBe("winner");
-		expect((await getNode(user, base.node.id)).version_id).toBe(winner.version.id);
+		expect((await api.node(user, base.node.id)).version_id).toBe(winner.version.id);
 		expect(bytesEqual((await download(user, loser.node.id)).bytes, loserBytes)).toBe(true);
-		expect(names(await listAll(user, user.rootId)).sort()).toEqual([loser.node.name, "notes.txt"].sort());
+		expect(names(await api.listAll(user, user.rootId)).sort()).toEqual([loser.node.name, "notes.txt"].sort());
 	});
 
 	it("answers 409 VERSION_CONFLICT for a stale If-Match with on_conflict=fail, and commits nothing", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const base = await upload(user, user.rootId, "strict.txt", "base");
 		const winner = await upload(user, user.rootId, "strict.txt", "winner", 200, { "If-Match": base.version.id });
 		const entries = await journal(user.id);
-		const children = await listAll(user, user.rootId);
-		const res = await put(user, user.rootId, "strict.txt", "loser", { "If-Match": base.version.id }, "&on_conflict=fail");
+		const children = await api.listAll(user, user.rootId);
+		const res = await put(user, user.rootId, "strict.txt", "loser", { "If-Match": base.version.id }, { on_conflict: "fail" });
 		const envelope = await expectError(res, 409, "VERSION_CONFLICT");
 		expect(envelope.error.details).toEqual([{ node_id: base.node.id, head_version_id: winner.version.id }]);
 		expect(await journal(user.id)).toEqual(entries);
-		expect(await listAll(user, user.rootId)).toEqual(children);
+		expect(await api.listAll(user, user.rootId)).toEqual(children);
 		expect(new TextDecoder().decode((await download(user, base.node.id)).bytes)).toBe("winner");
 	});
 
@@ -386,7 +397,7 @@ describe("content: commits and conflicts", () => {
 	// refuses the commit, so an upload refused with VERSION_CONFLICT leaves
 	// orphan blocks behind (workers/api/routes/content.ts, before ingest()).
 	it("stores no blocks for an upload refused with VERSION_CONFLICT", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const base = await upload(user, user.rootId, "strict.bin", "base");
 		await upload(user, user.rootId, "strict.bin", "winner", 200, { "If-Match": base.version.id });
 		const objects = await blobCount();
@@ -396,17 +407,17 @@ describe("content: commits and conflicts", () => {
 			"strict.bin",
 			randomBytes(300_000, 0xfa11),
 			{ "If-Match": base.version.id },
-			"&on_conflict=fail",
+			{ on_conflict: "fail" },
 		);
 		await expectError(res, 409, "VERSION_CONFLICT");
 		expect(await blobCount()).toBe(objects);
 	});
 
 	it("brings a file deleted meanwhile back with the edit when If-Match names its version", async () => {
-		const user = await signup();
-		const folder = await mkdir(user, user.rootId, "work");
+		const user = await api.signup();
+		const folder = await api.mkdir(user, user.rootId, "work");
 		const base = await upload(user, folder.id, "draft.txt", "draft 1");
-		await expectJson(await remove(user, base.node.id), 200);
+		expectOk(await remove(user, base.node.id), 200);
 		const edit = await upload(user, folder.id, "draft.txt", "draft 2", 200, { "If-Match": base.version.id });
 		expect(edit.node).toMatchObject({
 			id: base.node.id,
@@ -416,34 +427,28 @@ describe("content: commits and conflicts", () => {
 			version_id: edit.version.id,
 		});
 		expect(edit.conflict).toBeNull();
-		expect(await getNode(user, base.node.id)).toMatchObject({ trashed: false });
+		expect(await api.node(user, base.node.id)).toMatchObject({ trashed: false });
 		expect(new TextDecoder().decode((await download(user, base.node.id)).bytes)).toBe("draft 2");
-		expect(names(await listAll(user, folder.id))).toEqual(["draft.txt"]);
-		const trash = await expectJson(await call("/v1/trash", { token: user.token }), 200);
+		expect(names(await api.listAll(user, folder.id))).toEqual(["draft.txt"]);
+		const trash = expectOk(await api.call<NodePage>("/v1/trash", { token: user.token }), 200);
 		expect(trash.items).toEqual([]);
 		expect((await journal(user.id)).at(-1)?.kind).toBe("restored");
 	});
 
 	it("numbers every change in the journal 1..n with the right kinds", async () => {
-		const user = await signup();
-		const folder = await mkdir(user, user.rootId, "Journal");
+		const user = await api.signup();
+		const folder = await api.mkdir(user, user.rootId, "Journal");
 		const v1 = await upload(user, folder.id, "a.txt", "1");
 		await upload(user, folder.id, "a.txt", "2", 200);
-		await expectJson(
-			await call(`/v1/nodes/${v1.node.id}`, { method: "PATCH", token: user.token, body: JSON.stringify({ name: "b.txt" }) }),
-			200,
-		);
-		await expectJson(
-			await call(`/v1/nodes/${v1.node.id}`, { method: "PATCH", token: user.token, body: JSON.stringify({ parent_id: user.rootId }) }),
-			200,
-		);
-		await expectJson(await remove(user, v1.node.id), 200);
-		await expectJson(await call(`/v1/nodes/${v1.node.id}/restore`, { method: "POST", token: user.token }), 200);
+		expectOk(await api.patchNode(user, v1.node.id, { name: "b.txt" }), 200);
+		expectOk(await api.patchNode(user, v1.node.id, { parent_id: user.rootId }), 200);
+		expectOk(await remove(user, v1.node.id), 200);
+		expectOk(await api.restore(user, v1.node.id), 200);
 		const conflicted = await upload(user, user.rootId, "b.txt", "3", 201, { "If-Match": v1.version.id });
 		// Refused requests add nothing.
 		await expectError(await put(user, user.rootId, "bad/name", "x"), 400, "INVALID_REQUEST");
 		await expectError(
-			await put(user, user.rootId, "b.txt", "x", { "If-Match": v1.version.id }, "&on_conflict=fail"),
+			await put(user, user.rootId, "b.txt", "x", { "If-Match": v1.version.id }, { on_conflict: "fail" }),
 			409,
 			"VERSION_CONFLICT",
 		);
@@ -460,69 +465,76 @@ describe("content: commits and conflicts", () => {
 			v1.node.id,
 			conflicted.node.id,
 		]);
-		const last = JSON.parse(rows[7]?.node ?? "{}") as ApiNode;
+		const last = JSON.parse(rows[7]?.node ?? "{}") as Node;
 		expect(last).toMatchObject({ id: conflicted.node.id, name: conflicted.node.name, version_id: conflicted.version.id });
 	});
 });
 
 describe("content: errors", () => {
 	it("refuses a declared Content-Length over 100,000,000 with 413 and creates nothing", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const objects = await blobCount();
 		const res = await put(user, user.rootId, "huge.bin", "tiny body", { "Content-Length": "100000001" });
 		await expectError(res, 413, "PAYLOAD_TOO_LARGE");
-		expect(await listAll(user, user.rootId)).toEqual([]);
+		expect(await api.listAll(user, user.rootId)).toEqual([]);
 		expect(await journal(user.id)).toEqual([]);
 		expect(await blobCount()).toBe(objects);
 	});
 
 	it("refuses an upload over the user's quota with 507 and creates nothing", async () => {
-		const user = await withQuota(await signup(), 10);
+		const user = await withQuota(await api.signup(), 10);
 		const objects = await blobCount();
 		await expectError(await put(user, user.rootId, "fat.bin", randomBytes(11, 0x0b)), 507, "QUOTA_EXCEEDED");
-		expect(await listAll(user, user.rootId)).toEqual([]);
+		expect(await api.listAll(user, user.rootId)).toEqual([]);
 		expect(await journal(user.id)).toEqual([]);
 		expect(await blobCount()).toBe(objects);
 		await upload(user, user.rootId, "fits.bin", randomBytes(10, 0x0a));
 	});
 
 	it("rejects missing or invalid query parameters with 400", async () => {
-		const user = await signup();
-		await expectError(await call(`/v1/files/content?name=x`, { method: "PUT", token: user.token, body: "x" }), 400, "INVALID_REQUEST");
+		const user = await api.signup();
 		await expectError(
-			await call(`/v1/files/content?parent_id=${user.rootId}`, { method: "PUT", token: user.token, body: "x" }),
+			await api.request(`/v1/files/content?name=x`, { method: "PUT", token: user.token, body: "x" }),
 			400,
 			"INVALID_REQUEST",
 		);
-		await expectError(await put(user, user.rootId, "x.txt", "x", {}, "&on_conflict=explode"), 400, "INVALID_REQUEST");
+		await expectError(
+			await api.request(`/v1/files/content?parent_id=${user.rootId}`, { method: "PUT", token: user.token, body: "x" }),
+			400,
+			"INVALID_REQUEST",
+		);
+		await expectError(await put(user, user.rootId, "x.txt", "x", {}, { on_conflict: "explode" }), 400, "INVALID_REQUEST");
 		await expectError(await put(user, user.rootId, "x.txt", "x", { "If-Match": "v".repeat(65) }), 400, "INVALID_REQUEST");
 		expect(await journal(user.id)).toEqual([]);
 	});
 
 	it("answers 404 for an upload into a missing folder or a file", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const file = await upload(user, user.rootId, "f.txt", "f");
 		await expectError(await put(user, "nod_00000000000000000000000000", "x.txt", "x"), 404, "NOT_FOUND");
 		await expectError(await put(user, file.node.id, "x.txt", "x"), 404, "NOT_FOUND");
 	});
 
 	it("answers 404 for the content of a folder, a missing node or an unknown version", async () => {
-		const user = await signup();
-		const folder = await mkdir(user, user.rootId, "dir");
+		const user = await api.signup();
+		const folder = await api.mkdir(user, user.rootId, "dir");
 		const file = await upload(user, user.rootId, "f.txt", "f");
 		const other = await upload(user, user.rootId, "g.txt", "g");
-		await expectError(await call(`/v1/files/${folder.id}/content`, { token: user.token }), 404, "NOT_FOUND");
-		await expectError(await call(`/v1/files/nod_00000000000000000000000000/content`, { token: user.token }), 404, "NOT_FOUND");
-		await expectError(await call(`/v1/files/${file.node.id}/content?version_id=ver_0000`, { token: user.token }), 404, "NOT_FOUND");
+		await expectError(await api.request(`/v1/files/${folder.id}/content`, { token: user.token }), 404, "NOT_FOUND");
+		await expectError(await api.request(`/v1/files/nod_00000000000000000000000000/content`, { token: user.token }), 404, "NOT_FOUND");
+		await expectError(await api.request(`/v1/files/${file.node.id}/content?version_id=ver_0000`, { token: user.token }), 404, "NOT_FOUND");
 		// A version of another file of the same user is not this file's version.
 		await expectError(
-			await call(`/v1/files/${file.node.id}/content?version_id=${other.version.id}`, { token: user.token }),
+			await api.request(`/v1/files/${file.node.id}/content?version_id=${other.version.id}`, { token: user.token }),
 			404,
 			"NOT_FOUND",
 		);
 	});
 });
 
-function names(nodes: ApiNode[]): string[] {
+function names(nodes: Node[]): string[] {
 	return nodes.map((n) => n.name);
 }
+
+// Every content route answers 401 without a token: openapi.test.ts walks them all.
+runAuthSuite(api, "content", (user) => ({ path: `/v1/files/content?parent_id=${user.rootId}&name=x.txt`, method: "PUT", body: "x" }));

@@ -1,8 +1,11 @@
 /** The OpenAPI document, and what every route shares: the error envelope, Request-Id, CORS, unknown routes. */
 import { describe, expect, it } from "vitest";
-import { call, expectError, expectJson, mkdir, put, signup, upload, type ErrorEnvelope } from "./helpers";
+import { expectError } from "../support/envelope";
+import { expectOk, type ErrorBody } from "../support/harness";
+import { api } from "./helpers";
 
-type Operation = { security?: Record<string, string[]>[]; responses?: Record<string, unknown> };
+type Parameter = { in: string; name: string; schema?: { enum?: unknown[]; const?: unknown } };
+type Operation = { security?: Record<string, string[]>[]; responses?: Record<string, unknown>; parameters?: Parameter[] };
 type Document = {
 	openapi: string;
 	info: { title: string; version: string };
@@ -32,14 +35,23 @@ const ROUTES: [method: string, path: string, bearer: boolean][] = [
 const HTTP_METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options", "trace"]);
 
 async function openapi(): Promise<Document> {
-	return expectJson<Document>(await call("/v1/openapi.json"), 200);
+	return expectOk(await api.call<Document>("/v1/openapi.json"), 200);
+}
+
+/** An id of the right shape for a path parameter that names nothing. */
+const NOBODY = "nod_00000000000000000000000000";
+
+/** A value for a header parameter the document pins down (a literal or an enum). */
+function headerValue(p: Parameter): string | undefined {
+	const value = p.schema?.const ?? p.schema?.enum?.[0];
+	return value === undefined ? undefined : String(value);
 }
 
 describe("openapi: the document", () => {
 	it("is served without authentication as OpenAPI 3.1.0", async () => {
-		const res = await call("/v1/openapi.json");
+		const res = await api.call<Document>("/v1/openapi.json");
 		expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-		const doc = await expectJson<Document>(res, 200);
+		const doc = expectOk(res, 200);
 		expect(doc.openapi).toBe("3.1.0");
 		expect(doc.info.title).toBeTruthy();
 		expect(doc.components?.securitySchemes?.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
@@ -57,8 +69,11 @@ describe("openapi: the document", () => {
 		const doc = await openapi();
 		for (const [path, item] of Object.entries(doc.paths)) {
 			for (const method of Object.keys(item).filter((m) => HTTP_METHODS.has(m))) {
-				const url = path.replace(/\{[^}]+\}/g, "nod_00000000000000000000000000");
-				const res = await call(url, { method: method.toUpperCase(), body: method === "get" || method === "head" ? undefined : "{}" });
+				const url = path.replace(/\{[^}]+\}/g, NOBODY);
+				const res = await api.request(url, {
+					method: method.toUpperCase(),
+					body: method === "get" || method === "head" ? undefined : "{}",
+				});
 				if (res.status === 404) {
 					const text = await res.text();
 					expect(text, `${method.toUpperCase()} ${path}`).not.toContain("no route for");
@@ -68,34 +83,83 @@ describe("openapi: the document", () => {
 	});
 });
 
+describe("openapi: security", () => {
+	// Auth is wired per route group; the document is the contract. Each
+	// request carries what the operation's own preconditions ask for (the
+	// headers it declares), so that only the missing token can refuse it.
+	it("answers 401 UNAUTHENTICATED in the envelope, without a token, to every operation that declares security", async () => {
+		const doc = await openapi();
+		const secured = Object.entries(doc.paths).flatMap(([path, item]) =>
+			Object.entries(item)
+				.filter(([method, op]) => HTTP_METHODS.has(method) && (op.security?.length ?? 0) > 0)
+				.map(([method, op]) => ({ method: method.toUpperCase(), path, op })),
+		);
+		expect(secured.length).toBeGreaterThan(20);
+		for (const { method, path, op } of secured) {
+			const headers: Record<string, string> = {};
+			for (const p of op.parameters ?? []) {
+				const value = p.in === "header" ? headerValue(p) : undefined;
+				if (value !== undefined) headers[p.name] = value;
+			}
+			const hasBody = method !== "GET" && method !== "HEAD";
+			if (hasBody && headers["content-type"] === undefined) headers["Content-Type"] = "application/json";
+			const res = await api.request(path.replace(/\{[^}]+\}/g, NOBODY), { method, headers, body: hasBody ? "{}" : undefined });
+			if (method === "HEAD") {
+				// A HEAD answer has no body to carry the envelope.
+				expect(res.status, `${method} ${path}`).toBe(401);
+				expect(res.headers.get("WWW-Authenticate"), `${method} ${path}`).toMatch(/^Bearer/);
+				continue;
+			}
+			const envelope = await expectError(res, 401, "UNAUTHENTICATED").catch((err: unknown) => {
+				throw new Error(`${method} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+			});
+			expect(envelope.error.code).toBe("UNAUTHENTICATED");
+		}
+	});
+});
+
 describe("openapi: envelope and Request-Id on every response", () => {
 	it("answers an unknown route with the 404 envelope", async () => {
-		const res = await call("/v1/no/such/route");
+		const res = await api.request("/v1/no/such/route");
 		await expectError(res, 404, "NOT_FOUND");
-		await expectError(await call("/nope"), 404, "NOT_FOUND");
+		await expectError(await api.request("/nope"), 404, "NOT_FOUND");
 		// Under an authenticated prefix: a signed-in caller learns there is no such route.
-		const user = await signup();
-		await expectError(await call("/v1/trash", { method: "PUT", token: user.token }), 404, "NOT_FOUND");
-		await expectError(await call(`/v1/nodes/${user.rootId}/unknown`, { token: user.token }), 404, "NOT_FOUND");
+		const user = await api.signup();
+		await expectError(await api.request("/v1/trash", { method: "PUT", token: user.token }), 404, "NOT_FOUND");
+		await expectError(await api.request(`/v1/nodes/${user.rootId}/unknown`, { token: user.token }), 404, "NOT_FOUND");
 	});
 
 	it("sets a fresh Request-Id on successes, validator hits, streams and errors alike", async () => {
-		const user = await signup();
-		const committed = await upload(user, user.rootId, "id.txt", "request ids");
+		const user = await api.signup();
+		const committed = await api.upload(user, user.rootId, "id.txt", "request ids");
 		const etag = `"${committed.version.id}"`;
 		const responses: [string, Response][] = [
-			["200 json", await call("/v1/nodes/root", { token: user.token })],
-			["200 openapi", await call("/v1/openapi.json")],
-			["201 put", await put(user, user.rootId, "another.txt", "x")],
-			["200 stream", await call(`/v1/files/${committed.node.id}/content`, { token: user.token })],
-			["206 range", await call(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { Range: "bytes=0-3" } })],
-			["304", await call(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { "If-None-Match": etag } })],
-			["401", await call("/v1/me")],
-			["400", await call("/v1/folders", { method: "POST", token: user.token, body: "{" })],
-			["404", await call("/v1/nodes/nod_00000000000000000000000000", { token: user.token })],
-			["416", await call(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { Range: "bytes=999-" } })],
-			["413", await put(user, user.rootId, "big", "x", { "Content-Length": "100000001" })],
-			["204 logout", await call("/v1/auth/logout", { method: "POST", token: (await signup()).token })],
+			["200 json", await api.request("/v1/nodes/root", { token: user.token })],
+			["200 openapi", await api.request("/v1/openapi.json")],
+			[
+				"201 put",
+				await api.request(`/v1/files/content?parent_id=${user.rootId}&name=another.txt`, { method: "PUT", token: user.token, body: "x" }),
+			],
+			["200 stream", await api.request(`/v1/files/${committed.node.id}/content`, { token: user.token })],
+			["206 range", await api.request(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { Range: "bytes=0-3" } })],
+			["304", await api.request(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { "If-None-Match": etag } })],
+			["401", await api.request("/v1/me")],
+			[
+				"400",
+				await api.request("/v1/folders", { method: "POST", token: user.token, body: "{", headers: { "Content-Type": "application/json" } }),
+			],
+			["404", await api.request("/v1/nodes/nod_00000000000000000000000000", { token: user.token })],
+			["416", await api.request(`/v1/files/${committed.node.id}/content`, { token: user.token, headers: { Range: "bytes=999-" } })],
+			[
+				"413",
+				await api.request(`/v1/files/content?parent_id=${user.rootId}&name=big`, {
+					method: "PUT",
+					token: user.token,
+					body: "x",
+					headers: { "Content-Length": "100000001" },
+				}),
+			],
+			["204 logout", await api.request("/v1/auth/logout", { method: "POST", token: (await api.signup()).token })],
 		];
 		const ids = new Set<string>();
 		for (const [what, res] of responses) {
@@ -103,7 +167,7 @@ describe("openapi: envelope and Request-Id on every response", () => {
 			expect(id, what).toMatch(/^req_[0-9a-z]+$/);
 			ids.add(id ?? "");
 			if (res.status >= 400) {
-				const envelope = (await res.json()) as ErrorEnvelope;
+				const envelope = (await res.json()) as ErrorBody;
 				expect(envelope.error.request_id, what).toBe(id);
 			} else await res.arrayBuffer();
 		}
@@ -111,7 +175,7 @@ describe("openapi: envelope and Request-Id on every response", () => {
 	});
 
 	it("answers CORS preflights and exposes the headers clients read", async () => {
-		const res = await call("/v1/files/x/content", {
+		const res = await api.request("/v1/files/x/content", {
 			method: "OPTIONS",
 			headers: {
 				Origin: "https://app.example",
@@ -124,9 +188,9 @@ describe("openapi: envelope and Request-Id on every response", () => {
 		expect(res.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("range");
 		// Browsers send blocks in batches too.
 		expect(res.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("drive-blocks");
-		const user = await signup();
-		const folder = await mkdir(user, user.rootId, "cors");
-		const got = await call(`/v1/nodes/${folder.id}`, { token: user.token, headers: { Origin: "https://app.example" } });
+		const user = await api.signup();
+		const folder = await api.mkdir(user, user.rootId, "cors");
+		const got = await api.request(`/v1/nodes/${folder.id}`, { token: user.token, headers: { Origin: "https://app.example" } });
 		const exposed = (got.headers.get("Access-Control-Expose-Headers") ?? "").toLowerCase();
 		for (const header of ["etag", "content-range", "content-disposition", "request-id", "retry-after"]) expect(exposed).toContain(header);
 	});

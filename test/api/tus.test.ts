@@ -8,19 +8,10 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { chunkBoundaries } from "../../src/shared/chunking";
-import {
-	bytesEqual,
-	call,
-	download,
-	expectError,
-	expectJson,
-	getNode,
-	randomBytes,
-	sha256,
-	signup,
-	versionBlocks,
-	type TestUser,
-} from "./helpers";
+import { bytesEqual, randomBytes, sha256 } from "../support/bytes";
+import { expectError, runAuthSuite } from "../support/envelope";
+import type { Body, TestUser } from "../support/harness";
+import { api, versionBlocks } from "./helpers";
 
 const TUS = { "Tus-Resumable": "1.0.0" };
 const OCTETS = "application/offset+octet-stream";
@@ -31,56 +22,19 @@ function b64(text: string): string {
 	return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 }
 
-function metadata(user: TestUser, name: string, extra: Record<string, string> = {}): string {
-	return Object.entries({ filename: name, parent_id: user.rootId, ...extra })
-		.map(([k, v]) => `${k} ${b64(v)}`)
-		.join(",");
-}
+const metadata = (user: TestUser, name: string, extra: Record<string, string> = {}) => api.tusMetadata(user.rootId, name, extra);
 
 /** POST /v1/tus; with `data`, creation-with-upload. */
-function createTus(
-	user: TestUser,
-	name: string,
-	length: number,
-	data?: Uint8Array,
-	headers: Record<string, string> = {},
-): Promise<Response> {
-	const h: Record<string, string> = { ...TUS, "Upload-Length": String(length), "Upload-Metadata": metadata(user, name), ...headers };
-	if (data !== undefined) h["Content-Type"] = OCTETS;
-	return call("/v1/tus", { method: "POST", token: user.token, headers: h, body: data });
-}
-
-/** Creates an upload and returns its path (from Location). */
-async function start(user: TestUser, name: string, length: number): Promise<string> {
-	const res = await createTus(user, name, length);
-	if (res.status !== 201) throw new Error(`POST /v1/tus: ${res.status} ${await res.text()}`);
-	return new URL(res.headers.get("Location") ?? "").pathname;
-}
-
-function patch(
-	user: TestUser,
-	path: string,
-	offset: number,
-	data: Uint8Array | ReadableStream<Uint8Array>,
-	headers: Record<string, string> = {},
-): Promise<Response> {
-	return call(path, {
-		method: "PATCH",
-		token: user.token,
-		headers: { ...TUS, "Upload-Offset": String(offset), "Content-Type": OCTETS, ...headers },
-		body: data,
-	});
-}
-
-function head(user: TestUser, path: string): Promise<Response> {
-	return call(path, { method: "HEAD", token: user.token, headers: TUS });
-}
-
-async function offsetOf(user: TestUser, path: string): Promise<number> {
-	const res = await head(user, path);
-	if (res.status !== 200) throw new Error(`HEAD ${path}: ${res.status}`);
-	return Number(res.headers.get("Upload-Offset"));
-}
+const createTus = (user: TestUser, name: string, length: number, data?: Body, headers: Record<string, string> = {}) =>
+	api.tusCreate(user, name, length, data === undefined ? { headers } : { data, headers });
+/** Creates an upload; its URL. */
+const start = (user: TestUser, name: string, length: number) => api.tusStart(user, name, length);
+const patch = (user: TestUser, path: string, offset: number, data: Body, headers: Record<string, string> = {}) =>
+	api.tusPatch(user, path, offset, data, headers);
+const head = (user: TestUser, path: string) => api.tusHead(user, path);
+const offsetOf = (user: TestUser, path: string) => api.tusOffset(user, path);
+const download = (user: TestUser, id: string) => api.download(user, id);
+const getNode = (user: TestUser, id: string) => api.node(user, id);
 
 /** Sends `data` in PATCHes ending at `ends` (ascending; the last is data.length). Returns the node id. */
 async function patchAt(user: TestUser, path: string, data: Uint8Array, ends: number[], from = 0): Promise<string> {
@@ -131,7 +85,7 @@ function prng(seed: number): () => number {
 
 describe("discovery and protocol", () => {
 	it("advertises version, all five extensions, the maximum size and the checksum algorithms on OPTIONS", async () => {
-		const res = await call("/v1/tus", { method: "OPTIONS" });
+		const res = await api.request("/v1/tus", { method: "OPTIONS" });
 		expect(res.status).toBeLessThan(300);
 		expect(res.headers.get("Tus-Resumable")).toBe("1.0.0");
 		expect(res.headers.get("Tus-Version")?.split(",")).toContain("1.0.0");
@@ -143,7 +97,7 @@ describe("discovery and protocol", () => {
 	});
 
 	it("lets browsers use it: the CORS preflight allows the tus headers and responses expose them", async () => {
-		const preflight = await call("/v1/tus/upl_x", {
+		const preflight = await api.request("/v1/tus/upl_x", {
 			method: "OPTIONS",
 			headers: {
 				Origin: "https://app.example",
@@ -155,7 +109,7 @@ describe("discovery and protocol", () => {
 		const allowed = (preflight.headers.get("Access-Control-Allow-Headers") ?? "").toLowerCase();
 		for (const h of ["tus-resumable", "upload-offset", "upload-length", "upload-metadata", "upload-checksum"]) expect(allowed).toContain(h);
 		expect(preflight.headers.get("Access-Control-Allow-Methods") ?? "").toContain("PATCH");
-		const user = await signup();
+		const user = await api.signup();
 		const created = await createTus(user, "cors.bin", 10, undefined, { Origin: "https://app.example" });
 		expect(created.status).toBe(201);
 		const exposed = (created.headers.get("Access-Control-Expose-Headers") ?? "").toLowerCase();
@@ -164,8 +118,8 @@ describe("discovery and protocol", () => {
 
 	// The version check runs after CORS, so browsers can read the 412.
 	it("lets browsers read a 412 too (CORS headers on the version error)", async () => {
-		const user = await signup();
-		const res = await call("/v1/tus", {
+		const user = await api.signup();
+		const res = await api.request("/v1/tus", {
 			method: "POST",
 			token: user.token,
 			headers: { Origin: "https://app.example", "Upload-Length": "10", "Upload-Metadata": metadata(user, "cors412.bin") },
@@ -175,7 +129,7 @@ describe("discovery and protocol", () => {
 	});
 
 	it("sends Tus-Resumable and the CORS headers on error answers too", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const path = await start(user, "errors.bin", 10);
 		const res = await patch(user, path, 0, new Uint8Array(10), {
 			Origin: "https://app.example",
@@ -187,30 +141,30 @@ describe("discovery and protocol", () => {
 	});
 
 	it("refuses an Upload-Length over the maximum size with 413", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		await expectError(await createTus(user, "huge.bin", 10 * 1024 * MiB + 1), 413, "PAYLOAD_TOO_LARGE");
 	});
 
 	it("answers 412 when Tus-Resumable is missing or names another version", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const path = await start(user, "v.bin", 10);
-		const noHeader = await call("/v1/tus", {
+		const noHeader = await api.request("/v1/tus", {
 			method: "POST",
 			token: user.token,
 			headers: { "Upload-Length": "10", "Upload-Metadata": metadata(user, "a") },
 		});
 		await expectError(noHeader, 412, "PRECONDITION_FAILED");
-		const old = await call("/v1/tus", {
+		const old = await api.request("/v1/tus", {
 			method: "POST",
 			token: user.token,
 			headers: { "Tus-Resumable": "0.2.2", "Upload-Length": "10", "Upload-Metadata": metadata(user, "a") },
 		});
 		await expectError(old, 412, "PRECONDITION_FAILED");
 		expect(old.headers.get("Tus-Version")).toBe("1.0.0");
-		const headWithout = await call(path, { method: "HEAD", token: user.token });
+		const headWithout = await api.request(path, { method: "HEAD", token: user.token });
 		expect(headWithout.status).toBe(412);
 		expect(headWithout.headers.get("Tus-Version")).toBe("1.0.0");
-		const patchWithout = await call(path, {
+		const patchWithout = await api.request(path, {
 			method: "PATCH",
 			token: user.token,
 			headers: { "Upload-Offset": "0", "Content-Type": OCTETS },
@@ -221,9 +175,9 @@ describe("discovery and protocol", () => {
 	});
 
 	it("requires filename and parent_id in Upload-Metadata", async () => {
-		const user = await signup();
+		const user = await api.signup();
 		const only = (pairs: Record<string, string>) =>
-			call("/v1/tus", {
+			api.request("/v1/tus", {
 				method: "POST",
 				token: user.token,
 				headers: {
@@ -237,20 +191,24 @@ describe("discovery and protocol", () => {
 		await expectError(await only({ parent_id: user.rootId }), 400, "INVALID_REQUEST");
 		await expectError(await only({ filename: "x.bin" }), 400, "INVALID_REQUEST");
 		await expectError(
-			await call("/v1/tus", { method: "POST", token: user.token, headers: { ...TUS, "Upload-Length": "10" } }),
+			await api.request("/v1/tus", { method: "POST", token: user.token, headers: { ...TUS, "Upload-Length": "10" } }),
 			400,
 			"INVALID_REQUEST",
 		);
 	});
 
 	it("answers 201 with Location, Upload-Expires and no offset change on creation", async () => {
-		const user = await signup();
+		const user = await api.signup();
+		const before = Date.now();
 		const res = await createTus(user, "created.bin", 1000);
+		const after = Date.now();
 		expect(res.status).toBe(201);
 		const location = res.headers.get("Location") ?? "";
 		expect(location).toMatch(/\/v1\/tus\/upl_/);
 		const expires = Date.parse(res.headers.get("Upload-Expires") ?? "");
-		expect(expires - Date.now()).toBeGreaterThan(23 * 3600_000);
+		// 24 hours from the request (Upload-Expires is an HTTP-date, to the second).
+		expect(expires).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 24 * 3600_000);
+		expect(expires).toBeLessThanOrEqual(after + 24 * 3600_000);
 		const h = await head(user, new URL(location).pathname);
 		expect(h.status).toBe(200);
 		expect(h.headers.get("Upload-Offset")).toBe("0");
@@ -261,7 +219,7 @@ describe("discovery and protocol", () => {
 	});
 
 	it("requires a bearer token", async () => {
-		const res = await call("/v1/tus", { method: "POST", headers: { ...TUS, "Upload-Length": "1" } });
+		const res = await api.request("/v1/tus", { method: "POST", headers: { ...TUS, "Upload-Length": "1" } });
 		await expectError(res, 401, "UNAUTHENTICATED");
 	});
 });
@@ -269,7 +227,7 @@ describe("discovery and protocol", () => {
 describe("receiving bytes", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	it("takes the first bytes with the creation request (creation-with-upload)", async () => {
@@ -396,7 +354,7 @@ describe("receiving bytes", () => {
 	});
 
 	it("refuses Upload-Defer-Length, which it does not advertise", async () => {
-		const res = await call("/v1/tus", {
+		const res = await api.request("/v1/tus", {
 			method: "POST",
 			token: user.token,
 			headers: { ...TUS, "Upload-Defer-Length": "1", "Upload-Metadata": metadata(user, "defer.bin") },
@@ -443,7 +401,7 @@ describe("content-defined chunking across PATCH boundaries", () => {
 	let boundaries: number[];
 
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 		data = randomBytes(6 * MiB + 4321, 31);
 		expected = await expectedBlocks(data);
 		boundaries = cuts(data);
@@ -498,7 +456,7 @@ describe("content-defined chunking across PATCH boundaries", () => {
 describe("completion", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	it("completes a zero-length upload at creation with a node", async () => {
@@ -550,23 +508,8 @@ describe("completion", () => {
 	});
 
 	it("follows the conflict rule for a stale base_version_id in Upload-Metadata", async () => {
-		const v1 = await expectJson<{ version: { id: string }; node: { id: string } }>(
-			await call(`/v1/files/content?${new URLSearchParams({ parent_id: user.rootId, name: "edit.txt" })}`, {
-				method: "PUT",
-				token: user.token,
-				body: "one",
-			}),
-			201,
-		);
-		await expectJson(
-			await call(`/v1/files/content?${new URLSearchParams({ parent_id: user.rootId, name: "edit.txt" })}`, {
-				method: "PUT",
-				token: user.token,
-				body: "two",
-				headers: { "If-Match": v1.version.id },
-			}),
-			200,
-		);
+		const v1 = await api.upload(user, user.rootId, "edit.txt", "one");
+		await api.upload(user, user.rootId, "edit.txt", "two", { ifMatch: v1.version.id, status: 200 });
 		const data = new TextEncoder().encode("three");
 		const res = await createTus(user, "edit.txt", data.length, data, {
 			"Upload-Metadata": metadata(user, "edit.txt", { base_version_id: v1.version.id }),
@@ -578,22 +521,30 @@ describe("completion", () => {
 	});
 });
 
+// The shared auth checks on a PATCH of an upload; every tus route is in openapi.test.ts's security walk.
+runAuthSuite(api, "tus", async (user) => ({
+	path: await start(user, "auth.bin", 10),
+	method: "PATCH",
+	headers: { ...TUS, "Upload-Offset": "0", "Content-Type": OCTETS },
+	body: new Uint8Array(10),
+}));
+
 describe("termination and ownership", () => {
 	let owner: TestUser;
 	let other: TestUser;
 	beforeAll(async () => {
-		[owner, other] = await Promise.all([signup(), signup()]);
+		[owner, other] = await Promise.all([api.signup(), api.signup()]);
 	});
 
 	it("terminates an upload: DELETE answers 204, then HEAD and PATCH answer 404", async () => {
 		const data = randomBytes(100 * KiB, 51);
 		const path = await start(owner, "gone.bin", data.length);
 		expect((await patch(owner, path, 0, data.slice(0, 50 * KiB))).status).toBe(204);
-		const del = await call(path, { method: "DELETE", token: owner.token, headers: TUS });
+		const del = await api.request(path, { method: "DELETE", token: owner.token, headers: TUS });
 		expect(del.status).toBe(204);
 		expect((await head(owner, path)).status).toBe(404);
 		await expectError(await patch(owner, path, 50 * KiB, data.slice(50 * KiB)), 404, "NOT_FOUND");
-		await expectError(await call(path, { method: "DELETE", token: owner.token, headers: TUS }), 404, "NOT_FOUND");
+		await expectError(await api.request(path, { method: "DELETE", token: owner.token, headers: TUS }), 404, "NOT_FOUND");
 	});
 
 	it("answers 404 to another user's HEAD, PATCH and DELETE, and leaves the upload alone", async () => {
@@ -602,7 +553,7 @@ describe("termination and ownership", () => {
 		expect((await patch(owner, path, 0, data.slice(0, 40 * KiB))).status).toBe(204);
 		expect((await head(other, path)).status).toBe(404);
 		await expectError(await patch(other, path, 40 * KiB, data.slice(40 * KiB)), 404, "NOT_FOUND");
-		await expectError(await call(path, { method: "DELETE", token: other.token, headers: TUS }), 404, "NOT_FOUND");
+		await expectError(await api.request(path, { method: "DELETE", token: other.token, headers: TUS }), 404, "NOT_FOUND");
 		expect(await offsetOf(owner, path)).toBe(40 * KiB);
 		const done = await patch(owner, path, 40 * KiB, data.slice(40 * KiB));
 		expect(done.status).toBe(204);

@@ -12,22 +12,18 @@ import { findUpload } from "../../src/shared/db/uploads";
 import { openShard } from "../../src/shared/db/shards";
 import { collectBlocks } from "../../workers/api/services/gc";
 import { appendBlockList, cleanupUploads } from "../../workers/api/services/uploads";
+import { bytesEqual, concat as concatBytes, randomBytes, sha256 } from "../support/bytes";
+import { expectError, runAuthSuite } from "../support/envelope";
 import {
-	blobKeys,
-	body,
-	bytesEqual,
-	call,
-	download,
-	expectError,
-	expectJson,
-	getNode,
-	randomBytes,
-	sha256,
-	shardOfUser,
-	signup,
-	versionBlocks,
+	expectOk,
+	type AppendBlocksResult,
+	type Body,
+	type CommitResult,
+	type NodePage,
 	type TestUser,
-} from "./helpers";
+	type UploadStatus,
+} from "../support/harness";
+import { api, blobKeys, shardOfUser, versionBlocks } from "./helpers";
 
 const KiB = 1024;
 
@@ -35,19 +31,6 @@ interface Block {
 	hash: string;
 	size: number;
 	bytes: Uint8Array;
-}
-
-interface Status {
-	upload_id: string;
-	missing: string[];
-	expires_at: string;
-	committed: { node_id: string; version_id: string } | null;
-}
-
-interface Commit {
-	node: { id: string; name: string; size: number; version_id: string; content_hash: string };
-	version: { id: string };
-	conflict: { node_id: string; reason: string } | null;
 }
 
 let seed = 1000;
@@ -62,61 +45,29 @@ async function makeBlocks(count: number, size = 64 * KiB): Promise<Block[]> {
 	return out;
 }
 
-function concat(blocks: Block[]): Uint8Array {
-	const out = new Uint8Array(blocks.reduce((n, b) => n + b.size, 0));
-	let off = 0;
-	for (const b of blocks) {
-		out.set(b.bytes, off);
-		off += b.size;
-	}
-	return out;
-}
+const concat = (blocks: Block[]) => concatBytes(blocks.map((b) => b.bytes));
 
-function createSession(
-	user: TestUser,
-	name: string,
-	blocks: { hash: string; size: number }[],
-	extra: Record<string, unknown> = {},
-): Promise<Response> {
+/** POST /v1/uploads for `blocks`, sized by them unless `extra` says otherwise. */
+function createSession(user: TestUser, name: string, blocks: { hash: string; size: number }[], extra: Record<string, unknown> = {}) {
 	const size = blocks.reduce((n, b) => n + b.size, 0);
-	return call("/v1/uploads", {
-		method: "POST",
-		token: user.token,
-		body: JSON.stringify({ parent_id: user.rootId, name, size, blocks: blocks.map(({ hash, size }) => ({ hash, size })), ...extra }),
-	});
+	return api.createUpload(user, { parent_id: user.rootId, name, size, blocks: blocks.map(({ hash, size }) => ({ hash, size })), ...extra });
 }
 
-async function create(
-	user: TestUser,
-	name: string,
-	blocks: { hash: string; size: number }[],
-	extra: Record<string, unknown> = {},
-): Promise<Status> {
-	return expectJson<Status>(await createSession(user, name, blocks, extra), 201);
+async function create(user: TestUser, name: string, blocks: { hash: string; size: number }[], extra: Record<string, unknown> = {}) {
+	return expectOk(await createSession(user, name, blocks, extra), 201);
 }
 
-function putBlock(
-	user: TestUser,
-	uploadId: string,
-	hash: string,
-	bytes: Uint8Array | ReadableStream<Uint8Array>,
-	headers: Record<string, string> = {},
-): Promise<Response> {
-	return call(`/v1/uploads/${uploadId}/blocks/${hash}`, { method: "PUT", token: user.token, body: bytes, headers });
-}
+const putBlock = (user: TestUser, uploadId: string, hash: string, bytes: Body, headers: Record<string, string> = {}) =>
+	api.putBlock(user, uploadId, hash, bytes, headers);
 
 async function sendBlock(user: TestUser, uploadId: string, block: Block): Promise<void> {
 	const res = await putBlock(user, uploadId, block.hash, block.bytes);
 	if (res.status !== 204) throw new Error(`PUT block: ${res.status} ${await res.text()}`);
 }
 
-function commit(user: TestUser, uploadId: string): Promise<Response> {
-	return call(`/v1/uploads/${uploadId}/commit`, { method: "POST", token: user.token, body: "{}" });
-}
-
-function status(user: TestUser, uploadId: string): Promise<Response> {
-	return call(`/v1/uploads/${uploadId}`, { token: user.token });
-}
+const commit = (user: TestUser, uploadId: string) => api.commitUpload(user, uploadId);
+const status = (user: TestUser, uploadId: string) => api.uploadStatus(user, uploadId);
+const download = (user: TestUser, id: string) => api.download(user, id);
 
 /** Creates a session, sends what it asks for, commits; returns the commit. */
 async function uploadBlocks(
@@ -125,7 +76,7 @@ async function uploadBlocks(
 	blocks: Block[],
 	extra: Record<string, unknown> = {},
 	expected = 201,
-): Promise<Commit> {
+): Promise<CommitResult> {
 	const session = await create(user, name, blocks, extra);
 	const byHash = new Map(blocks.map((b) => [b.hash, b]));
 	for (const hash of session.missing) {
@@ -133,7 +84,7 @@ async function uploadBlocks(
 		if (!block) throw new Error(`asked for unknown block ${hash}`);
 		await sendBlock(user, session.upload_id, block);
 	}
-	return expectJson<Commit>(await commit(user, session.upload_id), expected);
+	return expectOk(await commit(user, session.upload_id), expected);
 }
 
 describe("creating a session", () => {
@@ -142,7 +93,7 @@ describe("creating a session", () => {
 	let stored: Block[];
 
 	beforeAll(async () => {
-		[alice, bob] = await Promise.all([signup(), signup()]);
+		[alice, bob] = await Promise.all([api.signup(), api.signup()]);
 		stored = await makeBlocks(3);
 		await uploadBlocks(alice, "stored.bin", stored);
 	});
@@ -151,18 +102,21 @@ describe("creating a session", () => {
 		const fresh = await makeBlocks(2);
 		const [a, b, c] = stored as [Block, Block, Block];
 		const [x, y] = fresh as [Block, Block];
+		const before = Date.now();
 		const session = await create(alice, "mixed.bin", [a, x, b, y, x, c]);
+		const after = Date.now();
 		expect(session.missing).toEqual([x.hash, y.hash]);
 		expect(session.upload_id).toMatch(/^upl_/);
-		const ttl = Date.parse(session.expires_at) - Date.now();
-		expect(ttl).toBeGreaterThan(23.9 * 3600_000);
-		expect(ttl).toBeLessThanOrEqual(24 * 3600_000);
+		// 24 hours from the request.
+		const expires = Date.parse(session.expires_at);
+		expect(expires).toBeGreaterThanOrEqual(before + 24 * 3600_000);
+		expect(expires).toBeLessThanOrEqual(after + 24 * 3600_000);
 	});
 
 	it("needs no block at all when the same user uploads the same content again", async () => {
 		const session = await create(alice, "again.bin", stored);
 		expect(session.missing).toEqual([]);
-		const committed = await expectJson<Commit>(await commit(alice, session.upload_id), 201);
+		const committed = expectOk(await commit(alice, session.upload_id), 201);
 		const data = concat(stored);
 		expect(committed.node.content_hash).toBe(await sha256(data));
 		const { bytes } = await download(alice, committed.node.id);
@@ -174,7 +128,7 @@ describe("creating a session", () => {
 		const session = await create(bob, "stored.bin", stored);
 		expect(session.missing).toEqual(stored.map((b) => b.hash));
 		for (const b of stored) await sendBlock(bob, session.upload_id, b);
-		const committed = await expectJson<Commit>(await commit(bob, session.upload_id), 201);
+		const committed = expectOk(await commit(bob, session.upload_id), 201);
 		expect(committed.node.content_hash).toBe(await sha256(concat(stored)));
 		// Storage itself stays deduplicated across users.
 		expect((await blobKeys("blocks/")).length).toBe(before);
@@ -182,44 +136,32 @@ describe("creating a session", () => {
 
 	it("rejects block sizes that do not add up to the declared size", async () => {
 		const [a, b] = stored as [Block, Block];
-		const res = await call("/v1/uploads", {
-			method: "POST",
-			token: alice.token,
-			body: JSON.stringify({
-				parent_id: alice.rootId,
-				name: "wrong.bin",
-				size: a.size + b.size + 1,
-				blocks: [a, b].map(({ hash, size }) => ({ hash, size })),
-			}),
+		const res = await api.createUpload(alice, {
+			parent_id: alice.rootId,
+			name: "wrong.bin",
+			size: a.size + b.size + 1,
+			blocks: [a, b].map(({ hash, size }) => ({ hash, size })),
 		});
 		await expectError(res, 400, "INVALID_REQUEST");
 	});
 
 	it("rejects a block list entry larger than 8 MiB", async () => {
 		const hash = "ab".repeat(32);
-		const res = await call("/v1/uploads", {
-			method: "POST",
-			token: alice.token,
-			body: JSON.stringify({
-				parent_id: alice.rootId,
-				name: "big.bin",
-				size: MAX_BLOCK_BYTES + 1,
-				blocks: [{ hash, size: MAX_BLOCK_BYTES + 1 }],
-			}),
+		const res = await api.createUpload(alice, {
+			parent_id: alice.rootId,
+			name: "big.bin",
+			size: MAX_BLOCK_BYTES + 1,
+			blocks: [{ hash, size: MAX_BLOCK_BYTES + 1 }],
 		});
 		await expectError(res, 400, "INVALID_REQUEST");
 	});
 
 	it("answers 404 for a parent folder the user does not have", async () => {
-		const res = await call("/v1/uploads", {
-			method: "POST",
-			token: alice.token,
-			body: JSON.stringify({
-				parent_id: bob.rootId,
-				name: "x.bin",
-				size: stored[0]?.size,
-				blocks: stored.slice(0, 1).map(({ hash, size }) => ({ hash, size })),
-			}),
+		const res = await api.createUpload(alice, {
+			parent_id: bob.rootId,
+			name: "x.bin",
+			size: stored[0]?.size,
+			blocks: stored.slice(0, 1).map(({ hash, size }) => ({ hash, size })),
 		});
 		await expectError(res, 404, "NOT_FOUND");
 	});
@@ -228,7 +170,7 @@ describe("creating a session", () => {
 describe("sending blocks", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	it("rejects a block whose hash does not match and records nothing", async () => {
@@ -239,7 +181,7 @@ describe("sending blocks", () => {
 		expect(envelope.error.details).toEqual([{ expected: good.hash, actual: other.hash }]);
 		expect(await env.BLOBS.head(blockObjectKey(good.hash))).toBeNull();
 		expect(await env.BLOBS.head(blockObjectKey(other.hash))).toBeNull();
-		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([good.hash]);
+		expect(expectOk(await status(user, session.upload_id), 200).missing).toEqual([good.hash]);
 		await expectError(await commit(user, session.upload_id), 409, "MISSING_BLOCKS");
 	});
 
@@ -247,7 +189,7 @@ describe("sending blocks", () => {
 		const [small] = (await makeBlocks(1)) as [Block];
 		const session = await create(user, "huge.bin", [small]);
 		await expectError(await putBlock(user, session.upload_id, small.hash, new Uint8Array(MAX_BLOCK_BYTES + 1)), 413, "PAYLOAD_TOO_LARGE");
-		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([small.hash]);
+		expect(expectOk(await status(user, session.upload_id), 200).missing).toEqual([small.hash]);
 	});
 
 	it("rejects a streamed block over 8 MiB with 413 while reading it", async () => {
@@ -261,7 +203,7 @@ describe("sending blocks", () => {
 			},
 		});
 		await expectError(await putBlock(user, session.upload_id, small.hash, streamed), 413, "PAYLOAD_TOO_LARGE");
-		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([small.hash]);
+		expect(expectOk(await status(user, session.upload_id), 200).missing).toEqual([small.hash]);
 	});
 
 	it("answers 404 for a block that is not in the upload's list", async () => {
@@ -275,7 +217,7 @@ describe("sending blocks", () => {
 		const [block] = (await makeBlocks(1)) as [Block];
 		const session = await create(user, "declared.bin", [{ hash: block.hash, size: block.size + 1 }]);
 		await expectError(await putBlock(user, session.upload_id, block.hash, block.bytes), 400, "INVALID_REQUEST");
-		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([block.hash]);
+		expect(expectOk(await status(user, session.upload_id), 200).missing).toEqual([block.hash]);
 	});
 
 	it("accepts the same block twice, and two concurrent PUTs of one block", async () => {
@@ -289,27 +231,15 @@ describe("sending blocks", () => {
 			putBlock(user, session.upload_id, b.hash, b.bytes),
 		]);
 		expect(both.map((r) => r.status)).toEqual([204, 204]);
-		expect((await expectJson<Status>(await status(user, session.upload_id), 200)).missing).toEqual([]);
-		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		expect(expectOk(await status(user, session.upload_id), 200).missing).toEqual([]);
+		const committed = expectOk(await commit(user, session.upload_id), 201);
 		const { bytes } = await download(user, committed.node.id);
 		expect(bytesEqual(bytes, concat(blocks))).toBe(true);
 	});
 });
 
-function putBatch(
-	user: TestUser,
-	uploadId: string,
-	hashes: string[],
-	bytes: Uint8Array | ReadableStream<Uint8Array>,
-	headers: Record<string, string> = {},
-): Promise<Response> {
-	return call(`/v1/uploads/${uploadId}/blocks`, {
-		method: "PUT",
-		token: user.token,
-		body: bytes,
-		headers: { "Drive-Blocks": hashes.join(","), ...headers },
-	});
-}
+const putBatch = (user: TestUser, uploadId: string, hashes: string[], bytes: Body, headers: Record<string, string> = {}) =>
+	api.putBlocks(user, uploadId, hashes, bytes, headers);
 
 /** Sends `blocks` in one batch; it must be accepted. */
 async function sendBatch(user: TestUser, uploadId: string, blocks: Block[]): Promise<void> {
@@ -323,13 +253,13 @@ async function sendBatch(user: TestUser, uploadId: string, blocks: Block[]): Pro
 }
 
 async function missingOf(user: TestUser, uploadId: string): Promise<string[]> {
-	return (await expectJson<Status>(await status(user, uploadId), 200)).missing;
+	return expectOk(await status(user, uploadId), 200).missing;
 }
 
 describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	it("stores every block of one body, cut at the declared sizes, and the file commits byte-exact", async () => {
@@ -338,7 +268,7 @@ describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
 		const session = await create(user, "batch.bin", blocks);
 		expect((await putBatch(user, session.upload_id, session.missing, concat(blocks))).status).toBe(204);
 		expect(await missingOf(user, session.upload_id)).toEqual([]);
-		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const committed = expectOk(await commit(user, session.upload_id), 201);
 		expect(committed.node.content_hash).toBe(await sha256(concat(blocks)));
 		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(blocks))).toBe(true);
 	});
@@ -351,12 +281,9 @@ describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
 		expect(await missingOf(user, session.upload_id)).toEqual([b.hash, d.hash]);
 		expect((await putBatch(user, session.upload_id, [a.hash, d.hash, b.hash], concat([a, d, b]))).status).toBe(204);
 		expect(await missingOf(user, session.upload_id)).toEqual([]);
-		expect(
-			bytesEqual(
-				(await download(user, (await expectJson<Commit>(await commit(user, session.upload_id), 201)).node.id)).bytes,
-				concat(blocks),
-			),
-		).toBe(true);
+		expect(bytesEqual((await download(user, expectOk(await commit(user, session.upload_id), 201).node.id)).bytes, concat(blocks))).toBe(
+			true,
+		);
 	});
 
 	it("answers 422 at the first block that does not match its name, keeps the blocks before it and stores nothing after", async () => {
@@ -405,7 +332,11 @@ describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
 		const session = await create(user, "batch-refused.bin", blocks);
 		const id = session.upload_id;
 		await expectError(await putBatch(user, id, ["not-a-hash"], a.bytes), 400, "INVALID_REQUEST");
-		await expectError(await call(`/v1/uploads/${id}/blocks`, { method: "PUT", token: user.token, body: a.bytes }), 400, "INVALID_REQUEST");
+		await expectError(
+			await api.request(`/v1/uploads/${id}/blocks`, { method: "PUT", token: user.token, body: a.bytes }),
+			400,
+			"INVALID_REQUEST",
+		);
 		await expectError(await putBatch(user, id, [a.hash, a.hash], concat([a, a])), 400, "INVALID_REQUEST");
 		const refused = await expectError(await putBatch(user, id, [a.hash, unlisted.hash], concat([a, unlisted])), 404, "NOT_FOUND");
 		expect(refused.error.details).toEqual([{ hash: unlisted.hash }]);
@@ -429,29 +360,21 @@ describe("sending blocks in batches (PUT /v1/uploads/:id/blocks)", () => {
 	it("answers 404 to another user's session and to a committed one", async () => {
 		const blocks = (await makeBlocks(1)) as [Block];
 		const session = await create(user, "batch-owner.bin", blocks);
-		const other = await signup();
+		const other = await api.signup();
 		await expectError(await putBatch(other, session.upload_id, [blocks[0].hash], blocks[0].bytes), 404, "NOT_FOUND");
 		expect(await env.BLOBS.head(blockObjectKey(blocks[0].hash))).toBeNull();
 		expect((await putBatch(user, session.upload_id, [blocks[0].hash], blocks[0].bytes)).status).toBe(204);
-		await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		expectOk(await commit(user, session.upload_id), 201);
 		await expectError(await putBatch(user, session.upload_id, [blocks[0].hash], blocks[0].bytes), 404, "NOT_FOUND");
 	});
 });
 
-function appendList(user: TestUser, uploadId: string, body: Record<string, unknown>): Promise<Response> {
-	return call(`/v1/uploads/${uploadId}/block-list`, { method: "POST", token: user.token, body: JSON.stringify(body) });
-}
-
-interface Appended {
-	missing: string[];
-	listed_bytes: number;
-	more_blocks: boolean;
-}
+const appendList = (user: TestUser, uploadId: string, body: Record<string, unknown>) => api.appendBlockList(user, uploadId, body);
 
 describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	const specs = (blocks: Block[]) => blocks.map(({ hash, size }) => ({ hash, size }));
@@ -462,12 +385,8 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		// One block this user already has is never asked for.
 		await uploadBlocks(user, "has-one.bin", [blocks[3] as Block]);
 		const first = blocks.slice(0, 2);
-		const created = await expectJson<Status & Appended>(
-			await call("/v1/uploads", {
-				method: "POST",
-				token: user.token,
-				body: JSON.stringify({ parent_id: user.rootId, name: "parts.bin", size, blocks: specs(first), more_blocks: true }),
-			}),
+		const created = expectOk(
+			await api.createUpload(user, { parent_id: user.rootId, name: "parts.bin", size, blocks: specs(first), more_blocks: true }),
 			201,
 		);
 		expect(created).toMatchObject({ missing: first.map((b) => b.hash), listed_bytes: 2 * 64 * KiB, more_blocks: true });
@@ -475,12 +394,12 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		expect((await putBatch(user, created.upload_id, created.missing, concat(first))).status).toBe(204);
 		await expectError(await commit(user, created.upload_id), 400, "INVALID_REQUEST");
 
-		const second = await expectJson<Appended>(
+		const second = expectOk(
 			await appendList(user, created.upload_id, { offset: 2 * 64 * KiB, blocks: specs(blocks.slice(2, 4)), more_blocks: true }),
 			200,
 		);
 		expect(second).toMatchObject({ missing: [blocks[2]?.hash], listed_bytes: 4 * 64 * KiB, more_blocks: true });
-		const last = await expectJson<Appended>(
+		const last = expectOk(
 			await appendList(user, created.upload_id, {
 				offset: 4 * 64 * KiB,
 				blocks: specs(blocks.slice(4)),
@@ -492,12 +411,12 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		expect(last).toMatchObject({ missing: [blocks[4]?.hash], listed_bytes: size, more_blocks: false });
 		const rest = [blocks[2] as Block, blocks[4] as Block];
 		await sendBatch(user, created.upload_id, rest);
-		expect(await expectJson<Status & Appended>(await status(user, created.upload_id), 200)).toMatchObject({
+		expect(expectOk(await status(user, created.upload_id), 200)).toMatchObject({
 			missing: [],
 			listed_bytes: size,
 			more_blocks: false,
 		});
-		const committed = await expectJson<Commit>(await commit(user, created.upload_id), 201);
+		const committed = expectOk(await commit(user, created.upload_id), 201);
 		expect(committed.node.content_hash).toBe(await sha256(concat(blocks)));
 		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(blocks))).toBe(true);
 	});
@@ -507,8 +426,8 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		const size = blocks.reduce((n, b) => n + b.size, 0);
 		const created = await create(user, "replay.bin", specs(blocks.slice(0, 1)), { size, more_blocks: true });
 		const part = { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true };
-		const once = await expectJson<Appended>(await appendList(user, created.upload_id, part), 200);
-		const twice = await expectJson<Appended>(await appendList(user, created.upload_id, part), 200);
+		const once = expectOk(await appendList(user, created.upload_id, part), 200);
+		const twice = expectOk(await appendList(user, created.upload_id, part), 200);
 		expect(twice).toEqual(once);
 		const stale = await expectError(
 			await appendList(user, created.upload_id, { ...part, blocks: specs(blocks.slice(2)) }),
@@ -517,14 +436,14 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		);
 		expect(stale.error.details).toEqual([{ offset: 2 * 64 * KiB }]);
 		const end = { offset: 2 * 64 * KiB, blocks: specs(blocks.slice(2)), more_blocks: false };
-		await expectJson<Appended>(await appendList(user, created.upload_id, end), 200);
-		expect((await expectJson<Appended>(await appendList(user, created.upload_id, end), 200)).more_blocks).toBe(false);
+		expectOk(await appendList(user, created.upload_id, end), 200);
+		expect(expectOk(await appendList(user, created.upload_id, end), 200).more_blocks).toBe(false);
 		await expectError(
 			await appendList(user, created.upload_id, { offset: size, blocks: [], more_blocks: true }),
 			409,
 			"UPLOAD_OFFSET_MISMATCH",
 		);
-		expect((await status(user, created.upload_id).then((r) => r.json())) as Appended).toMatchObject({
+		expect(expectOk(await status(user, created.upload_id), 200)).toMatchObject({
 			listed_bytes: size,
 			more_blocks: false,
 		});
@@ -557,13 +476,10 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			"UPLOAD_OFFSET_MISMATCH",
 		);
 		const rest = blocks.filter((b) => b !== winner).slice(1);
-		await expectJson<Appended>(
-			await appendList(user, created.upload_id, { offset: 2 * 64 * KiB, blocks: specs(rest), more_blocks: false }),
-			200,
-		);
+		expectOk(await appendList(user, created.upload_id, { offset: 2 * 64 * KiB, blocks: specs(rest), more_blocks: false }), 200);
 		const order = [blocks[0] as Block, winner, ...rest];
 		await sendBatch(user, created.upload_id, order);
-		const committed = await expectJson<Commit>(await commit(user, created.upload_id), 201);
+		const committed = expectOk(await commit(user, created.upload_id), 201);
 		expect(bytesEqual((await download(user, committed.node.id)).bytes, concat(order))).toBe(true);
 	});
 
@@ -575,10 +491,7 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 		const db = openShard(shard);
 		const stale = await findUpload(db, user.id, created.upload_id);
 		if (!stale) throw new Error("no upload row");
-		await expectJson<Appended>(
-			await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true }),
-			200,
-		);
+		expectOk(await appendList(user, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1, 2)), more_blocks: true }), 200);
 		// The same append again, as a request that read the row before the one above landed.
 		const late = await appendBlockList(
 			db,
@@ -626,12 +539,12 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 			400,
 			"INVALID_REQUEST",
 		);
-		expect(await expectJson<Appended>(await status(user, created.upload_id), 200)).toMatchObject({
+		expect(expectOk(await status(user, created.upload_id), 200)).toMatchObject({
 			listed_bytes: 64 * KiB,
 			more_blocks: true,
 		});
 		await expectError(await appendList(user, created.upload_id, { offset: "x", blocks: [] }), 400, "INVALID_REQUEST");
-		const other = await signup();
+		const other = await api.signup();
 		await expectError(await appendList(other, created.upload_id, { offset: 64 * KiB, blocks: specs(blocks.slice(1)) }), 404, "NOT_FOUND");
 	});
 });
@@ -639,7 +552,7 @@ describe("a block list in parts (more_blocks, POST /v1/uploads/:id/block-list)",
 describe("resuming and committing", () => {
 	let user: TestUser;
 	beforeAll(async () => {
-		user = await signup();
+		user = await api.signup();
 	});
 
 	it("reports what is still missing, and 409 MISSING_BLOCKS lists exactly those blocks", async () => {
@@ -648,12 +561,12 @@ describe("resuming and committing", () => {
 		expect(session.missing).toHaveLength(5);
 		for (const i of [0, 2, 3]) await sendBlock(user, session.upload_id, blocks[i] as Block);
 		const stillMissing = [blocks[1], blocks[4]].map((b) => (b as Block).hash);
-		const resumed = await expectJson<Status>(await status(user, session.upload_id), 200);
+		const resumed = expectOk(await status(user, session.upload_id), 200);
 		expect(resumed).toMatchObject({ upload_id: session.upload_id, missing: stillMissing, expires_at: session.expires_at, committed: null });
 		const refused = await expectError(await commit(user, session.upload_id), 409, "MISSING_BLOCKS");
 		expect([...(refused.error.details as string[])].sort()).toEqual([...stillMissing].sort());
 		for (const i of [1, 4]) await sendBlock(user, session.upload_id, blocks[i] as Block);
-		const committed = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const committed = expectOk(await commit(user, session.upload_id), 201);
 		const data = concat(blocks);
 		expect(committed.node).toMatchObject({ name: "resume.bin", size: data.length, content_hash: await sha256(data) });
 		expect(committed.conflict).toBeNull();
@@ -667,11 +580,11 @@ describe("resuming and committing", () => {
 		const blocks = await makeBlocks(2);
 		const session = await create(user, "twice.bin", blocks);
 		for (const b of blocks) await sendBlock(user, session.upload_id, b);
-		const first = await expectJson<Commit>(await commit(user, session.upload_id), 201);
-		const second = await expectJson<Commit>(await commit(user, session.upload_id), 201);
+		const first = expectOk(await commit(user, session.upload_id), 201);
+		const second = expectOk(await commit(user, session.upload_id), 201);
 		expect(second.version.id).toBe(first.version.id);
 		expect(second.node.id).toBe(first.node.id);
-		const after = await expectJson<Status>(await status(user, session.upload_id), 200);
+		const after = expectOk(await status(user, session.upload_id), 200);
 		expect(after).toMatchObject({ missing: [], committed: { node_id: first.node.id, version_id: first.version.id } });
 		// Nothing is left to send to a committed session.
 		await expectError(await putBlock(user, session.upload_id, (blocks[0] as Block).hash, (blocks[0] as Block).bytes), 404, "NOT_FOUND");
@@ -687,7 +600,7 @@ describe("resuming and committing", () => {
 		expect(stale.conflict).toEqual({ node_id: first.node.id, reason: "stale_base" });
 		expect(stale.node.id).not.toBe(first.node.id);
 		expect(stale.node.name).toMatch(/^report \(conflicted copy Test laptop \d{4}-\d{2}-\d{2} \d{6}\)\.txt$/);
-		const head = await getNode(user, first.node.id);
+		const head = await api.node(user, first.node.id);
 		expect(head.version_id).toBe(second.version.id);
 		const copy = await download(user, stale.node.id);
 		expect(bytesEqual(copy.bytes, concat(v3))).toBe(true);
@@ -710,19 +623,19 @@ describe("abandoning and ownership", () => {
 	let owner: TestUser;
 	let other: TestUser;
 	beforeAll(async () => {
-		[owner, other] = await Promise.all([signup(), signup()]);
+		[owner, other] = await Promise.all([api.signup(), api.signup()]);
 	});
 
 	it("deletes a session: 204, then every route answers 404", async () => {
 		const blocks = await makeBlocks(2);
 		const session = await create(owner, "abandon.bin", blocks);
 		await sendBlock(owner, session.upload_id, blocks[0] as Block);
-		const res = await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: owner.token });
+		const res = await api.cancelUpload(owner, session.upload_id);
 		expect(res.status).toBe(204);
 		await expectError(await status(owner, session.upload_id), 404, "NOT_FOUND");
 		await expectError(await putBlock(owner, session.upload_id, (blocks[1] as Block).hash, (blocks[1] as Block).bytes), 404, "NOT_FOUND");
 		await expectError(await commit(owner, session.upload_id), 404, "NOT_FOUND");
-		await expectError(await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: owner.token }), 404, "NOT_FOUND");
+		await expectError(await api.cancelUpload(owner, session.upload_id), 404, "NOT_FOUND");
 	});
 
 	it("hides a session from every other user with 404 on every route", async () => {
@@ -733,25 +646,26 @@ describe("abandoning and ownership", () => {
 		await expectError(await status(other, session.upload_id), 404, "NOT_FOUND");
 		await expectError(await putBlock(other, session.upload_id, b.hash, b.bytes), 404, "NOT_FOUND");
 		await expectError(await commit(other, session.upload_id), 404, "NOT_FOUND");
-		await expectError(await call(`/v1/uploads/${session.upload_id}`, { method: "DELETE", token: other.token }), 404, "NOT_FOUND");
+		await expectError(await api.cancelUpload(other, session.upload_id), 404, "NOT_FOUND");
 		// The owner's session is untouched by all that.
-		expect((await expectJson<Status>(await status(owner, session.upload_id), 200)).missing).toEqual([b.hash]);
+		expect(expectOk(await status(owner, session.upload_id), 200).missing).toEqual([b.hash]);
 		await sendBlock(owner, session.upload_id, b);
-		await expectJson<Commit>(await commit(owner, session.upload_id), 201);
+		expectOk(await commit(owner, session.upload_id), 201);
 	});
 
 	it("requires a bearer token", async () => {
-		const res = await call("/v1/uploads", {
-			method: "POST",
-			body: JSON.stringify({ parent_id: owner.rootId, name: "x", size: 0, blocks: [] }),
-		});
+		const res = await api.request("/v1/uploads", { method: "POST", json: { parent_id: owner.rootId, name: "x", size: 0, blocks: [] } });
 		await expectError(res, 401, "UNAUTHENTICATED");
 	});
 });
 
+runAuthSuite(api, "upload sessions", async (user) => ({
+	path: `/v1/uploads/${(await create(user, "auth.bin", await makeBlocks(1))).upload_id}`,
+}));
+
 describe("cleaning up expired sessions", () => {
 	it("deletes blocks only expired sessions referenced, and keeps blocks a file or a live session references", async () => {
-		const [alice, bob] = await Promise.all([signup(), signup()]);
+		const [alice, bob] = await Promise.all([api.signup(), api.signup()]);
 		const [onlyExpired, inFile, inLiveSession] = (await makeBlocks(3)) as [Block, Block, Block];
 		// Alice commits a file that references `inFile`.
 		await uploadBlocks(alice, "kept.bin", [inFile]);
@@ -792,14 +706,12 @@ describe("cleaning up expired sessions", () => {
 			expect(rows?.n).toBe(0);
 		}
 		// The file still downloads, and Bob's live session still works.
-		const files = await body<{ items: { id: string; name: string }[] }>(
-			await call(`/v1/nodes/${alice.rootId}/children`, { token: alice.token }),
-		);
+		const files = expectOk(await api.children(alice, alice.rootId), 200);
 		const kept = files.items.find((n) => n.name === "kept.bin");
 		expect(kept).toBeDefined();
 		expect(bytesEqual((await download(alice, kept?.id ?? "")).bytes, inFile.bytes)).toBe(true);
-		expect((await expectJson<Status>(await status(bob, bobs.upload_id), 200)).missing).toEqual([inLiveSession.hash]);
+		expect(expectOk(await status(bob, bobs.upload_id), 200).missing).toEqual([inLiveSession.hash]);
 		await sendBlock(bob, bobs.upload_id, inLiveSession);
-		await expectJson<Commit>(await commit(bob, bobs.upload_id), 201);
+		expectOk(await commit(bob, bobs.upload_id), 201);
 	});
 });

@@ -18,7 +18,9 @@
  *   file, live or trashed, unless a later commit was based on it (then it is
  *   still downloadable by its version id); either way the bytes come back.
  *
- * CONVERGENCE_RUNS (default 200) sets the number of runs, shared by
+ * CONVERGENCE_RUNS (default 50, so that `npm test` stays fast; run
+ * CONVERGENCE_RUNS=1000 npm test -- test/e2e/convergence for a long run)
+ * sets the number of runs, shared by
  * CONVERGENCE_USERS (default 2) users whose runs go side by side (one hub
  * each, so they do not interfere). A failure prints its shard, seed and path:
  * CONVERGENCE_SEED=<seed> (with CONVERGENCE_PATH=<path> for just that run)
@@ -27,57 +29,47 @@
  */
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import type {
+	ChangeEntry,
+	ChangesPage,
+	CommitResult,
+	Node,
+	NodePage,
+	Reply,
+	RequestOptions,
+	Session as SessionBody,
+} from "../support/harness";
+import { stackHarness } from "../support/stack";
 
-const BASE = inject("baseUrl");
-const PASSWORD = "correct horse battery staple";
-const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 200);
+const h = stackHarness();
+const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 50);
 const SEED = process.env.CONVERGENCE_SEED === undefined ? undefined : Number(process.env.CONVERGENCE_SEED);
 const PATH = process.env.CONVERGENCE_PATH;
 const DEVICES = 3;
 const SHARDS = Number(process.env.CONVERGENCE_USERS ?? 2);
 
-interface NodeBody {
-	id: string;
-	type: "file" | "folder";
-	name: string;
-	parent_id: string | null;
-	version_id: string | null;
-	content_hash: string | null;
-	trashed: boolean;
-}
-interface Entry {
-	seq: number;
-	kind: string;
-	node: NodeBody;
-}
-interface Commit {
-	node: NodeBody;
-	version: { id: string };
-	conflict: { node_id: string; reason: string } | null;
-}
-
 interface Session {
 	name: string;
 	token: string;
+	refresh: string;
 }
 
-async function api<T>(
-	session: Session | null,
-	path: string,
-	init: { method?: string; json?: unknown; body?: Uint8Array; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: T }> {
-	const headers: Record<string, string> = { ...init.headers };
-	if (session !== null) headers.Authorization = `Bearer ${session.token}`;
-	let payload: string | Uint8Array | undefined = init.body;
-	if (init.json !== undefined) {
-		headers["Content-Type"] = "application/json";
-		payload = JSON.stringify(init.json);
+/**
+ * A request as `session`; a 5xx fails the run (the server may refuse, never
+ * break). A long run (CONVERGENCE_RUNS) outlives the 15-minute access
+ * token: a 401 refreshes the session once and sends the request again.
+ */
+async function api<T>(session: Session, path: string, init: Omit<RequestOptions, "token"> = {}): Promise<Reply<T>> {
+	let res = await h.call<T>(path, { ...init, token: session.token });
+	if (res.status === 401) {
+		const refreshed = await h.call<SessionBody>("/v1/auth/refresh", { method: "POST", json: { refresh_token: session.refresh } });
+		if (refreshed.status !== 200) throw new Error(`${session.name}: refresh answered ${refreshed.status}: ${refreshed.text}`);
+		Object.assign(session, { token: refreshed.body.access_token, refresh: refreshed.body.refresh_token });
+		res = await h.call<T>(path, { ...init, token: session.token });
 	}
-	const res = await fetch(`${BASE}${path}`, { method: init.method ?? "GET", headers, body: payload });
-	const text = await res.text();
-	if (res.status >= 500) throw new Error(`${init.method ?? "GET"} ${path} answered ${res.status}: ${text}`);
-	return { status: res.status, body: (text === "" ? null : JSON.parse(text)) as T };
+	if (res.status >= 500) throw new Error(`${init.method ?? "GET"} ${path} answered ${res.status}: ${res.text}`);
+	return res;
 }
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -113,7 +105,7 @@ class Device {
 		readonly index: number,
 	) {}
 
-	reset(root: NodeBody, cursor: string): void {
+	reset(root: Node, cursor: string): void {
 		this.nodes.clear();
 		this.nodes.set(root.id, toModel(root));
 		this.cursor = cursor;
@@ -132,10 +124,7 @@ class Device {
 
 	async #pull(): Promise<void> {
 		for (;;) {
-			const res = await api<{ entries: Entry[]; cursor: string; has_more: boolean }>(
-				this.session,
-				`/v1/changes?cursor=${encodeURIComponent(this.cursor)}&limit=50`,
-			);
+			const res = await api<ChangesPage>(this.session, `/v1/changes?cursor=${encodeURIComponent(this.cursor)}&limit=50`);
 			if (res.status !== 200) throw new Error(`${this.session.name}: /v1/changes answered ${res.status} ${JSON.stringify(res.body)}`);
 			for (const e of res.body.entries) {
 				if (this.lastSeq !== null && e.seq !== this.lastSeq + 1) this.gaps.push(`${this.lastSeq} -> ${e.seq}`);
@@ -204,7 +193,7 @@ class Device {
 	}
 }
 
-function toModel(n: NodeBody): ModelNode {
+function toModel(n: Node): ModelNode {
 	return {
 		id: n.id,
 		parent_id: n.parent_id,
@@ -221,7 +210,7 @@ async function serverTree(session: Session, rootId: string): Promise<{ tree: Tre
 	const tree: Tree = new Map();
 	const topLevel: string[] = [];
 	const walk = async (id: string, prefix: string): Promise<void> => {
-		const res = await api<{ items: NodeBody[]; next_cursor: string | null }>(session, `/v1/nodes/${id}/children?limit=1000`);
+		const res = await api<NodePage>(session, `/v1/nodes/${id}/children?limit=1000`);
 		if (res.status !== 200) throw new Error(`children of ${id}: ${res.status}`);
 		if (res.body.next_cursor !== null) throw new Error("more than 1000 children in a run");
 		if (id === rootId) topLevel.push(...res.body.items.map((n) => n.id));
@@ -279,7 +268,7 @@ interface Upload {
 	nodeId: string;
 	ifMatch: string | null;
 	status: number;
-	conflict: Commit["conflict"];
+	conflict: CommitResult["conflict"];
 }
 
 /** How often each kind of operation got each answer, over all runs: shows what the runs exercised. */
@@ -312,7 +301,7 @@ async function execute(run: Run, op: Op): Promise<void> {
 		// Unique bytes per upload, so a content hash names exactly one upload.
 		const bytes = Buffer.concat([Buffer.from(`u${run.counter++}:`), Buffer.from(op.bytes)]);
 		const params = new URLSearchParams({ parent_id: parentId, name });
-		const res = await api<Commit>(s, `/v1/files/content?${params}`, {
+		const res = await api<CommitResult>(s, `/v1/files/content?${params}`, {
 			method: "PUT",
 			body: bytes,
 			headers: ifMatch === null ? {} : { "If-Match": ifMatch },
@@ -409,13 +398,13 @@ async function seedTree(run: Run, rootId: string): Promise<void> {
 	const dev = run.devices[0];
 	if (!dev) throw new Error("no device");
 	const mkdir = async (parentId: string, name: string) => {
-		const res = await api<NodeBody>(dev.session, "/v1/folders", { method: "POST", json: { parent_id: parentId, name } });
+		const res = await api<Node>(dev.session, "/v1/folders", { method: "POST", json: { parent_id: parentId, name } });
 		expect(res.status).toBe(201);
 		return res.body.id;
 	};
 	const put = async (parentId: string, name: string) => {
 		const bytes = Buffer.from(`u${run.counter++}:seed`);
-		const res = await api<Commit>(dev.session, `/v1/files/content?${new URLSearchParams({ parent_id: parentId, name })}`, {
+		const res = await api<CommitResult>(dev.session, `/v1/files/content?${new URLSearchParams({ parent_id: parentId, name })}`, {
 			method: "PUT",
 			body: bytes,
 		});
@@ -436,24 +425,14 @@ async function seedTree(run: Run, rootId: string): Promise<void> {
 // ---- the property --------------------------------------------------------------
 
 /** One user with DEVICES logins. */
-async function signupDevices(): Promise<{ sessions: Session[]; root: NodeBody }> {
-	const email = `convergence-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-	const created = await api<{ access_token: string }>(null, "/v1/auth/signup", {
-		method: "POST",
-		json: { email, password: PASSWORD, device_name: "device 0" },
-	});
-	expect(created.status).toBe(201);
-	const sessions: Session[] = [{ name: "device 0", token: created.body.access_token }];
+async function signupDevices(): Promise<{ sessions: Session[]; root: Node }> {
+	const first = await h.signup("device 0");
+	const sessions: Session[] = [{ name: "device 0", token: first.token, refresh: first.refresh }];
 	for (let i = 1; i < DEVICES; i++) {
-		const res = await api<{ access_token: string }>(null, "/v1/auth/login", {
-			method: "POST",
-			json: { email, password: PASSWORD, device_name: `device ${i}` },
-		});
-		expect(res.status).toBe(200);
-		sessions.push({ name: `device ${i}`, token: res.body.access_token });
+		const device = await h.login(first, `device ${i}`);
+		sessions.push({ name: `device ${i}`, token: device.token, refresh: device.refresh });
 	}
-	const root = (await api<NodeBody>(sessions[0] ?? null, "/v1/nodes/root")).body;
-	return { sessions, root };
+	return { sessions, root: await h.node(first, first.rootId) };
 }
 
 /**
@@ -478,7 +457,7 @@ async function convergenceShard(shard: number, numRuns: number, seed: number | u
 		let cursor = cleared;
 		cleared = null;
 		if (cursor === null) {
-			const items = (await api<{ items: NodeBody[] }>(owner, `/v1/nodes/${root.id}/children?limit=1000`)).body.items;
+			const items = (await api<NodePage>(owner, `/v1/nodes/${root.id}/children?limit=1000`)).body.items;
 			await Promise.all(items.map((n) => api(owner, `/v1/nodes/${n.id}`, { method: "DELETE" })));
 			cursor = await latest();
 		}
@@ -521,7 +500,7 @@ async function convergenceShard(shard: number, numRuns: number, seed: number | u
 					).toBeDefined();
 					path = `/v1/files/${holder?.id ?? ""}/content`;
 				}
-				const res = await fetch(`${BASE}${path}`, { headers: { Authorization: `Bearer ${owner.token}` } });
+				const res = await h.request(path, { token: owner.token });
 				expect(res.status, path).toBe(200);
 				expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(u.hash);
 			}),

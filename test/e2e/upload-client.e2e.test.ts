@@ -4,13 +4,14 @@
  * interrupted and resumed uploads come back byte-exact, and re-uploading
  * content the user already has sends no block bytes.
  */
-import { createCipheriv, createHash } from "node:crypto";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { createHash } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
 import { DriveClient, planUpload, uploadFile, type UploadProgress } from "../../src/client";
+import type { UploadStatus } from "../support/harness";
+import { hashBody, randomStream, stackHarness } from "../support/stack";
 
-const BASE = inject("baseUrl");
+const h = stackHarness();
 const MiB = 1024 * 1024;
-const PIECE = MiB;
 
 interface Session {
 	client: DriveClient;
@@ -18,59 +19,18 @@ interface Session {
 	rootId: string;
 }
 
+/** A fresh account, and the upload library's client signed in as it. */
 async function signup(): Promise<Session> {
-	const anonymous = new DriveClient({ baseUrl: BASE });
-	const email = `upload-client-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-	const created = await anonymous.json<{ access_token: string }>("POST", "/v1/auth/signup", {
-		json: { email, password: "correct horse battery staple", device_name: "e2e" },
-	});
-	const client = new DriveClient({ baseUrl: BASE, token: created.access_token });
-	const root = await client.json<{ id: string }>("GET", "/v1/nodes/root");
-	return { client, token: created.access_token, rootId: root.id };
+	const user = await h.signup("e2e");
+	return { client: new DriveClient({ baseUrl: h.baseUrl, token: user.token }), token: user.token, rootId: user.rootId };
 }
 
-/**
- * A factory of identical streams of `size` pseudo-random bytes (AES-256-CTR
- * keystream of `seed`): incompressible, never held in memory at once, and
- * re-creatable for the client's second pass.
- */
-function randomSource(size: number, seed: string): () => ReadableStream<Uint8Array> {
-	const key = createHash("sha256").update(seed).digest();
-	return () => {
-		const cipher = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
-		const zeros = Buffer.alloc(PIECE);
-		let sent = 0;
-		return new ReadableStream<Uint8Array>({
-			pull(controller) {
-				const n = Math.min(PIECE, size - sent);
-				if (n === 0) {
-					controller.close();
-					return;
-				}
-				const piece = cipher.update(zeros.subarray(0, n));
-				sent += n;
-				controller.enqueue(new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength));
-			},
-		});
-	};
-}
+/** A factory of identical streams of `size` pseudo-random bytes, re-creatable for the client's second pass. */
+const randomSource = (size: number, seed: string) => () => randomStream(size, seed);
 
 /** SHA-256 of a file's content as the service streams it back. */
 async function downloadSha256(session: Session, nodeId: string): Promise<{ sha256: string; bytes: number }> {
-	const res = await session.client.request("GET", `/v1/files/${nodeId}/content`);
-	const hash = createHash("sha256");
-	let bytes = 0;
-	const body = res.body;
-	if (body !== null) {
-		const reader = body.getReader();
-		for (;;) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			bytes += value.byteLength;
-			hash.update(value);
-		}
-	}
-	return { sha256: hash.digest("hex"), bytes };
+	return hashBody(await session.client.request("GET", `/v1/files/${nodeId}/content`));
 }
 
 describe("the client upload library against the local stack", () => {
@@ -80,9 +40,9 @@ describe("the client upload library against the local stack", () => {
 		session = await signup();
 	});
 
-	it("resumes a 50 MiB upload interrupted halfway and the download matches", async () => {
-		const size = 50 * MiB;
-		const source = randomSource(size, "upload-client-50MiB");
+	it("resumes an upload interrupted halfway and the download matches", async () => {
+		const size = 24 * MiB;
+		const source = randomSource(size, "upload-client-resume");
 		const plan = await planUpload(source);
 		expect(plan.size).toBe(size);
 
@@ -91,10 +51,10 @@ describe("the client upload library against the local stack", () => {
 		const first: UploadProgress[] = [];
 		const interrupted = await uploadFile(session.client, source, {
 			parentId: session.rootId,
-			name: "resumed-50MiB.bin",
+			name: "resumed.bin",
 			plan,
-			// Small batches, so that the abort lands halfway rather than after a few large batches.
-			batchBytes: 4 * MiB,
+			// Small batches, so that the abort lands halfway with batches left that were never sent.
+			batchBytes: 2 * MiB,
 			concurrency: 2,
 			signal: controller.signal,
 			onSession: (s) => (uploadId = s.uploadId),
@@ -109,29 +69,29 @@ describe("the client upload library against the local stack", () => {
 		expect(sentFirst).toBeGreaterThan(0);
 		expect(sentFirst).toBeLessThan(size);
 
-		const status = await session.client.json<{ missing: string[] }>("GET", `/v1/uploads/${uploadId}`);
+		const status = await session.client.json<UploadStatus>("GET", `/v1/uploads/${uploadId}`);
 		expect(status.missing.length).toBeGreaterThan(0);
 		expect(status.missing.length).toBeLessThan(plan.blocks.length);
 
 		// A new client object, as after a restart; pass 1 runs again.
-		const resumed = await uploadFile(new DriveClient({ baseUrl: BASE, token: session.token }), source, {
+		const resumed = await uploadFile(new DriveClient({ baseUrl: h.baseUrl, token: session.token }), source, {
 			parentId: session.rootId,
-			name: "resumed-50MiB.bin",
+			name: "resumed.bin",
 			uploadId,
 		});
 		expect(resumed.uploadId).toBe(uploadId);
 		expect(resumed.bytesSent).toBeGreaterThan(0);
 		// Blocks that landed while the abort was in flight are not sent again.
 		expect(sentFirst + resumed.bytesSent).toBeLessThanOrEqual(size);
-		expect(resumed.node).toMatchObject({ name: "resumed-50MiB.bin", size, content_hash: plan.contentHash });
+		expect(resumed.node).toMatchObject({ name: "resumed.bin", size, content_hash: plan.contentHash });
 
 		const download = await downloadSha256(session, resumed.node.id);
 		expect(download.bytes).toBe(size);
 		expect(download.sha256).toBe(plan.contentHash);
 	});
 
-	it("sends a 40 MiB Blob while hashing it, and resumes after an abort that cut its block list short", async () => {
-		const size = 40 * MiB;
+	it("sends a Blob while hashing it, and resumes after an abort that cut its block list short", async () => {
+		const size = 24 * MiB;
 		const blob = new Blob([await new Response(randomSource(size, "upload-client-pipelined")()).arrayBuffer()]);
 		const contentHash = createHash("sha256")
 			.update(new Uint8Array(await blob.arrayBuffer()))
@@ -141,7 +101,7 @@ describe("the client upload library against the local stack", () => {
 		let uploadId = "";
 		const interrupted = await uploadFile(session.client, blob, {
 			parentId: session.rootId,
-			name: "pipelined-40MiB.bin",
+			name: "pipelined.bin",
 			batchBytes: 4 * MiB,
 			concurrency: 1,
 			signal: controller.signal,
@@ -151,25 +111,22 @@ describe("the client upload library against the local stack", () => {
 			},
 		}).catch((e: unknown) => e);
 		expect(interrupted).toMatchObject({ name: "AbortError" });
-		const status = await session.client.json<{ missing: string[]; listed_bytes: number; more_blocks: boolean }>(
-			"GET",
-			`/v1/uploads/${uploadId}`,
-		);
+		const status = await session.client.json<UploadStatus>("GET", `/v1/uploads/${uploadId}`);
 		expect(status.more_blocks).toBe(true);
 		expect(status.listed_bytes).toBeLessThan(size);
 
-		const resumed = await uploadFile(new DriveClient({ baseUrl: BASE, token: session.token }), blob, {
+		const resumed = await uploadFile(new DriveClient({ baseUrl: h.baseUrl, token: session.token }), blob, {
 			parentId: session.rootId,
-			name: "pipelined-40MiB.bin",
+			name: "pipelined.bin",
 			uploadId,
 		});
-		expect(resumed.node).toMatchObject({ name: "pipelined-40MiB.bin", size, content_hash: contentHash });
+		expect(resumed.node).toMatchObject({ name: "pipelined.bin", size, content_hash: contentHash });
 		expect(await downloadSha256(session, resumed.node.id)).toEqual({ sha256: contentHash, bytes: size });
 	});
 
-	it("sends zero block bytes when the same 20 MiB is uploaded again", async () => {
-		const size = 20 * MiB;
-		const source = randomSource(size, "upload-client-20MiB");
+	it("sends zero block bytes when the same content is uploaded again", async () => {
+		const size = 8 * MiB;
+		const source = randomSource(size, "upload-client-dedup");
 		const once = await uploadFile(session.client, source, { parentId: session.rootId, name: "dedup-a.bin" });
 		expect(once.bytesSent).toBe(size);
 
