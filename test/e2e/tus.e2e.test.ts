@@ -3,13 +3,17 @@
  * tus end to end with the real tus-js-client (its Node HTTP stack) against
  * the local stack: a 200 MiB upload aborted at about 40 % and resumed by a
  * new client object, the checksum extension's 460, uploads bound to their
- * user, and a connection dropped in the middle of a PATCH.
+ * user, a connection dropped in the middle of a PATCH, and the client's
+ * options for creation-defer-length (uploadLengthDeferred), concatenation
+ * (parallelUploads), X-HTTP-Method-Override (overridePatchMethod), its
+ * defaults as Uppy passes them, and a refused commit (H5).
  */
 import { createCipheriv, createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import * as tus from "tus-js-client";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { chunkBoundaries } from "../../src/shared/chunking";
@@ -170,6 +174,48 @@ async function downloadSha256(user: User, nodeId: string): Promise<{ sha256: str
 		hash.update(value);
 	}
 	return { sha256: hash.digest("hex"), bytes };
+}
+
+interface NodeBody {
+	name: string;
+	size: number;
+	content_hash: string;
+	parent_id: string;
+}
+
+async function nodeOf(user: User, nodeId: string): Promise<NodeBody> {
+	const res = await fetch(`${BASE}/v1/nodes/${nodeId}`, { headers: auth(user) });
+	expect(res.status).toBe(200);
+	return (await res.json()) as NodeBody;
+}
+
+/** Names of the live children of the user's root folder. */
+async function rootNames(user: User): Promise<string[]> {
+	const res = await fetch(`${BASE}/v1/nodes/${user.rootId}/children`, { headers: auth(user) });
+	expect(res.status).toBe(200);
+	return ((await res.json()) as { items: { name: string }[] }).items.map((n) => n.name);
+}
+
+/** Runs a tus-js-client upload of `file` to its end: the node id of its last answer, or the error it ended with. */
+function runUpload(
+	file: Buffer | Readable,
+	options: tus.UploadOptions,
+): Promise<{ nodeId: string; upload: tus.Upload } | { error: Error; upload: tus.Upload }> {
+	return new Promise((resolve) => {
+		const upload = new tus.Upload(file, {
+			...options,
+			onSuccess: ({ lastResponse }) => resolve({ nodeId: lastResponse.getHeader("Drive-Node-Id") ?? "", upload }),
+			onError: (error) => resolve({ error, upload }),
+		});
+		upload.start();
+	});
+}
+
+/** The node id of a finished upload; fails the test with the client's error otherwise. */
+function finished(outcome: Awaited<ReturnType<typeof runUpload>>): string {
+	if ("error" in outcome) throw outcome.error;
+	expect(outcome.nodeId).toMatch(/^nod_/);
+	return outcome.nodeId;
 }
 
 /** Creates an upload with a raw POST; returns its URL. */
@@ -372,7 +418,10 @@ describe("tus with tus-js-client against the local stack", () => {
 		const rest = await patch(owner, url, offset, data.subarray(offset));
 		expect(rest.status).toBe(204);
 		const nodeId = rest.headers.get("Drive-Node-Id") ?? "";
-		expect(await downloadSha256(owner, nodeId)).toEqual({ sha256: createHash("sha256").update(data).digest("hex"), bytes: data.length });
+		const sha256 = createHash("sha256").update(data).digest("hex");
+		expect(await downloadSha256(owner, nodeId)).toEqual({ sha256, bytes: data.length });
+		// The file's hash continued from the state saved with the last checkpoint before the drop.
+		expect((await nodeOf(owner, nodeId)).content_hash).toBe(sha256);
 	});
 
 	// Regression: the first checkpoint of a PATCH that resumed from a saved
@@ -396,5 +445,138 @@ describe("tus with tus-js-client against the local stack", () => {
 		);
 		// The first PATCH's tail was consumed by the block that completed it: it must be gone.
 		expect(r2Keys(persistTo, `uploads/${id}/`)).toEqual([]);
+	});
+});
+
+describe("tus-js-client's options against the tus extensions", () => {
+	let user: User;
+	const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+	const base = () => ({ endpoint: `${BASE}/v1/tus`, headers: auth(user), retryDelays: null });
+
+	beforeAll(async () => {
+		user = await signup();
+	});
+
+	it("creation-defer-length: uploadLengthDeferred uploads a stream whose size nobody knows, and its last PATCH says the length", async () => {
+		// Not a size that is a multiple of chunkSize: tus-js-client 4.3.1 then
+		// waits forever for its stream (tus/tus-js-client#779). The empty last
+		// PATCH it would send is tested with raw requests in tus-extensions.test.ts.
+		const size = 3 * MiB + 12_345;
+		const data = generate(size, "deferred");
+		const lengths: (string | undefined)[] = [];
+		const nodeId = finished(
+			// A byte stream (not object mode), as tus-js-client's StreamSource expects.
+			await runUpload(Readable.from([data.subarray(0, MiB / 2), data.subarray(MiB / 2)], { objectMode: false }), {
+				...base(),
+				chunkSize: MiB,
+				uploadLengthDeferred: true,
+				metadata: { filename: "deferred.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					if (req.getMethod() === "POST") expect(req.getHeader("Upload-Defer-Length")).toBe("1");
+					if (req.getMethod() === "PATCH") lengths.push(req.getHeader("Upload-Length"));
+				},
+			}),
+		);
+		expect(lengths).toEqual([undefined, undefined, undefined, String(size)]);
+		expect(await nodeOf(user, nodeId)).toMatchObject({ name: "deferred.bin", size, content_hash: sha256(data) });
+		expect(await downloadSha256(user, nodeId)).toEqual({ sha256: sha256(data), bytes: size });
+	});
+
+	it("concatenation: parallelUploads sends partial uploads at once and the final one becomes the file, byte-exact", async () => {
+		const data = generate(3 * MiB + 5, "parallel");
+		const concat: string[] = [];
+		const nodeId = finished(
+			await runUpload(data, {
+				...base(),
+				parallelUploads: 3,
+				metadata: { filename: "parallel.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					if (req.getMethod() === "POST") concat.push(req.getHeader("Upload-Concat") ?? "");
+				},
+			}),
+		);
+		expect(concat.filter((c) => c === "partial")).toHaveLength(3);
+		expect(concat.filter((c) => c.startsWith("final;"))).toHaveLength(1);
+		expect(await nodeOf(user, nodeId)).toMatchObject({ name: "parallel.bin", size: data.length, content_hash: sha256(data) });
+		expect(await downloadSha256(user, nodeId)).toEqual({ sha256: sha256(data), bytes: data.length });
+		// The parts never became files.
+		expect((await rootNames(user)).filter((n) => n.startsWith("parallel"))).toEqual(["parallel.bin"]);
+	});
+
+	it("X-HTTP-Method-Override: overridePatchMethod sends every PATCH as a POST, and the upload completes", async () => {
+		const data = generate(2 * MiB + 1, "override");
+		const methods: string[] = [];
+		const nodeId = finished(
+			await runUpload(data, {
+				...base(),
+				chunkSize: MiB,
+				overridePatchMethod: true,
+				metadata: { filename: "override.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					methods.push(`${req.getMethod()} ${req.getHeader("X-HTTP-Method-Override") ?? ""}`.trim());
+				},
+			}),
+		);
+		expect(methods).toEqual(["POST", "POST PATCH", "POST PATCH", "POST PATCH"]);
+		expect(await nodeOf(user, nodeId)).toMatchObject({ size: data.length, content_hash: sha256(data) });
+	});
+
+	it("works with tus-js-client's defaults as Uppy's tus plugin passes them, with and without data in the creation request", async () => {
+		// @uppy/tus: chunkSize Infinity, retryDelays [100, 1000, 3000, 5000],
+		// parallelUploads 1, removeFingerprintOnSuccess false,
+		// uploadDataDuringCreation false; its metadata is the file's meta
+		// (name, type) plus filename and filetype copied from them.
+		const uppy = {
+			chunkSize: Number.POSITIVE_INFINITY,
+			retryDelays: [100, 1000, 3000, 5000],
+			parallelUploads: 1,
+			removeFingerprintOnSuccess: false,
+			uploadLengthDeferred: false,
+			uploadDataDuringCreation: false,
+			overridePatchMethod: false,
+		};
+		for (const uploadDataDuringCreation of [false, true]) {
+			const name = `uppy-${uploadDataDuringCreation}.bin`;
+			const data = generate(2 * MiB + 3, name);
+			const meta = { name, type: "application/octet-stream", parent_id: user.rootId };
+			const nodeId = finished(
+				await runUpload(data, {
+					endpoint: `${BASE}/v1/tus`,
+					headers: auth(user),
+					...uppy,
+					uploadDataDuringCreation,
+					metadata: { ...meta, filename: meta.name, filetype: meta.type },
+				}),
+			);
+			expect(await nodeOf(user, nodeId)).toMatchObject({ name, size: data.length, content_hash: sha256(data) });
+		}
+	});
+
+	it("H5: when the last PATCH's commit is refused, tus-js-client ends in onError, never onSuccess", async () => {
+		// After the 409, tus-js-client retries: HEAD, which now answers the
+		// commit's refusal instead of "complete"; then a new upload, whose
+		// creation meets the same refusal, until the retries run out.
+		const data = generate(2 * MiB, "h5");
+		const outcome = await runUpload(data, {
+			...base(),
+			retryDelays: [0, 100],
+			chunkSize: MiB,
+			metadata: { filename: "h5.bin", parent_id: user.rootId },
+			onBeforeRequest: async (req) => {
+				// Before the last PATCH, a folder takes the file's name.
+				if (req.getMethod() === "PATCH" && req.getHeader("Upload-Offset") === String(MiB) && !(await rootNames(user)).includes("h5.bin")) {
+					const res = await fetch(`${BASE}/v1/folders`, {
+						method: "POST",
+						headers: auth(user, { "Content-Type": "application/json" }),
+						body: JSON.stringify({ parent_id: user.rootId, name: "h5.bin" }),
+					});
+					expect(res.status).toBe(201);
+				}
+			},
+		});
+		expect("error" in outcome).toBe(true);
+		const error = "error" in outcome ? outcome.error : null;
+		expect(error).toBeInstanceOf(tus.DetailedError);
+		expect((error as tus.DetailedError).originalResponse?.getStatus()).toBe(409);
 	});
 });

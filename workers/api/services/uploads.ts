@@ -36,19 +36,32 @@ export interface NewUpload {
 	metadata: string | null;
 	ttlHours: number;
 	maxFileBytes: number;
+	/** tus: created with Upload-Defer-Length: 1 (size is 0 until declared). */
+	lengthDeferred?: boolean;
+	/** tus: the Upload-Concat header it was created with. */
+	concat?: string | null;
 }
 
 /**
  * Checks an upload's target before anything is stored: the size fits the
  * file limit, and the commit would land (the same plan the hub makes,
- * including the quota).
+ * including the quota; without a size, as for a tus upload whose length is
+ * deferred, neither size check runs).
  */
 export async function checkUploadTarget(
 	env: Env,
 	caller: Caller,
-	target: { parentId: string; name: string; size: number; maxFileBytes: number; baseVersionId: string | null; onConflict: "copy" | "fail" },
+	target: {
+		parentId: string;
+		name: string;
+		size: number | null;
+		maxFileBytes: number;
+		baseVersionId: string | null;
+		onConflict: "copy" | "fail";
+	},
 ): Promise<Result<{ name: string }>> {
-	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
+	if (target.size !== null && target.size > target.maxFileBytes)
+		return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
 	return precheckCommit(env, caller, target);
 }
 
@@ -114,6 +127,8 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		metadata: input.metadata,
 		committedVersionId: null,
 		cancelledAt: null,
+		lengthDeferred: input.lengthDeferred ?? false,
+		concat: input.concat ?? null,
 	};
 	await runBatch(db.$client, [db.insert(uploads).values(row), ...listBlocks(db, row.id, 0, 0, input.blocks)]);
 	return row;
@@ -362,6 +377,18 @@ async function unreferenced(shards: ShardDb[], candidates: string[], nowIso: str
 /** SHA-256 of an upload's content, read back from its stored blocks in order. */
 export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyRing, uploadId: string): Promise<string> {
 	const hash = createHash("sha256");
+	await readBack(db, bucket, ring, uploadId, hash);
+	return hash.digest("hex");
+}
+
+/** Feeds an upload's content to `hash`, read back from its stored blocks in order. */
+export async function readBack(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	uploadId: string,
+	hash: { update(data: Uint8Array): unknown },
+): Promise<void> {
 	const blocks = await db
 		.select({ hash: uploadBlocks.hash })
 		.from(uploadBlocks)
@@ -375,5 +402,4 @@ export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyR
 		next = following ? getBlock(bucket, ring, following.hash) : null;
 		hash.update(current);
 	}
-	return hash.digest("hex");
 }
