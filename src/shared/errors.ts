@@ -18,6 +18,7 @@ export const ErrorCode = z.enum([
 	"RANGE_NOT_SATISFIABLE",
 	"PRECONDITION_FAILED",
 	"PAYLOAD_TOO_LARGE",
+	"UNSUPPORTED_MEDIA_TYPE",
 	"HASH_MISMATCH",
 	"CHECKSUM_MISMATCH",
 	"RATE_LIMITED",
@@ -27,7 +28,7 @@ export const ErrorCode = z.enum([
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 422 | 429 | 460 | 500 | 503 | 507;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 413 | 415 | 422 | 429 | 460 | 500 | 503 | 507;
 
 /** The HTTP status of each code. Exhaustive: a new code will not compile without one. */
 export function statusOf(code: ErrorCode): ErrorStatus {
@@ -54,6 +55,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 412;
 		case "PAYLOAD_TOO_LARGE":
 			return 413;
+		// tus 1.0: a PATCH or creation-with-upload body must be application/offset+octet-stream.
+		case "UNSUPPORTED_MEDIA_TYPE":
+			return 415;
 		case "HASH_MISMATCH":
 			return 422;
 		// tus 1.0 checksum extension: 460 Checksum Mismatch.

@@ -50,7 +50,6 @@ function forge(user: TestUser, edit: (jwt: SignJWT) => SignJWT = (j) => j, alg =
 	return edit(base).sign(new TextEncoder().encode(env.JWT_SECRET));
 }
 
-
 /** Moves a refresh token's rotation back past the grace period, as if that much time had passed. */
 async function ageRotation(token: string): Promise<void> {
 	const at = new Date(Date.now() - REFRESH_GRACE_MS - 1000).toISOString();

@@ -117,3 +117,6 @@ export const download = (user: TestUser, id: string, headers: Record<string, str
 
 /** Every live child of a folder. */
 export const listAll = (user: TestUser, folderId: string) => api.listAll(user, folderId);
+
+/** GET /v1/nodes/:id (asserting 200). */
+export const getNode = (user: TestUser, id: string) => api.node(user, id);

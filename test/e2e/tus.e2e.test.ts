@@ -3,8 +3,11 @@
  * tus end to end with the real tus-js-client (its Node HTTP stack) against
  * the local stack: an upload from a file stream aborted in the middle of a
  * PATCH and resumed by a new client object, the checksum extension's 460,
- * uploads bound to their user, and a connection dropped in the middle of a
- * PATCH.
+ * uploads bound to their user, a connection dropped in the middle of a
+ * PATCH, and the client's options for creation-defer-length
+ * (uploadLengthDeferred), concatenation (parallelUploads),
+ * X-HTTP-Method-Override (overridePatchMethod), its defaults as Uppy passes
+ * them, and a refused commit (H5).
  *
  * A PATCH the client let go of keeps running on the server for a moment
  * (the bytes that arrived are still cut into blocks and checkpointed). No
@@ -17,6 +20,7 @@ import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type ClientRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import * as tus from "tus-js-client";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { chunkBoundaries } from "../../src/shared/chunking";
@@ -274,5 +278,165 @@ describe("tus with tus-js-client against the local stack", () => {
 		expect((await downloadSha256(owner, nodeId)).sha256).toBe(sha256Of(data));
 		// The first PATCH's tail was consumed by the block that completed it: it goes (the delete follows the checkpoint).
 		await eventually("the tail object to be deleted", () => (r2Objects(persistTo, `uploads/${id}/`).length === 0 ? true : undefined));
+	});
+});
+
+/** The Authorization header of `user`, with `extra`. */
+function auth(user: TestUser, extra: Record<string, string> = {}): Record<string, string> {
+	return { Authorization: `Bearer ${user.token}`, ...extra };
+}
+
+/** The names in the user's root folder. */
+async function rootNames(user: TestUser): Promise<string[]> {
+	return (await h.listAll(user, user.rootId)).map((n) => n.name);
+}
+
+/** Runs a tus-js-client upload to its end: the file's node id, or the error it ended with. */
+function runUpload(
+	file: Buffer | Readable,
+	options: tus.UploadOptions,
+): Promise<{ nodeId: string; upload: tus.Upload } | { error: Error; upload: tus.Upload }> {
+	return new Promise((resolve) => {
+		const upload = new tus.Upload(file, {
+			...options,
+			onSuccess: ({ lastResponse }) => resolve({ nodeId: lastResponse.getHeader("Drive-Node-Id") ?? "", upload }),
+			onError: (error) => resolve({ error, upload }),
+		});
+		upload.start();
+	});
+}
+
+/** The node id of an upload that succeeded; throws the error of one that did not. */
+function finished(outcome: Awaited<ReturnType<typeof runUpload>>): string {
+	if ("error" in outcome) throw outcome.error;
+	expect(outcome.nodeId).toMatch(/^nod_/);
+	return outcome.nodeId;
+}
+
+describe("tus-js-client's options against the tus extensions", () => {
+	let user: TestUser;
+	const sha256 = (data: Uint8Array) => sha256Of(data);
+	const base = () => ({ endpoint: h.url("/v1/tus"), headers: auth(user), retryDelays: null });
+
+	beforeAll(async () => {
+		user = await h.signup("tus e2e");
+	});
+
+	it("creation-defer-length: uploadLengthDeferred uploads a stream whose size nobody knows, and its last PATCH says the length", async () => {
+		// Not a size that is a multiple of chunkSize: tus-js-client 4.3.1 then
+		// waits forever for its stream (tus/tus-js-client#779). The empty last
+		// PATCH it would send is tested with raw requests in tus-extensions.test.ts.
+		const size = 3 * MiB + 12_345;
+		const data = generate(size, "deferred");
+		const lengths: (string | undefined)[] = [];
+		const nodeId = finished(
+			// A byte stream (not object mode), as tus-js-client's StreamSource expects.
+			await runUpload(Readable.from([data.subarray(0, MiB / 2), data.subarray(MiB / 2)], { objectMode: false }), {
+				...base(),
+				chunkSize: MiB,
+				uploadLengthDeferred: true,
+				metadata: { filename: "deferred.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					if (req.getMethod() === "POST") expect(req.getHeader("Upload-Defer-Length")).toBe("1");
+					if (req.getMethod() === "PATCH") lengths.push(req.getHeader("Upload-Length"));
+				},
+			}),
+		);
+		expect(lengths).toEqual([undefined, undefined, undefined, String(size)]);
+		expect(await h.node(user, nodeId)).toMatchObject({ name: "deferred.bin", size, content_hash: sha256(data) });
+		expect(await downloadSha256(user, nodeId)).toEqual({ sha256: sha256(data), bytes: size });
+	});
+
+	it("concatenation: parallelUploads sends partial uploads at once and the final one becomes the file, byte-exact", async () => {
+		const data = generate(3 * MiB + 5, "parallel");
+		const concat: string[] = [];
+		const nodeId = finished(
+			await runUpload(data, {
+				...base(),
+				parallelUploads: 3,
+				metadata: { filename: "parallel.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					if (req.getMethod() === "POST") concat.push(req.getHeader("Upload-Concat") ?? "");
+				},
+			}),
+		);
+		expect(concat.filter((c) => c === "partial")).toHaveLength(3);
+		expect(concat.filter((c) => c.startsWith("final;"))).toHaveLength(1);
+		expect(await h.node(user, nodeId)).toMatchObject({ name: "parallel.bin", size: data.length, content_hash: sha256(data) });
+		expect(await downloadSha256(user, nodeId)).toEqual({ sha256: sha256(data), bytes: data.length });
+		// The parts never became files.
+		expect((await rootNames(user)).filter((n) => n.startsWith("parallel"))).toEqual(["parallel.bin"]);
+	});
+
+	it("X-HTTP-Method-Override: overridePatchMethod sends every PATCH as a POST, and the upload completes", async () => {
+		const data = generate(2 * MiB + 1, "override");
+		const methods: string[] = [];
+		const nodeId = finished(
+			await runUpload(data, {
+				...base(),
+				chunkSize: MiB,
+				overridePatchMethod: true,
+				metadata: { filename: "override.bin", parent_id: user.rootId },
+				onBeforeRequest: (req) => {
+					methods.push(`${req.getMethod()} ${req.getHeader("X-HTTP-Method-Override") ?? ""}`.trim());
+				},
+			}),
+		);
+		expect(methods).toEqual(["POST", "POST PATCH", "POST PATCH", "POST PATCH"]);
+		expect(await h.node(user, nodeId)).toMatchObject({ size: data.length, content_hash: sha256(data) });
+	});
+
+	it("works with tus-js-client's defaults as Uppy's tus plugin passes them, with and without data in the creation request", async () => {
+		// @uppy/tus: chunkSize Infinity, retryDelays [100, 1000, 3000, 5000],
+		// parallelUploads 1, removeFingerprintOnSuccess false,
+		// uploadDataDuringCreation false; its metadata is the file's meta
+		// (name, type) plus filename and filetype copied from them.
+		const uppy = {
+			chunkSize: Number.POSITIVE_INFINITY,
+			retryDelays: [100, 1000, 3000, 5000],
+			parallelUploads: 1,
+			removeFingerprintOnSuccess: false,
+			uploadLengthDeferred: false,
+			uploadDataDuringCreation: false,
+			overridePatchMethod: false,
+		};
+		for (const uploadDataDuringCreation of [false, true]) {
+			const name = `uppy-${uploadDataDuringCreation}.bin`;
+			const data = generate(2 * MiB + 3, name);
+			const meta = { name, type: "application/octet-stream", parent_id: user.rootId };
+			const nodeId = finished(
+				await runUpload(data, {
+					endpoint: h.url("/v1/tus"),
+					headers: auth(user),
+					...uppy,
+					uploadDataDuringCreation,
+					metadata: { ...meta, filename: meta.name, filetype: meta.type },
+				}),
+			);
+			expect(await h.node(user, nodeId)).toMatchObject({ name, size: data.length, content_hash: sha256(data) });
+		}
+	});
+
+	it("H5: when the last PATCH's commit is refused, tus-js-client ends in onError, never onSuccess", async () => {
+		// After the 409, tus-js-client retries: HEAD, which now answers the
+		// commit's refusal instead of "complete"; then a new upload, whose
+		// creation meets the same refusal, until the retries run out.
+		const data = generate(2 * MiB, "h5");
+		const outcome = await runUpload(data, {
+			...base(),
+			retryDelays: [0, 100],
+			chunkSize: MiB,
+			metadata: { filename: "h5.bin", parent_id: user.rootId },
+			onBeforeRequest: async (req) => {
+				// Before the last PATCH, a folder takes the file's name.
+				if (req.getMethod() === "PATCH" && req.getHeader("Upload-Offset") === String(MiB) && !(await rootNames(user)).includes("h5.bin")) {
+					await h.mkdir(user, user.rootId, "h5.bin");
+				}
+			},
+		});
+		expect("error" in outcome).toBe(true);
+		const error = "error" in outcome ? outcome.error : null;
+		expect(error).toBeInstanceOf(tus.DetailedError);
+		expect((error as tus.DetailedError).originalResponse?.getStatus()).toBe(409);
 	});
 });

@@ -10,11 +10,14 @@ import { conflictRoutes } from "./routes/conflicts";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
-import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusRoutes } from "./routes/tus";
+import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusMethodOverride, tusRoutes } from "./routes/tus";
 import { uploadRoutes } from "./routes/uploads";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
+	// Before everything else: it hands the request back to the app with the method it names.
+	app.use("/v1/tus", tusMethodOverride(app));
+	app.use("/v1/tus/*", tusMethodOverride(app));
 	app.use("*", requestId);
 	app.use("/v1/tus", tusDiscovery);
 	app.use("/v1/tus/*", tusDiscovery);

@@ -176,6 +176,7 @@ export const uploads = sqliteTable(
 		offset: integer("offset").notNull().default(0),
 		/** Sessions: the block list continues (POST /v1/uploads/:id/block-list); not committable yet. */
 		moreBlocks: integer("more_blocks", { mode: "boolean" }).notNull().default(false),
+		/** tus: the whole-file SHA-256 state at `offset` (sha256-resumable.ts), so any isolate can continue it. */
 		hashState: text("hash_state"),
 		tailKey: text("tail_key"),
 		metadata: text("metadata"),
@@ -183,6 +184,10 @@ export const uploads = sqliteTable(
 		cancelledAt: text("cancelled_at"),
 		/** How many blocks the upload's list holds. */
 		listedBlocks: integer("listed_blocks").notNull().default(0),
+		/** tus: the length is not known yet (Upload-Defer-Length: 1); `size` is 0 until it is. */
+		lengthDeferred: integer("length_deferred", { mode: "boolean" }).notNull().default(false),
+		/** tus: the Upload-Concat header it was created with ("partial" or "final;…"), or null. */
+		concat: text("concat"),
 	},
 	(t) => [
 		index("uploads_by_expiry").on(t.expiresAt),

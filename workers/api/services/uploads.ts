@@ -35,6 +35,10 @@ export interface NewUpload {
 	metadata: string | null;
 	ttlHours: number;
 	maxFileBytes: number;
+	/** tus: created with Upload-Defer-Length: 1 (size is 0 until declared). */
+	lengthDeferred?: boolean;
+	/** tus: the Upload-Concat header it was created with. */
+	concat?: string | null;
 	limits: UploadLimits;
 }
 
@@ -60,7 +64,8 @@ export function uploadLimits(env: Env, caller: Caller): UploadLimits {
 /**
  * Checks an upload's target before anything is stored: the size fits the
  * file limit, and the commit would land (the same plan the hub makes,
- * including the quota).
+ * including the quota; without a size, as for a tus upload whose length is
+ * deferred, neither size check runs).
  */
 export async function checkUploadTarget(
 	env: Env,
@@ -68,7 +73,7 @@ export async function checkUploadTarget(
 	target: {
 		parentId: string;
 		name: string;
-		size: number;
+		size: number | null;
 		maxFileBytes: number;
 		baseVersionId: string | null;
 		onConflict: "copy" | "fail";
@@ -76,7 +81,8 @@ export async function checkUploadTarget(
 		blocks: readonly { hash: string; size: number }[];
 	},
 ): Promise<Result<{ name: string }>> {
-	if (target.size > target.maxFileBytes) return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
+	if (target.size !== null && target.size > target.maxFileBytes)
+		return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
 	const resized = await blockSizeConflict(shardFor(env, caller), caller.userId, target.blocks, null);
 	if (resized !== null) return resized;
 	return precheckCommit(env, caller, target);
@@ -149,6 +155,8 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		committedVersionId: null,
 		cancelledAt: null,
 		listedBlocks: 0,
+		lengthDeferred: input.lengthDeferred ?? false,
+		concat: input.concat ?? null,
 	};
 	const { limits } = input;
 	const fits = sql`(SELECT COUNT(*) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) < ${limits.maxOpen}
@@ -157,10 +165,10 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 			+ COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${caller.userId}), 0) + ${row.size} <= ${limits.quotaBytes}`;
 	const [inserted] = await runBatch(db.$client, [
 		db.run(sql`INSERT INTO uploads (id, user_id, protocol, parent_id, name, size, content_hash, base_version_id, on_conflict,
-				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks)
+				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks, length_deferred, concat)
 			SELECT ${row.id}, ${row.userId}, ${row.protocol}, ${row.parentId}, ${row.name}, ${row.size}, ${row.contentHash}, ${row.baseVersionId},
 				${row.onConflict}, ${row.deviceId}, ${row.deviceName}, ${row.createdAt}, ${row.expiresAt}, ${row.offset}, ${row.moreBlocks ? 1 : 0},
-				${row.metadata}, 0
+				${row.metadata}, 0, ${row.lengthDeferred ? 1 : 0}, ${row.concat}
 			WHERE ${fits}`),
 		...listBlocks(db, row.id, 0, 0, input.blocks, sql`1`),
 	]);
@@ -499,6 +507,18 @@ async function cleanupShard(db: ShardDb, bucket: R2Bucket, nowIso: string): Prom
 /** SHA-256 of an upload's content, read back from its stored blocks in order. */
 export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyRing, uploadId: string): Promise<string> {
 	const hash = createHash("sha256");
+	await readBack(db, bucket, ring, uploadId, hash);
+	return hash.digest("hex");
+}
+
+/** Feeds an upload's content to `hash`, read back from its stored blocks in order. */
+export async function readBack(
+	db: ShardDb,
+	bucket: R2Bucket,
+	ring: KeyRing,
+	uploadId: string,
+	hash: { update(data: Uint8Array): unknown },
+): Promise<void> {
 	const blocks = await db
 		.select({ hash: uploadBlocks.hash })
 		.from(uploadBlocks)
@@ -512,5 +532,4 @@ export async function hashStoredUpload(db: ShardDb, bucket: R2Bucket, ring: KeyR
 		next = following ? getBlock(bucket, ring, following.hash) : null;
 		hash.update(current);
 	}
-	return hash.digest("hex");
 }
