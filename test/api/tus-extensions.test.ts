@@ -399,7 +399,7 @@ describe("concatenation", () => {
 
 	it("concatenation: partials need no target but count against the file size limit and the quota", async () => {
 		const owner = await signup();
-		const user = await withQuota(owner, MiB);
+		const user = await withQuota(owner, 2 * MiB);
 		const create = (length: number) =>
 			call("/v1/tus", {
 				method: "POST",
@@ -407,11 +407,13 @@ describe("concatenation", () => {
 				headers: { ...TUS, "Upload-Concat": "partial", "Upload-Length": String(length) },
 			});
 		await expectError(await create(MAX_FILE_BYTES + 1), 413, "PAYLOAD_TOO_LARGE");
-		await expectError(await create(MiB + 1), 507, "QUOTA_EXCEEDED");
-		expect((await create(MiB)).status).toBe(201);
-		// The final is checked like any upload: the sum of its parts.
+		await expectError(await create(2 * MiB + 1), 507, "QUOTA_EXCEEDED");
 		const a = await partial(user, randomBytes(600 * KiB, 72));
 		const b = await partial(user, randomBytes(600 * KiB, 73));
+		// Open partials hold their bytes against the quota like any open upload.
+		await expectError(await create(MiB), 507, "QUOTA_EXCEEDED");
+		// The final is checked like any upload: the sum of its parts, against what is stored.
+		await upload(user, user.rootId, "stored.bin", randomBytes(MiB, 74));
 		await expectError(await createFinal(user, "big.bin", [a, b]), 507, "QUOTA_EXCEEDED");
 	});
 });
