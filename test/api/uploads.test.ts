@@ -16,12 +16,9 @@ import { bytesEqual, concat as concatBytes, randomBytes, sha256 } from "../suppo
 import { expectError, runAuthSuite } from "../support/envelope";
 import {
 	expectOk,
-	type AppendBlocksResult,
 	type Body,
 	type CommitResult,
-	type NodePage,
 	type TestUser,
-	type UploadStatus,
 } from "../support/harness";
 import { api, blobKeys, shardOfUser, versionBlocks } from "./helpers";
 

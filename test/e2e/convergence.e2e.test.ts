@@ -31,7 +31,6 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type {
-	ChangeEntry,
 	ChangesPage,
 	CommitResult,
 	Node,
