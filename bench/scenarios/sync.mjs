@@ -54,7 +54,7 @@ function client(baseUrl) {
 		}
 		const res = await fetch(`${baseUrl}${path}`, { method, headers: h, body: payload });
 		const text = await res.text();
-		let parsed = null;
+		let parsed;
 		try {
 			parsed = text === "" ? null : JSON.parse(text);
 		} catch {

@@ -6,7 +6,7 @@ import { openDirectory } from "../../workers/api/services/directory";
 import { loadCaller, REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
 import { hashRefreshToken } from "../../workers/api/services/tokens";
 import { expectError, runAuthSuite } from "../support/envelope";
-import { expectOk, PASSWORD, uniqueEmail, type Me, type Reply, type Session, type TestUser } from "../support/harness";
+import { expectOk, PASSWORD, uniqueEmail, type Reply, type Session, type TestUser } from "../support/harness";
 import { api } from "./helpers";
 
 let ipCounter = 0;

@@ -14,15 +14,7 @@ import { collectBlocks } from "../../workers/api/services/gc";
 import { appendBlockList, cleanupUploads } from "../../workers/api/services/uploads";
 import { bytesEqual, concat as concatBytes, randomBytes, sha256 } from "../support/bytes";
 import { expectError, runAuthSuite } from "../support/envelope";
-import {
-	expectOk,
-	type AppendBlocksResult,
-	type Body,
-	type CommitResult,
-	type NodePage,
-	type TestUser,
-	type UploadStatus,
-} from "../support/harness";
+import { expectOk, type Body, type CommitResult, type TestUser } from "../support/harness";
 import { api, blobKeys, shardOfUser, versionBlocks } from "./helpers";
 
 const KiB = 1024;

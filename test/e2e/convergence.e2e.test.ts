@@ -30,16 +30,7 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type {
-	ChangeEntry,
-	ChangesPage,
-	CommitResult,
-	Node,
-	NodePage,
-	Reply,
-	RequestOptions,
-	Session as SessionBody,
-} from "../support/harness";
+import type { ChangesPage, CommitResult, Node, NodePage, Reply, RequestOptions, Session as SessionBody } from "../support/harness";
 import { stackHarness } from "../support/stack";
 
 const h = stackHarness();

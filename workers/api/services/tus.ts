@@ -271,7 +271,7 @@ export async function receivePatch(
 
 	let received = 0;
 	const reading = { broken: null as unknown };
-	let complete = false;
+	let complete: boolean;
 	try {
 		if (body !== null) {
 			for await (const piece of piecesUntilBroken(body, reading)) {

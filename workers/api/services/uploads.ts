@@ -194,7 +194,7 @@ export async function blockSizeConflict(
 		// CROSS JOIN keeps the listed blocks as the outer loop, so each is one
 		// index lookup by hash, not a scan of the upload's list.
 		const [clash] = await db.all<{ hash: string; size: number }>(sql`
-			WITH listed(hash, size) AS (SELECT json_extract(value, '$.hash'), json_extract(value, '$.size') FROM json_each(${JSON.stringify(slice)}))
+			WITH listed(hash, size) AS (SELECT json_extract(value, '$.hash'), json_extract(value, '$.size') FROM json_each(${listed}))
 			SELECT x.hash AS hash, x.size AS size FROM listed l CROSS JOIN user_blocks x
 				WHERE x.user_id = ${userId} AND x.hash = l.hash AND x.size != l.size
 			UNION ALL
