@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-	{ ignores: ["node_modules/", ".wrangler/", "env.d.ts", "coverage/", "bench/baselines/"] },
+	{ ignores: ["node_modules/", "**/.wrangler/", "env.d.ts", "coverage/", "bench/baselines/"] },
 	{
 		files: ["**/*.ts"],
 		extends: [js.configs.recommended, tseslint.configs.recommended],
