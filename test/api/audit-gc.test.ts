@@ -668,7 +668,7 @@ describe("L9: the cleanup racing a commit", () => {
 			usage: new Usage(db, user.id),
 			maxNodes: 1_000_000,
 		};
-		const committing = commitUpload(tree, { uploadId: session.upload_id, contentHash: x.hash, quotaBytes: 1e12 });
+		const committing = commitUpload(tree, { uploadId: session.upload_id, contentHash: x.hash, hashVerified: true, quotaBytes: 1e12 });
 		await gate.reached;
 		await cancel(user, session.upload_id);
 		await cleanupUploads(env, env.BLOBS);

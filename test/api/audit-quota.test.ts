@@ -5,11 +5,19 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { shardAt } from "../../src/shared/db/shards";
+import { findUpload } from "../../src/shared/db/uploads";
+import { keyRing } from "../../workers/api/services/block-store";
+import { commitSession } from "../../workers/api/services/uploads";
+import { VERIFY_BEFORE_COMMIT_BYTES, verifyPendingHashes } from "../../workers/api/services/verify";
 import { WriteBudget } from "../../workers/notify/usage";
 import {
 	call,
 	expectError,
 	expectJson,
+	getNode,
+	journal,
+	listAll,
 	mkdir,
 	put,
 	randomBytes,
@@ -300,5 +308,69 @@ describe("M8, M12: block lists that cannot describe the bytes", () => {
 		} finally {
 			restore();
 		}
+	});
+});
+
+describe("M7: a session's declared content_hash is checked against the stored blocks", () => {
+	const wrong = "0".repeat(64);
+
+	async function sessionWithBlock(user: TestUser, name: string, data: Uint8Array): Promise<string> {
+		const hash = await sha256(data);
+		const session = await expectJson<{ upload_id: string }>(
+			await createSession(user, { name, size: data.length, blocks: [{ hash, size: data.length }], content_hash: wrong }),
+			201,
+		);
+		expect((await call(`/v1/uploads/${session.upload_id}/blocks/${hash}`, { method: "PUT", token: user.token, body: data })).ok).toBe(true);
+		return session.upload_id;
+	}
+
+	it("M7: a small upload whose declared hash is wrong is refused at commit, and nothing is committed", async () => {
+		const user = await signup();
+		const data = randomBytes(5000, 71);
+		const uploadId = await sessionWithBlock(user, "m7.bin", data);
+		const refused = await expectError(
+			await call(`/v1/uploads/${uploadId}/commit`, { method: "POST", token: user.token, body: "{}" }),
+			422,
+			"HASH_MISMATCH",
+		);
+		expect(refused.error.details).toEqual([{ expected: wrong, actual: await sha256(data) }]);
+		expect((await listAll(user, user.rootId)).map((n) => n.name)).not.toContain("m7.bin");
+	});
+
+	it("M7: a large upload commits with its claim unverified, sends no Repr-Digest, and the check replaces the claim with a journaled update", async () => {
+		const user = await signup();
+		const data = randomBytes(5000, 72);
+		const hash = await sha256(data);
+		const uploadId = await sessionWithBlock(user, "m7-large.bin", data);
+		// The size decides when the check runs: the row is read as a large upload's.
+		const shard = Number(await env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?").bind(user.id).first<number>("shard"));
+		const row = await findUpload(shardAt(env, shard), user.id, uploadId);
+		if (row === null) throw new Error("upload row missing");
+		const deferred: (() => Promise<unknown>)[] = [];
+		const caller = { userId: user.id, deviceId: user.deviceId, deviceName: "Test laptop", shard, quotaBytes: 1e12 };
+		const committed = await commitSession(env, caller, keyRing(env), { ...row, size: VERIFY_BEFORE_COMMIT_BYTES + 1 }, (work) =>
+			deferred.push(work),
+		);
+		if (!committed.ok) throw new Error(committed.error.message);
+		expect(committed.value.node.content_hash).toBe(wrong);
+		expect(deferred).toHaveLength(1);
+
+		const before = await call(`/v1/files/${committed.value.node.id}/content`, { token: user.token });
+		expect(before.status).toBe(200);
+		expect(before.headers.get("Repr-Digest")).toBeNull();
+		expect(new Uint8Array(await before.arrayBuffer())).toEqual(data);
+
+		// The check its commit started was cut off: the cron's sweep does it.
+		expect((await verifyPendingHashes(env, keyRing(env), Date.now() + 11 * 60_000)).verified).toBeGreaterThanOrEqual(1);
+		expect((await getNode(user, committed.value.node.id)).content_hash).toBe(hash);
+		const after = await call(`/v1/files/${committed.value.node.id}/content`, { token: user.token });
+		expect(after.headers.get("Repr-Digest")).toBe(`sha-256=:${Buffer.from(hash, "hex").toString("base64")}:`);
+		await after.body?.cancel();
+		const last = (await journal(user.id)).at(-1);
+		expect(last?.kind).toBe("updated");
+		expect(last?.node_id).toBe(committed.value.node.id);
+		// Once verified, the check its commit deferred changes nothing more.
+		for (const check of deferred) await check();
+		expect((await journal(user.id)).at(-1)?.seq).toBe(last?.seq);
 	});
 });

@@ -7,6 +7,8 @@ import { purgeExpiredTrash } from "./services/trash";
 import { pruneSessions } from "./services/sessions";
 import { pruneThrottle } from "./services/throttle";
 import { cleanupUploads } from "./services/uploads";
+import { keyRing } from "./services/block-store";
+import { verifyPendingHashes } from "./services/verify";
 
 /**
  * Runs every housekeeping task over every shard. Each task, and each shard
@@ -29,6 +31,7 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneJournal SHARD_${i}`, () => pruneJournal(shardAt(env, i), cutoff));
 	await attempt("purgeExpiredTrash", () => purgeExpiredTrash(env, now));
 	await attempt("cleanupUploads", () => cleanupUploads(env, env.BLOBS, now));
+	await attempt("verifyPendingHashes", () => verifyPendingHashes(env, keyRing(env), now));
 	await attempt("collectBlocks", async () => {
 		const report = await collectBlocks(env, env.BLOBS, { now });
 		if (report.failures.length > 0) throw new AggregateError(report.failures, "block collection failed in part");

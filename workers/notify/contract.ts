@@ -34,8 +34,10 @@ export interface CommitFileInput {
 /** A commit of an upload session or tus upload whose blocks have all arrived. */
 export interface CommitUploadInput {
 	uploadId: string;
-	/** The SHA-256 of the whole content, computed by the api. */
+	/** The SHA-256 of the whole content: computed by the api, or as the client declared it. */
 	contentHash: string;
+	/** False for a hash the client declared and nobody checked yet (audit M7). */
+	hashVerified: boolean;
 	quotaBytes: number;
 }
 

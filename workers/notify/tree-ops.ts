@@ -50,6 +50,8 @@ interface ContentCommit {
 	name: string;
 	size: number;
 	contentHash: string;
+	/** False when the hash is the client's claim, checked after the commit. */
+	hashVerified: boolean;
 	/** The blocks in file order, or the upload whose block list they are. */
 	blocks: BlockRef[] | { uploadId: string; count: number };
 	/** For blocks in file order: the shard's gc clock before they were written (block-guard.ts). */
@@ -96,7 +98,8 @@ export async function ensureRoot(tree: Tree): Promise<Result<NodeOutcome>> {
 
 /** Commits content whose blocks were stored by the api (PUT content). */
 export function commitFile(tree: Tree, input: CommitFileInput): Promise<Result<CommitOutcome>> {
-	return commitContent(tree, input);
+	// The api hashed these bytes itself as they streamed in.
+	return commitContent(tree, { ...input, hashVerified: true });
 }
 
 /**
@@ -134,6 +137,7 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 		name: upload.name,
 		size: upload.size,
 		contentHash: input.contentHash,
+		hashVerified: input.hashVerified,
 		blocks: { uploadId: upload.id, count },
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
@@ -191,6 +195,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		blockCount: Array.isArray(input.blocks) ? input.blocks.length : input.blocks.count,
 		deviceId: input.actor.deviceId,
 		createdAt: now,
+		hashVerified: input.hashVerified,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	const statements: (BatchQuery | D1PreparedStatement)[] = [];
@@ -231,6 +236,47 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	}
 	tree.usage.landed(adds.bytes, adds.nodes);
 	return ok({ created: isNew, node: toNode(after), version: toVersion(version), conflict });
+}
+
+/**
+ * Records the hash the api computed from a version's stored blocks, for a
+ * version committed with the client's declared hash (audit M7). A wrong claim
+ * is replaced, and when the version is its file's head the node changes too,
+ * journaled as an update so devices learn the true hash.
+ */
+export async function settleContentHash(
+	tree: Tree,
+	input: { versionId: string; contentHash: string },
+): Promise<Result<{ corrected: boolean }>> {
+	const { db, userId } = tree;
+	const version = await findVersion(db, userId, input.versionId);
+	if (version === null || version.hashVerified) return ok({ corrected: false });
+	const settle = db
+		.update(versions)
+		.set({ contentHash: input.contentHash, hashVerified: true })
+		.where(and(eq(versions.userId, userId), eq(versions.id, version.id)));
+	if (version.contentHash === input.contentHash) {
+		await runBatch(db.$client, [settle]);
+		return ok({ corrected: false });
+	}
+	const node = await findNode(db, userId, version.nodeId);
+	if (node === null || node.headVersionId !== version.id) {
+		await runBatch(db.$client, [settle]);
+		return ok({ corrected: true });
+	}
+	const after: NodeRow = { ...node, contentHash: input.contentHash };
+	await tree.journal.apply(
+		[
+			settle,
+			db
+				.update(nodes)
+				.set({ contentHash: input.contentHash })
+				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+		],
+		"updated",
+		after,
+	);
+	return ok({ corrected: true });
 }
 
 /** The version's block list and the user's new blocks, from the upload's list (already in the shard) or from `blocks`. */

@@ -98,6 +98,11 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#write((tree) => ops.commitUpload(tree, input));
 	}
 
+	/** Records the server-computed hash of a version committed with a declared one; housekeeping, so outside the write budget. */
+	async settleContentHash(input: { versionId: string; contentHash: string }): Promise<Result<{ corrected: boolean }>> {
+		return this.#contained(this.#queue.run(async () => ops.settleContentHash(await this.#openTree(), input)));
+	}
+
 	/** Renames and/or moves a node. */
 	async updateNode(input: UpdateNodeInput): Promise<Result<NodeOutcome>> {
 		return this.#write((tree) => ops.updateNode(tree, input));

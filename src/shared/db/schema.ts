@@ -110,8 +110,15 @@ export const versions = sqliteTable(
 		blockCount: integer("block_count").notNull(),
 		deviceId: text("device_id"),
 		createdAt: text("created_at").notNull(),
+		/** False while a client-declared content_hash has not been checked against the blocks. */
+		hashVerified: integer("hash_verified", { mode: "boolean" }).notNull().default(true),
 	},
-	(t) => [uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId)],
+	(t) => [
+		uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId),
+		index("versions_unverified")
+			.on(t.createdAt)
+			.where(sql`hash_verified = 0`),
+	],
 );
 
 export const versionBlocks = sqliteTable(

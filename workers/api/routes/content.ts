@@ -144,13 +144,14 @@ contentRoutes.openapi(
 			"Accept-Ranges": "bytes",
 			"Cache-Control": "private, no-cache",
 			"Last-Modified": new Date(version.createdAt).toUTCString(),
-			"Repr-Digest": `sha-256=:${btoa(String.fromCharCode(...fromHex(version.contentHash)))}:`,
 			"Content-Type": contentTypeFor(node.name),
 			"Content-Disposition": contentDisposition(node.name, query.disposition),
 			// Content is the user's, not ours: never let it script our origin.
 			"X-Content-Type-Options": "nosniff",
 			"Content-Security-Policy": "sandbox",
 		};
+		// A declared hash not checked yet is the client's claim, not ours to assert (services/verify.ts).
+		if (version.hashVerified) headers["Repr-Digest"] = `sha-256=:${btoa(String.fromCharCode(...fromHex(version.contentHash)))}:`;
 		const ifNoneMatch = c.req.header("If-None-Match");
 		if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id))
 			return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });

@@ -9,6 +9,7 @@ import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, jsonBody, newRouter, protectedRoute } from "../openapi";
 import { keyRing } from "../services/block-store";
 import { receiveBatch } from "../services/block-batch";
+import { redactedCause } from "../../../src/shared/log";
 import { outliveClient } from "../services/body";
 import { shardFor } from "../services/hub";
 import {
@@ -228,18 +229,31 @@ uploadRoutes.openapi(
 		path: "/uploads/{id}/commit",
 		tags,
 		summary: "Commit the upload as a new file or version",
-		description: "409 MISSING_BLOCKS lists, in `details`, the blocks still to send. Committing twice answers the same result.",
+		description:
+			"409 MISSING_BLOCKS lists, in `details`, the blocks still to send. Committing twice answers the same result. A declared `content_hash` is checked against the blocks: before the commit up to 64 MiB (422 HASH_MISMATCH, details: expected, actual), shortly after it for larger files, whose node then carries the hash of what was stored and whose download sends no `Repr-Digest` until the check is done.",
 		request: { params: UploadParam },
 		responses: {
 			200: json(CommitResult, "A new version of an existing file"),
 			201: json(CommitResult, "A new file"),
-			...errorResponses("UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "VERSION_CONFLICT", "MISSING_BLOCKS", "QUOTA_EXCEEDED"),
+			...errorResponses(
+				"UNAUTHENTICATED",
+				"NOT_FOUND",
+				"NAME_TAKEN",
+				"VERSION_CONFLICT",
+				"MISSING_BLOCKS",
+				"HASH_MISMATCH",
+				"QUOTA_EXCEEDED",
+			),
 		},
 	}),
 	async (c) => {
 		const caller = c.get("caller");
 		const upload = unwrap(await usableUpload(c.env, caller, c.req.valid("param").id, "session"));
-		const { created, ...result } = unwrap(await commitSession(c.env, caller, keyRing(c.env), upload));
+		const defer = (work: () => Promise<unknown>): void =>
+			c.executionCtx.waitUntil(
+				work().catch((err: unknown) => console.error(JSON.stringify({ verify: upload.id, error: redactedCause(err) }))),
+			);
+		const { created, ...result } = unwrap(await commitSession(c.env, caller, keyRing(c.env), upload, defer));
 		return c.json(result, created ? 201 : 200);
 	},
 );

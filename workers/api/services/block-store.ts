@@ -163,3 +163,19 @@ export async function getBlock(bucket: R2Bucket, ring: KeyRing, hash: string): P
 		throw err;
 	}
 }
+
+/** Feeds stored blocks to `hash` in the order given, reading one block ahead while the previous one is hashed. */
+export async function feedBlocks(
+	bucket: R2Bucket,
+	ring: KeyRing,
+	hashes: readonly string[],
+	hash: { update(data: Uint8Array): unknown },
+): Promise<void> {
+	let next = hashes[0] !== undefined ? getBlock(bucket, ring, hashes[0]) : null;
+	for (let i = 0; next !== null; i++) {
+		const current = await next;
+		const following = hashes[i + 1];
+		next = following !== undefined ? getBlock(bucket, ring, following) : null;
+		hash.update(current);
+	}
+}

@@ -394,7 +394,12 @@ export async function commitTusUpload(env: Env, caller: Caller, upload: UploadRo
 		if (nodeId !== null) return ok(nodeId);
 	}
 	const contentHash = upload.contentHash ?? (await hashStoredUpload(db, env.BLOBS, keyRing(env), upload.id));
-	const committed = await hubFor(env, caller.userId).commitUpload({ uploadId: upload.id, contentHash, quotaBytes: caller.quotaBytes });
+	const committed = await hubFor(env, caller.userId).commitUpload({
+		uploadId: upload.id,
+		contentHash,
+		hashVerified: true,
+		quotaBytes: caller.quotaBytes,
+	});
 	return committed.ok ? ok(committed.value.node.id) : { ok: false, error: committed.error };
 }
 

@@ -16,9 +16,10 @@ import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";
 import { MAX_BLOCKS_PER_UPLOAD, type UploadStatus } from "../../../src/shared/schemas/uploads";
 import type { CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
-import { BlockUnavailableError, getBlock, putBlock } from "./block-store";
+import { BlockUnavailableError, feedBlocks, putBlock } from "./block-store";
 import { readBounded } from "./body";
 import { hubFor, shardFor } from "./hub";
+import { VERIFY_BEFORE_COMMIT_BYTES, verifyVersionHash } from "./verify";
 import { precheckCommit } from "./precheck";
 
 export interface NewUpload {
@@ -396,14 +397,24 @@ export async function receiveBlock(
 }
 
 /**
- * Commits a session through the user's hub. Without a client-declared
- * content hash, the blocks must all be there and are read back to compute it.
+ * Commits a session through the user's hub. The content hash is computed from
+ * the stored blocks when the client declared none, and checked before the
+ * commit when it did and the upload is small; a large upload's declared hash
+ * is checked right after the commit, through `defer` (services/verify.ts).
  */
-export async function commitSession(env: Env, caller: Caller, ring: KeyRing, upload: UploadRow): Promise<Result<CommitOutcome>> {
+export async function commitSession(
+	env: Env,
+	caller: Caller,
+	ring: KeyRing,
+	upload: UploadRow,
+	defer: (work: () => Promise<unknown>) => void,
+): Promise<Result<CommitOutcome>> {
 	if (upload.moreBlocks && upload.committedVersionId === null) return listIncomplete(upload.offset);
 	const db = shardFor(env, caller);
-	let contentHash = upload.contentHash;
-	if (contentHash === null && upload.committedVersionId === null) {
+	const declared = upload.contentHash;
+	let contentHash = declared;
+	const checkNow = declared === null || upload.size <= VERIFY_BEFORE_COMMIT_BYTES;
+	if (checkNow && upload.committedVersionId === null) {
 		const missing = await missingBlocks(db, caller.userId, upload.id);
 		if (missing.length > 0) return missingBlocksFailure(missing);
 		try {
@@ -414,13 +425,21 @@ export async function commitSession(env: Env, caller: Caller, ring: KeyRing, upl
 			await db.delete(uploadReceived).where(and(eq(uploadReceived.uploadId, upload.id), eq(uploadReceived.hash, err.hash)));
 			return missingBlocksFailure(await missingBlocks(db, caller.userId, upload.id));
 		}
+		if (declared !== null && declared !== contentHash)
+			return fail("HASH_MISMATCH", "the blocks in list order do not hash to the declared content_hash", [
+				{ expected: declared, actual: contentHash },
+			]);
 	}
 	const committed = await hubFor(env, caller.userId).commitUpload({
 		uploadId: upload.id,
 		contentHash: contentHash ?? "",
+		hashVerified: checkNow,
 		quotaBytes: caller.quotaBytes,
 	});
-	return committed.ok ? ok(committed.value) : { ok: false, error: committed.error };
+	if (!committed.ok) return { ok: false, error: committed.error };
+	if (!checkNow && upload.committedVersionId === null)
+		defer(() => verifyVersionHash(env, db, ring, { id: committed.value.version.id, userId: caller.userId }));
+	return ok(committed.value);
 }
 
 /** Notes that blocks of an upload have been stored (and, for the cleanup, that it wrote them). */
@@ -524,12 +543,10 @@ export async function readBack(
 		.from(uploadBlocks)
 		.where(eq(uploadBlocks.uploadId, uploadId))
 		.orderBy(uploadBlocks.idx);
-	// Read ahead one block while the previous one is hashed.
-	let next = blocks[0] ? getBlock(bucket, ring, blocks[0].hash) : null;
-	for (let i = 0; next !== null; i++) {
-		const current = await next;
-		const following = blocks[i + 1];
-		next = following ? getBlock(bucket, ring, following.hash) : null;
-		hash.update(current);
-	}
+	await feedBlocks(
+		bucket,
+		ring,
+		blocks.map((b) => b.hash),
+		hash,
+	);
 }
