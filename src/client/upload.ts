@@ -1,5 +1,5 @@
 /**
- * The client side of upload sessions (API.md, "Upload sessions"): chunk a
+ * The client side of upload sessions (docs/api.md, "Upload sessions"): chunk a
  * file with the shared content-defined chunker, tell the service which blocks
  * make it up, send only the blocks it lacks, and commit.
  *
