@@ -1,5 +1,5 @@
 /**
- * A small fetch wrapper for Drive's HTTP API (`../shared/API.md`), used by the
+ * A small fetch wrapper for Drive's HTTP API (docs/api.md), used by the
  * command-line client and the web page.
  *
  * Only web-standard APIs (fetch, AbortSignal, setTimeout) are used so the same

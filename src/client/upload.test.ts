@@ -1,7 +1,7 @@
 /// <reference types="node" />
 /**
  * Unit tests of the client upload library against an in-memory fake of the
- * upload-session routes (API.md, "Upload sessions"), injected as `fetch`.
+ * upload-session routes (docs/api.md, "Upload sessions"), injected as `fetch`.
  * The fake follows the contract, and can inject faults, so these tests pin
  * the client's logic: retries, resume, the MISSING_BLOCKS loop, hash
  * verification, the concurrency bound and progress. The real server is

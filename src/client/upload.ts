@@ -1,5 +1,5 @@
 /**
- * The client side of upload sessions (API.md, "Upload sessions"): chunk a
+ * The client side of upload sessions (docs/api.md, "Upload sessions"): chunk a
  * file with the shared content-defined chunker, tell the service which blocks
  * make it up, send only the blocks it lacks, and commit.
  *
@@ -73,9 +73,9 @@ export interface PlanOptions {
 	onProgress?: (p: { bytesHashed: number; blocks: number }) => void;
 	/**
 	 * Factory of the whole-file SHA-256; defaults to `@noble/hashes`, which
-	 * runs everywhere (WebCrypto cannot hash incrementally) at ~160 MB/s in
-	 * Node 22. Node callers may pass `() => createHash("sha256")` from
-	 * `node:crypto`, an order of magnitude faster.
+	 * runs everywhere (WebCrypto cannot hash incrementally). Node callers may
+	 * pass `() => createHash("sha256")` from `node:crypto`, which is much
+	 * faster.
 	 */
 	createHash?: () => IncrementalHash;
 }
@@ -664,10 +664,8 @@ async function finishList(
  * while hashing goes on. So the file is read once instead of twice, and the
  * first block leaves after two parts (a part is listed once the next is
  * hashed, so that the last one can complete the list) instead of after the
- * whole file: for
- * 1 GiB, three seconds of hashing used to come before any upload
- * (BENCHMARKS.md). A file of one part is listed by a single create, as in
- * the two-pass path.
+ * whole file (docs/decisions/0011). A file of one part is listed by a single
+ * create, as in the two-pass path.
  */
 async function listWhileSending(
 	client: DriveClient,

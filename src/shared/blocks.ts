@@ -220,9 +220,9 @@ export async function encodeBlock(
  * collection, by detaching it (`ArrayBuffer.prototype.transfer`, ES2024; a
  * no-op where it is missing). V8 frees a dead buffer only when a GC finds
  * it, and streaming a large body allocates almost no JS objects, so GCs are
- * rare and block-sized buffers piled up: ~70 MB of them while receiving
- * 90 MiB (BENCHMARKS.md). Only for a buffer nothing refers to any more:
- * every view of it reads as empty afterwards.
+ * rare and block-sized buffers pile up while a large body streams (the
+ * upload memory row of BENCHMARKS.md). Only for a buffer nothing refers to
+ * any more: every view of it reads as empty afterwards.
  */
 export function releaseBuffer(buffer: ArrayBuffer): void {
 	(buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }).transfer?.(0);
@@ -350,10 +350,10 @@ async function compressSample(plain: Uint8Array): Promise<SampleResult> {
 
 /**
  * Bits per byte of the sample's byte histogram at or above which deflate is
- * not even tried. Deflating 48 KiB of incompressible bytes cost ~0.7 ms per
- * block in workerd, about 5 % of a whole upload's CPU (BENCHMARKS.md), to
- * learn what the histogram already says: 48 KiB of random bytes score
- * 7.996 ± 0.0003, and Huffman coding cannot beat the order-0 entropy.
+ * not even tried. Deflating an incompressible sample costs an upload a
+ * share of its CPU (docs/decisions/0011) to learn what the histogram
+ * already says: 48 KiB of random bytes score 7.996 ± 0.0003, and Huffman
+ * coding cannot beat the order-0 entropy.
  * What the histogram cannot see is repeats (LZ77's half of deflate).
  * Periodic data is caught first ({@link repeatsItself}), as Btrfs's
  * compression heuristic does before its own entropy test
@@ -411,7 +411,7 @@ async function compressIfWorthwhile(plain: Uint8Array): Promise<Uint8Array<Array
 /**
  * Runs `data` through a (de)compression stream. Writing and reading run
  * concurrently, and output chunks are copied once into an exactly sized
- * buffer; measured faster in Node than `new Response(stream).arrayBuffer()`.
+ * buffer, which is faster in Node than `new Response(stream).arrayBuffer()`.
  *
  * @returns null, after cancelling the stream, as soon as the output would
  *   exceed `maxOutput` bytes.

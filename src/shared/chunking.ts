@@ -140,25 +140,20 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  *
  * Why word loads: in V8 every `Uint8Array` element read carries a bounds and
  * a detached-buffer check; reading aligned 32-bit words and splitting them
- * with shifts removes three quarters of those; on this code it measured
- * 1.4-1.8x faster in Node 22 and workerd. The loop then runs at roughly one
- * cycle per hashed byte, which is the latency of the `h = (h << 1) + g`
- * dependency chain, so FastCDC 2020's "rolling two bytes each time" (a
- * pre-shifted second table and `h << 2`) measured no further gain on top and
- * is not used. (Without word loads it did help: ~1.5 vs ~0.5-0.9 GB/s in
- * Node.) The masks still keep bit 31 clear so ports can use that trick.
+ * with shifts removes three quarters of those. The loop is then bound by the
+ * `h = (h << 1) + g` dependency chain, so FastCDC 2020's "rolling two bytes
+ * each time" adds nothing on top and is not used; the masks still keep bit
+ * 31 clear so ports can use that trick.
  */
 function scanRange(src: Uint8Array, i: number, end: number, hash: number, mask: number): number {
 	if (wasmScanner !== null && src.buffer === wasmScanner.memory.buffer) return wasmScanRange(wasmScanner, src, i, end, hash, mask);
 	if (!LITTLE_ENDIAN || end - i < 64) return scanBytes(src, i, end, hash, mask);
 	// Why every statement below runs on every call, cut or no cut: V8
-	// optimizes this function while it is in its long loop, and an operation
-	// that has never run has no type feedback. When optimized code reaches
-	// one (say a `return i + 4 * k + 1` taken only for a cut at the second
-	// byte of a word), it deoptimizes, and it kept doing so on later calls.
-	// So the byte loops live in scanBytes, the word loop only records which
-	// byte matched, the arithmetic after it always runs, and primeScanner
-	// runs all of it before V8 first optimizes.
+	// optimizes this function while it is in its long loop, and optimized
+	// code deoptimizes on reaching an operation that has never run (no type
+	// feedback). So the byte loops live in scanBytes, the word loop only
+	// records which byte matched, the arithmetic after it always runs, and
+	// primeScanner runs all of it before V8 first optimizes.
 	const base = src.byteOffset;
 	// Byte steps up to the next 4-byte aligned address (Uint32Array views
 	// must start at a multiple of 4 in the underlying buffer); maybe none.
@@ -242,9 +237,9 @@ let wasmScanner: WasmScanner | null = null;
  * (`gear-scan.wasm`; pass its compiled module, or null to go back to
  * JavaScript). The cuts are the same either way; only the speed differs:
  * the JavaScript loop is fast once V8's optimizing tier compiles it, and in
- * workerd that compile sometimes never happens, leaving chunking ~10x slower
- * for the isolate's life (docs/decisions/0012). The WebAssembly build runs
- * at full speed from its first call. Workers cannot compile WebAssembly from
+ * workerd that compile sometimes never happens, leaving chunking in a slow
+ * tier for the isolate's life (docs/decisions/0012). The WebAssembly build
+ * runs at full speed from its first call. Workers cannot compile WebAssembly from
  * bytes, so the api worker imports the module and installs it here; clients
  * may, or keep the JavaScript loop.
  */
@@ -291,17 +286,12 @@ function wasmScanRange(scanner: WasmScanner, src: Uint8Array, i: number, end: nu
  * each byte of a word, in the tail, and no cut at all.
  *
  * Why: V8 optimizes scanRange *on stack replacement*, in the middle of its
- * first long word loop, before the code after the loop has ever run. An
- * operation that has never run has no type feedback, so the optimized code
- * deoptimizes when it reaches one ("Insufficient type feedback for binary
- * operation" on `4 * k`), and V8 kept re-entering that same OSR code: one
- * deopt per call, 843 of them in three 90 MiB uploads (workerd's
- * --trace-deopt, via MINIFLARE_WORKERD_V8_FLAGS), each dropping the rest of
- * the call to a lower tier and queueing another optimization. With the
- * feedback in place before the first OSR there is nothing to deopt on;
- * jit.test.ts checks that under `node --trace-deopt`. Costs ~0.1 ms. (V8
- * collects feedback only from a function's 9th call on, so one call would
- * not do.)
+ * first long word loop, before the code after the loop has ever run, and
+ * optimized code deoptimizes on every operation without type feedback, on
+ * every call (docs/decisions/0012). With the feedback in place first there is
+ * nothing to deopt on; jit.test.ts checks that under `node --trace-deopt`.
+ * V8 collects feedback only from a function's 9th call on, so one call
+ * would not do.
  */
 function primeScanner(): void {
 	const buf = new Uint8Array(1024);

@@ -158,11 +158,11 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
 /**
  * PBKDF2-SHA256 iterations for new password hashes.
  *
- * OWASP (2023) recommends 600,000 iterations for PBKDF2-HMAC-SHA256, and
- * 210,000 was the figure this project first targeted. Cloudflare's production
- * runtime rejects any PBKDF2 derivation above 100,000 iterations ("Pbkdf2
- * failed: iteration counts above 100000 are not supported") to stop a Worker
- * from burning CPU through a single call. Local workerd (`wrangler dev`, the
+ * OWASP (2023) recommends 600,000 iterations for PBKDF2-HMAC-SHA256
+ * (docs/decisions/0004). Cloudflare's production runtime rejects any PBKDF2
+ * derivation above 100,000 iterations ("Pbkdf2 failed: iteration counts
+ * above 100000 are not supported") to stop a Worker from burning CPU
+ * through a single call. Local workerd (`wrangler dev`, the
  * vitest pool) and Node do NOT enforce that cap, so a higher value would pass
  * every test and then break signup and login after deploy. 100,000 is the
  * strongest setting that works in production; the iteration count is stored in

@@ -1,4 +1,4 @@
-/** Limits every client must respect (API.md "Conventions"). */
+/** Limits every client must respect (docs/api.md, "Limits"). */
 
 /** The largest request body any route accepts: 100 MB (decimal), Cloudflare's request limit. */
 export const MAX_REQUEST_BYTES = 100_000_000;

@@ -2,7 +2,7 @@
  * File and folder names: what we accept, and when two names are "the same".
  *
  * A name must be creatable on Windows, macOS and Linux alike, so that every
- * device of a user can sync every file. The exact rule is in the README
+ * device of a user can sync every file. The exact rule is in docs/api.md
  * ("Names"); keep the two in step.
  */
 
@@ -60,7 +60,7 @@ export function splitExtension(name: string): [stem: string, ext: string] {
 }
 
 /**
- * `<stem> (conflicted copy <device> YYYY-MM-DD HHMMSS)<ext>`, per API.md. The
+ * `<stem> (conflicted copy <device> YYYY-MM-DD HHMMSS)<ext>`, per docs/api.md. The
  * device name is made name-safe and capped, and the stem shortened by whole
  * code points, so the result is always a valid name.
  */

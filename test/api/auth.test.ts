@@ -1,4 +1,4 @@
-/** Auth routes: signup, login, refresh, logout, /me, and access-token checks (API.md "Auth"). */
+/** Auth routes: signup, login, refresh, logout, /me, and access-token checks (docs/api.md, "Auth"). */
 import { env } from "cloudflare:workers";
 import { SignJWT, base64url } from "jose";
 import { describe, expect, it } from "vitest";

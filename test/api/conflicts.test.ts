@@ -1,5 +1,5 @@
 /**
- * Conflicts (API.md "Commits, conflicts and the change journal"): stale bases
+ * Conflicts (docs/api.md, "Commits and conflicts"): stale bases
  * become conflicted copies listed by GET /v1/conflicts, edits survive deletes,
  * and racing renames and moves are serialized by the user's hub.
  */

@@ -1,4 +1,4 @@
-/** File content: PUT upload, GET download with ranges and validators, commits and conflicts (API.md "File content", "Commits"). */
+/** File content: PUT upload, GET download with ranges and validators, commits and conflicts (docs/api.md, "File content", "Commits and conflicts"). */
 import { describe, expect, it } from "vitest";
 import { CHUNK_MIN_SIZE, chunkBoundaries, chunkerScanner } from "../../src/shared/chunking";
 import { bytesEqual, randomBytes, sha256 } from "../support/bytes";

@@ -1,4 +1,4 @@
-/** Node routes: root, folders, children, node with path, rename and move, trash and restore (API.md "Nodes"). */
+/** Node routes: root, folders, children, node with path, rename and move, trash and restore (docs/api.md, "Nodes"). */
 import { describe, expect, it } from "vitest";
 import { expectError, runAuthSuite } from "../support/envelope";
 import { clockPast, expectOk, type Node, type NodePage, type Reply, type TestUser } from "../support/harness";

@@ -1,6 +1,6 @@
 /**
- * The change journal, long poll and sync WebSocket (API.md "Commits,
- * conflicts and the change journal"), inside workerd against real local D1
+ * The change journal, long poll and sync WebSocket (docs/api.md, "Sync: the
+ * change journal"), inside workerd against real local D1
  * and the user's real UserHub.
  */
 import { abortAllDurableObjects } from "cloudflare:test";
@@ -162,7 +162,7 @@ describe("journal retention", () => {
 		expect(next.entries.map((e) => e.node.id)).toEqual([after.id]);
 	});
 
-	// The README's reset recipe must not loop on 410 once every entry is pruned.
+	// The reset recipe of docs/api.md ("Sync") must not loop on 410 once every entry is pruned.
 	it("after everything is pruned, /changes/latest answers a cursor that can be followed", async () => {
 		const user = await api.signup();
 		await folder(user, user.rootId, "old-1");

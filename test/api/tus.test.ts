@@ -1,5 +1,5 @@
 /**
- * tus 1.0 at /v1/tus (API.md "tus 1.0 resumable uploads",
+ * tus 1.0 at /v1/tus (docs/api.md, "tus: resumable uploads";
  * https://tus.io/protocols/resumable-upload): discovery, creation,
  * creation-with-upload, checksum, termination, ownership, and content-defined
  * chunking that does not depend on where the PATCHes split the file.

@@ -1,5 +1,5 @@
 /**
- * Upload sessions (API.md "Upload sessions"): the client sends its block
+ * Upload sessions (docs/api.md, "Upload sessions"): the client sends its block
  * list and gets back only what it must send; blocks are verified as they
  * stream; the commit goes through the user's hub; expired sessions are
  * cleaned up together with the blocks only they referenced.

@@ -12,7 +12,7 @@ import type { ShardDb } from "../../src/shared/db/shards";
 import type { ChangeKind } from "./contract";
 
 // Static SQL bound directly: building these hot statements through
-// drizzle cost more CPU than running them (docs/decisions/0010).
+// drizzle costs more CPU than running them (docs/decisions/0010).
 /** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now: one change's journal entry. */
 const JOURNAL_ENTRY = "INSERT INTO changes (user_id, seq, kind, node_id, node, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /** ?1 user, ?2 the seq floor, ?3 node id, ?4 node JSON, ?5 now: the next seq, only if the node row exists. */

@@ -1,4 +1,4 @@
-/** Accounts: signup, login, refresh, logout and me (API.md "Auth"). */
+/** Accounts: signup, login, refresh, logout and me (docs/api.md, "Auth"). */
 import { createRoute } from "@hono/zod-openapi";
 import { hashPassword, needsRehash, verifyPassword, verifyPasswordAgainstDummy } from "../../../src/shared/crypto";
 import { shardCount } from "../../../src/shared/db/shards";

@@ -1,4 +1,4 @@
-/** File content: streamed upload by PUT and streamed download by GET (API.md "File content"). */
+/** File content: streamed upload by PUT and streamed download by GET (docs/api.md, "File content"). */
 import { z } from "@hono/zod-openapi";
 import { fromHex } from "../../../src/shared/crypto";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";

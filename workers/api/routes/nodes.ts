@@ -1,4 +1,4 @@
-/** Files and folders: root, folders, children, node with path, rename and move, trash (API.md "Nodes"). */
+/** Files and folders: root, folders, children, node with path, rename and move, trash (docs/api.md, "Nodes"). */
 import { z } from "@hono/zod-openapi";
 import { IdParam, PageQuery } from "../../../src/shared/schemas/common";
 import { CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "../../../src/shared/schemas/nodes";
@@ -76,7 +76,7 @@ nodeRoutes.openapi(
 		path: "/nodes/{id}",
 		tags,
 		summary: "Rename and/or move a node",
-		description: "A folder cannot move into itself or its own subtree (400). Names follow the README's rule.",
+		description: "A folder cannot move into itself or its own subtree (400). Names follow the rule in docs/api.md, section Names.",
 		request: { params: IdParam, body: jsonBody(UpdateNodeBody) },
 		responses: { 200: json(Node, "Updated"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN") },
 	}),

@@ -1,4 +1,4 @@
-/** Sync: the change journal, long poll and the WebSocket channel (API.md "Commits, conflicts and the change journal"). */
+/** Sync: the change journal, long poll and the WebSocket channel (docs/api.md, "Sync: the change journal"). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ChangesPage, ChangesQuery, LatestCursor, LongpollQuery, LongpollResult, SyncTicket } from "../../../src/shared/schemas/sync";
 import { ApiError, unwrap } from "../errors";

@@ -1,4 +1,4 @@
-/** Upload sessions: client-chunked, deduplicated, resumable uploads (API.md "Upload sessions"). */
+/** Upload sessions: client-chunked, deduplicated, resumable uploads (docs/api.md, "Upload sessions"). */
 import { z } from "@hono/zod-openapi";
 import { isSha256Hex } from "../../../src/shared/crypto";
 import { MAX_BLOCK_BYTES } from "../../../src/shared/limits";

@@ -52,9 +52,8 @@ async function sealBlock(ring: KeyRing, plain: Uint8Array, verifiedHash?: string
 }
 
 /**
- * Writes a sealed block, then frees its buffer at once (see releaseBuffer):
- * a Blob of header and ciphertext, as this used to send, cannot be freed
- * early, and the dead ones piled up the same way until a GC.
+ * Writes a sealed block as one buffer, then frees it at once (see
+ * releaseBuffer), so that dead blocks do not pile up until a GC.
  */
 async function storeSealed(bucket: R2Bucket, sealed: SealedBlock): Promise<void> {
 	await bucket.put(blockObjectKey(sealed.hash), sealed.body);

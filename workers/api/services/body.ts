@@ -2,8 +2,8 @@
  * Reading request bodies with bounded memory.
  *
  * The default reader hands out a fresh buffer for every network read, and
- * locally that garbage added ~60 MB of RSS while receiving 90 MiB (BENCHMARKS.md).
- * A BYOB reader fills one reused buffer instead (+3 MB for the same body).
+ * that garbage grows memory while a large body is received. A BYOB reader
+ * fills one reused buffer instead.
  */
 import { createHash } from "node:crypto";
 

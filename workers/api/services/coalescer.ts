@@ -57,13 +57,10 @@ export class Coalescer<T> {
 }
 
 /**
- * Progress records (stored blocks) per D1 write, for the upload paths. A
- * write per block cost about 1 s of the local runtime's CPU per GiB (sessions
- * measured it first; tus checkpoints cost 1.5 s per GiB before they were
- * grouped too). A request that ends, even by breaking, writes what is
- * pending before it answers (its routes keep it running after a client
- * leaves: outliveClient in body.ts). Only a crash of the Worker forgets
- * about this many stored blocks (more if a write was in flight), which the
- * client then sends again.
+ * Progress records (stored blocks) per D1 write, for the upload paths: one
+ * D1 write per group instead of per block (docs/decisions/0011). A request
+ * that ends, even by breaking, writes what is pending before it answers
+ * (outliveClient in body.ts), so only a crash of the Worker forgets about
+ * this many stored blocks, which the client then sends again.
  */
 export const PROGRESS_GROUP = 8;

@@ -31,7 +31,9 @@ export async function resolveCursor(
 ): Promise<Result<{ seq: number; latest: number }>> {
 	const bounds = await journalBounds(db, userId);
 	const reset = (why: string) =>
-		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see README "Sync")`, [{ latest_seq: bounds.latest }]);
+		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see docs/api.md, "Sync")`, [
+			{ latest_seq: bounds.latest },
+		]);
 	if (cursor === undefined) {
 		if (bounds.prunedThrough > 0) return reset("the start of the journal has expired");
 		return ok({ seq: 0, latest: bounds.latest });

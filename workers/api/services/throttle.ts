@@ -1,5 +1,5 @@
 /**
- * Login and signup throttling in the directory (docs/decisions/0018).
+ * Login and signup throttling in the directory (docs/decisions/0015).
  *
  * Every attempt is counted before it is worked on, with one atomic upsert
  * per key whose RETURNING value decides: however many attempts arrive at

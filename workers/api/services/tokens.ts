@@ -23,8 +23,8 @@ interface TokenConfig {
 	ACCESS_TOKEN_TTL_SECONDS: string;
 }
 
-// Imported once per isolate and secret: importing the HMAC key on every
-// request was a measurable part of a small request's CPU.
+// Imported once per isolate and secret: importing the HMAC key per request
+// costs a small request a measurable share of its CPU (docs/decisions/0010).
 const keyCache = new Map<string, Promise<CryptoKey>>();
 function signingKey(secret: string): Promise<CryptoKey> {
 	let key = keyCache.get(secret);
