@@ -48,6 +48,9 @@ export const CHUNK_AVG_SIZE = 1024 * 1024;
 /** Maximum chunk size: 4 MiB. A chunk is force-cut when it reaches this size. */
 export const CHUNK_MAX_SIZE = 4 * 1024 * 1024;
 
+/** The pending buffer's first size; it doubles up to CHUNK_MAX_SIZE as a chunk grows. */
+const MIN_PENDING_BUFFER = 64 * 1024;
+
 /**
  * Cut mask used for offsets in [MIN, AVG): 22 one-bits (log2(AVG) + 2).
  *
@@ -424,7 +427,7 @@ export class Chunker {
 			throw new RangeError("Chunker: tail is not an incomplete chunk");
 		}
 		this.hash = scanHash;
-		this.ensureBuffer().set(tail, 0);
+		this.ensureBuffer(tail.length).set(tail, 0);
 		this.len = tail.length;
 	}
 
@@ -484,7 +487,7 @@ export class Chunker {
 		for (const end of ends) {
 			if (p === 0 && pending > 0) {
 				// The pending chunk ends here: join the bytes it still lacks to it.
-				const buf = this.ensureBuffer();
+				const buf = this.ensureBuffer(pending + end);
 				buf.set(data.subarray(0, end), pending);
 				this.len = 0;
 				this.hash = 0;
@@ -543,16 +546,27 @@ export class Chunker {
 		return last;
 	}
 
-	private ensureBuffer(): Uint8Array<ArrayBuffer> {
-		if (this.buf === null) this.buf = new Uint8Array(CHUNK_MAX_SIZE);
-		return this.buf;
+	/**
+	 * The pending buffer, grown to hold at least `needed` bytes. It starts
+	 * small and doubles: a small file never pays for zeroing a whole
+	 * CHUNK_MAX_SIZE buffer, which dominated the CPU of a 4 KiB upload.
+	 */
+	private ensureBuffer(needed: number): Uint8Array<ArrayBuffer> {
+		const buf = this.buf;
+		if (buf !== null && buf.length >= needed) return buf;
+		let size = buf === null ? MIN_PENDING_BUFFER : buf.length;
+		while (size < needed) size *= 2;
+		const grown = new Uint8Array(Math.min(size, CHUNK_MAX_SIZE));
+		if (buf !== null) grown.set(buf.subarray(0, this.len));
+		this.buf = grown;
+		return grown;
 	}
 
 	/** Appends bytes known not to complete the pending chunk. */
 	private append(data: Uint8Array): void {
-		const buf = this.ensureBuffer();
 		const len = this.len;
 		const n = data.length;
+		const buf = this.ensureBuffer(len + n);
 		if (n <= 16) {
 			// Tiny pushes (e.g. byte-at-a-time producers): a plain loop beats
 			// the fixed cost of TypedArray.prototype.set.

@@ -575,7 +575,7 @@ describe("H4: blocks of refused or broken PUT content are collected", () => {
 			await writer.abort(new Error("connection reset"));
 		})();
 		const shard = await shardIndexOf(user);
-		const caller = { userId: user.id, deviceId: user.deviceId, deviceName: "Test laptop", shard, quotaBytes: 1e12 };
+		const caller = { userId: user.id, email: user.email, deviceId: user.deviceId, deviceName: "Test laptop", shard, quotaBytes: 1e12 };
 		const commit = {
 			parentId: user.rootId,
 			name: "gone.bin",

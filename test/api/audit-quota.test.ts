@@ -347,7 +347,7 @@ describe("M7: a session's declared content_hash is checked against the stored bl
 		const row = await findUpload(shardAt(env, shard), user.id, uploadId);
 		if (row === null) throw new Error("upload row missing");
 		const deferred: (() => Promise<unknown>)[] = [];
-		const caller = { userId: user.id, deviceId: user.deviceId, deviceName: "Test laptop", shard, quotaBytes: 1e12 };
+		const caller = { userId: user.id, email: user.email, deviceId: user.deviceId, deviceName: "Test laptop", shard, quotaBytes: 1e12 };
 		const committed = await commitSession(env, caller, keyRing(env), { ...row, size: VERIFY_BEFORE_COMMIT_BYTES + 1 }, (work) =>
 			deferred.push(work),
 		);

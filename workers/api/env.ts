@@ -3,6 +3,7 @@
 /** Who is calling, set by the auth middleware. */
 export interface Caller {
 	userId: string;
+	email: string;
 	deviceId: string;
 	deviceName: string;
 	/** The shard that holds the user's rows (docs/decisions/0002). */

@@ -35,23 +35,24 @@ export function blockSource(blocks: BlockRef[] | { uploadId: string }, since: nu
  * the batch, unless the upload is still open: a cancel or a cleanup that
  * came after the hub's checks wins.
  */
-export function guardBlocks(db: ShardDb, source: BlockSource, statements: BatchQuery[]): BatchQuery[] {
+export function guardBlocks(
+	db: ShardDb,
+	source: BlockSource,
+	statements: (BatchQuery | D1PreparedStatement)[],
+): (BatchQuery | D1PreparedStatement)[] {
 	if (statements.length === 0) return [];
 	const insert =
 		"uploadId" in source
-			? db.run(sql`INSERT INTO commit_guard (since_seq)
-				SELECT CASE WHEN EXISTS (SELECT 1 FROM uploads WHERE id = ${source.uploadId} AND cancelled_at IS NULL AND committed_version_id IS NULL)
-					THEN COALESCE((SELECT seq FROM upload_since WHERE upload_id = ${source.uploadId}), -1) END`)
-			: db.run(sql`INSERT INTO commit_guard (since_seq) VALUES (${source.since})`);
-	return [insert, ...statements, db.run(sql`DELETE FROM commit_guard`)];
+			? db.$client.prepare(GUARD_UPLOAD).bind(source.uploadId)
+			: db.$client.prepare("INSERT INTO commit_guard (since_seq) VALUES (?1)").bind(source.since);
+	return [insert, ...statements, db.$client.prepare("DELETE FROM commit_guard")];
 }
 
-/**
- * The refusal a failed commit batch stands for, if the guard failed it; null
- * for any other failure. For an upload, the receipts of its doomed or
- * deleted blocks are dropped and its clock moves to now, in one batch, so
- * that the blocks are listed missing and, once sent again, pass.
- */
+// Static SQL: on the path of every commit (src/shared/db/static.ts).
+const GUARD_UPLOAD = `INSERT INTO commit_guard (since_seq)
+	SELECT CASE WHEN EXISTS (SELECT 1 FROM uploads WHERE id = ?1 AND cancelled_at IS NULL AND committed_version_id IS NULL)
+		THEN COALESCE((SELECT seq FROM upload_since WHERE upload_id = ?1), -1) END`;
+
 export async function guardRefusal(db: ShardDb, userId: string, source: BlockSource, err: unknown): Promise<Refusal | null> {
 	const text = errorText(err);
 	if (text.includes("commit_guard.since_seq")) return notFound("upload");

@@ -22,6 +22,7 @@ import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
 import { nodes, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
 import type { ShardDb } from "../../src/shared/db/shards";
+import { Columns } from "../../src/shared/db/static";
 import { ancestry, findLiveChild, findNode, findRoot, findVersion, loadTarget, subtreeHeight } from "../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
 import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
@@ -198,30 +199,32 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		hashVerified: input.hashVerified,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
+	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
 	const statements: (BatchQuery | D1PreparedStatement)[] = [];
-	if (isNew) statements.push(db.insert(nodes).values(after));
+	if (isNew) statements.push(db.$client.prepare(INSERT_NODE).bind(...NODE_COLUMNS.values(after)));
 	else {
 		statements.push(
-			db
-				.update(nodes)
-				.set({
-					parentId: after.parentId,
-					name: after.name,
-					nameKey: after.nameKey,
-					size: after.size,
-					headVersionId: after.headVersionId,
-					contentHash: after.contentHash,
-					modifiedAt: now,
-					trashedAt: after.trashedAt,
-					trashRootId: after.trashRootId,
-				})
-				.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+			db.$client
+				.prepare(UPDATE_FILE_HEAD)
+				.bind(
+					after.parentId,
+					after.name,
+					after.nameKey,
+					after.size,
+					after.headVersionId,
+					after.contentHash,
+					now,
+					after.trashedAt,
+					after.trashRootId,
+					userId,
+					node.id,
+				),
 		);
 	}
 	const adds = usageOf(plan, input.size);
 	const source = blockSource(input.blocks, input.blocksSince);
 	statements.push(
-		db.insert(versions).values(version),
+		db.$client.prepare(INSERT_VERSION).bind(...VERSION_COLUMNS.values(version)),
 		...guardBlocks(db, source, blockListStatements(tree, version.id, input.blocks, now)),
 		tree.usage.change(adds.bytes, adds.nodes),
 	);
@@ -280,7 +283,23 @@ export async function settleContentHash(
 }
 
 /** The version's block list and the user's new blocks, from the upload's list (already in the shard) or from `blocks`. */
-function blockListStatements(tree: Tree, versionId: string, blocks: ContentCommit["blocks"], now: string): BatchQuery[] {
+const NODE_COLUMNS = new Columns(nodes);
+const VERSION_COLUMNS = new Columns(versions);
+const INSERT_NODE = `INSERT INTO nodes (${NODE_COLUMNS.names()}) VALUES (${NODE_COLUMNS.slots()})`;
+const INSERT_VERSION = `INSERT INTO versions (${VERSION_COLUMNS.names()}) VALUES (${VERSION_COLUMNS.slots()})`;
+const UPDATE_FILE_HEAD = `UPDATE nodes SET parent_id = ?1, name = ?2, name_key = ?3, size = ?4, head_version_id = ?5, content_hash = ?6,
+	modified_at = ?7, trashed_at = ?8, trash_root_id = ?9 WHERE user_id = ?10 AND id = ?11`;
+const INSERT_LISTED_VERSION_BLOCKS = `INSERT INTO version_blocks (version_id, offset, size, hash)
+	SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?2)`;
+const INSERT_LISTED_USER_BLOCKS = `INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
+	SELECT ?1, json_extract(value, '$[2]'), json_extract(value, '$[1]'), ?3 FROM json_each(?2)`;
+
+function blockListStatements(
+	tree: Tree,
+	versionId: string,
+	blocks: ContentCommit["blocks"],
+	now: string,
+): (BatchQuery | D1PreparedStatement)[] {
 	const { db, userId } = tree;
 	if (!Array.isArray(blocks)) {
 		// Copied inside the shard rather than shipped over RPC.
@@ -292,16 +311,12 @@ function blockListStatements(tree: Tree, versionId: string, blocks: ContentCommi
 			db.update(uploads).set({ committedVersionId: versionId }).where(eq(uploads.id, blocks.uploadId)),
 		];
 	}
-	const statements: BatchQuery[] = [];
+	const statements: D1PreparedStatement[] = [];
 	for (const slice of slices(blocks)) {
 		const rows = JSON.stringify(slice.map((b) => [b.offset, b.size, b.hash]));
 		statements.push(
-			db.run(sql`INSERT INTO version_blocks (version_id, offset, size, hash)
-				SELECT ${versionId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
-				FROM json_each(${rows})`),
-			db.run(sql`INSERT OR IGNORE INTO user_blocks (user_id, hash, size, created_at)
-				SELECT ${userId}, json_extract(value, '$[2]'), json_extract(value, '$[1]'), ${now}
-				FROM json_each(${rows})`),
+			db.$client.prepare(INSERT_LISTED_VERSION_BLOCKS).bind(versionId, rows),
+			db.$client.prepare(INSERT_LISTED_USER_BLOCKS).bind(userId, rows, now),
 		);
 	}
 	return statements;

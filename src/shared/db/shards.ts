@@ -22,8 +22,20 @@ export function shardBinding(env: object, index: number): D1Database {
 
 /** Wraps a shard's D1 binding for drizzle. */
 export function openShard(d1: D1Database): ShardDb {
-	return drizzle(d1);
+	return wrapD1(d1);
 }
+
+/** Wraps any D1 binding for drizzle, once per binding: building the wrapper is not free, and every request needs one. */
+export function wrapD1(d1: D1Database): DrizzleD1Database & { $client: D1Database } {
+	let db = wrapped.get(d1);
+	if (db === undefined) {
+		db = drizzle(d1);
+		wrapped.set(d1, db);
+	}
+	return db;
+}
+
+const wrapped = new WeakMap<D1Database, DrizzleD1Database & { $client: D1Database }>();
 
 /** Shard `index` of `env`, ready for queries. */
 export function shardAt(env: object, index: number): ShardDb {

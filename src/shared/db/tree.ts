@@ -3,22 +3,51 @@
  * paths) and by the UserHub (checks before a commit). Every query is scoped by
  * user_id: a node of another user is indistinguishable from a missing one.
  */
-import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/sqlite-core";
+import { and, asc, desc, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { TargetView } from "../commit/plan";
 import type { BlockRef } from "./mappers";
 import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
 import type { ShardDb } from "./shards";
+import { Columns } from "./static";
 import { MAX_FOLDER_DEPTH } from "../limits";
+
+// The reads every request makes are static SQL (static.ts explains why).
+const NODE = new Columns(nodes);
+const FIND_NODE = `SELECT ${NODE.list("n")} FROM nodes n WHERE n.user_id = ?1 AND n.id = ?2 LIMIT 1`;
+const FIND_LIVE_CHILD = `SELECT ${NODE.list("n")} FROM nodes n
+	WHERE n.user_id = ?1 AND n.parent_id = ?2 AND n.name_key = ?3 AND n.trashed_at IS NULL LIMIT 1`;
+const LOAD_TARGET = `SELECT ${NODE.list("p", "p_")}, ${NODE.list("c", "c_")}, ${NODE.list("e", "e_")} FROM nodes p
+	LEFT JOIN nodes c ON c.user_id = p.user_id AND c.parent_id = p.id AND c.name_key = ?3 AND c.trashed_at IS NULL
+	LEFT JOIN versions v ON v.user_id = p.user_id AND v.id = ?4
+	LEFT JOIN nodes e ON e.user_id = p.user_id AND e.id = v.node_id AND e.type = 'file'
+	WHERE p.user_id = ?1 AND p.id = ?2 LIMIT 1`;
+// name_key is unique among live siblings, so it alone is a stable keyset cursor.
+const LIST_CHILDREN = `SELECT ${NODE.list("n")} FROM nodes n
+	WHERE n.user_id = ?1 AND n.parent_id = ?2 AND n.trashed_at IS NULL AND (?3 IS NULL OR n.name_key > ?3)
+	ORDER BY n.name_key LIMIT ?4`;
+const ANCESTRY = `WITH RECURSIVE chain(id, name, parent_id, trashed, depth) AS (
+		SELECT id, name, parent_id, trashed_at IS NOT NULL, 0 FROM nodes WHERE user_id = ?1 AND id = ?2
+		UNION ALL
+		SELECT n.id, n.name, n.parent_id, n.trashed_at IS NOT NULL, chain.depth + 1
+		FROM nodes n JOIN chain ON n.id = chain.parent_id
+		WHERE n.user_id = ?1 AND chain.depth <= ${MAX_FOLDER_DEPTH}
+	)
+	SELECT id, name, parent_id, trashed FROM chain ORDER BY depth DESC`;
+
+/** The statement of {@link findNode}, for a batch. */
+export function findNodeStatement(db: ShardDb, userId: string, id: string): D1PreparedStatement {
+	return db.$client.prepare(FIND_NODE).bind(userId, id);
+}
+
+/** The node of a {@link findNodeStatement} or {@link listChildrenStatement} row, as a D1 batch returns it. */
+export function readNode(values: Record<string, unknown>): NodeRow | null {
+	return NODE.readNamed(values);
+}
 
 /** The node, trashed or not, or null when the user has no such node. */
 export async function findNode(db: ShardDb, userId: string, id: string): Promise<NodeRow | null> {
-	const rows = await db
-		.select()
-		.from(nodes)
-		.where(and(eq(nodes.userId, userId), eq(nodes.id, id)))
-		.limit(1);
-	return rows[0] ?? null;
+	const [row] = await findNodeStatement(db, userId, id).raw();
+	return row ? NODE.read(row) : null;
 }
 
 /** The user's root folder, or null before it exists. */
@@ -33,12 +62,8 @@ export async function findRoot(db: ShardDb, userId: string): Promise<NodeRow | n
 
 /** The live child of `parentId` whose folded name is `key`. */
 export async function findLiveChild(db: ShardDb, userId: string, parentId: string, key: string): Promise<NodeRow | null> {
-	const rows = await db
-		.select()
-		.from(nodes)
-		.where(and(eq(nodes.userId, userId), eq(nodes.parentId, parentId), eq(nodes.nameKey, key), isNull(nodes.trashedAt)))
-		.limit(1);
-	return rows[0] ?? null;
+	const [row] = await db.$client.prepare(FIND_LIVE_CHILD).bind(userId, parentId, key).raw();
+	return row ? NODE.read(row) : null;
 }
 
 /**
@@ -54,24 +79,38 @@ export async function loadTarget(
 	key: string,
 	baseVersionId: string | null,
 ): Promise<TargetView> {
-	const child = alias(nodes, "child");
-	const edited = alias(nodes, "edited");
-	const rows = await db
-		.select({ parent: nodes, child, edited })
-		.from(nodes)
-		.leftJoin(child, and(eq(child.userId, nodes.userId), eq(child.parentId, nodes.id), eq(child.nameKey, key), isNull(child.trashedAt)))
-		.leftJoin(versions, and(eq(versions.userId, nodes.userId), eq(versions.id, baseVersionId ?? "")))
-		.leftJoin(edited, and(eq(edited.userId, nodes.userId), eq(edited.id, versions.nodeId), eq(edited.type, "file")))
-		.where(and(eq(nodes.userId, userId), eq(nodes.id, parentId)))
-		.limit(1);
-	const row = rows[0];
-	const parent = row?.parent ?? null;
+	const { results } = await loadTargetStatement(db, userId, parentId, key, baseVersionId).all<Record<string, unknown>>();
+	return readTarget(db, userId, key, baseVersionId, results[0]);
+}
+
+/** The statement of {@link loadTarget}, for a batch; read its first row with {@link readTarget}. */
+export function loadTargetStatement(
+	db: ShardDb,
+	userId: string,
+	parentId: string,
+	key: string,
+	baseVersionId: string | null,
+): D1PreparedStatement {
+	return db.$client.prepare(LOAD_TARGET).bind(userId, parentId, key, baseVersionId ?? "");
+}
+
+/** The view from {@link loadTargetStatement}'s row (undefined when the folder does not exist). */
+export async function readTarget(
+	db: ShardDb,
+	userId: string,
+	key: string,
+	baseVersionId: string | null,
+	row: Record<string, unknown> | undefined,
+): Promise<TargetView> {
+	const parent = row ? NODE.readNamed(row, "p_") : null;
 	let refuge: TargetView["refuge"] = null;
 	if (parent?.type === "folder" && parent.trashedAt !== null && baseVersionId !== null) {
 		const folder = await nearestLiveFolder(db, userId, parent.id);
 		if (folder) refuge = { folder, child: await findLiveChild(db, userId, folder.id, key) };
 	}
-	return { parent, child: row?.child ?? null, edited: row?.edited ?? null, refuge };
+	const child = row ? NODE.readNamed(row, "c_") : null;
+	const edited = row ? NODE.readNamed(row, "e_") : null;
+	return { parent, child, edited, refuge };
 }
 
 /** The deepest folder on the way from the root down to `id` that is not in the trash. */
@@ -107,15 +146,22 @@ export async function ancestry(
 	id: string,
 ): Promise<{ id: string; name: string; parentId: string | null; trashed: boolean }[]> {
 	// One recursive query instead of a round trip per level.
-	const rows = await db.all<{ id: string; name: string; parent_id: string | null; trashed: number; depth: number }>(sql`
-		WITH RECURSIVE chain(id, name, parent_id, trashed, depth) AS (
-			SELECT id, name, parent_id, trashed_at IS NOT NULL, 0 FROM nodes WHERE user_id = ${userId} AND id = ${id}
-			UNION ALL
-			SELECT n.id, n.name, n.parent_id, n.trashed_at IS NOT NULL, chain.depth + 1
-			FROM nodes n JOIN chain ON n.id = chain.parent_id
-			WHERE n.user_id = ${userId} AND chain.depth <= ${MAX_FOLDER_DEPTH}
-		)
-		SELECT id, name, parent_id, trashed, depth FROM chain ORDER BY depth DESC`);
+	return readAncestry((await ancestryStatement(db, userId, id).all<AncestryRow>()).results);
+}
+
+interface AncestryRow {
+	id: string;
+	name: string;
+	parent_id: string | null;
+	trashed: number;
+}
+
+/** The statement of {@link ancestry}, for a batch; read its rows with {@link readAncestry}. */
+export function ancestryStatement(db: ShardDb, userId: string, id: string): D1PreparedStatement {
+	return db.$client.prepare(ANCESTRY).bind(userId, id);
+}
+
+export function readAncestry(rows: AncestryRow[]): { id: string; name: string; parentId: string | null; trashed: boolean }[] {
 	return rows.map((r) => ({ id: r.id, name: r.name, parentId: r.parent_id, trashed: r.trashed === 1 }));
 }
 
@@ -140,20 +186,19 @@ export async function listChildren(
 	limit: number,
 	afterKey: string | null,
 ): Promise<NodeRow[]> {
-	// name_key is unique among live siblings, so it alone is a stable keyset cursor.
-	return db
-		.select()
-		.from(nodes)
-		.where(
-			and(
-				eq(nodes.userId, userId),
-				eq(nodes.parentId, parentId),
-				isNull(nodes.trashedAt),
-				afterKey === null ? undefined : gt(nodes.nameKey, afterKey),
-			),
-		)
-		.orderBy(asc(nodes.nameKey))
-		.limit(limit);
+	const rows = await listChildrenStatement(db, userId, parentId, limit, afterKey).raw();
+	return rows.flatMap((r) => NODE.read(r) ?? []);
+}
+
+/** The statement of {@link listChildren}, for a batch; read its raw rows with {@link readNode}. */
+export function listChildrenStatement(
+	db: ShardDb,
+	userId: string,
+	parentId: string,
+	limit: number,
+	afterKey: string | null,
+): D1PreparedStatement {
+	return db.$client.prepare(LIST_CHILDREN).bind(userId, parentId, afterKey, limit);
 }
 
 /** One page of the trash: the nodes the user deleted, newest first. */

@@ -6,7 +6,7 @@ import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../.
 import { ApiError, unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import { createAccount, findUserByEmail, findUserById, passwordPeppers, updatePasswordHash } from "../services/accounts";
+import { createAccount, findUserByEmail, passwordPeppers, updatePasswordHash } from "../services/accounts";
 import { openDirectory } from "../services/directory";
 import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
 import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
@@ -164,12 +164,11 @@ const me = createRoute({
 });
 
 authRoutes.openapi(me, async (c) => {
+	// The caller (cached, services/sessions.ts) carries the email: one read, of the usage.
 	const caller = c.get("caller");
-	const user = await findUserById(openDirectory(c.env.DIRECTORY), caller.userId);
-	if (!user) throw new ApiError("UNAUTHENTICATED", "the account no longer exists");
 	return c.json(
 		{
-			user: { id: user.id, email: user.email },
+			user: { id: caller.userId, email: caller.email },
 			device: { id: caller.deviceId, name: caller.deviceName },
 			usage: await usageReport(shardFor(c.env, caller), caller.userId, caller.quotaBytes),
 		},

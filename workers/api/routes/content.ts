@@ -10,7 +10,6 @@ import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "
 import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { findDownload, parseRange, streamVersion } from "../services/egress";
-import { readGcClock } from "../services/gc";
 import { shardFor } from "../services/hub";
 import { ingestAndCommit } from "../services/ingest";
 import { precheckCommit } from "../services/precheck";
@@ -82,15 +81,10 @@ contentRoutes.openapi(
 			);
 		}
 		const intended = { parentId: query.parent_id, name: query.name, baseVersionId, onConflict: query.on_conflict };
-		// The gc clock is read before any block is stored, beside the pre-check (docs/decisions/0017).
-		const [prechecked, blocksSince] = await Promise.all([
-			precheckCommit(c.env, caller, { ...intended, size: declaredBytes }),
-			readGcClock(shardFor(c.env, caller)),
-		]);
-		const checked = unwrap(prechecked);
+		const checked = unwrap(await precheckCommit(c.env, caller, { ...intended, size: declaredBytes }));
 		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName };
 		const commit = { ...intended, name: checked.name, quotaBytes: caller.quotaBytes, actor };
-		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince, declaredBytes };
+		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince: checked.blocksSince, declaredBytes };
 		// Kept running if the client goes away, so that a failure still records the blocks it stored.
 		const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, caller, c.req.raw.body, commit, limits));
 		if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {

@@ -58,12 +58,6 @@ export async function findUserByEmail(db: DirectoryDb, email: string): Promise<U
 	return rows[0] ?? null;
 }
 
-/** The user's email, for /me. */
-export async function findUserById(db: DirectoryDb, userId: string): Promise<UserRow | null> {
-	const rows = await db.select().from(users).where(eq(users.id, userId)).limit(1);
-	return rows[0] ?? null;
-}
-
 /** Replaces a user's password hash (used to upgrade old hash parameters at login). */
 export async function updatePasswordHash(db: DirectoryDb, userId: string, passwordHash: string): Promise<void> {
 	await db.update(users).set({ passwordHash }).where(eq(users.id, userId));

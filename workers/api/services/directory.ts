@@ -5,11 +5,12 @@
  * throttle.ts (login and signup throttling) and placement.ts (which shard
  * holds a user).
  */
-import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { wrapD1 } from "../../../src/shared/db/shards";
 
 export type DirectoryDb = DrizzleD1Database & { $client: D1Database };
 
 /** Wraps the DIRECTORY binding. */
 export function openDirectory(d1: D1Database): DirectoryDb {
-	return drizzle(d1);
+	return wrapD1(d1);
 }

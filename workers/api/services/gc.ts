@@ -92,7 +92,15 @@ export function enqueueCandidates(db: ShardDb, hashes: readonly string[], now = 
  * block, and its commit is refused if a block it stored was deleted later.
  */
 export async function readGcClock(db: ShardDb): Promise<number> {
-	const rows = await db.all<{ seq: number }>(sql`SELECT seq FROM gc_clock WHERE id = 0`);
+	return gcClockOf((await gcClockStatement(db).all<{ seq: number }>()).results);
+}
+
+/** The statement of {@link readGcClock}, for a batch; read its rows with {@link gcClockOf}. */
+export function gcClockStatement(db: ShardDb): D1PreparedStatement {
+	return db.$client.prepare("SELECT seq FROM gc_clock WHERE id = 0");
+}
+
+export function gcClockOf(rows: { seq: number }[]): number {
 	const seq = rows[0]?.seq;
 	if (seq === undefined) throw new Error("gc_clock has no row: is shard migration 0006 applied?");
 	return seq;

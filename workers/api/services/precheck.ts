@@ -6,12 +6,13 @@
  */
 import { invalidName, quotaExceeded } from "../../../src/shared/commit/failures";
 import { planCommit } from "../../../src/shared/commit/plan";
-import { loadTarget } from "../../../src/shared/db/tree";
+import { loadTargetStatement, readTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
 import { checkName } from "../../../src/shared/names";
 import type { Caller } from "../env";
 import { shardFor } from "./hub";
-import { storedUsage } from "./tree";
+import { gcClockOf, gcClockStatement } from "./gc";
+import { readStoredUsage, storedUsageStatement } from "./tree";
 
 export interface IntendedCommit {
 	parentId: string;
@@ -23,19 +24,31 @@ export interface IntendedCommit {
 }
 
 /**
- * Refuses now what the hub would refuse at commit; returns the name in NFC
- * and `room`, the most bytes the quota leaves the body (ingest stops there
- * when the size was not declared).
+ * Refuses now what the hub would refuse at commit; returns the name in NFC,
+ * `room`, the most bytes the quota leaves the body (ingest stops there when
+ * the size was not declared), and the shard's gc clock read before any
+ * block is stored (`blocksSince`, docs/decisions/0017). The reads go to the
+ * shard in one batch: one round trip on the path of every upload.
  */
-export async function precheckCommit(env: Env, caller: Caller, intended: IntendedCommit): Promise<Result<{ name: string; room: number }>> {
+export async function precheckCommit(
+	env: Env,
+	caller: Caller,
+	intended: IntendedCommit,
+): Promise<Result<{ name: string; room: number; blocksSince: number }>> {
 	const name = checkName(intended.name);
 	if (!name.ok) return invalidName(name.reason);
-	const view = await loadTarget(shardFor(env, caller), caller.userId, intended.parentId, name.key, intended.baseVersionId);
+	const db = shardFor(env, caller);
+	const [target, usage, clock] = await db.$client.batch<Record<string, unknown>>([
+		loadTargetStatement(db, caller.userId, intended.parentId, name.key, intended.baseVersionId),
+		storedUsageStatement(db, caller.userId),
+		gcClockStatement(db),
+	]);
+	const view = await readTarget(db, caller.userId, name.key, intended.baseVersionId, target?.results[0]);
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
 	// Every commit keeps a new version: it needs its whole size (docs/decisions/0018).
-	const { versionBytes } = await storedUsage(shardFor(env, caller), caller.userId);
+	const { versionBytes } = readStoredUsage((usage?.results ?? []) as { version_bytes: number; nodes: number }[]);
 	const room = caller.quotaBytes - versionBytes;
 	if (intended.size !== null && intended.size > room) return quotaExceeded(intended.size, versionBytes, caller.quotaBytes);
-	return ok({ name: name.name, room });
+	return ok({ name: name.name, room, blocksSince: gcClockOf((clock?.results ?? []) as { seq: number }[]) });
 }

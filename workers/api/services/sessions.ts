@@ -233,14 +233,20 @@ export async function isDeviceLive(db: DirectoryDb, userId: string, deviceId: st
 
 async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
 	const rows = await db
-		.select({ shard: users.shard, quotaBytes: users.quotaBytes, deviceName: devices.name, revokedAt: devices.revokedAt })
+		.select({
+			email: users.email,
+			shard: users.shard,
+			quotaBytes: users.quotaBytes,
+			deviceName: devices.name,
+			revokedAt: devices.revokedAt,
+		})
 		.from(devices)
 		.innerJoin(users, eq(users.id, devices.userId))
 		.where(and(eq(devices.id, deviceId), eq(devices.userId, userId)))
 		.limit(1);
 	const row = rows[0];
 	if (!row || row.revokedAt !== null) return null;
-	return { userId, deviceId, deviceName: row.deviceName, shard: row.shard, quotaBytes: row.quotaBytes };
+	return { userId, email: row.email, deviceId, deviceName: row.deviceName, shard: row.shard, quotaBytes: row.quotaBytes };
 }
 
 /** Rows each pruning statement deletes at most per round, and rounds per run: a backlog drains over several runs. */

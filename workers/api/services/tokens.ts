@@ -58,7 +58,32 @@ export async function signAccessToken(env: TokenConfig, claims: AccessClaims): P
 }
 
 /** Verifies an access token; null for anything invalid, expired or forged. */
-export async function verifyAccessToken(env: TokenConfig, token: string): Promise<AccessClaims | null> {
+export async function verifyAccessToken(env: TokenConfig, token: string, now = Date.now()): Promise<AccessClaims | null> {
+	const known = verified.get(token);
+	if (known !== undefined && known.secret === env.JWT_SECRET && known.expiresAt > now) return known.claims;
+	const claims = await verifyUncached(env, token);
+	if (claims !== null) {
+		// Insertion order is age order: drop the oldest when full.
+		if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value ?? "");
+		verified.set(token, claims);
+	}
+	return claims?.claims ?? null;
+}
+
+/**
+ * Tokens this isolate verified, until they expire: a client sends the same
+ * token with every request for minutes, and verifying it again (decode,
+ * HMAC, claim checks) was a visible part of a small request's CPU. The
+ * token is the key, so only that exact string is trusted; whether its
+ * device is still signed in is checked per request (sessions.ts).
+ */
+const VERIFIED_MAX = 10_000;
+const verified = new Map<string, { claims: AccessClaims; expiresAt: number; secret: string }>();
+
+async function verifyUncached(
+	env: TokenConfig,
+	token: string,
+): Promise<{ claims: AccessClaims; expiresAt: number; secret: string } | null> {
 	try {
 		const { payload } = await jwtVerify(token, await signingKey(env.JWT_SECRET), {
 			algorithms: [ALGORITHM],
@@ -66,8 +91,8 @@ export async function verifyAccessToken(env: TokenConfig, token: string): Promis
 			audience: env.JWT_AUDIENCE,
 			requiredClaims: ["exp", "iat", "iss", "aud", "sub"],
 		});
-		if (typeof payload.sub !== "string" || typeof payload.did !== "string") return null;
-		return { userId: payload.sub, deviceId: payload.did };
+		if (typeof payload.sub !== "string" || typeof payload.did !== "string" || typeof payload.exp !== "number") return null;
+		return { claims: { userId: payload.sub, deviceId: payload.did }, expiresAt: payload.exp * 1000, secret: env.JWT_SECRET };
 	} catch (err) {
 		if (err instanceof joseErrors.JOSEError) return null;
 		throw err;

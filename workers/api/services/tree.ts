@@ -6,10 +6,17 @@
 import { z } from "zod";
 import { notFound } from "../../../src/shared/commit/failures";
 import { toNode } from "../../../src/shared/db/mappers";
-import { userUsage, type NodeRow } from "../../../src/shared/db/schema";
-import { eq, sql } from "drizzle-orm";
+import type { NodeRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/shards";
-import { ancestry, findNode, findRoot, listChildren, listTrash } from "../../../src/shared/db/tree";
+import {
+	ancestryStatement,
+	findNodeStatement,
+	findRoot,
+	listChildrenStatement,
+	listTrash,
+	readAncestry,
+	readNode,
+} from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
 import type { Me } from "../../../src/shared/schemas/auth";
 import type { Node, NodePage, NodeWithPath } from "../../../src/shared/schemas/nodes";
@@ -27,9 +34,12 @@ export async function rootOf(env: Env, caller: Caller): Promise<Result<Node>> {
 
 /** A node of the user, with its path from the root. */
 export async function nodeWithPath(db: ShardDb, userId: string, id: string): Promise<Result<NodeWithPath>> {
-	const node = await findNode(db, userId, id);
+	// One round trip: both reads in one batch.
+	const [found, path] = await db.$client.batch([findNodeStatement(db, userId, id), ancestryStatement(db, userId, id)]);
+	const [first] = (found?.results ?? []) as Record<string, unknown>[];
+	const node = first ? readNode(first) : null;
 	if (!node) return notFound("node");
-	const chain = await ancestry(db, userId, id);
+	const chain = readAncestry((path?.results ?? []) as Parameters<typeof readAncestry>[0]);
 	const names = chain.slice(1).map((a) => a.name);
 	return ok({ ...toNode(node), path: `/${names.join("/")}`, ancestors: chain.slice(0, -1).map((a) => ({ id: a.id, name: a.name })) });
 }
@@ -46,9 +56,15 @@ export async function childrenPage(
 ): Promise<Result<NodePage>> {
 	const after = cursor === undefined ? ok(null) : decodeCursor(cursor, ChildrenCursor);
 	if (!after.ok) return after;
-	const folder = await findNode(db, userId, folderId);
+	// One round trip: the folder and its page in one batch.
+	const [found, listed] = await db.$client.batch([
+		findNodeStatement(db, userId, folderId),
+		listChildrenStatement(db, userId, folderId, limit + 1, after.value?.k ?? null),
+	]);
+	const [first] = (found?.results ?? []) as Record<string, unknown>[];
+	const folder = first ? readNode(first) : null;
 	if (!folder || folder.type !== "folder") return notFound("folder");
-	const rows = await listChildren(db, userId, folderId, limit + 1, after.value?.k ?? null);
+	const rows = ((listed?.results ?? []) as Record<string, unknown>[]).flatMap((r) => readNode(r) ?? []);
 	return ok(page(rows, limit, (last) => ({ k: last.nameKey })));
 }
 
@@ -70,19 +86,34 @@ function page(rows: NodeRow[], limit: number, cursorOf: (last: NodeRow) => unkno
 	return { items: items.map(toNode), next_cursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : null };
 }
 
+const STORED_USAGE = "SELECT version_bytes, nodes FROM user_usage WHERE user_id = ?1";
+const USAGE_REPORT = `SELECT
+	COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ?1), 0) AS stored,
+	COALESCE((SELECT nodes FROM user_usage WHERE user_id = ?1), 0) AS nodes,
+	(SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?1 AND committed_version_id IS NULL
+		AND cancelled_at IS NULL AND expires_at > ?2) AS reserved`;
+
 /** What the user stores, as their hub keeps it: bytes of every retained version (trash included) and nodes. */
 export async function storedUsage(db: ShardDb, userId: string): Promise<{ versionBytes: number; nodes: number }> {
-	const rows = await db.select().from(userUsage).where(eq(userUsage.userId, userId)).limit(1);
-	return { versionBytes: rows[0]?.versionBytes ?? 0, nodes: rows[0]?.nodes ?? 0 };
+	return readStoredUsage((await storedUsageStatement(db, userId).all<StoredUsageRow>()).results);
+}
+
+type StoredUsageRow = { version_bytes: number; nodes: number };
+
+/** The statement of {@link storedUsage}, for a batch; read its rows with {@link readStoredUsage}. */
+export function storedUsageStatement(db: ShardDb, userId: string): D1PreparedStatement {
+	return db.$client.prepare(STORED_USAGE).bind(userId);
+}
+
+export function readStoredUsage(rows: StoredUsageRow[]): { versionBytes: number; nodes: number } {
+	return { versionBytes: rows[0]?.version_bytes ?? 0, nodes: rows[0]?.nodes ?? 0 };
 }
 
 /** GET /v1/me's usage: what is stored, and what open uploads hold against the quota, in one read. */
 export async function usageReport(db: ShardDb, userId: string, quotaBytes: number): Promise<Me["usage"]> {
-	const now = new Date().toISOString();
-	const [row] = await db.all<{ stored: number; nodes: number; reserved: number }>(sql`SELECT
-		COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${userId}), 0) AS stored,
-		COALESCE((SELECT nodes FROM user_usage WHERE user_id = ${userId}), 0) AS nodes,
-		(SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ${userId} AND committed_version_id IS NULL
-			AND cancelled_at IS NULL AND expires_at > ${now}) AS reserved`);
+	const row = await db.$client
+		.prepare(USAGE_REPORT)
+		.bind(userId, new Date().toISOString())
+		.first<{ stored: number; nodes: number; reserved: number }>();
 	return { bytes_used: row?.stored ?? 0, quota_bytes: quotaBytes, reserved_bytes: row?.reserved ?? 0, nodes: row?.nodes ?? 0 };
 }
