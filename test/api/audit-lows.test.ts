@@ -1,6 +1,6 @@
 /**
  * Regression tests for the audit's low findings fixed in the api and the hub
- * (../shared/notes/audit.md: L1, L8, L12, L16), each named after its finding.
+ * (../shared/notes/audit.md: L1, L2, L8, L12, L16), each named after its finding.
  */
 import { describe, expect, it } from "vitest";
 import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
@@ -102,5 +102,22 @@ describe("low findings", () => {
 			const res = await call("/v1/folders", { method: "POST", token: user.token, body: JSON.stringify({ parent_id: user.rootId, name }) });
 			await expectError(res, 400, "INVALID_REQUEST");
 		}
+	});
+
+	it("L2: a retried edit whose answer was lost answers the version that landed, not a conflicted copy of itself", async () => {
+		const user = await signup();
+		const base = await upload(user, user.rootId, "draft.txt", "v1");
+		const edit = await upload(user, user.rootId, "draft.txt", "v2", 200, { "If-Match": base.version.id });
+		// The same request again, as a client sends it when the first answer never came.
+		const retried = await upload(user, user.rootId, "draft.txt", "v2", 200, { "If-Match": base.version.id });
+		expect(retried.version.id).toBe(edit.version.id);
+		expect(retried.conflict).toBeNull();
+		const names = (
+			await expectJson<{ items: { name: string }[] }>(await call(`/v1/nodes/${user.rootId}/children`, { token: user.token }), 200)
+		).items;
+		expect(names.map((n) => n.name)).toEqual(["draft.txt"]);
+		// Other content from the same base is a real conflict.
+		const other = await upload(user, user.rootId, "draft.txt", "v2 but different", 201, { "If-Match": base.version.id });
+		expect(other.conflict).not.toBeNull();
 	});
 });

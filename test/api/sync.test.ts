@@ -384,6 +384,21 @@ describe("the sync WebSocket", () => {
 		ok.webSocket?.close(1000, "done");
 	});
 
+	it("L10: a device keeps at most 4 sockets; a fifth closes its oldest with 4002, and the newest still work", async () => {
+		const user = await api.signup("laptop");
+		const sockets: SyncSocket[] = [];
+		for (let i = 0; i < 5; i++) sockets.push(await connect(user));
+		const [oldest, ...rest] = sockets as [SyncSocket, ...SyncSocket[]];
+		expect((await oldest.waitClosed()).code).toBe(4002);
+		for (const socket of rest) {
+			expect(socket.closeEvent).toBeNull();
+			const from = socket.mark();
+			socket.send(JSON.stringify({ type: "ping" }));
+			await socket.next(isFrame("pong"), from);
+			socket.close();
+		}
+	});
+
 	it("closes the device's socket with 4001 when it signs out, and leaves other devices connected", async () => {
 		const user = await api.signup("laptop");
 		const phone = await api.login(user, "phone");

@@ -17,6 +17,10 @@ const FRAMES_PER_SECOND = 4;
 
 /** Above this many waiting long polls, answers carry a backoff hint. */
 const LONGPOLL_BACKOFF_THRESHOLD = 200;
+/** Long polls one hub holds at once; past it a poll answers at once, with the backoff hint (audit L10). */
+const MAX_WAITERS = 1_000;
+/** Open sockets per device; a new one closes the device's oldest (a reconnect must never be locked out by its own half-dead socket). */
+const MAX_SOCKETS_PER_DEVICE = 4;
 
 /** A sync ticket as stored in the hub's own storage until it is used or expires. */
 interface TicketRecord {
@@ -92,6 +96,7 @@ export class SyncChannel {
 		const backoff = this.#waiters.size >= LONGPOLL_BACKOFF_THRESHOLD ? 5 + Math.floor(Math.random() * 10) : undefined;
 		const answer = (changes: boolean): LongPollOutcome => (backoff === undefined ? { changes } : { changes, backoff });
 		if (currentSeq > afterSeq) return Promise.resolve(answer(true));
+		if (this.#waiters.size >= MAX_WAITERS) return Promise.resolve(answer(false));
 		return new Promise((resolve) => {
 			const waiter: Waiter = {
 				afterSeq,
@@ -143,6 +148,9 @@ export class SyncChannel {
 		if (record.expiresAt <= Date.now()) return refused;
 		const seq = await currentSeq();
 		if (this.#signedOut.has(record.deviceId)) return refused;
+		const open = this.ctx.getWebSockets(record.deviceId);
+		for (const old of open.slice(0, Math.max(0, open.length - MAX_SOCKETS_PER_DEVICE + 1)))
+			old.close(4002, "replaced by a newer connection");
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];
 		this.ctx.acceptWebSocket(server, [record.deviceId]);

@@ -166,11 +166,26 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
 	if (!planned.ok) return planned;
 	const plan = planned.value;
+	const replayed = plan.kind === "copy" ? await replayOf(tree, input, plan.winner) : null;
+	if (replayed) return ok(replayed);
 	const adds = usageOf(plan, input.size);
 	const fits = await tree.usage.check(adds.bytes, adds.nodes, { quotaBytes: input.quotaBytes, maxNodes: tree.maxNodes });
 	if (!fits.ok) return fits;
 	const now = new Date().toISOString();
 	return writeVersion(tree, input, plan, now);
+}
+
+/**
+ * A retry of an edit that already landed (its answer was lost): the head
+ * of the file it would lose against was written by the same device, from the
+ * same base, with the same content. It answers that version again instead of
+ * making a conflicted copy of the device's own edit (audit L2).
+ */
+async function replayOf(tree: Tree, input: ContentCommit, winner: NodeRow): Promise<CommitOutcome | null> {
+	if (input.baseVersionId === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
+	const head = await findVersion(tree.db, tree.userId, winner.headVersionId);
+	if (head === null || head.parentVersionId !== input.baseVersionId || head.deviceId !== input.actor.deviceId) return null;
+	return { created: false, node: toNode(winner), version: toVersion(head), conflict: null };
 }
 
 async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, now: string): Promise<Result<CommitOutcome>> {

@@ -61,7 +61,18 @@ nodeRoutes.openapi(
 		tags,
 		summary: "Create a folder",
 		request: { body: jsonBody(CreateFolderBody) },
-		responses: { 201: json(Node, "Created"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN") },
+		responses: {
+			201: json(Node, "Created"),
+			...errorResponses(
+				"INVALID_REQUEST",
+				"UNAUTHENTICATED",
+				"NOT_FOUND",
+				"NAME_TAKEN",
+				"PAYLOAD_TOO_LARGE",
+				"RATE_LIMITED",
+				"QUOTA_EXCEEDED",
+			),
+		},
 	}),
 	async (c) => {
 		const body = c.req.valid("json");
@@ -78,7 +89,10 @@ nodeRoutes.openapi(
 		summary: "Rename and/or move a node",
 		description: "A folder cannot move into itself or its own subtree (400). Names follow the rule in docs/api.md, section Names.",
 		request: { params: IdParam, body: jsonBody(UpdateNodeBody) },
-		responses: { 200: json(Node, "Updated"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN") },
+		responses: {
+			200: json(Node, "Updated"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "NAME_TAKEN", "PAYLOAD_TOO_LARGE", "RATE_LIMITED"),
+		},
 	}),
 	async (c) => {
 		const body = c.req.valid("json");

@@ -122,7 +122,7 @@ uploadRoutes.openapi(
 		request: { params: UploadParam, body: jsonBody(AppendBlocksBody) },
 		responses: {
 			200: json(AppendBlocksResult, "Listed"),
-			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UPLOAD_OFFSET_MISMATCH"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UPLOAD_OFFSET_MISMATCH", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"),
 		},
 	}),
 	async (c) => {
