@@ -22,6 +22,12 @@ benchRoutes.put("/raw/:key", async (c) => {
 	return c.json({ size: object?.size ?? 0, ms: Date.now() - started });
 });
 
+/** One read of a shard (the user_usage row of nobody), nothing else: what one D1 round trip costs a request, the ceiling of any read that touches D1. */
+benchRoutes.get("/d1", async (c) => {
+	const row = await c.env.SHARD_0.prepare("SELECT version_bytes FROM user_usage WHERE user_id = ?1").bind("usr_nobody").first();
+	return c.json({ found: row !== null });
+});
+
 /**
  * The body stored as 1 MiB R2 objects, three puts in flight, nothing else:
  * what the block layout (one object per ~1 MiB block) costs in storage alone,

@@ -7,9 +7,11 @@ const TARGETS = { smallReadVsFloor: 0.85, smallUploadsPerSecond: 200 };
 /** What each row of the small-request section sends. */
 const SMALL_ROWS = {
 	floor: "floor: unauthenticated `GET /v1/<unknown>` → 404",
+	d1Read: "ceiling: unauthenticated `GET /_bench/d1`, one D1 read and nothing else",
 	me: "`GET /v1/me`",
 	node: "`GET /v1/nodes/:id` (a file two folders down)",
 	children: "`GET /v1/nodes/:id/children` (40 children)",
+	r2Put: "ceiling: `PUT /_bench/raw/:key`, 4 KiB, one R2 put and nothing else",
 	putNew: "`PUT /v1/files/content`, 4 KiB, a new file",
 	putVersion: "`PUT /v1/files/content`, 4 KiB, a new version",
 };
@@ -75,7 +77,7 @@ export function render(f, meta, baseline) {
 
 ${measuredLine(meta)}
 
-${s.clients} clients, each on its own keep-alive connection (node:http; ${m.connections} connections were opened in all), send requests back to back as one user. After a warm-up of ${s.warmUp} requests of every row (uploads: ${Math.ceil(s.warmUp / 2)}), each of ${plural(s.rounds, "round")} runs every row in the order below, a fixed number of requests each (${s.reads} for a read, ${s.writes} for an upload), and each right after ${s.floor} requests of the floor: a row's rate is divided by that floor's, and the median of those ratios is its figure (bench/README.md, "Paired ratios"). The floor's own row sums all its phases. Every answer's status is checked, and every upload's stored size and SHA-256. CPU per request is utime + stime of the workerd runtime (our workers and the local R2/D1 simulators, one thread) over the row's requests, from /proc. Uploads write fresh random bytes; new files get distinct names in one folder, new versions go to ${4 * s.clients} files, each written by one client only, so no two requests race on one file.
+${s.clients} clients, each on its own keep-alive connection (node:http; ${m.connections} connections were opened in all), send requests back to back as one user. After a warm-up of ${s.warmUp} requests of every row (uploads: ${Math.ceil(s.warmUp / 2)}), each of ${plural(s.rounds, "round")} runs every row in the order below, a fixed number of requests each (${s.reads} for a read, ${s.writes} for an upload), and each right after ${s.floor} requests of the floor: a row's rate is divided by that floor's, and the median of those ratios is its figure (bench/README.md, "Paired ratios"). The floor's own row sums all its phases. Every answer's status is checked, and every upload's stored size and SHA-256. CPU per request is utime + stime of the workerd runtime (our workers and the local R2/D1 simulators, one thread) over the row's requests, from /proc. Uploads write fresh random bytes; new files get distinct names in one folder, new versions go to ${4 * s.clients} files, each written by one client only, so no two requests race on one file. The two ceiling rows are not our API: one D1 read, and one R2 put of 4 KiB, each with nothing else (bench/routes.ts, served only by the bench's stacks). In this local stack the D1 and R2 simulators run on the same workerd thread as our workers, so their CPU is the runtime's: no authenticated read can be cheaper than the D1 row, and no upload of new content faster than the R2 row.
 
 ${table([...header, "target", "met"], rows("measured", true), align)}
 

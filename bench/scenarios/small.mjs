@@ -20,7 +20,10 @@ const VERSIONED_FILES = 4 * CLIENTS;
 const CHILDREN = 40;
 
 /** Rows in the order each round runs them, each right after a phase of the floor. */
-export const ROWS = ["floor", "me", "node", "children", "putNew", "putVersion"];
+export const ROWS = ["floor", "d1Read", "me", "node", "children", "r2Put", "putNew", "putVersion"];
+
+/** Rows that write: fewer requests each. */
+const WRITES = new Set(["r2Put", "putNew", "putVersion"]);
 
 /**
  * @param {import("../lib/stack.mjs").Context} ctx
@@ -71,6 +74,9 @@ async function onStack(stack, settings, log) {
 	/** Each row: one request by client `c` (the n-th request of the row), checked; resolves when its body is read. */
 	const rows = {
 		floor: (client) => client.send("GET", "/v1/bench-no-such-route", null, 404),
+		// Ceilings: one D1 read, or one R2 put of 4 KiB, and nothing else (bench/routes.ts).
+		d1Read: (client) => client.send("GET", "/_bench/d1", null, 200),
+		r2Put: (client) => client.send("PUT", `/_bench/raw/small-${newCount++}`, null, 200, randomBytes(FILE_BYTES)),
 		me: (client) => client.send("GET", "/v1/me", user.token, 200),
 		node: (client) => client.send("GET", `/v1/nodes/${fileId}`, user.token, 200),
 		children: (client) => client.send("GET", `/v1/nodes/${listed}/children`, user.token, 200),
@@ -104,7 +110,7 @@ async function onStack(stack, settings, log) {
 	};
 
 	log(`warm-up: ${settings.warmUp} requests of each row`);
-	for (const name of ROWS) await phase(name, name.startsWith("put") ? Math.ceil(settings.warmUp / 2) : settings.warmUp);
+	for (const name of ROWS) await phase(name, WRITES.has(name) ? Math.ceil(settings.warmUp / 2) : settings.warmUp);
 
 	// Load on a shared machine comes and goes within seconds, so each row is
 	// paired with a floor phase run just before it rather than once a round.
@@ -113,7 +119,7 @@ async function onStack(stack, settings, log) {
 		for (const name of ROWS.slice(1)) {
 			const floor = await phase("floor", settings.floor);
 			perRow.floor.push(floor);
-			perRow[name].push({ ...(await phase(name, name.startsWith("put") ? settings.writes : settings.reads)), floorRate: floor.rate });
+			perRow[name].push({ ...(await phase(name, WRITES.has(name) ? settings.writes : settings.reads)), floorRate: floor.rate });
 		}
 		const rates = ROWS.slice(1).map(
 			(name) => `${name} ${perRow[name].at(-1).rate.toFixed(0)}/s (floor ${perRow[name].at(-1).floorRate.toFixed(0)}/s)`,
