@@ -3,6 +3,7 @@
  * change journal"), inside workerd against real local D1
  * and the user's real UserHub.
  */
+import { MAX_SOCKETS_PER_DEVICE } from "../../workers/notify/sync-channel";
 import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -384,10 +385,10 @@ describe("the sync WebSocket", () => {
 		ok.webSocket?.close(1000, "done");
 	});
 
-	it("L10: a device keeps at most 4 sockets; a fifth closes its oldest with 4002, and the newest still work", async () => {
+	it("L10: a device keeps at most 10 sockets; an eleventh closes its oldest with 4002, and the newest still work", async () => {
 		const user = await api.signup("laptop");
 		const sockets: SyncSocket[] = [];
-		for (let i = 0; i < 5; i++) sockets.push(await connect(user));
+		for (let i = 0; i <= MAX_SOCKETS_PER_DEVICE; i++) sockets.push(await connect(user));
 		const [oldest, ...rest] = sockets as [SyncSocket, ...SyncSocket[]];
 		expect((await oldest.waitClosed()).code).toBe(4002);
 		for (const socket of rest) {

@@ -19,8 +19,10 @@ const FRAMES_PER_SECOND = 4;
 const LONGPOLL_BACKOFF_THRESHOLD = 200;
 /** Long polls one hub holds at once; past it a poll answers at once, with the backoff hint (audit L10). */
 const MAX_WAITERS = 1_000;
-/** Open sockets per device; a new one closes the device's oldest (a reconnect must never be locked out by its own half-dead socket). */
-const MAX_SOCKETS_PER_DEVICE = 4;
+/** Open sockets per device (a browser's tabs share one); a new one closes the device's oldest, so a reconnect is never locked out by its own half-dead socket. */
+export const MAX_SOCKETS_PER_DEVICE = 10;
+/** Open sockets per hub, every device together; past it an upgrade is refused with 429 and the client long-polls instead. */
+export const MAX_SOCKETS_PER_HUB = 1_000;
 
 /** A sync ticket as stored in the hub's own storage until it is used or expires. */
 interface TicketRecord {
@@ -149,6 +151,11 @@ export class SyncChannel {
 		const seq = await currentSeq();
 		if (this.#signedOut.has(record.deviceId)) return refused;
 		const open = this.ctx.getWebSockets(record.deviceId);
+		if (open.length < MAX_SOCKETS_PER_DEVICE && this.ctx.getWebSockets().length >= MAX_SOCKETS_PER_HUB)
+			return failureResponse(
+				fail("RATE_LIMITED", `at most ${MAX_SOCKETS_PER_HUB} sync sockets per user; long-poll instead`).error,
+				requestId,
+			);
 		for (const old of open.slice(0, Math.max(0, open.length - MAX_SOCKETS_PER_DEVICE + 1)))
 			old.close(4002, "replaced by a newer connection");
 		const pair = new WebSocketPair();

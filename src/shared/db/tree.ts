@@ -21,10 +21,12 @@ const LOAD_TARGET = `SELECT ${NODE.list("p", "p_")}, ${NODE.list("c", "c_")}, ${
 	LEFT JOIN versions v ON v.user_id = p.user_id AND v.id = ?4
 	LEFT JOIN nodes e ON e.user_id = p.user_id AND e.id = v.node_id AND e.type = 'file'
 	WHERE p.user_id = ?1 AND p.id = ?2 LIMIT 1`;
-// name_key is unique among live siblings, so it alone is a stable keyset cursor.
+// name_key is unique among live siblings, so it alone is a stable keyset cursor. Two
+// statements, not `?3 IS NULL OR …`: a later page must seek in the index, not scan from the first child.
 const LIST_CHILDREN = `SELECT ${NODE.list("n")} FROM nodes n
-	WHERE n.user_id = ?1 AND n.parent_id = ?2 AND n.trashed_at IS NULL AND (?3 IS NULL OR n.name_key > ?3)
-	ORDER BY n.name_key LIMIT ?4`;
+	WHERE n.user_id = ?1 AND n.parent_id = ?2 AND n.trashed_at IS NULL ORDER BY n.name_key LIMIT ?3`;
+const LIST_CHILDREN_AFTER = `SELECT ${NODE.list("n")} FROM nodes n
+	WHERE n.user_id = ?1 AND n.parent_id = ?2 AND n.trashed_at IS NULL AND n.name_key > ?4 ORDER BY n.name_key LIMIT ?3`;
 const ANCESTRY = `WITH RECURSIVE chain(id, name, parent_id, trashed, depth) AS (
 		SELECT id, name, parent_id, trashed_at IS NOT NULL, 0 FROM nodes WHERE user_id = ?1 AND id = ?2
 		UNION ALL
@@ -198,7 +200,8 @@ export function listChildrenStatement(
 	limit: number,
 	afterKey: string | null,
 ): D1PreparedStatement {
-	return db.$client.prepare(LIST_CHILDREN).bind(userId, parentId, afterKey, limit);
+	if (afterKey === null) return db.$client.prepare(LIST_CHILDREN).bind(userId, parentId, limit);
+	return db.$client.prepare(LIST_CHILDREN_AFTER).bind(userId, parentId, limit, afterKey);
 }
 
 /** One page of the trash: the nodes the user deleted, newest first. */
