@@ -667,6 +667,7 @@ describe("L9: the cleanup racing a commit", () => {
 			journal: new Journal(db, user.id, () => undefined),
 			usage: new Usage(db, user.id),
 			maxNodes: 1_000_000,
+			folderDepths: new Map(),
 		};
 		const committing = commitUpload(tree, { uploadId: session.upload_id, contentHash: x.hash, hashVerified: true, quotaBytes: 1e12 });
 		await gate.reached;

@@ -86,6 +86,23 @@ describe("low findings", () => {
 		await expectJson(shallower, 200);
 	});
 
+	it("L8: a folder moved deeper after the hub remembered its depth still gets no child past the limit", async () => {
+		const user = await signup();
+		const upper = await nest(user, MAX_FOLDER_DEPTH - 1);
+		// Created by the hub, which remembers its depth for the creations that follow.
+		const moved = await mkdir(user, user.rootId, "moved");
+		await expectJson(
+			await call(`/v1/nodes/${moved.id}`, { method: "PATCH", token: user.token, body: JSON.stringify({ parent_id: upper }) }),
+			200,
+		);
+		const child = await call("/v1/folders", {
+			method: "POST",
+			token: user.token,
+			body: JSON.stringify({ parent_id: moved.id, name: "one more" }),
+		});
+		await expectError(child, 400, "INVALID_REQUEST");
+	});
+
 	it("L12: an If-Match that lists several versions is refused, not read as one unknown version", async () => {
 		const user = await signup();
 		const first = await upload(user, user.rootId, "doc.txt", "v1");

@@ -23,7 +23,17 @@ import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
 import { nodes, uploads, versions, type NodeRow, type VersionRow } from "../../src/shared/db/schema";
 import type { ShardDb } from "../../src/shared/db/shards";
 import { Columns } from "../../src/shared/db/static";
-import { ancestry, findLiveChild, findNode, findRoot, findVersion, loadTarget, subtreeHeight } from "../../src/shared/db/tree";
+import {
+	ancestry,
+	ancestryStatement,
+	findLiveChild,
+	findNode,
+	findRoot,
+	findVersion,
+	loadTarget,
+	readAncestry,
+	subtreeHeight,
+} from "../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
 import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
 import { fail, ok, type Result } from "../../src/shared/errors";
@@ -43,6 +53,13 @@ export interface Tree {
 	usage: Usage;
 	/** Nodes (trash included) a user may have. */
 	maxNodes: number;
+	/**
+	 * Levels above a folder (its ancestry's length), remembered between groups
+	 * of folder creations so that a burst of them costs no extra read per
+	 * group. Every other change clears it: a move, trash or restore may
+	 * change a folder's depth.
+	 */
+	folderDepths: Map<string, number>;
 }
 
 /** What a commit of content writes, whichever way its blocks arrived. */
@@ -351,9 +368,14 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 	const fitting = requests.slice(0, Math.max(0, tree.maxNodes - nodes));
 	for (const pending of requests.slice(fitting.length)) pending.resolve(nodesExceeded(tree.maxNodes, nodes));
 	// A folder may not nest deeper than MAX_FOLDER_DEPTH: one walk up per parent in the group.
-	const depths = new Map<string, number>();
-	for (const { item } of fitting)
-		if (!depths.has(item.parentId)) depths.set(item.parentId, (await ancestry(db, userId, item.parentId)).length);
+	const depths = tree.folderDepths;
+	const unknown = [...new Set(fitting.map(({ item }) => item.parentId))].filter((id) => !depths.has(id));
+	if (unknown.length > 0) {
+		const walked = await db.$client.batch<Parameters<typeof readAncestry>[0][number]>(
+			unknown.map((id) => ancestryStatement(db, userId, id)),
+		);
+		unknown.forEach((id, i) => depths.set(id, readAncestry(walked[i]?.results ?? []).length));
+	}
 	const group = fitting.filter((pending) => {
 		if ((depths.get(pending.item.parentId) ?? 0) <= MAX_FOLDER_DEPTH) return true;
 		pending.resolve(tooDeep(MAX_FOLDER_DEPTH));
@@ -378,6 +400,7 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 		throw err;
 	}
 	tree.usage.landed(0, seqs.filter((seq) => seq !== null).length);
+	for (const [i, row] of rows.entries()) if (seqs[i] !== null) depths.set(row.id, (depths.get(row.parentId ?? "") ?? 0) + 1);
 	// Answer every folder that went in before explaining any refusal: a
 	// failed read while explaining must not fail creations that were committed.
 	const refused: number[] = [];

@@ -197,7 +197,14 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
-		return this.#contained(this.#queue.run(async () => change(await this.#openTree())));
+		return this.#contained(
+			this.#queue.run(async () => {
+				const tree = await this.#openTree();
+				// Any change but a folder creation may move folders (Tree.folderDepths).
+				tree.folderDepths.clear();
+				return change(tree);
+			}),
+		);
 	}
 
 	/**
@@ -227,6 +234,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 					journal: new Journal(db, this.#userId, (seq) => this.#sync.announce(seq)),
 					usage: new Usage(db, this.#userId),
 					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
+					folderDepths: new Map(),
 				};
 			},
 			(err: unknown) => {
