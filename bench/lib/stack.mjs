@@ -28,7 +28,8 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
  */
 export function writeBenchConfig(tree) {
 	// A snapshot has no .git: never rewrite the repository's own config (deploys would ship the bench routes).
-	if (existsSync(join(tree, ".git"))) throw new Error(`${tree} is a git checkout, not a snapshot: the bench config goes into snapshots only`);
+	if (existsSync(join(tree, ".git")))
+		throw new Error(`${tree} is a git checkout, not a snapshot: the bench config goes into snapshots only`);
 	const file = join(tree, "wrangler.toml");
 	const toml = readFileSync(file, "utf8");
 	if (toml.includes(`main = "${BENCH_MAIN}"`)) return;
