@@ -32,6 +32,7 @@ import {
 	findVersion,
 	loadTarget,
 	readAncestry,
+	type AncestryRow,
 	subtreeHeight,
 } from "../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
@@ -371,9 +372,7 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 	const depths = tree.folderDepths;
 	const unknown = [...new Set(fitting.map(({ item }) => item.parentId))].filter((id) => !depths.has(id));
 	if (unknown.length > 0) {
-		const walked = await db.$client.batch<Parameters<typeof readAncestry>[0][number]>(
-			unknown.map((id) => ancestryStatement(db, userId, id)),
-		);
+		const walked = await db.$client.batch<AncestryRow>(unknown.map((id) => ancestryStatement(db, userId, id)));
 		unknown.forEach((id, i) => depths.set(id, readAncestry(walked[i]?.results ?? []).length));
 	}
 	const group = fitting.filter((pending) => {

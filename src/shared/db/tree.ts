@@ -151,7 +151,7 @@ export async function ancestry(
 	return readAncestry((await ancestryStatement(db, userId, id).all<AncestryRow>()).results);
 }
 
-interface AncestryRow {
+export interface AncestryRow {
 	id: string;
 	name: string;
 	parent_id: string | null;
@@ -180,19 +180,7 @@ export async function subtreeHeight(db: ShardDb, userId: string, id: string): Pr
 	return row?.height ?? 0;
 }
 
-/** One page of a folder's live children, ordered by folded name. */
-export async function listChildren(
-	db: ShardDb,
-	userId: string,
-	parentId: string,
-	limit: number,
-	afterKey: string | null,
-): Promise<NodeRow[]> {
-	const rows = await listChildrenStatement(db, userId, parentId, limit, afterKey).raw();
-	return rows.flatMap((r) => NODE.read(r) ?? []);
-}
-
-/** The statement of {@link listChildren}, for a batch; read its raw rows with {@link readNode}. */
+/** One page of a folder's live children by name, after `afterKey` (null for the first page), as a statement for a batch; read its rows with {@link readNode}. */
 export function listChildrenStatement(
 	db: ShardDb,
 	userId: string,

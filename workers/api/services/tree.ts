@@ -10,6 +10,7 @@ import type { NodeRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/shards";
 import {
 	ancestryStatement,
+	type AncestryRow,
 	findNodeStatement,
 	findRoot,
 	listChildrenStatement,
@@ -39,7 +40,7 @@ export async function nodeWithPath(db: ShardDb, userId: string, id: string): Pro
 	const [first] = (found?.results ?? []) as Record<string, unknown>[];
 	const node = first ? readNode(first) : null;
 	if (!node) return notFound("node");
-	const chain = readAncestry((path?.results ?? []) as Parameters<typeof readAncestry>[0]);
+	const chain = readAncestry((path?.results ?? []) as AncestryRow[]);
 	const names = chain.slice(1).map((a) => a.name);
 	return ok({ ...toNode(node), path: `/${names.join("/")}`, ancestors: chain.slice(0, -1).map((a) => ({ id: a.id, name: a.name })) });
 }
