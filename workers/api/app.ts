@@ -7,6 +7,7 @@ import { jsonBodyLimit } from "./middleware/body-limit";
 import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
+import { versionRoutes } from "./routes/versions";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
@@ -58,6 +59,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", tusRoutes);
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
+	app.route("/v1", versionRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -539,6 +539,64 @@ export async function restoreNode(tree: Tree, input: { nodeId: string }): Promis
 	return ok({ node: toNode(row) });
 }
 
+/**
+ * Makes an earlier version of a file its head again, as a new version whose
+ * block list is the old one's: no block is written or read. The new version
+ * is kept and counted like any other (docs/decisions/0018). Restoring the
+ * head changes nothing.
+ */
+export async function restoreVersion(
+	tree: Tree,
+	input: { nodeId: string; versionId: string; actor: Actor; quotaBytes: number },
+): Promise<Result<CommitOutcome>> {
+	const { db, userId } = tree;
+	const [node, old] = await Promise.all([findNode(db, userId, input.nodeId), findVersion(db, userId, input.versionId)]);
+	if (!node || node.type !== "file" || node.trashedAt !== null) return notFound("file");
+	if (!old || old.nodeId !== node.id) return notFound("version");
+	const head = node.headVersionId === null ? null : await findVersion(db, userId, node.headVersionId);
+	if (head && head.id === old.id) return ok({ created: false, node: toNode(node), version: toVersion(head), conflict: null });
+	const fits = await tree.usage.check(old.size, 0, { quotaBytes: input.quotaBytes, maxNodes: tree.maxNodes });
+	if (!fits.ok) return fits;
+	const now = new Date().toISOString();
+	const version: VersionRow = {
+		id: newId("ver"),
+		userId,
+		nodeId: node.id,
+		parentVersionId: node.headVersionId ?? "",
+		size: old.size,
+		contentHash: old.contentHash,
+		blockCount: old.blockCount,
+		deviceId: input.actor.deviceId,
+		createdAt: now,
+		hashVerified: old.hashVerified,
+	};
+	const after: NodeRow = { ...node, size: old.size, headVersionId: version.id, contentHash: old.contentHash, modifiedAt: now };
+	try {
+		await tree.journal.apply(
+			[
+				db.$client.prepare(INSERT_VERSION).bind(...VERSION_COLUMNS.values(version)),
+				// The old version holds these blocks for the whole batch: the collector cannot take them (docs/decisions/0017).
+				db.$client.prepare(COPY_VERSION_BLOCKS).bind(version.id, old.id),
+				db
+					.update(nodes)
+					.set({ size: after.size, headVersionId: after.headVersionId, contentHash: after.contentHash, modifiedAt: now })
+					.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
+				tree.usage.change(old.size, 0),
+			],
+			"updated",
+			after,
+		);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(old.size, 0);
+	return ok({ created: true, node: toNode(after), version: toVersion(version), conflict: null });
+}
+
+const COPY_VERSION_BLOCKS = `INSERT INTO version_blocks (version_id, offset, size, hash)
+	SELECT ?1, offset, size, hash FROM version_blocks WHERE version_id = ?2`;
+
 /** Clears a conflicted copy's mark without renaming or deleting it. Idempotent. */
 export async function resolveConflict(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;

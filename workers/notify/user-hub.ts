@@ -22,6 +22,7 @@ import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync
 import { drizzle } from "drizzle-orm/d1";
 import { CommitQueue, type Batchable } from "./commit-queue";
 import type {
+	Actor,
 	CommitFileInput,
 	CommitOutcome,
 	CommitUploadInput,
@@ -101,6 +102,11 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	/** Records the server-computed hash of a version committed with a declared one; housekeeping, so outside the write budget. */
 	async settleContentHash(input: { versionId: string; contentHash: string }): Promise<Result<{ corrected: boolean }>> {
 		return this.#contained(this.#queue.run(async () => ops.settleContentHash(await this.#openTree(), input)));
+	}
+
+	/** Makes an earlier version of a file its head again, as a new version over the same blocks. */
+	async restoreVersion(input: { nodeId: string; versionId: string; actor: Actor; quotaBytes: number }): Promise<Result<CommitOutcome>> {
+		return this.#write((tree) => ops.restoreVersion(tree, input));
 	}
 
 	/** Renames and/or moves a node. */

@@ -54,6 +54,9 @@ export const Version = z
 	.openapi("Version");
 export type Version = z.infer<typeof Version>;
 
+export const VersionPage = z.object({ items: z.array(Version), next_cursor: z.string().nullable() }).openapi("VersionPage");
+export type VersionPage = z.infer<typeof VersionPage>;
+
 export const Conflict = z
 	.object({
 		node_id: NodeId.openapi({ description: "The file this commit conflicted with (the winner)" }),

@@ -18,3 +18,15 @@ export function decodeCursor<T>(cursor: string, schema: z.ZodType<T>): Result<T>
 	}
 	return fail("INVALID_REQUEST", "cursor is not valid; start again without one", [{ field: "cursor" }]);
 }
+
+/** The first `limit` of `rows` (fetched with one more, to tell whether a next page exists), mapped, with the cursor after the last. */
+export function pageOf<R, T>(
+	rows: R[],
+	limit: number,
+	map: (row: R) => T,
+	cursorOf: (last: R) => unknown,
+): { items: T[]; next_cursor: string | null } {
+	const items = rows.slice(0, limit);
+	const last = items.at(-1);
+	return { items: items.map(map), next_cursor: rows.length > limit && last !== undefined ? encodeCursor(cursorOf(last)) : null };
+}

@@ -22,7 +22,7 @@ import { ok, type Result } from "../../../src/shared/errors";
 import type { Me } from "../../../src/shared/schemas/auth";
 import type { Node, NodePage, NodeWithPath } from "../../../src/shared/schemas/nodes";
 import type { Caller } from "../env";
-import { decodeCursor, encodeCursor } from "./cursors";
+import { decodeCursor, pageOf } from "./cursors";
 import { hubFor, shardFor } from "./hub";
 
 /** The caller's root folder; the hub creates it if a signup died before it did. */
@@ -80,11 +80,8 @@ export async function trashPage(db: ShardDb, userId: string, limit: number, curs
 	return ok(page(rows, limit, (last) => ({ t: last.trashedAt, i: last.id })));
 }
 
-/** The first `limit` of `rows` (which may hold one more, to tell whether a next page exists). */
 function page(rows: NodeRow[], limit: number, cursorOf: (last: NodeRow) => unknown): NodePage {
-	const items = rows.slice(0, limit);
-	const last = items.at(-1);
-	return { items: items.map(toNode), next_cursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : null };
+	return pageOf(rows, limit, toNode, cursorOf);
 }
 
 const STORED_USAGE = "SELECT version_bytes, nodes FROM user_usage WHERE user_id = ?1";
