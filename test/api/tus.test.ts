@@ -9,20 +9,11 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
-import { chunkBoundaries } from "../../src/shared/chunking";
 import { bytesEqual, randomBytes, sha256 } from "../support/bytes";
 import { expectError, runAuthSuite } from "../support/envelope";
 import type { Body, TestUser } from "../support/harness";
 import { api, versionBlocks } from "./helpers";
-
-const TUS = { "Tus-Resumable": "1.0.0" };
-const OCTETS = "application/offset+octet-stream";
-const KiB = 1024;
-const MiB = 1024 * KiB;
-
-function b64(text: string): string {
-	return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
-}
+import { b64, cuts, digest, expectedBlocks, KiB, MiB, OCTETS, patchAt, TUS } from "./tus-helpers";
 
 const metadata = (user: TestUser, name: string, extra: Record<string, string> = {}) => api.tusMetadata(user.rootId, name, extra);
 
@@ -37,42 +28,6 @@ const head = (user: TestUser, path: string) => api.tusHead(user, path);
 const offsetOf = (user: TestUser, path: string) => api.tusOffset(user, path);
 const download = (user: TestUser, id: string) => api.download(user, id);
 const getNode = (user: TestUser, id: string) => api.node(user, id);
-
-/** Sends `data` in PATCHes ending at `ends` (ascending; the last is data.length). Returns the node id. */
-async function patchAt(user: TestUser, path: string, data: Uint8Array, ends: number[], from = 0): Promise<string> {
-	let offset = from;
-	let nodeId: string | null = null;
-	for (const end of ends) {
-		const res = await patch(user, path, offset, data.slice(offset, end));
-		if (res.status !== 204) throw new Error(`PATCH ${offset}..${end}: ${res.status} ${await res.text()}`);
-		expect(res.headers.get("Upload-Offset")).toBe(String(end));
-		offset = end;
-		nodeId = res.headers.get("Drive-Node-Id");
-	}
-	if (nodeId === null) throw new Error("the last PATCH did not commit");
-	return nodeId;
-}
-
-async function digest(algorithm: "SHA-1" | "SHA-256", data: Uint8Array): Promise<string> {
-	return btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest(algorithm, data))));
-}
-
-/** Cumulative cut offsets of the chunker over `data` (excluding 0, including the end). */
-function cuts(data: Uint8Array): number[] {
-	let off = 0;
-	return chunkBoundaries(data).map((len) => (off += len));
-}
-
-/** The expected block list of a version: chunkBoundaries over the whole data. */
-async function expectedBlocks(data: Uint8Array): Promise<{ offset: number; size: number; hash: string }[]> {
-	const out = [];
-	let offset = 0;
-	for (const size of chunkBoundaries(data)) {
-		out.push({ offset, size, hash: await sha256(data.subarray(offset, offset + size)) });
-		offset += size;
-	}
-	return out;
-}
 
 /** A small deterministic PRNG for split patterns (mulberry32). */
 function prng(seed: number): () => number {
