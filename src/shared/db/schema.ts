@@ -285,3 +285,28 @@ export type NodeRow = typeof nodes.$inferSelect;
 export type VersionRow = typeof versions.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+
+export const activity = sqliteTable(
+	"activity",
+	{
+		userId: text("user_id").notNull(),
+		id: text("id").notNull(),
+		at: text("at").notNull(),
+		event: text("event").notNull(),
+		actorType: text("actor_type", { enum: ["user", "link", "system"] }).notNull(),
+		actorId: text("actor_id"),
+		actorDevice: text("actor_device"),
+		nodeId: text("node_id"),
+		shareId: text("share_id"),
+		linkId: text("link_id"),
+		versionId: text("version_id"),
+		details: text("details"),
+	},
+	(t) => [
+		primaryKey({ columns: [t.userId, t.id] }),
+		index("activity_by_node")
+			.on(t.userId, t.nodeId, t.id)
+			.where(sql`node_id IS NOT NULL`),
+		index("activity_by_time").on(t.at),
+	],
+);
