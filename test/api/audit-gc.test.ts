@@ -17,6 +17,7 @@ import { collectBlocks, GC_CANDIDATES_PER_SHARD, readGcClock } from "../../worke
 import { ingestAndCommit } from "../../workers/api/services/ingest";
 import { cleanupUploads } from "../../workers/api/services/uploads";
 import { Journal } from "../../workers/notify/journal";
+import { Sharing } from "../../workers/notify/sharing";
 import { Usage } from "../../workers/notify/usage";
 import { commitUpload } from "../../workers/notify/tree-ops";
 import {
@@ -668,6 +669,7 @@ describe("L9: the cleanup racing a commit", () => {
 			usage: new Usage(db, user.id),
 			maxNodes: 1_000_000,
 			folderDepths: new Map(),
+			sharing: new Sharing(db, user.id, () => undefined),
 		};
 		const committing = commitUpload(tree, { uploadId: session.upload_id, contentHash: x.hash, hashVerified: true, quotaBytes: 1e12 });
 		await gate.reached;

@@ -8,6 +8,7 @@ import { sql } from "drizzle-orm";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { toNode } from "../../src/shared/db/mappers";
 import type { NodeRow } from "../../src/shared/db/schema";
+import type { Node } from "../../src/shared/schemas/nodes";
 import type { ShardDb } from "../../src/shared/db/shards";
 import type { ChangeKind } from "./contract";
 
@@ -21,15 +22,48 @@ const JOURNAL_IF_INSERTED = `INSERT INTO changes (user_id, seq, kind, node_id, n
 	WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ?1 AND id = ?3)
 	RETURNING seq`;
 
+/** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now, ?7 reason: an entry in a share member's journal. */
+const JOURNAL_ENTRY_WITH_REASON =
+	"INSERT INTO changes (user_id, seq, kind, node_id, node, created_at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/** A change as the journal records it: what the outbox of the user's shares needs to know (sharing.ts). */
+export interface RecordedChange {
+	kind: ChangeKind;
+	after: NodeRow;
+	/** For a move: the parent before it, so that a move out of (or into) a share is seen. */
+	beforeParentId?: string | null;
+	/** The row may not go in (a group of creations): the outbox row goes in only if it did. */
+	onlyIfExists?: boolean;
+}
+
+/** Where the journal tells the user's shares about a change (workers/notify/sharing.ts). */
+export interface FanOut {
+	/** Statements that put the change in the outbox of every share it concerns, for the change's batch; none when nothing is shared. */
+	statementsFor(change: RecordedChange): Promise<D1PreparedStatement[]>;
+	/** A batch with outbox rows landed: deliver them. */
+	landed(): void;
+}
+
+/** An entry written as given (a share member's view of the owner's change). */
+export interface GivenEntry {
+	kind: ChangeKind;
+	node: Node;
+	reason: string | null;
+}
+
 /** The journal of one user, as its UserHub writes it. The hub is its only writer. */
 export class Journal {
 	#seq: number | null = null;
 
-	/** @param onAdvance told the new seq after every change that landed. */
+	/**
+	 * @param onAdvance told the new seq after every change that landed.
+	 * @param fanOut where changes to shared nodes go, besides this journal.
+	 */
 	constructor(
 		private readonly db: ShardDb,
 		private readonly userId: string,
 		private readonly onAdvance: (seq: number) => void,
+		private readonly fanOut: FanOut | null = null,
 	) {}
 
 	/** The seq of the user's latest change (0 before any). */
@@ -50,16 +84,39 @@ export class Journal {
 	 * counter advances only after the batch commits.
 	 * @returns the D1 results of `statements`, in order.
 	 */
-	async apply(statements: (BatchQuery | D1PreparedStatement)[], kind: ChangeKind, after: NodeRow): Promise<D1Result[]> {
+	async apply(
+		statements: (BatchQuery | D1PreparedStatement)[],
+		kind: ChangeKind,
+		after: NodeRow,
+		options: { beforeParentId?: string | null } = {},
+	): Promise<D1Result[]> {
 		const seq = (await this.currentSeq()) + 1;
+		const outbox = this.fanOut ? await this.fanOut.statementsFor({ kind, after, ...options }) : [];
 		// created_at is when the change happened, not the node's mtime (a trash
 		// keeps that): retention counts from here.
 		const entry = this.db.$client
 			.prepare(JOURNAL_ENTRY)
 			.bind(this.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString());
-		const results = await this.#batch([...statements, entry]);
+		const results = await this.#batch([...statements, entry, ...outbox]);
 		this.#advance(seq);
-		return results.slice(0, -1);
+		if (outbox.length > 0) this.fanOut?.landed();
+		return results.slice(0, statements.length);
+	}
+
+	/**
+	 * Runs statements with entries written as given, numbered in order, in one
+	 * batch: how a share member's hub records the owner's changes.
+	 */
+	async applyEntries(statements: (BatchQuery | D1PreparedStatement)[], entries: GivenEntry[]): Promise<void> {
+		const first = (await this.currentSeq()) + 1;
+		const now = new Date().toISOString();
+		const written = entries.map((e, i) =>
+			this.db.$client
+				.prepare(JOURNAL_ENTRY_WITH_REASON)
+				.bind(this.userId, first + i, e.kind, e.node.id, JSON.stringify(e.node), now, e.reason),
+		);
+		await this.#batch([...statements, ...written]);
+		if (entries.length > 0) this.#advance(first + entries.length - 1);
 	}
 
 	/**
@@ -74,12 +131,15 @@ export class Journal {
 		const now = new Date().toISOString();
 		const statements: D1PreparedStatement[] = [];
 		const entryAt: number[] = [];
+		const outbox: D1PreparedStatement[] = [];
 		for (const { statements: inserts, after } of rows) {
 			statements.push(...inserts);
 			entryAt.push(statements.length);
 			statements.push(this.db.$client.prepare(JOURNAL_IF_INSERTED).bind(this.userId, floor, after.id, JSON.stringify(toNode(after)), now));
+			if (this.fanOut) outbox.push(...(await this.fanOut.statementsFor({ kind: "created", after, onlyIfExists: true })));
 		}
-		const results = await this.#batch(statements);
+		const results = await this.#batch([...statements, ...outbox]);
+		if (outbox.length > 0) this.fanOut?.landed();
 		const seqs = entryAt.map((at) => {
 			const seq = (results[at]?.results[0] as { seq?: number } | undefined)?.seq;
 			return typeof seq === "number" ? seq : null;

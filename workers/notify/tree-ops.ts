@@ -44,6 +44,7 @@ import { blockSource, guardBlocks, guardRefusal } from "./block-guard";
 import type { Pending } from "./commit-queue";
 import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInput, NodeOutcome, UpdateNodeInput } from "./contract";
 import type { Journal } from "./journal";
+import type { Grant, Sharing } from "./sharing";
 import type { Usage } from "./usage";
 
 /** One user's tree, as the hub changes it. */
@@ -61,6 +62,28 @@ export interface Tree {
 	 * change a folder's depth.
 	 */
 	folderDepths: Map<string, number>;
+	/** The user's shares: who else may change which nodes (sharing.ts). */
+	sharing: Sharing;
+}
+
+/**
+ * For a change a share member makes in the owner's tree: their grant on the
+ * node, checked here in the queue, so that a revoke and the change are
+ * strictly ordered. Nothing to check for the owner.
+ */
+export async function editorGrant(
+	tree: Tree,
+	by: string | undefined,
+	nodeId: string,
+	options: { trashedToo?: boolean; notTheShared?: boolean } = {},
+): Promise<Result<Grant | null>> {
+	if (by === undefined || by === tree.userId) return ok(null);
+	const grant = await tree.sharing.grantOnNode(by, nodeId, options.trashedToo ?? false);
+	if (!grant) return notFound("node");
+	if (grant.role !== "editor") return fail("FORBIDDEN", "you can view this share but not change it", [{ reason: "read_only" }]);
+	if (options.notTheShared && grant.rootId === nodeId)
+		return fail("FORBIDDEN", "only the owner can rename, move or delete the shared item itself", [{ reason: "owner_only" }]);
+	return ok(grant);
 }
 
 /** What a commit of content writes, whichever way its blocks arrived. */
@@ -86,6 +109,8 @@ export interface FolderRequest {
 	parentId: string;
 	/** Already checked and in NFC. */
 	name: string;
+	/** A share member creating it in the owner's tree (the grant is checked in the queue). */
+	by?: string;
 }
 
 /** At most this many folder creations share one batch (two statements each). */
@@ -94,7 +119,7 @@ export const FOLDERS_PER_BATCH = 50;
 /** ?1 id, ?2 user, ?3 name, ?4 name key, ?5 now, ?6 parent: a no-op unless the parent is a live folder and the name is free. */
 const INSERT_FOLDER_UNDER_LIVE_PARENT = `INSERT OR IGNORE INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at)
 	SELECT ?1, ?2, id, 'folder', ?3, ?4, 0, ?5, ?5
-	FROM nodes WHERE user_id = ?2 AND id = ?6 AND type = 'folder' AND trashed_at IS NULL`;
+	FROM nodes WHERE user_id = ?2 AND id = ?6 AND type = 'folder' AND trashed_at IS NULL AND mount_share_id IS NULL`;
 
 /** Free names are looked for this many candidates at a time. */
 const NAME_CANDIDATES_PER_QUERY = 50;
@@ -161,7 +186,7 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
 		quotaBytes: input.quotaBytes,
-		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName },
+		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName, ...(upload.actorId ? { userId: upload.actorId } : {}) },
 	});
 }
 
@@ -180,10 +205,15 @@ async function committedResult(tree: Tree, versionId: string): Promise<Result<Co
 async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<CommitOutcome>> {
 	const name = checkName(input.name);
 	if (!name.ok) return invalidName(name.reason);
+	const granted = await editorGrant(tree, input.actor.userId, input.parentId);
+	if (!granted.ok) return granted;
 	const view = await loadTarget(tree.db, tree.userId, input.parentId, name.key, input.baseVersionId);
+	// A mount stands for someone else's file or folder: its content is theirs (the api sends such commits to the owner).
+	if (view.parent?.mountShareId) return notFound("folder");
 	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
 	if (!planned.ok) return planned;
 	const plan = planned.value;
+	if (plan.kind === "version" && plan.file.mountShareId !== null) return nameTaken(name.name);
 	const replayed = plan.kind === "copy" ? await replayOf(tree, input, plan.winner) : null;
 	if (replayed) return ok(replayed);
 	const adds = usageOf(plan, input.size);
@@ -375,7 +405,13 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 		const walked = await db.$client.batch<AncestryRow>(unknown.map((id) => ancestryStatement(db, userId, id)));
 		unknown.forEach((id, i) => depths.set(id, readAncestry(walked[i]?.results ?? []).length));
 	}
-	const group = fitting.filter((pending) => {
+	const granted: typeof fitting = [];
+	for (const pending of fitting) {
+		const grant = await editorGrant(tree, pending.item.by, pending.item.parentId);
+		if (grant.ok) granted.push(pending);
+		else pending.resolve(grant);
+	}
+	const group = granted.filter((pending) => {
 		if ((depths.get(pending.item.parentId) ?? 0) <= MAX_FOLDER_DEPTH) return true;
 		pending.resolve(tooDeep(MAX_FOLDER_DEPTH));
 		return false;
@@ -430,6 +466,8 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 	const { db, userId } = tree;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
+	const mayChange = await editorGrant(tree, input.by, node.id, { notTheShared: true });
+	if (!mayChange.ok) return mayChange;
 	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be renamed or moved");
 	if (node.trashedAt !== null) return fail("INVALID_REQUEST", "the node is in the trash; restore it first");
 	let name = node.name;
@@ -444,6 +482,14 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 	if (parentId !== node.parentId) {
 		const parent = await findNode(db, userId, parentId);
 		if (parent?.type !== "folder" || parent.trashedAt !== null) return parentNotFound(parent);
+		if (parent.mountShareId !== null)
+			return fail("INVALID_REQUEST", "nothing can move into a share someone else owns; copy it there instead", [
+				{ reason: "cross_owner_move" },
+			]);
+		if (node.mountShareId !== null && (await tree.sharing.isShared(parent.id)))
+			return fail("INVALID_REQUEST", "a share from someone else cannot go inside a folder you share", [{ reason: "mount_inside_share" }]);
+		const mayMoveThere = await editorGrant(tree, input.by, parent.id);
+		if (!mayMoveThere.ok) return mayMoveThere;
 		// Moves are serialized per user here, so this check cannot race
 		// another move into a cycle.
 		const chain = await ancestry(db, userId, parentId);
@@ -468,15 +514,18 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 		],
 		"moved",
 		row,
+		{ beforeParentId: node.parentId },
 	);
 	return ok({ node: toNode(row) });
 }
 
 /** Moves a node to the trash; a folder takes its live subtree with it. Idempotent. */
-export async function trashNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+export async function trashNode(tree: Tree, input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
+	const may = await editorGrant(tree, input.by, node.id, { notTheShared: true });
+	if (!may.ok) return may;
 	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be deleted");
 	if (node.trashedAt !== null) return ok({ node: toNode(node) });
 	const now = new Date().toISOString();
@@ -501,10 +550,12 @@ export async function trashNode(tree: Tree, input: { nodeId: string }): Promise<
  * goes back to its folder if that folder is live, else to the root; a
  * name now taken there gets a " (restored)" suffix rather than failing.
  */
-export async function restoreNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+export async function restoreNode(tree: Tree, input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
+	const may = await editorGrant(tree, input.by, node.id, { trashedToo: true, notTheShared: true });
+	if (!may.ok) return may;
 	if (node.trashedAt === null || node.trashRootId === null) return ok({ node: toNode(node) });
 	let parentId = node.parentId;
 	const parent = parentId === null ? null : await findNode(db, userId, parentId);
@@ -552,6 +603,8 @@ export async function restoreVersion(
 	const { db, userId } = tree;
 	const [node, old] = await Promise.all([findNode(db, userId, input.nodeId), findVersion(db, userId, input.versionId)]);
 	if (!node || node.type !== "file" || node.trashedAt !== null) return notFound("file");
+	const may = await editorGrant(tree, input.actor.userId, node.id);
+	if (!may.ok) return may;
 	if (!old || old.nodeId !== node.id) return notFound("version");
 	const head = node.headVersionId === null ? null : await findVersion(db, userId, node.headVersionId);
 	if (head && head.id === old.id) return ok({ created: false, node: toNode(node), version: toVersion(head), conflict: null });
@@ -598,10 +651,12 @@ const COPY_VERSION_BLOCKS = `INSERT INTO version_blocks (version_id, offset, siz
 	SELECT ?1, offset, size, hash FROM version_blocks WHERE version_id = ?2`;
 
 /** Clears a conflicted copy's mark without renaming or deleting it. Idempotent. */
-export async function resolveConflict(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+export async function resolveConflict(tree: Tree, input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
+	const may = await editorGrant(tree, input.by, node.id);
+	if (!may.ok) return may;
 	if (node.conflictOf === null) return ok({ node: toNode(node) });
 	const now = new Date().toISOString();
 	const row: NodeRow = { ...node, conflictOf: null, modifiedAt: now };
@@ -619,7 +674,7 @@ export async function resolveConflict(tree: Tree, input: { nodeId: string }): Pr
 }
 
 /** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free in `parentId`; one query per 50 candidates. */
-async function freeName(tree: Tree, parentId: string, desired: string): Promise<string> {
+export async function freeName(tree: Tree, parentId: string, desired: string): Promise<string> {
 	for (let from = 1; from < 1000; from += NAME_CANDIDATES_PER_QUERY) {
 		const candidates = numberedNames(desired, NAME_CANDIDATES_PER_QUERY, from);
 		const taken = await tree.db
@@ -660,6 +715,7 @@ function newNodeRow(userId: string, parentId: string, type: "file" | "folder", n
 		trashedAt: null,
 		trashRootId: null,
 		conflictOf: null,
+		mountShareId: null,
 	};
 }
 

@@ -21,6 +21,7 @@ import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
 import { drizzle } from "drizzle-orm/d1";
 import { CommitQueue, type Batchable } from "./commit-queue";
+import type { ActivityActor } from "../../src/shared/activity";
 import type {
 	Actor,
 	CommitFileInput,
@@ -32,6 +33,8 @@ import type {
 	UpdateNodeInput,
 } from "./contract";
 import { Journal } from "./journal";
+import * as shareOps from "./share-ops";
+import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
 import { Usage, WriteBudget } from "./usage";
 import { SyncChannel } from "./sync-channel";
 import * as ops from "./tree-ops";
@@ -47,7 +50,10 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #userId: string;
 	readonly #queue = new CommitQueue();
 	readonly #sync: SyncChannel;
-	#tree: Promise<ops.Tree> | null = null;
+	#tree: Promise<shareOps.SharingTree> | null = null;
+	#deliverer: Deliverer | null = null;
+	/** Alarm back-off after a failed delivery, in ms; reset once one succeeds. */
+	#retryMs = 0;
 	readonly #writes: WriteBudget;
 	/** Folder creations waiting together share one D1 batch. */
 	readonly #folders: Batchable<ops.FolderRequest, Result<NodeOutcome>> = {
@@ -77,12 +83,14 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * committed in one D1 batch: each still gets its own checks, answer and
 	 * sequence number, in arrival order.
 	 */
-	async createFolder(input: { parentId: string; name: string }): Promise<Result<NodeOutcome>> {
+	async createFolder(input: { parentId: string; name: string; by?: string }): Promise<Result<NodeOutcome>> {
 		const name = checkName(input.name);
 		if (!name.ok) return invalidName(name.reason);
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
-		return this.#contained(this.#queue.join(this.#folders, { parentId: input.parentId, name: name.name }));
+		const request: ops.FolderRequest = { parentId: input.parentId, name: name.name };
+		if (input.by !== undefined) request.by = input.by;
+		return this.#contained(this.#queue.join(this.#folders, request));
 	}
 
 	/**
@@ -115,17 +123,17 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Moves a node, and a folder's subtree, to the trash. */
-	async trashNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	async trashNode(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 		return this.#write((tree) => ops.trashNode(tree, input));
 	}
 
 	/** Restores a trashed node with what was trashed together with it. */
-	async restoreNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	async restoreNode(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 		return this.#write((tree) => ops.restoreNode(tree, input));
 	}
 
 	/** Clears a conflicted copy's mark, keeping it as it is. */
-	async resolveConflict(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	async resolveConflict(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
 		return this.#write((tree) => ops.resolveConflict(tree, input));
 	}
 
@@ -137,6 +145,41 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	/** Deletes everything in the trash for good. */
 	async emptyTrash(): Promise<Result<{ deleted: number }>> {
 		return this.#write((tree) => ops.emptyTrash(tree));
+	}
+
+	/** Shares a node with people, or adds people to its share; only the owner shares (the api checks). */
+	async shareNode(input: {
+		nodeId: string;
+		members: shareOps.MemberInput[];
+		ownerEmail: string;
+		actor: ActivityActor;
+	}): Promise<Result<shareOps.ShareOutcome>> {
+		return this.#write((tree) => shareOps.shareNode(tree, input));
+	}
+
+	/** Removes a member from a share: by the owner, or by the member (leaving). */
+	async removeShareMember(input: { shareId: string; memberId: string; actor: ActivityActor }): Promise<Result<shareOps.ShareOutcome>> {
+		return this.#write((tree) => shareOps.removeMember(tree, input));
+	}
+
+	/** Ends a share; every member hears of it. */
+	async deleteShare(input: { shareId: string; actor: ActivityActor }): Promise<Result<shareOps.ShareOutcome>> {
+		return this.#write((tree) => shareOps.deleteShare(tree, input));
+	}
+
+	/**
+	 * What an owner's hub delivers about a share this user is in, applied in
+	 * this hub's queue as entries of this user's journal. Outside the write
+	 * budget: it is someone else's change arriving.
+	 */
+	async applyShareEvents(delivery: ShareDelivery): Promise<Result<{ appliedId: number }>> {
+		return this.#contained(this.#queue.run(async () => shareOps.applyShareEvents(await this.#openTree(), delivery)));
+	}
+
+	/** Retries deliveries that failed (a member's hub was unreachable). */
+	override async alarm(): Promise<void> {
+		await this.#openTree();
+		await this.#deliver();
 	}
 
 	/**
@@ -199,8 +242,27 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		console.error("webSocketError", error);
 	}
 
+	/**
+	 * Delivers the outbox to members' hubs, outside the queue; on a failure the
+	 * rest stays in the outbox and an alarm tries again, backing off.
+	 */
+	async #deliver(): Promise<void> {
+		const deliverer = this.#deliverer;
+		if (!deliverer) return;
+		const delivered = await deliverer.run().catch((err: unknown) => {
+			console.error(JSON.stringify({ hub: this.#userId, delivery: "failed", error: redactedCause(err) }));
+			return false;
+		});
+		if (delivered) {
+			this.#retryMs = 0;
+			return;
+		}
+		this.#retryMs = Math.min(Math.max(this.#retryMs * 2, 500), 60_000);
+		await this.ctx.storage.setAlarm(Date.now() + this.#retryMs);
+	}
+
 	/** Runs a change in the queue, once the user's write budget allows it. */
-	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
+	async #write<T>(change: (tree: shareOps.SharingTree) => Promise<Result<T>>): Promise<Result<T>> {
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
 		return this.#contained(
@@ -230,14 +292,21 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** The user's tree in their shard, opened once per instance. */
-	#openTree(): Promise<ops.Tree> {
+	#openTree(): Promise<shareOps.SharingTree> {
 		this.#tree ??= this.#shard().then(
 			(shard) => {
 				const db = shardAt(this.env, shard);
+				const sharing = new Sharing(db, this.#userId, () => this.ctx.waitUntil(this.#deliver()));
+				this.#deliverer = new Deliverer(db, this.#userId, async (memberId, delivery) => {
+					const applied = await this.env.USER_HUB.getByName(memberId).applyShareEvents(delivery);
+					if (!applied.ok) throw new Error(`member hub refused the delivery: ${applied.error.code}`);
+					return applied.value.appliedId;
+				});
 				return {
 					db,
 					userId: this.#userId,
-					journal: new Journal(db, this.#userId, (seq) => this.#sync.announce(seq)),
+					sharing,
+					journal: new Journal(db, this.#userId, (seq) => this.#sync.announce(seq), sharing),
 					usage: new Usage(db, this.#userId),
 					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
 					folderDepths: new Map(),

@@ -24,6 +24,7 @@ export function toNode(row: NodeRow): Node {
 		modified_at: row.modifiedAt,
 		trashed: row.trashedAt !== null,
 		conflict_of: row.conflictOf,
+		...(row.mountShareId ? { mount: { share_id: row.mountShareId } } : {}),
 	};
 }
 

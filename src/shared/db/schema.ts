@@ -86,6 +86,8 @@ export const nodes = sqliteTable(
 		trashRootId: text("trash_root_id"),
 		/** For an unresolved conflicted copy: the file it lost against. */
 		conflictOf: text("conflict_of"),
+		/** On a member's mount row: the share it stands for (migrations/shard/0011_sharing.sql). */
+		mountShareId: text("mount_share_id"),
 	},
 	(t) => [
 		uniqueIndex("nodes_root")
@@ -95,6 +97,9 @@ export const nodes = sqliteTable(
 			.on(t.userId, t.parentId, t.nameKey)
 			.where(sql`trashed_at IS NULL`),
 		index("nodes_by_parent").on(t.parentId),
+		index("nodes_mounts")
+			.on(t.userId, t.mountShareId)
+			.where(sql`mount_share_id IS NOT NULL`),
 	],
 );
 
@@ -152,6 +157,8 @@ export const changes = sqliteTable(
 		nodeId: text("node_id").notNull(),
 		node: text("node").notNull(),
 		createdAt: text("created_at").notNull(),
+		/** Why a node left a member's view: moved_out, unshared, unmounted. */
+		reason: text("reason"),
 	},
 	(t) => [primaryKey({ columns: [t.userId, t.seq] })],
 );
@@ -195,6 +202,8 @@ export const uploads = sqliteTable(
 		lengthDeferred: integer("length_deferred", { mode: "boolean" }).notNull().default(false),
 		/** tus: the Upload-Concat header it was created with ("partial" or "final;…"), or null. */
 		concat: text("concat"),
+		/** The member who opened it, when it goes into someone else's share (its owner is user_id). */
+		actorId: text("actor_id"),
 	},
 	(t) => [
 		index("uploads_by_expiry").on(t.expiresAt),
@@ -309,4 +318,65 @@ export const activity = sqliteTable(
 			.where(sql`node_id IS NOT NULL`),
 		index("activity_by_time").on(t.at),
 	],
+);
+
+export const shares = sqliteTable(
+	"shares",
+	{
+		id: text("id").primaryKey(),
+		ownerId: text("owner_id").notNull(),
+		nodeId: text("node_id").notNull(),
+		createdAt: text("created_at").notNull(),
+	},
+	(t) => [uniqueIndex("shares_by_node").on(t.ownerId, t.nodeId)],
+);
+
+export const shareMembers = sqliteTable(
+	"share_members",
+	{
+		shareId: text("share_id").notNull(),
+		ownerId: text("owner_id").notNull(),
+		memberId: text("member_id").notNull(),
+		email: text("email").notNull(),
+		role: text("role", { enum: ["viewer", "editor"] }).notNull(),
+		addedAt: text("added_at").notNull(),
+		removedAt: text("removed_at"),
+		deliveredId: integer("delivered_id").notNull().default(0),
+	},
+	(t) => [primaryKey({ columns: [t.shareId, t.memberId] }), index("share_members_by_owner").on(t.ownerId)],
+);
+
+export const shareOutbox = sqliteTable(
+	"share_outbox",
+	{
+		id: integer("id").primaryKey({ autoIncrement: true }),
+		ownerId: text("owner_id").notNull(),
+		shareId: text("share_id").notNull(),
+		memberId: text("member_id"),
+		event: text("event").notNull(),
+		visibility: text("visibility", { enum: ["in", "out", "both"] }).notNull(),
+		nodeId: text("node_id").notNull(),
+		node: text("node").notNull(),
+		details: text("details"),
+		createdAt: text("created_at").notNull(),
+	},
+	(t) => [index("share_outbox_by_share").on(t.shareId, t.id)],
+);
+
+export const incomingShares = sqliteTable(
+	"incoming_shares",
+	{
+		userId: text("user_id").notNull(),
+		shareId: text("share_id").notNull(),
+		ownerId: text("owner_id").notNull(),
+		ownerEmail: text("owner_email").notNull(),
+		rootId: text("root_id").notNull(),
+		rootType: text("root_type", { enum: ["file", "folder"] }).notNull(),
+		rootName: text("root_name").notNull(),
+		role: text("role", { enum: ["viewer", "editor"] }).notNull(),
+		mountId: text("mount_id"),
+		appliedId: integer("applied_id").notNull().default(0),
+		sharedAt: text("shared_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.userId, t.shareId] })],
 );

@@ -20,6 +20,10 @@ export const Node = z
 			description:
 				"Set on an unresolved conflicted copy: the id of the file it lost against. Cleared when the copy is renamed, deleted or resolved.",
 		}),
+		mount: z.object({ share_id: z.string() }).optional().openapi({
+			description:
+				"Extension, present only on a mount: this node of your tree stands for a file or folder someone shared with you. Its children are the owner's (list them with this id); `GET /v1/shared-with-me` has the owner and your role.",
+		}),
 	})
 	.openapi("Node");
 export type Node = z.infer<typeof Node>;

@@ -7,7 +7,22 @@ export type ChangeKind = z.infer<typeof ChangeKind>;
 
 export const Cursor = z.string().min(1).max(200).openapi({ example: "c1_dXNyXzAxam…", description: "Opaque" });
 
-export const ChangeEntry = z.object({ seq: z.number().int(), kind: ChangeKind, node: Node, created_at: z.string() }).openapi("ChangeEntry");
+/** Why a node left a member's view of a share (extension; docs/api.md, "Sharing"). */
+export const ChangeReason = z.enum(["moved_out", "moved_in", "unshared", "unmounted"]);
+export type ChangeReason = z.infer<typeof ChangeReason>;
+
+export const ChangeEntry = z
+	.object({
+		seq: z.number().int(),
+		kind: ChangeKind,
+		node: Node,
+		created_at: z.string(),
+		reason: ChangeReason.optional().openapi({
+			description:
+				"Extension, only in a share member's journal: `moved_out` (a `deleted`: moved out of the share, the owner still has it), `moved_in` (a `created`: moved into the share; list a folder's children), `unshared` (a `deleted` mount: the share ended or your access was removed), `unmounted` (you removed the mount).",
+		}),
+	})
+	.openapi("ChangeEntry");
 export type ChangeEntry = z.infer<typeof ChangeEntry>;
 
 export const ChangesQuery = z.object({

@@ -5,7 +5,7 @@ import { changes } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/shards";
 import { fail, ok, type Result } from "../../../src/shared/errors";
 import { decodeJournalCursor, encodeJournalCursor } from "../../../src/shared/journal";
-import type { ChangeEntry, ChangesPage } from "../../../src/shared/schemas/sync";
+import type { ChangeEntry, ChangeReason, ChangesPage } from "../../../src/shared/schemas/sync";
 
 /** The journal's extent: the newest seq and the highest seq pruned away. */
 export async function journalBounds(db: ShardDb, userId: string): Promise<{ latest: number; prunedThrough: number }> {
@@ -70,7 +70,13 @@ export async function readChanges(db: ShardDb, userId: string, afterSeq: number,
 		.where(and(eq(changes.userId, userId), gt(changes.seq, afterSeq)))
 		.orderBy(asc(changes.seq))
 		.limit(limit);
-	return rows.map((r) => ({ seq: r.seq, kind: r.kind, node: JSON.parse(r.node) as ChangeEntry["node"], created_at: r.createdAt }));
+	return rows.map((r) => ({
+		seq: r.seq,
+		kind: r.kind,
+		node: JSON.parse(r.node) as ChangeEntry["node"],
+		created_at: r.createdAt,
+		...(r.reason ? { reason: r.reason as ChangeReason } : {}),
+	}));
 }
 
 /**

@@ -158,6 +158,7 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		listedBlocks: 0,
 		lengthDeferred: input.lengthDeferred ?? false,
 		concat: input.concat ?? null,
+		actorId: null,
 	};
 	const { limits } = input;
 	const fits = sql`(SELECT COUNT(*) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) < ${limits.maxOpen}
