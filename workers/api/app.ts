@@ -8,6 +8,7 @@ import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
 import { versionRoutes } from "./routes/versions";
+import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
@@ -60,6 +61,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
 	app.route("/v1", versionRoutes);
+	app.route("/v1", shareRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -346,3 +346,57 @@ export function mountView(mount: NodeRow, target: Node): Node {
 	if (target.type !== "file") return { ...own, modified_at: target.modified_at };
 	return { ...own, size: target.size, version_id: target.version_id, content_hash: target.content_hash, modified_at: target.modified_at };
 }
+
+/** Mounts again a share the member unmounted, in one of their folders (default their root). */
+export async function mountShare(tree: Tree, input: { shareId: string; parentId: string | null }): Promise<Result<{ node: Node }>> {
+	const { db, userId } = tree;
+	const [row] = await db.all<
+		IncomingRow & { root_name: string }
+	>(sql`SELECT share_id, owner_id, root_id, root_type, role, mount_id, applied_id, root_name
+		FROM incoming_shares WHERE user_id = ${userId} AND share_id = ${input.shareId}`);
+	if (!row) return notFound("share");
+	if (row.mount_id !== null) {
+		const mounted = await findNode(db, userId, row.mount_id);
+		if (mounted) return ok({ node: toNode(mounted) });
+	}
+	const parent = input.parentId === null ? await findRoot(db, userId) : await findNode(db, userId, input.parentId);
+	if (!parent || parent.type !== "folder" || parent.trashedAt !== null || parent.mountShareId !== null) return notFound("folder");
+	if (await tree.sharing.isShared(parent.id))
+		return fail("INVALID_REQUEST", "a share from someone else cannot go inside a folder you share", [{ reason: "mount_inside_share" }]);
+	const now = new Date().toISOString();
+	const name = await freeName(tree, parent.id, row.root_name);
+	const mount: NodeRow = {
+		id: newId("nod"),
+		userId,
+		parentId: parent.id,
+		type: row.root_type,
+		name,
+		nameKey: nameKey(name),
+		size: 0,
+		headVersionId: null,
+		contentHash: null,
+		createdAt: now,
+		modifiedAt: now,
+		trashedAt: null,
+		trashRootId: null,
+		conflictOf: null,
+		mountShareId: input.shareId,
+	};
+	try {
+		await tree.journal.applyEntries(
+			[
+				db.$client.prepare(INSERT_MOUNT).bind(mount.id, userId, parent.id, mount.type, name, mount.nameKey, now, input.shareId),
+				db.$client
+					.prepare("UPDATE incoming_shares SET mount_id = ?3 WHERE user_id = ?1 AND share_id = ?2")
+					.bind(userId, input.shareId, mount.id),
+				tree.usage.change(0, 1),
+			],
+			[{ kind: "created", node: toNode(mount), reason: null }],
+		);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(0, 1);
+	return ok({ node: toNode(mount) });
+}

@@ -251,7 +251,7 @@ export class Deliverer {
 	}
 
 	async #loop(): Promise<boolean> {
-		let allDelivered = true;
+		let allDelivered: boolean;
 		do {
 			this.#again = false;
 			allDelivered = await this.#pass();

@@ -452,7 +452,8 @@ export async function createFolders(tree: Tree, requests: Pending<FolderRequest,
 		if (!pending || !row) continue;
 		try {
 			const target = await loadTarget(db, userId, pending.item.parentId, row.nameKey, null);
-			if (target.parent?.type !== "folder" || target.parent.trashedAt !== null) pending.resolve(parentNotFound(target.parent));
+			if (target.parent?.type !== "folder" || target.parent.trashedAt !== null || target.parent.mountShareId !== null)
+				pending.resolve(parentNotFound(target.parent?.mountShareId ? null : target.parent));
 			else if (target.child) pending.resolve(nameTaken(pending.item.name));
 			else pending.reject(new Error(`folder ${row.id} was not inserted, for no known reason`));
 		} catch (err) {
@@ -526,6 +527,7 @@ export async function trashNode(tree: Tree, input: { nodeId: string; by?: string
 	if (!node) return notFound("node");
 	const may = await editorGrant(tree, input.by, node.id, { notTheShared: true });
 	if (!may.ok) return may;
+	if (node.mountShareId !== null) return unmount(tree, node);
 	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be deleted");
 	if (node.trashedAt !== null) return ok({ node: toNode(node) });
 	const now = new Date().toISOString();
@@ -543,6 +545,32 @@ export async function trashNode(tree: Tree, input: { nodeId: string; by?: string
 	const row: NodeRow = { ...node, trashedAt: now, trashRootId: node.id, conflictOf: null };
 	await tree.journal.apply([trashSubtree], "trashed", row);
 	return ok({ node: toNode(row) });
+}
+
+/**
+ * Deleting a mount takes the share out of the member's tree, not the owner's
+ * files: the row goes (no trash: the content is the owner's), the share stays
+ * in "Shared with me", from where it can be mounted again.
+ */
+async function unmount(tree: Tree, mount: NodeRow): Promise<Result<NodeOutcome>> {
+	const { db, userId } = tree;
+	try {
+		await tree.journal.applyEntries(
+			[
+				db.$client.prepare("DELETE FROM nodes WHERE user_id = ?1 AND id = ?2").bind(userId, mount.id),
+				db.$client
+					.prepare("UPDATE incoming_shares SET mount_id = NULL WHERE user_id = ?1 AND share_id = ?2")
+					.bind(userId, mount.mountShareId),
+				tree.usage.change(0, -1),
+			],
+			[{ kind: "deleted", node: toNode(mount), reason: "unmounted" }],
+		);
+	} catch (err) {
+		tree.usage.forget();
+		throw err;
+	}
+	tree.usage.landed(0, -1);
+	return ok({ node: toNode(mount) });
 }
 
 /**

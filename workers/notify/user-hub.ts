@@ -162,6 +162,11 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#write((tree) => shareOps.removeMember(tree, input));
 	}
 
+	/** Mounts again a share this user unmounted. */
+	async mountShare(input: { shareId: string; parentId: string | null }): Promise<Result<NodeOutcome>> {
+		return this.#write((tree) => shareOps.mountShare(tree, input));
+	}
+
 	/** Ends a share; every member hears of it. */
 	async deleteShare(input: { shareId: string; actor: ActivityActor }): Promise<Result<shareOps.ShareOutcome>> {
 		return this.#write((tree) => shareOps.deleteShare(tree, input));

@@ -11,6 +11,8 @@ import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { findDownload, parseRange, streamVersion } from "../services/egress";
 import { shardFor } from "../services/hub";
+import { asSeen, memberQuota, ownAccess, ownThenShared } from "../services/access";
+import { fail, ok } from "../../../src/shared/errors";
 import { ingestAndCommit } from "../services/ingest";
 import { precheckCommit } from "../services/precheck";
 
@@ -80,18 +82,40 @@ contentRoutes.openapi(
 				`a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`,
 			);
 		}
-		const intended = { parentId: query.parent_id, name: query.name, baseVersionId, onConflict: query.on_conflict };
-		const checked = unwrap(await precheckCommit(c.env, caller, { ...intended, size: declaredBytes }));
-		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName };
-		const commit = { ...intended, name: checked.name, quotaBytes: caller.quotaBytes, actor };
+		// Into the caller's folder, or into a folder shared with them as editor (the owner's hub checks again).
+		let target = {
+			scope: caller,
+			parentId: query.parent_id,
+			by: undefined as string | undefined,
+			access: ownAccess(caller, query.parent_id),
+		};
+		const intent = (parentId: string) => ({
+			parentId,
+			name: query.name,
+			baseVersionId,
+			onConflict: query.on_conflict,
+			size: declaredBytes,
+		});
+		const checked = unwrap(
+			await ownThenShared(c.env, caller, query.parent_id, "write", async (access) => {
+				target = { scope: access.scope, parentId: access.nodeId, by: access.by, access };
+				return memberQuota(access, await precheckCommit(c.env, access.scope, intent(access.nodeId)));
+			}),
+		);
+		const { size: _size, ...intended } = intent(target.parentId);
+		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName, ...(target.by ? { userId: target.by } : {}) };
+		const commit = { ...intended, name: checked.name, quotaBytes: target.scope.quotaBytes, actor };
 		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince: checked.blocksSince, declaredBytes };
 		// Kept running if the client goes away, so that a failure still records the blocks it stored.
-		const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, caller, c.req.raw.body, commit, limits));
+		const outcome = memberQuota(
+			{ role: target.by ? "editor" : "owner" },
+			await outliveClient(c.executionCtx, ingestAndCommit(c.env, target.scope, c.req.raw.body, commit, limits)),
+		);
 		if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {
 			throw new ApiError(outcome.error.code, outcome.error.message, outcome.error.details, { "Retry-After": "1" });
 		}
 		const { created, ...result } = unwrap(outcome);
-		return c.json(result, created ? 201 : 200, { ETag: `"${result.version.id}"` });
+		return c.json({ ...result, node: asSeen(target.access, result.node) }, created ? 201 : 200, { ETag: `"${result.version.id}"` });
 	},
 );
 
@@ -128,9 +152,17 @@ contentRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		const db = shardFor(c.env, caller);
 		const query = c.req.valid("query");
-		const { node, version } = unwrap(await findDownload(db, caller.userId, c.req.valid("param").id, query.version_id));
+		const { node, version, db } = unwrap(
+			await ownThenShared(c.env, caller, c.req.valid("param").id, "read", async (access) => {
+				// A viewer gets the current content; the history is for owners and editors.
+				if (query.version_id !== undefined && access.role === "viewer")
+					return fail("FORBIDDEN", "viewers download the current version only", [{ reason: "read_only" }]);
+				const db = shardFor(c.env, access.scope);
+				const found = await findDownload(db, access.scope.userId, access.nodeId, query.version_id);
+				return found.ok ? ok({ ...found.value, db }) : found;
+			}),
+		);
 
 		const etag = `"${version.id}"`;
 		const headers: Record<string, string> = {

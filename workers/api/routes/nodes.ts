@@ -5,7 +5,10 @@ import { CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "
 import { unwrap } from "../errors";
 import { errorResponses, json, jsonBody, newRouter, protectedRoute } from "../openapi";
 import { hubFor, shardFor } from "../services/hub";
-import { childrenPage, nodeWithPath, rootOf, trashPage } from "../services/tree";
+import { childrenPage, rootOf, trashPage } from "../services/tree";
+import { asSeen, destinationIn, ownThenShared, seenWithPath } from "../services/access";
+import { ok } from "../../../src/shared/errors";
+import type { UpdateNodeInput } from "../../notify/contract";
 
 export const nodeRoutes = newRouter();
 
@@ -34,7 +37,8 @@ nodeRoutes.openapi(
 	}),
 	async (c) => {
 		const caller = c.get("caller");
-		return c.json(unwrap(await nodeWithPath(shardFor(c.env, caller), caller.userId, c.req.valid("param").id)), 200);
+		const id = c.req.valid("param").id;
+		return c.json(unwrap(await ownThenShared(c.env, caller, id, "read", (access) => seenWithPath(c.env, access))), 200);
 	},
 );
 
@@ -50,7 +54,11 @@ nodeRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const { limit, cursor } = c.req.valid("query");
-		return c.json(unwrap(await childrenPage(shardFor(c.env, caller), caller.userId, c.req.valid("param").id, limit, cursor)), 200);
+		const page = await ownThenShared(c.env, caller, c.req.valid("param").id, "read", async (access) => {
+			const listed = await childrenPage(shardFor(c.env, access.scope), access.scope.userId, access.nodeId, limit, cursor);
+			return listed.ok ? ok({ ...listed.value, items: listed.value.items.map((n) => asSeen(access, n)) }) : listed;
+		});
+		return c.json(unwrap(page), 200);
 	},
 );
 
@@ -76,8 +84,12 @@ nodeRoutes.openapi(
 	}),
 	async (c) => {
 		const body = c.req.valid("json");
-		const created = unwrap(await hubFor(c.env, c.get("caller").userId).createFolder({ parentId: body.parent_id, name: body.name }));
-		return c.json(created.node, 201);
+		const created = await ownThenShared(c.env, c.get("caller"), body.parent_id, "write", async (access) => {
+			const input = { parentId: access.nodeId, name: body.name, ...(access.by ? { by: access.by } : {}) };
+			const made = await hubFor(c.env, access.scope.userId).createFolder(input);
+			return made.ok ? ok(asSeen(access, made.value.node)) : made;
+		});
+		return c.json(unwrap(created), 201);
 	},
 );
 
@@ -96,11 +108,20 @@ nodeRoutes.openapi(
 	}),
 	async (c) => {
 		const body = c.req.valid("json");
-		const input: { nodeId: string; name?: string; parentId?: string } = { nodeId: c.req.valid("param").id };
-		if (body.name !== undefined) input.name = body.name;
-		if (body.parent_id !== undefined) input.parentId = body.parent_id;
-		const updated = unwrap(await hubFor(c.env, c.get("caller").userId).updateNode(input));
-		return c.json(updated.node, 200);
+		const caller = c.get("caller");
+		const updated = await ownThenShared(c.env, caller, c.req.valid("param").id, "write", async (access) => {
+			const input: UpdateNodeInput = { nodeId: access.nodeId };
+			if (body.name !== undefined) input.name = body.name;
+			if (access.by) input.by = access.by;
+			if (body.parent_id !== undefined) {
+				const parent = await destinationIn(c.env, caller, access, body.parent_id);
+				if (!parent.ok) return parent;
+				input.parentId = parent.value;
+			}
+			const moved = await hubFor(c.env, access.scope.userId).updateNode(input);
+			return moved.ok ? ok(asSeen(access, moved.value.node)) : moved;
+		});
+		return c.json(unwrap(updated), 200);
 	},
 );
 
@@ -125,14 +146,19 @@ nodeRoutes.openapi(
 		},
 	}),
 	async (c) => {
-		const hub = hubFor(c.env, c.get("caller").userId);
 		const nodeId = c.req.valid("param").id;
 		if (c.req.valid("query").permanent === "true") {
-			unwrap(await hub.purgeNode({ nodeId }));
+			// Only the owner deletes forever: a member's delete goes to the owner's trash.
+			unwrap(
+				await ownThenShared(c.env, c.get("caller"), nodeId, "owner", (access) => hubFor(c.env, access.scope.userId).purgeNode({ nodeId })),
+			);
 			return c.body(null, 204);
 		}
-		const trashed = unwrap(await hub.trashNode({ nodeId }));
-		return c.json(trashed.node, 200);
+		const trashed = await ownThenShared(c.env, c.get("caller"), nodeId, "write", async (access) => {
+			const done = await hubFor(c.env, access.scope.userId).trashNode({ nodeId: access.nodeId, ...(access.by ? { by: access.by } : {}) });
+			return done.ok ? ok(asSeen(access, done.value.node)) : done;
+		});
+		return c.json(unwrap(trashed), 200);
 	},
 );
 
@@ -161,8 +187,21 @@ nodeRoutes.openapi(
 		responses: { 200: json(Node, "Restored"), ...notFound },
 	}),
 	async (c) => {
-		const restored = unwrap(await hubFor(c.env, c.get("caller").userId).restoreNode({ nodeId: c.req.valid("param").id }));
-		return c.json(restored.node, 200);
+		const restored = await ownThenShared(
+			c.env,
+			c.get("caller"),
+			c.req.valid("param").id,
+			"write",
+			async (access) => {
+				const done = await hubFor(c.env, access.scope.userId).restoreNode({
+					nodeId: access.nodeId,
+					...(access.by ? { by: access.by } : {}),
+				});
+				return done.ok ? ok(asSeen(access, done.value.node)) : done;
+			},
+			{ trashedToo: true },
+		);
+		return c.json(unwrap(restored), 200);
 	},
 );
 

@@ -6,6 +6,7 @@ import { unwrap } from "../errors";
 import { errorResponses, json, newRouter, protectedRoute } from "../openapi";
 import { hubFor, shardFor } from "../services/hub";
 import { versionsPage } from "../services/versions";
+import { memberQuota, ownThenShared } from "../services/access";
 
 export const versionRoutes = newRouter();
 
@@ -23,9 +24,11 @@ versionRoutes.openapi(
 		responses: { 200: json(VersionPage, "One page"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND") },
 	}),
 	async (c) => {
-		const caller = c.get("caller");
 		const { limit, cursor } = c.req.valid("query");
-		return c.json(unwrap(await versionsPage(shardFor(c.env, caller), caller.userId, c.req.valid("param").id, limit, cursor)), 200);
+		const page = await ownThenShared(c.env, c.get("caller"), c.req.valid("param").id, "write", (access) =>
+			versionsPage(shardFor(c.env, access.scope), access.scope.userId, access.nodeId, limit, cursor),
+		);
+		return c.json(unwrap(page), 200);
 	},
 );
 
@@ -47,10 +50,12 @@ versionRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const { id, version_id } = c.req.valid("param");
-		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName };
-		const { created, ...result } = unwrap(
-			await hubFor(c.env, caller.userId).restoreVersion({ nodeId: id, versionId: version_id, actor, quotaBytes: caller.quotaBytes }),
-		);
+		const restored = await ownThenShared(c.env, caller, id, "write", async (access) => {
+			const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName, ...(access.by ? { userId: access.by } : {}) };
+			const input = { nodeId: access.nodeId, versionId: version_id, actor, quotaBytes: access.scope.quotaBytes };
+			return memberQuota(access, await hubFor(c.env, access.scope.userId).restoreVersion(input));
+		});
+		const { created, ...result } = unwrap(restored);
 		return c.json(result, created ? 201 : 200);
 	},
 );

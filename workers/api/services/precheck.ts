@@ -4,7 +4,7 @@
  * the quota. A refused upload then stores nothing; the hub re-checks inside
  * its queue, since the tree may change in between.
  */
-import { invalidName, quotaExceeded } from "../../../src/shared/commit/failures";
+import { invalidName, notFound, quotaExceeded } from "../../../src/shared/commit/failures";
 import { planCommit } from "../../../src/shared/commit/plan";
 import { loadTargetStatement, readTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
@@ -44,6 +44,8 @@ export async function precheckCommit(
 		gcClockStatement(db),
 	]);
 	const view = await readTarget(db, caller.userId, name.key, intended.baseVersionId, target?.results[0]);
+	// A mount's content is its owner's: the caller writes there through the share (access.ts).
+	if (view.parent?.mountShareId) return notFound("folder");
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
 	// Every commit keeps a new version: it needs its whole size (docs/decisions/0018).

@@ -64,7 +64,8 @@ export async function childrenPage(
 	]);
 	const [first] = (found?.results ?? []) as Record<string, unknown>[];
 	const folder = first ? readNode(first) : null;
-	if (!folder || folder.type !== "folder") return notFound("folder");
+	// A mount's children are its owner's (access.ts lists them there).
+	if (!folder || folder.type !== "folder" || folder.mountShareId !== null) return notFound("folder");
 	const rows = ((listed?.results ?? []) as Record<string, unknown>[]).flatMap((r) => readNode(r) ?? []);
 	return ok(page(rows, limit, (last) => ({ k: last.nameKey })));
 }
