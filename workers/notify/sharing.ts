@@ -173,8 +173,11 @@ export class Sharing implements FanOut {
 		const covering = new Set<ShareState>();
 		const own = shares.get(nodeId);
 		if (own) covering.add(own);
-		if (parentId)
-			for (const n of await ancestry(this.db, this.ownerId, parentId)) shares.get(n.id) && covering.add(shares.get(n.id) as ShareState);
+		const chain = parentId ? await ancestry(this.db, this.ownerId, parentId) : [];
+		for (const n of chain) {
+			const share = shares.get(n.id);
+			if (share) covering.add(share);
+		}
 		return covering;
 	}
 
