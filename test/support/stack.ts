@@ -223,6 +223,15 @@ export function versionBlocksOnDisk(persistTo: string, versionId: string): { off
 	).map((r) => ({ offset: r.offset, size: r.size, hash: r.hash }));
 }
 
+/**
+ * The shard the directory placed `userId` on, from the stack's local
+ * directory database (read-only): no route tells a user their shard.
+ */
+export function userShardOnDisk(persistTo: string, userId: string): number | undefined {
+	return queryAll<{ shard: number }>(persistTo, join("d1", "miniflare-D1DatabaseObject"), "SELECT shard FROM users WHERE id = ?", userId)[0]
+		?.shard;
+}
+
 /** The local R2 bucket's objects under `prefix`: key and the id of the blob file that holds the body. */
 export function r2Objects(persistTo: string, prefix: string): { key: string; blob: string }[] {
 	return queryAll<{ key: string; blob_id: string }>(
