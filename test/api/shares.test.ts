@@ -113,3 +113,97 @@ describe("sharing a folder with people on other shards", () => {
 		void randomBytes;
 	});
 });
+
+describe("a share's life", () => {
+	it("tells members when a node moves out, a member is removed, leaves, or the share ends; refuses moves across owners", async () => {
+		const [owner, editor, viewer] = await usersOnDifferentShards(3);
+		if (!owner || !editor || !viewer) throw new Error("unreachable");
+		const project = await api.mkdir(owner, owner.rootId, "Team");
+		const elsewhere = await api.mkdir(owner, owner.rootId, "Private");
+		const file = await api.upload(owner, project.id, "a.txt", "a");
+		const made = await share(owner, project.id, [
+			{ user: editor, role: "editor" },
+			{ user: viewer, role: "viewer" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+
+		// An editor cannot move the owner's file into their own tree, nor their own file into the share.
+		const own = await api.upload(editor, editor.rootId, "mine.txt", "mine");
+		const out = await call(`/v1/nodes/${file.node.id}`, {
+			method: "PATCH",
+			token: editor.token,
+			body: JSON.stringify({ parent_id: editor.rootId }),
+		});
+		const body = (await expectError(out, 400, "INVALID_REQUEST")) as { error: { details: { reason: string }[] } };
+		expect(body.error.details[0]?.reason).toBe("cross_owner_move");
+		const into = await call(`/v1/nodes/${own.node.id}`, {
+			method: "PATCH",
+			token: editor.token,
+			body: JSON.stringify({ parent_id: mount.id }),
+		});
+		await expectError(into, 400, "INVALID_REQUEST");
+		// The editor cannot rename the shared folder itself; the viewer cannot rename anything.
+		await expectError(
+			await call(`/v1/nodes/${project.id}`, { method: "PATCH", token: editor.token, body: JSON.stringify({ name: "Mine now" }) }),
+			403,
+			"FORBIDDEN",
+		);
+		await expectError(
+			await call(`/v1/nodes/${file.node.id}`, { method: "PATCH", token: viewer.token, body: JSON.stringify({ name: "b.txt" }) }),
+			403,
+			"FORBIDDEN",
+		);
+		// The member renames their mount in their own tree; the owner's folder keeps its name.
+		const renamed = await expectJson<{ name: string }>(
+			await call(`/v1/nodes/${mount.id}`, { method: "PATCH", token: editor.token, body: JSON.stringify({ name: "Team (work)" }) }),
+			200,
+		);
+		expect(renamed.name).toBe("Team (work)");
+		expect((await api.node(owner, project.id)).name).toBe("Team");
+
+		// The owner moves the file out: members hear "moved_out", the owner keeps it.
+		await expectJson(
+			await call(`/v1/nodes/${file.node.id}`, { method: "PATCH", token: owner.token, body: JSON.stringify({ parent_id: elsewhere.id }) }),
+			200,
+		);
+		for (const member of [editor, viewer]) {
+			const entries = await journalUntil(member, (es) => es.some((e) => e.reason === "moved_out"));
+			expect(entries.find((e) => e.reason === "moved_out")?.node.id).toBe(file.node.id);
+		}
+		await expectError(await call(`/v1/nodes/${file.node.id}`, { token: editor.token }), 404, "NOT_FOUND");
+
+		// The viewer leaves; the editor is removed by the owner; each loses the mount.
+		expect((await call(`/v1/shares/${made.id}/members/me`, { method: "DELETE", token: viewer.token })).status).toBe(204);
+		await journalUntil(viewer, (es) => es.some((e) => e.reason === "unshared"));
+		await expectError(await call(`/v1/nodes/${project.id}/children`, { token: viewer.token }), 404, "NOT_FOUND");
+		expect((await call(`/v1/shares/${made.id}`, { method: "DELETE", token: owner.token })).status).toBe(204);
+		await journalUntil(editor, (es) => es.some((e) => e.reason === "unshared"));
+		await expectError(await call(`/v1/nodes/${mount.id}/children`, { token: editor.token }), 404, "NOT_FOUND");
+		const incoming = await expectJson<{ items: unknown[] }>(await call("/v1/shared-with-me", { token: editor.token }), 200);
+		expect(incoming.items).toEqual([]);
+	});
+
+	it("unmounts on delete and mounts again from Shared with me", async () => {
+		const [owner, member] = await usersOnDifferentShards(2);
+		if (!owner || !member) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Photos");
+		const made = await share(owner, folder.id, [{ user: member, role: "viewer" }]);
+		const mount = mountIn(await journalUntil(member, (es) => es.some((e) => e.node.mount !== undefined)));
+		expect((await call(`/v1/nodes/${mount.id}`, { method: "DELETE", token: member.token })).status).toBe(200);
+		expect((await api.listAll(owner, owner.rootId)).map((n) => n.name)).toContain("Photos");
+		expect((await api.listAll(member, member.rootId)).map((n) => n.name)).not.toContain("Photos");
+		const listed = await expectJson<{ items: { share_id: string; mount_id: string | null }[] }>(
+			await call("/v1/shared-with-me", { token: member.token }),
+			200,
+		);
+		expect(listed.items).toEqual([expect.objectContaining({ share_id: made.id, mount_id: null })]);
+		const again = await expectJson<{ id: string; name: string }>(
+			await call(`/v1/shared-with-me/${made.id}/mount`, { method: "POST", token: member.token, body: "{}" }),
+			201,
+		);
+		expect(again.name).toBe("Photos");
+		await api.upload(owner, folder.id, "x.jpg", "x");
+		expect((await api.listAll(member, again.id)).map((n) => n.name)).toEqual(["x.jpg"]);
+	});
+});
