@@ -7,6 +7,7 @@ import { jsonBodyLimit } from "./middleware/body-limit";
 import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
+import { linkResponseHeaders, linkRoutes } from "./routes/links";
 import { versionRoutes } from "./routes/versions";
 import { contentRoutes } from "./routes/content";
 import { nodeRoutes } from "./routes/nodes";
@@ -51,6 +52,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 		}),
 	);
 	app.use("/v1/*", jsonBodyLimit);
+	app.use("/v1/l/*", linkResponseHeaders);
 
 	app.route("/v1", authRoutes);
 	app.route("/v1", nodeRoutes);
@@ -60,6 +62,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", syncRoutes);
 	app.route("/v1", conflictRoutes);
 	app.route("/v1", versionRoutes);
+	app.route("/v1", linkRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -107,7 +107,7 @@ export type FileCommit = Omit<CommitFileInput, "size" | "contentHash" | "blocks"
  */
 export async function ingestAndCommit(
 	env: Env,
-	caller: Caller,
+	caller: Pick<Caller, "userId" | "shard">,
 	body: ReadableStream<Uint8Array> | null,
 	commit: FileCommit,
 	limits: IngestLimits & { blocksSince: number; declaredBytes?: number | null },
