@@ -210,6 +210,34 @@ describe("links: upload", () => {
 		await expectError(await open(`${view.token}/files?name=a.txt`, { method: "PUT", body: "a" }), 403, "FORBIDDEN");
 	});
 
+	it("commits nothing when the link is revoked while the body is on its way", async () => {
+		const owner = await signup();
+		const folder = await mkdir(owner, owner.rootId, "Drop");
+		const link = await createLink(owner, { node_id: folder.id, access: "upload" });
+		let reading: () => void = () => undefined;
+		const started = new Promise<void>((resolve) => (reading = resolve));
+		let release: () => void = () => undefined;
+		const revoked = new Promise<void>((resolve) => (release = resolve));
+		// Pulled only once the server reads the body, which is after every check it makes up front.
+		const body = new ReadableStream<Uint8Array>(
+			{
+				async pull(controller) {
+					reading();
+					await revoked;
+					controller.enqueue(new TextEncoder().encode("arrived after the revoke"));
+					controller.close();
+				},
+			},
+			{ highWaterMark: 0 },
+		);
+		const answer = api.request(`/v1/l/${link.token}/files?name=late.txt`, { method: "PUT", body });
+		await started;
+		expect((await call(`/v1/links/${link.id}`, { method: "DELETE", token: owner.token })).status).toBe(204);
+		release();
+		await expectError(await answer, 404, "NOT_FOUND");
+		expect(await listAll(owner, folder.id)).toEqual([]);
+	});
+
 	it("refuses upload access on a file", async () => {
 		const owner = await signup();
 		const file = await upload(owner, owner.rootId, "a.txt", "a");

@@ -95,7 +95,7 @@ export async function receiveContent(
 	c: Context<AppEnv>,
 	owner: Pick<Caller, "userId" | "shard" | "quotaBytes">,
 	intended: Omit<IntendedCommit, "size">,
-	extra: { actor: Actor; linkId?: string },
+	extra: { actor: Actor; linkId?: string; stillAllowed?: () => Promise<Result<unknown>> },
 ): Promise<Result<CommitOutcome>> {
 	const declared = c.req.header("Content-Length");
 	const declaredBytes = declared === undefined ? null : Number(declared);
@@ -107,10 +107,11 @@ export async function receiveContent(
 	}
 	const checked = await precheckCommit(c.env, owner, { ...intended, size: declaredBytes });
 	if (!checked.ok) return checked;
-	const commit = { ...intended, ...extra, name: checked.value.name, quotaBytes: owner.quotaBytes };
+	const { stillAllowed, ...attribution } = extra;
+	const commit = { ...intended, ...attribution, name: checked.value.name, quotaBytes: owner.quotaBytes };
 	const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.value.room, blocksSince: checked.value.blocksSince, declaredBytes };
 	// Kept running if the client goes away, so that a failure still records the blocks it stored.
-	const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, owner, c.req.raw.body, commit, limits));
+	const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, owner, c.req.raw.body, commit, limits, stillAllowed));
 	if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {
 		throw new ApiError(outcome.error.code, outcome.error.message, outcome.error.details, { "Retry-After": "1" });
 	}

@@ -18,6 +18,7 @@ import {
 	UpdateLinkBody,
 } from "../../../src/shared/schemas/links";
 import { NodePage } from "../../../src/shared/schemas/nodes";
+import type { Result } from "../../../src/shared/errors";
 import type { AppEnv } from "../env";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, jsonBody, newRouter, protectedRoute } from "../openapi";
@@ -161,13 +162,22 @@ const STATES =
 
 /** The link a token opens, once its holder may use it: live, unexpired, and unlocked if it has a password. */
 async function usableLink(c: Context<AppEnv>, token: string): Promise<OpenLink> {
-	const open = unwrap(await openLink(c.env, openDirectory(c.env.DIRECTORY), token));
+	const open = await linkInUse(c, token);
+	if (!open.ok) {
+		const challenge = open.error.code === "PASSWORD_REQUIRED" ? { "WWW-Authenticate": 'Link realm="drive"' } : undefined;
+		throw new ApiError(open.error.code, open.error.message, open.error.details, challenge);
+	}
+	return open.value;
+}
+
+/** {@link usableLink} as a Result, for checking again later in the same request. */
+async function linkInUse(c: Context<AppEnv>, token: string): Promise<Result<OpenLink>> {
+	const open = await openLink(c.env, openDirectory(c.env.DIRECTORY), token);
+	if (!open.ok) return open;
 	const match = /^Link\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "");
 	const session = match?.[1] ? await verifyLinkSession(c.env, match[1]) : null;
-	const unlocked = checkSession(open.row, session);
-	if (!unlocked.ok)
-		throw new ApiError(unlocked.error.code, unlocked.error.message, undefined, { "WWW-Authenticate": 'Link realm="drive"' });
-	return open;
+	const unlocked = checkSession(open.value.row, session);
+	return unlocked.ok ? open : unlocked;
 }
 
 linkRoutes.openapi(
@@ -318,7 +328,8 @@ linkRoutes.openapi(
 		},
 	}),
 	async (c) => {
-		const open = await usableLink(c, c.req.valid("param").token);
+		const token = c.req.valid("param").token;
+		const open = await usableLink(c, token);
 		const { row } = open;
 		const query = c.req.valid("query");
 		if (row.access === "view" || (row.access === "upload" && query.parent_id !== undefined))
@@ -330,7 +341,10 @@ linkRoutes.openapi(
 		const name = checkName(query.name);
 		if (!name.ok) return unwrap(invalidName(name.reason));
 		const intended = { parentId: parent.id, name: name.name, baseVersionId: null, onConflict: "rename" as const };
-		const outcome = await receiveContent(c, owner, intended, { actor: { deviceId: null, deviceName: "Public link" }, linkId: row.id });
+		// Checked again once the body is in: a link revoked, expired or re-passworded meanwhile commits nothing.
+		const stillAllowed = () => linkInUse(c, token);
+		const actor = { deviceId: null, deviceName: "Public link" };
+		const outcome = await receiveContent(c, owner, intended, { actor, linkId: row.id, stillAllowed });
 		// The owner's free space is theirs to know, not the uploader's.
 		if (!outcome.ok && outcome.error.code === "QUOTA_EXCEEDED") throw new ApiError("QUOTA_EXCEEDED", "there is no room for this file");
 		const { node } = unwrap(outcome);

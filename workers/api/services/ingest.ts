@@ -111,6 +111,8 @@ export async function ingestAndCommit(
 	body: ReadableStream<Uint8Array> | null,
 	commit: FileCommit,
 	limits: IngestLimits & { blocksSince: number; declaredBytes?: number | null },
+	/** Checked once the body is in, just before the commit: what allowed the upload may have ended meanwhile (a public link revoked). */
+	stillAllowed?: () => Promise<Result<unknown>>,
 ): Promise<Result<CommitOutcome>> {
 	const written: string[] = [];
 	const db = shardFor(env, caller);
@@ -119,6 +121,11 @@ export async function ingestAndCommit(
 		if (!ingested.ok) {
 			await forget(db, written);
 			return ingested;
+		}
+		const allowed = stillAllowed ? await stillAllowed() : ok(null);
+		if (!allowed.ok) {
+			await forget(db, written);
+			return allowed;
 		}
 		const { size, contentHash, blocks } = ingested.value;
 		if (limits.declaredBytes != null && size !== limits.declaredBytes) {
