@@ -476,3 +476,67 @@ describe("links: the owner's routes", () => {
 		expect(row?.token_hash).toMatch(/^[0-9a-f]{64}$/);
 	});
 });
+
+describe("links: contract", () => {
+	it("documents every link route as an extension: owner routes with bearer auth, /v1/l routes without", async () => {
+		type Operation = { security?: unknown[]; description?: string };
+		const doc = await expectJson<{ paths: Record<string, Record<string, Operation>> }>(await call("/v1/openapi.json"), 200);
+		const routes: [string, string, boolean][] = [
+			["post", "/v1/links", true],
+			["get", "/v1/links", true],
+			["get", "/v1/links/{id}", true],
+			["patch", "/v1/links/{id}", true],
+			["delete", "/v1/links/{id}", true],
+			["get", "/v1/l/{token}", false],
+			["post", "/v1/l/{token}/unlock", false],
+			["get", "/v1/l/{token}/nodes/{id}/children", false],
+			["get", "/v1/l/{token}/nodes/{id}/content", false],
+			["put", "/v1/l/{token}/files", false],
+		];
+		for (const [method, path, bearer] of routes) {
+			const operation = doc.paths[path]?.[method];
+			expect(operation, `${method} ${path}`).toBeDefined();
+			expect(operation?.description, `${method} ${path}`).toMatch(/^Extension of the v1 contract/);
+			if (bearer) expect(operation?.security).toEqual([{ bearerAuth: [] }]);
+			else expect(operation?.security).toBeUndefined();
+		}
+	});
+
+	it("answers bad input on the public routes with 400 and changes nothing", async () => {
+		const owner = await signup();
+		const folder = await mkdir(owner, owner.rootId, "Box");
+		const view = await createLink(owner, { node_id: folder.id, access: "view_upload", password: "a long password" });
+		await expectError(await open(`${view.token}/unlock`, { method: "POST", body: "{" }), 400, "INVALID_REQUEST");
+		await expectError(await open(`${view.token}/unlock`, { method: "POST", body: JSON.stringify({}) }), 400, "INVALID_REQUEST");
+		const { link_session } = await expectJson<{ link_session: string }>(await unlock(view.token, "a long password"), 200);
+		await expectError(await open(`${view.token}/files`, { method: "PUT", body: "x", session: link_session }), 400, "INVALID_REQUEST");
+		await expectError(
+			await open(`${view.token}/files?name=a%2Fb`, { method: "PUT", body: "x", session: link_session }),
+			400,
+			"INVALID_REQUEST",
+		);
+		const bad = await open(`${view.token}/nodes/${folder.id}/children?cursor=nonsense`, { session: link_session });
+		await expectError(bad, 400, "INVALID_REQUEST");
+		await expectError(await open(`${view.token}/nodes/${folder.id}/children?limit=0`, { session: link_session }), 400, "INVALID_REQUEST");
+		expect(await listAll(owner, folder.id)).toEqual([]);
+		const link = await expectJson<Link>(await call(`/v1/links/${view.id}`, { token: owner.token }), 200);
+		expect(link.download_count).toBe(0);
+	});
+
+	it("counts concurrent downloads atomically: exactly max_downloads of them get the bytes", async () => {
+		const owner = await signup();
+		const folder = await mkdir(owner, owner.rootId, "Popular");
+		const file = await upload(owner, folder.id, "song.mp3", "la la la");
+		const link = await createLink(owner, { node_id: folder.id, max_downloads: 3 });
+		const answers = await Promise.all(Array.from({ length: 10 }, () => open(`${link.token}/nodes/${file.node.id}/content`)));
+		const statuses = await Promise.all(
+			answers.map(async (res) => {
+				await res.arrayBuffer();
+				return res.status;
+			}),
+		);
+		expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+		expect(statuses.filter((s) => s === 410)).toHaveLength(7);
+		expect((await expectJson<Link>(await call(`/v1/links/${link.id}`, { token: owner.token }), 200)).download_count).toBe(3);
+	});
+});
