@@ -16,7 +16,8 @@ import {
 	parentNotFound,
 	tooDeep,
 } from "../../src/shared/commit/failures";
-import { planCommit, usageOf, type CommitPlan } from "../../src/shared/commit/plan";
+import { planCommit, usageOf, type CommitPlan, type OnConflict } from "../../src/shared/commit/plan";
+import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
@@ -99,9 +100,11 @@ interface ContentCommit {
 	/** For blocks in file order: the shard's gc clock before they were written (block-guard.ts). */
 	blocksSince?: number;
 	baseVersionId: string | null;
-	onConflict: "copy" | "fail";
+	onConflict: OnConflict;
 	quotaBytes: number;
 	actor: Actor;
+	/** A public link's upload: recorded in the activity log in the same batch. */
+	linkId?: string;
 }
 
 /** A folder creation waiting in the queue; consecutive ones share a batch. */
@@ -242,6 +245,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	let conflict: CommitOutcome["conflict"] = null;
 	if (plan.kind === "version") node = plan.file;
 	else if (plan.kind === "new") node = newNodeRow(userId, plan.parentId, "file", plan.name, now);
+	else if (plan.kind === "renamed") node = newNodeRow(userId, plan.parentId, "file", await freeName(tree, plan.parentId, plan.name), now);
 	else {
 		// Named for the device and the time, never replacing anything.
 		const copyName = await freeName(tree, plan.parentId, conflictedCopyName(plan.name, input.actor.deviceName, new Date(now)));
@@ -291,6 +295,19 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		...guardBlocks(db, source, blockListStatements(tree, version.id, input.blocks, now)),
 		tree.usage.change(adds.bytes, adds.nodes),
 	);
+	if (input.linkId !== undefined) {
+		const actor = { type: "link", id: input.linkId } as const;
+		statements.push(
+			activityStatement(db.$client, {
+				userId,
+				event: "link.uploaded",
+				actor,
+				nodeId: node.id,
+				linkId: input.linkId,
+				versionId: version.id,
+			}),
+		);
+	}
 	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
 	try {
 		await tree.journal.apply(statements, kind, after);
