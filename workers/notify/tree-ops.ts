@@ -17,6 +17,7 @@ import {
 	tooDeep,
 } from "../../src/shared/commit/failures";
 import { planCommit, usageOf, type CommitPlan } from "../../src/shared/commit/plan";
+import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
@@ -589,6 +590,14 @@ export async function restoreVersion(
 					.set({ size: after.size, headVersionId: after.headVersionId, contentHash: after.contentHash, modifiedAt: now })
 					.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
 				tree.usage.change(old.size, 0),
+				activityStatement(db.$client, {
+					userId,
+					event: "version.restored",
+					actor: { type: "user", id: userId, device: input.actor.deviceId },
+					nodeId: node.id,
+					versionId: old.id,
+					details: { restored_as: version.id },
+				}),
 			],
 			"updated",
 			after,
