@@ -12,6 +12,8 @@ export type { ChangeKind } from "../../src/shared/schemas/sync";
 export interface Actor {
 	deviceId: string | null;
 	deviceName: string;
+	/** The share member making the change in the owner's tree; absent for the owner. The hub checks their grant in its queue. */
+	userId?: string;
 }
 
 /** A commit of content whose blocks are already stored (PUT content). */

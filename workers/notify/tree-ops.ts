@@ -234,7 +234,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		hashVerified: input.hashVerified,
 		keepForever: false,
 		label: null,
-		authorId: null,
+		authorId: input.actor.userId ?? null,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
@@ -576,7 +576,7 @@ export async function restoreVersion(
 		hashVerified: old.hashVerified,
 		keepForever: false,
 		label: null,
-		authorId: null,
+		authorId: input.actor.userId ?? null,
 	};
 	const after: NodeRow = { ...node, size: old.size, headVersionId: version.id, contentHash: old.contentHash, modifiedAt: now };
 	try {
@@ -593,7 +593,7 @@ export async function restoreVersion(
 				activityStatement(db.$client, {
 					userId,
 					event: "version.restored",
-					actor: { type: "user", id: userId, device: input.actor.deviceId },
+					actor: { type: "user", id: input.actor.userId ?? userId, device: input.actor.deviceId },
 					nodeId: node.id,
 					versionId: old.id,
 					details: { restored_as: version.id },
