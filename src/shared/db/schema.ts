@@ -142,6 +142,12 @@ export const versions = sqliteTable(
 		createdAt: text("created_at").notNull(),
 		/** False while a client-declared content_hash has not been checked against the blocks. */
 		hashVerified: integer("hash_verified", { mode: "boolean" }).notNull().default(true),
+		/** Pinned: retention never drops it (docs/decisions/0022). */
+		keepForever: integer("keep_forever", { mode: "boolean" }).notNull().default(false),
+		/** A user's note; a labelled version is kept like a pinned one. */
+		label: text("label"),
+		/** The user who committed it; null means the file's owner. */
+		authorId: text("author_id"),
 	},
 	(t) => [
 		uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId),
@@ -406,3 +412,10 @@ export const incomingShares = sqliteTable(
 	},
 	(t) => [primaryKey({ columns: [t.userId, t.shareId] })],
 );
+
+/** Where a bounded cron sweep over a shard stopped (migrations/shard/0010_version_history.sql). */
+export const sweepCursors = sqliteTable("sweep_cursors", {
+	task: text("task").primaryKey(),
+	position: text("position").notNull(),
+	updatedAt: text("updated_at").notNull(),
+});
