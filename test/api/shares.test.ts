@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decodeJournalCursor } from "../../src/shared/journal";
 import type { ChangeEntry } from "../../src/shared/schemas/sync";
-import { api, call, expectError, expectJson, journal, randomBytes, signup, type TestUser } from "./helpers";
+import { api, blobCount, call, expectError, expectJson, journal, randomBytes, signup, type TestUser } from "./helpers";
 
 async function shardOf(user: TestUser): Promise<number> {
 	const row = await env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?").bind(user.id).first<{ shard: number }>();
@@ -291,5 +291,51 @@ describe("revoking while an editor writes", () => {
 		// The revoke came first in the owner's hub: no file, no journal entry, no version.
 		expect((await api.listAll(owner, folder.id)).map((n) => n.name)).toEqual([]);
 		expect(decodeJournalCursor(await api.latest(owner))?.seq ?? 0).toBe(ownerSeqBefore);
+	});
+});
+
+describe("copying across owners", () => {
+	it("copies a shared file into the member's own tree and theirs into the share, without moving a byte", async () => {
+		const [owner, viewer, editor] = await usersOnDifferentShards(3);
+		if (!owner || !viewer || !editor) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Library");
+		const original = await api.upload(owner, folder.id, "book.txt", "a long story");
+		await share(owner, folder.id, [
+			{ user: viewer, role: "viewer" },
+			{ user: editor, role: "editor" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+		const objects = await blobCount();
+
+		const mine = await expectJson<{ node: { id: string; name: string; parent_id: string } }>(
+			await call(`/v1/nodes/${original.node.id}/copy`, {
+				method: "POST",
+				token: viewer.token,
+				body: JSON.stringify({ parent_id: viewer.rootId }),
+			}),
+			201,
+		);
+		expect(mine.node.parent_id).toBe(viewer.rootId);
+		expect(await api.text(viewer, mine.node.id)).toBe("a long story");
+		// Into the share, by the editor, under a taken name: a numbered name, never an overwrite.
+		const back = await expectJson<{ node: { name: string; parent_id: string } }>(
+			await call(`/v1/nodes/${original.node.id}/copy`, {
+				method: "POST",
+				token: editor.token,
+				body: JSON.stringify({ parent_id: mount.id }),
+			}),
+			201,
+		);
+		expect(back.node.parent_id).toBe(mount.id);
+		expect(back.node.name).not.toBe("book.txt");
+		expect(await api.text(owner, original.node.id)).toBe("a long story");
+		expect(await blobCount()).toBe(objects);
+		// A viewer cannot copy into the share.
+		await expectError(
+			await call(`/v1/nodes/${mine.node.id}/copy`, { method: "POST", token: viewer.token, body: JSON.stringify({ parent_id: folder.id }) }),
+			403,
+			"FORBIDDEN",
+		);
 	});
 });
