@@ -24,6 +24,8 @@ export const ErrorCode = z.enum([
 	"RATE_LIMITED",
 	"QUOTA_EXCEEDED",
 	"BLOCKS_RECLAIMED",
+	"PASSWORD_REQUIRED",
+	"LINK_EXPIRED",
 	"INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -49,6 +51,12 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 409;
 		case "CURSOR_RESET":
 			return 410;
+		// A public link past its expiry or download limit: the holder already knows its 128-bit token, so this enumerates nothing.
+		case "LINK_EXPIRED":
+			return 410;
+		// A public link with a password, and no valid link session: one code for a missing and a wrong password.
+		case "PASSWORD_REQUIRED":
+			return 401;
 		case "RANGE_NOT_SATISFIABLE":
 			return 416;
 		case "PRECONDITION_FAILED":

@@ -7,6 +7,7 @@ import { jsonBodyLimit } from "./middleware/body-limit";
 import { requestId } from "./middleware/request-id";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
+import { linkResponseHeaders, linkRoutes } from "./routes/links";
 import { versionRoutes } from "./routes/versions";
 import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
@@ -52,6 +53,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 		}),
 	);
 	app.use("/v1/*", jsonBodyLimit);
+	app.use("/v1/l/*", linkResponseHeaders);
 
 	app.route("/v1", authRoutes);
 	app.route("/v1", nodeRoutes);
@@ -62,6 +64,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", conflictRoutes);
 	app.route("/v1", versionRoutes);
 	app.route("/v1", shareRoutes);
+	app.route("/v1", linkRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

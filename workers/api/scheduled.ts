@@ -9,6 +9,7 @@ import { pruneThrottle } from "./services/throttle";
 import { cleanupUploads } from "./services/uploads";
 import { keyRing } from "./services/block-store";
 import { verifyPendingHashes } from "./services/verify";
+import { thinVersionHistories } from "./services/version-retention";
 
 /**
  * Runs every housekeeping task over every shard. Each task, and each shard
@@ -30,6 +31,7 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
 	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneJournal SHARD_${i}`, () => pruneJournal(shardAt(env, i), cutoff));
 	await attempt("purgeExpiredTrash", () => purgeExpiredTrash(env, now));
+	await attempt("thinVersionHistories", () => thinVersionHistories(env, now));
 	await attempt("cleanupUploads", () => cleanupUploads(env, env.BLOBS, now));
 	await attempt("verifyPendingHashes", () => verifyPendingHashes(env, keyRing(env), now));
 	await attempt("collectBlocks", async () => {

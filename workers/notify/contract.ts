@@ -3,6 +3,7 @@
  * values inside each Result. The api imports these types; it never imports
  * the Durable Object's implementation.
  */
+import type { OnConflict } from "../../src/shared/commit/plan";
 import type { BlockRef } from "../../src/shared/db/mappers";
 import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
 
@@ -28,9 +29,11 @@ export interface CommitFileInput {
 	blocksSince: number;
 	/** The head the client edited (If-Match); null for "whatever is there". */
 	baseVersionId: string | null;
-	onConflict: "copy" | "fail";
+	onConflict: OnConflict;
 	quotaBytes: number;
 	actor: Actor;
+	/** Set for an upload through a public link: its `link.uploaded` activity row goes in the commit's batch. */
+	linkId?: string;
 }
 
 /** A commit of an upload session or tus upload whose blocks have all arrived. */

@@ -16,7 +16,8 @@ import {
 	parentNotFound,
 	tooDeep,
 } from "../../src/shared/commit/failures";
-import { planCommit, usageOf, type CommitPlan } from "../../src/shared/commit/plan";
+import { planCommit, usageOf, type CommitPlan, type OnConflict } from "../../src/shared/commit/plan";
+import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
 import { toNode, toVersion, type BlockRef } from "../../src/shared/db/mappers";
@@ -46,6 +47,7 @@ import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInp
 import type { Journal } from "./journal";
 import type { Grant, Sharing } from "./sharing";
 import type { Usage } from "./usage";
+import { releaseVersions } from "./version-ops";
 
 /** One user's tree, as the hub changes it. */
 export interface Tree {
@@ -99,9 +101,11 @@ interface ContentCommit {
 	/** For blocks in file order: the shard's gc clock before they were written (block-guard.ts). */
 	blocksSince?: number;
 	baseVersionId: string | null;
-	onConflict: "copy" | "fail";
+	onConflict: OnConflict;
 	quotaBytes: number;
 	actor: Actor;
+	/** A public link's upload: recorded in the activity log in the same batch. */
+	linkId?: string;
 }
 
 /** A folder creation waiting in the queue; consecutive ones share a batch. */
@@ -198,7 +202,7 @@ async function committedResult(tree: Tree, versionId: string): Promise<Result<Co
 	// replay must say so too, while the copy is still unresolved (audit L1).
 	const created = version.parentVersionId === "";
 	const conflict = created && node.conflictOf !== null ? { node_id: node.conflictOf, reason: "stale_base" as const } : null;
-	return ok({ created, node: toNode(node), version: toVersion(version), conflict });
+	return ok({ created, node: toNode(node), version: toVersion(version, node.headVersionId), conflict });
 }
 
 /** A new file, a new version, a revived file or a conflicted copy, as {@link planCommit} decides. */
@@ -233,7 +237,7 @@ async function replayOf(tree: Tree, input: ContentCommit, winner: NodeRow): Prom
 	if (input.baseVersionId === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
 	const head = await findVersion(tree.db, tree.userId, winner.headVersionId);
 	if (head === null || head.parentVersionId !== input.baseVersionId || head.deviceId !== input.actor.deviceId) return null;
-	return { created: false, node: toNode(winner), version: toVersion(head), conflict: null };
+	return { created: false, node: toNode(winner), version: toVersion(head, winner.headVersionId), conflict: null };
 }
 
 async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, now: string): Promise<Result<CommitOutcome>> {
@@ -242,6 +246,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	let conflict: CommitOutcome["conflict"] = null;
 	if (plan.kind === "version") node = plan.file;
 	else if (plan.kind === "new") node = newNodeRow(userId, plan.parentId, "file", plan.name, now);
+	else if (plan.kind === "renamed") node = newNodeRow(userId, plan.parentId, "file", await freeName(tree, plan.parentId, plan.name), now);
 	else {
 		// Named for the device and the time, never replacing anything.
 		const copyName = await freeName(tree, plan.parentId, conflictedCopyName(plan.name, input.actor.deviceName, new Date(now)));
@@ -260,6 +265,9 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		deviceId: input.actor.deviceId,
 		createdAt: now,
 		hashVerified: input.hashVerified,
+		keepForever: false,
+		label: null,
+		authorId: input.actor.userId ?? null,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
@@ -291,6 +299,19 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		...guardBlocks(db, source, blockListStatements(tree, version.id, input.blocks, now)),
 		tree.usage.change(adds.bytes, adds.nodes),
 	);
+	if (input.linkId !== undefined) {
+		const actor = { type: "link", id: input.linkId } as const;
+		statements.push(
+			activityStatement(db.$client, {
+				userId,
+				event: "link.uploaded",
+				actor,
+				nodeId: node.id,
+				linkId: input.linkId,
+				versionId: version.id,
+			}),
+		);
+	}
 	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
 	try {
 		await tree.journal.apply(statements, kind, after);
@@ -301,7 +322,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		throw err;
 	}
 	tree.usage.landed(adds.bytes, adds.nodes);
-	return ok({ created: isNew, node: toNode(after), version: toVersion(version), conflict });
+	return ok({ created: isNew, node: toNode(after), version: toVersion(version, after.headVersionId), conflict });
 }
 
 /**
@@ -635,7 +656,7 @@ export async function restoreVersion(
 	if (!may.ok) return may;
 	if (!old || old.nodeId !== node.id) return notFound("version");
 	const head = node.headVersionId === null ? null : await findVersion(db, userId, node.headVersionId);
-	if (head && head.id === old.id) return ok({ created: false, node: toNode(node), version: toVersion(head), conflict: null });
+	if (head && head.id === old.id) return ok({ created: false, node: toNode(node), version: toVersion(head, head.id), conflict: null });
 	const fits = await tree.usage.check(old.size, 0, { quotaBytes: input.quotaBytes, maxNodes: tree.maxNodes });
 	if (!fits.ok) return fits;
 	const now = new Date().toISOString();
@@ -650,6 +671,9 @@ export async function restoreVersion(
 		deviceId: input.actor.deviceId,
 		createdAt: now,
 		hashVerified: old.hashVerified,
+		keepForever: false,
+		label: null,
+		authorId: input.actor.userId ?? null,
 	};
 	const after: NodeRow = { ...node, size: old.size, headVersionId: version.id, contentHash: old.contentHash, modifiedAt: now };
 	try {
@@ -663,6 +687,14 @@ export async function restoreVersion(
 					.set({ size: after.size, headVersionId: after.headVersionId, contentHash: after.contentHash, modifiedAt: now })
 					.where(and(eq(nodes.userId, userId), eq(nodes.id, node.id))),
 				tree.usage.change(old.size, 0),
+				activityStatement(db.$client, {
+					userId,
+					event: "version.restored",
+					actor: { type: "user", id: input.actor.userId ?? userId, device: input.actor.deviceId },
+					nodeId: node.id,
+					versionId: old.id,
+					details: { restored_as: version.id },
+				}),
 			],
 			"updated",
 			after,
@@ -672,7 +704,7 @@ export async function restoreVersion(
 		throw err;
 	}
 	tree.usage.landed(old.size, 0);
-	return ok({ created: true, node: toNode(after), version: toVersion(version), conflict: null });
+	return ok({ created: true, node: toNode(after), version: toVersion(version, after.headVersionId), conflict: null });
 }
 
 const COPY_VERSION_BLOCKS = `INSERT INTO version_blocks (version_id, offset, size, hash)
@@ -799,31 +831,8 @@ export async function emptyTrash(tree: Tree): Promise<Result<{ deleted: number }
 /** Deletes the nodes `ids` (all trashed) with their versions; with `journalled`, the batch also journals its deletion. */
 async function purgeBatch(tree: Tree, ids: string[], journalled: NodeRow | null): Promise<void> {
 	const { db, userId } = tree;
-	const these = inList(sql`node_id`, ids);
-	const [sized] = await db.all<{ bytes: number }>(
-		sql`SELECT COALESCE(SUM(size), 0) AS bytes FROM versions WHERE user_id = ${userId} AND ${these}`,
-	);
-	const blocks = await db.all<{ hash: string }>(sql`SELECT DISTINCT vb.hash AS hash FROM versions v
-		JOIN version_blocks vb ON vb.version_id = v.id WHERE v.user_id = ${userId} AND ${inList(sql`v.node_id`, ids)}`);
-	const bytes = sized?.bytes ?? 0;
-	const now = new Date().toISOString();
-	const statements: BatchQuery[] = [
-		db.run(sql`DELETE FROM version_blocks WHERE version_id IN (SELECT id FROM versions WHERE user_id = ${userId} AND ${these})`),
-		db.run(sql`DELETE FROM versions WHERE user_id = ${userId} AND ${these}`),
-		db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND ${inList(sql`id`, ids)}`),
-	];
-	for (const slice of slices(blocks.map((b) => b.hash))) {
-		const hashes = JSON.stringify(slice);
-		statements.push(
-			// A block leaves the user's set once no version of theirs lists it...
-			db.run(sql`DELETE FROM user_blocks WHERE user_id = ${userId} AND hash IN (SELECT value FROM json_each(${hashes}))
-				AND NOT EXISTS (SELECT 1 FROM version_blocks vb JOIN versions v ON v.id = vb.version_id
-					WHERE vb.hash = user_blocks.hash AND v.user_id = ${userId})`),
-			// ...and then the collector checks every shard before it deletes anything.
-			db.run(sql`INSERT OR IGNORE INTO gc_candidates (hash, enqueued_at) SELECT value, ${now} FROM json_each(${hashes})
-				WHERE NOT EXISTS (SELECT 1 FROM user_blocks WHERE user_id = ${userId} AND hash = value)`),
-		);
-	}
+	const { bytes, statements } = await releaseVersions(tree, inList(sql`node_id`, ids));
+	statements.push(db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND ${inList(sql`id`, ids)}`));
 	const all = [...statements, tree.usage.change(-bytes, -ids.length)];
 	try {
 		if (journalled) await tree.journal.apply(all, "deleted", journalled);

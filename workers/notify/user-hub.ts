@@ -38,12 +38,17 @@ import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
 import { Usage, WriteBudget } from "./usage";
 import { SyncChannel } from "./sync-channel";
 import * as ops from "./tree-ops";
+import * as history from "./version-ops";
+import { retentionPolicy, type RetentionPolicy } from "../../src/shared/retention";
+import type { Version } from "../../src/shared/schemas/nodes";
 
 /** The notify worker's own [vars] (workers/notify/wrangler.toml); `wrangler types` types the api's config only. */
 interface HubVars {
 	MAX_NODES_PER_USER?: string;
 	WRITE_BURST?: string;
 	WRITES_PER_SECOND?: string;
+	VERSION_MAX_AGE_DAYS?: string;
+	VERSION_MAX_VERSIONS?: string;
 }
 
 export class UserHub extends DurableObject<Env & HubVars> {
@@ -54,6 +59,8 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	#deliverer: Deliverer | null = null;
 	/** Alarm back-off after a failed delivery, in ms; reset once one succeeds. */
 	#retryMs = 0;
+	/** Files with a thinning run queued and not started: one run covers every commit before it. */
+	readonly #thinning = new Set<string>();
 	readonly #writes: WriteBudget;
 	/** Folder creations waiting together share one D1 batch. */
 	readonly #folders: Batchable<ops.FolderRequest, Result<NodeOutcome>> = {
@@ -99,12 +106,12 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.
 	 */
 	async commitFile(input: CommitFileInput): Promise<Result<CommitOutcome>> {
-		return this.#write((tree) => ops.commitFile(tree, input));
+		return this.#thinAfter(await this.#write((tree) => ops.commitFile(tree, input)), false);
 	}
 
 	/** Commits an upload session or tus upload whose blocks have all arrived; committing twice answers the same result. */
 	async commitUpload(input: CommitUploadInput): Promise<Result<CommitOutcome>> {
-		return this.#write((tree) => ops.commitUpload(tree, input));
+		return this.#thinAfter(await this.#write((tree) => ops.commitUpload(tree, input)), false);
 	}
 
 	/** Records the server-computed hash of a version committed with a declared one; housekeeping, so outside the write budget. */
@@ -114,7 +121,30 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	/** Makes an earlier version of a file its head again, as a new version over the same blocks. */
 	async restoreVersion(input: { nodeId: string; versionId: string; actor: Actor; quotaBytes: number }): Promise<Result<CommitOutcome>> {
-		return this.#write((tree) => ops.restoreVersion(tree, input));
+		return this.#thinAfter(await this.#write((tree) => ops.restoreVersion(tree, input)), true);
+	}
+
+	/** Pins, unpins or labels a version of a file; pinned and labelled versions are kept by retention. */
+	async updateVersion(input: history.UpdateVersionInput): Promise<Result<Version>> {
+		return this.#write((tree) => history.updateVersion(tree, input));
+	}
+
+	/** Deletes a version that is not the file's head, freeing its storage. */
+	async deleteVersion(input: { nodeId: string; versionId: string; actor: Actor }): Promise<Result<void>> {
+		return this.#write((tree) => history.deleteVersion(tree, input));
+	}
+
+	/**
+	 * Thins a file's history by the retention policy (the hub's [vars] unless
+	 * given) at `now` (default: the present). Housekeeping: outside the write budget.
+	 */
+	async thinVersions(input: { nodeId: string; now?: number; policy?: RetentionPolicy }): Promise<Result<{ expired: number }>> {
+		const policy = input.policy ?? retentionPolicy(this.env);
+		return this.#contained(
+			this.#queue.run(async () =>
+				history.thinVersions(await this.#openTree(), { nodeId: input.nodeId, now: input.now ?? Date.now(), policy }),
+			),
+		);
 	}
 
 	/** Renames and/or moves a node. */
@@ -254,16 +284,40 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	async #deliver(): Promise<void> {
 		const deliverer = this.#deliverer;
 		if (!deliverer) return;
+		// A safety net first: should this instance go away mid-delivery, the
+		// alarm wakes it to finish from the outbox.
+		if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DELIVERY_SAFETY_NET_MS);
 		const delivered = await deliverer.run().catch((err: unknown) => {
 			console.error(JSON.stringify({ hub: this.#userId, delivery: "failed", error: redactedCause(err) }));
 			return false;
 		});
 		if (delivered) {
 			this.#retryMs = 0;
+			await this.ctx.storage.deleteAlarm();
 			return;
 		}
 		this.#retryMs = Math.min(Math.max(this.#retryMs * 2, 500), 60_000);
 		await this.ctx.storage.setAlarm(Date.now() + this.#retryMs);
+	}
+
+	/**
+	 * After a commit that added a version to an existing file (`created` says
+	 * which for restores), queues a thinning run of that file behind it: the
+	 * commit's answer does not wait for it, the next change does.
+	 */
+	#thinAfter(result: Result<CommitOutcome>, addedWhenCreated: boolean): Result<CommitOutcome> {
+		if (!result.ok || result.value.created !== addedWhenCreated) return result;
+		const nodeId = result.value.node.id;
+		if (this.#thinning.has(nodeId)) return result;
+		this.#thinning.add(nodeId);
+		const run = this.#contained(
+			this.#queue.run(async () => {
+				this.#thinning.delete(nodeId);
+				return history.thinVersions(await this.#openTree(), { nodeId, now: Date.now(), policy: retentionPolicy(this.env) });
+			}),
+		);
+		this.ctx.waitUntil(run);
+		return result;
 	}
 
 	/** Runs a change in the queue, once the user's write budget allows it. */
@@ -339,6 +393,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** When a delivery started and was not seen to finish, the alarm finishes it after this long. */
+const DELIVERY_SAFETY_NET_MS = 30_000;
 
 /** A numeric [vars] setting, or its default when unset or not a positive number. */
 function numberVar(value: string | undefined, fallback: number): number {

@@ -25,6 +25,13 @@ export interface TargetView {
 	refuge: { folder: NodeRow; child: NodeRow | null } | null;
 }
 
+/**
+ * What a commit does when its name is taken: `copy` keeps a stale edit as a
+ * conflicted copy, `fail` refuses it, and `rename` (public link uploads,
+ * which never overwrite) adds a new file at the first free numbered name.
+ */
+export type OnConflict = "copy" | "fail" | "rename";
+
 /** The commit as the client asked for it. */
 export interface CommitIntent {
 	/** The name, already checked and in NFC. */
@@ -33,7 +40,7 @@ export interface CommitIntent {
 	key: string;
 	/** The head the client edited (If-Match, base_version_id); null for "whatever is there". */
 	baseVersionId: string | null;
-	onConflict: "copy" | "fail";
+	onConflict: OnConflict;
 }
 
 /**
@@ -42,12 +49,15 @@ export interface CommitIntent {
  *   trash, `file` already carries its new folder and name, and `change` is
  *   "restored");
  * - `copy`: a conflicted copy in `parentId` beside `winner`, which the commit
- *   lost against; `name` is the name it lost at.
+ *   lost against; `name` is the name it lost at;
+ * - `renamed`: a new file in `parentId` at the first free name numbered from
+ *   `name` (onConflict `rename`), which the hub picks inside its queue.
  */
 export type CommitPlan =
 	| { kind: "new"; parentId: string; name: string }
 	| { kind: "version"; file: NodeRow; change: "updated" | "restored" }
-	| { kind: "copy"; parentId: string; name: string; winner: NodeRow };
+	| { kind: "copy"; parentId: string; name: string; winner: NodeRow }
+	| { kind: "renamed"; parentId: string; name: string };
 
 /** Decides where a commit lands, or why it cannot (docs/decisions/0009). */
 export function planCommit(view: TargetView, intent: CommitIntent): Result<CommitPlan> {
@@ -73,6 +83,7 @@ export function planCommit(view: TargetView, intent: CommitIntent): Result<Commi
 		if (intent.onConflict === "fail") return versionConflict(base, edited);
 		return ok({ kind: "copy", parentId: edited.parentId, name: edited.name, winner: edited });
 	}
+	if (existing && intent.onConflict === "rename") return ok({ kind: "renamed", parentId: folder.id, name: intent.name });
 	if (existing?.type === "folder") return nameTaken(intent.name);
 	if (existing) {
 		if (base === null || base === existing.headVersionId) return ok({ kind: "version", file: existing, change: "updated" });

@@ -28,8 +28,8 @@ export function toNode(row: NodeRow): Node {
 	};
 }
 
-/** The API's version shape for a `versions` row. */
-export function toVersion(row: VersionRow): Version {
+/** The API's version shape for a `versions` row; `headVersionId` is its file's head. */
+export function toVersion(row: VersionRow, headVersionId: string | null): Version {
 	return {
 		id: row.id,
 		node_id: row.nodeId,
@@ -37,5 +37,9 @@ export function toVersion(row: VersionRow): Version {
 		content_hash: row.contentHash,
 		created_at: row.createdAt,
 		device_id: row.deviceId,
+		is_head: row.id === headVersionId,
+		keep_forever: row.keepForever,
+		label: row.label,
+		author_id: row.authorId,
 	};
 }

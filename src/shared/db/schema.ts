@@ -66,6 +66,31 @@ export const throttleCounters = sqliteTable(
 	(t) => [index("throttle_counters_by_window").on(t.windowStartedAt)],
 );
 
+/** Public links (migrations/directory/0003_links.sql): only the token's SHA-256 is stored. */
+export const links = sqliteTable(
+	"links",
+	{
+		id: text("id").primaryKey(),
+		tokenHash: text("token_hash").notNull().unique(),
+		ownerId: text("owner_id")
+			.notNull()
+			.references(() => users.id),
+		nodeId: text("node_id").notNull(),
+		createdBy: text("created_by")
+			.notNull()
+			.references(() => users.id),
+		access: text("access", { enum: ["view", "upload", "view_upload"] }).notNull(),
+		passwordHash: text("password_hash"),
+		passwordVersion: integer("password_version").notNull().default(0),
+		expiresAt: text("expires_at"),
+		maxDownloads: integer("max_downloads"),
+		downloadCount: integer("download_count").notNull().default(0),
+		createdAt: text("created_at").notNull(),
+		revokedAt: text("revoked_at"),
+	},
+	(t) => [index("links_by_node").on(t.ownerId, t.nodeId)],
+);
+
 // ---- shard databases ----------------------------------------------------
 
 export const nodes = sqliteTable(
@@ -117,6 +142,12 @@ export const versions = sqliteTable(
 		createdAt: text("created_at").notNull(),
 		/** False while a client-declared content_hash has not been checked against the blocks. */
 		hashVerified: integer("hash_verified", { mode: "boolean" }).notNull().default(true),
+		/** Pinned: retention never drops it (docs/decisions/0022). */
+		keepForever: integer("keep_forever", { mode: "boolean" }).notNull().default(false),
+		/** A user's note; a labelled version is kept like a pinned one. */
+		label: text("label"),
+		/** The user who committed it; null means the file's owner. */
+		authorId: text("author_id"),
 	},
 	(t) => [
 		uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId),
@@ -294,6 +325,7 @@ export type NodeRow = typeof nodes.$inferSelect;
 export type VersionRow = typeof versions.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+export type LinkRow = typeof links.$inferSelect;
 
 export const activity = sqliteTable(
 	"activity",
@@ -380,3 +412,10 @@ export const incomingShares = sqliteTable(
 	},
 	(t) => [primaryKey({ columns: [t.userId, t.shareId] })],
 );
+
+/** Where a bounded cron sweep over a shard stopped (migrations/shard/0010_version_history.sql). */
+export const sweepCursors = sqliteTable("sweep_cursors", {
+	task: text("task").primaryKey(),
+	position: text("position").notNull(),
+	updatedAt: text("updated_at").notNull(),
+});

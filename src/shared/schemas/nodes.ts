@@ -54,9 +54,32 @@ export const Version = z
 		content_hash: Sha256Hex,
 		created_at: Timestamp,
 		device_id: z.string().nullable(),
+		is_head: z.boolean().openapi({ description: "The file's current version (extension)" }),
+		keep_forever: z.boolean().openapi({ description: "Pinned: retention never drops it (extension)" }),
+		label: z.string().nullable().openapi({ description: "A user's note; a labelled version is kept like a pinned one (extension)" }),
+		author_id: z.string().nullable().openapi({ description: "The user who committed it; null for the file's owner (extension)" }),
 	})
 	.openapi("Version");
 export type Version = z.infer<typeof Version>;
+
+/** Longest label a version may carry, in characters. */
+export const MAX_VERSION_LABEL = 200;
+
+export const UpdateVersionBody = z
+	.object({
+		keep_forever: z.boolean().optional().openapi({ description: "Pin (true) or unpin (false)" }),
+		label: z
+			.string()
+			.trim()
+			.min(1)
+			.max(MAX_VERSION_LABEL)
+			.regex(/^[^\p{Cc}]*$/u, "a label has no control characters")
+			.nullable()
+			.optional()
+			.openapi({ description: `Up to ${MAX_VERSION_LABEL} characters, trimmed; null removes it` }),
+	})
+	.refine((b) => b.keep_forever !== undefined || b.label !== undefined, "give keep_forever, label or both")
+	.openapi("UpdateVersionBody");
 
 export const VersionPage = z.object({ items: z.array(Version), next_cursor: z.string().nullable() }).openapi("VersionPage");
 export type VersionPage = z.infer<typeof VersionPage>;

@@ -20,7 +20,12 @@ export const BLOCK_LIST_BODY_LIMIT = 16 * 1024 * 1024;
 /** Every other JSON body: names, ids, options. */
 export const JSON_BODY_LIMIT = 64 * 1024;
 
-const RAW_BODY = [/^PUT \/v1\/files\/content$/, /^PUT \/v1\/uploads\/[^/]+\/blocks(\/[^/]+)?$/, /^[A-Z]+ \/v1\/tus(\/.*)?$/];
+const RAW_BODY = [
+	/^PUT \/v1\/files\/content$/,
+	/^PUT \/v1\/l\/[^/]+\/files$/,
+	/^PUT \/v1\/uploads\/[^/]+\/blocks(\/[^/]+)?$/,
+	/^[A-Z]+ \/v1\/tus(\/.*)?$/,
+];
 const BLOCK_LIST = [/^POST \/v1\/uploads$/, /^POST \/v1\/uploads\/[^/]+\/block-list$/];
 
 /** The body limit of a route, or null for a route that streams raw bytes. */

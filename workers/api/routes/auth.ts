@@ -9,7 +9,7 @@ import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { createAccount, findUserByEmail, passwordPeppers, updatePasswordHash } from "../services/accounts";
 import { openDirectory } from "../services/directory";
 import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
-import { clientAddress, countAttempt, loginKeys, loginSucceeded, signupKeys } from "../services/throttle";
+import { attemptSucceeded, clientAddress, countAttempt, loginKeys, signupKeys } from "../services/throttle";
 import { hubFor, shardFor } from "../services/hub";
 import { usageReport } from "../services/tree";
 import { accessTtl, signAccessToken } from "../services/tokens";
@@ -94,7 +94,7 @@ authRoutes.openapi(login, async (c) => {
 		? await verifyPassword(body.password, user.passwordHash, peppers.all)
 		: await verifyPasswordAgainstDummy(body.password, peppers.current);
 	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
-	await loginSucceeded(db, keys);
+	await attemptSucceeded(db, keys);
 	// Older parameters or an older pepper (or none): re-hashed now that the password is known.
 	if (needsRehash(user.passwordHash, peppers.current))
 		await updatePasswordHash(db, user.id, await hashPassword(body.password, { pepper: peppers.current }));

@@ -1,10 +1,16 @@
 /** File content: streamed upload by PUT and streamed download by GET (docs/api.md, "File content"). */
 import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { fromHex } from "../../../src/shared/crypto";
+import type { NodeRow, VersionRow } from "../../../src/shared/db/schema";
+import type { ShardDb } from "../../../src/shared/db/shards";
 import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { contentDisposition, contentTypeFor } from "../../../src/shared/mime";
 import { IdParam } from "../../../src/shared/schemas/common";
 import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
+import { fail, ok, type Result } from "../../../src/shared/errors";
+import type { Actor, CommitOutcome } from "../../notify/contract";
+import type { AppEnv, Caller } from "../env";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
 import { keyRing } from "../services/block-store";
@@ -12,9 +18,8 @@ import { outliveClient } from "../services/body";
 import { findDownload, parseRange, streamVersion } from "../services/egress";
 import { shardFor } from "../services/hub";
 import { asSeen, memberQuota, ownAccess, ownThenShared } from "../services/access";
-import { fail, ok } from "../../../src/shared/errors";
 import { ingestAndCommit } from "../services/ingest";
-import { precheckCommit } from "../services/precheck";
+import { precheckCommit, type IntendedCommit } from "../services/precheck";
 
 export const contentRoutes = newRouter();
 
@@ -71,53 +76,67 @@ contentRoutes.openapi(
 		const caller = c.get("caller");
 		const query = c.req.valid("query");
 		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
-		// Everything that can be refused is refused before a byte is read,
-		// so a refused upload writes nothing; what is refused later (a body
-		// past a limit, the commit) queues what it stored for the collector.
-		const declared = c.req.header("Content-Length");
-		const declaredBytes = declared === undefined ? null : Number(declared);
-		if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
-			throw new ApiError(
-				"PAYLOAD_TOO_LARGE",
-				`a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`,
-			);
-		}
 		// Into the caller's folder, or into a folder shared with them as editor (the owner's hub checks again).
-		let target = {
-			scope: caller,
-			parentId: query.parent_id,
-			by: undefined as string | undefined,
-			access: ownAccess(caller, query.parent_id),
-		};
-		const intent = (parentId: string) => ({
-			parentId,
-			name: query.name,
-			baseVersionId,
-			onConflict: query.on_conflict,
-			size: declaredBytes,
-		});
+		const intended = (parentId: string) => ({ parentId, name: query.name, baseVersionId, onConflict: query.on_conflict });
+		const declared = c.req.header("Content-Length");
+		const size = declared === undefined || !(Number(declared) <= MAX_REQUEST_BYTES) ? null : Number(declared);
+		let target = ownAccess(caller, query.parent_id);
 		const checked = unwrap(
 			await ownThenShared(c.env, caller, query.parent_id, "write", async (access) => {
-				target = { scope: access.scope, parentId: access.nodeId, by: access.by, access };
-				return memberQuota(access, await precheckCommit(c.env, access.scope, intent(access.nodeId)));
+				const found = await precheckCommit(c.env, access.scope, { ...intended(access.nodeId), size });
+				if (found.ok) target = access;
+				return memberQuota(access, found);
 			}),
 		);
-		const { size: _size, ...intended } = intent(target.parentId);
 		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName, ...(target.by ? { userId: target.by } : {}) };
-		const commit = { ...intended, name: checked.name, quotaBytes: target.scope.quotaBytes, actor };
-		const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.room, blocksSince: checked.blocksSince, declaredBytes };
-		// Kept running if the client goes away, so that a failure still records the blocks it stored.
-		const outcome = memberQuota(
-			{ role: target.by ? "editor" : "owner" },
-			await outliveClient(c.executionCtx, ingestAndCommit(c.env, target.scope, c.req.raw.body, commit, limits)),
-		);
-		if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {
-			throw new ApiError(outcome.error.code, outcome.error.message, outcome.error.details, { "Retry-After": "1" });
-		}
+		const outcome = memberQuota(target, await receiveContent(c, target.scope, intended(target.nodeId), { actor, checked }));
 		const { created, ...result } = unwrap(outcome);
-		return c.json({ ...result, node: asSeen(target.access, result.node) }, created ? 201 : 200, { ETag: `"${result.version.id}"` });
+		return c.json({ ...result, node: asSeen(target, result.node) }, created ? 201 : 200, { ETag: `"${result.version.id}"` });
 	},
 );
+
+/**
+ * Stores a raw request body as a file of `owner` and commits it through
+ * their hub: shared by PUT content and public link uploads. Everything that
+ * can be refused is refused before a byte is read, so a refused upload
+ * writes nothing; what is refused later (a body past a limit, the commit)
+ * queues what it stored for the collector. BLOCKS_RECLAIMED is thrown with
+ * Retry-After; other refusals are returned.
+ */
+export async function receiveContent(
+	c: Context<AppEnv>,
+	owner: Pick<Caller, "userId" | "shard" | "quotaBytes">,
+	intended: Omit<IntendedCommit, "size">,
+	extra: {
+		actor: Actor;
+		linkId?: string;
+		stillAllowed?: () => Promise<Result<unknown>>;
+		/** The precheck's answer, when the caller ran it already (to find the tree). */
+		checked?: { name: string; room: number; blocksSince: number };
+	},
+): Promise<Result<CommitOutcome>> {
+	const declared = c.req.header("Content-Length");
+	const declaredBytes = declared === undefined ? null : Number(declared);
+	if (declaredBytes !== null && !(declaredBytes <= MAX_REQUEST_BYTES)) {
+		throw new ApiError(
+			"PAYLOAD_TOO_LARGE",
+			`a request body is at most ${MAX_REQUEST_BYTES} bytes; send large files through upload sessions or tus`,
+		);
+	}
+	const checked = extra.checked
+		? { ok: true as const, value: extra.checked }
+		: await precheckCommit(c.env, owner, { ...intended, size: declaredBytes });
+	if (!checked.ok) return checked;
+	const { stillAllowed, checked: _checked, ...attribution } = extra;
+	const commit = { ...intended, ...attribution, name: checked.value.name, quotaBytes: owner.quotaBytes };
+	const limits = { maxBytes: MAX_REQUEST_BYTES, quotaRoom: checked.value.room, blocksSince: checked.value.blocksSince, declaredBytes };
+	// Kept running if the client goes away, so that a failure still records the blocks it stored.
+	const outcome = await outliveClient(c.executionCtx, ingestAndCommit(c.env, owner, c.req.raw.body, commit, limits, stillAllowed));
+	if (!outcome.ok && outcome.error.code === "BLOCKS_RECLAIMED") {
+		throw new ApiError(outcome.error.code, outcome.error.message, outcome.error.details, { "Retry-After": "1" });
+	}
+	return outcome;
+}
 
 contentRoutes.openapi(
 	protectedRoute({
@@ -163,47 +182,65 @@ contentRoutes.openapi(
 				return found.ok ? ok({ ...found.value, db }) : found;
 			}),
 		);
-
-		const etag = `"${version.id}"`;
-		const headers: Record<string, string> = {
-			ETag: etag,
-			"Accept-Ranges": "bytes",
-			"Cache-Control": "private, no-cache",
-			"Last-Modified": new Date(version.createdAt).toUTCString(),
-			"Content-Type": contentTypeFor(node.name),
-			"Content-Disposition": contentDisposition(node.name, query.disposition),
-			// Content is the user's, not ours: never let it script our origin.
-			"X-Content-Type-Options": "nosniff",
-			"Content-Security-Policy": "sandbox",
-		};
-		// A declared hash not checked yet is the client's claim, not ours to assert (services/verify.ts).
-		if (version.hashVerified) headers["Repr-Digest"] = `sha-256=:${btoa(String.fromCharCode(...fromHex(version.contentHash)))}:`;
-		const ifNoneMatch = c.req.header("If-None-Match");
-		if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id))
-			return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
-
-		const ifRange = c.req.header("If-Range");
-		// If-Range takes one validator compared strongly (RFC 9110 §13.1.5): a
-		// weak tag, a list, "*" or a date never matches, so the whole file is sent.
-		const rangeHeader = ifRange === undefined || ifRange.trim() === etag ? c.req.header("Range") : undefined;
-		const range = parseRange(rangeHeader, version.size);
-		if (range === "unsatisfiable") {
-			throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], {
-				"Content-Range": `bytes */${version.size}`,
-			});
-		}
-		const span = range ?? { start: 0, end: version.size - 1 };
-		const length = version.size === 0 ? 0 : span.end - span.start + 1;
-		headers["Content-Length"] = String(length);
-		if (range) headers["Content-Range"] = `bytes ${span.start}-${span.end}/${version.size}`;
-		const status = range ? 206 : 200;
-		if (c.req.method === "HEAD" || length === 0) return c.body(null, status, headers);
-		const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
-		// A plain stream would go out chunked; a FixedLengthStream keeps
-		// Content-Length, so clients can show progress and detect truncation.
-		return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);
+		return sendVersion(c, db, node, version, { disposition: query.disposition });
 	},
 );
+
+/**
+ * Answers a GET or HEAD of a version's content: ETag, If-None-Match, a single
+ * Range with If-Range, and the bytes streamed at their exact length. Shared
+ * by the owner's download and public links. `beforeFullRead` runs (and may
+ * throw to refuse) only for a GET that sends bytes from byte 0: what a public
+ * link counts as a download, so Range continuations and HEAD never count.
+ */
+export async function sendVersion(
+	c: Context<AppEnv>,
+	db: ShardDb,
+	node: NodeRow,
+	version: VersionRow,
+	options: { disposition: "attachment" | "inline"; beforeFullRead?: () => Promise<void> },
+): Promise<Response> {
+	const etag = `"${version.id}"`;
+	const headers: Record<string, string> = {
+		ETag: etag,
+		"Accept-Ranges": "bytes",
+		"Cache-Control": "private, no-cache",
+		"Last-Modified": new Date(version.createdAt).toUTCString(),
+		"Content-Type": contentTypeFor(node.name),
+		"Content-Disposition": contentDisposition(node.name, options.disposition),
+		// Content is the user's, not ours: never let it script our origin.
+		"X-Content-Type-Options": "nosniff",
+		"Content-Security-Policy": "sandbox",
+	};
+	// A declared hash not checked yet is the client's claim, not ours to assert (services/verify.ts).
+	if (version.hashVerified) headers["Repr-Digest"] = `sha-256=:${btoa(String.fromCharCode(...fromHex(version.contentHash)))}:`;
+	const ifNoneMatch = c.req.header("If-None-Match");
+	if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, version.id))
+		return c.body(null, 304, { ETag: etag, "Cache-Control": headers["Cache-Control"] ?? "" });
+
+	const ifRange = c.req.header("If-Range");
+	// If-Range takes one validator compared strongly (RFC 9110 §13.1.5): a
+	// weak tag, a list, "*" or a date never matches, so the whole file is sent.
+	const rangeHeader = ifRange === undefined || ifRange.trim() === etag ? c.req.header("Range") : undefined;
+	const range = parseRange(rangeHeader, version.size);
+	if (range === "unsatisfiable") {
+		throw new ApiError("RANGE_NOT_SATISFIABLE", `the file has ${version.size} bytes`, [{ size: version.size }], {
+			"Content-Range": `bytes */${version.size}`,
+		});
+	}
+	const span = range ?? { start: 0, end: version.size - 1 };
+	const length = version.size === 0 ? 0 : span.end - span.start + 1;
+	headers["Content-Length"] = String(length);
+	if (range) headers["Content-Range"] = `bytes ${span.start}-${span.end}/${version.size}`;
+	const status = range ? 206 : 200;
+	if (c.req.method === "HEAD") return c.body(null, status, headers);
+	if (span.start === 0 && options.beforeFullRead) await options.beforeFullRead();
+	if (length === 0) return c.body(null, status, headers);
+	const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
+	// A plain stream would go out chunked; a FixedLengthStream keeps
+	// Content-Length, so clients can show progress and detect truncation.
+	return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);
+}
 
 function etagMatches(header: string, versionId: string): boolean {
 	if (header.trim() === "*") return true;

@@ -8,6 +8,6 @@ export function hubFor(env: Env, userId: string) {
 }
 
 /** The caller's shard, for reads. Writes go through the hub. */
-export function shardFor(env: Env, caller: Caller): ShardDb {
+export function shardFor(env: Env, caller: Pick<Caller, "shard">): ShardDb {
 	return shardAt(env, caller.shard);
 }

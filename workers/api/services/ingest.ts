@@ -107,10 +107,12 @@ export type FileCommit = Omit<CommitFileInput, "size" | "contentHash" | "blocks"
  */
 export async function ingestAndCommit(
 	env: Env,
-	caller: Caller,
+	caller: Pick<Caller, "userId" | "shard">,
 	body: ReadableStream<Uint8Array> | null,
 	commit: FileCommit,
 	limits: IngestLimits & { blocksSince: number; declaredBytes?: number | null },
+	/** Checked once the body is in, just before the commit: what allowed the upload may have ended meanwhile (a public link revoked). */
+	stillAllowed?: () => Promise<Result<unknown>>,
 ): Promise<Result<CommitOutcome>> {
 	const written: string[] = [];
 	const db = shardFor(env, caller);
@@ -119,6 +121,11 @@ export async function ingestAndCommit(
 		if (!ingested.ok) {
 			await forget(db, written);
 			return ingested;
+		}
+		const allowed = stillAllowed ? await stillAllowed() : ok(null);
+		if (!allowed.ok) {
+			await forget(db, written);
+			return allowed;
 		}
 		const { size, contentHash, blocks } = ingested.value;
 		if (limits.declaredBytes != null && size !== limits.declaredBytes) {

@@ -5,7 +5,7 @@
  * its queue, since the tree may change in between.
  */
 import { invalidName, notFound, quotaExceeded } from "../../../src/shared/commit/failures";
-import { planCommit } from "../../../src/shared/commit/plan";
+import { planCommit, type OnConflict } from "../../../src/shared/commit/plan";
 import { loadTargetStatement, readTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
 import { checkName } from "../../../src/shared/names";
@@ -20,7 +20,7 @@ export interface IntendedCommit {
 	/** Bytes the file will have, when known before the body arrives. */
 	size: number | null;
 	baseVersionId: string | null;
-	onConflict: "copy" | "fail";
+	onConflict: OnConflict;
 }
 
 /**
@@ -32,7 +32,7 @@ export interface IntendedCommit {
  */
 export async function precheckCommit(
 	env: Env,
-	caller: Caller,
+	caller: Pick<Caller, "userId" | "shard" | "quotaBytes">,
 	intended: IntendedCommit,
 ): Promise<Result<{ name: string; room: number; blocksSince: number }>> {
 	const name = checkName(intended.name);

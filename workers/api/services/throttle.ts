@@ -1,10 +1,11 @@
 /**
- * Login and signup throttling in the directory (docs/decisions/0015).
+ * Login, signup and link-password throttling in the directory
+ * (docs/decisions/0015, 0023).
  *
  * Every attempt is counted before it is worked on, with one atomic upsert
  * per key whose RETURNING value decides: however many attempts arrive at
- * once, only the first `refuseAfter` of a window get through. A login that
- * succeeds takes its attempt back.
+ * once, only the first `refuseAfter` of a window get through. An attempt
+ * that succeeds takes itself back.
  */
 import { lt, sql } from "drizzle-orm";
 import { runBatch } from "../../../src/shared/db/batch";
@@ -20,18 +21,25 @@ const MINUTE_MS = 60_000;
  * higher limits: many users share NATs.
  */
 const LIMITS = {
-	email: { windowMs: 15 * MINUTE_MS, slowAfter: 5, refuseAfter: null },
-	pair: { windowMs: 15 * MINUTE_MS, slowAfter: null, refuseAfter: 10 },
-	ip: { windowMs: 15 * MINUTE_MS, slowAfter: 20, refuseAfter: 50 },
-	signup: { windowMs: 60 * MINUTE_MS, slowAfter: null, refuseAfter: 10 },
-} as const satisfies Record<string, { windowMs: number; slowAfter: number | null; refuseAfter: number | null }>;
+	email: { windowMs: 15 * MINUTE_MS, slowAfter: 5, refuseAfter: null, onSuccess: "forget" },
+	pair: { windowMs: 15 * MINUTE_MS, slowAfter: null, refuseAfter: 10, onSuccess: "forget" },
+	ip: { windowMs: 15 * MINUTE_MS, slowAfter: 20, refuseAfter: 50, onSuccess: "give_back" },
+	signup: { windowMs: 60 * MINUTE_MS, slowAfter: null, refuseAfter: 10, onSuccess: "forget" },
+	// Public link passwords (docs/decisions/0023): per (link, address), and per link from anywhere.
+	link_pair: { windowMs: 10 * MINUTE_MS, slowAfter: null, refuseAfter: 5, onSuccess: "forget" },
+	link: { windowMs: 60 * MINUTE_MS, slowAfter: null, refuseAfter: 100, onSuccess: "give_back" },
+} as const satisfies Record<
+	string,
+	{ windowMs: number; slowAfter: number | null; refuseAfter: number | null; onSuccess: "forget" | "give_back" }
+>;
 
 /** The longest delay a slowed-down attempt waits. */
 const MAX_DELAY_MS = 5_000;
 
 export type ThrottleKey = { kind: keyof typeof LIMITS; value: string };
 
-export type ThrottleVerdict = { refuse: false; delayMs: number } | { refuse: true; retryAfterSeconds: number };
+/** `first`: this is the first refused attempt of a window (a lockout starts now). */
+export type ThrottleVerdict = { refuse: false; delayMs: number } | { refuse: true; retryAfterSeconds: number; first: boolean };
 
 /**
  * The throttling key of a client address (`CF-Connecting-IP`), or null when
@@ -58,6 +66,13 @@ export function clientAddress(header: string | undefined): string | null {
 export function loginKeys(email: string, address: string | null): ThrottleKey[] {
 	const keys: ThrottleKey[] = [{ kind: "email", value: email }];
 	if (address !== null) keys.push({ kind: "pair", value: `${address} ${email}` }, { kind: "ip", value: address });
+	return keys;
+}
+
+/** The keys a public link's password attempt counts against: the link, and with an address, the (link, address) pair. */
+export function linkUnlockKeys(linkId: string, address: string | null): ThrottleKey[] {
+	const keys: ThrottleKey[] = [{ kind: "link", value: linkId }];
+	if (address !== null) keys.push({ kind: "link_pair", value: `${linkId} ${address}` });
 	return keys;
 }
 
@@ -92,6 +107,7 @@ export async function countAttempt(db: DirectoryDb, keys: ThrottleKey[], baseDel
 	);
 	let delayMs = 0;
 	let retryAfterSeconds = 0;
+	let first = false;
 	keys.forEach((key, i) => {
 		const row = results[i]?.results[0] as { hits: number; window_started_at: number } | undefined;
 		if (!row) throw new Error("throttle: the upsert returned no row");
@@ -99,26 +115,27 @@ export async function countAttempt(db: DirectoryDb, keys: ThrottleKey[], baseDel
 		// `hits` includes this attempt; the thresholds count the ones before it.
 		const before = row.hits - 1;
 		if (limit.refuseAfter !== null && before >= limit.refuseAfter) {
+			if (before === limit.refuseAfter) first = true;
 			retryAfterSeconds = Math.max(retryAfterSeconds, Math.ceil((row.window_started_at + limit.windowMs - now) / 1000), 1);
 		}
 		if (limit.slowAfter !== null && before >= limit.slowAfter) {
 			delayMs = Math.max(delayMs, Math.min(baseDelayMs * 2 ** (before - limit.slowAfter), MAX_DELAY_MS));
 		}
 	});
-	return retryAfterSeconds > 0 ? { refuse: true, retryAfterSeconds } : { refuse: false, delayMs };
+	return retryAfterSeconds > 0 ? { refuse: true, retryAfterSeconds, first } : { refuse: false, delayMs };
 }
 
 /**
- * A login succeeded: the email's and the pair's counts are forgotten (the
- * caller knows the password), and the address gets this attempt back but
- * keeps the failures, so logging into one's own account does not reset an
- * address's budget for guessing others'.
+ * An attempt succeeded (a login, a link unlock): the counts of keys that name
+ * what was proven (an email, a link from an address) are forgotten, and the
+ * broader ones (an address, a link) get this attempt back but keep the
+ * failures, so succeeding once does not reset a budget for guessing.
  */
-export async function loginSucceeded(db: DirectoryDb, keys: ThrottleKey[]): Promise<void> {
+export async function attemptSucceeded(db: DirectoryDb, keys: ThrottleKey[]): Promise<void> {
 	await runBatch(
 		db.$client,
 		keys.map((key) =>
-			key.kind === "ip"
+			LIMITS[key.kind].onSuccess === "give_back"
 				? db.run(sql`UPDATE throttle_counters SET hits = MAX(hits - 1, 0) WHERE key = ${keyOf(key)}`)
 				: db.run(sql`DELETE FROM throttle_counters WHERE key = ${keyOf(key)}`),
 		),

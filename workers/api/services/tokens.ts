@@ -154,16 +154,21 @@ export async function openSuccessor(token: string, sealed: string): Promise<stri
 	}
 }
 
-// Derived once per isolate and secret, like the JWT key.
-const ticketKeys = new Map<string, Promise<CryptoKey>>();
-function ticketKey(secret: string): Promise<CryptoKey> {
-	let key = ticketKeys.get(secret);
+// Derived once per isolate, secret and purpose, like the JWT key.
+const derivedHmacKeys = new Map<string, Promise<CryptoKey>>();
+function derivedHmacKey(secret: string, salt: string): Promise<CryptoKey> {
+	const id = `${salt}\n${secret}`;
+	let key = derivedHmacKeys.get(id);
 	if (!key) {
 		checkSecret(secret);
-		key = deriveKey(secret, "drive/sync-ticket/v1", { name: "HMAC", hash: "SHA-256" }, ["sign", "verify"]);
-		ticketKeys.set(secret, key);
+		key = deriveKey(secret, salt, { name: "HMAC", hash: "SHA-256" }, ["sign", "verify"]);
+		derivedHmacKeys.set(id, key);
 	}
 	return key;
+}
+
+function ticketKey(secret: string): Promise<CryptoKey> {
+	return derivedHmacKey(secret, "drive/sync-ticket/v1");
 }
 
 /** A sync ticket whose signature verified: whose it is, and the hub's part to use up. */
@@ -198,4 +203,49 @@ export async function verifySyncTicket(env: TokenConfig, ticket: string, now = D
 	const valid = await crypto.subtle.verify("HMAC", await ticketKey(env.JWT_SECRET), fromBase64Url(mac), encoder.encode(payload));
 	if (!valid || parsed.expiresAt <= now) return null;
 	return { userId, deviceId, hubTicket, expiresAt: parsed.expiresAt };
+}
+
+/** Seconds a link session lives (POST /v1/l/:token/unlock). */
+export const LINK_SESSION_TTL_SECONDS = 3600;
+
+const LINK_SESSION_AUDIENCE = "link";
+
+// HKDF-separated from the access-token key: a link session can never pass as an access token, nor the reverse.
+function linkSessionKey(secret: string): Promise<CryptoKey> {
+	return derivedHmacKey(secret, "drive/link-session/v1");
+}
+
+/** What a link session proves: its holder gave the password of `linkId` while it was at `passwordVersion`. */
+export interface LinkSessionClaims {
+	linkId: string;
+	passwordVersion: number;
+}
+
+/** Signs a link session: an HS256 JWT with aud "link", sub the link id and pv the password version. */
+export async function signLinkSession(env: TokenConfig, claims: LinkSessionClaims): Promise<string> {
+	return new SignJWT({ pv: claims.passwordVersion })
+		.setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+		.setSubject(claims.linkId)
+		.setIssuer(env.JWT_ISSUER)
+		.setAudience(LINK_SESSION_AUDIENCE)
+		.setIssuedAt()
+		.setExpirationTime(`${LINK_SESSION_TTL_SECONDS}s`)
+		.sign(await linkSessionKey(env.JWT_SECRET));
+}
+
+/** Verifies a link session; null for anything invalid, expired or forged. */
+export async function verifyLinkSession(env: TokenConfig, token: string): Promise<LinkSessionClaims | null> {
+	try {
+		const { payload } = await jwtVerify(token, await linkSessionKey(env.JWT_SECRET), {
+			algorithms: [ALGORITHM],
+			issuer: env.JWT_ISSUER,
+			audience: LINK_SESSION_AUDIENCE,
+			requiredClaims: ["exp", "iat", "iss", "aud", "sub"],
+		});
+		if (typeof payload.sub !== "string" || typeof payload.pv !== "number") return null;
+		return { linkId: payload.sub, passwordVersion: payload.pv };
+	} catch (err) {
+		if (err instanceof joseErrors.JOSEError) return null;
+		throw err;
+	}
 }

@@ -39,7 +39,7 @@ export async function versionsPage(
 		pageOf(
 			rows,
 			limit,
-			(row) => toVersion(row.version),
+			(row) => toVersion(row.version, file.headVersionId),
 			(last) => ({ r: last.rowid }),
 		),
 	);
