@@ -62,6 +62,11 @@ interface Target {
 	upload?: string;
 	/** The node is in the trash (DELETE then means: forever). */
 	trashed?: boolean;
+	link?: string;
+	/** A link's token, for /v1/l/{token}. */
+	token?: string;
+	/** The link's password, for unlocking it. */
+	password?: string;
 }
 
 /** A request as a driver builds it. */
@@ -105,8 +110,10 @@ let world: {
 	ownerUpload: string;
 	ownerOpenUpload: string;
 	ownerTus: string;
-	links: { view: string; upload: string };
+	links: Record<"view" | "upload" | "locked", { id: string; token: string }>;
 };
+
+const LINK_PASSWORD = "the matrix link password";
 
 /** Shares made for rows since the last settle: their members must hear of everything before the next snapshot. */
 let freshShares: ShareFixture[] = [];
@@ -278,9 +285,23 @@ async function settle(): Promise<void> {
 
 function credentials(actor: Actor): string | null {
 	if (actor === "anonymous") return null;
-	if (actor === "view_link") return world.links.view;
-	if (actor === "upload_link") return world.links.upload;
+	if (actor === "view_link") return world.links.view.token;
+	if (actor === "upload_link") return world.links.upload.token;
 	return users[actor].token;
+}
+
+/** The token an actor puts in a /v1/l/{token} path: its own link's, or (for anyone else, who was given the URL) the view link's. */
+function linkTokenFor(actor: Actor): string {
+	return actor === "upload_link" ? world.links.upload.token : world.links.view.token;
+}
+
+async function newLink(nodeId: string, access: "view" | "upload", password?: string): Promise<{ id: string; token: string }> {
+	const body = { node_id: nodeId, access, ...(password ? { password } : {}) };
+	const made = expectOk(
+		await h.call<{ id: string; token?: string }>("/v1/links", { method: "POST", token: users.owner.token, json: body }),
+		201,
+	);
+	return { id: made.id, token: made.token ?? "" };
 }
 
 /** The caller's root, for a move out of the share (someone without a tree moves to the owner's). */
@@ -300,7 +321,14 @@ async function resolve(name: string, actor: Actor, fresh: boolean): Promise<Targ
 		case "self":
 			return {};
 		case "random_id":
-			return { node: newId("nod"), version: newId("ver"), share: newId("shr"), member: newId("usr"), upload: newId("upl") };
+			return {
+				node: newId("nod"),
+				version: newId("ver"),
+				share: newId("shr"),
+				member: newId("usr"),
+				upload: newId("upl"),
+				link: newId("lnk"),
+			};
 		case "share_root":
 			return { node: share.rootId };
 		case "mount":
@@ -344,6 +372,14 @@ async function resolve(name: string, actor: Actor, fresh: boolean): Promise<Targ
 			return { upload: fresh ? await uploadSession(world.privateFolder, false) : world.ownerUpload };
 		case "owner_open_upload":
 			return { upload: fresh ? await uploadSession(world.privateFolder, true) : world.ownerOpenUpload };
+		case "link": {
+			const link = fresh ? await newLink(world.share.rootId, "view") : world.links.view;
+			return { link: link.id, token: linkTokenFor(actor) };
+		}
+		case "locked_link":
+			return { token: world.links.locked.token, node: world.share.rootId, password: LINK_PASSWORD };
+		case "random_token":
+			return { token: randomToken() };
 		case "owner_tus":
 			return { upload: fresh ? await tusUpload(world.privateFolder) : world.ownerTus };
 		default:
@@ -480,6 +516,39 @@ const drivers: Record<string, Driver> = {
 		path: `/v1/shares/${need(t.share, "share")}/members/${need(t.member, "member")}`,
 	}),
 	"GET /v1/shared-with-me": () => ({ path: "/v1/shared-with-me" }),
+	"POST /v1/nodes/{id}/copy": (t, actor) => ({
+		method: "POST",
+		path: `/v1/nodes/${need(t.node, "node")}/copy`,
+		json: { parent_id: rootOf(actor), name: unique("copy") },
+	}),
+	"PATCH /v1/files/{id}/versions/{version_id}": (t) => ({
+		method: "PATCH",
+		path: `/v1/files/${need(t.node, "node")}/versions/${need(t.version, "version")}`,
+		json: { keep_forever: true, label: unique("label") },
+	}),
+	"DELETE /v1/files/{id}/versions/{version_id}": (t) => ({
+		method: "DELETE",
+		path: `/v1/files/${need(t.node, "node")}/versions/${need(t.version, "version")}`,
+	}),
+	"POST /v1/links": (t) => ({ method: "POST", path: "/v1/links", json: { node_id: need(t.node, "node"), access: "view" } }),
+	"GET /v1/links": () => ({ path: "/v1/links" }),
+	"GET /v1/links/{id}": (t) => ({ path: `/v1/links/${need(t.link, "link")}` }),
+	"PATCH /v1/links/{id}": (t) => ({ method: "PATCH", path: `/v1/links/${need(t.link, "link")}`, json: { max_downloads: 1000 } }),
+	"DELETE /v1/links/{id}": (t) => ({ method: "DELETE", path: `/v1/links/${need(t.link, "link")}` }),
+	"GET /v1/l/{token}": (t) => ({ path: `/v1/l/${need(t.token, "token")}` }),
+	"POST /v1/l/{token}/unlock": (t) => ({
+		method: "POST",
+		path: `/v1/l/${need(t.token, "token")}/unlock`,
+		json: { password: t.password ?? "not the password" },
+	}),
+	"GET /v1/l/{token}/nodes/{id}/children": (t) => ({ path: `/v1/l/${need(t.token, "token")}/nodes/${need(t.node, "node")}/children` }),
+	"GET /v1/l/{token}/nodes/{id}/content": (t) => ({ path: `/v1/l/${need(t.token, "token")}/nodes/${need(t.node, "node")}/content` }),
+	"PUT /v1/l/{token}/files": (t) => {
+		// Into the link's folder, or (parent_id) a folder inside it.
+		const query = new URLSearchParams({ name: unique("dropped") });
+		if (t.node !== undefined && t.node !== world.share.rootId) query.set("parent_id", t.node);
+		return { method: "PUT", path: `/v1/l/${need(t.token, "token")}/files?${query}`, body: "dropped through a link" };
+	},
 	"POST /v1/shared-with-me/{id}/mount": (t) => ({ method: "POST", path: `/v1/shared-with-me/${need(t.share, "share")}/mount`, json: {} }),
 };
 
@@ -495,7 +564,9 @@ interface Answer {
 }
 
 async function send(call: Call, actor: Actor): Promise<Answer> {
-	const token = call.token ?? credentials(actor);
+	const isLinkActor = actor === "view_link" || actor === "upload_link";
+	// A link's holder has only the token in the path there.
+	const token = call.token ?? (call.path.startsWith("/v1/l/") && isLinkActor ? null : credentials(actor));
 	if (call.socket) {
 		const dialed = await wsDialer(h.url(call.path));
 		if ("socket" in dialed) {
@@ -584,7 +655,9 @@ async function runRow(rows: Row[], index: number): Promise<void> {
 		else before = await snapshot();
 		dirty = "none";
 	}
-	const target = await resolve(row.target, row.actor, changes);
+	// Under /v1/l/{token} the targets are the link's own: never fresh ones.
+	const target = await resolve(row.target, row.actor, changes && !row.path.startsWith("/v1/l/"));
+	if (row.path.startsWith("/v1/l/") && target.token === undefined) target.token = linkTokenFor(row.actor);
 	const call = await driver(target, row.actor, allowed);
 	if (changes || row.fails)
 		dirty = SHARED_TARGETS.has(row.target) || route.includes("/v1/share") || dirty === "members" ? "members" : "journals";
@@ -598,7 +671,7 @@ async function runRow(rows: Row[], index: number): Promise<void> {
 		expect((answer.body as { error?: { code?: string } } | null)?.error?.code, where).toBe(row.code);
 		expect(typeof (answer.body as { error: { request_id?: unknown } }).error.request_id, where).toBe("string");
 	}
-	if (!["owner", "editor", "viewer"].includes(row.actor)) {
+	if (!["owner", "editor", "viewer"].includes(row.actor) && !row.path.startsWith("/v1/l/")) {
 		// Nobody without a grant is told anything of the owner's.
 		for (const secret of [
 			world.share.rootId,
@@ -616,9 +689,14 @@ async function runRow(rows: Row[], index: number): Promise<void> {
 	}
 }
 
+/** A token of a link's shape (16 bytes, base64url) that opens nothing. */
+function randomToken(): string {
+	return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+}
+
 /** The same target with every id of the owner's replaced by one that names nothing (the caller's own root and `me` stay). */
 function randomized(target: Target, actor: Actor): Target {
-	const ids = { node: "nod", version: "ver", parent: "nod", share: "shr", member: "usr", upload: "upl" } as const;
+	const ids = { node: "nod", version: "ver", parent: "nod", share: "shr", member: "usr", upload: "upl", link: "lnk" } as const;
 	const out: Target = { ...target };
 	for (const key of Object.keys(ids) as (keyof typeof ids)[]) {
 		const id = out[key];
@@ -651,8 +729,11 @@ beforeAll(async () => {
 		ownerUpload: await uploadSession(privateFolder.id, false),
 		ownerOpenUpload: await uploadSession(privateFolder.id, true),
 		ownerTus: await tusUpload(privateFolder.id),
-		// Until the links API exists: tokens of the shape a link would have, sent the way a link holder would.
-		links: { view: "v".repeat(22), upload: "u".repeat(22) },
+		links: {
+			view: await newLink(shareRoot.id, "view"),
+			upload: await newLink(shareRoot.id, "upload"),
+			locked: await newLink(shareRoot.id, "view", LINK_PASSWORD),
+		},
 	};
 	// Shared last, so that the members' mounts show the finished folder.
 	const body = {
