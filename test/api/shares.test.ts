@@ -339,3 +339,34 @@ describe("copying across owners", () => {
 		);
 	});
 });
+
+describe("an editor's trash and restore", () => {
+	it("puts what an editor deletes in the owner's trash, lets the editor restore it, and shows paths through the mount", async () => {
+		const [owner, editor, viewer] = await usersOnDifferentShards(3);
+		if (!owner || !editor || !viewer) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Shared stuff");
+		const sub = await api.mkdir(owner, folder.id, "deep");
+		const file = await api.upload(owner, sub.id, "doc.txt", "text");
+		await share(owner, folder.id, [
+			{ user: editor, role: "editor" },
+			{ user: viewer, role: "viewer" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+
+		// The path runs through the member's own tree and mount.
+		const seen = await api.node(editor, file.node.id);
+		expect(seen.path).toBe("/Shared stuff/deep/doc.txt");
+		expect(seen.ancestors.map((a) => a.id)).toEqual([editor.rootId, mount.id, sub.id]);
+
+		await expectError(await call(`/v1/nodes/${file.node.id}`, { method: "DELETE", token: viewer.token }), 403, "FORBIDDEN");
+		expect((await call(`/v1/nodes/${file.node.id}`, { method: "DELETE", token: editor.token })).status).toBe(200);
+		const trash = await expectJson<{ items: { id: string }[] }>(await call("/v1/trash", { token: owner.token }), 200);
+		expect(trash.items.map((n) => n.id)).toContain(file.node.id);
+		await journalUntil(viewer, (es) => es.some((e) => e.kind === "trashed" && e.node.id === file.node.id));
+		// Deleting forever is the owner's.
+		await expectError(await call(`/v1/nodes/${file.node.id}?permanent=true`, { method: "DELETE", token: editor.token }), 403, "FORBIDDEN");
+		expect((await call(`/v1/nodes/${file.node.id}/restore`, { method: "POST", token: editor.token })).status).toBe(200);
+		expect(await api.text(viewer, file.node.id)).toBe("text");
+	});
+});

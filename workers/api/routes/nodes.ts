@@ -152,7 +152,9 @@ nodeRoutes.openapi(
 		if (c.req.valid("query").permanent === "true") {
 			// Only the owner deletes forever: a member's delete goes to the owner's trash.
 			unwrap(
-				await ownThenShared(c.env, c.get("caller"), nodeId, "owner", (access) => hubFor(c.env, access.scope.userId).purgeNode({ nodeId })),
+				await ownThenShared(c.env, c.get("caller"), nodeId, "owner", (access) => hubFor(c.env, access.scope.userId).purgeNode({ nodeId }), {
+					trashedToo: true,
+				}),
 			);
 			return c.body(null, 204);
 		}
