@@ -47,17 +47,22 @@ export interface ActivityRecord {
 /** Days an activity row is kept; the cron prunes older ones. */
 export const ACTIVITY_RETENTION_DAYS = 180;
 
+/** The last millisecond an id was made for here: ids made by one isolate (a user's hub) always increase. */
+let lastIdMs = 0;
+
 const INSERT_ACTIVITY = `INSERT INTO activity (user_id, id, at, event, actor_type, actor_id, actor_device, node_id, share_id, link_id, version_id, details)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`;
 
 /** The statement that records one event; put it in the batch of the change it describes. */
 export function activityStatement(db: D1Database, record: ActivityRecord, now = new Date()): D1PreparedStatement {
 	const actor = record.actor;
+	// Ids order the log; two events in one millisecond still get increasing ids.
+	lastIdMs = Math.max(now.getTime(), lastIdMs + 1);
 	return db
 		.prepare(INSERT_ACTIVITY)
 		.bind(
 			record.userId,
-			newId("act", now.getTime()),
+			newId("act", lastIdMs),
 			now.toISOString(),
 			record.event,
 			actor.type,

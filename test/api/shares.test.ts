@@ -3,60 +3,10 @@
  * a folder; members see it mounted, read and (as editors) write through the
  * owner's hub, and hear of every change in their own journal, once.
  */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decodeJournalCursor } from "../../src/shared/journal";
-import type { ChangeEntry } from "../../src/shared/schemas/sync";
-import { api, blobCount, call, expectError, expectJson, journal, randomBytes, signup, type TestUser } from "./helpers";
-
-async function shardOf(user: TestUser): Promise<number> {
-	const row = await env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?").bind(user.id).first<{ shard: number }>();
-	return row?.shard ?? -1;
-}
-
-/** Users on pairwise different shards (placement is by id, so signing up again lands elsewhere). */
-export async function usersOnDifferentShards(count: number): Promise<TestUser[]> {
-	const users: TestUser[] = [];
-	const taken = new Set<number>();
-	for (let tries = 0; users.length < count && tries < 200; tries++) {
-		const user = await signup(`Laptop ${users.length}`);
-		const shard = await shardOf(user);
-		if (taken.has(shard)) continue;
-		taken.add(shard);
-		users.push(user);
-	}
-	if (users.length < count) throw new Error("could not place users on different shards");
-	return users;
-}
-
-async function share(owner: TestUser, nodeId: string, members: { user: TestUser; role: "viewer" | "editor" }[]) {
-	const res = await call("/v1/shares", {
-		method: "POST",
-		token: owner.token,
-		body: JSON.stringify({ node_id: nodeId, members: members.map((m) => ({ email: m.user.email, role: m.role })) }),
-	});
-	return expectJson<{ id: string; members: { user: { id: string } }[] }>(res, 201);
-}
-
-/** The user's whole journal, waiting (long poll, no clock) until `done` holds for it. */
-async function journalUntil(user: TestUser, done: (entries: ChangeEntry[]) => boolean): Promise<ChangeEntry[]> {
-	const entries: ChangeEntry[] = [];
-	let cursor: string | null = null;
-	for (let round = 0; round < 200; round++) {
-		const page = await api.page(user, cursor, 500);
-		entries.push(...page.entries);
-		cursor = page.cursor;
-		if (done(entries)) return entries;
-		if (!page.has_more) await api.longpoll(user, cursor, 5);
-	}
-	throw new Error(`the journal never got there: ${JSON.stringify(entries.map((e) => [e.kind, e.node.name, e.reason]))}`);
-}
-
-function mountIn(entries: ChangeEntry[]) {
-	const found = entries.find((e) => e.node.mount !== undefined);
-	if (!found) throw new Error("no mount in the journal");
-	return found.node;
-}
+import { api, blobCount, call, expectError, expectJson, journal, randomBytes } from "./helpers";
+import { journalUntil, mountIn, share, usersOnDifferentShards } from "./sharing";
 
 describe("sharing a folder with people on other shards", () => {
 	it("mounts the share in each member's root, lets the editor write and the viewer only read, and tells each member once", async () => {
@@ -337,5 +287,36 @@ describe("copying across owners", () => {
 			403,
 			"FORBIDDEN",
 		);
+	});
+});
+
+describe("an editor's trash and restore", () => {
+	it("puts what an editor deletes in the owner's trash, lets the editor restore it, and shows paths through the mount", async () => {
+		const [owner, editor, viewer] = await usersOnDifferentShards(3);
+		if (!owner || !editor || !viewer) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Shared stuff");
+		const sub = await api.mkdir(owner, folder.id, "deep");
+		const file = await api.upload(owner, sub.id, "doc.txt", "text");
+		await share(owner, folder.id, [
+			{ user: editor, role: "editor" },
+			{ user: viewer, role: "viewer" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+
+		// The path runs through the member's own tree and mount.
+		const seen = await api.node(editor, file.node.id);
+		expect(seen.path).toBe("/Shared stuff/deep/doc.txt");
+		expect(seen.ancestors.map((a) => a.id)).toEqual([editor.rootId, mount.id, sub.id]);
+
+		await expectError(await call(`/v1/nodes/${file.node.id}`, { method: "DELETE", token: viewer.token }), 403, "FORBIDDEN");
+		expect((await call(`/v1/nodes/${file.node.id}`, { method: "DELETE", token: editor.token })).status).toBe(200);
+		const trash = await expectJson<{ items: { id: string }[] }>(await call("/v1/trash", { token: owner.token }), 200);
+		expect(trash.items.map((n) => n.id)).toContain(file.node.id);
+		await journalUntil(viewer, (es) => es.some((e) => e.kind === "trashed" && e.node.id === file.node.id));
+		// Deleting forever is the owner's.
+		await expectError(await call(`/v1/nodes/${file.node.id}?permanent=true`, { method: "DELETE", token: editor.token }), 403, "FORBIDDEN");
+		expect((await call(`/v1/nodes/${file.node.id}/restore`, { method: "POST", token: editor.token })).status).toBe(200);
+		expect(await api.text(viewer, file.node.id)).toBe("text");
 	});
 });

@@ -5,6 +5,7 @@ import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { jsonBodyLimit } from "./middleware/body-limit";
 import { requestId } from "./middleware/request-id";
+import { activityRoutes } from "./routes/activity";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
 import { linkResponseHeaders, linkRoutes } from "./routes/links";
@@ -65,6 +66,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", versionRoutes);
 	app.route("/v1", shareRoutes);
 	app.route("/v1", linkRoutes);
+	app.route("/v1", activityRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -1,5 +1,7 @@
 /** Housekeeping on the cron in wrangler.toml. Each task is idempotent, so a missed or repeated run is harmless. */
+import { ACTIVITY_RETENTION_DAYS } from "../../src/shared/activity";
 import { shardAt, shardCount } from "../../src/shared/db/shards";
+import { pruneActivity } from "./services/activity";
 import { openDirectory } from "./services/directory";
 import { collectBlocks } from "./services/gc";
 import { pruneJournal } from "./services/journal";
@@ -30,6 +32,8 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	const retentionDays = Number(env.JOURNAL_RETENTION_DAYS) || 30;
 	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
 	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneJournal SHARD_${i}`, () => pruneJournal(shardAt(env, i), cutoff));
+	const activityCutoff = new Date(now - ACTIVITY_RETENTION_DAYS * 86_400_000).toISOString();
+	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneActivity SHARD_${i}`, () => pruneActivity(shardAt(env, i), activityCutoff));
 	await attempt("purgeExpiredTrash", () => purgeExpiredTrash(env, now));
 	await attempt("thinVersionHistories", () => thinVersionHistories(env, now));
 	await attempt("cleanupUploads", () => cleanupUploads(env, env.BLOBS, now));

@@ -690,7 +690,7 @@ export async function restoreVersion(
 				activityStatement(db.$client, {
 					userId,
 					event: "version.restored",
-					actor: { type: "user", id: input.actor.userId ?? userId, device: input.actor.deviceId },
+					actor: { type: "user", id: input.actor.userId ?? userId, device: input.actor.deviceName },
 					nodeId: node.id,
 					versionId: old.id,
 					details: { restored_as: version.id },

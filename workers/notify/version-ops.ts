@@ -192,5 +192,5 @@ function isKept(version: VersionRow): boolean {
 }
 
 function userActor(tree: Tree, actor: Actor): ActivityActor {
-	return { type: "user", id: actor.userId ?? tree.userId, device: actor.deviceId };
+	return { type: "user", id: actor.userId ?? tree.userId, device: actor.deviceName };
 }

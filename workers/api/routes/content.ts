@@ -51,7 +51,8 @@ contentRoutes.openapi(
 			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
 			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus. " +
 			"A body without Content-Length is cut off with 413 PAYLOAD_TOO_LARGE as soon as it passes 100 MB, and with 507 QUOTA_EXCEEDED as soon as it passes what the quota leaves; one that ends before its Content-Length answers 400. " +
-			"503 BLOCKS_RECLAIMED (with Retry-After) means the storage collector deleted blocks this request stored while it ran: nothing was committed; send the same request again.",
+			"503 BLOCKS_RECLAIMED (with Retry-After) means the storage collector deleted blocks this request stored while it ran: nothing was committed; send the same request again. " +
+			"Extension, sharing: `parent_id` may be a folder shared with you as editor, or your mount of it; the file is the owner's and counts toward the owner's storage (507 without figures when it is full); a viewer gets 403.",
 		request: {
 			query: ContentQuery,
 			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
@@ -144,6 +145,8 @@ contentRoutes.openapi(
 		path: "/files/{id}/content",
 		tags,
 		summary: "Download a file's content (streams; single Range; ETag is the version id)",
+		description:
+			"Extension, sharing: a file shared with you downloads by its id or, for a shared file, your mount's id; a viewer gets the current version only (`version_id` answers 403 `read_only`).",
 		request: {
 			params: IdParam,
 			query: z.object({

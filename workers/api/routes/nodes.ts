@@ -34,6 +34,7 @@ nodeRoutes.openapi(
 		path: "/nodes/{id}",
 		tags,
 		summary: "A node with its path from the root",
+		description: "For a node someone shares with you, the path runs from your root through your mount (extension).",
 		request: { params: IdParam },
 		responses: { 200: json(NodeWithPath, "The node"), ...notFound },
 	}),
@@ -50,6 +51,8 @@ nodeRoutes.openapi(
 		path: "/nodes/{id}/children",
 		tags,
 		summary: "A folder's live children, by name, paginated",
+		description:
+			"A mount's id lists the shared folder's children, whose `parent_id` is the mount (extension, docs/api.md, \"Sharing with people\"); a viewer may list too.",
 		request: { params: IdParam, query: PageQuery },
 		responses: { 200: json(NodePage, "One page"), ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND") },
 	}),
@@ -70,6 +73,8 @@ nodeRoutes.openapi(
 		path: "/folders",
 		tags,
 		summary: "Create a folder",
+		description:
+			"`parent_id` may be a folder shared with you as editor, or your mount of it: the folder is the owner's (extension). A viewer gets 403.",
 		request: { body: jsonBody(CreateFolderBody) },
 		responses: {
 			201: json(Node, "Created"),
@@ -101,7 +106,8 @@ nodeRoutes.openapi(
 		path: "/nodes/{id}",
 		tags,
 		summary: "Rename and/or move a node",
-		description: "A folder cannot move into itself or its own subtree (400). Names follow the rule in docs/api.md, section Names.",
+		description:
+			"A folder cannot move into itself or its own subtree (400). Names follow the rule in docs/api.md, section Names. Extension: an editor renames and moves inside a share; a move between two people's files answers 400 `cross_owner_move` (copy instead); renaming or moving your mount changes only your tree; only the owner renames or moves the shared item itself (403 `owner_only`).",
 		request: { params: IdParam, body: jsonBody(UpdateNodeBody) },
 		responses: {
 			200: json(Node, "Updated"),
@@ -134,7 +140,7 @@ nodeRoutes.openapi(
 		tags,
 		summary: "Move a node to the trash (a folder takes its subtree with it), or delete an item in the trash forever",
 		description:
-			"Without `permanent`, the node moves to the trash and still counts toward storage used. With `permanent=true` (extension), an item listed in the trash is deleted for good, with everything trashed together with it: its versions can no longer be downloaded or restored, storage used drops by their bytes, and the journal records `deleted`. Answers 204 then.",
+			"Without `permanent`, the node moves to the trash and still counts toward storage used. With `permanent=true` (extension), an item listed in the trash is deleted for good, with everything trashed together with it: its versions can no longer be downloaded or restored, storage used drops by their bytes, and the journal records `deleted`. Answers 204 then. Extension, sharing: an editor's delete inside a share moves the node to the owner's trash; deleting forever is the owner's (403 `owner_only`); deleting your mount only takes the share out of your tree (it stays in `GET /v1/shared-with-me`).",
 		request: {
 			params: IdParam,
 			query: z.object({
@@ -152,7 +158,9 @@ nodeRoutes.openapi(
 		if (c.req.valid("query").permanent === "true") {
 			// Only the owner deletes forever: a member's delete goes to the owner's trash.
 			unwrap(
-				await ownThenShared(c.env, c.get("caller"), nodeId, "owner", (access) => hubFor(c.env, access.scope.userId).purgeNode({ nodeId })),
+				await ownThenShared(c.env, c.get("caller"), nodeId, "owner", (access) => hubFor(c.env, access.scope.userId).purgeNode({ nodeId }), {
+					trashedToo: true,
+				}),
 			);
 			return c.body(null, 204);
 		}
@@ -184,7 +192,8 @@ nodeRoutes.openapi(
 		path: "/nodes/{id}/restore",
 		tags,
 		summary: "Restore a node from the trash, with what was deleted together with it",
-		description: 'Goes back to its folder, or to the root if that folder is gone; a taken name gets a " (restored)" suffix.',
+		description:
+			'Goes back to its folder, or to the root if that folder is gone; a taken name gets a " (restored)" suffix. Extension: an editor restores what was deleted inside a share.',
 		request: { params: IdParam },
 		responses: { 200: json(Node, "Restored"), ...notFound },
 	}),

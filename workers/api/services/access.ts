@@ -62,7 +62,8 @@ const GRANT = `WITH RECURSIVE chain(id, parent_id, trashed, depth) AS (
 
 const INCOMING = `SELECT share_id, owner_id, root_id, mount_id FROM incoming_shares WHERE user_id = ?1`;
 
-interface Incoming {
+/** A share the caller is a member of, as their own shard records it: whose it is, its root, and their mount of it. */
+export interface Incoming {
 	share_id: string;
 	owner_id: string;
 	root_id: string;
@@ -78,7 +79,7 @@ export async function accessTo(env: Env, caller: Caller, nodeId: string, options
 	const db = shardFor(env, caller);
 	const own = await findNode(db, caller.userId, nodeId);
 	if (own && own.mountShareId === null) return ownAccess(caller, nodeId);
-	const incoming = (await db.$client.prepare(INCOMING).bind(caller.userId).all<Incoming>()).results;
+	const incoming = await incomingShares(env, caller);
 	if (own) {
 		const share = incoming.find((i) => i.share_id === own.mountShareId);
 		if (!share) return null;
@@ -91,6 +92,11 @@ export async function accessTo(env: Env, caller: Caller, nodeId: string, options
 		if (found) return found;
 	}
 	return null;
+}
+
+/** The shares the caller is a member of, from their own shard (the owners' shards say whether each still holds). */
+export async function incomingShares(env: Env, caller: Caller): Promise<Incoming[]> {
+	return (await shardFor(env, caller).$client.prepare(INCOMING).bind(caller.userId).all<Incoming>()).results;
 }
 
 /** The caller's access to their own node. */
@@ -184,7 +190,8 @@ async function grantIn(
 const owners = new Map<string, { at: number; row: { email: string; shard: number; quotaBytes: number } | null }>();
 const OWNER_CACHE_MS = 60_000;
 
-async function ownerScope(env: Env, caller: Caller, ownerId: string): Promise<Scope | null> {
+/** The caller acting in `ownerId`'s tree (their shard and quota), or null when there is no such user. */
+export async function ownerScope(env: Env, caller: Caller, ownerId: string): Promise<Scope | null> {
 	const cached = owners.get(ownerId);
 	let row = cached && Date.now() - cached.at < OWNER_CACHE_MS ? cached.row : undefined;
 	if (row === undefined) {
