@@ -320,3 +320,20 @@ describe("an editor's trash and restore", () => {
 		expect(await api.text(viewer, file.node.id)).toBe("text");
 	});
 });
+
+describe("trashing above a share", () => {
+	it("tells members the share is gone when the owner trashes a folder above it, and back when it is restored", async () => {
+		const [owner, member] = await usersOnDifferentShards(2);
+		if (!owner || !member) throw new Error("unreachable");
+		const outer = await api.mkdir(owner, owner.rootId, "Work");
+		const inner = await api.mkdir(owner, outer.id, "Team");
+		await share(owner, inner.id, [{ user: member, role: "viewer" }]);
+		const mount = mountIn(await journalUntil(member, (es) => es.some((e) => e.node.mount !== undefined)));
+		expect((await call(`/v1/nodes/${outer.id}`, { method: "DELETE", token: owner.token })).status).toBe(200);
+		await journalUntil(member, (es) => es.some((e) => e.kind === "deleted" && e.reason === "unshared" && e.node.id === mount.id));
+		await expectError(await call(`/v1/nodes/${mount.id}/children`, { token: member.token }), 404, "NOT_FOUND");
+		expect((await call(`/v1/nodes/${outer.id}/restore`, { method: "POST", token: owner.token })).status).toBe(200);
+		await journalUntil(member, (es) => es.filter((e) => e.kind === "created" && e.node.id === mount.id).length === 2);
+		expect(await api.listAll(member, mount.id)).toEqual([]);
+	});
+});

@@ -13,7 +13,7 @@ import { sql } from "drizzle-orm";
 import { toNode } from "../../src/shared/db/mappers";
 import type { NodeRow } from "../../src/shared/db/schema";
 import type { ShardDb } from "../../src/shared/db/shards";
-import { ancestry } from "../../src/shared/db/tree";
+import { ancestry, ancestryStatement, type AncestryRow, findNodeStatement, readAncestry, readNode } from "../../src/shared/db/tree";
 import type { FanOut, RecordedChange } from "./journal";
 
 export type Role = "viewer" | "editor";
@@ -189,7 +189,7 @@ export class Sharing implements FanOut {
 		const node = JSON.stringify(toNode(change.after));
 		const now = new Date().toISOString();
 		const sqlText = change.onlyIfExists ? INSERT_OUTBOX_IF_NODE : INSERT_OUTBOX;
-		const statements: D1PreparedStatement[] = [];
+		const statements = await this.#sharesInside(change, now);
 		for (const share of new Set([...before, ...after])) {
 			if (share.members.size === 0) continue;
 			const visibility = before.has(share) && after.has(share) ? "both" : after.has(share) ? "in" : "out";
@@ -202,6 +202,38 @@ export class Sharing implements FanOut {
 
 	landed(): void {
 		this.onOutbox();
+	}
+
+	/**
+	 * A folder trashed, restored or deleted forever takes the shares inside
+	 * it along: their members hear it as a change of the shared node itself
+	 * (their mount goes, or comes back).
+	 */
+	async #sharesInside(change: RecordedChange, now: string): Promise<D1PreparedStatement[]> {
+		if (change.after.type !== "folder" || !["trashed", "restored", "deleted"].includes(change.kind)) return [];
+		const inside = [...(await this.shares()).values()].filter((s) => s.nodeId !== change.after.id && s.members.size > 0);
+		if (inside.length === 0) return [];
+		const chains = await this.db.$client.batch<AncestryRow>(inside.map((s) => ancestryStatement(this.db, this.ownerId, s.nodeId)));
+		const under = inside.filter((_, i) => readAncestry(chains[i]?.results ?? []).some((a) => a.id === change.after.id));
+		if (under.length === 0) return [];
+		const roots = await this.db.$client.batch<Record<string, unknown>>(
+			under.map((s) => findNodeStatement(this.db, this.ownerId, s.nodeId)),
+		);
+		return under.flatMap((share, i) => {
+			const first = roots[i]?.results[0];
+			const root = first ? readNode(first) : null;
+			if (!root) return [];
+			// The shared node as the change leaves it (a trash marks the whole subtree).
+			const after = {
+				...root,
+				trashedAt: change.kind === "trashed" ? (change.after.trashedAt ?? now) : change.kind === "restored" ? null : root.trashedAt,
+			};
+			return [
+				this.db.$client
+					.prepare(INSERT_OUTBOX)
+					.bind(this.ownerId, share.id, null, change.kind, "both", root.id, JSON.stringify(toNode(after)), null, now),
+			];
+		});
 	}
 
 	/** An outbox row for one member (added, role changed, removed), for a batch. */
