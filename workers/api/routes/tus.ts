@@ -330,6 +330,7 @@ tusRoutes.openapi(
 
 		const { size, deferred } = parseCreationLength(c);
 		let target: ReturnType<typeof targetOf>;
+		let owner: { userId: string; since: number } | null = null;
 		if (concat.kind === "partial") {
 			// A part has no target of its own: only the file limit and the quota apply.
 			unwrap(await checkRoom(c.env, caller, size));
@@ -337,11 +338,13 @@ tusRoutes.openapi(
 		} else {
 			target = targetOf(metadata);
 			const checked = unwrap(await checkUploadTarget(c.env, caller, { ...target, size: deferred ? null : size, maxFileBytes, blocks: [] }));
-			target.name = checked.name;
+			target = { ...target, name: checked.name, parentId: checked.access.nodeId };
+			owner = checked.owner;
 		}
 		const upload = unwrap(
 			await createUpload(shardFor(c.env, caller), caller, {
 				...target,
+				owner,
 				protocol: "tus",
 				size,
 				lengthDeferred: deferred,

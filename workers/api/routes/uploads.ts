@@ -24,6 +24,7 @@ import {
 	sessionStatus,
 	usableUpload,
 } from "../services/uploads";
+import { uploadAccess } from "../services/member-uploads";
 
 export const uploadRoutes = newRouter();
 
@@ -64,7 +65,8 @@ uploadRoutes.openapi(
 		const upload = unwrap(
 			await createUpload(db, caller, {
 				protocol: "session",
-				parentId: body.parent_id,
+				parentId: target.access.nodeId,
+				owner: target.owner,
 				name: target.name,
 				size: body.size,
 				blocks: body.blocks,
@@ -219,7 +221,10 @@ uploadRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const upload = unwrap(await usableUpload(c.env, caller, c.req.valid("param").id, "session"));
-		return c.json(await sessionStatus(shardFor(c.env, caller), caller.userId, upload), 200);
+		// A member's upload became a file in the owner's tree.
+		const owner = upload.ownerId === null ? caller : unwrap(await uploadAccess(c.env, caller, upload)).scope;
+		const committedIn = { db: shardFor(c.env, owner), userId: owner.userId };
+		return c.json(await sessionStatus(shardFor(c.env, caller), caller.userId, upload, committedIn), 200);
 	},
 );
 
