@@ -4,7 +4,8 @@
  * owner's hub, and hear of every change in their own journal, once.
  */
 import { describe, expect, it } from "vitest";
-import { api, call, expectError, expectJson, journal, randomBytes } from "./helpers";
+import { decodeJournalCursor } from "../../src/shared/journal";
+import { api, blobCount, call, expectError, expectJson, journal, randomBytes } from "./helpers";
 import { journalUntil, mountIn, share, usersOnDifferentShards } from "./share-helpers";
 
 describe("sharing a folder with people on other shards", () => {
@@ -155,5 +156,136 @@ describe("a share's life", () => {
 		expect(again.name).toBe("Photos");
 		await api.upload(owner, folder.id, "x.jpg", "x");
 		expect((await api.listAll(member, again.id)).map((n) => n.name)).toEqual(["x.jpg"]);
+	});
+});
+
+describe("realtime fan-out", () => {
+	it("brings every change of three users to both devices of each, in the owner's order, once per member", async () => {
+		const [owner, alice, bob] = await usersOnDifferentShards(3);
+		if (!owner || !alice || !bob) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Together");
+		await share(owner, folder.id, [
+			{ user: alice, role: "editor" },
+			{ user: bob, role: "editor" },
+		]);
+		const mounts = new Map<string, string>([[owner.id, folder.id]]);
+		for (const member of [alice, bob])
+			mounts.set(member.id, mountIn(await journalUntil(member, (es) => es.some((e) => e.node.mount !== undefined))).id);
+		// Two devices each, connected before the changes.
+		const users = [owner, alice, bob];
+		const devices = await Promise.all(users.flatMap((user) => [api.connect(user), api.connect(user)]));
+
+		// Each user makes changes in the share, through their own view of it.
+		const made: string[] = [];
+		for (const [i, user] of users.entries()) {
+			const parent = mounts.get(user.id) ?? "";
+			made.push((await api.upload(user, parent, `from-${i}.txt`, `content ${i}`)).node.id);
+			made.push((await api.mkdir(user, parent, `folder-${i}`)).id);
+		}
+
+		const inOwnerOrder = (await journalUntil(owner, (es) => made.every((id) => es.some((e) => e.node.id === id))))
+			.filter((e) => made.includes(e.node.id))
+			.map((e) => e.node.id);
+		expect(inOwnerOrder).toHaveLength(made.length);
+		for (const [u, user] of users.entries()) {
+			const entries = await journalUntil(user, (es) => made.every((id) => es.some((e) => e.node.id === id)));
+			// Exactly one entry per change, in the order the owner's hub made them.
+			expect(entries.filter((e) => made.includes(e.node.id)).map((e) => e.node.id)).toEqual(inOwnerOrder);
+			// Both devices are told up to the end of this journal.
+			const latest = decodeJournalCursor(await api.latest(user))?.seq ?? 0;
+			for (const device of [devices[2 * u], devices[2 * u + 1]]) {
+				if (!device) throw new Error("unreachable");
+				await device.socket.next(
+					(f) => typeof f === "object" && f.type === "changes" && (decodeJournalCursor(f.cursor)?.seq ?? 0) >= latest,
+				);
+			}
+		}
+		for (const d of devices) d.socket.close();
+	});
+});
+
+describe("revoking while an editor writes", () => {
+	it("refuses the commit of a PUT whose body was still arriving when the editor was removed, and writes nothing", async () => {
+		const [owner, editor] = await usersOnDifferentShards(2);
+		if (!owner || !editor) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Drafts");
+		const made = await share(owner, folder.id, [{ user: editor, role: "editor" }]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+
+		// A body the test hands over in two parts: the first is read only once every check before the body passed.
+		let pulled: () => void = () => undefined;
+		const reading = new Promise<void>((resolve) => (pulled = resolve));
+		let finish: (controller: ReadableStreamDefaultController<Uint8Array>) => void = () => undefined;
+		const rest = new Promise<ReadableStreamDefaultController<Uint8Array>>((resolve) => (finish = resolve));
+		let first = true;
+		const body = new ReadableStream<Uint8Array>({
+			async pull(controller) {
+				if (first) {
+					first = false;
+					controller.enqueue(new TextEncoder().encode("half of "));
+					pulled();
+					return;
+				}
+				finish(controller);
+				await new Promise(() => undefined);
+			},
+		});
+		const ownerSeqBefore = decodeJournalCursor(await api.latest(owner))?.seq ?? 0;
+		const putting = call(`/v1/files/content?parent_id=${mount.id}&name=late.txt`, { method: "PUT", token: editor.token, body });
+		await reading;
+		expect((await call(`/v1/shares/${made.id}/members/${editor.id}`, { method: "DELETE", token: owner.token })).status).toBe(204);
+		const controller = await rest;
+		controller.enqueue(new TextEncoder().encode("a file"));
+		controller.close();
+		await expectError(await putting, 404, "NOT_FOUND");
+		// The revoke came first in the owner's hub: no file, no journal entry, no version.
+		expect((await api.listAll(owner, folder.id)).map((n) => n.name)).toEqual([]);
+		expect(decodeJournalCursor(await api.latest(owner))?.seq ?? 0).toBe(ownerSeqBefore);
+	});
+});
+
+describe("copying across owners", () => {
+	it("copies a shared file into the member's own tree and theirs into the share, without moving a byte", async () => {
+		const [owner, viewer, editor] = await usersOnDifferentShards(3);
+		if (!owner || !viewer || !editor) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Library");
+		const original = await api.upload(owner, folder.id, "book.txt", "a long story");
+		await share(owner, folder.id, [
+			{ user: viewer, role: "viewer" },
+			{ user: editor, role: "editor" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+		const objects = await blobCount();
+
+		const mine = await expectJson<{ node: { id: string; name: string; parent_id: string } }>(
+			await call(`/v1/nodes/${original.node.id}/copy`, {
+				method: "POST",
+				token: viewer.token,
+				body: JSON.stringify({ parent_id: viewer.rootId }),
+			}),
+			201,
+		);
+		expect(mine.node.parent_id).toBe(viewer.rootId);
+		expect(await api.text(viewer, mine.node.id)).toBe("a long story");
+		// Into the share, by the editor, under a taken name: a numbered name, never an overwrite.
+		const back = await expectJson<{ node: { name: string; parent_id: string } }>(
+			await call(`/v1/nodes/${original.node.id}/copy`, {
+				method: "POST",
+				token: editor.token,
+				body: JSON.stringify({ parent_id: mount.id }),
+			}),
+			201,
+		);
+		expect(back.node.parent_id).toBe(mount.id);
+		expect(back.node.name).not.toBe("book.txt");
+		expect(await api.text(owner, original.node.id)).toBe("a long story");
+		expect(await blobCount()).toBe(objects);
+		// A viewer cannot copy into the share.
+		await expectError(
+			await call(`/v1/nodes/${mine.node.id}/copy`, { method: "POST", token: viewer.token, body: JSON.stringify({ parent_id: folder.id }) }),
+			403,
+			"FORBIDDEN",
+		);
 	});
 });

@@ -284,12 +284,16 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	async #deliver(): Promise<void> {
 		const deliverer = this.#deliverer;
 		if (!deliverer) return;
+		// A safety net first: should this instance go away mid-delivery, the
+		// alarm wakes it to finish from the outbox.
+		if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DELIVERY_SAFETY_NET_MS);
 		const delivered = await deliverer.run().catch((err: unknown) => {
 			console.error(JSON.stringify({ hub: this.#userId, delivery: "failed", error: redactedCause(err) }));
 			return false;
 		});
 		if (delivered) {
 			this.#retryMs = 0;
+			await this.ctx.storage.deleteAlarm();
 			return;
 		}
 		this.#retryMs = Math.min(Math.max(this.#retryMs * 2, 500), 60_000);
@@ -389,6 +393,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** When a delivery started and was not seen to finish, the alarm finishes it after this long. */
+const DELIVERY_SAFETY_NET_MS = 30_000;
 
 /** A numeric [vars] setting, or its default when unset or not a positive number. */
 function numberVar(value: string | undefined, fallback: number): number {

@@ -1,7 +1,9 @@
 /** Files and folders: root, folders, children, node with path, rename and move, trash (docs/api.md, "Nodes"). */
 import { z } from "@hono/zod-openapi";
 import { IdParam, PageQuery } from "../../../src/shared/schemas/common";
-import { CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "../../../src/shared/schemas/nodes";
+import { CommitResult, CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "../../../src/shared/schemas/nodes";
+import { CopyBody } from "../../../src/shared/schemas/shares";
+import { copyFile } from "../services/copy";
 import { unwrap } from "../errors";
 import { errorResponses, json, jsonBody, newRouter, protectedRoute } from "../openapi";
 import { hubFor, shardFor } from "../services/hub";
@@ -218,5 +220,28 @@ nodeRoutes.openapi(
 		const caller = c.get("caller");
 		const { limit, cursor } = c.req.valid("query");
 		return c.json(unwrap(await trashPage(shardFor(c.env, caller), caller.userId, limit, cursor)), 200);
+	},
+);
+
+nodeRoutes.openapi(
+	protectedRoute({
+		method: "post",
+		path: "/nodes/{id}/copy",
+		tags,
+		summary: "Copy a file on the server, to any folder you may write in (extension)",
+		description:
+			"A new file with the same content, in `parent_id` (yours, or a share you edit), named `name` or the source's name (a taken name gets a number). No bytes are uploaded or copied: the new version lists the same stored blocks. This is how something leaves or enters another person's share, since a move between two people's files is refused (`cross_owner_move`): copy, then delete the original. The copy starts its own history and counts toward the storage of the folder's owner. Files only (400 `not_a_file`).",
+		request: { params: IdParam, body: jsonBody(CopyBody) },
+		responses: {
+			201: json(CommitResult, "The copy"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "QUOTA_EXCEEDED", "RATE_LIMITED"),
+		},
+	}),
+	async (c) => {
+		const body = c.req.valid("json");
+		const destination = { parentId: body.parent_id, ...(body.name !== undefined ? { name: body.name } : {}) };
+		const { outcome, target } = unwrap(await copyFile(c.env, c.get("caller"), c.req.valid("param").id, destination));
+		const { created: _created, ...result } = outcome;
+		return c.json({ ...result, node: asSeen(target, result.node) }, 201);
 	},
 );
