@@ -4,7 +4,9 @@
  * the owner's, the commit goes through the owner's hub, and dedup counts only
  * the blocks the editor holds.
  */
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { collectBlocks } from "../../workers/api/services/gc";
 import { expectOk, type Body } from "../support/harness";
 import {
 	api,
@@ -197,6 +199,74 @@ describe("an editor's upload session into a share", () => {
 		expect(strangers.error.message).toBe(randoms.error.message);
 		await expectError(await tusCreate(stranger, project.id, "s.bin", 10), 404, "NOT_FOUND");
 		expect((await journal(owner.id)).length).toBe(before);
+	});
+});
+
+describe("an editor's upload and the block collector (docs/decisions/0017)", () => {
+	let fixture: Awaited<ReturnType<typeof sharedFolder>>;
+	beforeAll(async () => {
+		fixture = await sharedFolder();
+	});
+
+	it("keeps the blocks of an open upload into a share until the owner's commit references them", async () => {
+		const { owner, editor, editorMount } = fixture;
+		const blocks = await makeBlocks(2);
+		const id = await sendSession(editor, editorMount.id, "kept.bin", blocks);
+		// Both blocks are candidates everywhere, and the collector runs with no grace period.
+		for (const user of [owner, editor]) {
+			const db = await shardOfUser(user.id);
+			await db.batch(
+				blocks.map((b) =>
+					db.prepare("INSERT OR IGNORE INTO gc_candidates (hash, enqueued_at) VALUES (?, '2000-01-01T00:00:00.000Z')").bind(b.hash),
+				),
+			);
+		}
+		const report = await collectBlocks(env, env.BLOBS, { graceMs: 0 });
+		// Listed by the editor's open upload, in the editor's shard: kept for a later run, in both shards.
+		expect(report.deferred).toBeGreaterThanOrEqual(4);
+		const committed = expectOk(await api.commitUpload(editor, id), 201);
+		expect(bytesEqual((await api.download(owner, committed.node.id)).bytes, concat(blocks))).toBe(true);
+	});
+
+	it("asks again for a block the owner's shard has doomed, and commits once it is sent again", async () => {
+		const { owner, editor, editorMount } = fixture;
+		const blocks = await makeBlocks(2);
+		const [doomed] = blocks;
+		if (!doomed) throw new Error("unreachable");
+		const id = await sendSession(editor, editorMount.id, "doomed.bin", blocks);
+		const ownerDb = await shardOfUser(owner.id);
+		await ownerDb
+			.prepare("INSERT INTO doomed_blocks (hash, run_id, doomed_at) VALUES (?, 'test-run', ?)")
+			.bind(doomed.hash, new Date().toISOString())
+			.run();
+		const before = await journal(owner.id);
+		const refused = await api.commitUpload(editor, id);
+		expect(refused.status).toBe(409);
+		expect((refused.body as unknown as { error: { code: string; details: string[] } }).error).toMatchObject({
+			code: "MISSING_BLOCKS",
+			details: [doomed.hash],
+		});
+		expect(await journal(owner.id)).toEqual(before);
+		expect(expectOk(await api.uploadStatus(editor, id), 200).missing).toEqual([doomed.hash]);
+		// The sweep released it; the editor sends it again.
+		await ownerDb.prepare("DELETE FROM doomed_blocks WHERE run_id = 'test-run'").run();
+		expect((await api.putBlock(editor, id, doomed.hash, doomed.bytes)).status).toBe(204);
+		const committed = expectOk(await api.commitUpload(editor, id), 201);
+		expect(bytesEqual((await api.download(owner, committed.node.id)).bytes, concat(blocks))).toBe(true);
+	});
+
+	it("answers the same version when the owner's commit landed but the upload was not marked committed", async () => {
+		const { owner, editor, project, editorMount } = fixture;
+		const id = await sendSession(editor, editorMount.id, "once.bin", await makeBlocks(2));
+		const first = expectOk(await api.commitUpload(editor, id), 201);
+		const editorDb = await shardOfUser(editor.id);
+		await editorDb.prepare("UPDATE uploads SET committed_version_id = NULL WHERE id = ?").bind(id).run();
+		const again = expectOk(await api.commitUpload(editor, id), 201);
+		expect(again).toEqual(first);
+		expect((await api.listAll(owner, project.id)).filter((n) => n.name === "once.bin")).toHaveLength(1);
+		const ownerDb = await shardOfUser(owner.id);
+		const count = await ownerDb.prepare("SELECT COUNT(*) AS n FROM versions WHERE node_id = ?").bind(first.node.id).first<{ n: number }>();
+		expect(count?.n).toBe(1);
 	});
 });
 
