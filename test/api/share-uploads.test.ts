@@ -299,6 +299,50 @@ describe("an editor's tus upload into a share", () => {
 		expect(head.headers.get("Drive-Node-Id")).toBe(nodeId);
 	});
 
+	it("concatenates the editor's partial uploads into the share, and takes a deferred length", async () => {
+		const { owner, editor, editorMount } = await sharedFolder();
+		const data = randomBytes(120 * 1024, seed++);
+		const parts: string[] = [];
+		for (const piece of [data.slice(0, 50 * 1024), data.slice(50 * 1024)]) {
+			const created = await call("/v1/tus", {
+				method: "POST",
+				token: editor.token,
+				headers: { ...TUS, "Upload-Length": String(piece.byteLength), "Upload-Concat": "partial" },
+			});
+			const path = new URL(created.headers.get("Location") ?? "").pathname;
+			expect((await tusPatch(editor, path, 0, piece)).status).toBe(204);
+			parts.push(path);
+		}
+		const final = await call("/v1/tus", {
+			method: "POST",
+			token: editor.token,
+			headers: {
+				...TUS,
+				"Upload-Concat": `final;${parts.join(" ")}`,
+				"Upload-Metadata": `filename ${b64("joined.bin")},parent_id ${b64(editorMount.id)}`,
+			},
+		});
+		expect(final.status).toBe(201);
+		const joined = final.headers.get("Drive-Node-Id") ?? "";
+		expect(bytesEqual((await api.download(owner, joined)).bytes, data)).toBe(true);
+
+		const meta = `filename ${b64("later.bin")},parent_id ${b64(editorMount.id)}`;
+		const deferred = await call("/v1/tus", {
+			method: "POST",
+			token: editor.token,
+			headers: { ...TUS, "Upload-Defer-Length": "1", "Upload-Metadata": meta },
+		});
+		const path = new URL(deferred.headers.get("Location") ?? "").pathname;
+		const last = await call(path, {
+			method: "PATCH",
+			token: editor.token,
+			headers: { ...TUS, "Upload-Offset": "0", "Content-Type": OCTETS, "Upload-Length": String(data.byteLength) },
+			body: data,
+		});
+		expect(last.status).toBe(204);
+		expect(bytesEqual((await api.download(owner, last.headers.get("Drive-Node-Id") ?? "")).bytes, data)).toBe(true);
+	});
+
 	it("answers the next PATCH 404 after the editor is removed, and commits nothing", async () => {
 		const { owner, editor, project, editorMount, shareId } = await sharedFolder();
 		const data = randomBytes(200 * 1024, seed++);
