@@ -337,3 +337,25 @@ describe("trashing above a share", () => {
 		expect(await api.listAll(member, mount.id)).toEqual([]);
 	});
 });
+
+describe("ids a member may use", () => {
+	it("moves inside a share by the owner's folder ids, and makes no public link to a mount", async () => {
+		const [owner, editor] = await usersOnDifferentShards(2);
+		if (!owner || !editor) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Box");
+		const sub = await api.mkdir(owner, folder.id, "inner");
+		const file = await api.upload(owner, folder.id, "f.txt", "f");
+		await share(owner, folder.id, [{ user: editor, role: "editor" }]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		const moved = await expectJson<{ parent_id: string }>(
+			await call(`/v1/nodes/${file.node.id}`, { method: "PATCH", token: editor.token, body: JSON.stringify({ parent_id: sub.id }) }),
+			200,
+		);
+		expect(moved.parent_id).toBe(sub.id);
+		await expectError(
+			await call("/v1/links", { method: "POST", token: editor.token, body: JSON.stringify({ node_id: mount.id, access: "view" }) }),
+			403,
+			"FORBIDDEN",
+		);
+	});
+});
