@@ -320,3 +320,42 @@ describe("an editor's trash and restore", () => {
 		expect(await api.text(viewer, file.node.id)).toBe("text");
 	});
 });
+
+describe("trashing above a share", () => {
+	it("tells members the share is gone when the owner trashes a folder above it, and back when it is restored", async () => {
+		const [owner, member] = await usersOnDifferentShards(2);
+		if (!owner || !member) throw new Error("unreachable");
+		const outer = await api.mkdir(owner, owner.rootId, "Work");
+		const inner = await api.mkdir(owner, outer.id, "Team");
+		await share(owner, inner.id, [{ user: member, role: "viewer" }]);
+		const mount = mountIn(await journalUntil(member, (es) => es.some((e) => e.node.mount !== undefined)));
+		expect((await call(`/v1/nodes/${outer.id}`, { method: "DELETE", token: owner.token })).status).toBe(200);
+		await journalUntil(member, (es) => es.some((e) => e.kind === "deleted" && e.reason === "unshared" && e.node.id === mount.id));
+		await expectError(await call(`/v1/nodes/${mount.id}/children`, { token: member.token }), 404, "NOT_FOUND");
+		expect((await call(`/v1/nodes/${outer.id}/restore`, { method: "POST", token: owner.token })).status).toBe(200);
+		await journalUntil(member, (es) => es.filter((e) => e.kind === "created" && e.node.id === mount.id).length === 2);
+		expect(await api.listAll(member, mount.id)).toEqual([]);
+	});
+});
+
+describe("ids a member may use", () => {
+	it("moves inside a share by the owner's folder ids, and makes no public link to a mount", async () => {
+		const [owner, editor] = await usersOnDifferentShards(2);
+		if (!owner || !editor) throw new Error("unreachable");
+		const folder = await api.mkdir(owner, owner.rootId, "Box");
+		const sub = await api.mkdir(owner, folder.id, "inner");
+		const file = await api.upload(owner, folder.id, "f.txt", "f");
+		await share(owner, folder.id, [{ user: editor, role: "editor" }]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		const moved = await expectJson<{ parent_id: string }>(
+			await call(`/v1/nodes/${file.node.id}`, { method: "PATCH", token: editor.token, body: JSON.stringify({ parent_id: sub.id }) }),
+			200,
+		);
+		expect(moved.parent_id).toBe(sub.id);
+		await expectError(
+			await call("/v1/links", { method: "POST", token: editor.token, body: JSON.stringify({ node_id: mount.id, access: "view" }) }),
+			403,
+			"FORBIDDEN",
+		);
+	});
+});

@@ -84,11 +84,14 @@ describe("share delivery", () => {
 
 		// A redelivery of what was applied changes nothing.
 		const before = (await entries(member.id, 1)).length;
-		const outbox = await env.SHARD_0.prepare("SELECT COUNT(*) AS n FROM share_outbox WHERE owner_id = ?").bind(owner.id).first<{ n: number }>();
+		const outbox = await env.SHARD_0.prepare("SELECT COUNT(*) AS n FROM share_outbox WHERE owner_id = ?")
+			.bind(owner.id)
+			.first<{ n: number }>();
 		const again = await member.hub.applyShareEvents({
 			ownerId: owner.id,
-			shareId: (await env.SHARD_1.prepare("SELECT share_id FROM incoming_shares WHERE user_id = ?").bind(member.id).first<{ share_id: string }>())
-				?.share_id as string,
+			shareId: (
+				await env.SHARD_1.prepare("SELECT share_id FROM incoming_shares WHERE user_id = ?").bind(member.id).first<{ share_id: string }>()
+			)?.share_id as string,
 			events: [{ id: 1, event: "created", visibility: "both", memberId: null, node: JSON.stringify(inside.value.node), details: null }],
 		});
 		expect(again.ok).toBe(true);

@@ -34,6 +34,10 @@ export interface CommitFileInput {
 	actor: Actor;
 	/** Set for an upload through a public link: its `link.uploaded` activity row goes in the commit's batch. */
 	linkId?: string;
+	/** False for a hash the client declared and nobody checked yet; default true (the api hashed the bytes). */
+	hashVerified?: boolean;
+	/** The version's id, chosen by the api for a member's upload: a commit that finds it written answers it again (idempotent retry). */
+	versionId?: string;
 }
 
 /** A commit of an upload session or tus upload whose blocks have all arrived. */

@@ -11,7 +11,8 @@ import { notFound } from "../../src/shared/commit/failures";
 import { activityStatement, type ActivityActor } from "../../src/shared/activity";
 import { runBatch } from "../../src/shared/db/batch";
 import { toNode } from "../../src/shared/db/mappers";
-import type { NodeRow } from "../../src/shared/db/schema";
+import { nodes, type NodeRow } from "../../src/shared/db/schema";
+import { Columns } from "../../src/shared/db/static";
 import { findNode, findRoot } from "../../src/shared/db/tree";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
@@ -187,14 +188,14 @@ interface IncomingRow {
  */
 export async function applyShareEvents(tree: Tree, delivery: ShareDelivery): Promise<Result<{ appliedId: number }>> {
 	const { db, userId } = tree;
-	const [row] = await db.all<IncomingRow>(sql`SELECT share_id, owner_id, root_id, root_type, role, mount_id, applied_id
-		FROM incoming_shares WHERE user_id = ${userId} AND share_id = ${delivery.shareId}`);
-	let state: IncomingRow | null = row ?? null;
+	// The member's view of the share and its mount, in one read.
+	const found = await db.$client.prepare(INCOMING_WITH_MOUNT).bind(userId, delivery.shareId).first<Record<string, unknown>>();
+	let state: IncomingRow | null = found ? (found as unknown as IncomingRow) : null;
 	const applied = state?.applied_id ?? 0;
 	const events = delivery.events.filter((e) => e.id > applied).sort((a, b) => a.id - b.id);
 	const last = events.at(-1)?.id;
 	if (last === undefined) return ok({ appliedId: applied });
-	let mount: NodeRow | null = state?.mount_id ? await findNode(db, userId, state.mount_id) : null;
+	let mount: NodeRow | null = found ? NODE.readNamed(found, "n_") : null;
 	const statements: D1PreparedStatement[] = [];
 	const entries: GivenEntry[] = [];
 	let nodesDelta = 0;
@@ -323,6 +324,10 @@ export async function applyShareEvents(tree: Tree, delivery: ShareDelivery): Pro
 	return ok({ appliedId: last });
 }
 
+const NODE = new Columns(nodes);
+const INCOMING_WITH_MOUNT = `SELECT i.share_id, i.owner_id, i.root_id, i.root_type, i.role, i.mount_id, i.applied_id, ${NODE.list("n", "n_")}
+	FROM incoming_shares i LEFT JOIN nodes n ON n.user_id = i.user_id AND n.id = i.mount_id
+	WHERE i.user_id = ?1 AND i.share_id = ?2`;
 const SET_ROLE = "UPDATE incoming_shares SET role = ?3 WHERE user_id = ?1 AND share_id = ?2";
 const UPSERT_INCOMING = `INSERT INTO incoming_shares (user_id, share_id, owner_id, owner_email, root_id, root_type, root_name, role, mount_id, applied_id, shared_at)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)

@@ -13,7 +13,7 @@ import { sql } from "drizzle-orm";
 import { toNode } from "../../src/shared/db/mappers";
 import type { NodeRow } from "../../src/shared/db/schema";
 import type { ShardDb } from "../../src/shared/db/shards";
-import { ancestry } from "../../src/shared/db/tree";
+import { ancestry, ancestryStatement, type AncestryRow, findNodeStatement, readAncestry, readNode } from "../../src/shared/db/tree";
 import type { FanOut, RecordedChange } from "./journal";
 
 export type Role = "viewer" | "editor";
@@ -64,8 +64,6 @@ const INSERT_OUTBOX = `INSERT INTO share_outbox (owner_id, share_id, member_id, 
 const INSERT_OUTBOX_IF_NODE = `INSERT INTO share_outbox (owner_id, share_id, member_id, event, visibility, node_id, node, details, created_at)
 	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ?1 AND id = ?6)`;
 
-/** Outbox rows sent to a member's hub per call. */
-const EVENTS_PER_DELIVERY = 200;
 /** Members a share may have; each change costs one delivery per member. */
 export const MAX_MEMBERS_PER_SHARE = 100;
 /** Shares one owner may make. */
@@ -189,7 +187,7 @@ export class Sharing implements FanOut {
 		const node = JSON.stringify(toNode(change.after));
 		const now = new Date().toISOString();
 		const sqlText = change.onlyIfExists ? INSERT_OUTBOX_IF_NODE : INSERT_OUTBOX;
-		const statements: D1PreparedStatement[] = [];
+		const statements = await this.#sharesInside(change, now);
 		for (const share of new Set([...before, ...after])) {
 			if (share.members.size === 0) continue;
 			const visibility = before.has(share) && after.has(share) ? "both" : after.has(share) ? "in" : "out";
@@ -202,6 +200,38 @@ export class Sharing implements FanOut {
 
 	landed(): void {
 		this.onOutbox();
+	}
+
+	/**
+	 * A folder trashed, restored or deleted forever takes the shares inside
+	 * it along: their members hear it as a change of the shared node itself
+	 * (their mount goes, or comes back).
+	 */
+	async #sharesInside(change: RecordedChange, now: string): Promise<D1PreparedStatement[]> {
+		if (change.after.type !== "folder" || !["trashed", "restored", "deleted"].includes(change.kind)) return [];
+		const inside = [...(await this.shares()).values()].filter((s) => s.nodeId !== change.after.id && s.members.size > 0);
+		if (inside.length === 0) return [];
+		const chains = await this.db.$client.batch<AncestryRow>(inside.map((s) => ancestryStatement(this.db, this.ownerId, s.nodeId)));
+		const under = inside.filter((_, i) => readAncestry(chains[i]?.results ?? []).some((a) => a.id === change.after.id));
+		if (under.length === 0) return [];
+		const roots = await this.db.$client.batch<Record<string, unknown>>(
+			under.map((s) => findNodeStatement(this.db, this.ownerId, s.nodeId)),
+		);
+		return under.flatMap((share, i) => {
+			const first = roots[i]?.results[0];
+			const root = first ? readNode(first) : null;
+			if (!root) return [];
+			// The shared node as the change leaves it (a trash marks the whole subtree).
+			const after = {
+				...root,
+				trashedAt: change.kind === "trashed" ? (change.after.trashedAt ?? now) : change.kind === "restored" ? null : root.trashedAt,
+			};
+			return [
+				this.db.$client
+					.prepare(INSERT_OUTBOX)
+					.bind(this.ownerId, share.id, null, change.kind, "both", root.id, JSON.stringify(toNode(after)), null, now),
+			];
+		});
 	}
 
 	/** An outbox row for one member (added, role changed, removed), for a batch. */
@@ -269,12 +299,43 @@ export class Deliverer {
 			FROM share_members m WHERE m.owner_id = ${this.ownerId}
 				AND m.delivered_id < COALESCE((SELECT MAX(id) FROM share_outbox o WHERE o.share_id = m.share_id), 0)`);
 		if (pending.length === 0) return true;
+		// Each share's rows are read once, from its least delivered member on: members share them.
+		const byShare = new Map<string, typeof pending>();
+		for (const p of pending) byShare.set(p.share_id, [...(byShare.get(p.share_id) ?? []), p]);
+		const rowsOf = new Map<string, { rows: OutboxRow[]; through: number; full: boolean }>();
+		await Promise.all(
+			[...byShare.entries()].map(async ([shareId, members]) => {
+				const from = Math.min(...members.map((m) => m.delivered_id));
+				const last = Math.max(...members.map((m) => m.last));
+				const rows = await this.db.all<OutboxRow>(sql`SELECT id, event, visibility, member_id, node, details FROM share_outbox
+					WHERE share_id = ${shareId} AND id > ${from} AND id <= ${last} ORDER BY id LIMIT ${EVENTS_PER_PASS}`);
+				const full = rows.length === EVENTS_PER_PASS;
+				if (full) this.#again = true;
+				rowsOf.set(shareId, { rows, through: full ? (rows.at(-1)?.id ?? from) : last, full });
+			}),
+		);
 		const byMember = new Map<string, typeof pending>();
 		for (const p of pending) byMember.set(p.member_id, [...(byMember.get(p.member_id) ?? []), p]);
+		const reached: { shareId: string; memberId: string; through: number; leaves: boolean }[] = [];
 		const outcomes = await Promise.all(
 			[...byMember.entries()].map(async ([memberId, list]) => {
 				try {
-					for (const p of list) await this.#deliverShare(memberId, p.share_id, p.delivered_id, p.last, p.removed === 1);
+					for (const p of list) {
+						const { rows, through, full } = rowsOf.get(p.share_id) ?? { rows: [], through: p.delivered_id, full: false };
+						// A removed member hears everything up to its removal, then nothing more.
+						const removal =
+							p.removed === 1
+								? rows.find((r) => r.id > p.delivered_id && r.member_id === memberId && r.event === "member_removed")
+								: undefined;
+						// Removed, and told so already (a pass that stopped before dropping the row): nothing more.
+						const told = p.removed === 1 && removal === undefined && !full;
+						const until = told ? through : (removal?.id ?? through);
+						const events = told
+							? []
+							: rows.filter((r) => r.id > p.delivered_id && r.id <= until && (r.member_id === null || r.member_id === memberId));
+						if (events.length > 0) await this.send(memberId, { ownerId: this.ownerId, shareId: p.share_id, events: events.map(toEvent) });
+						reached.push({ shareId: p.share_id, memberId, through: until, leaves: removal !== undefined || told });
+					}
 					return true;
 				} catch (err) {
 					console.error(JSON.stringify({ hub: this.ownerId, delivery: memberId, error: String(err) }));
@@ -282,50 +343,42 @@ export class Deliverer {
 				}
 			}),
 		);
-		await this.db.run(sql`DELETE FROM share_outbox WHERE owner_id = ${this.ownerId}
-			AND id <= COALESCE((SELECT MIN(delivered_id) FROM share_members m WHERE m.share_id = share_outbox.share_id), id)`);
+		// What each member got, in one batch: their watermarks, the removed members who heard of it, the outbox below every watermark.
+		const statements: D1PreparedStatement[] = [];
+		for (const shareId of new Set(reached.map((r) => r.shareId))) {
+			const here = reached.filter((r) => r.shareId === shareId);
+			statements.push(
+				this.db.$client.prepare(SET_DELIVERED).bind(shareId, JSON.stringify(here.map((r) => [r.memberId, r.through]))),
+				this.db.$client.prepare(DROP_DEPARTED).bind(shareId, JSON.stringify(here.filter((r) => r.leaves).map((r) => r.memberId))),
+			);
+		}
+		statements.push(this.db.$client.prepare(PRUNE_OUTBOX).bind(this.ownerId));
+		await this.db.$client.batch(statements);
 		return outcomes.every(Boolean);
 	}
-
-	async #deliverShare(memberId: string, shareId: string, from: number, last: number, removed: boolean): Promise<void> {
-		let delivered = from;
-		// A removed member hears everything up to its removal, then nothing more.
-		const [removal] = removed
-			? await this.db.all<{ id: number }>(sql`SELECT MIN(id) AS id FROM share_outbox
-				WHERE share_id = ${shareId} AND member_id = ${memberId} AND event = 'member_removed' AND id > ${from}`)
-			: [];
-		const until = removal?.id ?? last;
-		while (delivered < until) {
-			const events = await this.db.all<{
-				id: number;
-				event: string;
-				visibility: "in" | "out" | "both";
-				member_id: string | null;
-				node: string;
-				details: string | null;
-			}>(sql`SELECT id, event, visibility, member_id, node, details FROM share_outbox
-				WHERE share_id = ${shareId} AND id > ${delivered} AND id <= ${until} AND (member_id IS NULL OR member_id = ${memberId})
-				ORDER BY id LIMIT ${EVENTS_PER_DELIVERY}`);
-			const through = events.length === EVENTS_PER_DELIVERY ? (events.at(-1)?.id ?? until) : until;
-			if (events.length > 0)
-				await this.send(memberId, {
-					ownerId: this.ownerId,
-					shareId,
-					events: events.map((e) => ({
-						id: e.id,
-						event: e.event,
-						visibility: e.visibility,
-						memberId: e.member_id,
-						node: e.node,
-						details: e.details,
-					})),
-				});
-			delivered = through;
-			await this.db.run(sql`UPDATE share_members SET delivered_id = MAX(delivered_id, ${delivered})
-				WHERE share_id = ${shareId} AND member_id = ${memberId}`);
-		}
-		if (removal?.id !== undefined && removal.id !== null)
-			await this.db.run(sql`DELETE FROM share_members WHERE share_id = ${shareId} AND member_id = ${memberId}
-				AND removed_at IS NOT NULL AND delivered_id >= ${removal.id}`);
-	}
 }
+
+interface OutboxRow {
+	id: number;
+	event: string;
+	visibility: "in" | "out" | "both";
+	member_id: string | null;
+	node: string;
+	details: string | null;
+}
+
+function toEvent(r: OutboxRow): ShareEvent {
+	return { id: r.id, event: r.event, visibility: r.visibility, memberId: r.member_id, node: r.node, details: r.details };
+}
+
+/** Outbox rows read per share per pass. */
+const EVENTS_PER_PASS = 1000;
+/** ?1 share, ?2 JSON [[member, delivered through], …]. */
+const SET_DELIVERED = `UPDATE share_members SET delivered_id = MAX(delivered_id,
+		(SELECT json_extract(j.value, '$[1]') FROM json_each(?2) j WHERE json_extract(j.value, '$[0]') = share_members.member_id))
+	WHERE share_id = ?1 AND member_id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))`;
+/** ?1 share, ?2 JSON [member, …]: removed members that heard of their removal. */
+const DROP_DEPARTED = `DELETE FROM share_members WHERE share_id = ?1 AND removed_at IS NOT NULL AND member_id IN (SELECT value FROM json_each(?2))`;
+/** ?1 owner: outbox rows every member of their share has. */
+const PRUNE_OUTBOX = `DELETE FROM share_outbox WHERE owner_id = ?1
+	AND id <= COALESCE((SELECT MIN(delivered_id) FROM share_members m WHERE m.share_id = share_outbox.share_id), id)`;

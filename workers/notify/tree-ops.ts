@@ -37,7 +37,7 @@ import {
 	subtreeHeight,
 } from "../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../src/shared/limits";
-import { findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
+import { committedOutcome, findUpload, isLive, missingBlocks as findMissingBlocks } from "../../src/shared/db/uploads";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { checkName, conflictedCopyName, fitName, nameKey, numberedNames, splitExtension } from "../../src/shared/names";
@@ -106,6 +106,8 @@ interface ContentCommit {
 	actor: Actor;
 	/** A public link's upload: recorded in the activity log in the same batch. */
 	linkId?: string;
+	/** The new version's id, when the api chose it (a member's upload): once written, the commit answers it again. */
+	versionId?: string;
 }
 
 /** A folder creation waiting in the queue; consecutive ones share a batch. */
@@ -146,8 +148,8 @@ export async function ensureRoot(tree: Tree): Promise<Result<NodeOutcome>> {
 
 /** Commits content whose blocks were stored by the api (PUT content). */
 export function commitFile(tree: Tree, input: CommitFileInput): Promise<Result<CommitOutcome>> {
-	// The api hashed these bytes itself as they streamed in.
-	return commitContent(tree, { ...input, hashVerified: true });
+	// PUT content: the api hashed these bytes itself as they streamed in.
+	return commitContent(tree, { ...input, hashVerified: input.hashVerified ?? true });
 }
 
 /**
@@ -194,15 +196,8 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 	});
 }
 
-async function committedResult(tree: Tree, versionId: string): Promise<Result<CommitOutcome>> {
-	const version = await findVersion(tree.db, tree.userId, versionId);
-	const node = version ? await findNode(tree.db, tree.userId, version.nodeId) : null;
-	if (!version || !node) return notFound("upload");
-	// The first answer said whether the commit became a conflicted copy; a
-	// replay must say so too, while the copy is still unresolved (audit L1).
-	const created = version.parentVersionId === "";
-	const conflict = created && node.conflictOf !== null ? { node_id: node.conflictOf, reason: "stale_base" as const } : null;
-	return ok({ created, node: toNode(node), version: toVersion(version, node.headVersionId), conflict });
+function committedResult(tree: Tree, versionId: string): Promise<Result<CommitOutcome>> {
+	return committedOutcome(tree.db, tree.userId, versionId);
 }
 
 /** A new file, a new version, a revived file or a conflicted copy, as {@link planCommit} decides. */
@@ -211,6 +206,9 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	if (!name.ok) return invalidName(name.reason);
 	const granted = await editorGrant(tree, input.actor.userId, input.parentId);
 	if (!granted.ok) return granted;
+	// A retry of a member's upload commit whose answer was lost (the api marks its upload committed after this).
+	if (input.versionId !== undefined && (await findVersion(tree.db, tree.userId, input.versionId)))
+		return committedResult(tree, input.versionId);
 	const view = await loadTarget(tree.db, tree.userId, input.parentId, name.key, input.baseVersionId);
 	// A mount stands for someone else's file or folder: its content is theirs (the api sends such commits to the owner).
 	if (view.parent?.mountShareId) return notFound("folder");
@@ -255,7 +253,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	}
 	const isNew = plan.kind !== "version";
 	const version: VersionRow = {
-		id: newId("ver"),
+		id: input.versionId ?? newId("ver"),
 		userId,
 		nodeId: node.id,
 		parentVersionId: isNew ? "" : (node.headVersionId ?? ""),

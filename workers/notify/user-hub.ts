@@ -292,8 +292,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 			return false;
 		});
 		if (delivered) {
+			// The safety alarm stays: when it fires it finds nothing to do, and
+			// leaving it saves a storage write on every delivery.
 			this.#retryMs = 0;
-			await this.ctx.storage.deleteAlarm();
 			return;
 		}
 		this.#retryMs = Math.min(Math.max(this.#retryMs * 2, 500), 60_000);

@@ -235,6 +235,10 @@ export const uploads = sqliteTable(
 		concat: text("concat"),
 		/** The member who opened it, when it goes into someone else's share (its owner is user_id). */
 		actorId: text("actor_id"),
+		/** For a member's upload into a share: the owner whose folder `parentId` is (the row is the member's). */
+		ownerId: text("owner_id"),
+		/** With `ownerId`: the owner's shard's gc clock read before any block was written (docs/decisions/0017). */
+		ownerSince: integer("owner_since"),
 	},
 	(t) => [
 		index("uploads_by_expiry").on(t.expiresAt),

@@ -1,7 +1,12 @@
 /** Reads of upload sessions and tus uploads, shared by the api worker and the UserHub. */
 import { and, eq, sql } from "drizzle-orm";
+import { notFound } from "../commit/failures";
+import { ok, type Result } from "../errors";
+import type { CommitResult } from "../schemas/nodes";
+import { toNode, toVersion } from "./mappers";
 import { uploads, type UploadRow } from "./schema";
 import type { ShardDb } from "./shards";
+import { findNode, findVersion } from "./tree";
 
 /** The user's upload, live or not; null when there is none. */
 export async function findUpload(db: ShardDb, userId: string, id: string): Promise<UploadRow | null> {
@@ -42,4 +47,23 @@ export async function declaredBlockSizes(db: ShardDb, uploadId: string, hashes: 
 		sql`SELECT hash, MIN(size) AS size FROM upload_blocks WHERE upload_id = ${uploadId} AND hash IN (SELECT value FROM json_each(${JSON.stringify(hashes)})) GROUP BY hash`,
 	);
 	return new Map(rows.map((r) => [r.hash, r.size]));
+}
+
+/**
+ * What committing an upload answered, read again from the version it wrote:
+ * a retry whose first answer was lost gets the same result.
+ */
+export async function committedOutcome(
+	db: ShardDb,
+	userId: string,
+	versionId: string,
+): Promise<Result<CommitResult & { created: boolean }>> {
+	const version = await findVersion(db, userId, versionId);
+	const node = version ? await findNode(db, userId, version.nodeId) : null;
+	if (!version || !node) return notFound("upload");
+	// The first answer said whether the commit became a conflicted copy; a
+	// replay must say so too, while the copy is still unresolved (audit L1).
+	const created = version.parentVersionId === "";
+	const conflict = created && node.conflictOf !== null ? { node_id: node.conflictOf, reason: "stale_base" as const } : null;
+	return ok({ created, node: toNode(node), version: toVersion(version, node.headVersionId), conflict });
 }

@@ -267,6 +267,7 @@ tusRoutes.openapi(
 		summary: "Create a tus upload (creation, creation-with-upload, creation-defer-length, concatenation)",
 		description: [
 			"Upload-Metadata carries `filename` and `parent_id` (base64), optionally `base_version_id` and `on_conflict`. Answers 201 with Location and Upload-Expires.",
+			"Sharing: an editor may name a mount or any folder shared with them as `parent_id`: the file is the owner's and counts toward the owner's storage (507 with no figures when full); once the editor is removed, the upload's PATCH, HEAD and DELETE answer 404 and nothing is committed. A viewer gets 403 read_only.",
 			"Send Upload-Length, or `Upload-Defer-Length: 1` and the length later, in a PATCH's Upload-Length.",
 			"With a body (Content-Type application/offset+octet-stream; any other type is 415) the request is also the first PATCH.",
 			"`Upload-Concat: partial` creates a part of a parallel upload (no metadata needed; never a file on its own). `Upload-Concat: final;<url> <url> …` (no Upload-Length, no body) concatenates complete partials into the file, without copying their bytes, and commits it: the answer carries Drive-Node-Id.",
@@ -330,6 +331,7 @@ tusRoutes.openapi(
 
 		const { size, deferred } = parseCreationLength(c);
 		let target: ReturnType<typeof targetOf>;
+		let owner: { userId: string; since: number } | null = null;
 		if (concat.kind === "partial") {
 			// A part has no target of its own: only the file limit and the quota apply.
 			unwrap(await checkRoom(c.env, caller, size));
@@ -337,11 +339,13 @@ tusRoutes.openapi(
 		} else {
 			target = targetOf(metadata);
 			const checked = unwrap(await checkUploadTarget(c.env, caller, { ...target, size: deferred ? null : size, maxFileBytes, blocks: [] }));
-			target.name = checked.name;
+			target = { ...target, name: checked.name, parentId: checked.access.nodeId };
+			owner = checked.owner;
 		}
 		const upload = unwrap(
 			await createUpload(shardFor(c.env, caller), caller, {
 				...target,
+				owner,
 				protocol: "tus",
 				size,
 				lengthDeferred: deferred,

@@ -24,6 +24,7 @@ import {
 	sessionStatus,
 	usableUpload,
 } from "../services/uploads";
+import { uploadAccess } from "../services/member-uploads";
 
 export const uploadRoutes = newRouter();
 
@@ -37,7 +38,8 @@ uploadRoutes.openapi(
 		tags,
 		summary: "Start an upload: send the block list, get back only the blocks to send",
 		description:
-			"Blocks (any boundaries, at most 8 MiB each) are named by their SHA-256. `missing` lists only the blocks this user does not already have: dedup of bandwidth is per user, so nobody learns what others store. Sessions expire after 24 hours.",
+			"Blocks (any boundaries, at most 8 MiB each) are named by their SHA-256. `missing` lists only the blocks this user does not already have: dedup of bandwidth is per user, so nobody learns what others store. Sessions expire after 24 hours. " +
+			"Sharing: an editor may name a mount or any folder shared with them as `parent_id`; the file and its bytes are the owner's (a full owner answers 507 with no figures), `missing` still counts only the editor's blocks, and once the editor is removed the session's requests answer 404. A viewer gets 403 read_only.",
 		request: { body: jsonBody(CreateUploadBody) },
 		responses: {
 			201: json(UploadStatus, "Session created"),
@@ -64,7 +66,8 @@ uploadRoutes.openapi(
 		const upload = unwrap(
 			await createUpload(db, caller, {
 				protocol: "session",
-				parentId: body.parent_id,
+				parentId: target.access.nodeId,
+				owner: target.owner,
 				name: target.name,
 				size: body.size,
 				blocks: body.blocks,
@@ -88,7 +91,8 @@ uploadRoutes.openapi(
 		path: "/uploads/{id}/blocks/{hash}",
 		tags,
 		summary: "Send one block (at most 8 MiB); idempotent",
-		description: "The SHA-256 is verified while the body streams; a mismatch answers 422 HASH_MISMATCH and stores nothing.",
+		description:
+			"The SHA-256 is verified while the body streams; a mismatch answers 422 HASH_MISMATCH and stores nothing. A session into a share answers 404 once its editor is removed.",
 		request: {
 			params: UploadParam.extend({ hash: Sha256Hex }),
 			body: { content: binaryContent },
@@ -219,7 +223,10 @@ uploadRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const upload = unwrap(await usableUpload(c.env, caller, c.req.valid("param").id, "session"));
-		return c.json(await sessionStatus(shardFor(c.env, caller), caller.userId, upload), 200);
+		// A member's upload became a file in the owner's tree.
+		const owner = upload.ownerId === null ? caller : unwrap(await uploadAccess(c.env, caller, upload)).scope;
+		const committedIn = { db: shardFor(c.env, owner), userId: owner.userId };
+		return c.json(await sessionStatus(shardFor(c.env, caller), caller.userId, upload, committedIn), 200);
 	},
 );
 
@@ -230,7 +237,7 @@ uploadRoutes.openapi(
 		tags,
 		summary: "Commit the upload as a new file or version",
 		description:
-			"409 MISSING_BLOCKS lists, in `details`, the blocks still to send. Committing twice answers the same result. A declared `content_hash` is checked against the blocks: before the commit up to 64 MiB (422 HASH_MISMATCH, details: expected, actual), shortly after it for larger files, whose node then carries the hash of what was stored and whose download sends no `Repr-Digest` until the check is done.",
+			"409 MISSING_BLOCKS lists, in `details`, the blocks still to send. Committing twice answers the same result. A session into a share commits through the owner's hub, which checks the editor's role in its queue: after a removal the commit answers 404 and writes nothing; the version's `author_id` is the editor. A declared `content_hash` is checked against the blocks: before the commit up to 64 MiB (422 HASH_MISMATCH, details: expected, actual), shortly after it for larger files, whose node then carries the hash of what was stored and whose download sends no `Repr-Digest` until the check is done.",
 		request: { params: UploadParam },
 		responses: {
 			200: json(CommitResult, "A new version of an existing file"),

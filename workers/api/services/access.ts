@@ -237,7 +237,10 @@ export function asSeen(access: Pick<Access, "view">, node: Node): Node {
 export async function destinationIn(env: Env, caller: Caller, access: Access, parentId: string): Promise<Result<string>> {
 	if (access.role === "owner") {
 		// Into one of the caller's folders (a mount there is refused by the hub, with the reason).
-		if (await findNode(shardFor(env, caller), caller.userId, parentId)) return { ok: true, value: parentId };
+		const db = shardFor(env, caller);
+		if (await findNode(db, caller.userId, parentId)) return { ok: true, value: parentId };
+		// Not the caller's node either: let the caller's shares be looked at (ownThenShared).
+		if (!(await findNode(db, caller.userId, access.nodeId))) return fail("NOT_FOUND", "node not found");
 		return (await accessTo(env, caller, parentId)) ? crossOwner() : fail("NOT_FOUND", "folder not found");
 	}
 	const parent = await accessTo(env, caller, parentId);

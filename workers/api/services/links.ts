@@ -44,6 +44,8 @@ export interface LinkManager {
 export async function linkManagerFor(env: Env, caller: Caller, nodeId: string): Promise<Result<LinkManager>> {
 	const node = await findNode(shardFor(env, caller), caller.userId, nodeId);
 	if (!node) return fail("NOT_FOUND", "node not found");
+	// A mount stands for someone else's files: only their owner opens them to the public.
+	if (node.mountShareId !== null) return fail("FORBIDDEN", "only the owner can make links to what they share", [{ reason: "owner_only" }]);
 	return ok({ ownerId: caller.userId, ownerShard: caller.shard, node });
 }
 

@@ -51,6 +51,7 @@ import {
 	usableUpload,
 	type NewUpload,
 } from "./uploads";
+import { commitMemberUpload, uploadAccess } from "./member-uploads";
 
 export interface PatchChecksum {
 	/** As in Upload-Checksum, and as node:crypto names them. */
@@ -389,6 +390,14 @@ export interface PatchRequest {
  */
 export async function commitTusUpload(env: Env, caller: Caller, upload: UploadRow): Promise<Result<string>> {
 	const db = shardFor(env, caller);
+	if (upload.ownerId !== null) {
+		// Into a share: through the owner's hub, with the access checked again.
+		const access = await uploadAccess(env, caller, upload);
+		if (!access.ok) return access;
+		const contentHash = upload.contentHash ?? (await hashStoredUpload(db, env.BLOBS, keyRing(env), upload.id));
+		const committed = await commitMemberUpload(env, access.value, upload, { contentHash, hashVerified: true });
+		return committed.ok ? ok(committed.value.node.id) : committed;
+	}
 	if (upload.committedVersionId !== null) {
 		const nodeId = await committedNodeId(db, caller.userId, upload);
 		if (nodeId !== null) return ok(nodeId);
@@ -477,6 +486,7 @@ export async function concatenate(
 	const maxFileBytes = Number(env.MAX_FILE_BYTES);
 	const target = await checkUploadTarget(env, caller, { ...final, size, maxFileBytes, blocks: [] });
 	if (!target.ok) return target;
+	const { access, owner } = target.value;
 	const counts = new Map(
 		(
 			await db.all<{ id: string; n: number }>(
@@ -498,6 +508,8 @@ export async function concatenate(
 	const hash = await concatenatedHash(db, env.BLOBS, keyRing(env), parts);
 	const created = await createUpload(db, caller, {
 		...final,
+		parentId: access.nodeId,
+		owner,
 		name: target.value.name,
 		protocol: "tus",
 		size,

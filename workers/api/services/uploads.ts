@@ -21,6 +21,8 @@ import { readBounded } from "./body";
 import { hubFor, shardFor } from "./hub";
 import { VERIFY_BEFORE_COMMIT_BYTES, verifyVersionHash } from "./verify";
 import { precheckCommit } from "./precheck";
+import { memberQuota, ownThenShared, type Access } from "./access";
+import { commitMemberUpload, uploadAccess, uploadOwner } from "./member-uploads";
 
 export interface NewUpload {
 	protocol: "session" | "tus";
@@ -41,6 +43,8 @@ export interface NewUpload {
 	/** tus: the Upload-Concat header it was created with. */
 	concat?: string | null;
 	limits: UploadLimits;
+	/** A member's upload into a share: the owner, and their shard's gc clock read before any block is written (member-uploads.ts). */
+	owner?: { userId: string; since: number } | null;
 }
 
 /** Per-user caps on uploads still open (neither committed nor cancelled nor expired). */
@@ -81,12 +85,17 @@ export async function checkUploadTarget(
 		/** The block list, or its first part. */
 		blocks: readonly { hash: string; size: number }[];
 	},
-): Promise<Result<{ name: string }>> {
+): Promise<Result<{ name: string; access: Access; owner: { userId: string; since: number } | null }>> {
 	if (target.size !== null && target.size > target.maxFileBytes)
 		return fail("PAYLOAD_TOO_LARGE", `a file is at most ${target.maxFileBytes} bytes`);
 	const resized = await blockSizeConflict(shardFor(env, caller), caller.userId, target.blocks, null);
 	if (resized !== null) return resized;
-	return precheckCommit(env, caller, target);
+	// Into the caller's folder, or one shared with them as editor: then checked in the owner's tree, against the owner's quota.
+	return ownThenShared(env, caller, target.parentId, "write", async (access) => {
+		const checked = await precheckCommit(env, access.scope, { ...target, parentId: access.nodeId });
+		if (!checked.ok) return memberQuota(access, checked);
+		return ok({ name: checked.value.name, access, owner: uploadOwner(access, checked.value.blocksSince) });
+	});
 }
 
 /**
@@ -98,6 +107,10 @@ export async function usableUpload(env: Env, caller: Caller, id: string, protoco
 	const upload = await findUpload(shardFor(env, caller), caller.userId, id);
 	if (!upload || upload.protocol !== protocol || (!isLive(upload) && upload.committedVersionId === null))
 		return fail("NOT_FOUND", "upload not found or expired");
+	if (upload.ownerId !== null) {
+		const access = await uploadAccess(env, caller, upload);
+		if (!access.ok) return access;
+	}
 	return ok(upload);
 }
 
@@ -108,11 +121,19 @@ export async function openSession(env: Env, caller: Caller, id: string): Promise
 	return upload;
 }
 
-/** What a session still needs, for creating and resuming it; with the file it became once committed. */
-export async function sessionStatus(db: ShardDb, userId: string, upload: UploadRow): Promise<UploadStatus> {
+/**
+ * What a session still needs, for creating and resuming it; with the file it
+ * became once committed (in `committedIn`, the owner's tree for a member's upload).
+ */
+export async function sessionStatus(
+	db: ShardDb,
+	userId: string,
+	upload: UploadRow,
+	committedIn: { db: ShardDb; userId: string } = { db, userId },
+): Promise<UploadStatus> {
 	const listing = { listed_bytes: upload.offset, more_blocks: upload.moreBlocks };
 	if (upload.committedVersionId !== null) {
-		const version = await findVersion(db, userId, upload.committedVersionId);
+		const version = await findVersion(committedIn.db, committedIn.userId, upload.committedVersionId);
 		const committed = version ? { node_id: version.nodeId, version_id: version.id } : null;
 		return { upload_id: upload.id, missing: [], expires_at: upload.expiresAt, committed, ...listing };
 	}
@@ -159,23 +180,31 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		lengthDeferred: input.lengthDeferred ?? false,
 		concat: input.concat ?? null,
 		actorId: null,
+		ownerId: input.owner?.userId ?? null,
+		ownerSince: input.owner?.since ?? null,
 	};
 	const { limits } = input;
+	// An upload into a share fills the owner's quota, not the member's (the owner's hub checks it at commit).
+	const bytesFit =
+		row.ownerId === null
+			? sql`(SELECT COALESCE(SUM(size), 0) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)} AND owner_id IS NULL)
+			+ COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${caller.userId}), 0) + ${row.size} <= ${limits.quotaBytes}`
+			: sql`1`;
 	const fits = sql`(SELECT COUNT(*) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) < ${limits.maxOpen}
 		AND (SELECT COALESCE(SUM(listed_blocks), 0) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)}) + ${input.blocks.length} <= ${limits.maxListedBlocks}
-		AND (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE ${openBy(caller.userId, row.createdAt)})
-			+ COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${caller.userId}), 0) + ${row.size} <= ${limits.quotaBytes}`;
+		AND ${bytesFit}`;
 	const [inserted] = await runBatch(db.$client, [
 		db.run(sql`INSERT INTO uploads (id, user_id, protocol, parent_id, name, size, content_hash, base_version_id, on_conflict,
-				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks, length_deferred, concat)
+				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks, length_deferred, concat, owner_id, owner_since)
 			SELECT ${row.id}, ${row.userId}, ${row.protocol}, ${row.parentId}, ${row.name}, ${row.size}, ${row.contentHash}, ${row.baseVersionId},
 				${row.onConflict}, ${row.deviceId}, ${row.deviceName}, ${row.createdAt}, ${row.expiresAt}, ${row.offset}, ${row.moreBlocks ? 1 : 0},
-				${row.metadata}, 0, ${row.lengthDeferred ? 1 : 0}, ${row.concat}
+				${row.metadata}, 0, ${row.lengthDeferred ? 1 : 0}, ${row.concat}, ${row.ownerId}, ${row.ownerSince}
 			WHERE ${fits}`),
 		...listBlocks(db, row.id, 0, 0, input.blocks, sql`1`),
 	]);
 	// Counted with the trigger's row (migration 0006), so "none" is the test.
-	if (!inserted?.meta.changes) return explainRefusal(db, caller.userId, input.blocks.length, row.size, limits, row.createdAt);
+	if (!inserted?.meta.changes)
+		return explainRefusal(db, caller.userId, input.blocks.length, row.ownerId === null ? row.size : 0, limits, row.createdAt);
 	return ok({ ...row, listedBlocks: input.blocks.length });
 }
 
@@ -226,7 +255,7 @@ async function explainRefusal(
 	nowIso: string,
 ): Promise<Result<never>> {
 	const [open] = await db.all<{ n: number; listed: number; reserved: number; stored: number }>(sql`
-		SELECT COUNT(*) AS n, COALESCE(SUM(listed_blocks), 0) AS listed, COALESCE(SUM(size), 0) AS reserved,
+		SELECT COUNT(*) AS n, COALESCE(SUM(listed_blocks), 0) AS listed, COALESCE(SUM(CASE WHEN owner_id IS NULL THEN size END), 0) AS reserved,
 			COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ${userId}), 0) AS stored
 		FROM uploads WHERE ${openBy(userId, nowIso)}`);
 	const { n = 0, listed = 0, reserved = 0, stored = 0 } = open ?? {};
@@ -431,15 +460,17 @@ export async function commitSession(
 				{ expected: declared, actual: contentHash },
 			]);
 	}
-	const committed = await hubFor(env, caller.userId).commitUpload({
-		uploadId: upload.id,
-		contentHash: contentHash ?? "",
-		hashVerified: checkNow,
-		quotaBytes: caller.quotaBytes,
-	});
+	const access = await uploadAccess(env, caller, upload);
+	if (!access.ok) return access;
+	const owner = access.value.scope;
+	const content = { contentHash: contentHash ?? "", hashVerified: checkNow };
+	const committed =
+		upload.ownerId === null
+			? await hubFor(env, caller.userId).commitUpload({ uploadId: upload.id, ...content, quotaBytes: caller.quotaBytes })
+			: await commitMemberUpload(env, access.value, upload, content);
 	if (!committed.ok) return { ok: false, error: committed.error };
 	if (!checkNow && upload.committedVersionId === null)
-		defer(() => verifyVersionHash(env, db, ring, { id: committed.value.version.id, userId: caller.userId }));
+		defer(() => verifyVersionHash(env, shardFor(env, owner), ring, { id: committed.value.version.id, userId: owner.userId }));
 	return ok(committed.value);
 }
 

@@ -1,0 +1,124 @@
+// The sync clients the scenarios share: a JSON client of the API, and
+// WebSocket devices that record when each frame arrived.
+import { performance } from "node:perf_hooks";
+import WebSocket from "ws";
+import { PASSWORD, signup } from "./http.mjs";
+
+/**
+ * A small JSON client of the stack at `baseUrl`; `label` goes into the
+ * emails of the users it signs up.
+ */
+export function client(baseUrl, label = "sync") {
+	async function request(path, { token, method = "GET", json, body, headers = {} } = {}) {
+		const h = { ...headers };
+		if (token) h.Authorization = `Bearer ${token}`;
+		let payload = body;
+		if (json !== undefined) {
+			h["Content-Type"] = "application/json";
+			payload = JSON.stringify(json);
+		}
+		const res = await fetch(`${baseUrl}${path}`, { method, headers: h, body: payload });
+		const text = await res.text();
+		let parsed;
+		try {
+			parsed = text === "" ? null : JSON.parse(text);
+		} catch {
+			parsed = text;
+		}
+		return { status: res.status, body: parsed };
+	}
+	async function must(path, init, ...ok) {
+		const res = await request(path, init);
+		if (!ok.includes(res.status)) throw new Error(`${init?.method ?? "GET"} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+		return res.body;
+	}
+	return {
+		request,
+		signup: (deviceName) => signup(baseUrl, label, deviceName),
+		async login(user, deviceName) {
+			const s = await must(
+				"/v1/auth/login",
+				{ method: "POST", json: { email: user.email, password: PASSWORD, device_name: deviceName } },
+				200,
+			);
+			return { ...user, token: s.access_token };
+		},
+		ticket: (device) => must("/v1/sync/ticket", { method: "POST", token: device.token }, 200).then((t) => t.ticket),
+		putTiny: (device, name) =>
+			request(`/v1/files/content?${new URLSearchParams({ parent_id: device.rootId, name })}`, {
+				method: "PUT",
+				token: device.token,
+				body: "x",
+			}),
+		mkdir: (device, parentId, name) => request("/v1/folders", { method: "POST", token: device.token, json: { parent_id: parentId, name } }),
+		latest: (device) => must("/v1/changes/latest", { token: device.token }, 200).then((b) => b.cursor),
+		root: (device) => request("/v1/nodes/root", { token: device.token }),
+	};
+}
+
+/**
+ * One connected device: records the arrival time of every `changes` frame.
+ * Latency is measured on the client's clock only (performance.now()), so no
+ * clock is compared across processes.
+ */
+export class Listener {
+	constructor(ws) {
+		this.ws = ws;
+		this.frames = [];
+		this.waiter = null;
+		ws.on("message", (data) => {
+			const at = performance.now();
+			let frame;
+			try {
+				frame = JSON.parse(String(data));
+			} catch {
+				frame = { type: String(data) };
+			}
+			this.frames.push({ at, frame });
+			if (this.waiter && this.waiter.match(frame)) {
+				const w = this.waiter;
+				this.waiter = null;
+				w.resolve(at);
+			}
+		});
+	}
+
+	/** Resolves with the arrival time of the first frame satisfying `match` from now on. */
+	next(match, timeoutMs) {
+		return new Promise((resolve) => {
+			const timer = setTimeout(() => {
+				this.waiter = null;
+				resolve(NaN);
+			}, timeoutMs);
+			this.waiter = {
+				match,
+				resolve: (at) => {
+					clearTimeout(timer);
+					resolve(at);
+				},
+			};
+		});
+	}
+}
+
+export function dial(baseUrl, ticket) {
+	return new Promise((resolve, reject) => {
+		const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/v1/sync/ws?ticket=${encodeURIComponent(ticket)}`, {
+			perMessageDeflate: false,
+		});
+		const listener = new Listener(ws);
+		const timer = setTimeout(() => reject(new Error("WebSocket open timed out")), 30_000);
+		ws.once("open", () => {
+			clearTimeout(timer);
+			resolve(listener);
+		});
+		ws.once("unexpected-response", (_req, res) => {
+			clearTimeout(timer);
+			reject(new Error(`upgrade refused: ${res.statusCode}`));
+		});
+		ws.once("error", (err) => {
+			clearTimeout(timer);
+			reject(err);
+		});
+	});
+}
