@@ -113,6 +113,8 @@ let world: {
 	ownerUpload: string;
 	ownerOpenUpload: string;
 	ownerTus: string;
+	editorUpload: string;
+	editorTus: string;
 	links: Record<"view" | "upload" | "locked" | "revoked", { id: string; token: string }>;
 };
 
@@ -163,14 +165,18 @@ async function conflictIn(parentId: string): Promise<string> {
 	return copy.node.id;
 }
 
-async function uploadSession(parentId: string, more: boolean): Promise<string> {
+async function uploadSession(parentId: string, more: boolean, by: TestUser = users.owner): Promise<string> {
 	const blocks = more ? [] : [{ hash: BLOCK_HASH, size: BLOCK.length }];
 	const body = { parent_id: parentId, name: unique("session"), size: BLOCK.length, blocks, more_blocks: more };
-	return expectOk(await h.createUpload(users.owner, body), 201).upload_id;
+	const id = expectOk(await h.createUpload(by, body), 201).upload_id;
+	// The block is sent, so that the session can be committed (an editor's dedup counts only their own blocks).
+	if (!more)
+		expect((await h.request(`/v1/uploads/${id}/blocks/${BLOCK_HASH}`, { method: "PUT", token: by.token, body: BLOCK })).status).toBe(204);
+	return id;
 }
 
-async function tusUpload(parentId: string): Promise<string> {
-	const res = await h.tusCreate(users.owner, unique("tus"), BLOCK.length, { parentId });
+async function tusUpload(parentId: string, by: TestUser = users.owner): Promise<string> {
+	const res = await h.tusCreate(by, unique("tus"), BLOCK.length, { parentId });
 	if (res.status !== 201) throw new Error(`POST /v1/tus: ${res.status} ${await res.text()}`);
 	return new URL(res.headers.get("Location") ?? "").pathname.split("/").at(-1) ?? "";
 }
@@ -385,6 +391,10 @@ async function resolve(name: string, actor: Actor, fresh: boolean): Promise<Targ
 			return { token: randomToken() };
 		case "revoked_link":
 			return { token: world.links.revoked.token, node: world.share.rootId };
+		case "editor_upload":
+			return { upload: fresh ? await uploadSession(world.share.mounts.editor, false, users.editor) : world.editorUpload };
+		case "editor_tus":
+			return { upload: fresh ? await tusUpload(world.share.mounts.editor, users.editor) : world.editorTus };
 		case "owner_tus":
 			return { upload: fresh ? await tusUpload(world.privateFolder) : world.ownerTus };
 		default:
@@ -757,6 +767,8 @@ beforeAll(async () => {
 		ownerUpload: await uploadSession(privateFolder.id, false),
 		ownerOpenUpload: await uploadSession(privateFolder.id, true),
 		ownerTus: await tusUpload(privateFolder.id),
+		editorUpload: "",
+		editorTus: "",
 		links: {
 			view: await newLink(shareRoot.id, "view"),
 			upload: await newLink(shareRoot.id, "upload"),
@@ -795,6 +807,8 @@ beforeAll(async () => {
 		}),
 	);
 	world.share.mounts = { editor: mounts[0] ?? "", viewer: mounts[1] ?? "" };
+	world.editorUpload = await uploadSession(world.share.mounts.editor, false, users.editor);
+	world.editorTus = await tusUpload(world.share.mounts.editor, users.editor);
 	await settle();
 });
 
