@@ -90,6 +90,7 @@ const BLOCK = new TextEncoder().encode("the authorization matrix block");
 const BLOCK_HASH = sha256Of(BLOCK);
 
 let users: Record<Member, TestUser>;
+let shards: Record<Member, number>;
 let n = 0;
 const unique = (tag: string) => `${tag}-${++n}`;
 
@@ -126,7 +127,7 @@ let freshShares: ShareFixture[] = [];
 // ---- fixtures -----------------------------------------------------------------------
 
 /** Signs up users until each of the four is on a shard none of the others is on. */
-async function usersOnFourShards(): Promise<Record<Member, TestUser>> {
+async function usersOnFourShards(): Promise<{ users: Record<Member, TestUser>; shards: Record<Member, number> }> {
 	const placed: TestUser[] = [];
 	const shards = new Set<number>();
 	for (let tries = 0; placed.length < 4; tries++) {
@@ -139,7 +140,8 @@ async function usersOnFourShards(): Promise<Record<Member, TestUser>> {
 		placed.push(user);
 	}
 	const [owner, editor, viewer, stranger] = placed as [TestUser, TestUser, TestUser, TestUser];
-	return { owner, editor, viewer, stranger };
+	const [a, b, c, d] = [...shards] as [number, number, number, number];
+	return { users: { owner, editor, viewer, stranger }, shards: { owner: a, editor: b, viewer: c, stranger: d } };
 }
 
 /** A file with two versions; `old` is the first. */
@@ -746,7 +748,7 @@ function randomized(target: Target, actor: Actor, name: string): Target {
 // ---- the run -----------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-	users = await usersOnFourShards();
+	({ users, shards } = await usersOnFourShards());
 	const owner = users.owner;
 	await h.upload(owner, owner.rootId, "block.txt", BLOCK);
 	const shareRoot = await h.mkdir(owner, owner.rootId, "Shared");
@@ -831,6 +833,10 @@ describe("the authorization matrix (test/e2e/authz-matrix.json)", () => {
 		}
 	});
 
+	it("puts owner, editor, viewer and stranger on four different shards", () => {
+		expect(new Set(MEMBERS.map((m) => shards[m])).size, JSON.stringify(shards)).toBe(4);
+	});
+
 	// Refusals first, all on the standing fixtures; then what is allowed, each on fresh targets; last what would take fixtures away.
 	const denied = matrix.rows.filter((r) => r.status >= 400);
 	const allowed = matrix.rows.filter((r) => r.status < 400);
@@ -840,4 +846,10 @@ describe("the authorization matrix (test/e2e/authz-matrix.json)", () => {
 		if (row.fails) it.fails(`${name} (fails: ${row.fails})`, () => runRow(ordered, index));
 		else it(name, () => runRow(ordered, index));
 	}
+
+	it("notices a change, so that an unchanged snapshot means something", async () => {
+		const was = await snapshot();
+		expectOk(await h.patchNode(users.owner, world.marker, { name: unique("marker") }), 200);
+		expect(await snapshot()).not.toEqual(was);
+	});
 });
