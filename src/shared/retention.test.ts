@@ -197,3 +197,24 @@ describe("retentionPolicy", () => {
 		expect(retentionPolicy(vars)).toEqual(policy);
 	});
 });
+
+describe("the count cap and other people's edits", () => {
+	it("keeps the last version before someone else's run of edits, even past max_versions", () => {
+		// The owner's two versions, then a share member's burst of five.
+		const versions: RetainedVersion[] = [
+			{ id: "owner-1", createdAt: NOW - 5 * MIN, kept: false, isHead: false, authorId: null },
+			{ id: "owner-2", createdAt: NOW - 4 * MIN, kept: false, isHead: false, authorId: null },
+			...[1, 2, 3, 4].map((n) => ({
+				id: `editor-${n}`,
+				createdAt: NOW - (4 - n) * MIN,
+				kept: false,
+				isHead: false,
+				authorId: "usr_editor",
+			})),
+			{ id: "editor-5", createdAt: NOW, kept: false, isHead: true, authorId: "usr_editor" },
+		];
+		const expired = versionsToExpire(versions, NOW, { maxAgeDays: 30, maxVersions: 3 });
+		expect(expired).not.toContain("owner-2");
+		expect(expired).toEqual(["owner-1", "editor-1", "editor-2", "editor-3"]);
+	});
+});

@@ -23,6 +23,8 @@ export interface RetainedVersion {
 	kept: boolean;
 	/** The file's current version: never dropped. */
 	isHead: boolean;
+	/** Who committed it (null: the file's owner). */
+	authorId?: string | null;
 }
 
 const MINUTE = 60_000;
@@ -48,7 +50,10 @@ const TIERS: { below: number; interval: number }[] = [
  * newest per minute (under an hour), per hour (under a day), per day (under
  * 30 days) and per week beyond, on fixed clock intervals. Versions at least
  * `maxAgeDays` old go. Then, while the file has more than `maxVersions`, the
- * oldest droppable one goes. The head and kept versions are never dropped.
+ * oldest droppable one goes; the last version before someone else's edits
+ * is not droppable by count, so a burst of commits by one share member
+ * cannot push out what the file was before they started. The head and kept
+ * versions are never dropped.
  * Running it again on what it keeps, at the same `now`, drops nothing.
  */
 export function versionsToExpire(versions: readonly RetainedVersion[], now: number, policy: RetentionPolicy): string[] {
@@ -71,12 +76,18 @@ export function versionsToExpire(versions: readonly RetainedVersion[], now: numb
 		let left = versions.length - drop.size;
 		for (let i = 0; i < versions.length && left > policy.maxVersions; i++) {
 			const v = versions[i];
-			if (v === undefined || v.isHead || v.kept || drop.has(i)) continue;
+			if (v === undefined || v.isHead || v.kept || drop.has(i) || handedOver(versions, i)) continue;
 			drop.add(i);
 			left--;
 		}
 	}
 	return versions.filter((_, i) => drop.has(i)).map((v) => v.id);
+}
+
+/** True when the next version is by someone else: this one is what the file was when they took over. */
+function handedOver(versions: readonly RetainedVersion[], i: number): boolean {
+	const next = versions[i + 1];
+	return next !== undefined && (next.authorId ?? null) !== (versions[i]?.authorId ?? null);
 }
 
 /** The policy from [vars]: a whole number of at least 0 each, the default when unset or malformed. */

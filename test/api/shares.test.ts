@@ -359,3 +359,51 @@ describe("ids a member may use", () => {
 		);
 	});
 });
+
+describe("an edit that names a file moved out of the share", () => {
+	it("never reaches the owner's file outside the share: the stale edit lands in the share, the private file is untouched", async () => {
+		const [owner, editor] = await usersOnDifferentShards(2);
+		if (!owner || !editor) throw new Error("unreachable");
+		const project = await api.mkdir(owner, owner.rootId, "Project");
+		const privateDir = await api.mkdir(owner, owner.rootId, "Private");
+		const plan = await api.upload(owner, project.id, "plan.txt", "shared v1");
+		await share(owner, project.id, [{ user: editor, role: "editor" }]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		expect(
+			(await expectJson(
+				await call(`/v1/nodes/${plan.node.id}`, {
+					method: "PATCH",
+					token: owner.token,
+					body: JSON.stringify({ parent_id: privateDir.id }),
+				}),
+				200,
+			)) as object,
+		).toBeTruthy();
+
+		// An edit based on the version the editor saw, once the file left the share.
+		const res = await call(`/v1/files/content?parent_id=${mount.id}&name=anything.txt`, {
+			method: "PUT",
+			token: editor.token,
+			body: "written by the editor",
+			headers: { "If-Match": `"${plan.version.id}"` },
+		});
+		const landed = await expectJson<{ node: { id: string; parent_id: string } }>(res, 201);
+		expect(landed.node.parent_id).toBe(mount.id);
+		expect(landed.node.id).not.toBe(plan.node.id);
+		expect(await api.text(owner, plan.node.id)).toBe("shared v1");
+		expect((await api.listAll(owner, privateDir.id)).map((n) => n.name)).toEqual(["plan.txt"]);
+
+		// Trashed privately, it cannot be revived into the share by an edit either.
+		await call(`/v1/nodes/${plan.node.id}`, { method: "DELETE", token: owner.token });
+		const revive = await call(`/v1/files/content?parent_id=${mount.id}&name=stolen.txt`, {
+			method: "PUT",
+			token: editor.token,
+			body: "x",
+			headers: { "If-Match": `"${plan.version.id}"` },
+		});
+		expect((await expectJson<{ node: { id: string } }>(revive, 201)).node.id).not.toBe(plan.node.id);
+		const trash = await expectJson<{ items: { id: string }[] }>(await call("/v1/trash", { token: owner.token }), 200);
+		expect(trash.items.map((n) => n.id)).toContain(plan.node.id);
+		await expectError(await call(`/v1/files/${plan.node.id}/versions`, { token: editor.token }), 404, "NOT_FOUND");
+	});
+});

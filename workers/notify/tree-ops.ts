@@ -16,7 +16,7 @@ import {
 	parentNotFound,
 	tooDeep,
 } from "../../src/shared/commit/failures";
-import { planCommit, usageOf, type CommitPlan, type OnConflict } from "../../src/shared/commit/plan";
+import { planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
 import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
@@ -209,13 +209,21 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	// A retry of a member's upload commit whose answer was lost (the api marks its upload committed after this).
 	if (input.versionId !== undefined && (await findVersion(tree.db, tree.userId, input.versionId)))
 		return committedResult(tree, input.versionId);
-	const view = await loadTarget(tree.db, tree.userId, input.parentId, name.key, input.baseVersionId);
+	const loaded = await loadTarget(tree.db, tree.userId, input.parentId, name.key, input.baseVersionId);
 	// A mount stands for someone else's file or folder: its content is theirs (the api sends such commits to the owner).
-	if (view.parent?.mountShareId) return notFound("folder");
+	if (loaded.parent?.mountShareId) return notFound("folder");
+	const member = granted.value === null ? null : input.actor.userId;
+	const view = member ? await withinShare(tree, member, loaded) : loaded;
 	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
 	if (!planned.ok) return planned;
 	const plan = planned.value;
 	if (plan.kind === "version" && plan.file.mountShareId !== null) return nameTaken(name.name);
+	if (member) {
+		// Wherever the plan lands, the member must be an editor there too.
+		const target = plan.kind !== "version" ? plan.parentId : plan.change === "restored" ? (plan.file.parentId ?? "") : plan.file.id;
+		const there = await editorGrant(tree, member, target);
+		if (!there.ok) return there;
+	}
 	const replayed = plan.kind === "copy" ? await replayOf(tree, input, plan.winner) : null;
 	if (replayed) return ok(replayed);
 	const adds = usageOf(plan, input.size);
@@ -223,6 +231,19 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	if (!fits.ok) return fits;
 	const now = new Date().toISOString();
 	return writeVersion(tree, input, plan, now);
+}
+
+/**
+ * A member's view of a commit's surroundings: an edit follows its file
+ * wherever it went (planCommit), but for a member only within what they are
+ * shared. A file moved out of the share, or a refuge folder outside it, is
+ * not theirs to write to or to learn of: without them the edit lands in the
+ * share as a new file or a conflicted copy.
+ */
+async function withinShare(tree: Tree, member: string, view: TargetView): Promise<TargetView> {
+	const edited = view.edited && (await editorGrant(tree, member, view.edited.id, { trashedToo: true })).ok ? view.edited : null;
+	const refuge = view.refuge && (await editorGrant(tree, member, view.refuge.folder.id)).ok ? view.refuge : null;
+	return { ...view, edited, refuge };
 }
 
 /**

@@ -110,8 +110,8 @@ export async function thinVersions(
 	const file = await findNode(db, userId, input.nodeId);
 	if (file?.type !== "file") return ok({ expired: 0 });
 	// Commit order, as versionsToExpire wants it (services/versions.ts says why rowid is commit order).
-	const rows = await db.all<{ id: string; created_at: string; kept: number }>(
-		sql`SELECT id, created_at, (keep_forever = 1 OR label IS NOT NULL) AS kept FROM versions
+	const rows = await db.all<{ id: string; created_at: string; kept: number; author_id: string | null }>(
+		sql`SELECT id, created_at, (keep_forever = 1 OR label IS NOT NULL) AS kept, author_id FROM versions
 			WHERE user_id = ${userId} AND node_id = ${file.id} ORDER BY rowid`,
 	);
 	if (rows.length <= 1) return ok({ expired: 0 });
@@ -120,6 +120,7 @@ export async function thinVersions(
 		createdAt: Date.parse(r.created_at),
 		kept: r.kept === 1,
 		isHead: r.id === file.headVersionId,
+		authorId: r.author_id,
 	}));
 	const expired = versionsToExpire(history, input.now, input.policy).slice(0, MAX_EXPIRED_PER_RUN);
 	if (expired.length === 0) return ok({ expired: 0 });

@@ -84,7 +84,7 @@ contentRoutes.openapi(
 		let target = ownAccess(caller, query.parent_id);
 		const checked = unwrap(
 			await ownThenShared(c.env, caller, query.parent_id, "write", async (access) => {
-				const found = await precheckCommit(c.env, access.scope, { ...intended(access.nodeId), size });
+				const found = await precheckCommit(c.env, access.scope, { ...intended(access.nodeId), size }, access.by ? caller : undefined);
 				if (found.ok) target = access;
 				return memberQuota(access, found);
 			}),

@@ -5,7 +5,8 @@
  * its queue, since the tree may change in between.
  */
 import { invalidName, notFound, quotaExceeded } from "../../../src/shared/commit/failures";
-import { planCommit, type OnConflict } from "../../../src/shared/commit/plan";
+import { planCommit, type OnConflict, type TargetView } from "../../../src/shared/commit/plan";
+import { accessTo } from "./access";
 import { loadTargetStatement, readTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
 import { checkName } from "../../../src/shared/names";
@@ -34,6 +35,8 @@ export async function precheckCommit(
 	env: Env,
 	caller: Pick<Caller, "userId" | "shard" | "quotaBytes">,
 	intended: IntendedCommit,
+	/** A share member writing into `caller`'s tree: an edit reaches only what is shared with them, as in the hub. */
+	member?: Caller,
 ): Promise<Result<{ name: string; room: number; blocksSince: number }>> {
 	const name = checkName(intended.name);
 	if (!name.ok) return invalidName(name.reason);
@@ -43,9 +46,10 @@ export async function precheckCommit(
 		storedUsageStatement(db, caller.userId),
 		gcClockStatement(db),
 	]);
-	const view = await readTarget(db, caller.userId, name.key, intended.baseVersionId, target?.results[0]);
+	const read = await readTarget(db, caller.userId, name.key, intended.baseVersionId, target?.results[0]);
 	// A mount's content is its owner's: the caller writes there through the share (access.ts).
-	if (view.parent?.mountShareId) return notFound("folder");
+	if (read.parent?.mountShareId) return notFound("folder");
+	const view = member ? await withinShare(env, member, caller.userId, read) : read;
 	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
 	if (!plan.ok) return plan;
 	// Every commit keeps a new version: it needs its whole size (docs/decisions/0018).
@@ -53,4 +57,15 @@ export async function precheckCommit(
 	const room = caller.quotaBytes - versionBytes;
 	if (intended.size !== null && intended.size > room) return quotaExceeded(intended.size, versionBytes, caller.quotaBytes);
 	return ok({ name: name.name, room, blocksSince: gcClockOf((clock?.results ?? []) as { seq: number }[]) });
+}
+
+/** The hub's rule (tree-ops.ts withinShare), for the pre-check: an edited file or refuge folder outside the member's share is not seen. */
+async function withinShare(env: Env, member: Caller, ownerId: string, view: TargetView): Promise<TargetView> {
+	const shared = async (id: string, trashedToo: boolean) => {
+		const access = await accessTo(env, member, id, { trashedToo });
+		return access !== null && access.role === "editor" && access.scope.userId === ownerId;
+	};
+	const edited = view.edited && (await shared(view.edited.id, true)) ? view.edited : null;
+	const refuge = view.refuge && (await shared(view.refuge.folder.id, false)) ? view.refuge : null;
+	return { ...view, edited, refuge };
 }

@@ -43,7 +43,8 @@ export async function locateShare(env: Env, caller: Caller, shareId: string): Pr
 		.bind(caller.userId, shareId)
 		.first<{ root_id: string }>();
 	if (!incoming) return notFound("share");
-	const access = await accessTo(env, caller, incoming.root_id);
+	// A share whose root is in the trash can still be left.
+	const access = await accessTo(env, caller, incoming.root_id, { trashedToo: true });
 	if (!access || access.role === "owner") return notFound("share");
 	const row = await shardFor(env, access.scope)
 		.$client.prepare(

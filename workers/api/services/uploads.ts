@@ -92,7 +92,7 @@ export async function checkUploadTarget(
 	if (resized !== null) return resized;
 	// Into the caller's folder, or one shared with them as editor: then checked in the owner's tree, against the owner's quota.
 	return ownThenShared(env, caller, target.parentId, "write", async (access) => {
-		const checked = await precheckCommit(env, access.scope, { ...target, parentId: access.nodeId });
+		const checked = await precheckCommit(env, access.scope, { ...target, parentId: access.nodeId }, access.by ? caller : undefined);
 		if (!checked.ok) return memberQuota(access, checked);
 		return ok({ name: checked.value.name, access, owner: uploadOwner(access, checked.value.blocksSince) });
 	});
