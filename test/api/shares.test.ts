@@ -407,3 +407,26 @@ describe("an edit that names a file moved out of the share", () => {
 		await expectError(await call(`/v1/files/${plan.node.id}/versions`, { token: editor.token }), 404, "NOT_FOUND");
 	});
 });
+
+describe("a public link beside a mount", () => {
+	it("never lists a mount that its folder holds", async () => {
+		const [owner, member] = await usersOnDifferentShards(2);
+		if (!owner || !member) throw new Error("unreachable");
+		const shared = await api.mkdir(owner, owner.rootId, "Shared");
+		await share(owner, shared.id, [{ user: member, role: "viewer" }]);
+		const mount = mountIn(await journalUntil(member, (es) => es.some((e) => e.node.mount !== undefined)));
+		// The member's public folder gets the mount moved into it, next to a file of theirs.
+		const pub = await api.mkdir(member, member.rootId, "Public");
+		await api.upload(member, pub.id, "mine.txt", "mine");
+		await expectJson(
+			await call(`/v1/nodes/${mount.id}`, { method: "PATCH", token: member.token, body: JSON.stringify({ parent_id: pub.id }) }),
+			200,
+		);
+		const link = await expectJson<{ token: string }>(
+			await call("/v1/links", { method: "POST", token: member.token, body: JSON.stringify({ node_id: pub.id, access: "view" }) }),
+			201,
+		);
+		const listed = await expectJson<{ items: { name: string }[] }>(await call(`/v1/l/${link.token}/nodes/${pub.id}/children`), 200);
+		expect(listed.items.map((n) => n.name)).toEqual(["mine.txt"]);
+	});
+});

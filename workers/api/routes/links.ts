@@ -262,7 +262,9 @@ linkRoutes.openapi(
 		const folder = unwrap(await nodeInLink(open, id));
 		const { limit, cursor } = c.req.valid("query");
 		const page = unwrap(await childrenPage(open.db, open.row.ownerId, folder.id, limit, cursor));
-		return c.json({ ...page, items: page.items.map((node) => linkNode(node, open.row.nodeId)) }, 200);
+		// A mount in the folder is someone else's share: a link of this owner never shows it.
+		const items = page.items.filter((node) => node.mount === undefined).map((node) => linkNode(node, open.row.nodeId));
+		return c.json({ ...page, items }, 200);
 	},
 );
 
