@@ -430,3 +430,35 @@ describe("a public link beside a mount", () => {
 		expect(listed.items.map((n) => n.name)).toEqual(["mine.txt"]);
 	});
 });
+
+describe("editing a shared file by its id", () => {
+	it("lets an editor upload a new version of a shared file, by its id or their mount's; a stale edit answers 409; a viewer 403", async () => {
+		const [owner, editor, viewer] = await usersOnDifferentShards(3);
+		if (!owner || !editor || !viewer) throw new Error("unreachable");
+		const file = await api.upload(owner, owner.rootId, "budget.csv", "v1");
+		await share(owner, file.node.id, [
+			{ user: editor, role: "editor" },
+			{ user: viewer, role: "viewer" },
+		]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+		await journalUntil(viewer, (es) => es.some((e) => e.node.mount !== undefined));
+		const put = (user: { token: string }, id: string, body: string, ifMatch?: string) =>
+			call(`/v1/files/${id}/content`, { method: "PUT", token: user.token, body, headers: ifMatch ? { "If-Match": `"${ifMatch}"` } : {} });
+
+		const byMount = await expectJson<{ node: { id: string }; version: { id: string } }>(
+			await put(editor, mount.id, "v2", file.version.id),
+			200,
+		);
+		expect(byMount.node.id).toBe(mount.id);
+		expect(await api.text(owner, file.node.id)).toBe("v2");
+		const byId = await expectJson<{ version: { id: string } }>(await put(editor, file.node.id, "v3", byMount.version.id), 200);
+		expect(await api.text(viewer, file.node.id)).toBe("v3");
+		// A stale edit would leave a copy beside the file, outside the share: refused, nothing written.
+		await expectError(await put(editor, file.node.id, "stale", file.version.id), 409, "VERSION_CONFLICT");
+		expect((await api.listAll(owner, owner.rootId)).map((n) => n.name)).toEqual(["budget.csv"]);
+		await expectError(await put(viewer, file.node.id, "nope"), 403, "FORBIDDEN");
+		// The owner edits by id too.
+		await expectJson(await put(owner, file.node.id, "v4", byId.version.id), 200);
+		expect(await api.text(editor, mount.id)).toBe("v4");
+	});
+});

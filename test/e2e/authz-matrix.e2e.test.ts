@@ -444,6 +444,11 @@ const drivers: Record<string, Driver> = {
 		path: `/v1/files/content?${new URLSearchParams({ parent_id: need(t.node, "node"), name: unique("put") })}`,
 		body: "put by the matrix",
 	}),
+	"PUT /v1/files/{id}/content": (t) => ({
+		method: "PUT",
+		path: `/v1/files/${need(t.node, "node")}/content`,
+		body: "put by the matrix, by id",
+	}),
 	"GET /v1/files/{id}/content": (t) => ({
 		path: `/v1/files/${need(t.node, "node")}/content${t.version ? `?version_id=${t.version}` : ""}`,
 	}),

@@ -38,6 +38,8 @@ export interface CommitFileInput {
 	hashVerified?: boolean;
 	/** The version's id, chosen by the api for a member's upload: a commit that finds it written answers it again (idempotent retry). */
 	versionId?: string;
+	/** An edit of this file by id (`parentId` and `name` are where it was): a member needs a grant on the file, not its folder (a shared file). */
+	fileId?: string;
 }
 
 /** A commit of an upload session or tus upload whose blocks have all arrived. */

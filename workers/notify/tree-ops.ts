@@ -15,6 +15,7 @@ import {
 	notFound,
 	parentNotFound,
 	tooDeep,
+	versionConflict,
 } from "../../src/shared/commit/failures";
 import { planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
 import { activityStatement } from "../../src/shared/activity";
@@ -108,6 +109,8 @@ interface ContentCommit {
 	linkId?: string;
 	/** The new version's id, when the api chose it (a member's upload): once written, the commit answers it again. */
 	versionId?: string;
+	/** An edit of this file by id: a member's grant is checked on the file (a shared file's folder is not shared). */
+	fileId?: string;
 }
 
 /** A folder creation waiting in the queue; consecutive ones share a batch. */
@@ -204,7 +207,7 @@ function committedResult(tree: Tree, versionId: string): Promise<Result<CommitOu
 async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<CommitOutcome>> {
 	const name = checkName(input.name);
 	if (!name.ok) return invalidName(name.reason);
-	const granted = await editorGrant(tree, input.actor.userId, input.parentId);
+	const granted = await editorGrant(tree, input.actor.userId, input.fileId ?? input.parentId);
 	if (!granted.ok) return granted;
 	// A retry of a member's upload commit whose answer was lost (the api marks its upload committed after this).
 	if (input.versionId !== undefined && (await findVersion(tree.db, tree.userId, input.versionId)))
@@ -222,6 +225,8 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 		// Wherever the plan lands, the member must be an editor there too.
 		const target = plan.kind !== "version" ? plan.parentId : plan.change === "restored" ? (plan.file.parentId ?? "") : plan.file.id;
 		const there = await editorGrant(tree, member, target);
+		// A stale edit of a shared file would leave a conflicted copy outside the share: refused instead.
+		if (!there.ok && plan.kind === "copy" && input.fileId !== undefined) return versionConflict(input.baseVersionId, plan.winner);
 		if (!there.ok) return there;
 	}
 	const replayed = plan.kind === "copy" ? await replayOf(tree, input, plan.winner) : null;

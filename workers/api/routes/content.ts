@@ -17,7 +17,8 @@ import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { findDownload, parseRange, streamVersion } from "../services/egress";
 import { shardFor } from "../services/hub";
-import { asSeen, memberQuota, ownAccess, ownThenShared } from "../services/access";
+import { asSeen, memberQuota, ownAccess, ownThenShared, type Access } from "../services/access";
+import { findNode } from "../../../src/shared/db/tree";
 import { ingestAndCommit } from "../services/ingest";
 import { precheckCommit, type IntendedCommit } from "../services/precheck";
 
@@ -41,6 +42,31 @@ function parseIfMatch(header: string | undefined): string | null {
 	return value;
 }
 
+/** What an upload of content can answer besides success, whichever way it names the file. */
+const UPLOAD_ERRORS = errorResponses(
+	"INVALID_REQUEST",
+	"UNAUTHENTICATED",
+	"FORBIDDEN",
+	"NOT_FOUND",
+	"NAME_TAKEN",
+	"VERSION_CONFLICT",
+	"PAYLOAD_TOO_LARGE",
+	"QUOTA_EXCEEDED",
+	"BLOCKS_RECLAIMED",
+);
+
+/** The body's declared length, when it is one the pre-check can count on (receiveContent refuses one over the limit). */
+function declaredSize(c: Context<AppEnv>): number | null {
+	const declared = c.req.header("Content-Length");
+	return declared === undefined || !(Number(declared) <= MAX_REQUEST_BYTES) ? null : Number(declared);
+}
+
+/** A commit's answer, its node as the caller sees it: 201 for a new file or copy, 200 for a new version. */
+function committed(c: Context<AppEnv>, access: Access, outcome: Result<CommitOutcome>) {
+	const { created, ...result } = unwrap(memberQuota(access, outcome));
+	return c.json({ ...result, node: asSeen(access, result.node) }, created ? 201 : 200, { ETag: `"${result.version.id}"` });
+}
+
 contentRoutes.openapi(
 	protectedRoute({
 		method: "put",
@@ -61,16 +87,7 @@ contentRoutes.openapi(
 		responses: {
 			200: json(CommitResult, "A new version of an existing file"),
 			201: json(CommitResult, "A new file"),
-			...errorResponses(
-				"INVALID_REQUEST",
-				"UNAUTHENTICATED",
-				"NOT_FOUND",
-				"NAME_TAKEN",
-				"VERSION_CONFLICT",
-				"PAYLOAD_TOO_LARGE",
-				"QUOTA_EXCEEDED",
-				"BLOCKS_RECLAIMED",
-			),
+			...UPLOAD_ERRORS,
 		},
 	}),
 	async (c) => {
@@ -79,8 +96,7 @@ contentRoutes.openapi(
 		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
 		// Into the caller's folder, or into a folder shared with them as editor (the owner's hub checks again).
 		const intended = (parentId: string) => ({ parentId, name: query.name, baseVersionId, onConflict: query.on_conflict });
-		const declared = c.req.header("Content-Length");
-		const size = declared === undefined || !(Number(declared) <= MAX_REQUEST_BYTES) ? null : Number(declared);
+		const size = declaredSize(c);
 		let target = ownAccess(caller, query.parent_id);
 		const checked = unwrap(
 			await ownThenShared(c.env, caller, query.parent_id, "write", async (access) => {
@@ -90,9 +106,7 @@ contentRoutes.openapi(
 			}),
 		);
 		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName, ...(target.by ? { userId: target.by } : {}) };
-		const outcome = memberQuota(target, await receiveContent(c, target.scope, intended(target.nodeId), { actor, checked }));
-		const { created, ...result } = unwrap(outcome);
-		return c.json({ ...result, node: asSeen(target, result.node) }, created ? 201 : 200, { ETag: `"${result.version.id}"` });
+		return committed(c, target, await receiveContent(c, target.scope, intended(target.nodeId), { actor, checked }));
 	},
 );
 
@@ -114,6 +128,8 @@ export async function receiveContent(
 		stillAllowed?: () => Promise<Result<unknown>>;
 		/** The precheck's answer, when the caller ran it already (to find the tree). */
 		checked?: { name: string; room: number; blocksSince: number };
+		/** An edit of this file by id (PUT /v1/files/{id}/content). */
+		fileId?: string;
 	},
 ): Promise<Result<CommitOutcome>> {
 	const declared = c.req.header("Content-Length");
@@ -138,6 +154,52 @@ export async function receiveContent(
 	}
 	return outcome;
 }
+
+contentRoutes.openapi(
+	protectedRoute({
+		method: "put",
+		path: "/files/{id}/content",
+		tags,
+		summary: "Upload a new version of a file, named by its id (extension)",
+		description:
+			"Like `PUT /v1/files/content` with the file's folder and name, but the file is named by its id, so it also works for a file someone shared with you as editor (a shared file's folder is not shared) and through your mount of it. Answers 200 with the new version. With `If-Match` of an older version, a stale edit becomes a conflicted copy beside the file (201), or 409 VERSION_CONFLICT with on_conflict=fail; for a member editing a shared file, a copy would land outside the share, so a stale edit answers 409. A viewer gets 403; anyone else 404.",
+		request: {
+			params: IdParam,
+			query: z.object({ on_conflict: z.enum(["copy", "fail"]).default("copy") }),
+			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
+			body: { content: binaryContent },
+		},
+		responses: {
+			200: json(CommitResult, "A new version of the file"),
+			201: json(CommitResult, "A conflicted copy (the edit was stale)"),
+			...UPLOAD_ERRORS,
+		},
+	}),
+	async (c) => {
+		const caller = c.get("caller");
+		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
+		const onConflict = c.req.valid("query").on_conflict;
+		const size = declaredSize(c);
+		let target: { access: Access; file: NodeRow } | null = null;
+		const checked = unwrap(
+			await ownThenShared(c.env, caller, c.req.valid("param").id, "write", async (access) => {
+				const file = await findNode(shardFor(c.env, access.scope), access.scope.userId, access.nodeId);
+				if (!file || file.type !== "file" || file.trashedAt !== null || file.parentId === null || file.mountShareId !== null)
+					return fail("NOT_FOUND", "file not found");
+				const intended = { parentId: file.parentId, name: file.name, baseVersionId, onConflict, size };
+				const found = await precheckCommit(c.env, access.scope, intended, access.by ? caller : undefined);
+				if (found.ok) target = { access, file };
+				return memberQuota(access, found);
+			}),
+		);
+		const into = target as { access: Access; file: NodeRow } | null;
+		if (!into) throw new ApiError("NOT_FOUND", "file not found");
+		const { access, file } = into;
+		const actor = { deviceId: caller.deviceId, deviceName: caller.deviceName, ...(access.by ? { userId: access.by } : {}) };
+		const intended = { parentId: file.parentId ?? "", name: file.name, baseVersionId, onConflict };
+		return committed(c, access, await receiveContent(c, access.scope, intended, { actor, checked, fileId: file.id }));
+	},
+);
 
 contentRoutes.openapi(
 	protectedRoute({
