@@ -13,14 +13,14 @@ import { runBatch } from "../../src/shared/db/batch";
 import { toNode } from "../../src/shared/db/mappers";
 import { nodes, type NodeRow } from "../../src/shared/db/schema";
 import { Columns } from "../../src/shared/db/static";
-import { findNode, findRoot } from "../../src/shared/db/tree";
+import { findLiveChild, findNode, findRoot } from "../../src/shared/db/tree";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { fitName, nameKey, splitExtension } from "../../src/shared/names";
 import type { Node } from "../../src/shared/schemas/nodes";
 import type { GivenEntry } from "./journal";
 import { MAX_MEMBERS_PER_SHARE, MAX_SHARES_PER_USER, type Role, type ShareDelivery } from "./sharing";
-import { freeName, type Tree } from "./tree-ops";
+import { freeName, insertNodeStatement, newNodeRow, type Tree } from "./tree-ops";
 
 export interface MemberInput {
 	userId: string;
@@ -33,9 +33,6 @@ export interface ShareOutcome {
 	shareId: string;
 }
 
-/** The tree of a user, with its shares. */
-export type SharingTree = Tree;
-
 const UPSERT_MEMBER = `INSERT INTO share_members (share_id, owner_id, member_id, email, role, added_at, removed_at, delivered_id)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, (SELECT COALESCE(MAX(id), 0) FROM share_outbox WHERE share_id = ?1))
 	ON CONFLICT (share_id, member_id) DO UPDATE SET role = excluded.role, email = excluded.email, removed_at = NULL,
@@ -47,7 +44,7 @@ const UPSERT_MEMBER = `INSERT INTO share_members (share_id, owner_id, member_id,
  * owner shares (the api refuses anyone else).
  */
 export async function shareNode(
-	tree: SharingTree,
+	tree: Tree,
 	input: { nodeId: string; members: MemberInput[]; ownerEmail: string; actor: ActivityActor },
 ): Promise<Result<ShareOutcome>> {
 	const { db, userId, sharing } = tree;
@@ -107,7 +104,7 @@ export async function shareNode(
 
 /** Removes a member (the owner removes anyone; a member removes only themselves: leaving). */
 export async function removeMember(
-	tree: SharingTree,
+	tree: Tree,
 	input: { shareId: string; memberId: string; actor: ActivityActor },
 ): Promise<Result<ShareOutcome>> {
 	const { db, userId, sharing } = tree;
@@ -136,7 +133,7 @@ export async function removeMember(
 }
 
 /** Ends a share: every member is removed (each hears `unshared`), and the share goes. */
-export async function deleteShare(tree: SharingTree, input: { shareId: string; actor: ActivityActor }): Promise<Result<ShareOutcome>> {
+export async function deleteShare(tree: Tree, input: { shareId: string; actor: ActivityActor }): Promise<Result<ShareOutcome>> {
 	const { db, userId, sharing } = tree;
 	const share = await sharing.byId(input.shareId);
 	if (!share) return notFound("share");
@@ -155,7 +152,7 @@ export async function deleteShare(tree: SharingTree, input: { shareId: string; a
 }
 
 /** Runs a share change's batch; the copy in memory is read again after it, and the outbox delivered. */
-async function landed(tree: SharingTree, statements: D1PreparedStatement[]): Promise<void> {
+async function landed(tree: Tree, statements: D1PreparedStatement[]): Promise<void> {
 	try {
 		await runBatch(tree.db.$client, statements);
 	} finally {
@@ -215,28 +212,12 @@ export async function applyShareEvents(tree: Tree, delivery: ShareDelivery): Pro
 			if (!root) continue;
 			const ownerName = (details.owner_email ?? "").split("@")[0] ?? "";
 			const name = await freeName(tree, root.id, await mountName(tree, root.id, node.name, ownerName));
-			mount = {
-				id: newId("nod"),
-				userId,
-				parentId: root.id,
-				type: node.type,
-				name,
-				nameKey: nameKey(name),
-				size: 0,
-				headVersionId: null,
-				contentHash: null,
-				createdAt: now,
-				modifiedAt: now,
-				trashedAt: null,
-				trashRootId: null,
-				conflictOf: null,
-				mountShareId: delivery.shareId,
-			};
+			mount = { ...newNodeRow(userId, root.id, node.type, name, now), mountShareId: delivery.shareId };
 			statements.push(
 				db.$client
 					.prepare(UPSERT_INCOMING)
 					.bind(userId, delivery.shareId, delivery.ownerId, details.owner_email ?? "", node.id, node.type, node.name, role, mount.id, now),
-				db.$client.prepare(INSERT_MOUNT).bind(mount.id, userId, root.id, node.type, name, mount.nameKey, now, delivery.shareId),
+				insertNodeStatement(db, mount),
 				activityStatement(db.$client, {
 					userId,
 					event: "share.member_added",
@@ -332,15 +313,10 @@ const SET_ROLE = "UPDATE incoming_shares SET role = ?3 WHERE user_id = ?1 AND sh
 const UPSERT_INCOMING = `INSERT INTO incoming_shares (user_id, share_id, owner_id, owner_email, root_id, root_type, root_name, role, mount_id, applied_id, shared_at)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)
 	ON CONFLICT (user_id, share_id) DO UPDATE SET role = excluded.role, mount_id = excluded.mount_id, root_name = excluded.root_name`;
-const INSERT_MOUNT = `INSERT INTO nodes (id, user_id, parent_id, type, name, name_key, size, created_at, modified_at, mount_share_id)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8)`;
 
 /** The share's name in the member's root: its own, or "<name> (from <owner>)" when that is taken. */
 async function mountName(tree: Tree, rootId: string, name: string, ownerName: string): Promise<string> {
-	const taken = await tree.db.all<{ id: string }>(
-		sql`SELECT id FROM nodes WHERE user_id = ${tree.userId} AND parent_id = ${rootId} AND name_key = ${nameKey(name)} AND trashed_at IS NULL LIMIT 1`,
-	);
-	if (taken.length === 0 || ownerName === "") return name;
+	if (ownerName === "" || !(await findLiveChild(tree.db, tree.userId, rootId, nameKey(name)))) return name;
 	const [stem, ext] = splitExtension(name);
 	return fitName(stem, ` (from ${ownerName})${ext}`);
 }
@@ -370,27 +346,11 @@ export async function mountShare(tree: Tree, input: { shareId: string; parentId:
 		return fail("INVALID_REQUEST", "a share from someone else cannot go inside a folder you share", [{ reason: "mount_inside_share" }]);
 	const now = new Date().toISOString();
 	const name = await freeName(tree, parent.id, row.root_name);
-	const mount: NodeRow = {
-		id: newId("nod"),
-		userId,
-		parentId: parent.id,
-		type: row.root_type,
-		name,
-		nameKey: nameKey(name),
-		size: 0,
-		headVersionId: null,
-		contentHash: null,
-		createdAt: now,
-		modifiedAt: now,
-		trashedAt: null,
-		trashRootId: null,
-		conflictOf: null,
-		mountShareId: input.shareId,
-	};
+	const mount: NodeRow = { ...newNodeRow(userId, parent.id, row.root_type, name, now), mountShareId: input.shareId };
 	try {
 		await tree.journal.applyEntries(
 			[
-				db.$client.prepare(INSERT_MOUNT).bind(mount.id, userId, parent.id, mount.type, name, mount.nameKey, now, input.shareId),
+				insertNodeStatement(db, mount),
 				db.$client
 					.prepare("UPDATE incoming_shares SET mount_id = ?3 WHERE user_id = ?1 AND share_id = ?2")
 					.bind(userId, input.shareId, mount.id),

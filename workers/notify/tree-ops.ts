@@ -296,7 +296,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
 	const statements: (BatchQuery | D1PreparedStatement)[] = [];
-	if (isNew) statements.push(db.$client.prepare(INSERT_NODE).bind(...NODE_COLUMNS.values(after)));
+	if (isNew) statements.push(insertNodeStatement(db, after));
 	else {
 		statements.push(
 			db.$client
@@ -394,6 +394,11 @@ export async function settleContentHash(
 const NODE_COLUMNS = new Columns(nodes);
 const VERSION_COLUMNS = new Columns(versions);
 const INSERT_NODE = `INSERT INTO nodes (${NODE_COLUMNS.names()}) VALUES (${NODE_COLUMNS.slots()})`;
+
+/** The statement that inserts a whole node row, for a batch. */
+export function insertNodeStatement(db: ShardDb, row: NodeRow): D1PreparedStatement {
+	return db.$client.prepare(INSERT_NODE).bind(...NODE_COLUMNS.values(row));
+}
 const INSERT_VERSION = `INSERT INTO versions (${VERSION_COLUMNS.names()}) VALUES (${VERSION_COLUMNS.slots()})`;
 const UPDATE_FILE_HEAD = `UPDATE nodes SET parent_id = ?1, name = ?2, name_key = ?3, size = ?4, head_version_id = ?5, content_hash = ?6,
 	modified_at = ?7, trashed_at = ?8, trash_root_id = ?9 WHERE user_id = ?10 AND id = ?11`;
@@ -783,7 +788,8 @@ export async function freeName(tree: Tree, parentId: string, desired: string): P
 	return fitName(stem, ` ${newId("nod").slice(-8)}${ext}`);
 }
 
-function newNodeRow(userId: string, parentId: string, type: "file" | "folder", name: string, now: string): NodeRow {
+/** A new node's row: no content yet, live, in `parentId`. */
+export function newNodeRow(userId: string, parentId: string, type: "file" | "folder", name: string, now: string): NodeRow {
 	return {
 		id: newId("nod"),
 		userId,

@@ -55,7 +55,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #userId: string;
 	readonly #queue = new CommitQueue();
 	readonly #sync: SyncChannel;
-	#tree: Promise<shareOps.SharingTree> | null = null;
+	#tree: Promise<ops.Tree> | null = null;
 	#deliverer: Deliverer | null = null;
 	/** Alarm back-off after a failed delivery, in ms; reset once one succeeds. */
 	#retryMs = 0;
@@ -322,7 +322,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Runs a change in the queue, once the user's write budget allows it. */
-	async #write<T>(change: (tree: shareOps.SharingTree) => Promise<Result<T>>): Promise<Result<T>> {
+	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
 		return this.#contained(
@@ -352,7 +352,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** The user's tree in their shard, opened once per instance. */
-	#openTree(): Promise<shareOps.SharingTree> {
+	#openTree(): Promise<ops.Tree> {
 		this.#tree ??= this.#shard().then(
 			(shard) => {
 				const db = shardAt(this.env, shard);

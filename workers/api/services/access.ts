@@ -7,10 +7,8 @@
  * write is checked once more by the owner's hub, in its queue.
  */
 import { eq } from "drizzle-orm";
-import { ApiError } from "../errors";
 import type { NodeRow } from "../../../src/shared/db/schema";
 import { users } from "../../../src/shared/db/schema";
-import { shardAt } from "../../../src/shared/db/shards";
 import { findNode } from "../../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../../src/shared/limits";
 import type { Node, NodeWithPath } from "../../../src/shared/schemas/nodes";
@@ -83,7 +81,7 @@ export async function accessTo(env: Env, caller: Caller, nodeId: string, options
 	if (own) {
 		const share = incoming.find((i) => i.share_id === own.mountShareId);
 		if (!share) return null;
-		const found = await grantIn(env, caller, share, share.root_id, options.trashedToo ?? false);
+		const found = await grantIn(env, caller, [share], share.root_id, options.trashedToo ?? false);
 		return found ? { ...found, viaMount: own } : null;
 	}
 	for (const owner of new Set(incoming.map((i) => i.owner_id))) {
@@ -128,31 +126,7 @@ export async function ownThenShared<T>(
 	return work(access);
 }
 
-/** Like {@link accessTo}, but throws the 404 (or 403 for a write the role does not allow). */
-export async function requireAccess(
-	env: Env,
-	caller: Caller,
-	nodeId: string,
-	need: "read" | "write" | "owner",
-	options: { trashedToo?: boolean; what?: string } = {},
-): Promise<Access> {
-	const access = await accessTo(env, caller, nodeId, options);
-	if (!access) throw new ApiError("NOT_FOUND", `${options.what ?? "node"} not found`);
-	if (need === "write" && access.role === "viewer")
-		throw new ApiError("FORBIDDEN", "you can view this share but not change it", [{ reason: "read_only" }]);
-	if (need === "owner" && access.role !== "owner")
-		throw new ApiError("FORBIDDEN", "only the owner can do this", [{ reason: "owner_only" }]);
-	return access;
-}
-
-async function grantIn(
-	env: Env,
-	caller: Caller,
-	shares: Incoming | Incoming[],
-	nodeId: string,
-	trashedToo: boolean,
-): Promise<(Omit<Access, "viaMount"> & { viaMount: null }) | null> {
-	const list = Array.isArray(shares) ? shares : [shares];
+async function grantIn(env: Env, caller: Caller, list: Incoming[], nodeId: string, trashedToo: boolean): Promise<Access | null> {
 	const ownerId = list[0]?.owner_id;
 	if (!ownerId) return null;
 	const owner = await ownerScope(env, caller, ownerId);
@@ -206,11 +180,6 @@ export async function ownerScope(env: Env, caller: Caller, ownerId: string): Pro
 	}
 	if (!row) return null;
 	return { ...caller, userId: ownerId, email: row.email, shard: row.shard, quotaBytes: row.quotaBytes };
-}
-
-/** The owner's shard for a scope. */
-export function scopeDb(env: Env, scope: Scope) {
-	return shardAt(env, scope.shard);
 }
 
 /**
