@@ -221,8 +221,10 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	if (!planned.ok) return planned;
 	const plan = planned.value;
 	if (plan.kind === "version" && plan.file.mountShareId !== null) return nameTaken(name.name);
-	if (member) {
-		// Wherever the plan lands, the member must be an editor there too.
+	// Wherever the plan lands, the member must be an editor there too; where it lands in (or on) what was just checked, that is known.
+	const checked = input.fileId ?? input.parentId;
+	const landsChecked = plan.kind === "version" ? plan.file.id === checked || plan.file.parentId === checked : plan.parentId === checked;
+	if (member && !landsChecked) {
 		const target = plan.kind !== "version" ? plan.parentId : plan.change === "restored" ? (plan.file.parentId ?? "") : plan.file.id;
 		const there = await editorGrant(tree, member, target);
 		// A stale edit of a shared file would leave a conflicted copy outside the share: refused instead.
