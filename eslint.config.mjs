@@ -4,9 +4,9 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-	{ ignores: ["node_modules/", "**/.wrangler/", "env.d.ts", "coverage/", "bench/baselines/"] },
+	{ ignores: ["node_modules/", "**/.wrangler/", "env.d.ts", "coverage/", "bench/baselines/", "web/dist/"] },
 	{
-		files: ["**/*.ts"],
+		files: ["**/*.ts", "**/*.tsx"],
 		extends: [js.configs.recommended, tseslint.configs.recommended],
 		languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
 		rules: {

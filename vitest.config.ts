@@ -134,7 +134,7 @@ export default defineConfig(async () => {
 					test: {
 						name: "e2e",
 						environment: "node",
-						include: ["test/e2e/**/*.test.ts"],
+						include: ["test/e2e/**/*.test.ts", "test/web/**/*.test.ts"],
 						globalSetup: ["test/e2e/global-setup.ts"],
 						setupFiles: ["test/e2e/setup.ts"],
 						testTimeout: 600_000,

@@ -6,6 +6,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, 
 import { createServer } from "node:net";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildWeb } from "./build-web.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
@@ -76,6 +77,8 @@ export async function startStack({
 	env = {},
 } = {}) {
 	ensureDevVars();
+	// The api worker serves web/dist: it must exist before wrangler dev reads the config.
+	await buildWeb(ROOT);
 	applyMigrations(persistTo);
 	const args = [
 		WRANGLER,

@@ -91,7 +91,7 @@ export interface RequestOptions {
 	 * A raw body. Only replayable kinds are accepted: a retry must be able to
 	 * send the same bytes again, which a ReadableStream cannot.
 	 */
-	body?: Uint8Array | ArrayBuffer | Blob | string;
+	body?: Uint8Array<ArrayBuffer> | ArrayBuffer | Blob | string;
 	headers?: Record<string, string>;
 	signal?: AbortSignal;
 	/** Overrides the client's retry count for this request. */
