@@ -452,6 +452,21 @@ const drivers: Record<string, Driver> = {
 	"GET /v1/files/{id}/content": (t) => ({
 		path: `/v1/files/${need(t.node, "node")}/content${t.version ? `?version_id=${t.version}` : ""}`,
 	}),
+	"POST /v1/files/{id}/download-url": (t) => ({
+		method: "POST",
+		path: `/v1/files/${need(t.node, "node")}/download-url`,
+		json: t.version ? { version_id: t.version } : {},
+	}),
+	"GET /v1/dl/{token}": async (t, actor) => {
+		if (t.token !== undefined) return { path: `/v1/dl/${t.token}` };
+		// Owner, editor and viewer ask for their own URL; anyone else was handed the owner's.
+		const asker = actor === "editor" || actor === "viewer" ? users[actor] : users.owner;
+		const made = expectOk(
+			await h.call<{ url: string }>(`/v1/files/${need(t.node, "node")}/download-url`, { method: "POST", token: asker.token, json: {} }),
+			200,
+		);
+		return { path: made.url };
+	},
 	"POST /v1/uploads": (t) => ({
 		method: "POST",
 		path: "/v1/uploads",
