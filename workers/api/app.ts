@@ -18,6 +18,7 @@ import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
 import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusMethodOverride, tusRoutes } from "./routes/tus";
 import { uploadRoutes } from "./routes/uploads";
+import { webSessionRoutes } from "./routes/web-session";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
@@ -60,6 +61,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.use("/v1/dl/*", tokenInPathHeaders);
 
 	app.route("/v1", authRoutes);
+	app.route("/v1", webSessionRoutes);
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
 	app.route("/v1", uploadRoutes);
