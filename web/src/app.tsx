@@ -77,7 +77,7 @@ export function App() {
 					</ul>
 				</nav>
 				<div class="account">
-					<span class={`live ${liveState.value}`} role="status" title={LIVE_TEXT[liveState.value]}>
+					<span class={`live-state ${liveState.value}`} role="status" title={LIVE_TEXT[liveState.value]}>
 						<span class="dot" aria-hidden="true" />
 						<span class="live-text">{LIVE_TEXT[liveState.value]}</span>
 					</span>

@@ -4,9 +4,10 @@
  * updates (live.ts). Sorting is a computed view of the children, so a patch
  * never re-fetches.
  */
-import { computed, effect, signal } from "@preact/signals";
+import { computed, effect, signal, untracked } from "@preact/signals";
 import * as api from "../api";
 import type { Node } from "../api";
+import type { ChangeEntry } from "../../../src/shared/schemas/sync";
 import { lastChanges, resets } from "../live";
 import { describeError } from "../messages";
 import { notify } from "../toasts";
@@ -136,20 +137,26 @@ export function remove(nodeId: string): void {
 	update((items) => (items.some((item) => item.id === nodeId) ? items.filter((item) => item.id !== nodeId) : null));
 }
 
-// Live updates: every pulled journal entry patches the open folder.
+// Live updates: every pulled journal entry patches the open folder. Only the
+// change signals are tracked: the patch itself reads and writes `folder`.
 effect(() => {
-	for (const entry of lastChanges.value) {
-		const gone = entry.kind === "deleted" || entry.node.trashed;
-		if (gone && entry.node.id === folder.peek()?.node.id) {
-			folder.value = null;
-			loadError.value = entry.kind === "deleted" ? "This folder was deleted." : "This folder was moved to the trash.";
-		} else if (entry.kind === "deleted") remove(entry.node.id);
-		else place(entry.node);
-	}
+	const entries = lastChanges.value;
+	untracked(() => {
+		for (const entry of entries) patch(entry);
+	});
 });
 effect(() => {
-	if (resets.value > 0) reloadFolder();
+	if (resets.value > 0) untracked(reloadFolder);
 });
+
+function patch(entry: ChangeEntry): void {
+	const gone = entry.kind === "deleted" || entry.node.trashed;
+	if (gone && entry.node.id === folder.value?.node.id) {
+		folder.value = null;
+		loadError.value = entry.kind === "deleted" ? "This folder was deleted." : "This folder was moved to the trash.";
+	} else if (entry.kind === "deleted") remove(entry.node.id);
+	else place(entry.node);
+}
 
 /** Runs an operation; on failure says why in a toast and leaves the list as it was. */
 async function attempt<T>(work: () => Promise<T>, name: string): Promise<T | null> {

@@ -8,6 +8,7 @@ import { useSignal } from "@preact/signals";
 import { useEffect } from "preact/hooks";
 import type { Node } from "../api";
 import { Breadcrumbs, type DropTarget } from "../components/Breadcrumbs";
+import { Icon } from "../components/Icon";
 import { openMenu, RowMenu, type MenuItem } from "../components/RowMenu";
 import { UploadButtons } from "../components/UploadButtons";
 import { VirtualList } from "../components/VirtualList";
@@ -222,9 +223,7 @@ export function Files({ folderId }: { folderId: string | null }) {
 				renderRow={(node, _index, active) => (
 					<>
 						<div role="gridcell" class="c-name">
-							<span class="kind" aria-hidden="true">
-								{node.mount ? "👥" : node.type === "folder" ? "📁" : "📄"}
-							</span>
+							<Icon kind={node.mount ? "shared" : node.type} />
 							{node.type === "folder" ? (
 								<a href={hrefOf({ view: "files", folderId: node.id })} tabIndex={-1} class="name">
 									{node.name}

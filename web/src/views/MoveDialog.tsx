@@ -5,6 +5,7 @@ import * as api from "../api";
 import type { Node } from "../api";
 import { Dialog } from "../components/Dialog";
 import { DialogActions } from "../components/DialogActions";
+import { Icon } from "../components/Icon";
 import { describeError } from "../messages";
 import { moveNode } from "../state/folder";
 
@@ -82,7 +83,7 @@ export function MoveDialog({ nodes, onClose }: { nodes: Node[]; onClose: () => v
 								disabled={moving.has(f.id)}
 								onClick={() => (trail.value = [...trail.value, { id: f.id, name: f.name }])}
 							>
-								<span aria-hidden="true">📁 </span>
+								<Icon kind="folder" />
 								{f.name}
 							</button>
 						</li>

@@ -4,6 +4,7 @@ import { useEffect } from "preact/hooks";
 import * as api from "../api";
 import type { Node } from "../api";
 import { Confirm } from "../components/Confirm";
+import { Icon } from "../components/Icon";
 import { lastChanges, resets } from "../live";
 import { describeError } from "../messages";
 import { notify } from "../toasts";
@@ -110,10 +111,8 @@ export function Trash() {
 					<tbody>
 						{list.map((node) => (
 							<tr key={node.id}>
-								<th scope="row" class="c-name">
-									<span class="kind" aria-hidden="true">
-										{node.type === "folder" ? "📁" : "📄"}
-									</span>
+								<th scope="row">
+									<Icon kind={node.type} />
 									<span class="name">{node.name}</span>
 								</th>
 								<td class="c-size">{node.type === "file" ? formatSize(node.size) : "—"}</td>
