@@ -94,7 +94,7 @@ class Live {
 		}
 	}
 
-	/** One socket from ticket to close; true when it opened (the server accepted the ticket). */
+	/** One socket from ticket to close; true when the server greeted it (a socket that opens and drops unheard counts as a failure). */
 	async #socketSession(): Promise<boolean> {
 		let ticket: string;
 		try {
@@ -107,10 +107,6 @@ class Live {
 			let opened = false;
 			const socket = new WebSocket(socketUrl(ticket));
 			this.#socket = socket;
-			socket.addEventListener("open", () => {
-				opened = true;
-				liveState.value = "live";
-			});
 			socket.addEventListener("message", (event: MessageEvent) => {
 				if (typeof event.data !== "string") return;
 				let frame: { type?: string };
@@ -120,6 +116,10 @@ class Live {
 					return;
 				}
 				// hello: (re)connected, catch up on what happened while away; changes: the journal moved.
+				if (frame.type === "hello") {
+					opened = true;
+					liveState.value = "live";
+				}
 				if (frame.type === "hello" || frame.type === "changes") void this.pull();
 			});
 			socket.addEventListener("close", () => {
