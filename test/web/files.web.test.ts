@@ -9,6 +9,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectClean, launch, newContext, openPage, screenshot, signUpInPage } from "./browser";
 import { mkdir, putFile, rootId, tokenFor } from "./seed";
+import { row } from "./ui";
 
 let browser: Browser;
 beforeAll(async () => {
@@ -17,13 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
 	await browser?.close();
 });
-
-/** The grid row whose name cell is exactly `name`. */
-const row = (page: Page, name: string) =>
-	page
-		.getByRole("grid")
-		.getByRole("row")
-		.filter({ has: page.getByRole("gridcell", { name, exact: true }) });
 
 async function rowAction(page: Page, name: string, action: string): Promise<void> {
 	await page.getByRole("button", { name: `Actions for ${name}`, exact: true }).click();

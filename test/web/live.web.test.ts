@@ -7,8 +7,9 @@
  */
 import type { Browser, BrowserContext, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { expectClean, launch, newContext, openPage, PASSWORD, signUpInPage } from "./browser";
+import { expectClean, launch, newContext, openPage, signUpInPage } from "./browser";
 import { putFile, rootId, tokenFor } from "./seed";
+import { row, signInInPage } from "./ui";
 
 let browser: Browser;
 beforeAll(async () => {
@@ -19,19 +20,6 @@ afterAll(async () => {
 });
 
 const SOCKET = /\/v1\/sync\/ws/;
-
-const row = (page: Page, name: string) =>
-	page
-		.getByRole("grid")
-		.getByRole("row")
-		.filter({ has: page.getByRole("gridcell", { name, exact: true }) });
-
-async function signInInPage(page: Page, email: string): Promise<void> {
-	await page.getByLabel("Email").fill(email);
-	await page.getByLabel("Password").fill(PASSWORD);
-	await page.getByRole("button", { name: "Sign in" }).click();
-	await page.getByRole("button", { name: "Sign out" }).waitFor();
-}
 
 /** The top bar's live indicator reads `text`. */
 async function liveIs(page: Page, text: string): Promise<void> {
