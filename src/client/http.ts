@@ -8,6 +8,7 @@
  * @module
  */
 import type { ErrorCode } from "../shared/errors";
+import type { Disposition, DownloadUrl } from "../shared/schemas/download-urls";
 
 /**
  * The `code` of a {@link DriveApiError}: one of the API's codes, or
@@ -318,6 +319,25 @@ export class DriveClient {
 		const res = await this.request(method, path, options);
 		// Drain it so the connection goes back to the pool.
 		await res.body?.cancel();
+	}
+
+	/**
+	 * A URL that downloads a file without a bearer token, for a browser's
+	 * `<a href download>`, `<img>` or `<video>` (docs/api.md, "Download URLs").
+	 * It serves the head at the time of asking (or `versionId`) for 60 seconds;
+	 * past that it answers 401 with reason `download_url_expired`, so ask for
+	 * one per use rather than keeping it. Absolute when `baseUrl` is, relative
+	 * to the page when `baseUrl` is "".
+	 */
+	async downloadUrl(
+		fileId: string,
+		options: { versionId?: string; disposition?: Disposition; signal?: AbortSignal } = {},
+	): Promise<string> {
+		const made = await this.json<DownloadUrl>("POST", `/v1/files/${encodeURIComponent(fileId)}/download-url`, {
+			json: { version_id: options.versionId, disposition: options.disposition },
+			signal: options.signal,
+		});
+		return this.baseUrl + made.url;
 	}
 
 	/**

@@ -25,7 +25,7 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { newId } from "../../src/shared/ids";
-import { expectOk, type ChangeEntry, type Node, type TestUser } from "../support/harness";
+import { expectOk, PASSWORD, type ChangeEntry, type Node, type TestUser } from "../support/harness";
 import { sha256Of, stackHarness, userShardOnDisk, wsDialer } from "../support/stack";
 
 type Member = "owner" | "editor" | "viewer" | "stranger";
@@ -421,6 +421,20 @@ const drivers: Record<string, Driver> = {
 		const device = await h.login(users[actor as Member], unique("device"));
 		return { method: "POST", path: "/v1/auth/logout", json: {}, token: device.token };
 	},
+	"POST /v1/auth/web/logout": async (_t, actor) => {
+		// A member signs out a fresh web session by its cookie, so the actor's own session goes on;
+		// anyone else has no cookie, and signing out without one is harmless.
+		if (!(MEMBERS as string[]).includes(actor)) return { method: "POST", path: "/v1/auth/web/logout" };
+		const login = await h.request("/v1/auth/web/login", {
+			method: "POST",
+			json: { email: users[actor as Member].email, password: PASSWORD },
+		});
+		expect(login.status).toBe(200);
+		// The stack is http://127.0.0.1: the loopback cookie.
+		const cookie = login.headers.getSetCookie()[0]?.split(";")[0] ?? "";
+		expect(cookie).toMatch(/^drive_rt=drt_/);
+		return { method: "POST", path: "/v1/auth/web/logout", headers: { Cookie: cookie } };
+	},
 	"GET /v1/me": () => ({ path: "/v1/me" }),
 	"GET /v1/nodes/root": () => ({ path: "/v1/nodes/root" }),
 	"GET /v1/nodes/{id}": (t) => ({ path: `/v1/nodes/${need(t.node, "node")}` }),
@@ -452,6 +466,21 @@ const drivers: Record<string, Driver> = {
 	"GET /v1/files/{id}/content": (t) => ({
 		path: `/v1/files/${need(t.node, "node")}/content${t.version ? `?version_id=${t.version}` : ""}`,
 	}),
+	"POST /v1/files/{id}/download-url": (t) => ({
+		method: "POST",
+		path: `/v1/files/${need(t.node, "node")}/download-url`,
+		json: t.version ? { version_id: t.version } : {},
+	}),
+	"GET /v1/dl/{token}": async (t, actor) => {
+		if (t.token !== undefined) return { path: `/v1/dl/${t.token}` };
+		// Owner, editor and viewer ask for their own URL; anyone else was handed the owner's.
+		const asker = actor === "editor" || actor === "viewer" ? users[actor] : users.owner;
+		const made = expectOk(
+			await h.call<{ url: string }>(`/v1/files/${need(t.node, "node")}/download-url`, { method: "POST", token: asker.token, json: {} }),
+			200,
+		);
+		return { path: made.url };
+	},
 	"POST /v1/uploads": (t) => ({
 		method: "POST",
 		path: "/v1/uploads",

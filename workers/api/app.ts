@@ -8,7 +8,9 @@ import { requestId } from "./middleware/request-id";
 import { activityRoutes } from "./routes/activity";
 import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
-import { linkResponseHeaders, linkRoutes } from "./routes/links";
+import { tokenInPathHeaders } from "./middleware/token-in-path";
+import { downloadUrlRoutes } from "./routes/download-urls";
+import { linkRoutes } from "./routes/links";
 import { versionRoutes } from "./routes/versions";
 import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
@@ -16,6 +18,7 @@ import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
 import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusMethodOverride, tusRoutes } from "./routes/tus";
 import { uploadRoutes } from "./routes/uploads";
+import { webSessionRoutes } from "./routes/web-session";
 
 export function buildApp(): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>();
@@ -54,9 +57,11 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 		}),
 	);
 	app.use("/v1/*", jsonBodyLimit);
-	app.use("/v1/l/*", linkResponseHeaders);
+	app.use("/v1/l/*", tokenInPathHeaders);
+	app.use("/v1/dl/*", tokenInPathHeaders);
 
 	app.route("/v1", authRoutes);
+	app.route("/v1", webSessionRoutes);
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
 	app.route("/v1", uploadRoutes);
@@ -67,6 +72,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", shareRoutes);
 	app.route("/v1", linkRoutes);
 	app.route("/v1", activityRoutes);
+	app.route("/v1", downloadUrlRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -3,6 +3,7 @@
  * schemas, so GET /v1/openapi.json is generated, never hand-written.
  */
 import { createRoute, OpenAPIHono, z, type RouteConfig } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
 import type { ZodError } from "zod";
 import { ErrorBody, statusOf, type ErrorCode } from "../../src/shared/errors";
 import { ApiError } from "./errors";
@@ -53,6 +54,22 @@ export function json<T extends z.ZodType>(schema: T, description: string) {
 export function jsonBody<T extends z.ZodType>(schema: T) {
 	return { required: true, content: { "application/json": { schema } } } as const;
 }
+
+/** A JSON request body that may be left out; pair it with {@link emptyJsonBody}, so that an empty one is left out too. */
+export function optionalJsonBody<T extends z.ZodType>(schema: T) {
+	return { required: false, content: { "application/json": { schema } } } as const;
+}
+
+/**
+ * An empty body sent as JSON (a POST with `Content-Length: 0`, or fetch's
+ * `body: ""`) reads as `{}`, as no body does, rather than as malformed JSON:
+ * for the routes of {@link optionalJsonBody}, registered before them.
+ */
+export const emptyJsonBody = createMiddleware<AppEnv>(async (c, next) => {
+	// Hono keeps promises in bodyCache, though its type says values (hono/dist/request.js, cachedBody).
+	if (c.req.raw.body === null || c.req.header("Content-Length") === "0") c.req.bodyCache.text = Promise.resolve("{}") as unknown as string;
+	await next();
+});
 
 /** Raw bytes, as a request body or response content (file content, blocks). */
 export const binaryContent = { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } as const;

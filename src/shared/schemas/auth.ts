@@ -35,6 +35,7 @@ export const TokenPair = z
 		expires_in: z.number().int().openapi({ description: "Seconds until the access token expires" }),
 	})
 	.openapi("TokenPair");
+export type TokenPair = z.infer<typeof TokenPair>;
 
 export const Session = z
 	.object({

@@ -1,27 +1,18 @@
 /** Accounts: signup, login, refresh, logout and me (docs/api.md, "Auth"). */
 import { createRoute } from "@hono/zod-openapi";
-import { hashPassword, needsRehash, verifyPassword, verifyPasswordAgainstDummy } from "../../../src/shared/crypto";
-import { shardCount } from "../../../src/shared/db/shards";
 import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../../../src/shared/schemas/auth";
-import { ApiError, unwrap } from "../errors";
+import { unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import { createAccount, findUserByEmail, passwordPeppers, updatePasswordHash } from "../services/accounts";
+import { credentials, logIn, renewSession, signUp } from "../services/accounts";
 import { openDirectory } from "../services/directory";
-import { createSession, rotateRefreshToken, signOutDevice } from "../services/sessions";
-import { attemptSucceeded, clientAddress, countAttempt, loginKeys, signupKeys } from "../services/throttle";
-import { hubFor, shardFor } from "../services/hub";
+import { signOutDevice } from "../services/sessions";
+import { shardFor } from "../services/hub";
 import { usageReport } from "../services/tree";
-import { accessTtl, signAccessToken } from "../services/tokens";
 
 export const authRoutes = newRouter();
 
 const DEFAULT_DEVICE_NAME = "Unnamed device";
-
-/** 429 with the seconds to wait, in `Retry-After` and in the envelope's details. */
-function rateLimited(message: string, retryAfterSeconds: number): ApiError {
-	return new ApiError("RATE_LIMITED", message, [{ retry_after_seconds: retryAfterSeconds }], { "Retry-After": String(retryAfterSeconds) });
-}
 
 const signup = createRoute({
 	method: "post",
@@ -38,31 +29,8 @@ const signup = createRoute({
 });
 
 authRoutes.openapi(signup, async (c) => {
-	const body = c.req.valid("json");
-	const db = openDirectory(c.env.DIRECTORY);
-	const verdict = await countAttempt(db, signupKeys(clientAddress(c.req.header("CF-Connecting-IP"))), 0);
-	if (verdict.refuse) throw rateLimited("too many signups from this address; try again later", verdict.retryAfterSeconds);
-	const created = unwrap(
-		await createAccount(db, {
-			email: body.email,
-			passwordHash: await hashPassword(body.password, { pepper: (await passwordPeppers(c.env)).current }),
-			deviceName: body.device_name ?? DEFAULT_DEVICE_NAME,
-			shards: shardCount(c.env),
-			quotaBytes: Number(c.env.DEFAULT_QUOTA_BYTES),
-			refreshTtlSeconds: Number(c.env.REFRESH_TOKEN_TTL_SECONDS),
-		}),
-	);
-	unwrap(await hubFor(c.env, created.user.id).ensureRoot());
-	return c.json(
-		{
-			user: { id: created.user.id, email: created.user.email },
-			device_id: created.deviceId,
-			access_token: await signAccessToken(c.env, { userId: created.user.id, deviceId: created.deviceId }),
-			refresh_token: created.refreshToken,
-			expires_in: accessTtl(c.env),
-		},
-		201,
-	);
+	const session = unwrap(await signUp(c.env, credentials(c.req.valid("json"), DEFAULT_DEVICE_NAME, c.req.header("CF-Connecting-IP"))));
+	return c.json(session, 201);
 });
 
 const login = createRoute({
@@ -80,35 +48,8 @@ const login = createRoute({
 });
 
 authRoutes.openapi(login, async (c) => {
-	const body = c.req.valid("json");
-	const db = openDirectory(c.env.DIRECTORY);
-	const keys = loginKeys(body.email, clientAddress(c.req.header("CF-Connecting-IP")));
-	const verdict = await countAttempt(db, keys, Number(c.env.LOGIN_SLOWDOWN_MS ?? "250"));
-	if (verdict.refuse) throw rateLimited("too many failed logins; try again later", verdict.retryAfterSeconds);
-	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
-	const user = await findUserByEmail(db, body.email);
-	// An unknown email costs the same PBKDF2 time as a wrong password, so
-	// timing does not reveal which emails have accounts.
-	const peppers = await passwordPeppers(c.env);
-	const valid = user
-		? await verifyPassword(body.password, user.passwordHash, peppers.all)
-		: await verifyPasswordAgainstDummy(body.password, peppers.current);
-	if (!user || !valid) throw new ApiError("UNAUTHENTICATED", "wrong email or password");
-	await attemptSucceeded(db, keys);
-	// Older parameters or an older pepper (or none): re-hashed now that the password is known.
-	if (needsRehash(user.passwordHash, peppers.current))
-		await updatePasswordHash(db, user.id, await hashPassword(body.password, { pepper: peppers.current }));
-	const session = await createSession(c.env, db, user.id, body.device_name ?? DEFAULT_DEVICE_NAME, Number(c.env.REFRESH_TOKEN_TTL_SECONDS));
-	return c.json(
-		{
-			user: { id: user.id, email: user.email },
-			device_id: session.deviceId,
-			access_token: await signAccessToken(c.env, { userId: user.id, deviceId: session.deviceId }),
-			refresh_token: session.refreshToken,
-			expires_in: accessTtl(c.env),
-		},
-		200,
-	);
+	const session = unwrap(await logIn(c.env, credentials(c.req.valid("json"), DEFAULT_DEVICE_NAME, c.req.header("CF-Connecting-IP"))));
+	return c.json(session, 200);
 });
 
 const refresh = createRoute({
@@ -124,17 +65,7 @@ const refresh = createRoute({
 
 authRoutes.openapi(refresh, async (c) => {
 	const body = c.req.valid("json");
-	const rotated = unwrap(
-		await rotateRefreshToken(c.env, openDirectory(c.env.DIRECTORY), body.refresh_token, Number(c.env.REFRESH_TOKEN_TTL_SECONDS)),
-	);
-	return c.json(
-		{
-			access_token: await signAccessToken(c.env, { userId: rotated.userId, deviceId: rotated.deviceId }),
-			refresh_token: rotated.refreshToken,
-			expires_in: accessTtl(c.env),
-		},
-		200,
-	);
+	return c.json(unwrap(await renewSession(c.env, body.refresh_token)).tokens, 200);
 });
 
 const logout = createRoute({

@@ -8,14 +8,14 @@ import { MAX_REQUEST_BYTES } from "../../../src/shared/limits";
 import { contentDisposition, contentTypeFor } from "../../../src/shared/mime";
 import { IdParam } from "../../../src/shared/schemas/common";
 import { CommitResult, ContentQuery } from "../../../src/shared/schemas/nodes";
-import { fail, ok, type Result } from "../../../src/shared/errors";
+import { fail, type Result } from "../../../src/shared/errors";
 import type { Actor, CommitOutcome } from "../../notify/contract";
 import type { AppEnv, Caller } from "../env";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
 import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
-import { findDownload, parseRange, streamVersion } from "../services/egress";
+import { parseRange, readableVersion, streamVersion } from "../services/egress";
 import { shardFor } from "../services/hub";
 import { asSeen, memberQuota, ownAccess, ownThenShared, type Access } from "../services/access";
 import { findNode } from "../../../src/shared/db/tree";
@@ -237,16 +237,7 @@ contentRoutes.openapi(
 	async (c) => {
 		const caller = c.get("caller");
 		const query = c.req.valid("query");
-		const { node, version, db } = unwrap(
-			await ownThenShared(c.env, caller, c.req.valid("param").id, "read", async (access) => {
-				// A viewer gets the current content; the history is for owners and editors.
-				if (query.version_id !== undefined && access.role === "viewer")
-					return fail("FORBIDDEN", "viewers download the current version only", [{ reason: "read_only" }]);
-				const db = shardFor(c.env, access.scope);
-				const found = await findDownload(db, access.scope.userId, access.nodeId, query.version_id);
-				return found.ok ? ok({ ...found.value, db }) : found;
-			}),
-		);
+		const { node, version, db } = unwrap(await readableVersion(c.env, caller, c.req.valid("param").id, query.version_id));
 		return sendVersion(c, db, node, version, { disposition: query.disposition });
 	},
 );

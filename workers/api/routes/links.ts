@@ -1,7 +1,6 @@
 /** Public links: the owner's routes (/v1/links) and what a token opens (/v1/l/:token), an extension (docs/api.md, "Public links"). */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { createMiddleware } from "hono/factory";
 import { invalidName } from "../../../src/shared/commit/failures";
 import { checkName } from "../../../src/shared/names";
 import { PageQuery } from "../../../src/shared/schemas/common";
@@ -53,16 +52,6 @@ export const linkRoutes = newRouter();
 
 const tags = ["Public links"];
 const EXTENSION = 'Extension of the v1 contract (docs/api.md, "Public links").';
-
-/**
- * Every answer under /v1/l/: the token is in the path, so no Referer may
- * carry it away, and no cache may keep what only its holder should see.
- */
-export const linkResponseHeaders = createMiddleware<AppEnv>(async (c, next) => {
-	await next();
-	c.res.headers.set("Referrer-Policy", "no-referrer");
-	c.res.headers.set("Cache-Control", "private, no-store");
-});
 
 // ---- the owner's routes ---------------------------------------------------------
 

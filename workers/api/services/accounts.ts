@@ -1,13 +1,119 @@
-/** Accounts in the directory: creating one, finding one, replacing its password hash. */
+/**
+ * Accounts in the directory: signing up, logging in and refreshing (shared
+ * by the JSON routes of routes/auth.ts and the cookie routes of
+ * routes/web-session.ts, so both answer alike), and the rows behind them.
+ */
 import { eq } from "drizzle-orm";
-import { importPasswordPeppers, type PasswordPepper } from "../../../src/shared/crypto";
+import {
+	hashPassword,
+	importPasswordPeppers,
+	needsRehash,
+	verifyPassword,
+	verifyPasswordAgainstDummy,
+	type PasswordPepper,
+} from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
 import { users, type UserRow } from "../../../src/shared/db/schema";
-import { fail, ok, type Result } from "../../../src/shared/errors";
+import { shardCount } from "../../../src/shared/db/shards";
+import { fail, ok, type Refusal, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
-import type { DirectoryDb } from "./directory";
+import type { Session, TokenPair } from "../../../src/shared/schemas/auth";
+import { openDirectory, type DirectoryDb } from "./directory";
+import { hubFor } from "./hub";
 import { placeUser } from "./placement";
-import { sessionStatements, type NewSession } from "./sessions";
+import { createSession, rotateRefreshToken, sessionStatements, type NewSession, type Rotation } from "./sessions";
+import { attemptSucceeded, clientAddress, countAttempt, loginKeys, signupKeys } from "./throttle";
+import { accessTtl, signAccessToken } from "./tokens";
+
+/** What a signup or login asks for: `address` is the client's `CF-Connecting-IP`, which the throttle counts. */
+export interface Credentials {
+	email: string;
+	password: string;
+	deviceName: string;
+	address: string | undefined;
+}
+
+/** The credentials of a signup or login body; `deviceName` names the device when the body does not. */
+export function credentials(
+	body: { email: string; password: string; device_name?: string | undefined },
+	deviceName: string,
+	address: string | undefined,
+): Credentials {
+	return { email: body.email, password: body.password, deviceName: body.device_name ?? deviceName, address };
+}
+
+/** 429 with the seconds to wait in the details (the error handler also sends them as `Retry-After`). */
+function rateLimited(message: string, retryAfterSeconds: number): Refusal {
+	return fail("RATE_LIMITED", message, [{ retry_after_seconds: retryAfterSeconds }]);
+}
+
+/** The answer of a signup or login: the account, the new device and its tokens. */
+async function sessionOf(env: Env, user: UserRow, session: NewSession): Promise<Session> {
+	return {
+		user: { id: user.id, email: user.email },
+		device_id: session.deviceId,
+		access_token: await signAccessToken(env, { userId: user.id, deviceId: session.deviceId }),
+		refresh_token: session.refreshToken,
+		expires_in: accessTtl(env),
+	};
+}
+
+/** Creates an account, its root folder and its first device, within the signup throttle. */
+export async function signUp(env: Env, input: Credentials): Promise<Result<Session>> {
+	const db = openDirectory(env.DIRECTORY);
+	const verdict = await countAttempt(db, signupKeys(clientAddress(input.address)), 0);
+	if (verdict.refuse) return rateLimited("too many signups from this address; try again later", verdict.retryAfterSeconds);
+	const created = await createAccount(db, {
+		email: input.email,
+		passwordHash: await hashPassword(input.password, { pepper: (await passwordPeppers(env)).current }),
+		deviceName: input.deviceName,
+		shards: shardCount(env),
+		quotaBytes: Number(env.DEFAULT_QUOTA_BYTES),
+		refreshTtlSeconds: Number(env.REFRESH_TOKEN_TTL_SECONDS),
+	});
+	if (!created.ok) return created;
+	const root = await hubFor(env, created.value.user.id).ensureRoot();
+	if (!root.ok) return root;
+	return ok(await sessionOf(env, created.value.user, created.value));
+}
+
+/** Checks a password within the login throttle and registers a new device (docs/decisions/0015). */
+export async function logIn(env: Env, input: Credentials): Promise<Result<Session>> {
+	const db = openDirectory(env.DIRECTORY);
+	const keys = loginKeys(input.email, clientAddress(input.address));
+	const verdict = await countAttempt(db, keys, Number(env.LOGIN_SLOWDOWN_MS ?? "250"));
+	if (verdict.refuse) return rateLimited("too many failed logins; try again later", verdict.retryAfterSeconds);
+	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
+	const user = await findUserByEmail(db, input.email);
+	// An unknown email costs the same PBKDF2 time as a wrong password, so
+	// timing does not reveal which emails have accounts.
+	const peppers = await passwordPeppers(env);
+	const valid = user
+		? await verifyPassword(input.password, user.passwordHash, peppers.all)
+		: await verifyPasswordAgainstDummy(input.password, peppers.current);
+	if (!user || !valid) return fail("UNAUTHENTICATED", "wrong email or password");
+	await attemptSucceeded(db, keys);
+	// Older parameters or an older pepper (or none): re-hashed now that the password is known.
+	if (needsRehash(user.passwordHash, peppers.current))
+		await updatePasswordHash(db, user.id, await hashPassword(input.password, { pepper: peppers.current }));
+	const session = await createSession(env, db, user.id, input.deviceName, Number(env.REFRESH_TOKEN_TTL_SECONDS));
+	return ok(await sessionOf(env, user, session));
+}
+
+/** Rotates a refresh token (services/sessions.ts, grace included) and signs a fresh access token for its device. */
+export async function renewSession(env: Env, refreshToken: string): Promise<Result<{ rotation: Rotation; tokens: TokenPair }>> {
+	const rotated = await rotateRefreshToken(env, openDirectory(env.DIRECTORY), refreshToken, Number(env.REFRESH_TOKEN_TTL_SECONDS));
+	if (!rotated.ok) return rotated;
+	const rotation = rotated.value;
+	return ok({
+		rotation,
+		tokens: {
+			access_token: await signAccessToken(env, { userId: rotation.userId, deviceId: rotation.deviceId }),
+			refresh_token: rotation.refreshToken,
+			expires_in: accessTtl(env),
+		},
+	});
+}
 
 let cachedPeppers: { secret: string; peppers: Promise<PasswordPepper[]> } | null = null;
 

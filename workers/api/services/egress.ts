@@ -8,26 +8,65 @@ import type { BlockRef } from "../../../src/shared/db/mappers";
 import type { NodeRow, VersionRow } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/shards";
 import { blocksInRange, findNode, findVersion } from "../../../src/shared/db/tree";
-import { ok, type Result } from "../../../src/shared/errors";
+import { fail, ok, type Refusal, type Result } from "../../../src/shared/errors";
+import type { Caller } from "../env";
+import { ownThenShared, type Access } from "./access";
 import { getBlock } from "./block-store";
+import { shardFor } from "./hub";
 
 /** Blocks fetched ahead of the one being sent, to overlap R2 latency. */
 const READ_AHEAD = 2;
 
 export type ByteRange = { start: number; end: number };
 
-/** A file of the user and one of its versions (the head unless `versionId` names another). */
+/**
+ * A file of the user and one of its versions (the head unless `versionId`
+ * names another). A folder is "file not found" unless `folder` says otherwise.
+ */
 export async function findDownload(
 	db: ShardDb,
 	userId: string,
 	nodeId: string,
 	versionId: string | undefined,
+	folder: Refusal = notFound("file"),
 ): Promise<Result<{ node: NodeRow; version: VersionRow }>> {
 	const node = await findNode(db, userId, nodeId);
+	if (node?.type === "folder") return folder;
 	if (!node || node.type !== "file" || node.headVersionId === null) return notFound("file");
 	const version = await findVersion(db, userId, versionId ?? node.headVersionId);
 	if (!version || version.nodeId !== node.id) return notFound("version");
 	return ok({ node, version });
+}
+
+/** A version the caller may download, with the file, its shard and the access that found it. */
+export interface Readable {
+	access: Access;
+	db: ShardDb;
+	node: NodeRow;
+	version: VersionRow;
+}
+
+/**
+ * What GET /v1/files/{id}/content serves: a file of the caller's, or one
+ * shared with them, and its head or `versionId`. A viewer gets the head only,
+ * unless `pinned` (a download URL, whose version was the head when it was
+ * made: the bytes behind a URL never change).
+ */
+export async function readableVersion(
+	env: Env,
+	caller: Caller,
+	nodeId: string,
+	versionId: string | undefined,
+	options: { pinned?: boolean; folder?: Refusal } = {},
+): Promise<Result<Readable>> {
+	return ownThenShared(env, caller, nodeId, "read", async (access) => {
+		// The history is for owners and editors.
+		if (versionId !== undefined && access.role === "viewer" && !options.pinned)
+			return fail("FORBIDDEN", "viewers download the current version only", [{ reason: "read_only" }]);
+		const db = shardFor(env, access.scope);
+		const found = await findDownload(db, access.scope.userId, access.nodeId, versionId, options.folder);
+		return found.ok ? ok({ ...found.value, access, db }) : found;
+	});
 }
 
 /** Bytes `range` of a version, streamed (see {@link streamRange}). */

@@ -177,6 +177,16 @@ export async function signOutDevice(env: Env, db: DirectoryDb, userId: string, d
 	await hubFor(env, userId).disconnectDevice(deviceId);
 }
 
+/**
+ * Signs out the device a refresh token was issued to, whether the token is
+ * live, rotated or expired: whoever holds one held that device's session.
+ * A token never issued signs nothing out.
+ */
+export async function signOutRefreshToken(env: Env, db: DirectoryDb, token: string): Promise<void> {
+	const row = await findRefreshToken(db, await hashRefreshToken(token));
+	if (row) await signOutDevice(env, db, row.userId, row.deviceId);
+}
+
 /** Signs a device out in the directory: its refresh tokens and its access tokens stop working. */
 async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
 	forgetDevice(deviceId);

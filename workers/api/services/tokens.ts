@@ -249,3 +249,75 @@ export async function verifyLinkSession(env: TokenConfig, token: string): Promis
 		throw err;
 	}
 }
+
+/** Seconds a download URL lives (POST /v1/files/:id/download-url): long enough to start a download, too short to pass around. */
+export const DOWNLOAD_URL_TTL_SECONDS = 60;
+
+const DOWNLOAD_URL_AUDIENCE = "dl";
+
+/** Longer than any token we sign: a path this long is not ours, and is not worth an HMAC. */
+const DOWNLOAD_URL_MAX_CHARS = 1024;
+
+// HKDF-separated from the access-token key: an access token can never pass as a download URL, nor the reverse.
+function downloadUrlKey(secret: string): Promise<CryptoKey> {
+	return derivedHmacKey(secret, "drive/download-url/v1");
+}
+
+/** What a download URL grants: `deviceId` of `userId` may read `versionId` of `nodeId` (in `ownerId`'s tree), shown as `disposition`. */
+export interface DownloadUrlClaims {
+	userId: string;
+	deviceId: string;
+	ownerId: string;
+	/** The id the caller named: their own node, their mount, or the owner's node. */
+	nodeId: string;
+	versionId: string;
+	disposition: "attachment" | "inline";
+}
+
+/** Signs a download URL's token (HS256, aud "dl"), valid DOWNLOAD_URL_TTL_SECONDS from `now`; and when it expires, in ms. */
+export async function signDownloadUrl(
+	env: TokenConfig,
+	claims: DownloadUrlClaims,
+	now: number,
+): Promise<{ token: string; expiresAt: number }> {
+	const exp = Math.floor(now / 1000) + DOWNLOAD_URL_TTL_SECONDS;
+	const token = await new SignJWT({
+		dev: claims.deviceId,
+		own: claims.ownerId,
+		nid: claims.nodeId,
+		vid: claims.versionId,
+		dis: claims.disposition,
+	})
+		.setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+		.setSubject(claims.userId)
+		.setAudience(DOWNLOAD_URL_AUDIENCE)
+		.setExpirationTime(exp)
+		.sign(await downloadUrlKey(env.JWT_SECRET));
+	return { token, expiresAt: exp * 1000 };
+}
+
+/**
+ * The claims of a download URL's token; "expired" for one we signed whose
+ * time is up (jose checks the signature before the claims, so a forged token
+ * is never reported as expired); null for anything else.
+ */
+export async function verifyDownloadUrl(env: TokenConfig, token: string, now: number): Promise<DownloadUrlClaims | "expired" | null> {
+	if (token.length > DOWNLOAD_URL_MAX_CHARS) return null;
+	try {
+		const { payload } = await jwtVerify(token, await downloadUrlKey(env.JWT_SECRET), {
+			algorithms: [ALGORITHM],
+			audience: DOWNLOAD_URL_AUDIENCE,
+			requiredClaims: ["exp", "aud", "sub"],
+			currentDate: new Date(now),
+		});
+		const { sub, dev, own, nid, vid, dis } = payload;
+		if (typeof sub !== "string" || typeof dev !== "string" || typeof own !== "string" || typeof nid !== "string" || typeof vid !== "string")
+			return null;
+		if (dis !== "attachment" && dis !== "inline") return null;
+		return { userId: sub, deviceId: dev, ownerId: own, nodeId: nid, versionId: vid, disposition: dis };
+	} catch (err) {
+		if (err instanceof joseErrors.JWTExpired) return "expired";
+		if (err instanceof joseErrors.JOSEError) return null;
+		throw err;
+	}
+}
