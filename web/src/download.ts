@@ -3,18 +3,16 @@
  * docs/decisions/0026-web-app.md): the browser streams the file to disk and
  * the page never holds it in memory.
  */
-import { callJson, type Node } from "./api";
+import { client, type Node } from "./api";
 import { describeError } from "./messages";
 import { notify } from "./toasts";
 
 /** A URL for one version of a file, valid for a minute; `inline` for previews (`<img>`, `<iframe sandbox>`). */
-export async function downloadUrl(node: Node, options: { versionId?: string; inline?: boolean } = {}): Promise<string> {
-	const body: { version_id?: string; disposition: "attachment" | "inline" } = { disposition: options.inline ? "inline" : "attachment" };
-	if (options.versionId !== undefined) body.version_id = options.versionId;
-	const answer = await callJson<{ url: string; expires_at: string }>("POST", `/v1/files/${encodeURIComponent(node.id)}/download-url`, {
-		json: body,
+export function downloadUrl(node: Node, options: { versionId?: string; inline?: boolean } = {}): Promise<string> {
+	return client.downloadUrl(node.id, {
+		disposition: options.inline ? "inline" : "attachment",
+		...(options.versionId !== undefined ? { versionId: options.versionId } : {}),
 	});
-	return answer.url;
 }
 
 /** Saves a URL the browser can fetch by itself (same origin, no header needed) through a hidden `<a download>`. */
