@@ -56,7 +56,7 @@ export function Head({ columns, actions = false }: { columns: string[]; actions?
 				))}
 				{actions && (
 					<th scope="col">
-						<span class="sr-only">Actions</span>
+						<span class="visually-hidden">Actions</span>
 					</th>
 				)}
 			</tr>
