@@ -147,8 +147,12 @@ function pump(): void {
 	}
 }
 
+/** Jobs already counted in a "complete" message, so each message counts only the latest round. */
+const announced = new Set<string>();
+
 function announce(): void {
-	const jobs = uploads.value;
+	const jobs = uploads.value.filter((job) => !announced.has(job.id));
+	for (const job of jobs) announced.add(job.id);
 	const done = jobs.filter((job) => job.state === "done").length;
 	const failed = jobs.filter((job) => job.state === "failed").length;
 	if (failed > 0) notify(`${failed} of ${done + failed} uploads failed.`, "error");

@@ -103,7 +103,7 @@ function People({ node }: { node: Node }) {
 				</label>
 				<label>
 					Role
-					<select value={role} onChange={(e) => setNewRole(e.currentTarget.value as ShareRole)}>
+					<select aria-label="Role" value={role} onChange={(e) => setNewRole(e.currentTarget.value as ShareRole)}>
 						<option value="viewer">Viewer</option>
 						<option value="editor">Editor</option>
 					</select>
@@ -210,7 +210,7 @@ function Links({ node }: { node: Node }) {
 			>
 				<label>
 					Link access
-					<select value={access} onChange={(e) => setAccess(e.currentTarget.value as LinkAccess)}>
+					<select aria-label="Link access" value={access} onChange={(e) => setAccess(e.currentTarget.value as LinkAccess)}>
 						<option value="view">View</option>
 						{node.type === "folder" && <option value="upload">Upload only</option>}
 						{node.type === "folder" && <option value="view_upload">View and upload</option>}
