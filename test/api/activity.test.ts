@@ -240,6 +240,12 @@ describe("an owner and an editor editing one file at once", () => {
 		await addViewer(owner, shareId, viewer);
 		expect((await conflicts(viewer)).items).toEqual([]);
 		await expectError(await call(`/v1/conflicts/${copy.id}/resolve`, { method: "POST", token: viewer.token }), 403, "FORBIDDEN");
+		const viewerKeeps = await call(`/v1/conflicts/${copy.id}/resolve`, {
+			method: "POST",
+			token: viewer.token,
+			body: JSON.stringify({ keep: "copy" }),
+		});
+		await expectError(viewerKeeps, 403, "FORBIDDEN");
 
 		const resolved = await expectJson<{ id: string; conflict_of: string | null }>(
 			await call(`/v1/conflicts/${copy.id}/resolve`, { method: "POST", token: editor.token }),

@@ -37,8 +37,12 @@ function journal(user: TestUser, cursor?: string): Promise<ChangesPage> {
 	return api.page(user, cursor ?? null);
 }
 
-function resolve(user: TestUser, id: string): Promise<Reply<Node>> {
-	return api.call<Node>(`/v1/conflicts/${id}/resolve`, { method: "POST", token: user.token });
+function resolve(user: TestUser, id: string, keep?: string): Promise<Reply<Node>> {
+	return api.call<Node>(`/v1/conflicts/${id}/resolve`, {
+		method: "POST",
+		token: user.token,
+		...(keep === undefined ? {} : { json: { keep } }),
+	});
 }
 
 /** Uploads v1, then v2 on top of it: the returned v1 id is now a stale base. */
@@ -146,6 +150,58 @@ describe("GET /v1/conflicts", () => {
 		const j = await journal(user, cursor);
 		expect(j.entries.map((e) => [e.kind, e.node.id, e.node.conflict_of])).toEqual([["updated", copy.id, null]]);
 		expect(await download(user, copy.id)).toBe("copy");
+	});
+
+	it("keeps the original: the copy goes to the trash, the original is untouched, one journal entry", async () => {
+		const user = await api.signup();
+		const file = await edited(user, "o.txt");
+		const copy = (await commit(user, user.rootId, "o.txt", "their edit", file.v1)).body.node;
+		const cursor = await latest(user);
+		const kept = expectOk(await resolve(user, copy.id, "original"), 200);
+		expect(kept).toMatchObject({ id: file.id, version_id: file.v2 });
+		expect(await download(user, file.id)).toBe("version two");
+		expect(await node(user, copy.id)).toMatchObject({ trashed: true, conflict_of: null });
+		expect((await conflicts(user)).items).toEqual([]);
+		const j = await journal(user, cursor);
+		expect(j.entries.map((e) => [e.kind, e.node.id])).toEqual([["trashed", copy.id]]);
+		// Done once: a second "keep" finds nothing to settle.
+		await expectError(await resolve(user, copy.id, "original"), 400, "INVALID_REQUEST");
+	});
+
+	it("keeps the copy: its content becomes the original's new version on its head, without re-sending bytes, then the copy goes to the trash", async () => {
+		const user = await api.signup();
+		const file = await edited(user, "q.txt");
+		const copy = (await commit(user, user.rootId, "q.txt", "the edit that should win", file.v1)).body.node;
+		const cursor = await latest(user);
+		const kept = expectOk(await resolve(user, copy.id, "copy"), 200);
+		expect(kept).toMatchObject({ id: file.id, content_hash: copy.content_hash, size: copy.size });
+		expect(kept.version_id).not.toBe(file.v2);
+		expect(await download(user, file.id)).toBe("the edit that should win");
+		expect(await node(user, copy.id)).toMatchObject({ trashed: true, conflict_of: null });
+		const history = expectOk(
+			await api.call<{ items: { id: string; is_head: boolean }[] }>(`/v1/files/${file.id}/versions`, { token: user.token }),
+			200,
+		);
+		expect(history.items.map((v) => v.id)).toEqual([kept.version_id, file.v2, file.v1]);
+		const j = await journal(user, cursor);
+		expect(j.entries.map((e) => [e.kind, e.node.id])).toEqual([
+			["updated", file.id],
+			["trashed", copy.id],
+		]);
+		expect((await conflicts(user)).items).toEqual([]);
+	});
+
+	it("refuses to keep a side of a file that is no conflict, and an unknown choice, changing nothing", async () => {
+		const user = await api.signup();
+		const plain = (await commit(user, user.rootId, "plain.txt", "x")).body.node;
+		const cursor = await latest(user);
+		const refused = await expectError(await resolve(user, plain.id, "copy"), 400, "INVALID_REQUEST");
+		expect(refused.error.details).toEqual([{ reason: "not_a_conflict" }]);
+		await expectError(await resolve(user, plain.id, "neither"), 400, "INVALID_REQUEST");
+		// An empty body is "keep both", as no body is.
+		const empty = { method: "POST", token: user.token, headers: { "Content-Type": "application/json" }, body: "" };
+		expect((await api.call(`/v1/conflicts/${plain.id}/resolve`, empty)).status).toBe(200);
+		expect(await latest(user)).toBe(cursor);
 	});
 
 	it("pages newest first", async () => {

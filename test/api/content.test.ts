@@ -139,11 +139,25 @@ describe("content: upload and download", () => {
 		expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
 	});
 
+	it("refuses to be loaded as a script, style or worker of the app's origin", async () => {
+		const user = await api.signup();
+		const { node } = await upload(user, user.rootId, "evil.js", "fetch('/v1/auth/web/refresh', {method: 'POST'})");
+		for (const dest of ["script", "style", "worker", "serviceworker"]) {
+			const res = await api.request(`/v1/files/${node.id}/content`, { token: user.token, headers: { "Sec-Fetch-Dest": dest } });
+			await expectError(res, 403, "FORBIDDEN");
+		}
+		for (const dest of ["document", "iframe", "image", "empty"]) await download(user, node.id, { "Sec-Fetch-Dest": dest }, 200);
+	});
+
 	it.each([
 		["photo.JPG", "image/jpeg"],
 		["data.json", "application/json"],
 		["archive.tar.gz", "application/gzip"],
 		["README", "application/octet-stream"],
+		// Scripts and stylesheets go out as text: nosniff then keeps them from running or applying in our origin.
+		["app.js", "text/plain; charset=utf-8"],
+		["lib.mjs", "text/plain; charset=utf-8"],
+		["site.css", "text/plain; charset=utf-8"],
 		["weird.xyz123", "application/octet-stream"],
 	])("guesses the Content-Type of %s as %s", async (name, type) => {
 		const user = await api.signup();

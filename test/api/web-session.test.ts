@@ -171,6 +171,12 @@ describe("web sessions: signup and login", () => {
 		const hostileName = expectOk(await me(expectOk(hostile.reply, 201).access_token), 200).device.name;
 		expect(hostileName.length).toBeLessThanOrEqual(100);
 		expect(hostileName).not.toMatch(/[\u0000-\u001f]/u);
+		// A crafted hint far longer than any browser's is cut before it is parsed.
+		const long = await web("signup", {
+			json: { email: uniqueEmail("web"), password: PASSWORD },
+			headers: { "Sec-CH-UA": `"${"not".repeat(30_000)}";v="1"`, "User-Agent": "Firefox/".repeat(10_000) },
+		});
+		expect(expectOk(await me(expectOk(long.reply, 201).access_token), 200).device.name.length).toBeLessThanOrEqual(100);
 		const named = await webSignup({ device_name: "My browser" });
 		expect(expectOk(await me(named.session.access_token), 200).device.name).toBe("My browser");
 	});
@@ -277,6 +283,30 @@ describe("web sessions: refresh", () => {
 		await expectError(res, 401, "UNAUTHENTICATED");
 		expectCleared(setCookie(res));
 		expectOk((await web("refresh", { cookie: token })).reply, 200);
+	});
+
+	it("refuses a request carrying two session cookies (one planted by another site on this host)", async () => {
+		const { token } = await webSignup();
+		const planted = await webSignup();
+		const res = await api.request(`${HTTPS}/v1/auth/web/refresh`, {
+			method: "POST",
+			headers: { ...fromPage(HTTPS), Cookie: `__Host-drive_rt=${planted.token}; __Host-drive_rt=${token}` },
+		});
+		await expectError(res, 401, "UNAUTHENTICATED");
+		expectOk((await web("refresh", { cookie: token })).reply, 200);
+	});
+
+	it("sends no CORS headers on the cookie routes, while the bearer routes keep theirs", async () => {
+		const { reply } = await web("refresh", { headers: { Origin: HTTPS } });
+		expect(reply.headers.get("Access-Control-Allow-Origin")).toBeNull();
+		const preflight = await api.request(`${HTTPS}/v1/auth/web/login`, {
+			method: "OPTIONS",
+			headers: { Origin: "https://evil.test", "Access-Control-Request-Method": "POST" },
+		});
+		expect(preflight.headers.get("Access-Control-Allow-Origin")).toBeNull();
+		const bearer = await api.request(`${HTTPS}/v1/nodes/root`, { headers: { Origin: "https://elsewhere.test" } });
+		expect(bearer.headers.get("Access-Control-Allow-Origin")).toBe("*");
+		expect(bearer.headers.get("X-Content-Type-Options")).toBe("nosniff");
 	});
 
 	it("answers 401 and clears the http cookie on a loopback origin too", async () => {

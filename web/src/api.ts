@@ -62,8 +62,13 @@ export const copy = (nodeId: string, parentId: string, name?: string) =>
 	});
 
 export const conflicts = () => callJson<ConflictPage>("GET", "/v1/conflicts", { query: { limit: 500 } });
-/** Keep both: the copy stays as it is and is no longer marked. */
-export const resolveConflict = (copyId: string) => callJson<Node>("POST", `/v1/conflicts/${id(copyId)}/resolve`);
+/**
+ * Settles a conflicted copy. both: the copy stays, no longer marked; original:
+ * the copy goes to the trash; copy: the copy's content becomes the original's
+ * new version, then the copy goes to the trash. Answers the node that stays.
+ */
+export const resolveConflict = (copyId: string, keep: "both" | "original" | "copy" = "both") =>
+	callJson<Node>("POST", `/v1/conflicts/${id(copyId)}/resolve`, { json: { keep }, retries: 0 });
 
 export const versions = (fileId: string, cursor?: string) =>
 	callJson<VersionPage>("GET", `/v1/files/${id(fileId)}/versions`, { query: { cursor } });

@@ -9,6 +9,7 @@ import { closeDialog, dialog } from "./dialogs";
 import { hrefOf, navigate, onLinkClick, route, type Route } from "./router";
 import { signOut, user } from "./session";
 import { dismiss, toasts } from "./toasts";
+import { liveState, startLive } from "./live";
 import { UploadPanel } from "./components/UploadPanel";
 import { Conflicts } from "./views/Conflicts";
 import { Files } from "./views/Files";
@@ -30,11 +31,21 @@ const NAV: { label: string; to: Route }[] = [
 	{ label: "Trash", to: { view: "trash" } },
 ];
 
+const LIVE_TEXT: Record<(typeof liveState)["value"], string> = {
+	connecting: "Connecting…",
+	live: "Live",
+	polling: "Live (polling)",
+	offline: "Offline, reconnecting…",
+};
+
 export function App() {
 	useEffect(() => {
 		document.addEventListener("click", onLinkClick);
 		return () => document.removeEventListener("click", onLinkClick);
 	}, []);
+	// Live updates follow the session: started once signed in, stopped on sign-out.
+	const signedInAs = user.value?.id;
+	useEffect(() => (signedInAs === undefined ? undefined : startLive()), [signedInAs]);
 	const current = route.value;
 	// A public link is open to anyone: no session needed, no shell.
 	if (current.view === "link") return <PublicLink token={current.token} />;
@@ -66,6 +77,10 @@ export function App() {
 					</ul>
 				</nav>
 				<div class="account">
+					<span class={`live-state ${liveState.value}`} role="status" title={LIVE_TEXT[liveState.value]}>
+						<span class="dot" aria-hidden="true" />
+						<span class="live-text">{LIVE_TEXT[liveState.value]}</span>
+					</span>
 					<span class="email" title={user.value.email}>
 						{user.value.email}
 					</span>

@@ -40,6 +40,7 @@ const REASONS: Record<string, string> = {
 	download_url_expired: "The download link expired. Try again.",
 	insecure_origin: "Drive must be opened over https.",
 	stale_base: "Someone else changed this file first. Your version was kept as a conflicted copy.",
+	not_a_conflict: "This conflict was already settled.",
 };
 
 /** A sentence for any failure the app can meet. */

@@ -103,9 +103,8 @@ export async function signIn(email: string, password: string): Promise<void> {
 
 /** Signs this browser out everywhere it is open: the device is revoked and the cookie cleared. */
 export async function signOut(): Promise<void> {
-	const headers: Record<string, string> = accessToken === null ? {} : { Authorization: `Bearer ${accessToken}` };
 	try {
-		await fetch("/v1/auth/web/logout", { method: "POST", credentials: "same-origin", headers });
+		await fetch("/v1/auth/web/logout", { method: "POST", credentials: "same-origin" });
 	} finally {
 		clear();
 		channel?.postMessage({ type: "signed-out" } satisfies TabMessage);

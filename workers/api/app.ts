@@ -28,34 +28,34 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.use("*", requestId);
 	app.use("/v1/tus", tusDiscovery);
 	app.use("/v1/tus/*", tusDiscovery);
-	app.use(
-		"/v1/*",
-		cors({
-			origin: "*",
-			allowHeaders: [
-				"Authorization",
-				"Content-Type",
-				"If-Match",
-				"If-None-Match",
-				"If-Range",
-				"Range",
-				"Drive-Blocks",
-				...TUS_REQUEST_HEADERS,
-			],
-			allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: [
-				"ETag",
-				"Content-Range",
-				"Content-Disposition",
-				"Content-Length",
-				"Request-Id",
-				"Repr-Digest",
-				"Retry-After",
-				...TUS_RESPONSE_HEADERS,
-			],
-			maxAge: 86400,
-		}),
-	);
+	const corsForClients = cors({
+		origin: "*",
+		allowHeaders: [
+			"Authorization",
+			"Content-Type",
+			"If-Match",
+			"If-None-Match",
+			"If-Range",
+			"Range",
+			"Drive-Blocks",
+			...TUS_REQUEST_HEADERS,
+		],
+		allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+		exposeHeaders: [
+			"ETag",
+			"Content-Range",
+			"Content-Disposition",
+			"Content-Length",
+			"Request-Id",
+			"Repr-Digest",
+			"Retry-After",
+			...TUS_RESPONSE_HEADERS,
+		],
+		maxAge: 86400,
+	});
+	// The cookie routes answer only their own origin: no CORS at all, so no
+	// later change to the policy (credentials, say) can expose a session.
+	app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/auth/web/") ? next() : corsForClients(c, next)));
 	app.use("/v1/*", jsonBodyLimit);
 	app.use("/v1/l/*", tokenInPathHeaders);
 	app.use("/v1/dl/*", tokenInPathHeaders);

@@ -688,6 +688,23 @@ export async function restoreVersion(
 	if (!old || old.nodeId !== node.id) return notFound("version");
 	const head = node.headVersionId === null ? null : await findVersion(db, userId, node.headVersionId);
 	if (head && head.id === old.id) return ok({ created: false, node: toNode(node), version: toVersion(head, head.id), conflict: null });
+	return commitAsHead(tree, node, old, input, (id) => ({ restored_as: id }));
+}
+
+/**
+ * Commits `old`'s blocks as a new head version of `node`, based on its
+ * current head: no block is read or written, and the collector cannot take
+ * them meanwhile (docs/decisions/0017). `old` may be another file's version
+ * (a conflicted copy's content kept over its original).
+ */
+async function commitAsHead(
+	tree: Tree,
+	node: NodeRow,
+	old: VersionRow,
+	input: { actor: Actor; quotaBytes: number },
+	details: (newVersionId: string) => Record<string, string>,
+): Promise<Result<CommitOutcome>> {
+	const { db, userId } = tree;
 	const fits = await tree.usage.check(old.size, 0, { quotaBytes: input.quotaBytes, maxNodes: tree.maxNodes });
 	if (!fits.ok) return fits;
 	const now = new Date().toISOString();
@@ -724,7 +741,7 @@ export async function restoreVersion(
 					actor: { type: "user", id: input.actor.userId ?? userId, device: input.actor.deviceName },
 					nodeId: node.id,
 					versionId: old.id,
-					details: { restored_as: version.id },
+					details: details(version.id),
 				}),
 			],
 			"updated",
@@ -741,13 +758,50 @@ export async function restoreVersion(
 const COPY_VERSION_BLOCKS = `INSERT INTO version_blocks (version_id, offset, size, hash)
 	SELECT ?1, offset, size, hash FROM version_blocks WHERE version_id = ?2`;
 
-/** Clears a conflicted copy's mark without renaming or deleting it. Idempotent. */
-export async function resolveConflict(tree: Tree, input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
+/** Which side of a conflict survives (POST /v1/conflicts/{id}/resolve). */
+export type KeepChoice = "both" | "original" | "copy";
+
+export interface ResolveConflictInput {
+	/** The conflicted copy. */
+	nodeId: string;
+	/** both (default): clear the copy's mark; original: trash the copy; copy: its content becomes the original's new version, then trash it. */
+	keep?: KeepChoice;
+	actor: Actor;
+	quotaBytes: number;
+}
+
+/**
+ * Settles a conflicted copy and answers the node that stays. Keeping both
+ * only clears the mark (idempotent); keeping one side trashes the copy,
+ * after committing its head as the original's new version when the copy is
+ * the side kept. Each change is its own journal entry.
+ */
+export async function resolveConflict(tree: Tree, input: ResolveConflictInput): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;
+	const by = input.actor.userId;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
-	const may = await editorGrant(tree, input.by, node.id);
+	const may = await editorGrant(tree, by, node.id);
 	if (!may.ok) return may;
+	const keep = input.keep ?? "both";
+	if (keep !== "both") {
+		if (node.conflictOf === null || node.trashedAt !== null)
+			return fail("INVALID_REQUEST", "this file is not an unresolved conflicted copy", [{ reason: "not_a_conflict" }]);
+		const original = await findNode(db, userId, node.conflictOf);
+		if (!original || original.trashedAt !== null || original.type !== "file") return notFound("original file");
+		let kept = toNode(original);
+		const copyHead = node.headVersionId === null ? null : await findVersion(db, userId, node.headVersionId);
+		if (keep === "copy" && copyHead && copyHead.contentHash !== original.contentHash) {
+			const allowed = await editorGrant(tree, by, original.id);
+			if (!allowed.ok) return allowed;
+			const committed = await commitAsHead(tree, original, copyHead, input, (id) => ({ restored_as: id, conflicted_copy: node.id }));
+			if (!committed.ok) return committed;
+			kept = committed.value.node;
+		}
+		const trashed = await trashNode(tree, { nodeId: node.id, ...(by ? { by } : {}) });
+		if (!trashed.ok) return trashed;
+		return ok({ node: kept });
+	}
 	if (node.conflictOf === null) return ok({ node: toNode(node) });
 	const now = new Date().toISOString();
 	const row: NodeRow = { ...node, conflictOf: null, modifiedAt: now };

@@ -162,9 +162,12 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#write((tree) => ops.restoreNode(tree, input));
 	}
 
-	/** Clears a conflicted copy's mark, keeping it as it is. */
-	async resolveConflict(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
-		return this.#write((tree) => ops.resolveConflict(tree, input));
+	/** Settles a conflicted copy: keeps both (clears its mark), the original, or the copy's content as the original's new version. */
+	async resolveConflict(input: ops.ResolveConflictInput): Promise<Result<NodeOutcome>> {
+		const result = await this.#write((tree) => ops.resolveConflict(tree, input));
+		// Keeping the copy adds a version to the original.
+		if (result.ok && input.keep === "copy") this.#thin(result.value.node.id);
+		return result;
 	}
 
 	/** Deletes an item in the trash for good, with what was trashed with it; ends with a `deleted` journal entry. */
@@ -307,9 +310,13 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * commit's answer does not wait for it, the next change does.
 	 */
 	#thinAfter(result: Result<CommitOutcome>, addedWhenCreated: boolean): Result<CommitOutcome> {
-		if (!result.ok || result.value.created !== addedWhenCreated) return result;
-		const nodeId = result.value.node.id;
-		if (this.#thinning.has(nodeId)) return result;
+		if (result.ok && result.value.created === addedWhenCreated) this.#thin(result.value.node.id);
+		return result;
+	}
+
+	/** Thins a file's history by the retention policy, once its new version landed; one pending run per file. */
+	#thin(nodeId: string): void {
+		if (this.#thinning.has(nodeId)) return;
 		this.#thinning.add(nodeId);
 		const run = this.#contained(
 			this.#queue.run(async () => {
@@ -318,7 +325,6 @@ export class UserHub extends DurableObject<Env & HubVars> {
 			}),
 		);
 		this.ctx.waitUntil(run);
-		return result;
 	}
 
 	/** Runs a change in the queue, once the user's write budget allows it. */

@@ -77,3 +77,13 @@ export const ConflictItem = z
 
 export const ConflictPage = z.object({ items: z.array(ConflictItem), next_cursor: z.string().nullable() }).openapi("ConflictPage");
 export type ConflictPage = z.infer<typeof ConflictPage>;
+
+export const ResolveConflictBody = z
+	.object({
+		keep: z.enum(["both", "original", "copy"]).default("both").openapi({
+			description:
+				"both (default): the copy stays, no longer marked; original: the copy goes to the trash; copy: the copy's content becomes the original's new version (based on its current head, no bytes re-sent), then the copy goes to the trash",
+		}),
+	})
+	.strict()
+	.openapi("ResolveConflictBody");

@@ -84,10 +84,10 @@ function JobRow({ job }: { job: UploadJob }) {
 		<li class={`upload ${job.state}`}>
 			<div class="upload-name">
 				<span title={`${where}${job.name}`}>
-					{where !== "" && <span class="dim">{where}</span>}
+					{where !== "" && <span class="muted">{where}</span>}
 					{job.name}
 				</span>
-				<span class="dim">
+				<span class="muted">
 					{STATE_TEXT[job.state]} · {formatBytes(job.size)}
 				</span>
 			</div>
@@ -116,7 +116,7 @@ function ResumeRow({ record }: { record: Resumable }) {
 		<li class="upload resumable">
 			<div class="upload-name">
 				<span>{record.name}</span>
-				<span class="dim">Interrupted · {formatBytes(record.size)}</span>
+				<span class="muted">Interrupted · {formatBytes(record.size)}</span>
 			</div>
 			<button type="button" onClick={() => input.current?.click()}>
 				Resume {record.name} — choose the file again

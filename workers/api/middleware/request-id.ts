@@ -8,4 +8,6 @@ export const requestId = createMiddleware<AppEnv>(async (c, next) => {
 	c.set("requestId", id);
 	await next();
 	c.header("Request-Id", id);
+	// Every answer of ours, JSON and errors included, is taken for what its Content-Type says.
+	c.header("X-Content-Type-Options", "nosniff");
 });

@@ -242,6 +242,19 @@ contentRoutes.openapi(
 	},
 );
 
+/** Fetch-Metadata destinations that would execute or apply the bytes in our origin. */
+const SCRIPT_DESTINATIONS = new Set(["script", "style", "worker", "sharedworker", "serviceworker", "audioworklet", "paintworklet", "xslt"]);
+
+/**
+ * The Content-Type a version is served with: scripts and stylesheets go out
+ * as text/plain, which `nosniff` keeps from being run or applied even if a
+ * page of ours were tricked into loading one (the name still says .js).
+ */
+function servedType(name: string): string {
+	const type = contentTypeFor(name);
+	return /^text\/(?:javascript|css)\b/.test(type) ? "text/plain; charset=utf-8" : type;
+}
+
 /**
  * Answers a GET or HEAD of a version's content: ETag, If-None-Match, a single
  * Range with If-Range, and the bytes streamed at their exact length. Shared
@@ -256,13 +269,17 @@ export async function sendVersion(
 	version: VersionRow,
 	options: { disposition: "attachment" | "inline"; beforeFullRead?: () => Promise<void> },
 ): Promise<Response> {
+	// A user's file loaded as a script, style or worker of our origin would run
+	// with the app's rights (script-src 'self'); nothing of ours loads it so.
+	if (SCRIPT_DESTINATIONS.has(c.req.header("Sec-Fetch-Dest") ?? ""))
+		throw new ApiError("FORBIDDEN", "file content is not served as a script, style or worker", [{ reason: "not_a_subresource" }]);
 	const etag = `"${version.id}"`;
 	const headers: Record<string, string> = {
 		ETag: etag,
 		"Accept-Ranges": "bytes",
 		"Cache-Control": "private, no-cache",
 		"Last-Modified": new Date(version.createdAt).toUTCString(),
-		"Content-Type": contentTypeFor(node.name),
+		"Content-Type": servedType(node.name),
 		"Content-Disposition": contentDisposition(node.name, options.disposition),
 		// Content is the user's, not ours: never let it script our origin.
 		"X-Content-Type-Options": "nosniff",

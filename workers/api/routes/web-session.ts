@@ -123,6 +123,10 @@ const refresh = createRoute({
 	},
 });
 
+function cookieCopies(header: string | undefined, name: string): number {
+	return (header ?? "").split(";").filter((pair) => pair.trim().startsWith(`${name}=`)).length;
+}
+
 /** Longer than any refresh token we issue (RefreshBody's bound): refused without a lookup. */
 const MAX_TOKEN_LENGTH = 256;
 
@@ -131,6 +135,9 @@ webSessionRoutes.openapi(refresh, async (c) => {
 	const token = getCookie(c, cookie.name);
 	const refused = (message: string) => new ApiError("UNAUTHENTICATED", message, undefined, { "Set-Cookie": clearCookieValue(cookie) });
 	if (token === undefined || token === "" || token.length > MAX_TOKEN_LENGTH) throw refused("no session cookie; sign in");
+	// Two cookies of that name: one was planted by another site on this host
+	// (another port of a loopback origin, say), to sign this browser into its account.
+	if (cookieCopies(c.req.header("Cookie"), cookie.name) > 1) throw refused("more than one session cookie; sign in again");
 	const renewed = await renewSession(c.env, token);
 	if (!renewed.ok) throw refused(renewed.error.message);
 	const { rotation, tokens } = renewed.value;

@@ -87,14 +87,17 @@ function printable(value: string): string | null {
  */
 function brandOf(header: string | undefined): string | null {
 	if (header === undefined) return null;
-	const brands = [...header.matchAll(/"([^"]*)"\s*;\s*v="[^"]*"/gu)].map((m) => m[1] ?? "").filter((b) => !/not.*brand/iu.test(b));
+	// Bounded before any regex: a long crafted header must not cost CPU before the throttle counts the attempt.
+	const brands = [...header.slice(0, MAX_HINT_LENGTH).matchAll(/"([^"]*)"\s*;\s*v="[^"]*"/gu)]
+		.map((m) => m[1] ?? "")
+		.filter((b) => !/not.*brand/iu.test(b));
 	const brand = brands.find((b) => b !== "Chromium") ?? brands.find((b) => b === "Chromium");
 	return brand === undefined ? null : printable(brand);
 }
 
 function platformOf(header: string | undefined): string | null {
 	if (header === undefined) return null;
-	return printable(header.replace(/^"|"$/gu, ""));
+	return printable(header.slice(0, MAX_HINT_LENGTH).replace(/^"|"$/gu, ""));
 }
 
 // Most specific first: Edge and Opera also say Chrome, and Chrome also says Safari.
@@ -118,9 +121,14 @@ const SYSTEMS: [RegExp, string][] = [
 ];
 
 function browserOf(userAgent: string): string | null {
-	return BROWSERS.find(([re]) => re.test(userAgent))?.[1] ?? null;
+	const head = userAgent.slice(0, MAX_HINT_LENGTH);
+	return BROWSERS.find(([re]) => re.test(head))?.[1] ?? null;
 }
 
 function osOf(userAgent: string): string | null {
-	return SYSTEMS.find(([re]) => re.test(userAgent))?.[1] ?? null;
+	const head = userAgent.slice(0, MAX_HINT_LENGTH);
+	return SYSTEMS.find(([re]) => re.test(head))?.[1] ?? null;
 }
+
+/** Real User-Agent and client-hint headers are far shorter. */
+const MAX_HINT_LENGTH = 512;
