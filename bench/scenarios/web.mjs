@@ -97,7 +97,7 @@ export async function measure(ctx) {
 			const handle = await page.waitForFunction(
 				(rows) => {
 					const doc = globalThis.document;
-					const grid = doc.querySelector('[role="grid"][aria-label="Files"]');
+					const grid = doc.querySelector('[role="grid"]');
 					const first = grid?.querySelector('[role="row"][aria-rowindex="2"]');
 					if (grid?.getAttribute("aria-rowcount") !== String(rows + 1) || !first) return false;
 					return first.getBoundingClientRect().height > 0 ? globalThis.performance.now() : false;
