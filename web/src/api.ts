@@ -95,3 +95,31 @@ export const changes = (cursor: string | undefined, signal?: AbortSignal) =>
 	callJson<ChangesPage>("GET", "/v1/changes", { query: { cursor, limit: 1000 }, ...(signal ? { signal } : {}) });
 export const latestCursor = () => callJson<{ cursor: string }>("GET", "/v1/changes/latest");
 export const syncTicket = () => callJson<{ ticket: string; expires_in: number }>("POST", "/v1/sync/ticket");
+
+export type IncomingShare = Awaited<ReturnType<typeof sharedWithMe>>["items"][number];
+export interface Member {
+	email: string;
+	role: ShareRole;
+}
+
+/** The share of a node you own (at most one), or null. */
+export const shareOf = async (nodeId: string) =>
+	(await callJson<{ items: Share[] }>("GET", "/v1/shares", { query: { node_id: nodeId } })).items[0] ?? null;
+export const share = (shareId: string) => callJson<Share>("GET", `/v1/shares/${id(shareId)}`);
+export const createShare = (nodeId: string, members: Member[]) =>
+	callJson<Share>("POST", "/v1/shares", { json: { node_id: nodeId, members }, retries: 0 });
+export const addMembers = (shareId: string, members: Member[]) =>
+	callJson<Share>("POST", `/v1/shares/${id(shareId)}/members`, { json: { members } });
+export const setRole = (shareId: string, userId: string, role: ShareRole) =>
+	callJson<Share>("PATCH", `/v1/shares/${id(shareId)}/members/${id(userId)}`, { json: { role } });
+/** `userId` "me" leaves a share you are a member of. */
+export const removeMember = (shareId: string, userId: string) => call("DELETE", `/v1/shares/${id(shareId)}/members/${id(userId)}`);
+export const unshare = (shareId: string) => call("DELETE", `/v1/shares/${id(shareId)}`);
+export const mountShare = (shareId: string) => callJson<Node>("POST", `/v1/shared-with-me/${id(shareId)}/mount`, { json: {} });
+
+export type NewLink = Link & { token: string; url: string };
+export const linksOf = (nodeId: string) =>
+	callJson<{ items: Link[]; next_cursor: string | null }>("GET", "/v1/links", { query: { node_id: nodeId, limit: 100 } });
+export const createLink = (body: { node_id: string; access: LinkAccess; expires_at?: string; password?: string }) =>
+	callJson<NewLink>("POST", "/v1/links", { json: body, retries: 0 });
+export const revokeLink = (linkId: string) => call("DELETE", `/v1/links/${id(linkId)}`);

@@ -3,7 +3,7 @@
  * (docs/api.md, "Errors"); a person reads a sentence about what they did,
  * never a code, a status or a stack trace.
  */
-import { DriveApiError, isAbortError } from "../../src/client";
+import { DriveApiError, isAbortError, SourceChangedError } from "../../src/client";
 
 /** What the person was doing, so the sentence can name it. */
 export interface ErrorContext {
@@ -46,6 +46,10 @@ const REASONS: Record<string, string> = {
 /** A sentence for any failure the app can meet. */
 export function describeError(err: unknown, context: ErrorContext = {}): string {
 	if (isAbortError(err)) return "Cancelled.";
+	if (err instanceof SourceChangedError)
+		return context.name !== undefined
+			? `“${context.name}” changed while it was being uploaded. Upload it again.`
+			: "The file changed while it was being uploaded. Upload it again.";
 	if (!(err instanceof DriveApiError)) {
 		if (err instanceof TypeError) return "Drive can't be reached. Check your connection and try again.";
 		return "Something went wrong. Try again.";
