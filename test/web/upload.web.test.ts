@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectClean, launch, newContext, openPage, screenshot, signUpInPage } from "./browser";
-import { downloaded, pick, rowAction, uploadsDone } from "./transfer-helpers";
+import { downloaded, pick, rowAction, uploadsDone } from "./ui";
 
 const MiB = 1024 * 1024;
 let browser: Browser;
@@ -66,11 +66,9 @@ async function progressBetween(target: Page, name: string, low: number, high: nu
 const progressOf = (target: Page, name: string) =>
 	target.evaluate<number[]>(`window.__progress.filter((p) => p.name === ${JSON.stringify(name)}).map((p) => p.value)`);
 
-/** Opens the folder row named `name` by its address (a fresh page load), so the check does not depend on in-app navigation. */
+/** Opens the folder row named `name` as a person does, by clicking it (in-app navigation). */
 async function openFolder(target: Page, name: string): Promise<void> {
-	const href = await target.getByRole("link", { name, exact: true }).getAttribute("href");
-	if (href === null) throw new Error(`the folder ${name} has no address`);
-	await target.goto(href);
+	await target.getByRole("link", { name, exact: true }).click();
 }
 
 /** Bytes of block uploads (PUT /v1/uploads/:id/blocks…) the page sends from now on. */

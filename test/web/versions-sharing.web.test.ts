@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectClean, freshEmail, launch, newContext, openPage, screenshot, signUpInPage } from "./browser";
-import { downloaded, pick, rowAction, uploadsDone } from "./transfer-helpers";
+import { downloaded, pick, rowAction, uploadsDone } from "./ui";
 
 let browser: Browser;
 let owner: BrowserContext;
@@ -98,6 +98,16 @@ describe("version history, sharing and links in the browser", () => {
 		await theirs.getByRole("link", { name: "Shared with me" }).click();
 		const row = theirs.getByRole("row", { name: /Team/ });
 		await row.getByRole("cell", { name: "Viewer" }).waitFor();
+		// A viewer reads and downloads, with no control that would change the folder.
+		await theirs.getByRole("link", { name: "Team" }).click();
+		await theirs.getByRole("button", { name: "plan.txt", exact: true }).waitFor();
+		await theirs.getByText("View only: shared with you as a viewer.").waitFor();
+		expect(await theirs.getByRole("button", { name: "Upload files" }).count()).toBe(0);
+		expect(await theirs.getByRole("button", { name: "New folder" }).count()).toBe(0);
+		await theirs.getByRole("button", { name: "Actions for plan.txt" }).click();
+		expect(await theirs.getByRole("menuitem", { name: "Move to trash" }).count()).toBe(0);
+		await theirs.keyboard.press("Escape");
+		await theirs.getByRole("link", { name: "Shared with me" }).click();
 
 		await Promise.all([
 			page.waitForResponse((res) => res.request().method() === "PATCH" && res.url().includes("/members/") && res.ok()),
@@ -107,6 +117,7 @@ describe("version history, sharing and links in the browser", () => {
 		await theirs.getByRole("row", { name: /Team/ }).getByRole("cell", { name: "Editor" }).waitFor();
 		await theirs.getByRole("link", { name: "Team" }).click();
 		await theirs.getByRole("button", { name: "plan.txt", exact: true }).waitFor();
+		await theirs.getByRole("button", { name: "Upload files" }).waitFor();
 
 		await screenshot(page, "share-dialog");
 		await dialog.getByRole("button", { name: "Close" }).click();

@@ -5,8 +5,9 @@
  * node of one's own tree that stands for the share), so a folder is
  * read-only when it, or any folder above it, is a viewer's mount.
  */
-import { signal } from "@preact/signals";
+import { effect, signal } from "@preact/signals";
 import { sharedWithMe, type IncomingShare } from "./api";
+import { lastChanges } from "./live";
 
 /** Shares with me, null until loaded. */
 export const incoming = signal<IncomingShare[] | null>(null);
@@ -38,3 +39,14 @@ export function canEdit(folder: { id: string; ancestors?: readonly { id: string 
 	const path = new Set([folder.id, ...(folder.ancestors ?? []).map((a) => a.id)]);
 	return !shares.some((s) => s.role === "viewer" && s.mount_id !== null && path.has(s.mount_id));
 }
+
+/** Whether a folder path (ids from the root down) runs through a mount: what is there is someone else's. */
+export function insideShare(path: readonly string[]): boolean {
+	return (incoming.value ?? []).some((share) => share.mount_id !== null && path.includes(share.mount_id));
+}
+
+// A share made, changed or ended reaches this person as a change of its mount: reload the roles then.
+effect(() => {
+	if (lastChanges.value.some((entry) => entry.node.mount !== undefined || entry.reason === "unshared"))
+		void loadIncoming().catch(() => undefined);
+});

@@ -15,7 +15,7 @@ export function formatBytes(bytes: number | null): string {
 	return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${UNITS[unit]}`;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 export function formatTime(iso: string): string {
 	return dateTime.format(new Date(iso));

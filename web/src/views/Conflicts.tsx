@@ -11,7 +11,7 @@ import { lastChanges, resets } from "../live";
 import { describeError } from "../messages";
 import { hrefOf } from "../router";
 import { notify } from "../toasts";
-import { formatDate, formatSize } from "./Files";
+import { formatBytes, formatTime } from "../format";
 
 type Item = ConflictPage["items"][number];
 
@@ -33,7 +33,7 @@ function Side({
 			<h3>{title}</h3>
 			<p class="name">{node.name}</p>
 			<p class="muted">
-				{formatSize(node.size)} · changed {formatDate(node.modified_at)}
+				{formatBytes(node.size)} · changed {formatTime(node.modified_at)}
 			</p>
 			<button type="button" aria-label={keepLabel} disabled={busy} onClick={onKeep}>
 				Keep this one

@@ -12,7 +12,9 @@ import { Icon } from "../components/Icon";
 import { openMenu, RowMenu, type MenuItem } from "../components/RowMenu";
 import { UploadButtons } from "../components/UploadButtons";
 import { VirtualList } from "../components/VirtualList";
+import { canEdit, insideShare } from "../access";
 import { dialog } from "../dialogs";
+import { formatBytes, formatTime } from "../format";
 import { downloadNode } from "../download";
 import { hrefOf, navigate } from "../router";
 import {
@@ -36,39 +38,29 @@ const NODE_TYPE = "application/x-drive-node";
 
 let dragged: Node | null = null;
 
-const sizeFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-export function formatSize(bytes: number | null): string {
-	if (bytes === null) return "—";
-	const units = ["B", "KB", "MB", "GB", "TB"];
-	let value = bytes;
-	let unit = 0;
-	while (value >= 1000 && unit < units.length - 1) {
-		value /= 1000;
-		unit++;
-	}
-	return `${sizeFormat.format(value)} ${units[unit] ?? ""}`;
-}
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-export function formatDate(iso: string): string {
-	return dateFormat.format(new Date(iso));
-}
-
 export function openNode(node: Node): void {
 	if (node.type === "folder") navigate({ view: "files", folderId: node.id });
 	else dialog.value = { kind: "preview", node };
 }
 
-function menuItems(node: Node): MenuItem[] {
+/** What the person may do in the open folder: a viewer only reads; inside someone else's share only the owner shares. */
+interface Rights {
+	edit: boolean;
+	insideShare: boolean;
+}
+
+function menuItems(node: Node, rights: Rights): MenuItem[] {
 	const items: MenuItem[] = [{ label: node.type === "folder" ? "Open" : "Preview", onSelect: () => openNode(node) }];
 	if (node.type === "file") items.push({ label: "Download", onSelect: () => void downloadNode(node) });
-	items.push(
-		{ label: "Rename", onSelect: () => (dialog.value = { kind: "rename", node }) },
-		{ label: "Move", onSelect: () => (dialog.value = { kind: "move", nodes: [node] }) },
-		{ label: "Share", onSelect: () => (dialog.value = { kind: "share", node }) },
-	);
+	if (rights.edit)
+		items.push(
+			{ label: "Rename", onSelect: () => (dialog.value = { kind: "rename", node }) },
+			{ label: "Move", onSelect: () => (dialog.value = { kind: "move", nodes: [node] }) },
+		);
+	// A mount's dialog shows its members and "Leave"; items inside a share are the owner's to share.
+	if (!rights.insideShare) items.push({ label: "Share", onSelect: () => (dialog.value = { kind: "share", node }) });
 	if (node.type === "file") items.push({ label: "Version history", onSelect: () => (dialog.value = { kind: "versions", node }) });
-	items.push({ label: "Move to trash", danger: true, onSelect: () => void trashNode(node) });
+	if (rights.edit) items.push({ label: "Move to trash", danger: true, onSelect: () => void trashNode(node) });
 	return items;
 }
 
@@ -134,6 +126,11 @@ export function Files({ folderId }: { folderId: string | null }) {
 			</p>
 		);
 
+	const path = open.crumbs.map((crumb) => crumb.id);
+	const rights: Rights = {
+		edit: canEdit({ id: open.node.id, ancestors: path.map((id) => ({ id })) }),
+		insideShare: insideShare(path),
+	};
 	const crumbDrop = (crumb: Crumb): DropTarget => ({
 		...dropInto(crumb.id, crumb.name, (over) => (dropTarget.value = over ? crumb.id : null)),
 		...(dropTarget.value === crumb.id ? { class: "drop-over" } : {}),
@@ -144,7 +141,7 @@ export function Files({ folderId }: { folderId: string | null }) {
 			class={desktopDrag.value ? "files desktop-drag" : "files"}
 			aria-label="Files"
 			onDragOver={(event) => {
-				if (!event.dataTransfer?.types.includes("Files")) return;
+				if (!event.dataTransfer?.types.includes("Files") || !rights.edit) return;
 				event.preventDefault();
 				event.dataTransfer.dropEffect = "copy";
 				desktopDrag.value = true;
@@ -155,19 +152,23 @@ export function Files({ folderId }: { folderId: string | null }) {
 			onDrop={async (event) => {
 				desktopDrag.value = false;
 				const data = event.dataTransfer;
-				if (!data?.types.includes("Files")) return;
+				if (!data?.types.includes("Files") || !rights.edit) return;
 				event.preventDefault();
 				startUploads(await itemsFromDataTransfer(data), open.node.id);
 			}}
 		>
 			<div class="files-head">
 				<Breadcrumbs crumbs={open.crumbs} dropProps={crumbDrop} />
-				<div class="toolbar" role="toolbar" aria-label="Folder actions">
-					<button type="button" onClick={() => (dialog.value = { kind: "new-folder", parentId: open.node.id })}>
-						New folder
-					</button>
-					<UploadButtons parentId={open.node.id} />
-				</div>
+				{rights.edit ? (
+					<div class="toolbar" role="toolbar" aria-label="Folder actions">
+						<button type="button" onClick={() => (dialog.value = { kind: "new-folder", parentId: open.node.id })}>
+							New folder
+						</button>
+						<UploadButtons parentId={open.node.id} />
+					</div>
+				) : (
+					<p class="muted read-only">View only: shared with you as a viewer.</p>
+				)}
 			</div>
 			<VirtualList
 				items={sortedItems.value}
@@ -193,7 +194,7 @@ export function Files({ folderId }: { folderId: string | null }) {
 					</div>
 				}
 				rowProps={(node) => ({
-					draggable: true,
+					draggable: rights.edit,
 					class: [node.conflict_of !== null ? "conflicted" : "", dropTarget.value === node.id ? "drop-over" : ""].join(" "),
 					onDragStart: (event: DragEvent) => {
 						dragged = node;
@@ -205,10 +206,13 @@ export function Files({ folderId }: { folderId: string | null }) {
 						dragged = null;
 						dropTarget.value = null;
 					},
-					...(node.type === "folder" ? dropInto(node.id, node.name, (over) => (dropTarget.value = over ? node.id : null)) : {}),
+					...(node.type === "folder" && rights.edit
+						? dropInto(node.id, node.name, (over) => (dropTarget.value = over ? node.id : null))
+						: {}),
 				})}
 				onRowOpen={openNode}
 				onRowKey={(event, node) => {
+					if (!rights.edit && (event.key === "Delete" || event.key === "F2")) return;
 					if (event.key === "Delete") {
 						event.preventDefault();
 						void trashNode(node);
@@ -241,13 +245,13 @@ export function Files({ folderId }: { folderId: string | null }) {
 							)}
 						</div>
 						<div role="gridcell" class="c-size">
-							{node.type === "file" ? formatSize(node.size) : "—"}
+							{node.type === "file" ? formatBytes(node.size) : "—"}
 						</div>
 						<div role="gridcell" class="c-date">
-							{formatDate(node.modified_at)}
+							{formatTime(node.modified_at)}
 						</div>
 						<div role="gridcell" class="c-actions">
-							<RowMenu menuKey={node.id} label={`Actions for ${node.name}`} items={menuItems(node)} tabbable={active} />
+							<RowMenu menuKey={node.id} label={`Actions for ${node.name}`} items={menuItems(node, rights)} tabbable={active} />
 						</div>
 					</>
 				)}

@@ -8,7 +8,7 @@ import { Icon } from "../components/Icon";
 import { lastChanges, resets } from "../live";
 import { describeError } from "../messages";
 import { notify } from "../toasts";
-import { formatDate, formatSize } from "./Files";
+import { formatBytes, formatTime } from "../format";
 
 type Question = { kind: "one"; node: Node } | { kind: "all" };
 
@@ -115,8 +115,8 @@ export function Trash() {
 									<Icon kind={node.type} />
 									<span class="name">{node.name}</span>
 								</th>
-								<td class="c-size">{node.type === "file" ? formatSize(node.size) : "—"}</td>
-								<td class="c-date">{formatDate(node.modified_at)}</td>
+								<td class="c-size">{node.type === "file" ? formatBytes(node.size) : "—"}</td>
+								<td class="c-date">{formatTime(node.modified_at)}</td>
 								<td class="row-actions">
 									<button type="button" aria-label={`Restore ${node.name}`} onClick={() => void restore(node)}>
 										Restore

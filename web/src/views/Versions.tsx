@@ -5,6 +5,7 @@
  * list), pin or unpin one so retention keeps it.
  */
 import { useEffect, useState } from "preact/hooks";
+import { insideShare } from "../access";
 import { restoreVersion, updateVersion, versions, type Node, type Version } from "../api";
 import { Alert, Head } from "../components/Async";
 import { Dialog } from "../components/Dialog";
@@ -12,6 +13,7 @@ import { downloadNode } from "../download";
 import { formatBytes, formatTime } from "../format";
 import { describeError } from "../messages";
 import { user } from "../session";
+import { folder } from "../state/folder";
 import { notify } from "../toasts";
 
 export function Versions({ node, onClose }: { node: Node; onClose: () => void }) {
@@ -19,6 +21,8 @@ export function Versions({ node, onClose }: { node: Node; onClose: () => void })
 	const [cursor, setCursor] = useState<string | null>(null);
 	const [error, setError] = useState<string | null>(null);
 	const [busy, setBusy] = useState(false);
+	// The dialog opens from the folder that lists the file.
+	const ownersFile = !insideShare((folder.value?.crumbs ?? []).map((crumb) => crumb.id));
 
 	const load = async (more = false) => {
 		try {
@@ -72,7 +76,7 @@ export function Versions({ node, onClose }: { node: Node; onClose: () => void })
 											{version.is_head && <span class="badge">Current</span>}
 										</th>
 										<td>{formatBytes(version.size)}</td>
-										<td>{authorOf(version)}</td>
+										<td>{authorOf(version, ownersFile)}</td>
 										<td>
 											{version.keep_forever && <span class="badge">Pinned</span>} {version.label ?? ""}
 										</td>
@@ -125,9 +129,9 @@ export function Versions({ node, onClose }: { node: Node; onClose: () => void })
 	);
 }
 
-/** `author_id` null is the file's owner (docs/api.md, "Version history"). */
-function authorOf(version: Version): string {
+/** `author_id` null is the file's owner (docs/api.md, "Version history"): that is the person here unless the file is in a share of someone else's. */
+function authorOf(version: Version, ownersFile: boolean): string {
 	if (version.author_id !== null && version.author_id === user.value?.id) return "You";
-	if (version.author_id === null) return "Owner";
+	if (version.author_id === null) return ownersFile ? "You" : "Owner";
 	return "A member";
 }
