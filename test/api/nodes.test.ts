@@ -68,6 +68,43 @@ describe("nodes: happy path", () => {
 		expect(await api.listAll(user, user.rootId)).toEqual([]);
 	});
 
+	it("creates many folders under one parent in one request, answering each name on its own", async () => {
+		const user = await api.signup();
+		await api.mkdir(user, user.rootId, "Taken");
+		const names = ["Alpha", "Taken", "bad/name", "Beta", "alpha"];
+		const before = (await journal(user.id)).length;
+		const reply = await api.call<{ items: ({ node: Node } | { error: { code: string } })[] }>("/v1/folders/batch", {
+			method: "POST",
+			token: user.token,
+			json: { parent_id: user.rootId, names },
+		});
+		const { items } = expectOk(reply, 200);
+		expect(items.map((item) => ("node" in item ? item.node.name : item.error.code))).toEqual([
+			"Alpha",
+			"NAME_TAKEN",
+			"INVALID_REQUEST",
+			"Beta",
+			"NAME_TAKEN",
+		]);
+		expect((await api.listAll(user, user.rootId)).map((node) => node.name).sort()).toEqual(["Alpha", "Beta", "Taken"]);
+		// One journal entry per folder made, none for a refusal.
+		expect((await journal(user.id)).length).toBe(before + 2);
+		// A parent that is not there is one 404, and bad bodies are 400s; none of them makes anything.
+		const missing = await api.call("/v1/folders/batch", {
+			method: "POST",
+			token: user.token,
+			json: { parent_id: "nod_missing", names: ["x"] },
+		});
+		await expectError(missing, 404, "NOT_FOUND");
+		for (const json of [
+			{ parent_id: user.rootId, names: [] },
+			{ parent_id: user.rootId, names: Array(1001).fill("n") },
+			{ parent_id: user.rootId },
+		])
+			await expectError(await api.call("/v1/folders/batch", { method: "POST", token: user.token, json }), 400, "INVALID_REQUEST");
+		expect((await journal(user.id)).length).toBe(before + 2);
+	});
+
 	it("creates a folder with 201 and lists it under its parent", async () => {
 		const user = await api.signup();
 		const res = await createFolder(user, user.rootId, "Photos");

@@ -450,6 +450,11 @@ const drivers: Record<string, Driver> = {
 	}),
 	"GET /v1/nodes/{id}/children": (t) => ({ path: `/v1/nodes/${need(t.node, "node")}/children` }),
 	"POST /v1/folders": (t) => ({ method: "POST", path: "/v1/folders", json: { parent_id: need(t.node, "node"), name: unique("folder") } }),
+	"POST /v1/folders/batch": (t) => ({
+		method: "POST",
+		path: "/v1/folders/batch",
+		json: { parent_id: need(t.node, "node"), names: [unique("batch"), unique("batch")] },
+	}),
 	"DELETE /v1/trash": () => ({ method: "DELETE", path: "/v1/trash" }),
 	"GET /v1/trash": () => ({ path: "/v1/trash" }),
 	"POST /v1/nodes/{id}/restore": (t) => ({ method: "POST", path: `/v1/nodes/${need(t.node, "node")}/restore` }),

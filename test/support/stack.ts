@@ -276,6 +276,8 @@ export async function startOwnStack(): Promise<OwnStack> {
 	const tree = join(work, "tree");
 	const persistTo = join(work, "state");
 	snapshotTree(inject("stackTree"), tree);
+	// The snapshot leaves build output behind; the web app the shared stack built is served as it was.
+	cpSync(join(inject("stackTree"), "web", "dist"), join(tree, "web", "dist"), { recursive: true });
 	cpSync(inject("template"), persistTo, { recursive: true });
 	const port = await freePort();
 	const { command: shared } = await stackReady();

@@ -44,6 +44,18 @@ export function mkdir(token: string, parentId: string, name: string): Promise<Se
 	return apiJson<Seeded>(token, "POST", "/v1/folders", { parent_id: parentId, name });
 }
 
+/** Creates `names` under `parentId` in one request (POST /v1/folders/batch); fails unless every one was made. */
+export async function mkdirMany(token: string, parentId: string, names: string[]): Promise<Seeded[]> {
+	const { items } = await apiJson<{ items: ({ node: Seeded } | { error: { code: string } })[] }>(token, "POST", "/v1/folders/batch", {
+		parent_id: parentId,
+		names,
+	});
+	return items.map((item) => {
+		if (!("node" in item)) throw new Error(`a seeded folder was refused: ${item.error.code}`);
+		return item.node;
+	});
+}
+
 /** PUT content; `ifMatch` makes it an edit of that version (a stale one becomes a conflicted copy). */
 export async function putFile(
 	token: string,

@@ -9,10 +9,12 @@ export interface Toast {
 
 export const toasts = signal<Toast[]>([]);
 let next = 1;
+const MAX_SHOWN = 3;
 
 export function notify(text: string, tone: Toast["tone"] = "info"): void {
 	const toast = { id: next++, text, tone };
-	toasts.value = [...toasts.value, toast];
+	// The newest few: a burst of operations must not bury the page under messages.
+	toasts.value = [...toasts.value, toast].slice(-MAX_SHOWN);
 	setTimeout(() => dismiss(toast.id), tone === "error" ? 8000 : 4000);
 }
 

@@ -101,6 +101,17 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/**
+	 * Creates several folders under one parent for one request: each joins the
+	 * queue like a single creation (so they share D1 batches and each gets its
+	 * own checks and sequence number) and each is answered on its own, in order.
+	 */
+	async createFolderBatch(input: { parentId: string; names: string[]; by?: string }): Promise<Result<NodeOutcome>[]> {
+		return Promise.all(
+			input.names.map((name) => this.createFolder({ parentId: input.parentId, name, ...(input.by !== undefined ? { by: input.by } : {}) })),
+		);
+	}
+
+	/**
 	 * Commits file content whose blocks are already stored: a new file, or a
 	 * new version of the file with that name. A stale base never overwrites:
 	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.

@@ -41,6 +41,26 @@ export type NodePage = z.infer<typeof NodePage>;
 
 export const CreateFolderBody = z.object({ parent_id: NodeId, name: z.string().min(1).max(1024) }).openapi("CreateFolderBody");
 
+/** Folders created in one request: a whole level of a tree an upload or a sync client brings. */
+export const MAX_FOLDER_BATCH = 1000;
+
+export const CreateFolderBatchBody = z
+	.object({ parent_id: NodeId, names: z.array(z.string().min(1).max(1024)).min(1).max(MAX_FOLDER_BATCH) })
+	.openapi("CreateFolderBatchBody");
+
+export const FolderBatchResult = z
+	.object({
+		items: z.array(
+			z.union([
+				z.object({ node: Node }),
+				z.object({
+					error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()).optional() }),
+				}),
+			]),
+		),
+	})
+	.openapi("FolderBatchResult");
+
 export const UpdateNodeBody = z
 	.object({ name: z.string().min(1).max(1024).optional(), parent_id: NodeId.optional() })
 	.refine((b) => b.name !== undefined || b.parent_id !== undefined, "give name, parent_id or both")

@@ -1,7 +1,7 @@
 /**
  * Uploads that can be resumed after a reload: each session's id and the file
  * it was for, kept in IndexedDB from the moment the session exists. A page
- * cannot reopen a file on its own (docs/web-app-plan.md, R6), so the person
+ * cannot reopen a file on its own (browsers give pages no file paths), so the person
  * picks it again; a file with the same name, size and modification time
  * continues the session, and only the blocks it still lacks are sent.
  */

@@ -1,7 +1,16 @@
 /** Files and folders: root, folders, children, node with path, rename and move, trash (docs/api.md, "Nodes"). */
 import { z } from "@hono/zod-openapi";
 import { IdParam, PageQuery } from "../../../src/shared/schemas/common";
-import { CommitResult, CreateFolderBody, Node, NodePage, NodeWithPath, UpdateNodeBody } from "../../../src/shared/schemas/nodes";
+import {
+	CommitResult,
+	CreateFolderBatchBody,
+	CreateFolderBody,
+	FolderBatchResult,
+	Node,
+	NodePage,
+	NodeWithPath,
+	UpdateNodeBody,
+} from "../../../src/shared/schemas/nodes";
 import { CopyBody } from "../../../src/shared/schemas/shares";
 import { copyFile } from "../services/copy";
 import { unwrap } from "../errors";
@@ -100,6 +109,34 @@ nodeRoutes.openapi(
 	},
 );
 
+nodeRoutes.openapi(
+	protectedRoute({
+		method: "post",
+		path: "/folders/batch",
+		tags,
+		summary: "Create up to 1,000 folders under one parent (extension)",
+		description:
+			"Extension. Each name is created as by `POST /v1/folders`, with its own checks and journal entry; one name refused (taken, invalid, over a limit) does not stop the others. `items` answers each name in order: `{node}` or `{error: {code, message, details?}}`. The parent is checked once: a parent you may not write answers as `POST /v1/folders` would (404, or 403 for a viewer).",
+		request: { body: jsonBody(CreateFolderBatchBody) },
+		responses: {
+			200: json(FolderBatchResult, "One answer per name, in order"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "PAYLOAD_TOO_LARGE"),
+		},
+	}),
+	async (c) => {
+		const body = c.req.valid("json");
+		const answered = await ownThenShared(c.env, c.get("caller"), body.parent_id, "write", async (access) => {
+			const input = { parentId: access.nodeId, names: body.names, ...(access.by ? { by: access.by } : {}) };
+			const results = await hubFor(c.env, access.scope.userId).createFolderBatch(input);
+			// A batch under a missing parent is one 404 (and lets ownThenShared look in the shares), not 1,000.
+			const first = results[0];
+			if (first && !first.ok && results.every((r) => !r.ok && r.error.code === "NOT_FOUND"))
+				return { ok: false as const, error: first.error };
+			return ok(results.map((r) => (r.ok ? { node: asSeen(access, r.value.node) } : { error: r.error })));
+		});
+		return c.json({ items: unwrap(answered) }, 200);
+	},
+);
 nodeRoutes.openapi(
 	protectedRoute({
 		method: "patch",
