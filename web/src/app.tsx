@@ -7,9 +7,9 @@
 import { useEffect } from "preact/hooks";
 import { closeDialog, dialog } from "./dialogs";
 import { hrefOf, navigate, onLinkClick, route, type Route } from "./router";
-import { signOut, user } from "./session";
+import { leaving, signOut, user } from "./session";
 import { dismiss, toasts } from "./toasts";
-import { liveState, startLive } from "./live";
+import { liveState, startLive, stopLive } from "./live";
 import { UploadPanel } from "./components/UploadPanel";
 import { Conflicts } from "./views/Conflicts";
 import { Files } from "./views/Files";
@@ -43,9 +43,9 @@ export function App() {
 		document.addEventListener("click", onLinkClick);
 		return () => document.removeEventListener("click", onLinkClick);
 	}, []);
-	// Live updates follow the session: started once signed in, stopped on sign-out.
-	const signedInAs = user.value?.id;
-	useEffect(() => (signedInAs === undefined ? undefined : startLive()), [signedInAs]);
+	// Live updates follow the session: started once signed in, stopped as soon as a sign-out starts.
+	const following = leaving.value ? undefined : user.value?.id;
+	useEffect(() => (following === undefined ? undefined : startLive()), [following]);
 	const current = route.value;
 	// A public link is open to anyone: no session needed, no shell.
 	if (current.view === "link") return <PublicLink token={current.token} />;
@@ -87,6 +87,7 @@ export function App() {
 					<button
 						type="button"
 						onClick={async () => {
+							await stopLive();
 							await signOut();
 							navigate("/", true);
 						}}

@@ -64,9 +64,20 @@ class Live {
 		return this.#stop.signal;
 	}
 
-	stop(): void {
+	/** Stops; resolves once the socket, if any, is closed. */
+	stop(): Promise<void> {
 		this.#stop.abort();
-		this.#socket?.close();
+		const socket = this.#socket;
+		if (socket === null || socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+		// Bounded: a socket stuck opening must not hold up a sign-out.
+		const closed = new Promise<void>((resolve) => {
+			socket.addEventListener("close", () => resolve());
+			setTimeout(resolve, 5000);
+		});
+		// Closing a socket still connecting makes the browser log an error; let it open, then close it.
+		if (socket.readyState === WebSocket.CONNECTING) socket.addEventListener("open", () => socket.close());
+		else socket.close();
+		return closed;
 	}
 
 	async run(): Promise<void> {
@@ -206,13 +217,23 @@ let current: Live | null = null;
 
 /** Starts following changes for the signed-in user; the returned function stops (sign-out). */
 export function startLive(): () => void {
-	current?.stop();
+	void current?.stop();
 	const live = new Live();
 	current = live;
 	liveState.value = "connecting";
 	void live.run();
 	return () => {
-		live.stop();
+		void live.stop();
 		if (current === live) current = null;
 	};
+}
+
+/**
+ * Stops live updates and waits for the socket to close: before a sign-out,
+ * so the server never revokes the device under a socket still opening.
+ */
+export async function stopLive(): Promise<void> {
+	const live = current;
+	current = null;
+	await live?.stop();
 }

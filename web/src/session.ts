@@ -27,16 +27,20 @@ interface SessionAnswer {
 /** The signed-in user, null when signed out, undefined while the page is finding out. */
 export const user = signal<User | null | undefined>(undefined);
 
+/** True while a sign-out is on its way to the server (from this tab or another). */
+export const leaving = signal(false);
+
 let accessToken: string | null = null;
 /** Milliseconds since the epoch after which the access token is refreshed before use. */
 let refreshAfter = 0;
 let inFlight: Promise<boolean> | null = null;
 
 const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("drive-session") : null;
-type TabMessage = { type: "token"; answer: SessionAnswer; at: number } | { type: "signed-out" };
+type TabMessage = { type: "token"; answer: SessionAnswer; at: number } | { type: "leaving" } | { type: "signed-out" };
 channel?.addEventListener("message", (event: MessageEvent<TabMessage>) => {
 	const message = event.data;
 	if (message.type === "token") adopt(message.answer, message.at);
+	else if (message.type === "leaving") leaving.value = true;
 	else clear();
 });
 
@@ -48,6 +52,7 @@ function adopt(answer: SessionAnswer, at = Date.now()): void {
 }
 
 function clear(): void {
+	leaving.value = false;
 	accessToken = null;
 	refreshAfter = 0;
 	user.value = null;
@@ -103,12 +108,17 @@ export async function signIn(email: string, password: string): Promise<void> {
 
 /** Signs this browser out everywhere it is open: the device is revoked and the cookie cleared. */
 export async function signOut(): Promise<void> {
+	// Live updates stop in every tab before the server revokes the device, so
+	// none is caught reconnecting with a ticket that is about to stop working.
+	leaving.value = true;
+	channel?.postMessage({ type: "leaving" } satisfies TabMessage);
 	try {
 		await fetch("/v1/auth/web/logout", { method: "POST", credentials: "same-origin" });
-	} finally {
-		clear();
-		channel?.postMessage({ type: "signed-out" } satisfies TabMessage);
+	} catch {
+		// Offline: the cookie outlives this call, and the device stays signed in until a later sign-out reaches the server.
 	}
+	clear();
+	channel?.postMessage({ type: "signed-out" } satisfies TabMessage);
 }
 
 /**
