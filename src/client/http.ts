@@ -168,7 +168,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Builds a {@link DriveApiError} from a non-2xx response, consuming its body. */
-async function toApiError(res: Response): Promise<DriveApiError> {
+export async function toApiError(res: Response): Promise<DriveApiError> {
 	const headerId = res.headers.get("Request-Id") ?? undefined;
 	let text = "";
 	try {

@@ -10,6 +10,7 @@ export {
 	isAbortError,
 	isRetryableStatus,
 	parseRetryAfter,
+	toApiError,
 	type DriveApiErrorCode,
 	type DriveClientOptions,
 	type FetchLike,

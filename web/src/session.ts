@@ -10,7 +10,7 @@
  * race cannot sign a tab out.)
  */
 import { signal } from "@preact/signals";
-import { DriveApiError } from "../../src/client";
+import { toApiError } from "../../src/client";
 
 export interface User {
 	id: string;
@@ -68,26 +68,8 @@ async function post(path: string, body?: unknown): Promise<Response> {
 }
 
 async function answerOf(res: Response): Promise<SessionAnswer> {
-	if (!res.ok) throw await apiErrorOf(res);
+	if (!res.ok) throw await toApiError(res);
 	return (await res.json()) as SessionAnswer;
-}
-
-/** The error envelope as a DriveApiError, like src/client does for every other route. */
-export async function apiErrorOf(res: Response): Promise<DriveApiError> {
-	let envelope: { error?: { code?: string; message?: string; details?: unknown[]; request_id?: string } } = {};
-	try {
-		envelope = (await res.json()) as typeof envelope;
-	} catch {
-		// not the envelope: a proxy page or a platform error
-	}
-	const error = envelope.error;
-	return new DriveApiError({
-		code: (error?.code as DriveApiError["code"] | undefined) ?? "HTTP_ERROR",
-		status: res.status,
-		message: error?.message ?? `HTTP ${res.status}`,
-		...(error?.details !== undefined ? { details: error.details } : {}),
-		...(error?.request_id !== undefined ? { requestId: error.request_id } : {}),
-	});
 }
 
 function share(answer: SessionAnswer): void {
