@@ -108,7 +108,8 @@ function People({ node }: { node: Node }) {
 						<option value="editor">Editor</option>
 					</select>
 				</label>
-				<button type="submit" class="primary" disabled={busy}>
+				{/* Not before the share is known: a first share made while it loads would be overwritten by the late "not shared" answer. */}
+				<button type="submit" class="primary" disabled={busy || current === undefined}>
 					Share
 				</button>
 			</form>
