@@ -1,0 +1,102 @@
+/**
+ * Deleting forever in the background (issue 15, docs/decisions/0027): the
+ * item leaves the trash and stops being restorable the moment the purge is
+ * asked for; the hub deletes it in chunks, and resumes from the mark after
+ * a crash.
+ */
+import { abortAllDurableObjects } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, expectError, expectJson, journal, mkdir, settlePurges, shardOfUser, signup, upload, type TestUser } from "./helpers";
+
+function trash(user: TestUser, id: string): Promise<Response> {
+	return call(`/v1/nodes/${id}`, { method: "DELETE", token: user.token });
+}
+
+function restore(user: TestUser, id: string): Promise<Response> {
+	return call(`/v1/nodes/${id}/restore`, { method: "POST", token: user.token });
+}
+
+async function trashIds(user: TestUser): Promise<string[]> {
+	return (await expectJson<{ items: { id: string }[] }>(await call("/v1/trash", { token: user.token }), 200)).items.map((i) => i.id);
+}
+
+async function nodeCount(user: TestUser): Promise<number> {
+	const db = await shardOfUser(user.id);
+	const row = await db.prepare("SELECT COUNT(*) AS n FROM nodes WHERE user_id = ?").bind(user.id).first<{ n: number }>();
+	return row?.n ?? -1;
+}
+
+/** A trashed folder with files and a subfolder: 1 + 2 + 1 + 1 nodes. */
+async function trashedTree(user: TestUser): Promise<string> {
+	const box = await mkdir(user, user.rootId, "box");
+	const sub = await mkdir(user, box.id, "sub");
+	await upload(user, box.id, "a.txt", "aaa");
+	await upload(user, sub.id, "b.txt", "bbb");
+	await expectJson(await trash(user, box.id), 200);
+	return box.id;
+}
+
+describe("purges in the background", () => {
+	it("answers at once, hides the item from the trash, refuses its restore, and ends with a deleted entry", async () => {
+		const user = await signup();
+		const box = await trashedTree(user);
+		const other = await upload(user, user.rootId, "other.txt", "other");
+		await expectJson(await trash(user, other.node.id), 200);
+		expect((await call(`/v1/nodes/${box}?permanent=true`, { method: "DELETE", token: user.token })).status).toBe(204);
+		expect(await trashIds(user)).toEqual([other.node.id]);
+		await expectError(await restore(user, box), 404, "NOT_FOUND");
+		await settlePurges(user.id);
+		expect(await nodeCount(user)).toBe(2);
+		expect((await journal(user.id)).filter((e) => e.kind === "deleted").map((e) => e.node_id)).toEqual([box]);
+		await expectJson(await restore(user, other.node.id), 200);
+	});
+
+	it("empties the trash at once: every item leaves it, none can be restored", async () => {
+		const user = await signup();
+		const box = await trashedTree(user);
+		const file = await upload(user, user.rootId, "c.txt", "ccc");
+		await expectJson(await trash(user, file.node.id), 200);
+		const emptied = await expectJson<{ deleted: number }>(await call("/v1/trash", { method: "DELETE", token: user.token }), 200);
+		expect(emptied.deleted).toBe(2);
+		expect(await trashIds(user)).toEqual([]);
+		await expectError(await restore(user, file.node.id), 404, "NOT_FOUND");
+		await expectError(await restore(user, box), 404, "NOT_FOUND");
+		// Asking again marks nothing new.
+		expect(await expectJson<{ deleted: number }>(await call("/v1/trash", { method: "DELETE", token: user.token }), 200)).toEqual({
+			deleted: 0,
+		});
+		await settlePurges(user.id);
+		expect(await nodeCount(user)).toBe(1);
+	});
+
+	it("a marked purge cut short by a crash is hidden, unrestorable, and finished by the hub's alarm once it is back", async () => {
+		const user = await signup();
+		const box = await trashedTree(user);
+		const inside = (
+			await expectJson<{ items: { id: string; name: string }[] }>(await call(`/v1/nodes/${box}/children`, { token: user.token }), 200)
+		).items;
+		const db = await shardOfUser(user.id);
+		// What a crash right after the mark leaves: the mark, no chunk deleted, no alarm.
+		await db.prepare("UPDATE nodes SET purge_started_at = ? WHERE id = ?").bind(new Date().toISOString(), box).run();
+		await abortAllDurableObjects();
+		expect(await trashIds(user)).toEqual([]);
+		await expectError(await restore(user, box), 404, "NOT_FOUND");
+		for (const child of inside) await expectError(await restore(user, child.id), 404, "NOT_FOUND");
+		// Any change wakes the hub, which resumes from the mark by its alarm.
+		await mkdir(user, user.rootId, "wake");
+		while ((await nodeCount(user)) > 2) await new Promise((resolve) => setTimeout(resolve, 20));
+		expect((await journal(user.id)).filter((e) => e.kind === "deleted").map((e) => e.node_id)).toEqual([box]);
+	});
+
+	it("an item not listed in the trash cannot be deleted forever", async () => {
+		const user = await signup();
+		const box = await trashedTree(user);
+		const live = await upload(user, user.rootId, "live.txt", "live");
+		await expectError(
+			await call(`/v1/nodes/${live.node.id}?permanent=true`, { method: "DELETE", token: user.token }),
+			400,
+			"INVALID_REQUEST",
+		);
+		expect(await trashIds(user)).toEqual([box]);
+	});
+});
