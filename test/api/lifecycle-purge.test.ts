@@ -100,3 +100,31 @@ describe("purges in the background", () => {
 		expect(await trashIds(user)).toEqual([box]);
 	});
 });
+
+describe("usage split", () => {
+	type Usage = { bytes_used: number; files_bytes: number; versions_bytes: number; trash_bytes: number };
+	async function usage(user: TestUser): Promise<Usage> {
+		const me = await expectJson<{ usage: Usage }>(await call("/v1/me", { token: user.token }), 200);
+		const { bytes_used, files_bytes, versions_bytes, trash_bytes } = me.usage;
+		return { bytes_used, files_bytes, versions_bytes, trash_bytes };
+	}
+
+	it("splits storage used into current files, version history and trash, adding up to bytes_used as files move", async () => {
+		const user = await signup();
+		expect(await usage(user)).toEqual({ bytes_used: 0, files_bytes: 0, versions_bytes: 0, trash_bytes: 0 });
+		await upload(user, user.rootId, "a.txt", "x".repeat(10));
+		await upload(user, user.rootId, "a.txt", "y".repeat(20), 200);
+		const b = await upload(user, user.rootId, "b.txt", "z".repeat(5));
+		await upload(user, user.rootId, "b.txt", "w".repeat(7), 200);
+		expect(await usage(user)).toEqual({ bytes_used: 42, files_bytes: 27, versions_bytes: 15, trash_bytes: 0 });
+		// A trashed file takes its whole history with it.
+		await expectJson(await trash(user, b.node.id), 200);
+		expect(await usage(user)).toEqual({ bytes_used: 42, files_bytes: 20, versions_bytes: 10, trash_bytes: 12 });
+		await expectJson(await restore(user, b.node.id), 200);
+		expect(await usage(user)).toEqual({ bytes_used: 42, files_bytes: 27, versions_bytes: 15, trash_bytes: 0 });
+		await expectJson(await trash(user, b.node.id), 200);
+		expect((await call(`/v1/nodes/${b.node.id}?permanent=true`, { method: "DELETE", token: user.token })).status).toBe(204);
+		await settlePurges(user.id);
+		expect(await usage(user)).toEqual({ bytes_used: 30, files_bytes: 20, versions_bytes: 10, trash_bytes: 0 });
+	});
+});

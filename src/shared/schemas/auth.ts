@@ -59,6 +59,18 @@ export const Me = z
 			quota_bytes: z.number().int(),
 			reserved_bytes: z.number().int().openapi({ description: "Declared sizes of open uploads, held against the quota (extension)" }),
 			nodes: z.number().int().openapi({ description: "Files and folders, trash included (extension)" }),
+			files_bytes: z
+				.number()
+				.int()
+				.openapi({ description: "Of bytes_used: the current version of every file not in the trash (extension)" }),
+			versions_bytes: z
+				.number()
+				.int()
+				.openapi({ description: "Of bytes_used: earlier versions of files not in the trash, their version history (extension)" }),
+			trash_bytes: z.number().int().openapi({
+				description:
+					"Of bytes_used: every version of the files in the trash, including items being deleted forever until their deletion lands (extension)",
+			}),
 		}),
 	})
 	.openapi("Me");
