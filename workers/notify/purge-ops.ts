@@ -11,7 +11,7 @@ import { runBatch } from "../../src/shared/db/batch";
 import { inList } from "../../src/shared/db/lists";
 import { toNode } from "../../src/shared/db/mappers";
 import type { NodeRow } from "../../src/shared/db/schema";
-import { findNode } from "../../src/shared/db/tree";
+import { findNode, findRoot } from "../../src/shared/db/tree";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import type { NodeOutcome } from "./contract";
 import type { Tree } from "./tree-ops";
@@ -50,12 +50,14 @@ export async function startEmptyTrash(tree: Tree): Promise<Result<{ deleted: num
 /**
  * Runs one chunk of the oldest purge under way: up to
  * PURGE_NODES_PER_BATCH nodes inside the item, or, once none is left, the
- * item itself with its `deleted` entry. Returns false when no purge is left.
+ * item itself with its `deleted` entry. The root folder is last of an
+ * account's purge: `accountGone` then forgets the account in the directory,
+ * before its last rows go. Returns false when no purge is left.
  */
-export async function purgeChunk(tree: Tree): Promise<boolean> {
+export async function purgeChunk(tree: Tree, accountGone: () => Promise<void>): Promise<boolean> {
 	const { db, userId } = tree;
-	const [root] = await db.all<{ id: string }>(
-		sql`SELECT id FROM nodes WHERE user_id = ${userId} AND purge_started_at IS NOT NULL AND trash_root_id = id ORDER BY purge_started_at, id LIMIT 1`,
+	const [root] = await db.all<{ id: string; parent_id: string | null }>(
+		sql`SELECT id, parent_id FROM nodes WHERE user_id = ${userId} AND purge_started_at IS NOT NULL AND trash_root_id = id ORDER BY purge_started_at, id LIMIT 1`,
 	);
 	if (!root) return false;
 	const inside = await db.all<{ id: string }>(
@@ -69,9 +71,66 @@ export async function purgeChunk(tree: Tree): Promise<boolean> {
 		);
 		return true;
 	}
+	// The root itself goes only with the account (docs/decisions/0027).
+	if (root.parent_id === null) {
+		await accountGone();
+		await forgetAccount(tree, root.id);
+		return true;
+	}
 	const row = await findNode(db, userId, root.id);
 	if (row) await purgeBatch(tree, [row.id], row);
 	return true;
+}
+
+/**
+ * Starts deleting the user's whole tree, for account deletion: every node
+ * joins the root's purge, which then runs like any other, the root last.
+ * Refused while the user owns a share or is in one: its members' mounts
+ * must be settled first.
+ */
+export async function startAccountPurge(tree: Tree): Promise<Result<void>> {
+	const { db, userId } = tree;
+	const [shared] = await db.all<{ id: string }>(
+		sql`SELECT id FROM shares WHERE owner_id = ${userId} UNION ALL SELECT share_id FROM incoming_shares WHERE user_id = ${userId} LIMIT 1`,
+	);
+	if (shared)
+		return fail("FORBIDDEN", "end the shares you own and leave the ones shared with you before deleting your account", [
+			{ reason: "shares_open" },
+		]);
+	const root = await findRoot(db, userId);
+	if (!root || root.purgeStartedAt !== null) return ok(undefined);
+	const now = new Date().toISOString();
+	await runBatch(db.$client, [
+		db.run(sql`UPDATE nodes SET trashed_at = COALESCE(trashed_at, ${now}), trash_root_id = ${root.id} WHERE user_id = ${userId}`),
+		db.run(sql`UPDATE nodes SET purge_started_at = ${now} WHERE user_id = ${userId} AND id = ${root.id}`),
+	]);
+	return ok(undefined);
+}
+
+/**
+ * The rows an account leaves in its shard once its tree is purged: its
+ * journal, activity, uploads and totals, the root last, so that a crash
+ * before the end leaves the root's mark to resume from.
+ */
+async function forgetAccount(tree: Tree, rootId: string): Promise<void> {
+	const { db, userId } = tree;
+	const uploads = sql`upload_id IN (SELECT id FROM uploads WHERE user_id = ${userId})`;
+	await runBatch(db.$client, [
+		// Blocks an open upload received go to the collector, which spares those another user holds.
+		db.run(
+			sql`INSERT OR IGNORE INTO gc_candidates (hash, enqueued_at) SELECT hash, ${new Date().toISOString()} FROM upload_received WHERE ${uploads}`,
+		),
+		db.run(sql`DELETE FROM upload_received WHERE ${uploads}`),
+		db.run(sql`DELETE FROM upload_blocks WHERE ${uploads}`),
+		db.run(sql`DELETE FROM upload_since WHERE ${uploads}`),
+		db.run(sql`DELETE FROM uploads WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM changes WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM journal_state WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM activity WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM user_usage WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND id = ${rootId}`),
+	]);
+	tree.usage.forget();
 }
 
 /** Whether a purge is under way (marked and not finished). */

@@ -203,11 +203,23 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	async runPurges(): Promise<Result<{ chunks: number }>> {
 		let chunks = 0;
 		for (;;) {
-			const more = await this.#contained(this.#queue.run(async () => ok(await purges.purgeChunk(await this.#openTree()))));
+			const more = await this.#contained(
+				this.#queue.run(async () => ok(await purges.purgeChunk(await this.#openTree(), () => this.#forgetInDirectory()))),
+			);
 			if (!more.ok) return more;
 			if (!more.value) return ok({ chunks });
 			chunks++;
 		}
+	}
+
+	/**
+	 * Deletes the user's account: every node is marked for purge at once and
+	 * deleted in the background like a purge; once the tree is gone, the
+	 * directory forgets the user and the shard's last rows go. The api has
+	 * already ended every session.
+	 */
+	async deleteAccount(): Promise<Result<void>> {
+		return this.#purgeAfter(await this.#contained(this.#queue.run(async () => purges.startAccountPurge(await this.#openTree()))));
 	}
 
 	/** Shares a node with people, or adds people to its share; only the owner shares (the api checks). */
@@ -336,6 +348,18 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		}
 		this.#retryMs = Math.min(Math.max(this.#retryMs * 2, 500), 60_000);
 		await this.ctx.storage.setAlarm(Date.now() + this.#retryMs);
+	}
+
+	/** The account's rows in the directory, users last (the others refer to it). */
+	async #forgetInDirectory(): Promise<void> {
+		const id = this.#userId;
+		const db = this.env.DIRECTORY;
+		await db.batch([
+			db.prepare("DELETE FROM links WHERE owner_id = ?1 OR created_by = ?1").bind(id),
+			db.prepare("DELETE FROM refresh_tokens WHERE user_id = ?").bind(id),
+			db.prepare("DELETE FROM devices WHERE user_id = ?").bind(id),
+			db.prepare("DELETE FROM users WHERE id = ?").bind(id),
+		]);
 	}
 
 	/** After a purge was marked, wakes the hub at once (by its alarm, which survives a crash) to run it. */

@@ -24,6 +24,9 @@ export const SignupBody = z.object({ email: Email, password: Password, device_na
 export const LoginBody = z
 	.object({ email: Email, password: z.string().min(1).max(1024), device_name: DeviceName.optional() })
 	.openapi("LoginBody");
+export const DeleteAccountBody = z
+	.object({ password: z.string().min(1).max(1024).openapi({ description: "The account's password, asked again" }) })
+	.openapi("DeleteAccountBody");
 export const RefreshBody = z.object({ refresh_token: z.string().min(1).max(256) }).openapi("RefreshBody");
 
 export const User = z.object({ id: z.string(), email: z.string() }).openapi("User");
