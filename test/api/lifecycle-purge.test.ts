@@ -5,6 +5,9 @@
  * a crash.
  */
 import { abortAllDurableObjects } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { blockObjectKey } from "../../src/shared/blocks";
+import { collectBlocks } from "../../workers/api/services/gc";
 import { describe, expect, it } from "vitest";
 import { call, expectError, expectJson, journal, mkdir, settlePurges, shardOfUser, signup, upload, type TestUser } from "./helpers";
 
@@ -126,5 +129,46 @@ describe("usage split", () => {
 		expect((await call(`/v1/nodes/${b.node.id}?permanent=true`, { method: "DELETE", token: user.token })).status).toBe(204);
 		await settlePurges(user.id);
 		expect(await usage(user)).toEqual({ bytes_used: 30, files_bytes: 20, versions_bytes: 10, trash_bytes: 0 });
+	});
+});
+
+describe("a large purge", () => {
+	it("purges a tree of 2,000 files: blocks only they held leave R2, blocks another file or user holds survive byte-exact", async () => {
+		const user = await signup();
+		const other = await signup();
+		const big = await mkdir(user, user.rootId, "big");
+		const content = (i: number): string => `file number ${i} of the large purge`;
+		const files = Array.from({ length: 2000 }, (_, i) => i);
+		for (let i = 0; i < files.length; i += 25)
+			await Promise.all(files.slice(i, i + 25).map((n) => upload(user, big.id, `f${n}.txt`, content(n))));
+		// Files 0 and 1 share their bytes with a file of the same user outside the tree, and with another user.
+		const kept = await upload(user, user.rootId, "kept.txt", content(0));
+		const theirs = await upload(other, other.rootId, "theirs.txt", content(1));
+		const db = await shardOfUser(user.id);
+		const hashes = async (name: string): Promise<string[]> =>
+			(
+				await db
+					.prepare(
+						"SELECT vb.hash FROM version_blocks vb JOIN versions v ON v.id = vb.version_id JOIN nodes n ON n.id = v.node_id WHERE n.user_id = ? AND n.parent_id = ? AND n.name = ?",
+					)
+					.bind(user.id, big.id, name)
+					.all<{ hash: string }>()
+			).results.map((r) => r.hash);
+		const sharedHashes = [...(await hashes("f0.txt")), ...(await hashes("f1.txt"))];
+		const onlyTheirs = [...(await hashes("f2.txt")), ...(await hashes("f1999.txt"))];
+		expect(onlyTheirs.length).toBe(2);
+
+		await expectJson(await trash(user, big.id), 200);
+		expect((await call(`/v1/nodes/${big.id}?permanent=true`, { method: "DELETE", token: user.token })).status).toBe(204);
+		await settlePurges(user.id);
+		expect(await nodeCount(user)).toBe(2);
+		const report = await collectBlocks(env, env.BLOBS, { now: Date.now() + 2 * 3_600_000, graceMs: 0, perShard: 5000 });
+		expect(report.failures).toEqual([]);
+		for (const hash of onlyTheirs) expect(await env.BLOBS.head(blockObjectKey(hash))).toBeNull();
+		for (const hash of sharedHashes) expect(await env.BLOBS.head(blockObjectKey(hash))).not.toBeNull();
+		const mine = await call(`/v1/files/${kept.node.id}/content`, { token: user.token });
+		expect(await mine.text()).toBe(content(0));
+		const theirCopy = await call(`/v1/files/${theirs.node.id}/content`, { token: other.token });
+		expect(await theirCopy.text()).toBe(content(1));
 	});
 });
