@@ -14,6 +14,7 @@ import {
 	mkdir,
 	put,
 	randomBytes,
+	settlePurges,
 	shardOfUser,
 	signup,
 	upload,
@@ -58,6 +59,7 @@ describe("M6: deleting forever", () => {
 		// Trash still counts.
 		await expectError(await put(user, user.rootId, "next.bin", randomBytes(MiB, 33)), 507, "QUOTA_EXCEEDED");
 		expect((await purge(user, file.node.id)).status).toBe(204);
+		await settlePurges(user.id);
 		expect(await bytesUsed(user)).toBe(0);
 		await upload(user, user.rootId, "next.bin", randomBytes(MiB, 33));
 		const entries = await journal(user.id);
@@ -93,6 +95,7 @@ describe("M6: deleting forever", () => {
 		expect(before.nodes).toBe(1 + 2 + 1 + 240 + 12);
 		await expectJson(await trash(user, folder.id), 200);
 		expect((await purge(user, folder.id)).status).toBe(204);
+		await settlePurges(user.id);
 		expect(await rowCounts(user)).toEqual({ nodes: 2, versions: 1, user_blocks: 1 });
 		expect(await bytesUsed(user)).toBe(kept.version.size);
 		const db = await shardOfUser(user.id);
@@ -112,6 +115,7 @@ describe("M6: deleting forever", () => {
 		await expectJson(await trash(user, b.id), 200);
 		const emptied = await expectJson<{ deleted: number }>(await call("/v1/trash", { method: "DELETE", token: user.token }), 200);
 		expect(emptied.deleted).toBe(2);
+		await settlePurges(user.id);
 		expect(await rowCounts(user)).toEqual({ nodes: 2, versions: 1, user_blocks: 1 });
 		expect(await bytesUsed(user)).toBe(live.version.size);
 	});
@@ -128,6 +132,7 @@ describe("M6: deleting forever", () => {
 		const longAgo = new Date(Date.now() - (days + 1) * 86_400_000).toISOString();
 		await db.prepare("UPDATE nodes SET trashed_at = ? WHERE id = ?").bind(longAgo, old.node.id).run();
 		expect(await purgeExpiredTrash(env)).toBeGreaterThanOrEqual(1);
+		await settlePurges(user.id);
 		const trashPage = await expectJson<{ items: { id: string }[] }>(await call("/v1/trash", { token: user.token }), 200);
 		expect(trashPage.items.map((i) => i.id)).toEqual([recent.node.id]);
 		expect(await bytesUsed(user)).toBe(recent.version.size);

@@ -143,7 +143,15 @@ describe("auth: happy path", () => {
 	it("reports usage in /me: bytes_used grows by the size of every version kept", async () => {
 		const user = await api.signup();
 		const before = expectOk(await getMe(user.token), 200);
-		expect(before.usage).toEqual({ bytes_used: 0, quota_bytes: Number(env.DEFAULT_QUOTA_BYTES), reserved_bytes: 0, nodes: 1 });
+		expect(before.usage).toEqual({
+			bytes_used: 0,
+			quota_bytes: Number(env.DEFAULT_QUOTA_BYTES),
+			reserved_bytes: 0,
+			nodes: 1,
+			files_bytes: 0,
+			versions_bytes: 0,
+			trash_bytes: 0,
+		});
 		await api.upload(user, user.rootId, "a.bin", new Uint8Array(1234).fill(7));
 		await api.upload(user, user.rootId, "b.txt", "hello");
 		const after = expectOk(await getMe(user.token), 200);

@@ -26,6 +26,12 @@ export async function shardOfUser(userId: string): Promise<D1Database> {
 	return shardBinding(env, row.shard);
 }
 
+/** Runs the user's purges under way to their end, as the hub's alarm does in the background. */
+export async function settlePurges(userId: string): Promise<void> {
+	const done = await env.USER_HUB.getByName(userId).runPurges();
+	if (!done.ok) throw new Error(`purges failed: ${done.error.code}`);
+}
+
 /** A row of the change journal. */
 export interface ChangeRow {
 	seq: number;

@@ -436,6 +436,8 @@ const drivers: Record<string, Driver> = {
 		return { method: "POST", path: "/v1/auth/web/logout", headers: { Cookie: cookie } };
 	},
 	"GET /v1/me": () => ({ path: "/v1/me" }),
+	// A wrong password: the matrix checks who reaches the check, and deletes no fixture.
+	"DELETE /v1/me": () => ({ method: "DELETE", path: "/v1/me", json: { password: "not the password" } }),
 	"GET /v1/nodes/root": () => ({ path: "/v1/nodes/root" }),
 	"GET /v1/nodes/{id}": (t) => ({ path: `/v1/nodes/${need(t.node, "node")}` }),
 	"PATCH /v1/nodes/{id}": (t) => ({

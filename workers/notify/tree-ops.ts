@@ -48,7 +48,6 @@ import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInp
 import type { Journal } from "./journal";
 import type { Grant, Sharing } from "./sharing";
 import type { Usage } from "./usage";
-import { releaseVersions } from "./version-ops";
 
 /** One user's tree, as the hub changes it. */
 export interface Tree {
@@ -637,6 +636,9 @@ export async function restoreNode(tree: Tree, input: { nodeId: string; by?: stri
 	const may = await editorGrant(tree, input.by, node.id, { trashedToo: true, notTheShared: true });
 	if (!may.ok) return may;
 	if (node.trashedAt === null || node.trashRootId === null) return ok({ node: toNode(node) });
+	// Once its deletion started, an item is gone for the user, even while its chunks are still being deleted.
+	const trashRoot = node.trashRootId === node.id ? node : await findNode(db, userId, node.trashRootId);
+	if (!trashRoot || trashRoot.purgeStartedAt !== null) return notFound("node");
 	let parentId = node.parentId;
 	const parent = parentId === null ? null : await findNode(db, userId, parentId);
 	if (!parent || parent.trashedAt !== null) {
@@ -862,70 +864,6 @@ export function newNodeRow(userId: string, parentId: string, type: "file" | "fol
 		trashRootId: null,
 		conflictOf: null,
 		mountShareId: null,
+		purgeStartedAt: null,
 	};
-}
-
-/** Nodes deleted per D1 batch while purging: each batch stays small, whatever the size of the tree. */
-const PURGE_NODES_PER_BATCH = 200;
-
-/**
- * Deletes an item in the trash for good, with everything trashed together
- * with it: nodes, versions and block lists, in bounded batches, the item
- * itself last with a `deleted` journal entry. Blocks the user no longer
- * references leave user_blocks and become candidates for the collector;
- * the usage drops by the versions' bytes.
- */
-export async function purgeNode(tree: Tree, input: { nodeId: string }): Promise<Result<NodeOutcome>> {
-	const { db, userId } = tree;
-	const root = await findNode(db, userId, input.nodeId);
-	if (!root) return notFound("node");
-	if (root.trashedAt === null || root.trashRootId !== root.id)
-		return fail("INVALID_REQUEST", "only an item listed in the trash can be deleted forever; move it to the trash first", [
-			{ field: "id" },
-		]);
-	for (;;) {
-		const inside = await db.all<{ id: string }>(
-			sql`SELECT id FROM nodes WHERE trash_root_id = ${root.id} AND user_id = ${userId} AND id != ${root.id} LIMIT ${PURGE_NODES_PER_BATCH}`,
-		);
-		if (inside.length === 0) break;
-		await purgeBatch(
-			tree,
-			inside.map((r) => r.id),
-			null,
-		);
-	}
-	await purgeBatch(tree, [root.id], root);
-	return ok({ node: toNode(root) });
-}
-
-/** Purges every item in the trash, one after another; returns how many. */
-export async function emptyTrash(tree: Tree): Promise<Result<{ deleted: number }>> {
-	let deleted = 0;
-	for (;;) {
-		const roots = await tree.db.all<{ id: string }>(
-			sql`SELECT id FROM nodes WHERE user_id = ${tree.userId} AND trash_root_id = id LIMIT ${PURGE_NODES_PER_BATCH}`,
-		);
-		if (roots.length === 0) return ok({ deleted });
-		for (const { id } of roots) {
-			const purged = await purgeNode(tree, { nodeId: id });
-			if (!purged.ok) return purged;
-			deleted++;
-		}
-	}
-}
-
-/** Deletes the nodes `ids` (all trashed) with their versions; with `journalled`, the batch also journals its deletion. */
-async function purgeBatch(tree: Tree, ids: string[], journalled: NodeRow | null): Promise<void> {
-	const { db, userId } = tree;
-	const { bytes, statements } = await releaseVersions(tree, inList(sql`node_id`, ids));
-	statements.push(db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND ${inList(sql`id`, ids)}`));
-	const all = [...statements, tree.usage.change(-bytes, -ids.length)];
-	try {
-		if (journalled) await tree.journal.apply(all, "deleted", journalled);
-		else await runBatch(db.$client, all);
-	} catch (err) {
-		tree.usage.forget();
-		throw err;
-	}
-	tree.usage.landed(-bytes, -ids.length);
 }

@@ -7,7 +7,7 @@
  *
  * This class is the shell: RPC, the WebSocket upgrade and its handlers. The
  * work lives beside it: commit-queue.ts (serialization and group commit),
- * tree-ops.ts (the changes), journal.ts (numbering), usage.ts (the user's
+ * tree-ops.ts (the changes), purge-ops.ts (deleting forever), journal.ts (numbering), usage.ts (the user's
  * totals and write budget) and sync-channel.ts (long polls, tickets, sockets).
  */
 import { DurableObject } from "cloudflare:workers";
@@ -15,7 +15,7 @@ import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
 import { shardAt } from "../../src/shared/db/shards";
-import { fail, type Result } from "../../src/shared/errors";
+import { fail, ok, type Result } from "../../src/shared/errors";
 import { redactedCause, stackFrames } from "../../src/shared/log";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -33,6 +33,7 @@ import type {
 	UpdateNodeInput,
 } from "./contract";
 import { Journal } from "./journal";
+import * as purges from "./purge-ops";
 import * as shareOps from "./share-ops";
 import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
 import { Usage, WriteBudget } from "./usage";
@@ -181,14 +182,44 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return result;
 	}
 
-	/** Deletes an item in the trash for good, with what was trashed with it; ends with a `deleted` journal entry. */
+	/**
+	 * Deletes an item in the trash for good, with what was trashed with it:
+	 * marked at once (hidden from the trash, no longer restorable), then
+	 * deleted in the background by the alarm; ends with a `deleted` journal entry.
+	 */
 	async purgeNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
-		return this.#write((tree) => ops.purgeNode(tree, input));
+		return this.#purgeAfter(await this.#write((tree) => purges.startPurge(tree, input)));
 	}
 
-	/** Deletes everything in the trash for good. */
+	/** Deletes everything in the trash for good, in the background like {@link purgeNode}; answers how many items. */
 	async emptyTrash(): Promise<Result<{ deleted: number }>> {
-		return this.#write((tree) => ops.emptyTrash(tree));
+		return this.#purgeAfter(await this.#write((tree) => purges.startEmptyTrash(tree)));
+	}
+
+	/**
+	 * Runs every purge under way to its end, one chunk per turn of the queue
+	 * so that other changes keep flowing between chunks; returns how many chunks ran.
+	 */
+	async runPurges(): Promise<Result<{ chunks: number }>> {
+		let chunks = 0;
+		for (;;) {
+			const more = await this.#contained(
+				this.#queue.run(async () => ok(await purges.purgeChunk(await this.#openTree(), () => this.#forgetInDirectory()))),
+			);
+			if (!more.ok) return more;
+			if (!more.value) return ok({ chunks });
+			chunks++;
+		}
+	}
+
+	/**
+	 * Deletes the user's account: every node is marked for purge at once and
+	 * deleted in the background like a purge; once the tree is gone, the
+	 * directory forgets the user and the shard's last rows go. The api has
+	 * already ended every session.
+	 */
+	async deleteAccount(): Promise<Result<void>> {
+		return this.#purgeAfter(await this.#contained(this.#queue.run(async () => purges.startAccountPurge(await this.#openTree()))));
 	}
 
 	/** Shares a node with people, or adds people to its share; only the owner shares (the api checks). */
@@ -225,10 +256,14 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#contained(this.#queue.run(async () => shareOps.applyShareEvents(await this.#openTree(), delivery)));
 	}
 
-	/** Retries deliveries that failed (a member's hub was unreachable). */
+	/** Retries deliveries that failed (a member's hub was unreachable) and runs the purges under way. */
 	override async alarm(): Promise<void> {
-		await this.#openTree();
+		const tree = await this.#openTree();
 		await this.#deliver();
+		if (!(await purges.purgePending(tree))) return;
+		// Should this instance go away mid-purge, the alarm wakes it to go on from the marks.
+		await this.ctx.storage.setAlarm(Date.now() + PURGE_SAFETY_NET_MS);
+		await this.runPurges();
 	}
 
 	/**
@@ -315,6 +350,31 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		await this.ctx.storage.setAlarm(Date.now() + this.#retryMs);
 	}
 
+	/** The account's rows in the directory, users last (the others refer to it). */
+	async #forgetInDirectory(): Promise<void> {
+		const id = this.#userId;
+		const db = this.env.DIRECTORY;
+		await db.batch([
+			db.prepare("DELETE FROM links WHERE owner_id = ?1 OR created_by = ?1").bind(id),
+			db.prepare("DELETE FROM refresh_tokens WHERE user_id = ?").bind(id),
+			db.prepare("DELETE FROM devices WHERE user_id = ?").bind(id),
+			db.prepare("DELETE FROM users WHERE id = ?").bind(id),
+		]);
+	}
+
+	/** After a purge was marked, wakes the hub at once (by its alarm, which survives a crash) to run it. */
+	async #purgeAfter<T>(result: Result<T>): Promise<Result<T>> {
+		if (result.ok) await this.#wakeNow();
+		return result;
+	}
+
+	/** Sets the alarm to now unless it is due already. */
+	async #wakeNow(): Promise<void> {
+		const now = Date.now();
+		const due = await this.ctx.storage.getAlarm();
+		if (due === null || due > now) await this.ctx.storage.setAlarm(now);
+	}
+
 	/**
 	 * After a commit that added a version to an existing file (`created` says
 	 * which for restores), queues a thinning run of that file behind it: the
@@ -379,7 +439,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 					if (!applied.ok) throw new Error(`member hub refused the delivery: ${applied.error.code}`);
 					return applied.value.appliedId;
 				});
-				return {
+				const tree: ops.Tree = {
 					db,
 					userId: this.#userId,
 					sharing,
@@ -388,6 +448,14 @@ export class UserHub extends DurableObject<Env & HubVars> {
 					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
 					folderDepths: new Map(),
 				};
+				// A purge cut short (crash, deploy) resumes as soon as the hub is back.
+				this.ctx.waitUntil(
+					purges
+						.purgePending(tree)
+						.then((pending) => (pending ? this.#wakeNow() : undefined))
+						.catch((err: unknown) => console.error(JSON.stringify({ hub: this.#userId, purge: "resume", error: redactedCause(err) }))),
+				);
+				return tree;
 			},
 			(err: unknown) => {
 				this.#tree = null;
@@ -411,6 +479,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** When a purge started and was not seen to finish, the alarm goes on with it after this long. */
+const PURGE_SAFETY_NET_MS = 30_000;
 
 /** When a delivery started and was not seen to finish, the alarm finishes it after this long. */
 const DELIVERY_SAFETY_NET_MS = 30_000;

@@ -113,6 +113,8 @@ export const nodes = sqliteTable(
 		conflictOf: text("conflict_of"),
 		/** On a member's mount row: the share it stands for (migrations/shard/0011_sharing.sql). */
 		mountShareId: text("mount_share_id"),
+		/** On a trashed item being deleted forever: when its purge started (migrations/shard/0013_lifecycle.sql). */
+		purgeStartedAt: text("purge_started_at"),
 	},
 	(t) => [
 		uniqueIndex("nodes_root")

@@ -206,6 +206,7 @@ export async function listTrash(
 			and(
 				eq(nodes.userId, userId),
 				sql`${nodes.trashRootId} = ${nodes.id}`,
+				isNull(nodes.purgeStartedAt),
 				after === null
 					? undefined
 					: or(lt(nodes.trashedAt, after.trashedAt), and(eq(nodes.trashedAt, after.trashedAt), lt(nodes.id, after.id))),

@@ -24,6 +24,9 @@ export const SignupBody = z.object({ email: Email, password: Password, device_na
 export const LoginBody = z
 	.object({ email: Email, password: z.string().min(1).max(1024), device_name: DeviceName.optional() })
 	.openapi("LoginBody");
+export const DeleteAccountBody = z
+	.object({ password: z.string().min(1).max(1024).openapi({ description: "The account's password, asked again" }) })
+	.openapi("DeleteAccountBody");
 export const RefreshBody = z.object({ refresh_token: z.string().min(1).max(256) }).openapi("RefreshBody");
 
 export const User = z.object({ id: z.string(), email: z.string() }).openapi("User");
@@ -59,6 +62,18 @@ export const Me = z
 			quota_bytes: z.number().int(),
 			reserved_bytes: z.number().int().openapi({ description: "Declared sizes of open uploads, held against the quota (extension)" }),
 			nodes: z.number().int().openapi({ description: "Files and folders, trash included (extension)" }),
+			files_bytes: z
+				.number()
+				.int()
+				.openapi({ description: "Of bytes_used: the current version of every file not in the trash (extension)" }),
+			versions_bytes: z
+				.number()
+				.int()
+				.openapi({ description: "Of bytes_used: earlier versions of files not in the trash, their version history (extension)" }),
+			trash_bytes: z.number().int().openapi({
+				description:
+					"Of bytes_used: every version of the files in the trash, including items being deleted forever until their deletion lands (extension)",
+			}),
 		}),
 	})
 	.openapi("Me");

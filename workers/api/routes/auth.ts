@@ -1,10 +1,10 @@
 /** Accounts: signup, login, refresh, logout and me (docs/api.md, "Auth"). */
 import { createRoute } from "@hono/zod-openapi";
-import { LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../../../src/shared/schemas/auth";
+import { DeleteAccountBody, LoginBody, Me, RefreshBody, Session, SignupBody, TokenPair } from "../../../src/shared/schemas/auth";
 import { unwrap } from "../errors";
 import { requireAuth } from "../middleware/auth";
 import { bearer, errorResponses, json, jsonBody, newRouter } from "../openapi";
-import { credentials, logIn, renewSession, signUp } from "../services/accounts";
+import { credentials, deleteAccount, logIn, renewSession, signUp } from "../services/accounts";
 import { openDirectory } from "../services/directory";
 import { signOutDevice } from "../services/sessions";
 import { shardFor } from "../services/hub";
@@ -105,4 +105,23 @@ authRoutes.openapi(me, async (c) => {
 		},
 		200,
 	);
+});
+
+const deleteMe = createRoute({
+	method: "delete",
+	path: "/me",
+	tags: ["Auth"],
+	summary: "Delete my account, with the password asked again (extension)",
+	description:
+		'Answers 204 once every session of the account has ended: every device is signed out and the password stops working. Every file, version and folder is then deleted in the background, like deleting forever, and the account leaves the directory last; blocks other accounts hold are kept. A wrong password answers 403 with `reason: "wrong_password"` and counts like a failed login; while the account owns a share or is a member of one, 403 with `reason: "shares_open"` (end or leave them first).',
+	security: bearer,
+	middleware: [requireAuth] as const,
+	request: { body: jsonBody(DeleteAccountBody) },
+	responses: { 204: { description: "Deleting" }, ...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "RATE_LIMITED") },
+});
+
+authRoutes.openapi(deleteMe, async (c) => {
+	const caller = c.get("caller");
+	unwrap(await deleteAccount(c.env, caller, c.req.valid("json").password, c.req.header("CF-Connecting-IP")));
+	return c.body(null, 204);
 });

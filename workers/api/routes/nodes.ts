@@ -177,7 +177,7 @@ nodeRoutes.openapi(
 		tags,
 		summary: "Move a node to the trash (a folder takes its subtree with it), or delete an item in the trash forever",
 		description:
-			"Without `permanent`, the node moves to the trash and still counts toward storage used. With `permanent=true` (extension), an item listed in the trash is deleted for good, with everything trashed together with it: its versions can no longer be downloaded or restored, storage used drops by their bytes, and the journal records `deleted`. Answers 204 then. Extension, sharing: an editor's delete inside a share moves the node to the owner's trash; deleting forever is the owner's (403 `owner_only`); deleting your mount only takes the share out of your tree (it stays in `GET /v1/shared-with-me`).",
+			"Without `permanent`, the node moves to the trash and still counts toward storage used. With `permanent=true` (extension), an item listed in the trash is deleted for good, with everything trashed together with it. Answers 204 at once: the item leaves the trash and can no longer be restored from that moment; its deletion runs in the background, in bounded chunks, after which its versions can no longer be downloaded, storage used drops by their bytes, and the journal records `deleted`. Extension, sharing: an editor's delete inside a share moves the node to the owner's trash; deleting forever is the owner's (403 `owner_only`); deleting your mount only takes the share out of your tree (it stays in `GET /v1/shared-with-me`).",
 		request: {
 			params: IdParam,
 			query: z.object({
@@ -215,6 +215,8 @@ nodeRoutes.openapi(
 		path: "/trash",
 		tags,
 		summary: "Empty the trash: delete everything in it forever (extension)",
+		description:
+			"Every item in the trash leaves it at once and can no longer be restored; the deletion runs in the background like `DELETE /v1/nodes/{id}?permanent=true`, each item ending with a `deleted` journal entry. `deleted` counts the items.",
 		responses: {
 			200: json(z.object({ deleted: z.number().int() }).openapi("EmptiedTrash"), "How many trashed items were deleted"),
 			...errorResponses("UNAUTHENTICATED", "RATE_LIMITED"),

@@ -3,7 +3,7 @@
  * by the JSON routes of routes/auth.ts and the cookie routes of
  * routes/web-session.ts, so both answer alike), and the rows behind them.
  */
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import {
 	hashPassword,
 	importPasswordPeppers,
@@ -13,7 +13,7 @@ import {
 	type PasswordPepper,
 } from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
-import { users, type UserRow } from "../../../src/shared/db/schema";
+import { devices, users, type UserRow } from "../../../src/shared/db/schema";
 import { shardCount } from "../../../src/shared/db/shards";
 import { fail, ok, type Refusal, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
@@ -21,7 +21,7 @@ import type { Session, TokenPair } from "../../../src/shared/schemas/auth";
 import { openDirectory, type DirectoryDb } from "./directory";
 import { hubFor } from "./hub";
 import { placeUser } from "./placement";
-import { createSession, rotateRefreshToken, sessionStatements, type NewSession, type Rotation } from "./sessions";
+import { createSession, rotateRefreshToken, sessionStatements, signOutDevice, type NewSession, type Rotation } from "./sessions";
 import { attemptSucceeded, clientAddress, countAttempt, loginKeys, signupKeys } from "./throttle";
 import { accessTtl, signAccessToken } from "./tokens";
 
@@ -98,6 +98,40 @@ export async function logIn(env: Env, input: Credentials): Promise<Result<Sessio
 		await updatePasswordHash(db, user.id, await hashPassword(input.password, { pepper: peppers.current }));
 	const session = await createSession(env, db, user.id, input.deviceName, Number(env.REFRESH_TOKEN_TTL_SECONDS));
 	return ok(await sessionOf(env, user, session));
+}
+
+/**
+ * Deletes the caller's account once they give their password again
+ * (counted like a login). The hub marks the whole tree for deletion first,
+ * which it refuses while shares are open; then no password works any more
+ * and every device is signed out, so sessions end at once. The hub deletes
+ * the tree in the background and the directory row last (docs/decisions/0027).
+ */
+export async function deleteAccount(
+	env: Env,
+	caller: { userId: string; email: string },
+	password: string,
+	address: string | undefined,
+): Promise<Result<void>> {
+	const db = openDirectory(env.DIRECTORY);
+	const keys = loginKeys(caller.email, clientAddress(address));
+	const verdict = await countAttempt(db, keys, Number(env.LOGIN_SLOWDOWN_MS ?? "250"));
+	if (verdict.refuse) return rateLimited("too many wrong passwords; try again later", verdict.retryAfterSeconds);
+	if (verdict.delayMs > 0) await scheduler.wait(verdict.delayMs);
+	const [user] = await db.select().from(users).where(eq(users.id, caller.userId)).limit(1);
+	if (!user || !(await verifyPassword(password, user.passwordHash, (await passwordPeppers(env)).all)))
+		return fail("FORBIDDEN", "wrong password", [{ field: "password", reason: "wrong_password" }]);
+	await attemptSucceeded(db, keys);
+	const marked = await hubFor(env, caller.userId).deleteAccount();
+	if (!marked.ok) return marked;
+	// An empty hash matches no password: nobody signs in while the tree is being deleted.
+	await db.update(users).set({ passwordHash: "" }).where(eq(users.id, caller.userId));
+	const live = await db
+		.select({ id: devices.id })
+		.from(devices)
+		.where(and(eq(devices.userId, caller.userId), isNull(devices.revokedAt)));
+	for (const device of live) await signOutDevice(env, db, caller.userId, device.id);
+	return ok(undefined);
 }
 
 /** Rotates a refresh token (services/sessions.ts, grace included) and signs a fresh access token for its device. */

@@ -18,7 +18,7 @@ export async function purgeExpiredTrash(env: Env, now = Date.now()): Promise<num
 	for (let i = 0; i < shardCount(env); i++) {
 		try {
 			const expired = await shardAt(env, i).all<{ user_id: string; id: string }>(
-				sql`SELECT user_id, id FROM nodes WHERE trash_root_id = id AND trashed_at < ${cutoff} LIMIT ${PURGES_PER_SHARD_PER_RUN}`,
+				sql`SELECT user_id, id FROM nodes WHERE trash_root_id = id AND purge_started_at IS NULL AND trashed_at < ${cutoff} LIMIT ${PURGES_PER_SHARD_PER_RUN}`,
 			);
 			for (const item of expired) {
 				const result = await hubFor(env, item.user_id).purgeNode({ nodeId: item.id });

@@ -90,7 +90,11 @@ const USAGE_REPORT = `SELECT
 	COALESCE((SELECT version_bytes FROM user_usage WHERE user_id = ?1), 0) AS stored,
 	COALESCE((SELECT nodes FROM user_usage WHERE user_id = ?1), 0) AS nodes,
 	(SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?1 AND committed_version_id IS NULL
-		AND cancelled_at IS NULL AND expires_at > ?2) AS reserved`;
+		AND cancelled_at IS NULL AND expires_at > ?2) AS reserved,
+	(SELECT COALESCE(SUM(v.size), 0) FROM nodes n JOIN versions v ON v.node_id = n.id
+		WHERE n.user_id = ?1 AND n.trashed_at IS NULL AND v.id != n.head_version_id) AS history,
+	(SELECT COALESCE(SUM(v.size), 0) FROM nodes n JOIN versions v ON v.node_id = n.id
+		WHERE n.user_id = ?1 AND n.trashed_at IS NOT NULL) AS trash`;
 
 /** What the user stores, as their hub keeps it: bytes of every retained version (trash included) and nodes. */
 export async function storedUsage(db: ShardDb, userId: string): Promise<{ versionBytes: number; nodes: number }> {
@@ -113,6 +117,18 @@ export async function usageReport(db: ShardDb, userId: string, quotaBytes: numbe
 	const row = await db.$client
 		.prepare(USAGE_REPORT)
 		.bind(userId, new Date().toISOString())
-		.first<{ stored: number; nodes: number; reserved: number }>();
-	return { bytes_used: row?.stored ?? 0, quota_bytes: quotaBytes, reserved_bytes: row?.reserved ?? 0, nodes: row?.nodes ?? 0 };
+		.first<{ stored: number; nodes: number; reserved: number; history: number; trash: number }>();
+	const stored = row?.stored ?? 0;
+	const history = row?.history ?? 0;
+	const trash = row?.trash ?? 0;
+	return {
+		bytes_used: stored,
+		quota_bytes: quotaBytes,
+		reserved_bytes: row?.reserved ?? 0,
+		nodes: row?.nodes ?? 0,
+		// The current versions of live files are what the other two leave, so the three always add up to bytes_used.
+		files_bytes: stored - history - trash,
+		versions_bytes: history,
+		trash_bytes: trash,
+	};
 }

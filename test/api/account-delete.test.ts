@@ -1,0 +1,95 @@
+/**
+ * Deleting an account (issue 15, docs/decisions/0027): the password asked
+ * again, every session ended at once, the tree purged in the background,
+ * no row left in the shard or the directory, and no block that only that
+ * account held, while blocks another account holds survive byte-exact.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { blockObjectKey } from "../../src/shared/blocks";
+import { shardBinding, shardCount } from "../../src/shared/db/shards";
+import { PASSWORD } from "../support/harness";
+import { share } from "./sharing";
+import { collectBlocks } from "../../workers/api/services/gc";
+import { bytesEqual, call, expectError, mkdir, randomBytes, settlePurges, shardOfUser, signup, upload, type TestUser } from "./helpers";
+
+function deleteAccount(user: TestUser, password: string): Promise<Response> {
+	return call("/v1/me", { method: "DELETE", token: user.token, body: JSON.stringify({ password }) });
+}
+
+/** Every row of every shard table, and of the directory, that names the user. */
+async function rowsOf(userId: string): Promise<string[]> {
+	const found: string[] = [];
+	const databases = [env.DIRECTORY, ...Array.from({ length: shardCount(env) }, (_, i) => shardBinding(env, i))];
+	for (const db of databases) {
+		const tables = await db
+			.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+			.all<{ name: string }>();
+		for (const { name } of tables.results) {
+			const columns = (await db.prepare(`PRAGMA table_info(${name})`).all<{ name: string }>()).results.map((c) => c.name);
+			const named = columns.filter(
+				(c) => ["user_id", "owner_id", "member_id", "created_by"].includes(c) || (name === "users" && c === "id"),
+			);
+			for (const column of named) {
+				const row = await db.prepare(`SELECT COUNT(*) AS n FROM ${name} WHERE ${column} = ?`).bind(userId).first<{ n: number }>();
+				if ((row?.n ?? 0) > 0) found.push(`${name}.${column}`);
+			}
+		}
+	}
+	return found;
+}
+
+describe("deleting an account", () => {
+	it("ends every session at once, purges the tree, leaves no row, and keeps only the blocks others hold", async () => {
+		const user = await signup();
+		const other = await signup();
+		const shared = randomBytes(5000, 71);
+		const own = randomBytes(5000, 72);
+		const box = await mkdir(user, user.rootId, "box");
+		await upload(user, box.id, "shared.bin", shared);
+		await upload(user, user.rootId, "own.bin", own);
+		const kept = await upload(other, other.rootId, "same.bin", shared);
+		const db = await shardOfUser(user.id);
+		const ownBlocks = (
+			await db
+				.prepare(
+					"SELECT vb.hash FROM version_blocks vb JOIN versions v ON v.id = vb.version_id JOIN nodes n ON n.id = v.node_id WHERE n.name = 'own.bin' AND n.user_id = ?",
+				)
+				.bind(user.id)
+				.all<{ hash: string }>()
+		).results.map((r) => r.hash);
+		expect(ownBlocks.length).toBeGreaterThan(0);
+		for (const hash of ownBlocks) expect(await env.BLOBS.head(blockObjectKey(hash))).not.toBeNull();
+		expect(await rowsOf(user.id)).toEqual(expect.arrayContaining(["users.id", "devices.user_id", "nodes.user_id", "versions.user_id"]));
+
+		await expectError(await deleteAccount(user, "not the password"), 403, "FORBIDDEN");
+		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
+		expect((await deleteAccount(user, PASSWORD)).status).toBe(204);
+		await expectError(await call("/v1/me", { token: user.token }), 401, "UNAUTHENTICATED");
+		await expectError(
+			await call("/v1/auth/login", { method: "POST", body: JSON.stringify({ email: user.email, password: PASSWORD }) }),
+			401,
+			"UNAUTHENTICATED",
+		);
+		await expectError(await deleteAccount(user, PASSWORD), 401, "UNAUTHENTICATED");
+
+		await settlePurges(user.id);
+		expect(await rowsOf(user.id)).toEqual([]);
+		const report = await collectBlocks(env, env.BLOBS, { now: Date.now() + 2 * 3_600_000, graceMs: 0 });
+		expect(report.failures).toEqual([]);
+		for (const hash of ownBlocks) expect(await env.BLOBS.head(blockObjectKey(hash))).toBeNull();
+		const download = await call(`/v1/files/${kept.node.id}/content`, { token: other.token });
+		expect(download.status).toBe(200);
+		expect(bytesEqual(new Uint8Array(await download.arrayBuffer()), shared)).toBe(true);
+	});
+
+	it("refuses while the account has a share open, and changes nothing", async () => {
+		const user = await signup();
+		const member = await signup();
+		const box = await mkdir(user, user.rootId, "box");
+		await share(user, box.id, [{ user: member, role: "viewer" }]);
+		await expectError(await deleteAccount(user, PASSWORD), 403, "FORBIDDEN");
+		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
+		expect((await call(`/v1/nodes/${box.id}`, { token: user.token })).status).toBe(200);
+	});
+});
