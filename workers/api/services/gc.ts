@@ -204,7 +204,10 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 	try {
 		// The home shard's tombstones and its claim on the candidates land together.
 		await runBatch(home.$client, [doom(home, runId, doomed, doomedAt), ...dropCandidates(home, doomed)]);
-		for (const db of shards) if (db !== home) await runBatch(db.$client, [doom(db, runId, doomed, doomedAt)]);
+		await inEveryShard(
+			shards.filter((db) => db !== home),
+			(db) => runBatch(db.$client, [doom(db, runId, doomed, doomedAt)]),
+		);
 
 		const second = await references(shards, doomed, ctx.now);
 		const unreferenced = doomed.filter((h) => !second.has(h));
@@ -222,7 +225,7 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 		}
 		deleting = true;
 		if (doomedStill.length > 0) await ctx.bucket.delete(doomedStill.map(blockObjectKey));
-		for (const db of shards) await batch(db, recordDeleted(db, runId, doomedStill));
+		await inEveryShard(shards, (db) => batch(db, recordDeleted(db, runId, doomedStill)));
 		return { deleted: doomedStill, referenced: [...referenced, ...referencedNow], deferred: [...listed, ...spared] };
 	} catch (err) {
 		// Before any delete, this sweep's tombstones can simply go (best effort:
@@ -241,7 +244,7 @@ export type Reference = "referenced" | "listed";
 export async function references(shards: ShardDb[], hashes: readonly string[], now: number): Promise<Map<string, Reference>> {
 	const found = new Map<string, Reference>();
 	const nowIso = new Date(now).toISOString();
-	for (const db of shards) {
+	await inEveryShard(shards, async (db) => {
 		const rows = await db.all<{ hash: string; held: number; listed: number }>(sql`
 			SELECT j.value AS hash,
 				EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
@@ -253,7 +256,7 @@ export async function references(shards: ShardDb[], hashes: readonly string[], n
 			if (r.held) found.set(r.hash, "referenced");
 			else if (r.listed && !found.has(r.hash)) found.set(r.hash, "listed");
 		}
-	}
+	});
 	return found;
 }
 
@@ -328,6 +331,17 @@ async function release(ctx: SweepContext, runId: string, keep: readonly string[]
 		);
 		await runBatch(db.$client, db === ctx.home ? [...enqueueAgain(db, keep, ctx.now), undo] : [undo]);
 	}
+}
+
+/**
+ * Runs `work` in every shard at once; resolves once every shard has finished,
+ * rejects with the first failure only then, so nothing is still in flight
+ * when a caller cleans up.
+ */
+async function inEveryShard(shards: readonly ShardDb[], work: (db: ShardDb) => Promise<unknown>): Promise<void> {
+	const outcomes = await Promise.allSettled(shards.map(work));
+	const failed = outcomes.find((o) => o.status === "rejected");
+	if (failed) throw failed.reason;
 }
 
 /** One D1 batch; none for no statements (D1 refuses an empty batch). */
