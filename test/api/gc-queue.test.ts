@@ -12,7 +12,15 @@ import { blockObjectKey } from "../../src/shared/blocks";
 import { shardCount } from "../../src/shared/db/shards";
 import worker from "../../workers/api/index";
 import { allShards, enqueueCandidates, LIST_FROM, sweep, uploadedTimes } from "../../workers/api/services/gc";
-import { BLOCK_PREFIXES, inlineSink, runUnit, scheduleCollection, startRuns, type GcUnit } from "../../workers/api/services/gc-queue";
+import {
+	BLOCK_PREFIXES,
+	inlineSink,
+	runUnit,
+	scheduleCollection,
+	startRuns,
+	SWEEP_UNIT_CANDIDATES,
+	type GcUnit,
+} from "../../workers/api/services/gc-queue";
 import { runBatch } from "../../src/shared/db/batch";
 import { randomBytes, shardOfUser, signup, upload } from "./helpers";
 
@@ -111,6 +119,30 @@ describe("collector units on the queue", () => {
 		const row = await progressOf("sweep", "shard/0");
 		expect(row?.examined).toBeGreaterThanOrEqual(4);
 		expect(row?.deleted).toBeGreaterThanOrEqual(3);
+		expect(row?.finished_at).not.toBeNull();
+	});
+
+	it("a sweep unit that took as many candidates as it may sends its successor, which finishes the run", async () => {
+		const shards = allShards(env);
+		const shard = Math.min(2, shards.length - 1);
+		const home = shards[shard];
+		if (!home) throw new Error("no shard");
+		const queuedAt = Date.now();
+		const hashes = Array.from({ length: SWEEP_UNIT_CANDIDATES + 1 }, () => randomHash());
+		await runBatch(home.$client, enqueueCandidates(home, hashes, queuedAt));
+		const now = queuedAt + 2 * HOUR;
+		const unit: GcUnit = { kind: "sweep", shard, started: new Date(now).toISOString(), now };
+		await startRuns(env, [unit]);
+
+		const sent: GcUnit[] = [];
+		const capture = async (units: GcUnit[]) => void sent.push(...units);
+		await runUnit(env, env.BLOBS, unit, capture);
+		expect(sent).toEqual([unit]);
+		expect((await progressOf("sweep", `shard/${shard}`))?.finished_at).toBeNull();
+		await runUnit(env, env.BLOBS, unit, capture);
+		expect(sent).toHaveLength(1);
+		const row = await progressOf("sweep", `shard/${shard}`);
+		expect(row?.examined).toBeGreaterThanOrEqual(hashes.length);
 		expect(row?.finished_at).not.toBeNull();
 	});
 
