@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { ActivityItem, ActivityPage } from "../../src/shared/schemas/activity";
 import type { ConflictPage } from "../../src/shared/schemas/sync";
 import { runHousekeeping } from "../../workers/api/scheduled";
+import { dropUnits } from "../../workers/api/services/gc-queue";
 import { expectOk, type TestUser } from "../support/harness";
 import { api, call, expectError, expectJson, shardOfUser } from "./helpers";
 import { journalUntil, mountIn, share, usersOnDifferentShards } from "./sharing";
@@ -169,7 +170,7 @@ describe("retention", () => {
 			.prepare("UPDATE activity SET at = ?1 WHERE user_id = ?2 AND id = ?3")
 			.bind(new Date(now - 179 * DAY).toISOString(), owner.id, newer.id)
 			.run();
-		await runHousekeeping(env, now);
+		await runHousekeeping(env, now, dropUnits);
 		const left = (await allActivity(owner)).map((i) => i.id);
 		expect(left).not.toContain(older.id);
 		expect(left).toContain(newer.id);

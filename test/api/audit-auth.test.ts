@@ -15,6 +15,7 @@ import { onError } from "../../workers/api/errors";
 import { BLOCK_LIST_BODY_LIMIT } from "../../workers/api/middleware/body-limit";
 import { requestId } from "../../workers/api/middleware/request-id";
 import { runHousekeeping } from "../../workers/api/scheduled";
+import { dropUnits } from "../../workers/api/services/gc-queue";
 import { MAX_DEVICES_PER_USER, REFRESH_GRACE_MS } from "../../workers/api/services/sessions";
 import { clientAddress } from "../../workers/api/services/throttle";
 import { hashRefreshToken } from "../../workers/api/services/tokens";
@@ -290,7 +291,7 @@ describe("L11: directory growth", () => {
 			.bind(`ip:old-${now}`, now - 2 * 3600_000, now - 2 * 3600_000, `ip:new-${now}`, now, now)
 			.run();
 
-		await runHousekeeping(env, now);
+		await runHousekeeping(env, now, dropUnits);
 
 		expect(await count("SELECT COUNT(*) AS n FROM devices WHERE id IN (?, ?)", gone.deviceId, idle.deviceId)).toBe(0);
 		expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE device_id IN (?, ?)", gone.deviceId, idle.deviceId)).toBe(0);

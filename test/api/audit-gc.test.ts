@@ -12,8 +12,9 @@ import { describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { chunkBoundaries } from "../../src/shared/chunking";
 import { openShard, shardBinding, shardCount } from "../../src/shared/db/shards";
-import { runHousekeeping } from "../../workers/api/scheduled";
+import { runHousekeeping as housekeeping } from "../../workers/api/scheduled";
 import { collectBlocks, GC_CANDIDATES_PER_SHARD, readGcClock } from "../../workers/api/services/gc";
+import { inlineSink } from "../../workers/api/services/gc-queue";
 import { ingestAndCommit } from "../../workers/api/services/ingest";
 import { cleanupUploads } from "../../workers/api/services/uploads";
 import { Journal } from "../../workers/notify/journal";
@@ -125,6 +126,11 @@ async function exists(hash: string): Promise<boolean> {
 /** The env the workers see, with another R2 binding or broken shards. */
 function withBindings(overrides: Record<string, unknown>): Env {
 	return { ...env, ...overrides } as Env;
+}
+
+/** A cron run whose collector units run at once, against `runEnv`'s bindings. */
+function runHousekeeping(runEnv: Env, now: number): Promise<void> {
+	return housekeeping(runEnv, now, inlineSink(runEnv, runEnv.BLOBS));
 }
 
 type Op = "head" | "delete";

@@ -9,6 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decodeJournalCursor } from "../../src/shared/journal";
 import { runHousekeeping } from "../../workers/api/scheduled";
+import { dropUnits } from "../../workers/api/services/gc-queue";
 import { expectError, runAuthSuite } from "../support/envelope";
 import { clockPast, isFrame, type ChangeEntry, type ErrorBody, type SyncSocket, type TestUser } from "../support/harness";
 import { api } from "./helpers";
@@ -142,7 +143,7 @@ describe("journal retention", () => {
 		await folder(user, user.rootId, "old-2");
 		const early = (await api.page(user, null, 1)).cursor;
 
-		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY);
+		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY, dropUnits);
 
 		await expectError(await api.changes(user, early), 410, "CURSOR_RESET");
 		await expectError(await api.changes(user, null), 410, "CURSOR_RESET");
@@ -155,7 +156,7 @@ describe("journal retention", () => {
 		const user = await api.signup();
 		await folder(user, user.rootId, "old");
 		const head = await api.latest(user);
-		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY);
+		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY, dropUnits);
 		// The cursor has missed nothing: it must keep working.
 		expect((await api.changes(user, head)).status).toBe(200);
 		const after = await folder(user, user.rootId, "new");
@@ -170,7 +171,7 @@ describe("journal retention", () => {
 		await folder(user, user.rootId, "old-2");
 		const beforePrune = await api.latest(user);
 
-		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY);
+		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY, dropUnits);
 
 		// The client's recipe: take the latest cursor, list the tree, follow from there.
 		const fresh = await api.latest(user);
@@ -189,7 +190,7 @@ describe("journal retention", () => {
 		await folder(user, user.rootId, "old-1");
 		await folder(user, user.rootId, "old-2");
 		const head = await api.latest(user);
-		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY);
+		await runHousekeeping(env, Date.now() + MONTH_AND_A_DAY, dropUnits);
 
 		// What an eviction or a deploy does to the hub.
 		await abortAllDurableObjects();

@@ -3,6 +3,7 @@ import { useWasmScanner } from "../../src/shared/chunking";
 import gearScan from "../../src/shared/gear-scan.wasm";
 import { buildApp } from "./app";
 import { runHousekeeping } from "./scheduled";
+import { consumeGcBatch, type GcUnit } from "./services/gc-queue";
 
 // The chunker's gear loop as WebAssembly: in workerd the JavaScript loop is
 // fast only if V8's optimizing compile of it lands, which sometimes never
@@ -17,4 +18,7 @@ export default {
 	async scheduled(_controller, env, ctx) {
 		ctx.waitUntil(runHousekeeping(env));
 	},
-} satisfies ExportedHandler<Env>;
+	async queue(batch, env) {
+		await consumeGcBatch(batch, env);
+	},
+} satisfies ExportedHandler<Env, GcUnit>;

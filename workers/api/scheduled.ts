@@ -3,7 +3,7 @@ import { ACTIVITY_RETENTION_DAYS } from "../../src/shared/activity";
 import { shardAt, shardCount } from "../../src/shared/db/shards";
 import { pruneActivity } from "./services/activity";
 import { openDirectory } from "./services/directory";
-import { collectBlocks } from "./services/gc";
+import { queueSink, scheduleCollection, type UnitSink } from "./services/gc-queue";
 import { pruneJournal } from "./services/journal";
 import { purgeExpiredTrash } from "./services/trash";
 import { pruneSessions } from "./services/sessions";
@@ -16,9 +16,11 @@ import { thinVersionHistories } from "./services/version-retention";
 /**
  * Runs every housekeeping task over every shard. Each task, and each shard
  * of the journal's, runs on its own: a failure is logged and the rest still
- * runs; the run then rejects with every failure, so the cron shows it.
+ * runs; the run then rejects with every failure, so the cron shows it. The
+ * block collector's work only gets scheduled: its units go to `units` (the
+ * queue; tests run them at once).
  */
-export async function runHousekeeping(env: Env, now = Date.now()): Promise<void> {
+export async function runHousekeeping(env: Env, now = Date.now(), units: UnitSink = queueSink(env)): Promise<void> {
 	const failures: unknown[] = [];
 	const attempt = async (task: string, work: () => Promise<unknown>): Promise<void> => {
 		try {
@@ -38,10 +40,7 @@ export async function runHousekeeping(env: Env, now = Date.now()): Promise<void>
 	await attempt("thinVersionHistories", () => thinVersionHistories(env, now));
 	await attempt("cleanupUploads", () => cleanupUploads(env, env.BLOBS, now));
 	await attempt("verifyPendingHashes", () => verifyPendingHashes(env, keyRing(env), now));
-	await attempt("collectBlocks", async () => {
-		const report = await collectBlocks(env, env.BLOBS, { now });
-		if (report.failures.length > 0) throw new AggregateError(report.failures, "block collection failed in part");
-	});
+	await attempt("scheduleCollection", () => scheduleCollection(env, units, now));
 	await attempt("pruneDirectory", () => pruneDirectory(env, now));
 	if (failures.length > 0) throw new AggregateError(failures, `housekeeping: ${failures.length} task(s) failed`);
 }

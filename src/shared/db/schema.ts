@@ -91,6 +91,24 @@ export const links = sqliteTable(
 	(t) => [index("links_by_node").on(t.ownerId, t.nodeId)],
 );
 
+/** Progress of the collector's runs, per task and scope (migrations/directory/0004_lifecycle_runs.sql). */
+export const lifecycleRuns = sqliteTable(
+	"lifecycle_runs",
+	{
+		task: text("task").notNull(),
+		prefix: text("prefix").notNull(),
+		cursor: text("cursor"),
+		startedAt: text("started_at").notNull(),
+		examined: integer("examined").notNull().default(0),
+		deleted: integer("deleted").notNull().default(0),
+		queued: integer("queued").notNull().default(0),
+		tiered: integer("tiered").notNull().default(0),
+		finishedAt: text("finished_at"),
+		updatedAt: text("updated_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.task, t.prefix] })],
+);
+
 // ---- shard databases ----------------------------------------------------
 
 export const nodes = sqliteTable(

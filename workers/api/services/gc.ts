@@ -28,7 +28,7 @@ import { shardAt, shardCount, type ShardDb } from "../../../src/shared/db/shards
 export const GC_CANDIDATES_PER_SHARD = 100;
 
 /** Hashes per sweep: one JSON value per statement, one R2 delete call (at most 1,000 keys). */
-export const GC_CHUNK = 100;
+export const GC_CHUNK = 1_000;
 
 /** Objects written more recently than this are spared: an upload in flight may need them (docs/decisions/0007). */
 export const GC_GRACE_MS = 3_600_000;
@@ -48,6 +48,12 @@ export const TOMBSTONE_RETENTION_MS = 48 * 3_600_000;
 
 /** R2 heads in flight at once during a sweep. */
 const HEAD_CONCURRENCY = 8;
+
+/** Hashes of one prefix from which a sweep lists the prefix instead of heading each object. */
+export const LIST_FROM = 20;
+
+/** Pages such a listing reads at most: past them, the rest is headed (a prefix can hold far more objects than a sweep needs). */
+const LIST_PAGES = 5;
 
 /** What one run did, for logs and tests. */
 export interface CollectReport {
@@ -126,18 +132,37 @@ export async function collectBlocks(env: Env, bucket: R2Bucket, options: Collect
 	}
 	for (const home of shards) {
 		try {
-			const due = await dueCandidates(home, perShard, now - graceMs);
-			for (const chunk of slices(due, GC_CHUNK)) {
-				const swept = await sweep({ shards, home, bucket, now, graceMs }, chunk);
-				report.deleted += swept.deleted.length;
-				report.referenced += swept.referenced.length;
-				report.deferred += swept.deferred.length;
-			}
+			const swept = await sweepShard({ shards, home, bucket, now, graceMs }, perShard);
+			report.deleted += swept.deleted;
+			report.referenced += swept.referenced;
+			report.deferred += swept.deferred;
 		} catch (err) {
 			report.failures.push(err);
 		}
 	}
 	return report;
+}
+
+/** What one shard's sweep did; `more` when it took as many candidates as it was allowed (others may be due). */
+export interface ShardSweep {
+	examined: number;
+	deleted: number;
+	referenced: number;
+	deferred: number;
+	more: boolean;
+}
+
+/** Sweeps up to `limit` due candidates of `ctx.home`, in chunks of {@link GC_CHUNK}. */
+export async function sweepShard(ctx: SweepContext, limit: number): Promise<ShardSweep> {
+	const due = await dueCandidates(ctx.home, limit, ctx.now - ctx.graceMs);
+	const out: ShardSweep = { examined: due.length, deleted: 0, referenced: 0, deferred: 0, more: due.length >= limit };
+	for (const chunk of slices(due, GC_CHUNK)) {
+		const swept = await sweep(ctx, chunk);
+		out.deleted += swept.deleted.length;
+		out.referenced += swept.referenced.length;
+		out.deferred += swept.deferred.length;
+	}
+	return out;
 }
 
 /** Up to `limit` candidates of a shard queued at or before `before`, oldest first. */
@@ -179,7 +204,10 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 	try {
 		// The home shard's tombstones and its claim on the candidates land together.
 		await runBatch(home.$client, [doom(home, runId, doomed, doomedAt), ...dropCandidates(home, doomed)]);
-		for (const db of shards) if (db !== home) await runBatch(db.$client, [doom(db, runId, doomed, doomedAt)]);
+		await inEveryShard(
+			shards.filter((db) => db !== home),
+			(db) => runBatch(db.$client, [doom(db, runId, doomed, doomedAt)]),
+		);
 
 		const second = await references(shards, doomed, ctx.now);
 		const unreferenced = doomed.filter((h) => !second.has(h));
@@ -197,7 +225,7 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 		}
 		deleting = true;
 		if (doomedStill.length > 0) await ctx.bucket.delete(doomedStill.map(blockObjectKey));
-		for (const db of shards) await batch(db, recordDeleted(db, runId, doomedStill));
+		await inEveryShard(shards, (db) => batch(db, recordDeleted(db, runId, doomedStill)));
 		return { deleted: doomedStill, referenced: [...referenced, ...referencedNow], deferred: [...listed, ...spared] };
 	} catch (err) {
 		// Before any delete, this sweep's tombstones can simply go (best effort:
@@ -207,16 +235,16 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 	}
 }
 
-type Reference = "referenced" | "listed";
+export type Reference = "referenced" | "listed";
 
 /**
  * Which of `hashes` something still needs, in any shard: a user's reference
  * (user_blocks, or a version's block list), or an open upload's block list.
  */
-async function references(shards: ShardDb[], hashes: readonly string[], now: number): Promise<Map<string, Reference>> {
+export async function references(shards: ShardDb[], hashes: readonly string[], now: number): Promise<Map<string, Reference>> {
 	const found = new Map<string, Reference>();
 	const nowIso = new Date(now).toISOString();
-	for (const db of shards) {
+	await inEveryShard(shards, async (db) => {
 		const rows = await db.all<{ hash: string; held: number; listed: number }>(sql`
 			SELECT j.value AS hash,
 				EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
@@ -228,21 +256,65 @@ async function references(shards: ShardDb[], hashes: readonly string[], now: num
 			if (r.held) found.set(r.hash, "referenced");
 			else if (r.listed && !found.has(r.hash)) found.set(r.hash, "listed");
 		}
-	}
+	});
 	return found;
 }
 
 /** The hashes whose object was written after `doomedAt` or within the grace period: an upload is using them. */
 async function recentlyWritten(ctx: SweepContext, hashes: readonly string[], doomedAt: number): Promise<string[]> {
-	const fresh: string[] = [];
-	for (const group of slices(hashes, HEAD_CONCURRENCY)) {
-		const heads = await Promise.all(group.map((h) => ctx.bucket.head(blockObjectKey(h))));
+	const uploaded = await uploadedTimes(ctx.bucket, hashes);
+	return hashes.filter((h) => {
+		const at = uploaded.get(h);
+		return at !== undefined && (at > doomedAt || ctx.now - at < ctx.graceMs);
+	});
+}
+
+/**
+ * When each of `hashes`' objects was last written (absent: no object). A
+ * prefix with many of them is listed, far faster than a head per object;
+ * the others are headed.
+ */
+export async function uploadedTimes(bucket: R2Bucket, hashes: readonly string[]): Promise<Map<string, number>> {
+	const found = new Map<string, number>();
+	const byPrefix = new Map<string, string[]>();
+	for (const h of hashes) byPrefix.set(h.slice(0, 2), [...(byPrefix.get(h.slice(0, 2)) ?? []), h]);
+	const toHead: string[] = [];
+	for (const group of byPrefix.values()) {
+		if (group.length < LIST_FROM) toHead.push(...group);
+		else toHead.push(...(await listUploaded(bucket, group, found)));
+	}
+	for (const group of slices(toHead, HEAD_CONCURRENCY)) {
+		const heads = await Promise.all(group.map((h) => bucket.head(blockObjectKey(h))));
 		heads.forEach((head, i) => {
-			const uploaded = head?.uploaded.getTime();
-			if (uploaded !== undefined && (uploaded > doomedAt || ctx.now - uploaded < ctx.graceMs)) fresh.push(group[i] as string);
+			if (head) found.set(group[i] as string, head.uploaded.getTime());
 		});
 	}
-	return fresh;
+	return found;
+}
+
+/**
+ * Lists one prefix from the first of `group` (all of one prefix) to the last,
+ * recording what it sees in `found`, for at most {@link LIST_PAGES} pages.
+ * @returns the hashes the listing did not reach: they are headed instead.
+ */
+async function listUploaded(bucket: R2Bucket, group: readonly string[], found: Map<string, number>): Promise<string[]> {
+	const keys = group.map(blockObjectKey).sort();
+	const wanted = new Set(keys);
+	const first = keys[0] as string;
+	const last = keys[keys.length - 1] as string;
+	const prefix = first.slice(0, first.lastIndexOf("/") + 1);
+	// A key one character shorter sorts just before `first`: the listing starts at it.
+	let options: R2ListOptions = { prefix, startAfter: first.slice(0, -1), limit: 1_000 };
+	let reached = "";
+	for (let page = 0; page < LIST_PAGES; page++) {
+		const listed = await bucket.list(options);
+		for (const o of listed.objects) if (wanted.has(o.key)) found.set(o.key.slice(prefix.length), o.uploaded.getTime());
+		reached = listed.objects.at(-1)?.key ?? reached;
+		if (!listed.truncated) return [];
+		if (reached >= last) return [];
+		options = { prefix, cursor: listed.cursor, limit: 1_000 };
+	}
+	return keys.filter((k) => k > reached).map((k) => k.slice(prefix.length));
 }
 
 /**
@@ -259,6 +331,17 @@ async function release(ctx: SweepContext, runId: string, keep: readonly string[]
 		);
 		await runBatch(db.$client, db === ctx.home ? [...enqueueAgain(db, keep, ctx.now), undo] : [undo]);
 	}
+}
+
+/**
+ * Runs `work` in every shard at once; resolves once every shard has finished,
+ * rejects with the first failure only then, so nothing is still in flight
+ * when a caller cleans up.
+ */
+async function inEveryShard(shards: readonly ShardDb[], work: (db: ShardDb) => Promise<unknown>): Promise<void> {
+	const outcomes = await Promise.allSettled(shards.map(work));
+	const failed = outcomes.find((o) => o.status === "rejected");
+	if (failed) throw failed.reason;
 }
 
 /** One D1 batch; none for no statements (D1 refuses an empty batch). */
