@@ -33,17 +33,18 @@ export type RateLimitBinding =
 	| "RATE_LIMIT_SYNC";
 
 /**
- * Generous on purpose: they stop floods, not clients. The hub's write budget
+ * Generous on purpose: they stop floods, not clients, and no test or
+ * benchmark of a local stack comes near them. The hub's write budget
  * (workers/notify/usage.ts) is the exact per-user limit on changes.
  */
 export const RATE_LIMIT_POLICIES: Record<RateLimitClass, RateLimitPolicy> = {
 	auth: { binding: "RATE_LIMIT_AUTH", limit: 300, period: 60, partition: "address" },
-	public: { binding: "RATE_LIMIT_PUBLIC", limit: 1000, period: 10, partition: "address" },
-	read: { binding: "RATE_LIMIT_READ", limit: 5000, period: 10, partition: "user" },
-	download: { binding: "RATE_LIMIT_DOWNLOAD", limit: 2000, period: 10, partition: "user" },
-	upload: { binding: "RATE_LIMIT_UPLOAD", limit: 5000, period: 10, partition: "user" },
-	write: { binding: "RATE_LIMIT_WRITE", limit: 5000, period: 10, partition: "user" },
-	sync: { binding: "RATE_LIMIT_SYNC", limit: 1000, period: 10, partition: "user" },
+	public: { binding: "RATE_LIMIT_PUBLIC", limit: 2000, period: 10, partition: "address" },
+	read: { binding: "RATE_LIMIT_READ", limit: 20000, period: 10, partition: "user" },
+	download: { binding: "RATE_LIMIT_DOWNLOAD", limit: 5000, period: 10, partition: "user" },
+	upload: { binding: "RATE_LIMIT_UPLOAD", limit: 10000, period: 10, partition: "user" },
+	write: { binding: "RATE_LIMIT_WRITE", limit: 10000, period: 10, partition: "user" },
+	sync: { binding: "RATE_LIMIT_SYNC", limit: 10000, period: 10, partition: "user" },
 };
 
 /**

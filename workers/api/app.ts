@@ -4,6 +4,7 @@ import { cors } from "hono/cors";
 import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { jsonBodyLimit } from "./middleware/body-limit";
+import { RATE_LIMIT_HEADERS, rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
 import { activityRoutes } from "./routes/activity";
 import { authRoutes } from "./routes/auth";
@@ -49,6 +50,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"Request-Id",
 			"Repr-Digest",
 			"Retry-After",
+			...RATE_LIMIT_HEADERS,
 			...TUS_RESPONSE_HEADERS,
 		],
 		maxAge: 86400,
@@ -56,6 +58,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	// The cookie routes answer only their own origin: no CORS at all, so no
 	// later change to the policy (credentials, say) can expose a session.
 	app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/auth/web/") ? next() : corsForClients(c, next)));
+	// After CORS, so that a refusal is readable cross-origin; before any body is read.
+	app.use("/v1/*", rateLimit);
 	app.use("/v1/*", jsonBodyLimit);
 	app.use("/v1/l/*", tokenInPathHeaders);
 	app.use("/v1/dl/*", tokenInPathHeaders);
