@@ -96,7 +96,11 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 	info: {
 		title: "Drive API",
 		version: "1.0.0",
-		description: "Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`.",
+		description:
+			"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`. " +
+			"Every route but CORS preflights and this document is rate limited per route class, per user or per client address: past a limit, " +
+			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
+			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };
