@@ -83,6 +83,8 @@ export default defineConfig(async () => {
 									TEST_DIRECTORY_MIGRATIONS: directoryMigrations,
 									TEST_SHARD_MIGRATIONS: shardMigrations,
 								},
+								// A low limit that test/api/rate-limits.test.ts puts in place of a class's binding.
+								ratelimits: { RATE_LIMIT_TEST: { namespace_id: "9999", simple: { limit: 3, period: 10 } } },
 								workers: [
 									{
 										name: "drive-notify",

@@ -4,6 +4,7 @@ import { cors } from "hono/cors";
 import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { jsonBodyLimit } from "./middleware/body-limit";
+import { RATE_LIMIT_HEADERS, rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
 import { activityRoutes } from "./routes/activity";
 import { authRoutes } from "./routes/auth";
@@ -49,6 +50,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"Request-Id",
 			"Repr-Digest",
 			"Retry-After",
+			...RATE_LIMIT_HEADERS,
 			...TUS_RESPONSE_HEADERS,
 		],
 		maxAge: 86400,
@@ -56,6 +58,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	// The cookie routes answer only their own origin: no CORS at all, so no
 	// later change to the policy (credentials, say) can expose a session.
 	app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/auth/web/") ? next() : corsForClients(c, next)));
+	// After CORS, so that a refusal is readable cross-origin; before any body is read.
+	app.use("/v1/*", rateLimit);
 	app.use("/v1/*", jsonBodyLimit);
 	app.use("/v1/l/*", tokenInPathHeaders);
 	app.use("/v1/dl/*", tokenInPathHeaders);
@@ -92,7 +96,11 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 	info: {
 		title: "Drive API",
 		version: "1.0.0",
-		description: "Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`.",
+		description:
+			"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`. " +
+			"Every route but CORS preflights and this document is rate limited per route class, per user or per client address: past a limit, " +
+			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
+			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };
