@@ -3,11 +3,11 @@
 -- The cron writes a row when it schedules a run; each unit adds what it did and moves the cursor.
 
 CREATE TABLE lifecycle_runs (
-	-- 'sweep' or 'orphans'.
+	-- 'sweep', or 'scan' (orphans and storage tiers).
 	task TEXT NOT NULL,
 	-- 'shard/<i>' for a sweep, 'blocks/<hh>/' for a listing.
 	prefix TEXT NOT NULL,
-	-- Where a listing goes on (R2 list cursor); NULL at the start and once done.
+	-- Where a scan goes on: the last key it decided; NULL at the start and once done.
 	cursor TEXT,
 	-- When the cron scheduled this run; a unit of another run starts the counts again.
 	started_at TEXT NOT NULL,

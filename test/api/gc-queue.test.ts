@@ -93,9 +93,9 @@ describe("collector units on the queue", () => {
 		expect(first.filter((u) => u.kind === "sweep").map((u) => (u.kind === "sweep" ? u.shard : -1))).toEqual(
 			Array.from({ length: shardCount(env) }, (_, i) => i),
 		);
-		expect(first.filter((u) => u.kind === "orphans").map((u) => (u.kind === "orphans" ? u.prefix : ""))).toEqual(BLOCK_PREFIXES);
+		expect(first.filter((u) => u.kind === "scan").map((u) => (u.kind === "scan" ? u.prefix : ""))).toEqual(BLOCK_PREFIXES);
 		expect((await scheduled(now + HOUR)).every((u) => u.kind === "sweep")).toBe(true);
-		expect((await scheduled(now + 8 * 86_400_000)).some((u) => u.kind === "orphans")).toBe(true);
+		expect((await scheduled(now + 8 * 86_400_000)).some((u) => u.kind === "scan")).toBe(true);
 	});
 
 	it("a sweep unit delivered to the consumer deletes unreferenced candidates, spares referenced ones, and reports progress", async () => {
@@ -161,7 +161,7 @@ describe("orphans", () => {
 		const written = Date.now();
 		const sink = inlineSink(env);
 		const orphanUnit = (now: number): GcUnit => ({
-			kind: "orphans",
+			kind: "scan",
 			prefix: `blocks/${prefix}/`,
 			started: new Date(now).toISOString(),
 			now,
@@ -178,7 +178,7 @@ describe("orphans", () => {
 		const found = written + 25 * HOUR;
 		await startRuns(env, [orphanUnit(found)]);
 		await runUnit(env, env.BLOBS, orphanUnit(found), sink);
-		expect((await progressOf("orphans", `blocks/${prefix}/`))?.queued).toBe(orphans.length);
+		expect((await progressOf("scan", `blocks/${prefix}/`))?.queued).toBe(orphans.length);
 		await sink(sweeps(found + 30 * 60_000));
 		for (const hash of orphans) expect(await exists(hash)).toBe(true);
 

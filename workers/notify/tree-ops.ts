@@ -293,6 +293,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		keepForever: false,
 		label: null,
 		authorId: input.actor.userId ?? null,
+		readMonth: null,
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
@@ -724,6 +725,7 @@ async function commitAsHead(
 		keepForever: false,
 		label: null,
 		authorId: input.actor.userId ?? null,
+		readMonth: null,
 	};
 	const after: NodeRow = { ...node, size: old.size, headVersionId: version.id, contentHash: old.contentHash, modifiedAt: now };
 	try {

@@ -168,6 +168,8 @@ export const versions = sqliteTable(
 		label: text("label"),
 		/** The user who committed it; null means the file's owner. */
 		authorId: text("author_id"),
+		/** The month it was last read, as YYYYMM (null: never); written at most once a month (services/tiering.ts). */
+		readMonth: integer("read_month"),
 	},
 	(t) => [
 		uniqueIndex("versions_lineage").on(t.nodeId, t.parentVersionId),
@@ -304,6 +306,14 @@ export const gcClock = sqliteTable("gc_clock", {
 });
 
 /** A collector run's tombstone for a block, in every shard; deletedSeq is set once the R2 object is gone. */
+/** Blocks rewritten in R2's InfrequentAccess class; a row is stale once the object was written after `since` (services/tiering.ts). */
+export const blockTiers = sqliteTable("block_tiers", {
+	hash: text("hash").primaryKey(),
+	tier: text("tier").notNull(),
+	since: text("since").notNull(),
+	size: integer("size").notNull(),
+});
+
 export const doomedBlocks = sqliteTable(
 	"doomed_blocks",
 	{

@@ -41,3 +41,12 @@ const wrapped = new WeakMap<D1Database, DrizzleD1Database & { $client: D1Databas
 export function shardAt(env: object, index: number): ShardDb {
 	return openShard(shardBinding(env, index));
 }
+
+/**
+ * The shard that keeps a block's own bookkeeping (collector candidates found
+ * by listing, its storage tier): the hash spreads blocks evenly, and every
+ * worker finds the same shard without a lookup.
+ */
+export function blockShardIndex(hash: string, count: number): number {
+	return Number.parseInt(hash.slice(0, 8), 16) % count;
+}

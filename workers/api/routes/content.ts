@@ -16,6 +16,7 @@ import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "
 import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { parseRange, readableVersion, streamVersion } from "../services/egress";
+import { touchRead } from "../services/tiering";
 import { shardFor } from "../services/hub";
 import { asSeen, memberQuota, ownAccess, ownThenShared, type Access } from "../services/access";
 import { findNode } from "../../../src/shared/db/tree";
@@ -309,6 +310,8 @@ export async function sendVersion(
 	if (c.req.method === "HEAD") return c.body(null, status, headers);
 	if (span.start === 0 && options.beforeFullRead) await options.beforeFullRead();
 	if (length === 0) return c.body(null, status, headers);
+	// A read keeps the version's blocks out of cold storage; a failed stamp costs a tier, never the download.
+	await touchRead(db, version).catch((err: unknown) => console.error(JSON.stringify({ touchRead: version.id, error: String(err) })));
 	const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
 	// A plain stream would go out chunked; a FixedLengthStream keeps
 	// Content-Length, so clients can show progress and detect truncation.

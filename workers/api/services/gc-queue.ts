@@ -2,30 +2,33 @@
  * The block collector's work as bounded units on the `drive-gc` queue
  * (docs/decisions/0027-storage-lifecycle.md). The cron only schedules: it
  * settles dead sweeps' tombstones, then sends one `sweep` unit per shard and,
- * when a scan is due, one `orphans` unit per `blocks/<hh>/` prefix. A unit
- * that finds more work sends its successor before it is acknowledged.
+ * when a scan is due, one `scan` unit per `blocks/<hh>/` prefix: it lists the
+ * prefix page by page, queues orphans as candidates and moves blocks between
+ * storage tiers (services/tiering.ts). A unit that finds more work sends its
+ * successor before it is acknowledged.
  *
  * Nothing rests on the queue: a sweep's claim is ADR 0017's (a candidate row
- * or a tombstone always exists), a listing's cursor is in `lifecycle_runs`,
+ * or a tombstone always exists), a scan's position is in `lifecycle_runs`,
  * and a lost unit is sent again by the next cron. `lifecycle_runs` is also
  * the progress report.
  */
 import { isSha256Hex } from "../../../src/shared/crypto";
 import { runBatch } from "../../../src/shared/db/batch";
-import { shardCount } from "../../../src/shared/db/shards";
+import { blockShardIndex, shardCount } from "../../../src/shared/db/shards";
+import { coldAfterMs, tierBlocks } from "./tiering";
 import { allShards, enqueueCandidates, GC_CHUNK, GC_GRACE_MS, references, settleTombstones, sweepShard } from "./gc";
 
 /** Candidates one sweep unit takes from its shard. */
 export const SWEEP_UNIT_CANDIDATES = GC_CHUNK;
 
-/** Objects one orphan unit lists (R2's largest page). */
-export const ORPHAN_PAGE = 1_000;
+/** Objects one scan unit lists (R2's largest page). */
+export const SCAN_PAGE = 1_000;
 
 /** An object nothing references is queued as a candidate only once it is this old: an upload may still commit it. */
 export const ORPHAN_MIN_AGE_MS = 24 * 3_600_000;
 
-/** How often the cron lists every prefix for orphans. */
-export const ORPHAN_SCAN_MS = 7 * 86_400_000;
+/** How often the cron lists every prefix for orphans and tiers. */
+export const SCAN_EVERY_MS = 7 * 86_400_000;
 
 /** Every prefix blocks live under (docs/storage.md): the two first hex digits of the hash. */
 export const BLOCK_PREFIXES: readonly string[] = Array.from({ length: 256 }, (_, i) => `blocks/${i.toString(16).padStart(2, "0")}/`);
@@ -37,7 +40,10 @@ interface UnitBase {
 	now?: number;
 }
 
-export type GcUnit = (UnitBase & { kind: "sweep"; shard: number }) | (UnitBase & { kind: "orphans"; prefix: string; cursor?: string });
+export type GcUnit =
+	| (UnitBase & { kind: "sweep"; shard: number })
+	/** `after`: the last key an earlier unit of this scan decided. */
+	| (UnitBase & { kind: "scan"; prefix: string; after?: string });
 
 /** Where units go: the queue in production, straight to {@link runUnit} in tests and tools. */
 export type UnitSink = (units: GcUnit[]) => Promise<void>;
@@ -74,7 +80,7 @@ export function inlineSink(env: Env, bucket: R2Bucket = env.BLOBS): UnitSink {
 /**
  * The cron's part: settles every shard's dead sweeps, then schedules a sweep
  * of every shard and, once every {@link ORPHAN_SCAN_MS}, a listing of every
- * prefix. Each step runs on its own; the run rejects with every failure.
+ * prefix (orphans and tiers). Each step runs on its own; the run rejects with every failure.
  */
 export async function scheduleCollection(env: Env, sink: UnitSink, now = Date.now()): Promise<void> {
 	const failures: unknown[] = [];
@@ -82,7 +88,7 @@ export async function scheduleCollection(env: Env, sink: UnitSink, now = Date.no
 	const started = new Date(now).toISOString();
 	try {
 		const units: GcUnit[] = Array.from({ length: shardCount(env) }, (_, shard) => ({ kind: "sweep", shard, started, now }));
-		if (await orphanScanDue(env, now)) units.push(...BLOCK_PREFIXES.map((prefix): GcUnit => ({ kind: "orphans", prefix, started, now })));
+		if (await scanDue(env, now)) units.push(...BLOCK_PREFIXES.map((prefix): GcUnit => ({ kind: "scan", prefix, started, now })));
 		// The rows first: the next cron sees the scan as started even before its units ran.
 		await startRuns(env, units);
 		await sink(units);
@@ -92,11 +98,11 @@ export async function scheduleCollection(env: Env, sink: UnitSink, now = Date.no
 	if (failures.length > 0) throw new AggregateError(failures, "block collection failed in part");
 }
 
-async function orphanScanDue(env: Env, now: number): Promise<boolean> {
-	const row = await env.DIRECTORY.prepare("SELECT MAX(started_at) AS last FROM lifecycle_runs WHERE task = 'orphans'").first<{
+async function scanDue(env: Env, now: number): Promise<boolean> {
+	const row = await env.DIRECTORY.prepare("SELECT MAX(started_at) AS last FROM lifecycle_runs WHERE task = 'scan'").first<{
 		last: string | null;
 	}>();
-	return row?.last == null || Date.parse(row.last) <= now - ORPHAN_SCAN_MS;
+	return row?.last == null || Date.parse(row.last) <= now - SCAN_EVERY_MS;
 }
 
 /** Runs one unit; a successor, if there is more to do, goes to `sink` before this returns. */
@@ -111,11 +117,14 @@ export async function runUnit(env: Env, bucket: R2Bucket, unit: GcUnit, sink: Un
 		if (done.more) await sink([unit]);
 		return;
 	}
-	const page = await bucket.list({ prefix: unit.prefix, cursor: unit.cursor, limit: ORPHAN_PAGE });
+	const page = await bucket.list({ prefix: unit.prefix, startAfter: unit.after, limit: SCAN_PAGE });
 	const queued = await queueOrphans(env, page.objects, now);
-	const cursor = page.truncated ? page.cursor : null;
-	await recordProgress(env, unit, { examined: page.objects.length, queued, cursor, finished: cursor === null });
-	if (cursor !== null) await sink([{ ...unit, cursor }]);
+	const tiers = await tierBlocks(allShards(env), bucket, page.objects, { now, coldAfterMs: coldAfterMs(env) });
+	// A page whose rewrites ran out goes on from the last block it decided.
+	const after = tiers.decidedThrough !== page.objects.at(-1)?.key || page.truncated ? tiers.decidedThrough : null;
+	const examined = after === null ? page.objects.length : page.objects.findIndex((o) => o.key === after) + 1;
+	await recordProgress(env, unit, { examined, queued, tiered: tiers.cooled + tiers.warmed, cursor: after, finished: after === null });
+	if (after !== null) await sink([{ ...unit, after }]);
 }
 
 /**
@@ -134,7 +143,7 @@ async function queueOrphans(env: Env, objects: readonly R2Object[], now: number)
 	const orphans = old.filter((hash) => !needed.has(hash));
 	const byShard = new Map<number, string[]>();
 	for (const hash of orphans) {
-		const i = Number.parseInt(hash.slice(0, 8), 16) % shards.length;
+		const i = blockShardIndex(hash, shards.length);
 		byShard.set(i, [...(byShard.get(i) ?? []), hash]);
 	}
 	for (const [i, hashes] of byShard) {
@@ -169,6 +178,7 @@ interface Progress {
 	examined: number;
 	deleted?: number;
 	queued?: number;
+	tiered?: number;
 	cursor: string | null;
 	finished: boolean;
 }
@@ -177,11 +187,22 @@ interface Progress {
 async function recordProgress(env: Env, unit: GcUnit, p: Progress): Promise<void> {
 	const at = new Date().toISOString();
 	await env.DIRECTORY.prepare(
-		`UPDATE lifecycle_runs SET examined = examined + ?1, deleted = deleted + ?2, queued = queued + ?3, cursor = ?4,
+		`UPDATE lifecycle_runs SET examined = examined + ?1, deleted = deleted + ?2, queued = queued + ?3, tiered = tiered + ?10, cursor = ?4,
 			finished_at = CASE WHEN ?5 THEN ?6 END, updated_at = ?6
 		WHERE task = ?7 AND prefix = ?8 AND started_at = ?9`,
 	)
-		.bind(p.examined, p.deleted ?? 0, p.queued ?? 0, p.cursor, p.finished ? 1 : 0, at, unit.kind, scopeOf(unit), unit.started)
+		.bind(
+			p.examined,
+			p.deleted ?? 0,
+			p.queued ?? 0,
+			p.cursor,
+			p.finished ? 1 : 0,
+			at,
+			unit.kind,
+			scopeOf(unit),
+			unit.started,
+			p.tiered ?? 0,
+		)
 		.run();
 }
 
