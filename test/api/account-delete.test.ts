@@ -4,14 +4,27 @@
  * no row left in the shard or the directory, and no block that only that
  * account held, while blocks another account holds survive byte-exact.
  */
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { shardBinding, shardCount } from "../../src/shared/db/shards";
 import { PASSWORD } from "../support/harness";
-import { share } from "./sharing";
+import { journalUntil, share, usersOnDifferentShards } from "./sharing";
 import { collectBlocks } from "../../workers/api/services/gc";
-import { bytesEqual, call, expectError, mkdir, randomBytes, settlePurges, shardOfUser, signup, upload, type TestUser } from "./helpers";
+import {
+	bytesEqual,
+	call,
+	expectError,
+	expectJson,
+	mkdir,
+	randomBytes,
+	settlePurges,
+	shardOfUser,
+	signup,
+	upload,
+	type TestUser,
+} from "./helpers";
 
 function deleteAccount(user: TestUser, password: string): Promise<Response> {
 	return call("/v1/me", { method: "DELETE", token: user.token, body: JSON.stringify({ password }) });
@@ -83,13 +96,35 @@ describe("deleting an account", () => {
 		expect(bytesEqual(new Uint8Array(await download.arrayBuffer()), shared)).toBe(true);
 	});
 
-	it("refuses while the account has a share open, and changes nothing", async () => {
-		const user = await signup();
-		const member = await signup();
-		const box = await mkdir(user, user.rootId, "box");
-		await share(user, box.id, [{ user: member, role: "viewer" }]);
-		await expectError(await deleteAccount(user, PASSWORD), 403, "FORBIDDEN");
-		expect((await call("/v1/me", { token: user.token })).status).toBe(200);
-		expect((await call(`/v1/nodes/${box.id}`, { token: user.token })).status).toBe(200);
+	it("ends the shares the account owns and leaves the ones it is in; members keep their own files", async () => {
+		const [alice, bob] = (await usersOnDifferentShards(2)) as [TestUser, TestUser];
+		const mine = await mkdir(alice, alice.rootId, "alice's");
+		const his = await mkdir(bob, bob.rootId, "bob's");
+		await upload(bob, his.id, "notes.txt", "bob's notes");
+		const bobsShare = await share(bob, his.id, [{ user: alice, role: "editor" }]);
+		await share(alice, mine.id, [{ user: bob, role: "viewer" }]);
+		await journalUntil(bob, (entries) => entries.some((e) => e.node.mount !== undefined));
+		await journalUntil(alice, (entries) => entries.some((e) => e.node.mount !== undefined));
+
+		expect((await deleteAccount(alice, PASSWORD)).status).toBe(204);
+		// Bob's mount of Alice's folder goes; Alice is no longer in Bob's share.
+		await journalUntil(bob, (entries) => entries.some((e) => e.kind === "deleted" && e.reason === "unshared"));
+		const members = await expectJson<{ members: { user: { id: string } }[] }>(
+			await call(`/v1/shares/${bobsShare.id}`, { token: bob.token }),
+			200,
+		);
+		expect(members.members.map((m) => m.user.id)).not.toContain(alice.id);
+
+		// Each hub's alarm delivers and purges in the background; run them to the end.
+		for (let round = 0; round < 20 && (await rowsOf(alice.id)).length > 0; round++) {
+			await runDurableObjectAlarm(env.USER_HUB.getByName(bob.id));
+			await runDurableObjectAlarm(env.USER_HUB.getByName(alice.id));
+			await settlePurges(alice.id);
+		}
+		expect(await rowsOf(alice.id)).toEqual([]);
+		const notes = (
+			await call(`/v1/nodes/${his.id}/children`, { token: bob.token }).then((r) => expectJson<{ items: { name: string }[] }>(r, 200))
+		).items;
+		expect(notes.map((n) => n.name)).toEqual(["notes.txt"]);
 	});
 });

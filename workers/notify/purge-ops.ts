@@ -6,6 +6,7 @@
  * mark lives in D1, so a purge cut short by a crash resumes from it.
  */
 import { sql } from "drizzle-orm";
+import type { ActivityActor } from "../../src/shared/activity";
 import { notFound } from "../../src/shared/commit/failures";
 import { runBatch } from "../../src/shared/db/batch";
 import { inList } from "../../src/shared/db/lists";
@@ -15,6 +16,7 @@ import { findNode, findRoot } from "../../src/shared/db/tree";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import type { NodeOutcome } from "./contract";
 import type { Tree } from "./tree-ops";
+import { deleteShare } from "./share-ops";
 import { releaseVersions } from "./version-ops";
 
 /** Nodes deleted per D1 batch while purging: each batch stays small, whatever the size of the tree. */
@@ -54,7 +56,10 @@ export async function startEmptyTrash(tree: Tree): Promise<Result<{ deleted: num
  * account's purge: `accountGone` then forgets the account in the directory,
  * before its last rows go. Returns false when no purge is left.
  */
-export async function purgeChunk(tree: Tree, accountGone: () => Promise<void>): Promise<boolean> {
+export async function purgeChunk(
+	tree: Tree,
+	account: { deliverAll: () => Promise<boolean>; accountGone: () => Promise<void> },
+): Promise<boolean> {
 	const { db, userId } = tree;
 	const [root] = await db.all<{ id: string; parent_id: string | null }>(
 		sql`SELECT id, parent_id FROM nodes WHERE user_id = ${userId} AND purge_started_at IS NOT NULL AND trash_root_id = id ORDER BY purge_started_at, id LIMIT 1`,
@@ -73,7 +78,9 @@ export async function purgeChunk(tree: Tree, accountGone: () => Promise<void>): 
 	}
 	// The root itself goes only with the account (docs/decisions/0027).
 	if (root.parent_id === null) {
-		await accountGone();
+		// Members hear that the account's shares ended before its rows go; the alarm tries again if one is unreachable.
+		if (!(await account.deliverAll())) return false;
+		await account.accountGone();
 		await forgetAccount(tree, root.id);
 		return true;
 	}
@@ -83,24 +90,23 @@ export async function purgeChunk(tree: Tree, accountGone: () => Promise<void>): 
 }
 
 /**
- * Starts deleting the user's whole tree, for account deletion: every node
- * joins the root's purge, which then runs like any other, the root last.
- * Refused while the user owns a share or is in one: its members' mounts
- * must be settled first.
+ * Starts deleting the user's whole tree, for account deletion: the shares
+ * the user owns end (members hear it through the outbox), then every node
+ * joins the root's purge, which runs like any other, the root last. Mounts
+ * of other people's shares go with the tree: the api has already taken the
+ * user out of those shares.
  */
-export async function startAccountPurge(tree: Tree): Promise<Result<void>> {
+export async function startAccountPurge(tree: Tree, actor: ActivityActor): Promise<Result<void>> {
 	const { db, userId } = tree;
-	const [shared] = await db.all<{ id: string }>(
-		sql`SELECT id FROM shares WHERE owner_id = ${userId} UNION ALL SELECT share_id FROM incoming_shares WHERE user_id = ${userId} LIMIT 1`,
-	);
-	if (shared)
-		return fail("FORBIDDEN", "end the shares you own and leave the ones shared with you before deleting your account", [
-			{ reason: "shares_open" },
-		]);
 	const root = await findRoot(db, userId);
 	if (!root || root.purgeStartedAt !== null) return ok(undefined);
+	for (const { id } of await db.all<{ id: string }>(sql`SELECT id FROM shares WHERE owner_id = ${userId}`)) {
+		const ended = await deleteShare(tree, { shareId: id, actor });
+		if (!ended.ok && ended.error.code !== "NOT_FOUND") return ended;
+	}
 	const now = new Date().toISOString();
 	await runBatch(db.$client, [
+		db.run(sql`DELETE FROM incoming_shares WHERE user_id = ${userId}`),
 		db.run(sql`UPDATE nodes SET trashed_at = COALESCE(trashed_at, ${now}), trash_root_id = ${root.id} WHERE user_id = ${userId}`),
 		db.run(sql`UPDATE nodes SET purge_started_at = ${now} WHERE user_id = ${userId} AND id = ${root.id}`),
 	]);
@@ -128,6 +134,10 @@ async function forgetAccount(tree: Tree, rootId: string): Promise<void> {
 		db.run(sql`DELETE FROM journal_state WHERE user_id = ${userId}`),
 		db.run(sql`DELETE FROM activity WHERE user_id = ${userId}`),
 		db.run(sql`DELETE FROM user_usage WHERE user_id = ${userId}`),
+		// What the ended shares left once their members heard of it.
+		db.run(sql`DELETE FROM share_outbox WHERE owner_id = ${userId}`),
+		db.run(sql`DELETE FROM share_members WHERE owner_id = ${userId}`),
+		db.run(sql`DELETE FROM incoming_shares WHERE user_id = ${userId}`),
 		db.run(sql`DELETE FROM nodes WHERE user_id = ${userId} AND id = ${rootId}`),
 	]);
 	tree.usage.forget();

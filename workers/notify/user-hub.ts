@@ -204,7 +204,14 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		let chunks = 0;
 		for (;;) {
 			const more = await this.#contained(
-				this.#queue.run(async () => ok(await purges.purgeChunk(await this.#openTree(), () => this.#forgetInDirectory()))),
+				this.#queue.run(async () =>
+					ok(
+						await purges.purgeChunk(await this.#openTree(), {
+							deliverAll: () => this.#deliverer?.run().catch(() => false) ?? Promise.resolve(true),
+							accountGone: () => this.#forgetInDirectory(),
+						}),
+					),
+				),
 			);
 			if (!more.ok) return more;
 			if (!more.value) return ok({ chunks });
@@ -213,13 +220,16 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/**
-	 * Deletes the user's account: every node is marked for purge at once and
-	 * deleted in the background like a purge; once the tree is gone, the
+	 * Deletes the user's account: the shares it owns end, every node is
+	 * marked for purge at once and deleted in the background like a purge;
+	 * once the tree is gone and the members heard the shares end, the
 	 * directory forgets the user and the shard's last rows go. The api has
-	 * already ended every session.
+	 * already taken the account out of other people's shares.
 	 */
-	async deleteAccount(): Promise<Result<void>> {
-		return this.#purgeAfter(await this.#contained(this.#queue.run(async () => purges.startAccountPurge(await this.#openTree()))));
+	async deleteAccount(input: { actor: ActivityActor }): Promise<Result<void>> {
+		return this.#purgeAfter(
+			await this.#contained(this.#queue.run(async () => purges.startAccountPurge(await this.#openTree(), input.actor))),
+		);
 	}
 
 	/** Shares a node with people, or adds people to its share; only the owner shares (the api checks). */

@@ -113,7 +113,7 @@ const deleteMe = createRoute({
 	tags: ["Auth"],
 	summary: "Delete my account, with the password asked again (extension)",
 	description:
-		'Answers 204 once every session of the account has ended: every device is signed out and the password stops working. Every file, version and folder is then deleted in the background, like deleting forever, and the account leaves the directory last; blocks other accounts hold are kept. A wrong password answers 403 with `reason: "wrong_password"` and counts like a failed login; while the account owns a share or is a member of one, 403 with `reason: "shares_open"` (end or leave them first).',
+		'Answers 204 once every session of the account has ended: every device is signed out and the password stops working. Every file, version and folder is then deleted in the background, like deleting forever, and the account leaves the directory last; blocks other accounts hold are kept. The account first leaves every share it is in, and the shares it owns end: their members lose their mounts, as when a share is deleted, and keep their own files. A wrong password answers 403 with `reason: "wrong_password"` and counts like a failed login.',
 	security: bearer,
 	middleware: [requireAuth] as const,
 	request: { body: jsonBody(DeleteAccountBody) },

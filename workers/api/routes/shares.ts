@@ -1,6 +1,5 @@
 /** Sharing with people: shares, their members, "Shared with me" and mounts (extension; docs/api.md, "Sharing"). */
 import { z } from "@hono/zod-openapi";
-import type { ActivityActor } from "../../../src/shared/activity";
 import { IdParam } from "../../../src/shared/schemas/common";
 import { Node } from "../../../src/shared/schemas/nodes";
 import {
@@ -15,7 +14,7 @@ import {
 import { ApiError, unwrap } from "../errors";
 import type { Caller } from "../env";
 import { errorResponses, json, jsonBody, newRouter, protectedRoute } from "../openapi";
-import { accessTo } from "../services/access";
+import { accessTo, actorOf } from "../services/access";
 import { hubFor, shardFor } from "../services/hub";
 import { locateShare, ownShares, peopleByEmail, shareView } from "../services/shares";
 
@@ -26,10 +25,6 @@ const ShareParam = z.object({ id: z.string().min(1).max(64) });
 const MemberParam = ShareParam.extend({
 	user_id: z.string().min(1).max(64).openapi({ description: "A member's user id, or `me` to leave" }),
 });
-
-function actorOf(caller: Caller): ActivityActor {
-	return { type: "user", id: caller.userId, device: caller.deviceName };
-}
 
 /** The caller's share, or 403 for a member and 404 for anyone else. */
 async function ownedShare(env: Env, caller: Caller, shareId: string) {

@@ -7,6 +7,7 @@
  * write is checked once more by the owner's hub, in its queue.
  */
 import { eq } from "drizzle-orm";
+import type { ActivityActor } from "../../../src/shared/activity";
 import type { NodeRow } from "../../../src/shared/db/schema";
 import { users } from "../../../src/shared/db/schema";
 import { findNode } from "../../../src/shared/db/tree";
@@ -95,6 +96,11 @@ export async function accessTo(env: Env, caller: Caller, nodeId: string, options
 /** The shares the caller is a member of, from their own shard (the owners' shards say whether each still holds). */
 export async function incomingShares(env: Env, caller: Caller): Promise<Incoming[]> {
 	return (await shardFor(env, caller).$client.prepare(INCOMING).bind(caller.userId).all<Incoming>()).results;
+}
+
+/** The caller as the activity log names them. */
+export function actorOf(caller: Caller): ActivityActor {
+	return { type: "user", id: caller.userId, device: caller.deviceName };
 }
 
 /** The caller's access to their own node. */

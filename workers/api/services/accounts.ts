@@ -18,6 +18,8 @@ import { shardCount } from "../../../src/shared/db/shards";
 import { fail, ok, type Refusal, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
 import type { Session, TokenPair } from "../../../src/shared/schemas/auth";
+import type { Caller } from "../env";
+import { actorOf, incomingShares } from "./access";
 import { openDirectory, type DirectoryDb } from "./directory";
 import { hubFor } from "./hub";
 import { placeUser } from "./placement";
@@ -102,17 +104,14 @@ export async function logIn(env: Env, input: Credentials): Promise<Result<Sessio
 
 /**
  * Deletes the caller's account once they give their password again
- * (counted like a login). The hub marks the whole tree for deletion first,
- * which it refuses while shares are open; then no password works any more
- * and every device is signed out, so sessions end at once. The hub deletes
- * the tree in the background and the directory row last (docs/decisions/0027).
+ * (counted like a login). The account leaves every share it is in (each
+ * owner's hub removes it and tells the other members), then its hub ends
+ * the shares it owns and marks the whole tree for deletion; then no password
+ * works any more and every device is signed out, so sessions end at once.
+ * The hub deletes the tree in the background and the directory row last
+ * (docs/decisions/0027).
  */
-export async function deleteAccount(
-	env: Env,
-	caller: { userId: string; email: string },
-	password: string,
-	address: string | undefined,
-): Promise<Result<void>> {
+export async function deleteAccount(env: Env, caller: Caller, password: string, address: string | undefined): Promise<Result<void>> {
 	const db = openDirectory(env.DIRECTORY);
 	const keys = loginKeys(caller.email, clientAddress(address));
 	const verdict = await countAttempt(db, keys, Number(env.LOGIN_SLOWDOWN_MS ?? "250"));
@@ -122,7 +121,16 @@ export async function deleteAccount(
 	if (!user || !(await verifyPassword(password, user.passwordHash, (await passwordPeppers(env)).all)))
 		return fail("FORBIDDEN", "wrong password", [{ field: "password", reason: "wrong_password" }]);
 	await attemptSucceeded(db, keys);
-	const marked = await hubFor(env, caller.userId).deleteAccount();
+	for (const share of await incomingShares(env, caller)) {
+		const left = await hubFor(env, share.owner_id).removeShareMember({
+			shareId: share.share_id,
+			memberId: caller.userId,
+			actor: actorOf(caller),
+		});
+		// Not found: the owner ended the share, or removed the account, meanwhile.
+		if (!left.ok && left.error.code !== "NOT_FOUND") return left;
+	}
+	const marked = await hubFor(env, caller.userId).deleteAccount({ actor: actorOf(caller) });
 	if (!marked.ok) return marked;
 	// An empty hash matches no password: nobody signs in while the tree is being deleted.
 	await db.update(users).set({ passwordHash: "" }).where(eq(users.id, caller.userId));
