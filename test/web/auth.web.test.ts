@@ -8,6 +8,7 @@
 import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baseUrl, expectClean, freshEmail, launch, newContext, openPage, PASSWORD, signUpInPage } from "./browser";
+import { pick, uploadsDone } from "./ui";
 
 let browser: Browser;
 beforeAll(async () => {
@@ -84,6 +85,37 @@ describe("the browser session", () => {
 		await page.getByRole("button", { name: "Sign out" }).waitFor();
 		await page.getByText("This folder is empty.").waitFor();
 		expect(await sessionCookies(context)).toHaveLength(1);
+		expectClean(page);
+		await context.close();
+	});
+
+	it("shows storage used by files, history and trash, and deletes the account once the password is given again", async () => {
+		const context = await newContext(browser);
+		const page = await openPage(context);
+		const email = await signUpInPage(page);
+		await pick(page, "Upload files", { name: "kept.txt", mimeType: "text/plain", buffer: Buffer.from("a file worth counting") });
+		await uploadsDone(page, 1);
+
+		await page.getByRole("button", { name: email }).click();
+		const dialog = page.getByRole("dialog", { name: "Your account" });
+		const usage = dialog.getByRole("definition");
+		await usage.first().getByText("21 bytes").waitFor();
+		expect(await dialog.getByRole("term").allTextContents()).toEqual(["Files", "Version history", "Trash", "Used"]);
+
+		await dialog.getByRole("button", { name: "Delete account…" }).click();
+		await dialog.getByLabel("Type your password to confirm").fill("not the password at all");
+		await dialog.getByRole("button", { name: "Delete my account" }).click();
+		expect(await dialog.getByRole("alert").textContent()).toBe("That password isn't right.");
+		await dialog.getByLabel("Type your password to confirm").fill(PASSWORD);
+		await dialog.getByRole("button", { name: "Delete my account" }).click();
+		await page.getByRole("button", { name: "Sign in" }).waitFor();
+		await page.getByText("Your account is being deleted.", { exact: false }).waitFor();
+		expect(await sessionCookies(context)).toEqual([]);
+
+		await page.getByLabel("Email").fill(email);
+		await page.getByLabel("Password").fill(PASSWORD);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		expect(await page.getByRole("alert").textContent()).toBe("That email and password don't match.");
 		expectClean(page);
 		await context.close();
 	});

@@ -39,9 +39,13 @@ const id = encodeURIComponent;
 export interface Usage {
 	bytes_used: number;
 	quota_bytes: number;
+	files_bytes: number;
+	versions_bytes: number;
+	trash_bytes: number;
 }
 
 export const me = () => callJson<{ user: { id: string; email: string }; usage: Usage }>("GET", "/v1/me");
+export const deleteAccount = (password: string) => call("DELETE", "/v1/me", { json: { password }, retries: 0 });
 export const root = () => callJson<Node>("GET", "/v1/nodes/root");
 export const node = (nodeId: string) => callJson<NodeWithPath>("GET", `/v1/nodes/${id(nodeId)}`);
 export const children = (folderId: string, cursor?: string, limit = 1000, signal?: AbortSignal) =>

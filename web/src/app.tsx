@@ -6,6 +6,7 @@
  */
 import { useEffect } from "preact/hooks";
 import { closeDialog, dialog } from "./dialogs";
+import { AccountDialog } from "./views/AccountDialog";
 import { hrefOf, navigate, onLinkClick, route, type Route } from "./router";
 import { leaving, signOut, user } from "./session";
 import { dismiss, toasts } from "./toasts";
@@ -55,7 +56,13 @@ export function App() {
 				Loading…
 			</p>
 		);
-	if (user.value === null) return <SignIn />;
+	if (user.value === null)
+		return (
+			<>
+				<SignIn />
+				<Toasts />
+			</>
+		);
 	return (
 		<div class="shell">
 			<a class="skip" href="#main">
@@ -81,9 +88,9 @@ export function App() {
 						<span class="dot" aria-hidden="true" />
 						<span class="live-text">{LIVE_TEXT[liveState.value]}</span>
 					</span>
-					<span class="email" title={user.value.email}>
+					<button type="button" class="email" title="Storage and account" onClick={() => (dialog.value = { kind: "account" })}>
 						{user.value.email}
-					</span>
+					</button>
 					<button
 						type="button"
 						onClick={async () => {
@@ -101,16 +108,23 @@ export function App() {
 			</main>
 			<DialogHost />
 			<UploadPanel />
-			<div class="toasts" role="status" aria-live="polite">
-				{toasts.value.map((t) => (
-					<div key={t.id} class={`toast ${t.tone}`} role={t.tone === "error" ? "alert" : undefined}>
-						<span>{t.text}</span>
-						<button type="button" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
-							×
-						</button>
-					</div>
-				))}
-			</div>
+			<Toasts />
+		</div>
+	);
+}
+
+/** Short notices; also shown on the sign-in page, which a deleted account lands on. */
+function Toasts() {
+	return (
+		<div class="toasts" role="status" aria-live="polite">
+			{toasts.value.map((t) => (
+				<div key={t.id} class={`toast ${t.tone}`} role={t.tone === "error" ? "alert" : undefined}>
+					<span>{t.text}</span>
+					<button type="button" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+						×
+					</button>
+				</div>
+			))}
 		</div>
 	);
 }
@@ -153,5 +167,7 @@ function DialogHost() {
 			return <Versions node={open.node} onClose={closeDialog} />;
 		case "preview":
 			return <Preview node={open.node} onClose={closeDialog} />;
+		case "account":
+			return <AccountDialog onClose={closeDialog} />;
 	}
 }

@@ -12,7 +12,8 @@ export type OpenDialog =
 	| { kind: "new-folder"; parentId: string }
 	| { kind: "share"; node: Node }
 	| { kind: "versions"; node: Node }
-	| { kind: "preview"; node: Node };
+	| { kind: "preview"; node: Node }
+	| { kind: "account" };
 
 export const dialog = signal<OpenDialog | null>(null);
 

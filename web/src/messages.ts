@@ -41,6 +41,7 @@ const REASONS: Record<string, string> = {
 	insecure_origin: "Drive must be opened over https.",
 	stale_base: "Someone else changed this file first. Your version was kept as a conflicted copy.",
 	not_a_conflict: "This conflict was already settled.",
+	wrong_password: "That password isn't right.",
 };
 
 /** A sentence for any failure the app can meet. */
