@@ -19,6 +19,9 @@ import type { Tree } from "./tree-ops";
 import { deleteShare } from "./share-ops";
 import { releaseVersions } from "./version-ops";
 
+/** What a purge step left: more chunks, nothing, or the outbox to deliver (outside the queue) before the account's last rows. */
+export type PurgeStep = "more" | "done" | "deliver";
+
 /** Nodes deleted per D1 batch while purging: each batch stays small, whatever the size of the tree. */
 export const PURGE_NODES_PER_BATCH = 200;
 
@@ -54,17 +57,14 @@ export async function startEmptyTrash(tree: Tree): Promise<Result<{ deleted: num
  * PURGE_NODES_PER_BATCH nodes inside the item, or, once none is left, the
  * item itself with its `deleted` entry. The root folder is last of an
  * account's purge: `accountGone` then forgets the account in the directory,
- * before its last rows go. Returns false when no purge is left.
+ * before its last rows go, once the members of its ended shares heard of it.
  */
-export async function purgeChunk(
-	tree: Tree,
-	account: { deliverAll: () => Promise<boolean>; accountGone: () => Promise<void> },
-): Promise<boolean> {
+export async function purgeChunk(tree: Tree, accountGone: () => Promise<void>): Promise<PurgeStep> {
 	const { db, userId } = tree;
 	const [root] = await db.all<{ id: string; parent_id: string | null }>(
 		sql`SELECT id, parent_id FROM nodes WHERE user_id = ${userId} AND purge_started_at IS NOT NULL AND trash_root_id = id ORDER BY purge_started_at, id LIMIT 1`,
 	);
-	if (!root) return false;
+	if (!root) return "done";
 	const inside = await db.all<{ id: string }>(
 		sql`SELECT id FROM nodes WHERE trash_root_id = ${root.id} AND user_id = ${userId} AND id != ${root.id} LIMIT ${PURGE_NODES_PER_BATCH}`,
 	);
@@ -74,19 +74,20 @@ export async function purgeChunk(
 			inside.map((r) => r.id),
 			null,
 		);
-		return true;
+		return "more";
 	}
 	// The root itself goes only with the account (docs/decisions/0027).
 	if (root.parent_id === null) {
-		// Members hear that the account's shares ended before its rows go; the alarm tries again if one is unreachable.
-		if (!(await account.deliverAll())) return false;
-		await account.accountGone();
+		// Members hear that the account's shares ended before its rows go.
+		const [undelivered] = await db.all(sql`SELECT 1 FROM share_members WHERE owner_id = ${userId} LIMIT 1`);
+		if (undelivered) return "deliver";
+		await accountGone();
 		await forgetAccount(tree, root.id);
-		return true;
+		return "more";
 	}
 	const row = await findNode(db, userId, root.id);
 	if (row) await purgeBatch(tree, [row.id], row);
-	return true;
+	return "more";
 }
 
 /**
