@@ -383,10 +383,10 @@ function enqueueAgain(db: ShardDb, hashes: readonly string[], now: number): Batc
  * Settles what earlier runs left in one shard: a tombstone pending for longer
  * than any sweep lives is recorded as a deletion (the object may be gone) and
  * its hash queued again; deletion records no commit can still need are dropped.
+ * @param wall the time it is: tests move it forward rather than wait.
  * @returns how many pending tombstones were settled.
  */
-export async function settleTombstones(db: ShardDb): Promise<number> {
-	const wall = Date.now();
+export async function settleTombstones(db: ShardDb, wall = Date.now()): Promise<number> {
 	const nowIso = new Date(wall).toISOString();
 	const stale = new Date(wall - STALE_TOMBSTONE_MS).toISOString();
 	const [, , settled] = await runBatch(db.$client, [
