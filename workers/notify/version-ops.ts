@@ -161,8 +161,9 @@ export async function releaseVersions(tree: Tree, which: SQL): Promise<{ bytes: 
 				AND NOT EXISTS (SELECT 1 FROM version_blocks vb JOIN versions v ON v.id = vb.version_id
 					WHERE vb.hash = user_blocks.hash AND v.user_id = ${userId})`),
 			// ...and then the collector checks every shard before it deletes anything.
-			db.run(sql`INSERT OR IGNORE INTO gc_candidates (hash, enqueued_at) SELECT value, ${now} FROM json_each(${hashes})
-				WHERE NOT EXISTS (SELECT 1 FROM user_blocks WHERE user_id = ${userId} AND hash = value)`),
+			db.run(sql`INSERT INTO gc_candidates (hash, enqueued_at) SELECT value, ${now} FROM json_each(${hashes})
+				WHERE NOT EXISTS (SELECT 1 FROM user_blocks WHERE user_id = ${userId} AND hash = value)
+				ON CONFLICT (hash) DO UPDATE SET enqueued_at = excluded.enqueued_at`),
 		);
 	}
 	return { bytes: sized?.bytes ?? 0, statements };

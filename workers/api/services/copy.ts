@@ -25,14 +25,10 @@ export async function copyFile(
 		if (!node || node.trashedAt !== null) return notFound("node");
 		if (node.type !== "file" || node.headVersionId === null)
 			return fail("INVALID_REQUEST", "only files can be copied; copy a folder's files one by one", [{ reason: "not_a_file" }]);
-		const blocks = await db.$client
-			.prepare("SELECT offset, size, hash FROM version_blocks WHERE version_id = ?1 ORDER BY offset")
-			.bind(node.headVersionId)
-			.all<{ offset: number; size: number; hash: string }>();
-		return ok({ node, blocks: blocks.results });
+		return ok({ node, db });
 	});
 	if (!source.ok) return source;
-	const { node, blocks } = source.value;
+	const { node, db: sourceDb } = source.value;
 	const name = destination.name ?? node.name;
 	let target: Access | null = null;
 	const checked = await ownThenShared(env, caller, destination.parentId, "write", async (access) => {
@@ -49,6 +45,15 @@ export async function copyFile(
 	if (!checked.ok) return checked;
 	const into = target as Access | null;
 	if (!into) return notFound("folder");
+	// The block list is read after the pre-check read the gc clock: a source
+	// purged and collected before then is gone here (not found), and one
+	// collected after is caught by the commit guard (docs/decisions/0017).
+	const listed = await sourceDb.$client
+		.prepare("SELECT offset, size, hash FROM version_blocks WHERE version_id = ?1 ORDER BY offset")
+		.bind(node.headVersionId)
+		.all<{ offset: number; size: number; hash: string }>();
+	const blocks = listed.results;
+	if (blocks.reduce((n, b) => n + b.size, 0) !== node.size) return notFound("node");
 	const committed = await hubFor(env, into.scope.userId).commitFile({
 		parentId: into.nodeId,
 		name: checked.value.name,

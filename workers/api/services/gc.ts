@@ -194,7 +194,8 @@ export async function sweep(ctx: SweepContext, hashes: readonly string[]): Promi
 	const first = await references(shards, hashes, ctx.now);
 	const referenced = hashes.filter((h) => first.get(h) === "referenced");
 	const listed = hashes.filter((h) => first.get(h) === "listed");
-	await batch(home, [...dropCandidates(home, referenced), ...enqueueAgain(home, listed, ctx.now)]);
+	// Only the rows this sweep took: a purge since the check may have queued a hash again, and needs it collected.
+	await batch(home, [...dropCandidates(home, referenced, ctx.now - ctx.graceMs), ...enqueueAgain(home, listed, ctx.now)]);
 	const doomed = hashes.filter((h) => !first.has(h));
 	if (doomed.length === 0) return { deleted: [], referenced, deferred: listed };
 
@@ -364,9 +365,10 @@ function recordDeleted(db: ShardDb, runId: string, hashes: readonly string[]): B
 	];
 }
 
-function dropCandidates(db: ShardDb, hashes: readonly string[]): BatchQuery[] {
+function dropCandidates(db: ShardDb, hashes: readonly string[], queuedBy?: number): BatchQuery[] {
 	if (hashes.length === 0) return [];
-	return [db.run(sql`DELETE FROM gc_candidates WHERE hash IN (SELECT value FROM json_each(${JSON.stringify(hashes)}))`)];
+	const due = queuedBy === undefined ? sql`` : sql` AND enqueued_at <= ${new Date(queuedBy).toISOString()}`;
+	return [db.run(sql`DELETE FROM gc_candidates WHERE hash IN (SELECT value FROM json_each(${JSON.stringify(hashes)}))${due}`)];
 }
 
 /** Candidates to look at again in a later run: queued again now, or queued now if the sweep had claimed them. */
