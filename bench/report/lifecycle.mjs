@@ -8,8 +8,8 @@ const rate = (v) => `${Math.round(v).toLocaleString("en-US")}/s`;
 const each = (values, format = rate) => values.map((v) => format(v)).join(", ");
 const cpu = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : "n/a");
 
-/** The lifecycle section from its figures (scenarios/lifecycle.mjs): its markdown and verdicts. */
-export function render(f, meta) {
+/** The lifecycle section from its figures (scenarios/lifecycle.mjs), beside `baseline` (saved figures of another run) when there is one: its markdown and verdicts. */
+export function render(f, meta, baseline) {
 	const s = f.settings;
 	const w = f.sweeps;
 	const c = f.commits;
@@ -21,6 +21,8 @@ export function render(f, meta) {
 	const sweepOk = w.parallel.perSecond >= TARGETS.blocksPerSecond;
 	const drop = 1 - c.ratio.median;
 	const commitOk = drop <= TARGETS.commitDrop;
+	const base = baseline?.figures.sweeps;
+	const then = (kind) => (base ? `${rate(base[kind].perSecond)} · ${cpu(base[kind].cpuPerBlockMs)}` : "–");
 	const sweepRows = [
 		[
 			`${shards} shards' units at once, hashes in ${s.listPrefixes} prefixes (≈ ${perPrefix(s.listPrefixes)} per prefix in a unit: listed)`,
@@ -28,6 +30,7 @@ export function render(f, meta) {
 			each(w.parallel.each),
 			cpu(w.parallel.cpuPerBlockMs),
 			"",
+			then("parallel"),
 			`${mark(sweepOk)} ≥ ${exact(TARGETS.blocksPerSecond)}/s`,
 		],
 		[
@@ -36,6 +39,7 @@ export function render(f, meta) {
 			each(w.serial.each),
 			cpu(w.serial.cpuPerBlockMs),
 			`at once ÷ one after the other: ${w.parallelOverSerial.median.toFixed(2)}× (${each(w.parallelOverSerial.each, (v) => `${v.toFixed(2)}×`)})`,
+			then("serial"),
 			"",
 		],
 		[
@@ -44,6 +48,7 @@ export function render(f, meta) {
 			each(w.headed.each),
 			cpu(w.headed.cpuPerBlockMs),
 			`listed ÷ headed: ${w.listedOverHeaded.median.toFixed(2)}× (${each(w.listedOverHeaded.each, (v) => `${v.toFixed(2)}×`)})`,
+			then("headed"),
 			"",
 		],
 	];
@@ -92,6 +97,9 @@ export function render(f, meta) {
 			`${mark(commitOk)} drop ${pct(drop)}, target ≤ ${pct(TARGETS.commitDrop)}`,
 		],
 	];
+	const baseLine = baseline
+		? `The saved baseline is the run measured on ${baseline.meta.when} at \`${baseline.meta.machine.commit}\` (${baseline.source}; 1-minute load average ${baseline.meta.load.start.toFixed(2)} at its start and ${baseline.meta.load.end.toFixed(2)} at its end), whose commits with a sweep running ran at ${baseline.figures.commits.ratio.median.toFixed(2)}× those without. \`--baseline <file>\` shows another saved run (bench/README.md, "Baselines").`
+		: 'No saved baseline: `--baseline <file>` shows one beside these figures (bench/README.md, "Baselines").';
 	const tomb = (list) => list.map(exact).join(" / ");
 	const markdown = `## Lifecycle: the block collector
 
@@ -103,7 +111,9 @@ Each round seeds ${exact(s.blocks)} block objects of 1 KiB into R2 and queues ea
 
 Two baselines from the same rounds. On this local runtime one thread runs our workers and the D1 and R2 simulators, so units running at once can only overlap their waits: the sweep one shard after the other shows what running the ${shards} units at once buys here, and lets the bench time the sweep's R2 calls without overlap, which splits its time into R2 and the rest (table below). The sweep of hashes over all 256 prefixes is what a unit of random hashes looks like when the backlog is small: about ${perPrefix(256)} per prefix, each object headed as before ADR 0027; with ${s.listPrefixes} prefixes, each prefix holds enough of a unit's hashes to be listed instead. Only the seeded objects are in the bucket, so a listing here reads few objects no unit wants (those of the other shards' units): in production a prefix also holds every live block, and a unit lists at most 5 pages of it before it heads the rest.
 
-${table(["sweep", "blocks/s (median)", "each round", "runtime CPU per block", "paired ratio (median; each round)", "target"], sweepRows, ["l", "r", "r", "r", "l", "l"])}
+${table(["sweep", "blocks/s (median)", "each round", "runtime CPU per block", "paired ratio (median; each round)", "saved baseline: blocks/s · CPU per block", "target"], sweepRows, ["l", "r", "r", "r", "l", "r", "l"])}
+
+${baseLine}
 
 The sweep one shard after the other, its R2 calls timed (median of rounds; wall time while at least one call of the kind was in flight, and its share of the sweep's ${exact(Math.round(w.serial.ms))} ms):
 
