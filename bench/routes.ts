@@ -4,10 +4,16 @@
  */
 import { Hono } from "hono";
 import { Chunker, chunkBoundaries, chunkerScanner } from "../src/shared/chunking";
+import { blockObjectKey } from "../src/shared/blocks";
+import { runBatch } from "../src/shared/db/batch";
+import { slices } from "../src/shared/db/lists";
+import { shardCount } from "../src/shared/db/shards";
 import { MAX_REQUEST_BYTES } from "../src/shared/limits";
 import type { AppEnv } from "../workers/api/env";
 import { keyRing, STORE_CONCURRENCY } from "../workers/api/services/block-store";
 import { byobChunks } from "../workers/api/services/body";
+import { allShards, enqueueCandidates, GC_GRACE_MS } from "../workers/api/services/gc";
+import { runUnit, startRuns, type GcUnit } from "../workers/api/services/gc-queue";
 import { ingest } from "../workers/api/services/ingest";
 
 export const benchRoutes = new Hono<AppEnv>();
@@ -153,4 +159,136 @@ benchRoutes.get("/chunker", async (c) => {
 		streaming_loop: chunkerScanner(),
 		sha256_mb_s: mb / (best.sha / 1000),
 	});
+});
+
+/** Bytes of each block object the collector's bench seeds: the sweep never reads them, so their size only costs the seeding. */
+const SEED_BLOCK_BYTES = 1024;
+
+/** Puts in flight while seeding. */
+const SEED_CONCURRENCY = 8;
+
+/**
+ * `POST /_bench/gc/seed {n, prefixes?}`: n block objects in R2, each queued
+ * as a collector candidate in the shard its hash falls in, both now (the
+ * sweep judges them at a `now` past the grace period). Their hashes are
+ * random, in the first `prefixes` of the 256 `blocks/<hh>/` prefixes (all of
+ * them by default): how many of a sweep's hashes share a prefix decides
+ * whether it lists or heads (services/gc.ts, LIST_FROM).
+ */
+benchRoutes.post("/gc/seed", async (c) => {
+	const body = await c.req.json<{ n?: unknown; prefixes?: unknown }>();
+	const n = Number(body.n);
+	const prefixes = Number(body.prefixes ?? 256);
+	if (!Number.isInteger(n) || n < 1 || n > 100_000) return c.text("n: an integer from 1 to 100000", 400);
+	if (!Number.isInteger(prefixes) || prefixes < 1 || prefixes > 256) return c.text("prefixes: an integer from 1 to 256", 400);
+	const started = performance.now();
+	const hashes = Array.from({ length: n }, () => {
+		const bytes = crypto.getRandomValues(new Uint8Array(32));
+		bytes[0] = (bytes[0] as number) % prefixes;
+		return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+	});
+	const content = crypto.getRandomValues(new Uint8Array(SEED_BLOCK_BYTES));
+	for (const group of slices(hashes, SEED_CONCURRENCY)) await Promise.all(group.map((h) => c.env.BLOBS.put(blockObjectKey(h), content)));
+	const shards = allShards(c.env);
+	const now = Date.now();
+	const byShard = shards.map((db, i) => ({ db, mine: hashes.filter((h) => Number.parseInt(h.slice(0, 8), 16) % shards.length === i) }));
+	await Promise.all(
+		byShard.filter(({ mine }) => mine.length > 0).map(({ db, mine }) => runBatch(db.$client, enqueueCandidates(db, mine, now))),
+	);
+	return c.json({ seeded: n, ms: performance.now() - started });
+});
+
+/** R2 calls of one kind during a sweep: how many, what they carried, and the wall time at least one was in flight. */
+interface R2Calls {
+	calls: number;
+	keys: number;
+	ms: number;
+}
+
+/**
+ * `bucket` with its calls timed, for a sweep that runs alone: on the local
+ * runtime's one thread, that splits the sweep's time between R2 and the rest
+ * (D1 and our own code). Only what the sweep calls (head, list, delete).
+ */
+function timedBucket(bucket: R2Bucket, seen: Record<"head" | "list" | "delete", R2Calls>): R2Bucket {
+	const active = { head: 0, list: 0, delete: 0 };
+	const since = { head: 0, list: 0, delete: 0 };
+	const time = async <T>(kind: keyof typeof active, keys: (result: T) => number, work: () => Promise<T>): Promise<T> => {
+		if (active[kind]++ === 0) since[kind] = performance.now();
+		try {
+			const result = await work();
+			seen[kind].keys += keys(result);
+			return result;
+		} finally {
+			seen[kind].calls++;
+			if (--active[kind] === 0) seen[kind].ms += performance.now() - since[kind];
+		}
+	};
+	return {
+		head: (key: string) =>
+			time(
+				"head",
+				() => 1,
+				() => bucket.head(key),
+			),
+		list: (options?: R2ListOptions) =>
+			time(
+				"list",
+				(listed: R2Objects) => listed.objects.length,
+				() => bucket.list(options),
+			),
+		delete: (keys: string | string[]) =>
+			time(
+				"delete",
+				() => (Array.isArray(keys) ? keys.length : 1),
+				() => bucket.delete(keys),
+			),
+	} as unknown as R2Bucket;
+}
+
+/**
+ * `POST /_bench/gc/sweep {serial?, maxUnits?}`: one sweep unit per shard,
+ * all at once as parallel queue consumers would run them (one shard after
+ * the other with `serial`, its R2 calls timed), each followed by its
+ * successors until none is due or `maxUnits` ran; the policy's clock is past
+ * the grace period of everything queued so far. The counts are the units'
+ * own progress rows (lifecycle_runs).
+ */
+benchRoutes.post("/gc/sweep", async (c) => {
+	const body = await c.req.json<{ serial?: unknown; maxUnits?: unknown }>();
+	const serial = body.serial === true;
+	const maxUnits = body.maxUnits === undefined ? Infinity : Number(body.maxUnits);
+	if (!(maxUnits >= 1)) return c.text("maxUnits: at least 1", 400);
+	const r2 = { head: { calls: 0, keys: 0, ms: 0 }, list: { calls: 0, keys: 0, ms: 0 }, delete: { calls: 0, keys: 0, ms: 0 } };
+	const bucket = serial ? timedBucket(c.env.BLOBS, r2) : c.env.BLOBS;
+	const now = Date.now() + 2 * GC_GRACE_MS;
+	const started = new Date(now).toISOString();
+	const units: GcUnit[] = Array.from({ length: shardCount(c.env) }, (_, shard) => ({ kind: "sweep", shard, started, now }));
+	const t0 = performance.now();
+	await startRuns(c.env, units);
+	const succession = async (first: GcUnit) => {
+		let next: GcUnit[] = [first];
+		for (let ran = 0; next.length > 0 && ran < maxUnits; ran++) {
+			const sent: GcUnit[] = [];
+			for (const unit of next) await runUnit(c.env, bucket, unit, async (successors) => void sent.push(...successors));
+			next = sent;
+		}
+	};
+	if (serial) for (const unit of units) await succession(unit);
+	else await Promise.all(units.map(succession));
+	const ms = performance.now() - t0;
+	const row = await c.env.DIRECTORY.prepare(
+		"SELECT SUM(examined) AS examined, SUM(deleted) AS deleted FROM lifecycle_runs WHERE task = 'sweep' AND started_at = ?1",
+	)
+		.bind(started)
+		.first<{ examined: number; deleted: number }>();
+	return c.json({ examined: row?.examined ?? 0, deleted: row?.deleted ?? 0, ms, ...(serial ? { r2 } : {}) });
+});
+
+/** `GET /_bench/gc/tombstones`: each shard's tombstones and deletion records, which every tombstone insert and every commit's guard look up. */
+benchRoutes.get("/gc/tombstones", async (c) => {
+	const counts = await Promise.all(
+		allShards(c.env).map((db) => db.$client.prepare("SELECT COUNT(*) AS n FROM doomed_blocks").first<{ n: number }>()),
+	);
+	return c.json({ perShard: counts.map((row) => row?.n ?? 0) });
 });

@@ -6,10 +6,11 @@
  * of wrangler.toml at this file.
  */
 import api from "../workers/api/index";
+import type { GcUnit } from "../workers/api/services/gc-queue";
 import { buildApp } from "../workers/api/app";
 import { benchRoutes } from "./routes";
 
 const app = buildApp();
 app.route("/_bench", benchRoutes);
 
-export default { ...api, fetch: app.fetch } satisfies ExportedHandler<Env>;
+export default { ...api, fetch: app.fetch } satisfies ExportedHandler<Env, GcUnit>;

@@ -21,9 +21,10 @@ export const BENCH_MAIN = "bench/worker.ts";
 export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
 /**
- * Points the snapshot's wrangler.toml at {@link BENCH_MAIN}: the bench runs
- * the repo's own config, with `main` the only line changed, so its bindings,
- * vars and flags cannot drift from production's.
+ * Points the snapshot's wrangler.toml at {@link BENCH_MAIN}, and runs that
+ * worker first for `/_bench/*` too (the asset router would answer those
+ * paths otherwise): the bench runs the repo's own config with only those two
+ * lines changed, so its bindings, vars and flags cannot drift from production's.
  * @param {string} tree a snapshot made by snapshotTree (scripts/local-stack.mjs)
  */
 export function writeBenchConfig(tree) {
@@ -33,10 +34,21 @@ export function writeBenchConfig(tree) {
 	const file = join(tree, "wrangler.toml");
 	const toml = readFileSync(file, "utf8");
 	if (toml.includes(`main = "${BENCH_MAIN}"`)) return;
-	const mains = toml.match(/^main = ".*"$/gm) ?? [];
-	if (mains.length !== 1) throw new Error(`${file}: expected one top-level main = "...", found ${mains.length}`);
-	const header = `# Written by bench/lib/stack.mjs from the repository's wrangler.toml; only main differs (${mains[0]}).\n`;
-	writeFileSync(file, header + toml.replace(/^main = ".*"$/m, `main = "${BENCH_MAIN}"`));
+	const one = (pattern, what) => {
+		const found = toml.match(new RegExp(pattern.source, "gm")) ?? [];
+		if (found.length !== 1) throw new Error(`${file}: expected one ${what}, found ${found.length}`);
+		return found[0];
+	};
+	const main = one(/^main = ".*"$/, 'top-level main = "..."');
+	const first = one(/^run_worker_first = \[.*\]$/, "run_worker_first = [...] (of [assets])");
+	const header = `# Written by bench/lib/stack.mjs from the repository's wrangler.toml; only main (${main}) and run_worker_first (${first}) differ.\n`;
+	writeFileSync(
+		file,
+		header +
+			toml
+				.replace(/^main = ".*"$/m, `main = "${BENCH_MAIN}"`)
+				.replace(/^run_worker_first = \[(.*)\]$/m, (_, list) => `run_worker_first = [${list}, "/_bench/*"]`),
+	);
 }
 
 /**

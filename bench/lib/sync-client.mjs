@@ -3,6 +3,7 @@
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 import { PASSWORD, signup } from "./http.mjs";
+import { summarize } from "./stats.mjs";
 
 /**
  * A small JSON client of the stack at `baseUrl`; `label` goes into the
@@ -54,6 +55,43 @@ export function client(baseUrl, label = "sync") {
 		latest: (device) => must("/v1/changes/latest", { token: device.token }, 200).then((b) => b.cursor),
 		root: (device) => request("/v1/nodes/root", { token: device.token }),
 	};
+}
+
+/**
+ * `count` file commits by `device` with `concurrency` in flight: new versions
+ * of `files` small files in its root, each a PUT of `body(i)` (by default a
+ * few fresh bytes: one block stored in R2, then one commit through the hub).
+ * `until()` returning true stops it early (`count` may then be Infinity), and
+ * `onCommit(at)` hears of each commit as its answer arrives.
+ * @param {ReturnType<typeof client>} api
+ * @param {{ token: string, rootId: string }} device
+ * @param {number} count
+ * @param {number} concurrency
+ * @param {number} files
+ * @param {{ body?: (i: number) => string | Uint8Array, until?: () => boolean, onCommit?: (at: number) => void }} [options]
+ */
+export async function fileCommitRate(api, device, count, concurrency, files, options = {}) {
+	const { body = (i) => `version ${i}`, until = () => false, onCommit = () => undefined } = options;
+	const latencies = [];
+	let next = 0;
+	const lane = async () => {
+		for (let i = next++; i < count && !until(); i = next++) {
+			const s = performance.now();
+			const res = await api.request(`/v1/files/content?${new URLSearchParams({ parent_id: device.rootId, name: `v-${i % files}.txt` })}`, {
+				method: "PUT",
+				token: device.token,
+				body: body(i),
+			});
+			if (res.status !== 200 && res.status !== 201) throw new Error(`PUT: ${res.status} ${JSON.stringify(res.body)}`);
+			const at = performance.now();
+			latencies.push(at - s);
+			onCommit(at);
+		}
+	};
+	const t0 = performance.now();
+	await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+	const seconds = (performance.now() - t0) / 1000;
+	return { count: latencies.length, files, seconds, perSecond: latencies.length / seconds, latency: summarize(latencies) };
 }
 
 /**

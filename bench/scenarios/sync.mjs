@@ -13,7 +13,7 @@ import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { pool, sleep } from "../lib/http.mjs";
 import { summarize } from "../lib/stats.mjs";
-import { client, dial } from "../lib/sync-client.mjs";
+import { client, dial, fileCommitRate } from "../lib/sync-client.mjs";
 
 const DEFAULTS = {
 	levels: [1, 100, 1000],
@@ -154,28 +154,6 @@ async function commitRate(api, device, count, concurrency, tag) {
 	});
 	const seconds = (performance.now() - t0) / 1000;
 	return { count, seconds, perSecond: count / seconds, latency: summarize(latencies) };
-}
-
-/**
- * `count` file commits by `device` with `concurrency` in flight: new versions
- * of `files` small files, each a PUT of a few fresh bytes (one block stored
- * in R2, then one commit through the hub).
- */
-async function fileCommitRate(api, device, count, concurrency, files) {
-	const latencies = [];
-	const t0 = performance.now();
-	await pool(count, concurrency, async (i) => {
-		const s = performance.now();
-		const res = await api.request(`/v1/files/content?${new URLSearchParams({ parent_id: device.rootId, name: `v-${i % files}.txt` })}`, {
-			method: "PUT",
-			token: device.token,
-			body: `version ${i}`,
-		});
-		if (res.status !== 200 && res.status !== 201) throw new Error(`PUT: ${res.status} ${JSON.stringify(res.body)}`);
-		latencies.push(performance.now() - s);
-	});
-	const seconds = (performance.now() - t0) / 1000;
-	return { count, files, seconds, perSecond: count / seconds, latency: summarize(latencies) };
 }
 
 /** The same number of trivial authenticated GETs at the same concurrency: the baseline for commits/s. */

@@ -246,13 +246,15 @@ export async function references(shards: ShardDb[], hashes: readonly string[], n
 	const found = new Map<string, Reference>();
 	const nowIso = new Date(now).toISOString();
 	await inEveryShard(shards, async (db) => {
+		// Only the hashes something needs come back: most candidates are garbage, and every row crosses to the worker.
 		const rows = await db.all<{ hash: string; held: number; listed: number }>(sql`
-			SELECT j.value AS hash,
+			SELECT hash, held, listed FROM (SELECT j.value AS hash,
 				EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
 					OR EXISTS (SELECT 1 FROM version_blocks vb WHERE vb.hash = j.value) AS held,
 				EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
 					WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL) AS listed
-			FROM json_each(${JSON.stringify(hashes)}) j`);
+			FROM json_each(${JSON.stringify(hashes)}) j)
+			WHERE held OR listed`);
 		for (const r of rows) {
 			if (r.held) found.set(r.hash, "referenced");
 			else if (r.listed && !found.has(r.hash)) found.set(r.hash, "listed");
@@ -284,12 +286,15 @@ export async function uploadedTimes(bucket: R2Bucket, hashes: readonly string[])
 		if (group.length < LIST_FROM) toHead.push(...group);
 		else toHead.push(...(await listUploaded(bucket, group, found)));
 	}
-	for (const group of slices(toHead, HEAD_CONCURRENCY)) {
-		const heads = await Promise.all(group.map((h) => bucket.head(blockObjectKey(h))));
-		heads.forEach((head, i) => {
-			if (head) found.set(group[i] as string, head.uploaded.getTime());
-		});
-	}
+	// A pool rather than groups of heads: no lane waits for the slowest head of its group.
+	let next = 0;
+	const lane = async () => {
+		for (let h = toHead[next++]; h !== undefined; h = toHead[next++]) {
+			const head = await bucket.head(blockObjectKey(h));
+			if (head) found.set(h, head.uploaded.getTime());
+		}
+	};
+	await Promise.all(Array.from({ length: HEAD_CONCURRENCY }, lane));
 	return found;
 }
 
