@@ -247,18 +247,15 @@ function timedBucket(bucket: R2Bucket, seen: Record<"head" | "list" | "delete", 
 }
 
 /**
- * `POST /_bench/gc/sweep {serial?, maxUnits?}`: one sweep unit per shard,
- * all at once as parallel queue consumers would run them (one shard after
- * the other with `serial`, its R2 calls timed), each followed by its
- * successors until none is due or `maxUnits` ran; the policy's clock is past
- * the grace period of everything queued so far. The counts are the units'
- * own progress rows (lifecycle_runs).
+ * `POST /_bench/gc/sweep {serial?}`: one sweep unit per shard, all at once
+ * as parallel queue consumers would run them (one shard after the other
+ * with `serial`, its R2 calls timed), each followed by its successors until
+ * none is due; the policy's clock is past the grace period of everything
+ * queued so far. The counts are the units' own progress rows (lifecycle_runs).
  */
 benchRoutes.post("/gc/sweep", async (c) => {
-	const body = await c.req.json<{ serial?: unknown; maxUnits?: unknown }>();
+	const body = await c.req.json<{ serial?: unknown }>();
 	const serial = body.serial === true;
-	const maxUnits = body.maxUnits === undefined ? Infinity : Number(body.maxUnits);
-	if (!(maxUnits >= 1)) return c.text("maxUnits: at least 1", 400);
 	const r2 = { head: { calls: 0, keys: 0, ms: 0 }, list: { calls: 0, keys: 0, ms: 0 }, delete: { calls: 0, keys: 0, ms: 0 } };
 	const bucket = serial ? timedBucket(c.env.BLOBS, r2) : c.env.BLOBS;
 	const now = Date.now() + 2 * GC_GRACE_MS;
@@ -268,7 +265,7 @@ benchRoutes.post("/gc/sweep", async (c) => {
 	await startRuns(c.env, units);
 	const succession = async (first: GcUnit) => {
 		let next: GcUnit[] = [first];
-		for (let ran = 0; next.length > 0 && ran < maxUnits; ran++) {
+		while (next.length > 0) {
 			const sent: GcUnit[] = [];
 			for (const unit of next) await runUnit(c.env, bucket, unit, async (successors) => void sent.push(...successors));
 			next = sent;
