@@ -192,9 +192,11 @@ export async function applyShareEvents(tree: Tree, delivery: ShareDelivery): Pro
 	const events = delivery.events.filter((e) => e.id > applied).sort((a, b) => a.id - b.id);
 	const last = events.at(-1)?.id;
 	if (last === undefined) return ok({ appliedId: applied });
-	// An account being deleted has left every share already: nothing is left to show it.
-	const root = await findRoot(db, userId);
-	if (!root || root.purgeStartedAt !== null) return ok({ appliedId: last });
+	// An account being deleted has left every share already (its incoming rows are gone): nothing is left to show it.
+	if (!state) {
+		const root = await findRoot(db, userId);
+		if (!root || root.purgeStartedAt !== null) return ok({ appliedId: last });
+	}
 	let mount: NodeRow | null = found ? NODE.readNamed(found, "n_") : null;
 	const statements: D1PreparedStatement[] = [];
 	const entries: GivenEntry[] = [];

@@ -18,7 +18,7 @@
  * deletion record: the next run treats them as deleted (a commit that wrote
  * those blocks before then sends them again) and queues their hashes again.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { blockObjectKey } from "../../../src/shared/blocks";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { slices } from "../../../src/shared/db/lists";
@@ -251,8 +251,7 @@ export async function references(shards: ShardDb[], hashes: readonly string[], n
 			SELECT hash, held, listed FROM (SELECT j.value AS hash,
 				EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.hash = j.value)
 					OR EXISTS (SELECT 1 FROM version_blocks vb WHERE vb.hash = j.value) AS held,
-				EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
-					WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL) AS listed
+				${listedByOpenUpload(nowIso)} AS listed
 			FROM json_each(${JSON.stringify(hashes)}) j)
 			WHERE held OR listed`);
 		for (const r of rows) {
@@ -261,6 +260,12 @@ export async function references(shards: ShardDb[], hashes: readonly string[], n
 		}
 	});
 	return found;
+}
+
+/** Whether an open upload lists the block `j.value` (of a `json_each(...) j`): it is about to be committed. */
+export function listedByOpenUpload(nowIso: string): SQL {
+	return sql`EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
+					WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL)`;
 }
 
 /** The hashes whose object was written after `doomedAt` or within the grace period: an upload is using them. */

@@ -14,6 +14,7 @@
 import { sql } from "drizzle-orm";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
 import { blockShardIndex, type ShardDb } from "../../../src/shared/db/shards";
+import { listedByOpenUpload } from "./gc";
 
 /** R2's class for blocks that are rarely read: cheaper to keep, dearer to read (docs/storage.md). */
 export const COLD_CLASS = "InfrequentAccess";
@@ -154,8 +155,7 @@ async function versionUses(shards: readonly ShardDb[], hashes: readonly string[]
 					EXISTS (SELECT 1 FROM version_blocks vb WHERE vb.hash = j.value) AS versioned,
 					EXISTS (SELECT 1 FROM version_blocks vb JOIN versions v ON v.id = vb.version_id
 						WHERE vb.hash = j.value AND (v.created_at > ${cutoffIso} OR v.read_month >= ${cutoffMonth})) AS recent,
-					EXISTS (SELECT 1 FROM upload_blocks b JOIN uploads u ON u.id = b.upload_id
-						WHERE b.hash = j.value AND u.expires_at >= ${nowIso} AND u.cancelled_at IS NULL AND u.committed_version_id IS NULL) AS listed
+					${listedByOpenUpload(nowIso)} AS listed
 				FROM json_each(${list}) j`);
 			for (const r of rows) {
 				const use = uses.get(r.hash) ?? { versioned: false, recent: false, listed: false };
