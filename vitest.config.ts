@@ -102,6 +102,7 @@ export default defineConfig(async () => {
 						name: "workers",
 						include: ["test/api/**/*.test.ts"],
 						setupFiles: ["test/api/setup.ts"],
+						globalSetup: ["test/api/global-setup.ts"],
 						// Timeouts are hang guards: generous, so that a loaded machine is never the reason a test fails.
 						testTimeout: 120_000,
 					},

@@ -351,6 +351,9 @@ export const MASTER_KEY_BYTES = 32;
  */
 export const BLOCK_KEY_HKDF_SALT: Uint8Array<ArrayBuffer> = new Uint8Array(encoder.encode("drive/block/v1"));
 
+/** HKDF salt for keys that encrypt small secrets at rest (webhook signing secrets), apart from every block key. */
+export const SECRET_KEY_HKDF_SALT: Uint8Array<ArrayBuffer> = new Uint8Array(encoder.encode("drive/secret/v1"));
+
 const DEFAULT_BLOCK_KEY_CACHE = 64;
 
 /** One master key as supplied to {@link KeyRing}. */
@@ -418,6 +421,23 @@ export class KeyRing {
 			this.#base.set(keyId, base);
 		}
 		return base;
+	}
+
+	/**
+	 * An AES-256-GCM key for secrets of one kind (`purpose`, e.g.
+	 * "webhook-secret") under one master key. Its salt differs from blocks',
+	 * so it can never equal a block key.
+	 */
+	async deriveSecretKey(keyId: string, purpose: string): Promise<CryptoKey> {
+		const base = this.#baseKey(keyId);
+		if (base === null) throw new Error(`KeyRing: unknown key id ${JSON.stringify(keyId)}`);
+		return crypto.subtle.deriveKey(
+			{ name: "HKDF", hash: "SHA-256", salt: SECRET_KEY_HKDF_SALT, info: encoder.encode(purpose) },
+			await base,
+			{ name: "AES-GCM", length: 256 },
+			false,
+			["encrypt", "decrypt"],
+		);
 	}
 
 	/**

@@ -4,7 +4,7 @@
  */
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "usr" | "dev" | "nod" | "ver" | "upl" | "req" | "shr" | "lnk" | "act";
+export type IdPrefix = "usr" | "dev" | "nod" | "ver" | "upl" | "req" | "shr" | "lnk" | "act" | "whk" | "msg";
 
 /** Returns a new id such as `nod_01jd8x...`. */
 export function newId(prefix: IdPrefix, now = Date.now()): string {

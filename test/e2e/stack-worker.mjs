@@ -11,7 +11,8 @@ const { localStack, port, persistTo } = workerData;
 try {
 	/** @type {typeof import("../../scripts/local-stack.mjs")} */
 	const local = await import(localStack);
-	const stack = await local.startStack({ port, persistTo, stdio: "pipe" });
+	// The webhook tests' receiver listens on 127.0.0.1, which the guard refuses by default.
+	const stack = await local.startStack({ port, persistTo, stdio: "pipe", vars: { WEBHOOK_ALLOW_LOOPBACK: "true" } });
 	const pid = stack.child.pid;
 	parentPort?.postMessage({ pid, command: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean) });
 } catch (err) {

@@ -12,6 +12,7 @@ import { conflictRoutes } from "./routes/conflicts";
 import { tokenInPathHeaders } from "./middleware/token-in-path";
 import { downloadUrlRoutes } from "./routes/download-urls";
 import { linkRoutes } from "./routes/links";
+import { webhookRoutes } from "./routes/webhooks";
 import { versionRoutes } from "./routes/versions";
 import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
@@ -77,6 +78,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", linkRoutes);
 	app.route("/v1", activityRoutes);
 	app.route("/v1", downloadUrlRoutes);
+	app.route("/v1", webhookRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

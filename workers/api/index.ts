@@ -4,6 +4,9 @@ import gearScan from "../../src/shared/gear-scan.wasm";
 import { buildApp } from "./app";
 import { runHousekeeping } from "./scheduled";
 import { consumeGcBatch, type GcUnit } from "./services/gc-queue";
+import { consumeDeadLetters, consumeDeliveries } from "./services/webhook-delivery";
+import { consumeFanOut, type DeliveryMessage } from "./services/webhook-fanout";
+import type { FanOutKick } from "../notify/contract";
 
 // The chunker's gear loop as WebAssembly: in workerd the JavaScript loop is
 // fast only if V8's optimizing compile of it lands, which sometimes never
@@ -18,7 +21,17 @@ export default {
 	async scheduled(_controller, env, ctx) {
 		ctx.waitUntil(runHousekeeping(env));
 	},
+	/** One consumer for every queue of wrangler.toml, told apart by the queue's name. */
 	async queue(batch, env) {
-		await consumeGcBatch(batch, env);
+		switch (batch.queue) {
+			case "drive-webhook-fanout":
+				return consumeFanOut(batch as MessageBatch<FanOutKick>, env);
+			case "drive-webhook-deliver":
+				return consumeDeliveries(batch as MessageBatch<DeliveryMessage>, env);
+			case "drive-webhook-dlq":
+				return consumeDeadLetters(batch as MessageBatch<DeliveryMessage | FanOutKick>, env);
+			default:
+				return consumeGcBatch(batch as MessageBatch<GcUnit>, env);
+		}
 	},
-} satisfies ExportedHandler<Env, GcUnit>;
+} satisfies ExportedHandler<Env, GcUnit | FanOutKick | DeliveryMessage>;

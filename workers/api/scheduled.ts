@@ -12,6 +12,8 @@ import { cleanupUploads } from "./services/uploads";
 import { keyRing } from "./services/block-store";
 import { verifyPendingHashes } from "./services/verify";
 import { thinVersionHistories } from "./services/version-retention";
+import { redriveWebhooks } from "./services/webhook-fanout";
+import { pruneDeliveries } from "./services/webhook-log";
 
 /**
  * Runs every housekeeping task over every shard. Each task, and each shard
@@ -34,6 +36,9 @@ export async function runHousekeeping(env: Env, now = Date.now(), units: UnitSin
 	const retentionDays = Number(env.JOURNAL_RETENTION_DAYS) || 30;
 	const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
 	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneJournal SHARD_${i}`, () => pruneJournal(shardAt(env, i), cutoff));
+	// A delivery lives as long as the journal change it carries.
+	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneDeliveries SHARD_${i}`, () => pruneDeliveries(shardAt(env, i), cutoff));
+	for (let i = 0; i < shardCount(env); i++) await attempt(`redriveWebhooks SHARD_${i}`, () => redriveWebhooks(env, i, now));
 	const activityCutoff = new Date(now - ACTIVITY_RETENTION_DAYS * 86_400_000).toISOString();
 	for (let i = 0; i < shardCount(env); i++) await attempt(`pruneActivity SHARD_${i}`, () => pruneActivity(shardAt(env, i), activityCutoff));
 	await attempt("purgeExpiredTrash", () => purgeExpiredTrash(env, now));

@@ -80,3 +80,10 @@ export interface SyncTicket {
 	ticket: string;
 	expiresIn: number;
 }
+
+/** A message on the `drive-webhook-fanout` queue: the user's journal advanced (docs/decisions/0028-webhooks.md). */
+export interface FanOutKick {
+	user: string;
+	/** The shard that holds the user's journal and endpoints. */
+	shard: number;
+}

@@ -14,8 +14,8 @@ import type { ChangeKind } from "./contract";
 
 // Static SQL bound directly: building these hot statements through
 // drizzle costs more CPU than running them (docs/decisions/0010).
-/** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now: one change's journal entry. */
-const JOURNAL_ENTRY = "INSERT INTO changes (user_id, seq, kind, node_id, node, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now, ?7 where a move came from (JSON): one change's journal entry. */
+const JOURNAL_ENTRY = "INSERT INTO changes (user_id, seq, kind, node_id, node, created_at, previous) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /** ?1 user, ?2 the seq floor, ?3 node id, ?4 node JSON, ?5 now: the next seq, only if the node row exists. */
 const JOURNAL_IF_INSERTED = `INSERT INTO changes (user_id, seq, kind, node_id, node, created_at)
 	SELECT ?1, MAX(?2, COALESCE((SELECT MAX(seq) FROM changes WHERE user_id = ?1), 0)) + 1, 'created', ?3, ?4, ?5
@@ -88,15 +88,18 @@ export class Journal {
 		statements: (BatchQuery | D1PreparedStatement)[],
 		kind: ChangeKind,
 		after: NodeRow,
-		options: { beforeParentId?: string | null } = {},
+		options: { before?: { parentId: string | null; name: string } } = {},
 	): Promise<D1Result[]> {
 		const seq = (await this.currentSeq()) + 1;
-		const outbox = this.fanOut ? await this.fanOut.statementsFor({ kind, after, ...options }) : [];
+		const before = options.before;
+		const outbox = this.fanOut ? await this.fanOut.statementsFor({ kind, after, ...(before && { beforeParentId: before.parentId }) }) : [];
+		// Webhooks' file.moved says where from (the node JSON is the state after).
+		const previous = before ? JSON.stringify({ parent_id: before.parentId, name: before.name }) : null;
 		// created_at is when the change happened, not the node's mtime (a trash
 		// keeps that): retention counts from here.
 		const entry = this.db.$client
 			.prepare(JOURNAL_ENTRY)
-			.bind(this.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString());
+			.bind(this.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString(), previous);
 		const results = await this.#batch([...statements, entry, ...outbox]);
 		this.#advance(seq);
 		if (outbox.length > 0) this.fanOut?.landed();

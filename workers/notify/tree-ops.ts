@@ -567,7 +567,7 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 		],
 		"moved",
 		row,
-		{ beforeParentId: node.parentId },
+		{ before: { parentId: node.parentId, name: node.name } },
 	);
 	return ok({ node: toNode(row) });
 }

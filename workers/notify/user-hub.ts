@@ -38,6 +38,7 @@ import * as shareOps from "./share-ops";
 import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
 import { Usage, WriteBudget } from "./usage";
 import { SyncChannel } from "./sync-channel";
+import { WebhookKick } from "./webhook-kick";
 import * as ops from "./tree-ops";
 import * as history from "./version-ops";
 import { retentionPolicy, type RetentionPolicy } from "../../src/shared/retention";
@@ -58,6 +59,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #sync: SyncChannel;
 	#tree: Promise<ops.Tree> | null = null;
 	#deliverer: Deliverer | null = null;
+	#webhooks: WebhookKick | null = null;
 	/** Alarm back-off after a failed delivery, in ms; reset once one succeeds. */
 	#retryMs = 0;
 	/** Files with a thinning run queued and not started: one run covers every commit before it. */
@@ -266,6 +268,13 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#contained(this.#queue.run(async () => shareOps.applyShareEvents(await this.#openTree(), delivery)));
 	}
 
+	/** The user's webhook endpoints changed (api, routes/webhooks.ts): look them up again, and catch up a re-enabled one. */
+	async webhooksChanged(): Promise<void> {
+		await this.#openTree();
+		this.#webhooks?.forget();
+		this.#webhooks?.changed();
+	}
+
 	/** Retries deliveries that failed (a member's hub was unreachable) and runs the purges under way. */
 	override async alarm(): Promise<void> {
 		const tree = await this.#openTree();
@@ -444,6 +453,8 @@ export class UserHub extends DurableObject<Env & HubVars> {
 			(shard) => {
 				const db = shardAt(this.env, shard);
 				const sharing = new Sharing(db, this.#userId, () => this.ctx.waitUntil(this.#deliver()));
+				const webhooks = new WebhookKick(db, { user: this.#userId, shard }, this.env.WEBHOOK_FANOUT, (work) => this.ctx.waitUntil(work));
+				this.#webhooks = webhooks;
 				this.#deliverer = new Deliverer(db, this.#userId, async (memberId, delivery) => {
 					const applied = await this.env.USER_HUB.getByName(memberId).applyShareEvents(delivery);
 					if (!applied.ok) throw new Error(`member hub refused the delivery: ${applied.error.code}`);
@@ -453,7 +464,15 @@ export class UserHub extends DurableObject<Env & HubVars> {
 					db,
 					userId: this.#userId,
 					sharing,
-					journal: new Journal(db, this.#userId, (seq) => this.#sync.announce(seq), sharing),
+					journal: new Journal(
+						db,
+						this.#userId,
+						(seq) => {
+							this.#sync.announce(seq);
+							webhooks.changed();
+						},
+						sharing,
+					),
 					usage: new Usage(db, this.#userId),
 					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
 					folderDepths: new Map(),

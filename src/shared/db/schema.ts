@@ -212,6 +212,8 @@ export const changes = sqliteTable(
 		createdAt: text("created_at").notNull(),
 		/** Why a node left a member's view: moved_out, unshared, unmounted. */
 		reason: text("reason"),
+		/** Where a move came from: JSON {"parent_id", "name"} (webhooks' file.moved). */
+		previous: text("previous"),
 	},
 	(t) => [primaryKey({ columns: [t.userId, t.seq] })],
 );
@@ -453,3 +455,74 @@ export const sweepCursors = sqliteTable("sweep_cursors", {
 	position: text("position").notNull(),
 	updatedAt: text("updated_at").notNull(),
 });
+
+// ---- outgoing webhooks (migrations/shard/0015_webhooks.sql) --------------
+
+export const webhookEndpoints = sqliteTable(
+	"webhook_endpoints",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		url: text("url").notNull(),
+		description: text("description").notNull().default(""),
+		/** JSON array of event types; null: every event. */
+		eventTypes: text("event_types"),
+		/** Encrypted signing secret ("keyId:base64url"). */
+		secret: text("secret").notNull(),
+		previousSecret: text("previous_secret"),
+		previousSecretUntil: text("previous_secret_until"),
+		status: text("status", { enum: ["enabled", "disabled"] }).notNull(),
+		disabledReason: text("disabled_reason"),
+		disabledAt: text("disabled_at"),
+		enqueuedThroughSeq: integer("enqueued_through_seq").notNull(),
+		failingSince: text("failing_since"),
+		lastSuccessAt: text("last_success_at"),
+		createdAt: text("created_at").notNull(),
+		updatedAt: text("updated_at").notNull(),
+	},
+	(t) => [index("webhook_endpoints_by_user").on(t.userId, t.createdAt)],
+);
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+
+export const webhookDeliveries = sqliteTable(
+	"webhook_deliveries",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		endpointId: text("endpoint_id").notNull(),
+		seq: integer("seq"),
+		type: text("type").notNull(),
+		payload: text("payload"),
+		status: text("status", { enum: ["pending", "succeeded", "failed"] }).notNull(),
+		attempts: integer("attempts").notNull().default(0),
+		nextAttemptAt: integer("next_attempt_at").notNull(),
+		claimedUntil: integer("claimed_until"),
+		lastStatus: integer("last_status"),
+		lastError: text("last_error"),
+		createdAt: text("created_at").notNull(),
+		updatedAt: text("updated_at").notNull(),
+	},
+	(t) => [
+		index("webhook_deliveries_by_endpoint").on(t.endpointId, t.createdAt, t.id),
+		index("webhook_deliveries_due")
+			.on(t.nextAttemptAt)
+			.where(sql`status = 'pending'`),
+		index("webhook_deliveries_by_time").on(t.createdAt),
+	],
+);
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+export const webhookAttempts = sqliteTable(
+	"webhook_attempts",
+	{
+		deliveryId: text("delivery_id").notNull(),
+		n: integer("n").notNull(),
+		at: text("at").notNull(),
+		status: integer("status"),
+		error: text("error"),
+		durationMs: integer("duration_ms").notNull(),
+		response: text("response"),
+	},
+	(t) => [primaryKey({ columns: [t.deliveryId, t.n] })],
+);
+export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect;

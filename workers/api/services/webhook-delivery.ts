@@ -1,0 +1,351 @@
+/**
+ * Delivering webhooks (docs/decisions/0028-webhooks.md): one POST per
+ * attempt, signed per Standard Webhooks, behind the SSRF guard, never
+ * following a redirect, given 15 s. The retry schedule is ours, through
+ * `msg.retry({ delaySeconds })`; the delivery's row says what happened, and
+ * each attempt is logged with its status, duration and the first 1 KB of the
+ * answer.
+ *
+ * A delivery is claimed before it is attempted, so a duplicated message posts
+ * once; a claim that outlives its attempt (a crash) expires, and the cron
+ * sends the delivery again.
+ */
+import { shardAt } from "../../../src/shared/db/shards";
+import { runBatch } from "../../../src/shared/db/batch";
+import type { WebhookEndpointRow } from "../../../src/shared/db/schema";
+import { changeEvent, wants, type JournalRow, type WebhookPayload } from "../../../src/shared/webhooks/events";
+import { webhookHeaders } from "../../../src/shared/webhooks/signing";
+import { checkWebhookTarget, webhookTargetPolicy } from "../../../src/shared/webhooks/target";
+import { keyRing } from "./block-store";
+import { sendEvent, type DeliveryMessage } from "./webhook-fanout";
+import { signingSecrets } from "./webhook-endpoints";
+
+/**
+ * Seconds to wait after each failed attempt: 11 attempts over about 2.5 days
+ * (Standard Webhooks' and Svix's shape). Queues delay a message by at most
+ * 12 hours.
+ */
+export const RETRY_SCHEDULE_SECONDS: readonly number[] = [5, 300, 1_800, 7_200, 18_000, 36_000, 43_200, 43_200, 43_200, 21_600];
+
+/** Longest delay Queues accepts for a message. */
+const MAX_DELAY_SECONDS = 43_200;
+
+/** How long an attempt holds its delivery: above the timeout, with room for the bookkeeping. */
+export const CLAIM_MS = 60_000;
+
+/** No answer within this long is a failed attempt. */
+export const ATTEMPT_TIMEOUT_MS = 15_000;
+
+/** An endpoint whose every delivery failed for this long is disabled (Svix's rule). */
+export const DISABLE_AFTER_MS = 5 * 86_400_000;
+
+/** Bytes of an answer kept in the attempt log. */
+export const RESPONSE_SNIPPET_BYTES = 1_024;
+
+/** The delay before the next attempt after `failed` failed attempts (1-based), or null when the schedule is spent. */
+export function retryDelaySeconds(failed: number, retryAfterSeconds: number | null, random = Math.random()): number | null {
+	const base = RETRY_SCHEDULE_SECONDS[failed - 1];
+	if (base === undefined) return null;
+	// ±20 % jitter, so endpoints that failed together do not retry together.
+	const jittered = Math.round(base * (0.8 + 0.4 * random));
+	return Math.min(MAX_DELAY_SECONDS, Math.max(1, jittered, retryAfterSeconds ?? 0));
+}
+
+/** Retry-After as seconds (delta or HTTP date), or null. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
+	if (!value) return null;
+	if (/^\d+$/.test(value.trim())) return Number(value.trim());
+	const at = Date.parse(value);
+	return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** ?1 id, ?2 claimed until, ?3 now (ms), ?4 now (ISO): takes a pending delivery no other attempt holds. */
+const CLAIM = `UPDATE webhook_deliveries SET claimed_until = ?2, attempts = attempts + 1, updated_at = ?4
+	WHERE id = ?1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?3)
+	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts`;
+const ENDPOINT_OF = `SELECT e.* FROM webhook_endpoints e JOIN webhook_deliveries d ON d.endpoint_id = e.id WHERE d.id = ?1`;
+const CHANGE_OF = `SELECT c.user_id, c.seq, c.kind, c.node, c.created_at, c.reason, c.previous
+	FROM changes c JOIN webhook_deliveries d ON d.user_id = c.user_id AND d.seq = c.seq WHERE d.id = ?1`;
+
+/** ?1 id, ?2 n, ?3 at, ?4 status, ?5 error, ?6 ms, ?7 response. */
+const INSERT_ATTEMPT = `INSERT OR REPLACE INTO webhook_attempts (delivery_id, n, at, status, error, duration_ms, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`;
+/** ?1 id, ?2 status, ?3 next attempt (ms), ?4 last status, ?5 last error, ?6 now (ISO). */
+const SETTLE = `UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, claimed_until = NULL, last_status = ?4, last_error = ?5, updated_at = ?6 WHERE id = ?1`;
+const SUCCEEDED = `UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = ?2 WHERE id = ?1`;
+const FAILED = `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?2) WHERE id = ?1`;
+/** ?1 id, ?2 reason, ?3 now (ISO), ?4 failing since at most (ISO; gone: any). */
+const DISABLE = `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ?2, disabled_at = ?3, updated_at = ?3
+	WHERE id = ?1 AND status = 'enabled' AND (?2 = 'gone' OR (failing_since IS NOT NULL AND failing_since <= ?4))
+	RETURNING id, user_id, url`;
+
+interface Claimed {
+	id: string;
+	user_id: string;
+	endpoint_id: string;
+	seq: number | null;
+	type: string;
+	payload: string | null;
+	attempts: number;
+}
+
+/** What one attempt found. */
+export interface AttemptOutcome {
+	status: number | null;
+	error: string | null;
+	durationMs: number;
+	response: string | null;
+	retryAfter: number | null;
+}
+
+/** Reads at most `limit` bytes of a body as text, then lets the rest go. */
+async function readSnippet(res: Response, limit: number): Promise<string | null> {
+	if (!res.body) return null;
+	const reader = res.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	try {
+		while (size < limit) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			chunks.push(value);
+			size += value.byteLength;
+		}
+	} finally {
+		await reader.cancel().catch(() => undefined);
+	}
+	const all = new Uint8Array(size);
+	let at = 0;
+	for (const c of chunks) {
+		all.set(c, at);
+		at += c.byteLength;
+	}
+	return new TextDecoder().decode(all.slice(0, limit));
+}
+
+/** Posts a signed body once. Never throws: a failure is an outcome. */
+export async function postWebhook(url: string, headers: Record<string, string>, body: string): Promise<AttemptOutcome> {
+	const started = Date.now();
+	try {
+		const res = await fetch(url, {
+			method: "POST",
+			headers: { "content-type": "application/json", "user-agent": "Drive-Webhooks/1", ...headers },
+			body,
+			// A 3xx is a failure: following it would let a public URL bounce us to a private one.
+			redirect: "manual",
+			signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+		});
+		const response = await readSnippet(res, RESPONSE_SNIPPET_BYTES);
+		const ok = res.status >= 200 && res.status < 300;
+		return {
+			status: res.status,
+			error: ok
+				? null
+				: res.status >= 300 && res.status < 400
+					? `redirect to ${res.headers.get("location") ?? "?"} not followed`
+					: `HTTP ${res.status}`,
+			durationMs: Date.now() - started,
+			response,
+			retryAfter: parseRetryAfter(res.headers.get("retry-after")),
+		};
+	} catch (err) {
+		const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+		return {
+			status: null,
+			error: timedOut
+				? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`
+				: `connection failed: ${err instanceof Error ? err.message : String(err)}`,
+			durationMs: Date.now() - started,
+			response: null,
+			retryAfter: null,
+		};
+	}
+}
+
+/** Consumes `drive-webhook-deliver`: each shard's messages are claimed in one batch and settled in another. */
+export async function consumeDeliveries(batch: MessageBatch<DeliveryMessage>, env: Env, now = Date.now()): Promise<void> {
+	const byShard = new Map<number, Message<DeliveryMessage>[]>();
+	for (const message of batch.messages) byShard.set(message.body.shard, [...(byShard.get(message.body.shard) ?? []), message]);
+	await Promise.all(
+		[...byShard].map(async ([shard, messages]) => {
+			try {
+				await deliverShard(env, shard, messages, now);
+			} catch (err) {
+				console.error(JSON.stringify({ webhooks: "deliver", shard, error: String(err) }));
+				for (const m of messages) m.retry({ delaySeconds: 5 });
+			}
+		}),
+	);
+}
+
+async function deliverShard(env: Env, shard: number, messages: Message<DeliveryMessage>[], now: number): Promise<void> {
+	const db = shardAt(env, shard).$client;
+	const at = new Date(now).toISOString();
+	const loads = await runBatch(
+		db,
+		messages.flatMap((m) => [
+			db.prepare(CLAIM).bind(m.body.id, now + CLAIM_MS, now, at),
+			db.prepare(ENDPOINT_OF).bind(m.body.id),
+			db.prepare(CHANGE_OF).bind(m.body.id),
+		]),
+	);
+	const ring = keyRing(env);
+	const policy = webhookTargetPolicy(env);
+	const secrets = new Map<string, Promise<string[]>>();
+	const settle: D1PreparedStatement[] = [];
+	const succeeded = new Set<string>();
+	const failing = new Set<string>();
+	const gone = new Set<string>();
+	await Promise.all(
+		messages.map(async (message, i) => {
+			const claimed = loads[i * 3]?.results[0] as Claimed | undefined;
+			// Settled already, or another attempt holds it (a duplicated message): nothing to do.
+			if (!claimed) return message.ack();
+			try {
+				await attemptOne(
+					message,
+					claimed,
+					loads[i * 3 + 1]?.results[0] as Record<string, unknown> | undefined,
+					loads[i * 3 + 2]?.results[0] as JournalRow | undefined,
+				);
+			} catch (err) {
+				// A bug or a key missing from the ring: the claim expires and the delivery is tried again.
+				console.error(JSON.stringify({ webhooks: "attempt", delivery: claimed.id, error: String(err) }));
+				message.retry({ delaySeconds: Math.ceil(CLAIM_MS / 1000) });
+			}
+		}),
+	);
+	async function attemptOne(
+		message: Message<DeliveryMessage>,
+		claimed: Claimed,
+		endpoint: Record<string, unknown> | undefined,
+		change: JournalRow | undefined,
+	) {
+		{
+			const finish = (status: "succeeded" | "failed" | "pending", outcome: AttemptOutcome | null, nextAt: number, error?: string) => {
+				if (outcome)
+					settle.push(
+						db
+							.prepare(INSERT_ATTEMPT)
+							.bind(claimed.id, claimed.attempts, at, outcome.status, outcome.error, outcome.durationMs, outcome.response),
+					);
+				settle.push(db.prepare(SETTLE).bind(claimed.id, status, nextAt, outcome?.status ?? null, error ?? outcome?.error ?? null, at));
+			};
+			if (!endpoint || endpoint.status !== "enabled") {
+				finish("failed", null, now, endpoint ? "the endpoint is disabled" : "the endpoint was deleted");
+				return message.ack();
+			}
+			const row = endpointRow(endpoint);
+			const payload = claimed.payload ?? (change ? JSON.stringify(changeEvent(change)) : null);
+			if (payload === null) {
+				finish("failed", null, now, "the change left the journal (retention); read it with GET /v1/changes");
+				return message.ack();
+			}
+			const target = checkWebhookTarget(row.url, policy);
+			if (!target.ok) {
+				// Refused before any connection: the policy changed since registration. Retrying cannot help.
+				finish("failed", { status: null, error: `blocked: ${target.reason}`, durationMs: 0, response: null, retryAfter: null }, now);
+				failing.add(row.id);
+				return message.ack();
+			}
+			let signing = secrets.get(row.id);
+			if (!signing) secrets.set(row.id, (signing = signingSecrets(ring, row, now)));
+			const headers = await webhookHeaders(await signing, claimed.id, Math.floor(Date.now() / 1000), payload);
+			const outcome = await postWebhook(target.url.href, headers, payload);
+			if (outcome.status !== null && outcome.status >= 200 && outcome.status < 300) {
+				finish("succeeded", outcome, now);
+				succeeded.add(row.id);
+				return message.ack();
+			}
+			if (outcome.status === 410) {
+				finish("failed", outcome, now);
+				gone.add(row.id);
+				return message.ack();
+			}
+			failing.add(row.id);
+			const failed = (message.body.spent ?? 0) + message.attempts;
+			const delay = retryDelaySeconds(failed, outcome.retryAfter);
+			if (delay === null) {
+				finish("failed", outcome, now);
+				return message.ack();
+			}
+			finish("pending", outcome, now + delay * 1000);
+			message.retry({ delaySeconds: delay });
+		}
+	}
+	for (const id of succeeded) settle.push(db.prepare(SUCCEEDED).bind(id, at));
+	for (const id of failing) if (!succeeded.has(id)) settle.push(db.prepare(FAILED).bind(id, at));
+	const cutoff = new Date(now - DISABLE_AFTER_MS).toISOString();
+	const disabling = [
+		...[...gone].map((id) => db.prepare(DISABLE).bind(id, "gone", at, at)),
+		...[...failing].filter((id) => !succeeded.has(id) && !gone.has(id)).map((id) => db.prepare(DISABLE).bind(id, "failing", at, cutoff)),
+	];
+	if (settle.length + disabling.length === 0) return;
+	const results = await runBatch(db, [...settle, ...disabling]);
+	const disabled = results
+		.slice(settle.length)
+		.flatMap((r) => r.results as { id: string; user_id: string; url: string }[])
+		.map((r) => ({ ...r, reason: gone.has(r.id) ? "gone" : "failing" }));
+	for (const endpoint of disabled) await announceDisabled(env, shard, endpoint, now);
+}
+
+/** Tells the user's other endpoints (those that want it) that one was disabled; the API shows it too. */
+async function announceDisabled(
+	env: Env,
+	shard: number,
+	endpoint: { id: string; user_id: string; url: string; reason: string },
+	now: number,
+) {
+	const db = shardAt(env, shard).$client;
+	const { results } = await db
+		.prepare("SELECT id, event_types FROM webhook_endpoints WHERE user_id = ?1 AND status = 'enabled' AND id != ?2")
+		.bind(endpoint.user_id, endpoint.id)
+		.all<{ id: string; event_types: string | null }>();
+	const to = results
+		.filter((r) => wants(r.event_types === null ? null : (JSON.parse(r.event_types) as string[]), "webhook.endpoint_disabled"))
+		.map((r) => r.id);
+	const payload: WebhookPayload = {
+		type: "webhook.endpoint_disabled",
+		timestamp: new Date(now).toISOString(),
+		data: { user_id: endpoint.user_id, endpoint_id: endpoint.id, url: endpoint.url, reason: endpoint.reason },
+	};
+	await sendEvent(env, shard, endpoint.user_id, to, payload, now);
+}
+
+/** A raw endpoint row (snake_case columns) as drizzle's row type. */
+function endpointRow(raw: Record<string, unknown>): WebhookEndpointRow {
+	return {
+		id: raw.id as string,
+		userId: raw.user_id as string,
+		url: raw.url as string,
+		description: raw.description as string,
+		eventTypes: raw.event_types as string | null,
+		secret: raw.secret as string,
+		previousSecret: raw.previous_secret as string | null,
+		previousSecretUntil: raw.previous_secret_until as string | null,
+		status: raw.status as "enabled" | "disabled",
+		disabledReason: raw.disabled_reason as string | null,
+		disabledAt: raw.disabled_at as string | null,
+		enqueuedThroughSeq: raw.enqueued_through_seq as number,
+		failingSince: raw.failing_since as string | null,
+		lastSuccessAt: raw.last_success_at as string | null,
+		createdAt: raw.created_at as string,
+		updatedAt: raw.updated_at as string,
+	};
+}
+
+/** Consumes `drive-webhook-dlq`: a delivery whose messages kept crashing is marked failed (a kick is logged; the cron re-kicks). */
+export async function consumeDeadLetters(batch: MessageBatch<DeliveryMessage | { user: string; shard: number }>, env: Env): Promise<void> {
+	const at = new Date().toISOString();
+	for (const message of batch.messages) {
+		const body = message.body;
+		if ("id" in body) {
+			await shardAt(env, body.shard)
+				.$client.prepare(
+					"UPDATE webhook_deliveries SET status = 'failed', claimed_until = NULL, last_error = 'delivery crashed repeatedly', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+				)
+				.bind(body.id, at)
+				.run();
+		} else console.error(JSON.stringify({ webhooks: "fanout dead letter", user: body.user }));
+		message.ack();
+	}
+}

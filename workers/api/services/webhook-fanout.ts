@@ -1,0 +1,191 @@
+/**
+ * The webhook fan-out (docs/decisions/0028-webhooks.md): the journal is the
+ * outbox. A kick from the user's hub says "the journal advanced"; the fan-out
+ * reads it from each enabled endpoint's cursor, creates one delivery per
+ * wanted event, moves the cursors, and queues the new deliveries. All of it
+ * in one D1 batch, with ids made from (endpoint, seq): a duplicated or
+ * replayed kick creates nothing twice, and a lost one leaves the cursor
+ * behind for the cron's re-kick.
+ */
+import { shardAt } from "../../../src/shared/db/shards";
+import { newId } from "../../../src/shared/ids";
+import { eventTypeOf, wants, type JournalRow, type WebhookPayload } from "../../../src/shared/webhooks/events";
+import type { ChangeKind } from "../../../src/shared/schemas/sync";
+import type { FanOutKick } from "../../notify/contract";
+import { runBatch } from "../../../src/shared/db/batch";
+
+/** A message on the `drive-webhook-deliver` queue: one delivery to attempt. */
+export interface DeliveryMessage {
+	id: string;
+	user: string;
+	shard: number;
+	/** How many attempts of the retry schedule were spent before this message (a redrive); absent: none. */
+	spent?: number;
+}
+
+/** Journal changes one kick reads; a kick that finds more sends its successor. */
+export const FANOUT_PAGE = 200;
+
+const ENABLED_ENDPOINTS = `SELECT e.id, e.event_types, e.enqueued_through_seq,
+		(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ?1) AS pruned
+	FROM webhook_endpoints e WHERE e.user_id = ?1 AND e.status = 'enabled'`;
+
+const JOURNAL_AFTER = `SELECT user_id, seq, kind, node, created_at, reason, previous FROM changes
+	WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3`;
+
+/** ?1 user, ?2 endpoint, ?3 JSON [[id, seq, type]], ?4 now (ms), ?5 now (ISO): the deliveries not made yet. */
+const INSERT_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
+		(id, user_id, endpoint_id, seq, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+	SELECT j.value ->> 0, ?1, ?2, j.value ->> 1, j.value ->> 2, NULL, 'pending', 0, ?4, ?5, ?5 FROM json_each(?3) j
+	RETURNING id`;
+
+/** The cursor only moves forward: a late, replayed kick cannot move it back. */
+const ADVANCE_CURSOR = `UPDATE webhook_endpoints SET enqueued_through_seq = ?2 WHERE id = ?1 AND enqueued_through_seq < ?2`;
+
+/** The Standard Webhooks message id of a journal event to an endpoint: the same however often it is made. */
+export function deliveryIdOf(endpointId: string, seq: number): string {
+	return `msg_${endpointId.slice(endpointId.indexOf("_") + 1)}_${seq}`;
+}
+
+/** Queues deliveries (at most 100 messages per call). */
+export async function queueDeliveries(env: Env, messages: DeliveryMessage[], delaySeconds = 0): Promise<void> {
+	for (let i = 0; i < messages.length; i += 100)
+		await env.WEBHOOK_DELIVER.sendBatch(messages.slice(i, i + 100).map((body) => ({ body, ...(delaySeconds > 0 && { delaySeconds }) })));
+}
+
+/**
+ * Creates and queues the deliveries of the user's journal changes past their
+ * endpoints' cursors, up to {@link FANOUT_PAGE} changes.
+ * @returns true when more changes wait (send the kick again).
+ */
+export async function fanOut(env: Env, kick: FanOutKick, now = Date.now()): Promise<boolean> {
+	const db = shardAt(env, kick.shard).$client;
+	const { results: endpoints } = await db.prepare(ENABLED_ENDPOINTS).bind(kick.user).all<{
+		id: string;
+		event_types: string | null;
+		enqueued_through_seq: number;
+		pruned: number;
+	}>();
+	if (endpoints.length === 0) return false;
+	// A cursor below the pruned journal (an endpoint off for weeks) skips ahead:
+	// the seq numbers in the events show the receiver the gap.
+	const cursorOf = (e: (typeof endpoints)[number]) => Math.max(e.enqueued_through_seq, e.pruned);
+	const from = Math.min(...endpoints.map(cursorOf));
+	const { results: changes } = await db.prepare(JOURNAL_AFTER).bind(kick.user, from, FANOUT_PAGE).all<JournalRow & { kind: ChangeKind }>();
+	if (changes.length === 0) return false;
+	const through = changes[changes.length - 1]?.seq ?? from;
+	const at = new Date(now).toISOString();
+	const statements: D1PreparedStatement[] = [];
+	for (const endpoint of endpoints) {
+		const filters = endpoint.event_types === null ? null : (JSON.parse(endpoint.event_types) as string[]);
+		const wanted: [string, number, string][] = [];
+		for (const change of changes) {
+			if (change.seq <= cursorOf(endpoint)) continue;
+			const type = eventTypeOf(change.kind, JSON.parse(change.node) as { type: "file" | "folder"; conflict_of: string | null });
+			if (wants(filters, type)) wanted.push([deliveryIdOf(endpoint.id, change.seq), change.seq, type]);
+		}
+		if (wanted.length > 0) statements.push(db.prepare(INSERT_DELIVERIES).bind(kick.user, endpoint.id, JSON.stringify(wanted), now, at));
+		statements.push(db.prepare(ADVANCE_CURSOR).bind(endpoint.id, through));
+	}
+	const results = await runBatch(db, statements);
+	const made = results.flatMap((r) => (r.results as { id?: string }[]).flatMap((row) => (row.id ? [row.id] : [])));
+	await queueDeliveries(
+		env,
+		made.map((id) => ({ id, user: kick.user, shard: kick.shard })),
+	);
+	return changes.length === FANOUT_PAGE;
+}
+
+/** ?1 id, ?2 user, ?3 endpoint, ?4 type, ?5 payload, ?6 now (ms), ?7 now (ISO). */
+const INSERT_EVENT = `INSERT INTO webhook_deliveries
+		(id, user_id, endpoint_id, seq, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+	VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'pending', 0, ?6, ?7, ?7)`;
+
+/**
+ * Sends an event that is not a journal change (`webhook.test`,
+ * `webhook.endpoint_disabled`) to the given endpoints: the delivery carries
+ * its payload.
+ * @returns the deliveries' ids, per endpoint, in order.
+ */
+export async function sendEvent(
+	env: Env,
+	shard: number,
+	userId: string,
+	endpointIds: string[],
+	payload: WebhookPayload,
+	now = Date.now(),
+): Promise<string[]> {
+	if (endpointIds.length === 0) return [];
+	const db = shardAt(env, shard).$client;
+	const at = new Date(now).toISOString();
+	const ids = endpointIds.map(() => newId("msg", now));
+	await runBatch(
+		db,
+		endpointIds.map((endpointId, i) =>
+			db.prepare(INSERT_EVENT).bind(ids[i], userId, endpointId, payload.type, JSON.stringify(payload), now, at),
+		),
+	);
+	await queueDeliveries(
+		env,
+		ids.map((id) => ({ id, user: userId, shard })),
+	);
+	return ids;
+}
+
+/** Consumes `drive-webhook-fanout`: one fan-out per user in the batch, however many kicks it got. */
+export async function consumeFanOut(batch: MessageBatch<FanOutKick>, env: Env): Promise<void> {
+	const byUser = new Map<string, { kick: FanOutKick; messages: Message<FanOutKick>[] }>();
+	for (const message of batch.messages) {
+		const entry = byUser.get(message.body.user) ?? { kick: message.body, messages: [] };
+		entry.messages.push(message);
+		byUser.set(message.body.user, entry);
+	}
+	await Promise.all(
+		[...byUser.values()].map(async ({ kick, messages }) => {
+			try {
+				if (await fanOut(env, kick)) await env.WEBHOOK_FANOUT.send(kick);
+				for (const m of messages) m.ack();
+			} catch (err) {
+				console.error(JSON.stringify({ webhooks: "fanout", user: kick.user, error: String(err) }));
+				for (const m of messages) m.retry({ delaySeconds: 5 });
+			}
+		}),
+	);
+}
+
+/** A pending delivery whose next attempt is this late lost its message (or its claim died with a crash): the cron sends it again. */
+export const REDRIVE_AFTER_MS = 10 * 60_000;
+
+/** Deliveries one cron run sends again per shard. */
+const REDRIVE_LIMIT = 1_000;
+
+/** Users whose enabled endpoints are behind their journal: their kick was lost. */
+const BEHIND = `SELECT DISTINCT e.user_id FROM webhook_endpoints e
+	WHERE e.status = 'enabled' AND e.enqueued_through_seq < (SELECT COALESCE(MAX(c.seq), 0) FROM changes c WHERE c.user_id = e.user_id)`;
+
+/** ?1 late before (ms), ?2 now (ms), ?3 limit: overdue deliveries; their next attempt moves to now, so the next run does not send them twice. */
+const OVERDUE = `UPDATE webhook_deliveries SET next_attempt_at = ?2
+	WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
+		AND (claimed_until IS NULL OR claimed_until < ?2) LIMIT ?3)
+	RETURNING id, user_id, attempts`;
+
+/**
+ * The cron's part in one shard: re-kicks the fan-out for every user whose
+ * endpoints are behind the journal, and sends again every delivery whose
+ * message was lost. Both are idempotent, so a duplicate costs nothing.
+ */
+export async function redriveWebhooks(env: Env, shard: number, now = Date.now()): Promise<{ kicked: number; redriven: number }> {
+	const db = shardAt(env, shard).$client;
+	const { results: behind } = await db.prepare(BEHIND).all<{ user_id: string }>();
+	for (let i = 0; i < behind.length; i += 100)
+		await env.WEBHOOK_FANOUT.sendBatch(behind.slice(i, i + 100).map((r) => ({ body: { user: r.user_id, shard } satisfies FanOutKick })));
+	const { results: overdue } = await db
+		.prepare(OVERDUE)
+		.bind(now - REDRIVE_AFTER_MS, now, REDRIVE_LIMIT)
+		.all<{ id: string; user_id: string; attempts: number }>();
+	await queueDeliveries(
+		env,
+		overdue.map((r) => ({ id: r.id, user: r.user_id, shard, spent: r.attempts })),
+	);
+	return { kicked: behind.length, redriven: overdue.length };
+}

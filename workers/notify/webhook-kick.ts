@@ -1,0 +1,73 @@
+/**
+ * Tells the webhook fan-out that the user's journal advanced
+ * (docs/decisions/0028-webhooks.md). A kick names the user, not a change: the
+ * fan-out reads the journal from each endpoint's cursor. So kicks coalesce
+ * (one on its way, one more after it for whatever landed meanwhile), no
+ * commit waits for one, and a lost kick only delays events until the cron's
+ * re-kick.
+ */
+import { redactedCause } from "../../src/shared/log";
+import type { ShardDb } from "../../src/shared/db/shards";
+import type { FanOutKick } from "./contract";
+
+const HAS_ENDPOINTS = "SELECT 1 AS one FROM webhook_endpoints WHERE user_id = ?1 AND status = 'enabled' LIMIT 1";
+
+export class WebhookKick {
+	/** Whether the user has an enabled endpoint; looked up once, again after {@link forget}. */
+	#enabled: Promise<boolean> | null = null;
+	#sending = false;
+	#again = false;
+
+	constructor(
+		private readonly db: ShardDb,
+		private readonly kick: FanOutKick,
+		private readonly queue: Queue<FanOutKick> | undefined,
+		private readonly waitUntil: (work: Promise<unknown>) => void,
+	) {}
+
+	/** The user's endpoints changed: look them up again before the next kick. */
+	forget(): void {
+		this.#enabled = null;
+	}
+
+	/** The journal advanced: kick the fan-out, without holding up the change. */
+	changed(): void {
+		if (!this.queue) return;
+		if (this.#sending) {
+			this.#again = true;
+			return;
+		}
+		this.#sending = true;
+		this.waitUntil(this.#send(this.queue));
+	}
+
+	async #send(queue: Queue<FanOutKick>): Promise<void> {
+		try {
+			do {
+				this.#again = false;
+				if (!(await this.#hasEndpoints())) return;
+				await queue.send(this.kick);
+			} while (this.#again);
+		} catch (err) {
+			// The cron re-kicks every endpoint behind its user's journal.
+			console.error(JSON.stringify({ hub: this.kick.user, webhooks: "kick", error: redactedCause(err) }));
+		} finally {
+			this.#sending = false;
+		}
+	}
+
+	#hasEndpoints(): Promise<boolean> {
+		this.#enabled ??= this.db.$client
+			.prepare(HAS_ENDPOINTS)
+			.bind(this.kick.user)
+			.first<{ one: number }>()
+			.then(
+				(row) => row !== null,
+				(err: unknown) => {
+					this.#enabled = null;
+					throw err;
+				},
+			);
+		return this.#enabled;
+	}
+}
