@@ -11,9 +11,10 @@ import { render as small } from "./report/small.mjs";
 import { render as sync } from "./report/sync.mjs";
 import { render as uploads } from "./report/uploads.mjs";
 import { render as web } from "./report/web.mjs";
+import { render as webhooks } from "./report/webhooks.mjs";
 
 /** The sections, in the order of the file and of a full run. */
-export const SECTIONS = ["chunker", "content", "uploads", "sync", "sharing", "small", "web", "lifecycle"];
+export const SECTIONS = ["chunker", "content", "uploads", "sync", "sharing", "small", "web", "lifecycle", "webhooks"];
 
 /**
  * Writes `file`: the sections in `results` rendered anew (beside their
@@ -46,7 +47,7 @@ const HEADER = `# Benchmarks
 Written by \`npm run bench\` (bench/run.mjs); \`npm run bench -- --only <section>\` rewrites one section and keeps the others. Do not edit by hand. Each section says when, at which commit and on which machine it was measured. How the bench measures, and why, is in [bench/README.md](bench/README.md#methodology). MB = 10^6 bytes; throughput is bytes over wall time.
 `;
 
-const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle };
+const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle, webhooks };
 
 /**
  * Writes one section's figures (and when, where and how they were measured)

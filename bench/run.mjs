@@ -51,9 +51,9 @@ const ctx = {
 	quick,
 	log,
 	/** A fresh stack with its own storage; the scenario stops it, and run.mjs does at the end of each section. */
-	async startStack({ localTraces = false } = {}) {
+	async startStack({ localTraces = false, vars = {} } = {}) {
 		log(`starting a stack${localTraces ? " with the local trace collector on" : ""}`);
-		const stack = await startBenchStack(tree, { persistTo: join(tmp, `state-${stacks.size}`), localTraces });
+		const stack = await startBenchStack(tree, { persistTo: join(tmp, `state-${stacks.size}`), localTraces, vars });
 		stacks.add(stack);
 		return stack;
 	},

@@ -13,7 +13,7 @@ export const BENCH_MAIN = "bench/worker.ts";
  * What run.mjs gives each scenario's measure(ctx): the snapshot, a scratch
  * directory, quick mode, a logger, and fresh stacks (each with its own
  * storage) that the scenario stops when done.
- * @typedef {{ tree: string, tmp: string, quick: boolean, log: (line: string) => void, startStack: (options?: { localTraces?: boolean }) => Promise<BenchStack> }} Context
+ * @typedef {{ tree: string, tmp: string, quick: boolean, log: (line: string) => void, startStack: (options?: { localTraces?: boolean, vars?: Record<string, string> }) => Promise<BenchStack> }} Context
  * @typedef {Awaited<ReturnType<typeof startBenchStack>>} BenchStack
  */
 
@@ -59,9 +59,9 @@ export function writeBenchConfig(tree) {
  * has it; the measured stacks run without it (bench/README.md, "The local
  * trace collector").
  * @param {string} tree
- * @param {{ persistTo: string, localTraces?: boolean }} options
+ * @param {{ persistTo: string, localTraces?: boolean, vars?: Record<string, string> }} options
  */
-export async function startBenchStack(tree, { persistTo, localTraces = false }) {
+export async function startBenchStack(tree, { persistTo, localTraces = false, vars = {} }) {
 	process.env.MINIFLARE_WORKERD_V8_FLAGS ??= BENCH_V8_FLAGS;
 	if (process.env.MINIFLARE_WORKERD_V8_FLAGS === "") delete process.env.MINIFLARE_WORKERD_V8_FLAGS;
 	// The snapshot's own copy, so that its ROOT (cwd, configs, migrations) is the snapshot.
@@ -71,7 +71,7 @@ export async function startBenchStack(tree, { persistTo, localTraces = false }) 
 	writeBenchConfig(tree);
 	const port = await freePort();
 	const env = { X_LOCAL_OBSERVABILITY: localTraces ? "true" : "false" };
-	const stack = await startStack({ port, persistTo, stdio: "pipe", env });
+	const stack = await startStack({ port, persistTo, stdio: "pipe", env, vars });
 	const pgid = stack.child.pid;
 	const procs = workerdProcesses(pgid);
 	let stopped = false;

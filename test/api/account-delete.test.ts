@@ -72,7 +72,30 @@ describe("deleting an account", () => {
 		).results.map((r) => r.hash);
 		expect(ownBlocks.length).toBeGreaterThan(0);
 		for (const hash of ownBlocks) expect(await env.BLOBS.head(blockObjectKey(hash))).not.toBeNull();
-		expect(await rowsOf(user.id)).toEqual(expect.arrayContaining(["users.id", "devices.user_id", "nodes.user_id", "versions.user_id"]));
+		const hook = await call("/v1/webhooks", {
+			method: "POST",
+			token: user.token,
+			body: JSON.stringify({ url: "https://hooks.example.com/drive" }),
+		});
+		expect(hook.status).toBe(201);
+		const hookId = ((await hook.json()) as { id: string }).id;
+		// A delivery in the endpoint's log, as the fan-out writes it.
+		await db
+			.prepare(
+				"INSERT INTO webhook_deliveries (id, user_id, endpoint_id, seq, type, status, attempts, next_attempt_at, created_at, updated_at) VALUES ('msg_account_delete', ?1, ?2, 1, 'file.created', 'failed', 1, 0, ?3, ?3)",
+			)
+			.bind(user.id, hookId, new Date().toISOString())
+			.run();
+		expect(await rowsOf(user.id)).toEqual(
+			expect.arrayContaining([
+				"users.id",
+				"devices.user_id",
+				"nodes.user_id",
+				"versions.user_id",
+				"webhook_endpoints.user_id",
+				"webhook_deliveries.user_id",
+			]),
+		);
 
 		await expectError(await deleteAccount(user, "not the password"), 403, "FORBIDDEN");
 		expect((await call("/v1/me", { token: user.token })).status).toBe(200);

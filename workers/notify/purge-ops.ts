@@ -116,7 +116,7 @@ export async function startAccountPurge(tree: Tree, actor: ActivityActor): Promi
 
 /**
  * The rows an account leaves in its shard once its tree is purged: its
- * journal, activity, uploads and totals, the root last, so that a crash
+ * journal, activity, uploads, totals and webhooks, the root last, so that a crash
  * before the end leaves the root's mark to resume from.
  */
 async function forgetAccount(tree: Tree, rootId: string): Promise<void> {
@@ -135,6 +135,9 @@ async function forgetAccount(tree: Tree, rootId: string): Promise<void> {
 		db.run(sql`DELETE FROM journal_state WHERE user_id = ${userId}`),
 		db.run(sql`DELETE FROM activity WHERE user_id = ${userId}`),
 		db.run(sql`DELETE FROM user_usage WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE user_id = ${userId})`),
+		db.run(sql`DELETE FROM webhook_deliveries WHERE user_id = ${userId}`),
+		db.run(sql`DELETE FROM webhook_endpoints WHERE user_id = ${userId}`),
 		// What the ended shares left once their members heard of it.
 		db.run(sql`DELETE FROM share_outbox WHERE owner_id = ${userId}`),
 		db.run(sql`DELETE FROM share_members WHERE owner_id = ${userId}`),

@@ -1,0 +1,104 @@
+// The webhooks section: commit → webhook latency, delivered events per second, and commits with 10 endpoints beside none.
+import { exact, mark, measuredLine, msec, pct, table } from "./format.mjs";
+
+/** Targets from the issue (16). */
+const TARGETS = { p50Ms: 200, p99Ms: 1000, eventsPerSecond: 200, commitDrop: 0.05 };
+
+const rate = (v) => `${Math.round(v).toLocaleString("en-US")}/s`;
+const each = (values, format = rate) => values.map((v) => format(v)).join(", ");
+
+/** The webhooks section from its figures (scenarios/webhooks.mjs): its markdown and verdicts. */
+export function render(f, meta) {
+	const s = f.settings;
+	const l = f.latency;
+	const b = f.burst;
+	const c = f.commits;
+	const p50Ok = l.webhook.p50 <= TARGETS.p50Ms && l.missed === 0;
+	const p99Ok = l.webhook.p99 <= TARGETS.p99Ms && l.missed === 0;
+	const rateOk = b.deliveredPerSecond >= TARGETS.eventsPerSecond;
+	const drop = 1 - c.ratio.median;
+	const commitOk = drop <= TARGETS.commitDrop;
+	const latencyRows = [
+		[
+			"commit answered → webhook received (one endpoint)",
+			msec(l.webhook.p50),
+			msec(l.webhook.p99),
+			msec(l.webhook.max),
+			`${mark(p50Ok)} p50 ≤ ${TARGETS.p50Ms} ms · ${mark(p99Ok)} p99 ≤ ${exact(TARGETS.p99Ms)} ms`,
+		],
+		[
+			"baseline: commit answered → WebSocket `changes` frame (the same commits)",
+			msec(l.frame.p50),
+			msec(l.frame.p99),
+			msec(l.frame.max),
+			"",
+		],
+		["the commit itself (PUT sent → answered)", msec(l.commit.p50), msec(l.commit.p99), msec(l.commit.max), ""],
+	];
+	const burstRows = [
+		[
+			`delivered to one endpoint (first delivery → last of ${exact(b.events)})`,
+			rate(b.deliveredPerSecond),
+			`${mark(rateOk)} ≥ ${TARGETS.eventsPerSecond}/s`,
+		],
+		["baseline: the same changes journalled (the batch requests' own time)", rate(b.journalledPerSecond), ""],
+		["requests sent → last delivery received", rate(b.endToEndPerSecond), ""],
+	];
+	const commitRows = [
+		["no endpoint", rate(c.ratio.each.length ? c.none.reduce((a, v) => a + v, 0) / c.none.length : NaN), each(c.none), "", ""],
+		[
+			`${s.endpoints} enabled endpoints`,
+			rate(c.ten.reduce((a, v) => a + v, 0) / c.ten.length),
+			each(c.ten),
+			`${c.ratio.median.toFixed(2)}× (${each(c.ratio.each, (v) => `${v.toFixed(2)}×`)})`,
+			`${mark(commitOk)} drop ≤ ${pct(TARGETS.commitDrop)}`,
+		],
+	];
+	const markdown = `## Webhooks: latency, delivery rate, and the commit path
+
+${measuredLine(meta)}
+
+One fresh stack, run with \`WEBHOOK_ALLOW_LOOPBACK=true\`; the receiver is a Node HTTP server in the bench's process on 127.0.0.1 that answers 200 at once. Every delivery goes the production path: the user's hub kicks the \`drive-webhook-fanout\` queue after the commit lands, the fan-out reads the journal from the endpoint's cursor and queues the delivery on \`drive-webhook-deliver\`, whose consumer signs and posts it (docs/decisions/0028-webhooks.md). Both queues' consumers have \`max_batch_timeout = 0\`.
+
+### Commit → webhook
+
+${exact(l.webhook.n)} commits, one at a time after ${s.warmup} of warm-up: each a \`PUT /v1/files/content\` of a new small file, with one endpoint subscribed to \`file.created\` and one device holding the sync WebSocket. Times run from the commit's answer to the arrival of its webhook (and of its \`changes\` frame), on the bench's clock.${l.missed > 0 ? ` ${l.missed} webhook(s) did not arrive within ${WAIT_S} s.` : ""}
+
+${table(["path", "p50", "p99", "max", "target"], latencyRows, ["l", "r", "r", "r", "l"])}
+
+### Delivered events per second
+
+${exact(b.events)} folders created through \`POST /v1/folders/batch\` (1,000 a request), one endpoint subscribed to \`folder.created\`: the fan-out reads 200 journal changes a kick and sends its successor, the delivery consumer takes up to 50 messages a batch and posts them at once. The first delivery arrived ${msec(b.firstMs)} after the first request was sent.
+
+${table(["figure", "events/s", "target"], burstRows, ["l", "r", "l"])}
+
+### Commits with 10 endpoints
+
+Two users commit new versions of ${exact(s.files)} small files back to back, ${s.concurrency} in flight, ${exact(s.commits)} commits a side; one has ${s.endpoints} enabled endpoints subscribed to everything, the other none. The order alternates each round (${c.rounds.length} rounds, after a warm-up); after the side with endpoints, the bench waits until every endpoint has received every event (${each(c.drainMs, (v) => msec(v))} after the side ended), so deliveries never run during the other side. The verdict is the median of each round's ratio (bench/README.md, "Paired ratios"). ${exact(c.deliveries)} deliveries in all.
+
+${table(["user", "commits/s (mean)", "each round", "with ÷ without (median; each round)", "target"], commitRows, ["l", "r", "r", "l", "l"])}
+
+On this local stack the deliveries' fan-out, posts and bookkeeping run on the same runtime thread as the commits: the side with endpoints carries their work while it commits. In production they run in the queue consumers' own invocations, and what a commit shares with them is its shard, where each fan-out adds one read of the journal and one batch of delivery rows per 200 changes, and each delivery one batch to claim and one to settle.
+`;
+	const verdicts = [
+		{ section: "webhooks", figure: "commit → webhook p50", value: msec(l.webhook.p50), target: `≤ ${TARGETS.p50Ms} ms`, ok: p50Ok },
+		{ section: "webhooks", figure: "commit → webhook p99", value: msec(l.webhook.p99), target: `≤ ${exact(TARGETS.p99Ms)} ms`, ok: p99Ok },
+		{
+			section: "webhooks",
+			figure: "events delivered per second, one endpoint",
+			value: rate(b.deliveredPerSecond),
+			target: `≥ ${TARGETS.eventsPerSecond}/s`,
+			ok: rateOk,
+		},
+		{
+			section: "webhooks",
+			figure: `commits/s with ${s.endpoints} endpoints ÷ none`,
+			value: `${c.ratio.median.toFixed(2)}× (drop ${pct(drop)})`,
+			target: `drop ≤ ${pct(TARGETS.commitDrop)}`,
+			ok: commitOk,
+		},
+	];
+	return { markdown, verdicts };
+}
+
+const WAIT_S = 60;
