@@ -70,6 +70,10 @@ interface Target {
 	token?: string;
 	/** The link's password, for unlocking it. */
 	password?: string;
+	/** A webhook endpoint's id. */
+	webhook?: string;
+	/** A delivery in that endpoint's log. */
+	delivery?: string;
 }
 
 /** A request as a driver builds it. */
@@ -117,6 +121,7 @@ let world: {
 	editorUpload: string;
 	editorTus: string;
 	links: Record<"view" | "upload" | "locked" | "revoked", { id: string; token: string }>;
+	webhook: { id: string; delivery: string };
 };
 
 const LINK_PASSWORD = "the matrix link password";
@@ -315,6 +320,20 @@ async function newLink(nodeId: string, access: "view" | "upload", password?: str
 	return { id: made.id, token: made.token ?? "" };
 }
 
+/**
+ * A webhook endpoint where nothing listens: the stack allows loopback URLs, and
+ * deliveries to it fail and retry in the background. Test events only, so that
+ * the matrix's own changes send it nothing.
+ */
+const HOOK = { url: "http://127.0.0.1:9/hook", event_types: ["webhook.test"] };
+
+/** An endpoint of the owner's with one delivery (its test event) in its log. */
+async function newWebhook(): Promise<{ id: string; delivery: string }> {
+	const made = expectOk(await h.call<{ id: string }>("/v1/webhooks", { method: "POST", token: users.owner.token, json: HOOK }), 201);
+	const test = expectOk(await h.call<{ id: string }>(`/v1/webhooks/${made.id}/test`, { method: "POST", token: users.owner.token }), 202);
+	return { id: made.id, delivery: test.id };
+}
+
 /** The caller's root, for a move out of the share (someone without a tree moves to the owner's). */
 function rootOf(actor: Actor): string {
 	return (MEMBERS as string[]).includes(actor) ? users[actor as Member].rootId : users.owner.rootId;
@@ -339,6 +358,8 @@ async function resolve(name: string, actor: Actor, fresh: boolean): Promise<Targ
 				member: newId("usr"),
 				upload: newId("upl"),
 				link: newId("lnk"),
+				webhook: newId("whk"),
+				delivery: newId("msg"),
 			};
 		case "share_root":
 			return { node: share.rootId };
@@ -399,6 +420,10 @@ async function resolve(name: string, actor: Actor, fresh: boolean): Promise<Targ
 			return { upload: fresh ? await tusUpload(world.share.mounts.editor, users.editor) : world.editorTus };
 		case "owner_tus":
 			return { upload: fresh ? await tusUpload(world.privateFolder) : world.ownerTus };
+		case "webhook": {
+			const hook = fresh ? await newWebhook() : world.webhook;
+			return { webhook: hook.id, delivery: hook.delivery };
+		}
 		default:
 			throw new Error(`no target ${name} (authz-matrix.json lists the targets)`);
 	}
@@ -609,6 +634,30 @@ const drivers: Record<string, Driver> = {
 		return { method: "PUT", path: `/v1/l/${need(t.token, "token")}/files?${query}`, body: "dropped through a link" };
 	},
 	"POST /v1/shared-with-me/{id}/mount": (t) => ({ method: "POST", path: `/v1/shared-with-me/${need(t.share, "share")}/mount`, json: {} }),
+	"POST /v1/webhooks": () => ({ method: "POST", path: "/v1/webhooks", json: HOOK }),
+	"GET /v1/webhooks": () => ({ path: "/v1/webhooks" }),
+	"GET /v1/webhooks/{id}": (t) => ({ path: `/v1/webhooks/${need(t.webhook, "webhook")}` }),
+	"PATCH /v1/webhooks/{id}": (t) => ({
+		method: "PATCH",
+		path: `/v1/webhooks/${need(t.webhook, "webhook")}`,
+		json: { description: unique("hook") },
+	}),
+	"DELETE /v1/webhooks/{id}": (t) => ({ method: "DELETE", path: `/v1/webhooks/${need(t.webhook, "webhook")}` }),
+	"POST /v1/webhooks/{id}/rotate-secret": (t) => ({ method: "POST", path: `/v1/webhooks/${need(t.webhook, "webhook")}/rotate-secret` }),
+	"POST /v1/webhooks/{id}/test": (t) => ({ method: "POST", path: `/v1/webhooks/${need(t.webhook, "webhook")}/test` }),
+	"GET /v1/webhooks/{id}/deliveries": (t) => ({ path: `/v1/webhooks/${need(t.webhook, "webhook")}/deliveries` }),
+	"GET /v1/webhooks/{id}/deliveries/{delivery_id}": (t) => ({
+		path: `/v1/webhooks/${need(t.webhook, "webhook")}/deliveries/${need(t.delivery, "delivery")}`,
+	}),
+	"POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": (t) => ({
+		method: "POST",
+		path: `/v1/webhooks/${need(t.webhook, "webhook")}/deliveries/${need(t.delivery, "delivery")}/redeliver`,
+	}),
+	"POST /v1/webhooks/{id}/recover": (t) => ({
+		method: "POST",
+		path: `/v1/webhooks/${need(t.webhook, "webhook")}/recover`,
+		json: { since_seq: 0 },
+	}),
 };
 
 /** Rows that must run after all others: they would take fixtures with them (emptying the owner's trash). */
@@ -762,7 +811,15 @@ async function runRow(rows: Row[], index: number): Promise<void> {
 	}
 	if (!["owner", "editor", "viewer"].includes(row.actor) && !row.path.startsWith("/v1/l/")) {
 		// Nobody without a grant is told anything of the owner's.
-		const secrets = [world.share.rootId, world.share.id, world.sharedFile.id, world.sharedFolder, world.privateFile.id, users.owner.email];
+		const secrets = [
+			world.share.rootId,
+			world.share.id,
+			world.sharedFile.id,
+			world.sharedFolder,
+			world.privateFile.id,
+			world.webhook.id,
+			users.owner.email,
+		];
 		for (const secret of secrets) expect(answer.text.includes(secret), `${where}: the answer names ${secret}`).toBe(false);
 	}
 	if (random) expect(comparable(answer.body), `${where}: this 404 differs from a random id's`).toEqual(comparable(random.body));
@@ -775,7 +832,17 @@ function randomToken(): string {
 
 /** The same target with every id of the owner's replaced by one that names nothing (the caller's own root, `me` and link stay). */
 function randomized(target: Target, actor: Actor, name: string): Target {
-	const ids = { node: "nod", version: "ver", parent: "nod", share: "shr", member: "usr", upload: "upl", link: "lnk" } as const;
+	const ids = {
+		node: "nod",
+		version: "ver",
+		parent: "nod",
+		share: "shr",
+		member: "usr",
+		upload: "upl",
+		link: "lnk",
+		webhook: "whk",
+		delivery: "msg",
+	} as const;
 	const out: Target = { ...target };
 	for (const key of Object.keys(ids) as (keyof typeof ids)[]) {
 		const id = out[key];
@@ -818,6 +885,7 @@ beforeAll(async () => {
 			locked: await newLink(shareRoot.id, "view", LINK_PASSWORD),
 			revoked: await newLink(shareRoot.id, "view"),
 		},
+		webhook: await newWebhook(),
 	};
 	expect((await h.request(`/v1/links/${world.links.revoked.id}`, { method: "DELETE", token: owner.token })).status).toBe(204);
 	// Shared last, so that the members' mounts show the finished folder.
