@@ -16,17 +16,19 @@ const DEFAULTS = {
 	warmup: 20,
 	/** Folders created at once (POST /v1/folders/batch, 1,000 a request) for the delivery rate. */
 	burst: 3000,
-	/** Rounds of the commit part; each runs the user without endpoints and the one with 10, the order alternating. */
+	/** Rounds of the commit part; each runs the users A B B A (or B A A B), so a steady drift cancels within the round. */
 	commitRounds: 6,
-	/** Commits of each side of a round. */
-	commits: 400,
+	/** Commits of each of a round's four legs. */
+	commits: 300,
+	/** Commits each user makes before the rounds: workerd's JIT warms up over the first thousand or so. */
+	commitWarmup: 1500,
 	concurrency: 16,
 	files: 200,
 	endpoints: 10,
 };
 
 /** Fewer samples and commits: a check that every path runs, not figures. */
-const QUICK = { latencySamples: 20, warmup: 5, burst: 300, commitRounds: 2, commits: 60 };
+const QUICK = { latencySamples: 20, warmup: 5, burst: 300, commitRounds: 2, commits: 60, commitWarmup: 60 };
 
 /** Hang guard for one awaited delivery; a miss is recorded, not waited for. */
 const WAIT_MS = 60_000;
@@ -141,6 +143,7 @@ export async function measure(ctx, options = {}) {
 		await register(user, "/latency", ["file.created"]);
 		const device = await dial(stack.url, await api.ticket(user));
 		const hook = [];
+		const sent = [];
 		const frame = [];
 		const commit = [];
 		let missed = 0;
@@ -154,7 +157,10 @@ export async function measure(ctx, options = {}) {
 			const [hookAt, frameAt] = await Promise.all([arrived, framed]);
 			if (i < 0) continue;
 			if (Number.isNaN(hookAt)) missed++;
-			else hook.push(hookAt - answered);
+			else {
+				sent.push(hookAt - t0);
+				hook.push(hookAt - answered);
+			}
 			if (!Number.isNaN(frameAt)) frame.push(frameAt - answered);
 			commit.push(answered - t0);
 		}
@@ -196,28 +202,31 @@ export async function measure(ctx, options = {}) {
 			for (let i = 0; i < o.endpoints; i++) await receiver.count(`/ten-${i}`, tenCommits);
 			return performance.now() - start;
 		};
-		await fileCommitRate(api, none, o.commits / 2, o.concurrency, o.files);
-		await fileCommitRate(api, ten, o.commits / 2, o.concurrency, o.files);
-		tenCommits += o.commits / 2;
+		await fileCommitRate(api, none, o.commitWarmup, o.concurrency, o.files);
+		await fileCommitRate(api, ten, o.commitWarmup, o.concurrency, o.files);
+		tenCommits += o.commitWarmup;
 		await drain();
 		const rounds = [];
 		for (let r = 0; r < o.commitRounds; r++) {
-			const round = {};
-			const sides = r % 2 === 0 ? ["none", "ten"] : ["ten", "none"];
-			for (const side of sides) {
+			const legs = { none: [], ten: [] };
+			const drains = [];
+			const order = r % 2 === 0 ? ["none", "ten", "ten", "none"] : ["ten", "none", "none", "ten"];
+			for (const side of order) {
 				const result = await fileCommitRate(api, side === "ten" ? ten : none, o.commits, o.concurrency, o.files);
-				round[side] = result.perSecond;
+				legs[side].push(result.perSecond);
 				if (side === "ten") {
 					tenCommits += result.count;
-					round.drainMs = await drain();
+					drains.push(await drain());
 				}
 			}
+			const mean = (list) => list.reduce((a, v) => a + v, 0) / list.length;
+			const round = { none: mean(legs.none), ten: mean(legs.ten), drainMs: Math.max(...drains) };
 			rounds.push(round);
 			log(`round ${r + 1}: ${round.none.toFixed(0)}/s without, ${round.ten.toFixed(0)}/s with ${o.endpoints} endpoints`);
 		}
 		return {
 			settings: { ...o },
-			latency: { webhook: summarize(hook), frame: summarize(frame), commit: summarize(commit), missed },
+			latency: { sent: summarize(sent), webhook: summarize(hook), frame: summarize(frame), commit: summarize(commit), missed },
 			burst,
 			commits: {
 				rounds,

@@ -1,6 +1,7 @@
--- Outgoing webhooks (docs/decisions/0028-webhooks.md). The change journal is
--- the outbox: an endpoint's cursor says how far its deliveries were created,
--- and a delivery of a journal change is built from the journal row.
+-- Outgoing webhooks (docs/decisions/0028-webhooks.md). The change journal
+-- (and, for share events, the activity log) is the outbox: an endpoint's
+-- cursors say how far its deliveries were created, and a delivery of a
+-- journal change is built from the journal row.
 
 -- Where a move came from (JSON {"parent_id", "name"}), for file.moved events.
 ALTER TABLE changes ADD COLUMN previous TEXT;
@@ -20,10 +21,14 @@ CREATE TABLE webhook_endpoints (
 	-- gone (the endpoint answered 410), failing (5 days of failures), user.
 	disabled_reason TEXT,
 	disabled_at TEXT,
-	-- Deliveries exist for every journal change up to here.
+	-- Deliveries exist for every journal change up to here,
 	enqueued_through_seq INTEGER NOT NULL,
-	-- When the current run of failures began; NULL after a success.
+	-- and for every share event of the activity log up to this activity id.
+	activity_through TEXT NOT NULL DEFAULT '',
+	-- When the current run of failures began (NULL after a success), and the
+	-- latest failure: a run with a day's pause in it starts again.
 	failing_since TEXT,
+	last_failure_at TEXT,
 	last_success_at TEXT,
 	created_at TEXT NOT NULL,
 	updated_at TEXT NOT NULL
@@ -41,6 +46,10 @@ CREATE TABLE webhook_deliveries (
 	payload TEXT,
 	status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
 	attempts INTEGER NOT NULL DEFAULT 0,
+	-- Failed attempts since the delivery was (re)opened: the step of the retry schedule.
+	failures INTEGER NOT NULL DEFAULT 0,
+	-- Moved by every re-send (the cron's, a redelivery): a message of an older generation posts nothing.
+	generation INTEGER NOT NULL DEFAULT 0,
 	-- When the next attempt is due (ms); the cron sends a delivery again whose message was lost.
 	next_attempt_at INTEGER NOT NULL,
 	-- An attempt in flight holds the delivery until then (ms), so a duplicated message does not post twice.

@@ -32,6 +32,12 @@ describe("rateLimitClass", () => {
 		["DELETE", "/trash", "write"],
 		["POST", "/shares", "write"],
 		["GET", "/changesets", "read"],
+		["POST", "/webhooks", "write"],
+		["GET", "/webhooks/w1/deliveries", "read"],
+		["POST", "/webhooks/w1/test", "webhook"],
+		["POST", "/webhooks/w1/recover", "webhook"],
+		["POST", "/webhooks/w1/deliveries/m1/redeliver", "webhook"],
+		["POST", "/webhooks/w1/rotate-secret", "write"],
 	];
 	it.each(cases)("%s %s → %s", (method, path, want) => {
 		expect(rateLimitClass(method, path)).toBe(want);

@@ -8,7 +8,7 @@
  */
 
 /** What a request does, for counting: each class has its own limit. */
-export type RateLimitClass = "auth" | "public" | "read" | "download" | "upload" | "write" | "sync";
+export type RateLimitClass = "auth" | "public" | "read" | "download" | "upload" | "write" | "sync" | "webhook";
 
 /** Who a request counts against: the signed-in user, or the client address before sign-in and for public links. */
 export type RateLimitPartition = "user" | "address";
@@ -30,7 +30,8 @@ export type RateLimitBinding =
 	| "RATE_LIMIT_DOWNLOAD"
 	| "RATE_LIMIT_UPLOAD"
 	| "RATE_LIMIT_WRITE"
-	| "RATE_LIMIT_SYNC";
+	| "RATE_LIMIT_SYNC"
+	| "RATE_LIMIT_WEBHOOK";
 
 /**
  * Generous on purpose: they stop floods, not clients, and no test or
@@ -45,6 +46,8 @@ export const RATE_LIMIT_POLICIES: Record<RateLimitClass, RateLimitPolicy> = {
 	upload: { binding: "RATE_LIMIT_UPLOAD", limit: 10000, period: 10, partition: "user" },
 	write: { binding: "RATE_LIMIT_WRITE", limit: 10000, period: 10, partition: "user" },
 	sync: { binding: "RATE_LIMIT_SYNC", limit: 10000, period: 10, partition: "user" },
+	// Each of these makes Drive post to a URL of the user's choosing, up to 1,000 times for a recover: far tighter.
+	webhook: { binding: "RATE_LIMIT_WEBHOOK", limit: 30, period: 60, partition: "user" },
 };
 
 /**
@@ -61,6 +64,7 @@ export function rateLimitClass(method: string, path: string): RateLimitClass | n
 	if (path.startsWith("/uploads") || path === "/tus" || path.startsWith("/tus/")) return "upload";
 	if (/^\/files\/[^/]+\/content$/.test(path) || path === "/files/content") return reading ? "download" : m === "PUT" ? "upload" : "write";
 	if (/^\/files\/[^/]+\/download-url$/.test(path)) return "download";
+	if (m === "POST" && /^\/webhooks\/[^/]+\/(test|recover|deliveries\/[^/]+\/redeliver)$/.test(path)) return "webhook";
 	return reading ? "read" : "write";
 }
 

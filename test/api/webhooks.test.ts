@@ -122,6 +122,12 @@ async function deliver(
 	return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => ({ msgId: m.msgId, delaySeconds: delays.get(m.msgId) })) };
 }
 
+/** Marks every step of a delivery's retry schedule as failed: its next failure is its last. */
+async function spendSchedule(user: TestUser, deliveryId: string): Promise<void> {
+	const db = await shardOfUser(user.id);
+	await db.prepare("UPDATE webhook_deliveries SET failures = ? WHERE id = ?").bind(RETRY_SCHEDULE_SECONDS.length, deliveryId).run();
+}
+
 async function kickOf(user: TestUser): Promise<FanOutKick> {
 	const row = await env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?").bind(user.id).first<{ shard: number }>();
 	return { user: user.id, shard: row?.shard ?? -1 };
@@ -214,6 +220,36 @@ describe("fan-out from the journal", () => {
 		expect(payload.data.node).toMatchObject({ name: "b.txt", parent_id: folder.id });
 	});
 
+	it("sends share events from the owner's activity log, with where the journal stood", async () => {
+		const stack = stackEnv(true);
+		const owner = await signup();
+		const member = await signup();
+		const target = await hook();
+		const endpoint = await createEndpoint(stack, owner, { url: target.url, event_types: ["share.*"] });
+		const folder = await api.mkdir(owner, owner.rootId, "Team");
+		const share = await stack.harness.call<{ id: string }>("/v1/shares", {
+			method: "POST",
+			token: owner.token,
+			json: { node_id: folder.id, members: [{ email: member.email, role: "editor" }] },
+		});
+		expect(share.status, share.text).toBe(201);
+		const kick = await kickOf(owner);
+		await fanOut(stack, [kick, kick]);
+		expect((await deliveriesOf(owner, endpoint.id)).map((d) => d.type).sort()).toEqual(["share.created", "share.member_added"]);
+		await deliver(stack, stack.deliver.take());
+		const events = (await receivedOn(target.name, 2)).map((r) => JSON.parse(r.body) as WebhookPayload<Record<string, unknown>>);
+		const added = events.find((e) => e.type === "share.member_added");
+		expect(added?.data).toMatchObject({ share_id: share.body.id, node_id: folder.id, details: { member: member.email, role: "editor" } });
+		const latest = (await journal(owner.id)).at(-1)?.seq ?? -1;
+		expect(added?.data.seq).toBe(latest);
+		expect(added?.data.cursor).toBe(encodeJournalCursor({ userId: owner.id, seq: latest }));
+		// Activity the api writes (a link) moves the cursor without a delivery, and the cron sees nothing behind after it.
+		await fanOut(stack, [kick]);
+		expect(stack.deliver.take()).toEqual([]);
+		await redriveWebhooks(stack.bindings, kick.shard);
+		expect(stack.fanout.take()).toEqual([]);
+	});
+
 	it("recovers a lost kick from the journal on the cron, and sends a delivery whose message was lost", async () => {
 		const stack = stackEnv(true);
 		const user = await signup();
@@ -229,10 +265,14 @@ describe("fan-out from the journal", () => {
 		expect(lost).toHaveLength(1);
 		// Its delivery message is lost too: once it is overdue, the cron sends it again.
 		await redriveWebhooks(stack.bindings, kick.shard, Date.now() + 11 * 60_000);
-		expect(stack.deliver.take()).toEqual([expect.objectContaining({ id: lost[0]?.id })]);
-		await deliver(stack, lost);
-		expect((await receivedOn(target.name, 1))[0]?.headers["webhook-id"]).toBe(lost[0]?.id);
-		expect((await deliveriesOf(user, endpoint.id))[0]?.status).toBe("succeeded");
+		const again = stack.deliver.take().filter((m) => m.id === lost[0]?.id);
+		expect(again).toEqual([expect.objectContaining({ id: lost[0]?.id, gen: 1 })]);
+		// The lost message turning up late posts nothing: the re-sent one is the delivery's only chain.
+		expect((await deliver(stack, lost)).acked).toEqual(["d0"]);
+		await deliver(stack, again);
+		const [got] = await receivedOn(target.name, 1);
+		expect(got?.headers["webhook-id"]).toBe(lost[0]?.id);
+		expect((await deliveriesOf(user, endpoint.id))[0]).toMatchObject({ status: "succeeded", attempts: 1 });
 	});
 });
 
@@ -310,6 +350,8 @@ describe("delivery attempts", () => {
 		const [message] = stack.deliver.take();
 		if (!message) throw new Error("no delivery");
 		expect((await deliver(stack, [message], 1)).retried[0]?.delaySeconds).toBeGreaterThanOrEqual(3600);
+		// The schedule's last retry: every step before it failed.
+		await spendSchedule(user, message.id);
 		const last = await deliver(stack, [message], RETRY_SCHEDULE_SECONDS.length + 1);
 		expect(last).toEqual({ acked: ["d0"], retried: [] });
 		expect((await deliveriesOf(user, endpoint.id))[0]).toMatchObject({ status: "failed", last_status: 500 });
@@ -348,16 +390,67 @@ describe("delivery attempts", () => {
 		expect(stack.deliver.take()).toHaveLength(1);
 	});
 
-	it("an endpoint whose every delivery failed for 5 days is disabled", async () => {
+	it("a delivery that met its endpoint disabled goes out again when the endpoint is re-enabled", async () => {
 		const stack = stackEnv(true);
 		const user = await signup();
-		const target = await hook([{ status: 500 }]);
+		const target = await hook();
+		const endpoint = await createEndpoint(stack, user, { url: target.url });
+		await upload(user, user.rootId, "paused.txt", "p");
+		await fanOut(stack, [await kickOf(user)]);
+		const [message] = stack.deliver.take();
+		if (!message) throw new Error("no delivery");
+		const patch = (json: Record<string, unknown>) =>
+			stack.harness.call<WebhookEndpoint>(`/v1/webhooks/${endpoint.id}`, { method: "PATCH", token: user.token, json });
+		expect((await patch({ status: "disabled" })).body).toMatchObject({ status: "disabled", disabled_reason: "user" });
+		expect((await deliver(stack, [message])).acked).toEqual(["d0"]);
+		expect((await deliveriesOf(user, endpoint.id))[0]?.status).toBe("failed");
+		expect((await patch({ status: "enabled" })).body.status).toBe("enabled");
+		const reopened = stack.deliver.take();
+		expect(reopened).toEqual([expect.objectContaining({ id: message.id })]);
+		await deliver(stack, reopened);
+		expect((await receivedOn(target.name, 1))[0]?.headers["webhook-id"]).toBe(message.id);
+		expect((await deliveriesOf(user, endpoint.id))[0]?.status).toBe("succeeded");
+		// A change of URL goes through the guard like a registration, and changes nothing when refused.
+		await expectError(await patch({ url: "https://10.0.0.1/hook" }), 400, "INVALID_REQUEST");
+		expect((await endpointOf(stack, user, endpoint.id)).url).toBe(target.url);
+	});
+
+	it("a delivery whose messages kept crashing is marked failed by the dead letter consumer", async () => {
+		const stack = stackEnv(true);
+		const user = await signup();
+		const target = await hook();
+		const endpoint = await createEndpoint(stack, user, { url: target.url });
+		await upload(user, user.rootId, "poison.txt", "x");
+		await fanOut(stack, [await kickOf(user)]);
+		const [message] = stack.deliver.take();
+		if (!message) throw new Error("no delivery");
+		const batch = createMessageBatch<DeliveryMessage>("drive-webhook-dlq", [
+			{ id: "dl0", timestamp: new Date(), attempts: 1, body: message },
+		]);
+		await worker.queue(batch, stack.bindings);
+		expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["dl0"]);
+		expect((await deliveriesOf(user, endpoint.id))[0]?.status).toBe("failed");
+	});
+
+	it("an endpoint whose every delivery failed for 5 days is disabled; a failure after a day's pause starts a new run", async () => {
+		const stack = stackEnv(true);
+		const user = await signup();
+		const target = await hook([{ status: 500 }, { status: 500 }]);
 		const endpoint = await createEndpoint(stack, user, { url: target.url });
 		const db = await shardOfUser(user.id);
-		await db
-			.prepare("UPDATE webhook_endpoints SET failing_since = ? WHERE id = ?")
-			.bind(new Date(Date.now() - 5 * 86_400_000 - 60_000).toISOString(), endpoint.id)
-			.run();
+		const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+		const failing = (since: string, last: string) =>
+			db.prepare("UPDATE webhook_endpoints SET failing_since = ?, last_failure_at = ? WHERE id = ?").bind(since, last, endpoint.id).run();
+		// Failed 5 days ago, then nothing to send for 2 days: this failure is a new run, not the sixth day of the old one.
+		await failing(ago(5 * 86_400_000 + 60_000), ago(2 * 86_400_000));
+		await upload(user, user.rootId, "paused.txt", "p");
+		await fanOut(stack, [await kickOf(user)]);
+		await deliver(stack, stack.deliver.take());
+		const restarted = await endpointOf(stack, user, endpoint.id);
+		expect(restarted.status).toBe("enabled");
+		expect(Date.parse(restarted.failing_since ?? "")).toBeGreaterThan(Date.now() - 3_600_000);
+		// Failing for 5 days, the last failure an hour ago: disabled.
+		await failing(ago(5 * 86_400_000 + 60_000), ago(3_600_000));
 		await upload(user, user.rootId, "fail.txt", "f");
 		await fanOut(stack, [await kickOf(user)]);
 		await deliver(stack, stack.deliver.take());
@@ -513,6 +606,7 @@ describe("the endpoints API", () => {
 		const messages = stack.deliver.take();
 		expect(messages).toHaveLength(2);
 		// Both fail for good (the schedule spent).
+		for (const m of messages) await spendSchedule(user, m.id);
 		await deliver(stack, messages, RETRY_SCHEDULE_SECONDS.length + 1);
 		const failed = await deliveriesOf(user, endpoint.id);
 		expect(failed.map((d) => d.status)).toEqual(["failed", "failed"]);

@@ -159,6 +159,8 @@ async function landed(tree: Tree, statements: D1PreparedStatement[]): Promise<vo
 		tree.sharing.forget();
 	}
 	tree.sharing.landed();
+	// Share events are activity rows, not journal entries: the journal's own kick does not see them.
+	tree.webhooks?.changed();
 }
 
 function refuse(reason: string, message: string): Result<never> {

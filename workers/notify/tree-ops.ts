@@ -66,6 +66,8 @@ export interface Tree {
 	folderDepths: Map<string, number>;
 	/** The user's shares: who else may change which nodes (sharing.ts). */
 	sharing: Sharing;
+	/** Told when a change outside the journal landed (a share event of the activity log), for webhooks (webhook-kick.ts). */
+	webhooks?: { changed(): void };
 }
 
 /**

@@ -476,6 +476,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 					usage: new Usage(db, this.#userId),
 					maxNodes: numberVar(this.env.MAX_NODES_PER_USER, 1_000_000),
 					folderDepths: new Map(),
+					webhooks,
 				};
 				// A purge cut short (crash, deploy) resumes as soon as the hub is back.
 				this.ctx.waitUntil(

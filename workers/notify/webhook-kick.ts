@@ -45,8 +45,8 @@ export class WebhookKick {
 		try {
 			do {
 				this.#again = false;
-				if (!(await this.#hasEndpoints())) return;
-				await queue.send(this.kick);
+				// No return on "none": an endpoint enabled meanwhile sets #again, and must get its kick.
+				if (await this.#hasEndpoints()) await queue.send(this.kick);
 			} while (this.#again);
 		} catch (err) {
 			// The cron re-kicks every endpoint behind its user's journal.

@@ -17,17 +17,24 @@ export const WEBHOOK_EVENT_TYPES = [
 	"file.deleted",
 	"file.conflict_created",
 	"folder.created",
+	"folder.updated",
 	"folder.moved",
 	"folder.trashed",
 	"folder.restored",
 	"folder.deleted",
+	"share.created",
+	"share.member_added",
+	"share.role_changed",
+	"share.member_removed",
+	"share.left",
+	"share.deleted",
 	"webhook.test",
 	"webhook.endpoint_disabled",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** What an endpoint may subscribe to: a type, or every type of a family (`file.*`). */
-export const WEBHOOK_EVENT_FILTERS: readonly string[] = [...WEBHOOK_EVENT_TYPES, "file.*", "folder.*", "webhook.*"];
+export const WEBHOOK_EVENT_FILTERS: readonly string[] = [...WEBHOOK_EVENT_TYPES, "file.*", "folder.*", "share.*", "webhook.*"];
 
 /** The body of every delivery (Standard Webhooks' `{type, timestamp, data}`). */
 export interface WebhookPayload<D = Record<string, unknown>> {
@@ -88,4 +95,50 @@ export function changeEvent(row: JournalRow): WebhookPayload<ChangeEventData> {
 	if (row.previous) data.previous = JSON.parse(row.previous) as ChangeEventData["previous"];
 	if (row.reason) data.reason = row.reason as ChangeReason;
 	return { type: eventTypeOf(row.kind, node), timestamp: row.created_at, data };
+}
+
+/** Share events, from the activity log of the share's owner (src/shared/activity.ts). */
+export const SHARE_EVENT_TYPES: ReadonlySet<string> = new Set(WEBHOOK_EVENT_TYPES.filter((t) => t.startsWith("share.")));
+
+/** An activity row as the shard holds it. */
+export interface ActivityRow {
+	id: string;
+	user_id: string;
+	at: string;
+	event: string;
+	actor_type: string;
+	actor_id: string | null;
+	node_id: string | null;
+	share_id: string | null;
+	details: string | null;
+}
+
+/** `data` of a share event. It has no journal entry of its own: `seq` and `cursor` are where the journal stood when it was sent. */
+export interface ShareEventData {
+	user_id: string;
+	share_id: string | null;
+	/** The shared folder. */
+	node_id: string | null;
+	actor: { type: string; id: string | null };
+	/** The member and role, where the event has them. */
+	details: Record<string, unknown> | null;
+	seq: number;
+	cursor: string;
+}
+
+/** The event of a share's activity row, with the journal's position when it was read. */
+export function shareEvent(row: ActivityRow, journalSeq: number): WebhookPayload<ShareEventData> {
+	return {
+		type: row.event as WebhookEventType,
+		timestamp: row.at,
+		data: {
+			user_id: row.user_id,
+			share_id: row.share_id,
+			node_id: row.node_id,
+			actor: { type: row.actor_type, id: row.actor_id },
+			details: row.details === null ? null : (JSON.parse(row.details) as Record<string, unknown>),
+			seq: journalSeq,
+			cursor: encodeJournalCursor({ userId: row.user_id, seq: journalSeq }),
+		},
+	};
 }

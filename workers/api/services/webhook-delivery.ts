@@ -17,7 +17,7 @@ import { changeEvent, wants, type JournalRow, type WebhookPayload } from "../../
 import { webhookHeaders } from "../../../src/shared/webhooks/signing";
 import { checkWebhookTarget, webhookTargetPolicy } from "../../../src/shared/webhooks/target";
 import { keyRing } from "./block-store";
-import { sendEvent, type DeliveryMessage } from "./webhook-fanout";
+import { ENDPOINT_DISABLED, sendEvent, type DeliveryMessage } from "./webhook-fanout";
 import { signingSecrets } from "./webhook-endpoints";
 
 /**
@@ -39,6 +39,14 @@ export const ATTEMPT_TIMEOUT_MS = 15_000;
 /** An endpoint whose every delivery failed for this long is disabled (Svix's rule). */
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
 
+/**
+ * A failure this long after the previous one starts a new run of failures:
+ * an endpoint that failed once days ago and then had nothing to receive is
+ * not failing now. The schedule's longest wait is 12 hours, so a delivery
+ * failing for good fails at least twice a day.
+ */
+export const FAILING_RUN_GAP_MS = 86_400_000;
+
 /** Bytes of an answer kept in the attempt log. */
 export const RESPONSE_SNIPPET_BYTES = 1_024;
 
@@ -59,20 +67,24 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 	return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-/** ?1 id, ?2 claimed until, ?3 now (ms), ?4 now (ISO): takes a pending delivery no other attempt holds. */
+/** ?1 id, ?2 claimed until, ?3 now (ms), ?4 now (ISO), ?5 the message's generation: takes a pending delivery no other attempt holds. */
 const CLAIM = `UPDATE webhook_deliveries SET claimed_until = ?2, attempts = attempts + 1, updated_at = ?4
-	WHERE id = ?1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?3)
-	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts`;
+	WHERE id = ?1 AND status = 'pending' AND generation = ?5 AND (claimed_until IS NULL OR claimed_until < ?3)
+	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts, failures`;
 const ENDPOINT_OF = `SELECT e.* FROM webhook_endpoints e JOIN webhook_deliveries d ON d.endpoint_id = e.id WHERE d.id = ?1`;
 const CHANGE_OF = `SELECT c.user_id, c.seq, c.kind, c.node, c.created_at, c.reason, c.previous
 	FROM changes c JOIN webhook_deliveries d ON d.user_id = c.user_id AND d.seq = c.seq WHERE d.id = ?1`;
 
 /** ?1 id, ?2 n, ?3 at, ?4 status, ?5 error, ?6 ms, ?7 response. */
 const INSERT_ATTEMPT = `INSERT OR REPLACE INTO webhook_attempts (delivery_id, n, at, status, error, duration_ms, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`;
-/** ?1 id, ?2 status, ?3 next attempt (ms), ?4 last status, ?5 last error, ?6 now (ISO). */
-const SETTLE = `UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, claimed_until = NULL, last_status = ?4, last_error = ?5, updated_at = ?6 WHERE id = ?1`;
+/** ?1 id, ?2 status, ?3 next attempt (ms), ?4 last status, ?5 last error, ?6 now (ISO), ?7 failures. */
+const SETTLE = `UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, claimed_until = NULL, last_status = ?4, last_error = ?5, updated_at = ?6, failures = ?7
+	WHERE id = ?1`;
 const SUCCEEDED = `UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = ?2 WHERE id = ?1`;
-const FAILED = `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?2) WHERE id = ?1`;
+/** ?1 id, ?2 now (ISO), ?3 a failure before this ends the run (ISO): a run of failures with a day's pause in it starts again. */
+const FAILED = `UPDATE webhook_endpoints SET
+	failing_since = CASE WHEN failing_since IS NULL OR last_failure_at IS NULL OR last_failure_at < ?3 THEN ?2 ELSE failing_since END,
+	last_failure_at = ?2 WHERE id = ?1`;
 /** ?1 id, ?2 reason, ?3 now (ISO), ?4 failing since at most (ISO; gone: any). */
 const DISABLE = `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ?2, disabled_at = ?3, updated_at = ?3
 	WHERE id = ?1 AND status = 'enabled' AND (?2 = 'gone' OR (failing_since IS NOT NULL AND failing_since <= ?4))
@@ -86,6 +98,7 @@ interface Claimed {
 	type: string;
 	payload: string | null;
 	attempts: number;
+	failures: number;
 }
 
 /** What one attempt found. */
@@ -161,29 +174,63 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
 	}
 }
 
+/**
+ * Posts in flight at once per invocation: Workers let an invocation wait on
+ * 6 connections, and a 7th would wait in line with its 15 s already running.
+ */
+export const POSTS_AT_ONCE = 6;
+
+/** A counting semaphore: at most `size` holders at once. */
+function limiter(size: number): <T>(work: () => Promise<T>) => Promise<T> {
+	let free = size;
+	const waiting: (() => void)[] = [];
+	return async (work) => {
+		if (free > 0) free--;
+		else await new Promise<void>((resolve) => waiting.push(resolve));
+		try {
+			return await work();
+		} finally {
+			const next = waiting.shift();
+			if (next) next();
+			else free++;
+		}
+	};
+}
+
 /** Consumes `drive-webhook-deliver`: each shard's messages are claimed in one batch and settled in another. */
 export async function consumeDeliveries(batch: MessageBatch<DeliveryMessage>, env: Env, now = Date.now()): Promise<void> {
 	const byShard = new Map<number, Message<DeliveryMessage>[]>();
 	for (const message of batch.messages) byShard.set(message.body.shard, [...(byShard.get(message.body.shard) ?? []), message]);
+	const posting = limiter(POSTS_AT_ONCE);
 	await Promise.all(
 		[...byShard].map(async ([shard, messages]) => {
 			try {
-				await deliverShard(env, shard, messages, now);
+				await deliverShard(env, shard, messages, posting, now);
 			} catch (err) {
+				// Nothing was acknowledged: every message comes back, after the claims it holds have expired.
 				console.error(JSON.stringify({ webhooks: "deliver", shard, error: String(err) }));
-				for (const m of messages) m.retry({ delaySeconds: 5 });
+				for (const m of messages) m.retry({ delaySeconds: Math.ceil(CLAIM_MS / 1000) });
 			}
 		}),
 	);
 }
 
-async function deliverShard(env: Env, shard: number, messages: Message<DeliveryMessage>[], now: number): Promise<void> {
+/** What becomes of one message once its shard's bookkeeping landed. */
+type Verdict = { ack: true } | { ack: false; delaySeconds: number };
+
+async function deliverShard(
+	env: Env,
+	shard: number,
+	messages: Message<DeliveryMessage>[],
+	posting: <T>(work: () => Promise<T>) => Promise<T>,
+	now: number,
+): Promise<void> {
 	const db = shardAt(env, shard).$client;
 	const at = new Date(now).toISOString();
 	const loads = await runBatch(
 		db,
 		messages.flatMap((m) => [
-			db.prepare(CLAIM).bind(m.body.id, now + CLAIM_MS, now, at),
+			db.prepare(CLAIM).bind(m.body.id, now + CLAIM_MS, now, at, m.body.gen ?? 0),
 			db.prepare(ENDPOINT_OF).bind(m.body.id),
 			db.prepare(CHANGE_OF).bind(m.body.id),
 		]),
@@ -192,95 +239,113 @@ async function deliverShard(env: Env, shard: number, messages: Message<DeliveryM
 	const policy = webhookTargetPolicy(env);
 	const secrets = new Map<string, Promise<string[]>>();
 	const settle: D1PreparedStatement[] = [];
+	const verdicts = new Map<Message<DeliveryMessage>, Verdict>();
 	const succeeded = new Set<string>();
 	const failing = new Set<string>();
 	const gone = new Set<string>();
+
+	const attemptOne = async (
+		claimed: Claimed,
+		endpoint: Record<string, unknown> | undefined,
+		change: JournalRow | undefined,
+	): Promise<Verdict> => {
+		const finish = (
+			status: "succeeded" | "failed" | "pending",
+			outcome: AttemptOutcome | null,
+			nextAt: number,
+			failures: number,
+			error?: string,
+		) => {
+			if (outcome)
+				settle.push(
+					db
+						.prepare(INSERT_ATTEMPT)
+						.bind(claimed.id, claimed.attempts, at, outcome.status, outcome.error, outcome.durationMs, outcome.response),
+				);
+			settle.push(
+				db.prepare(SETTLE).bind(claimed.id, status, nextAt, outcome?.status ?? null, error ?? outcome?.error ?? null, at, failures),
+			);
+		};
+		if (!endpoint || endpoint.status !== "enabled") {
+			finish("failed", null, now, claimed.failures, endpoint ? ENDPOINT_DISABLED : "the endpoint was deleted");
+			return { ack: true };
+		}
+		const row = endpointRow(endpoint);
+		const payload = claimed.payload ?? (change ? JSON.stringify(changeEvent(change)) : null);
+		if (payload === null) {
+			finish("failed", null, now, claimed.failures, "the change left the journal (retention); read it with GET /v1/changes");
+			return { ack: true };
+		}
+		const target = checkWebhookTarget(row.url, policy);
+		if (!target.ok) {
+			// Refused before any connection: the policy changed since registration. Retrying cannot help.
+			const blocked = { status: null, error: `blocked: ${target.reason}`, durationMs: 0, response: null, retryAfter: null };
+			finish("failed", blocked, now, claimed.failures + 1);
+			failing.add(row.id);
+			return { ack: true };
+		}
+		let signing = secrets.get(row.id);
+		if (!signing) secrets.set(row.id, (signing = signingSecrets(ring, row, now)));
+		const keys = await signing;
+		const outcome = await posting(async () =>
+			postWebhook(target.url.href, await webhookHeaders(keys, claimed.id, Math.floor(Date.now() / 1000), payload), payload),
+		);
+		if (outcome.status !== null && outcome.status >= 200 && outcome.status < 300) {
+			finish("succeeded", outcome, now, claimed.failures);
+			succeeded.add(row.id);
+			return { ack: true };
+		}
+		const failures = claimed.failures + 1;
+		if (outcome.status === 410) {
+			finish("failed", outcome, now, failures);
+			gone.add(row.id);
+			return { ack: true };
+		}
+		failing.add(row.id);
+		const delay = retryDelaySeconds(failures, outcome.retryAfter);
+		if (delay === null) {
+			finish("failed", outcome, now, failures);
+			return { ack: true };
+		}
+		finish("pending", outcome, now + delay * 1000, failures);
+		return { ack: false, delaySeconds: delay };
+	};
+
 	await Promise.all(
 		messages.map(async (message, i) => {
 			const claimed = loads[i * 3]?.results[0] as Claimed | undefined;
-			// Settled already, or another attempt holds it (a duplicated message): nothing to do.
+			// Settled already, re-sent since (an older generation), or another attempt holds it (a duplicated message): nothing to do.
 			if (!claimed) return message.ack();
 			try {
-				await attemptOne(
+				verdicts.set(
 					message,
-					claimed,
-					loads[i * 3 + 1]?.results[0] as Record<string, unknown> | undefined,
-					loads[i * 3 + 2]?.results[0] as JournalRow | undefined,
+					await attemptOne(
+						claimed,
+						loads[i * 3 + 1]?.results[0] as Record<string, unknown> | undefined,
+						loads[i * 3 + 2]?.results[0] as JournalRow | undefined,
+					),
 				);
 			} catch (err) {
 				// A bug or a key missing from the ring: the claim expires and the delivery is tried again.
 				console.error(JSON.stringify({ webhooks: "attempt", delivery: claimed.id, error: String(err) }));
-				message.retry({ delaySeconds: Math.ceil(CLAIM_MS / 1000) });
+				verdicts.set(message, { ack: false, delaySeconds: Math.ceil(CLAIM_MS / 1000) });
 			}
 		}),
 	);
-	async function attemptOne(
-		message: Message<DeliveryMessage>,
-		claimed: Claimed,
-		endpoint: Record<string, unknown> | undefined,
-		change: JournalRow | undefined,
-	) {
-		{
-			const finish = (status: "succeeded" | "failed" | "pending", outcome: AttemptOutcome | null, nextAt: number, error?: string) => {
-				if (outcome)
-					settle.push(
-						db
-							.prepare(INSERT_ATTEMPT)
-							.bind(claimed.id, claimed.attempts, at, outcome.status, outcome.error, outcome.durationMs, outcome.response),
-					);
-				settle.push(db.prepare(SETTLE).bind(claimed.id, status, nextAt, outcome?.status ?? null, error ?? outcome?.error ?? null, at));
-			};
-			if (!endpoint || endpoint.status !== "enabled") {
-				finish("failed", null, now, endpoint ? "the endpoint is disabled" : "the endpoint was deleted");
-				return message.ack();
-			}
-			const row = endpointRow(endpoint);
-			const payload = claimed.payload ?? (change ? JSON.stringify(changeEvent(change)) : null);
-			if (payload === null) {
-				finish("failed", null, now, "the change left the journal (retention); read it with GET /v1/changes");
-				return message.ack();
-			}
-			const target = checkWebhookTarget(row.url, policy);
-			if (!target.ok) {
-				// Refused before any connection: the policy changed since registration. Retrying cannot help.
-				finish("failed", { status: null, error: `blocked: ${target.reason}`, durationMs: 0, response: null, retryAfter: null }, now);
-				failing.add(row.id);
-				return message.ack();
-			}
-			let signing = secrets.get(row.id);
-			if (!signing) secrets.set(row.id, (signing = signingSecrets(ring, row, now)));
-			const headers = await webhookHeaders(await signing, claimed.id, Math.floor(Date.now() / 1000), payload);
-			const outcome = await postWebhook(target.url.href, headers, payload);
-			if (outcome.status !== null && outcome.status >= 200 && outcome.status < 300) {
-				finish("succeeded", outcome, now);
-				succeeded.add(row.id);
-				return message.ack();
-			}
-			if (outcome.status === 410) {
-				finish("failed", outcome, now);
-				gone.add(row.id);
-				return message.ack();
-			}
-			failing.add(row.id);
-			const failed = (message.body.spent ?? 0) + message.attempts;
-			const delay = retryDelaySeconds(failed, outcome.retryAfter);
-			if (delay === null) {
-				finish("failed", outcome, now);
-				return message.ack();
-			}
-			finish("pending", outcome, now + delay * 1000);
-			message.retry({ delaySeconds: delay });
-		}
-	}
 	for (const id of succeeded) settle.push(db.prepare(SUCCEEDED).bind(id, at));
-	for (const id of failing) if (!succeeded.has(id)) settle.push(db.prepare(FAILED).bind(id, at));
+	const restartBefore = new Date(now - FAILING_RUN_GAP_MS).toISOString();
+	for (const id of failing) if (!succeeded.has(id)) settle.push(db.prepare(FAILED).bind(id, at, restartBefore));
 	const cutoff = new Date(now - DISABLE_AFTER_MS).toISOString();
 	const disabling = [
 		...[...gone].map((id) => db.prepare(DISABLE).bind(id, "gone", at, at)),
 		...[...failing].filter((id) => !succeeded.has(id) && !gone.has(id)).map((id) => db.prepare(DISABLE).bind(id, "failing", at, cutoff)),
 	];
-	if (settle.length + disabling.length === 0) return;
-	const results = await runBatch(db, [...settle, ...disabling]);
+	const results = settle.length + disabling.length > 0 ? await runBatch(db, [...settle, ...disabling]) : [];
+	// Only now that the attempts are recorded: a message acknowledged before would be lost with its record.
+	for (const [message, verdict] of verdicts) {
+		if (verdict.ack) message.ack();
+		else message.retry({ delaySeconds: verdict.delaySeconds });
+	}
 	const disabled = results
 		.slice(settle.length)
 		.flatMap((r) => r.results as { id: string; user_id: string; url: string }[])
@@ -326,7 +391,9 @@ function endpointRow(raw: Record<string, unknown>): WebhookEndpointRow {
 		disabledReason: raw.disabled_reason as string | null,
 		disabledAt: raw.disabled_at as string | null,
 		enqueuedThroughSeq: raw.enqueued_through_seq as number,
+		activityThrough: raw.activity_through as string,
 		failingSince: raw.failing_since as string | null,
+		lastFailureAt: raw.last_failure_at as string | null,
 		lastSuccessAt: raw.last_success_at as string | null,
 		createdAt: raw.created_at as string,
 		updatedAt: raw.updated_at as string,

@@ -18,6 +18,7 @@ import type { Caller } from "../env";
 import { keyRing } from "./block-store";
 import { hubFor, shardFor } from "./hub";
 import { journalBounds } from "./journal";
+import { ENDPOINT_DISABLED, reopenDeliveries } from "./webhook-fanout";
 
 /** Endpoints one user may have. */
 export const MAX_ENDPOINTS_PER_USER = 10;
@@ -105,16 +106,15 @@ export async function createEndpoint(env: Env, caller: Caller, input: EndpointIn
 	const url = checkedUrl(env, input.url);
 	if (!url.ok) return url;
 	const db = shardFor(env, caller);
-	const count = await db.$count(webhookEndpoints, eq(webhookEndpoints.userId, caller.userId));
-	if (count >= MAX_ENDPOINTS_PER_USER)
-		return fail("INVALID_REQUEST", `an account has at most ${MAX_ENDPOINTS_PER_USER} webhook endpoints; delete one first`, [
-			{ reason: "too_many_endpoints", limit: MAX_ENDPOINTS_PER_USER },
-		]);
 	const id = newId("whk", now);
 	const secret = newWebhookSecret();
 	const at = new Date(now).toISOString();
-	// Events start with the next change: the journal before it is history, not news.
+	// Events start with the next change: the journal and the activity log before it are history, not news.
 	const { latest } = await journalBounds(db, caller.userId);
+	const activity = await db.$client
+		.prepare("SELECT COALESCE(MAX(id), '') AS id FROM activity WHERE user_id = ?1")
+		.bind(caller.userId)
+		.first<{ id: string }>();
 	const row: WebhookEndpointRow = {
 		id,
 		userId: caller.userId,
@@ -128,12 +128,27 @@ export async function createEndpoint(env: Env, caller: Caller, input: EndpointIn
 		disabledReason: null,
 		disabledAt: null,
 		enqueuedThroughSeq: latest,
+		activityThrough: activity?.id ?? "",
 		failingSince: null,
+		lastFailureAt: null,
 		lastSuccessAt: null,
 		createdAt: at,
 		updatedAt: at,
 	};
-	await db.insert(webhookEndpoints).values(row);
+	// The count and the insert in one statement: two requests at once cannot both take the tenth place.
+	const columns = Object.keys(row) as (keyof WebhookEndpointRow)[];
+	const names = columns.map((k) => webhookEndpoints[k].name);
+	const inserted = await db.$client
+		.prepare(
+			`INSERT INTO webhook_endpoints (${names.join(", ")}) SELECT ${names.map((_, i) => `?${i + 1}`).join(", ")}
+			WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ?${names.indexOf("user_id") + 1}) < ${MAX_ENDPOINTS_PER_USER} RETURNING id`,
+		)
+		.bind(...columns.map((k) => row[k]))
+		.first<{ id: string }>();
+	if (!inserted)
+		return fail("INVALID_REQUEST", `an account has at most ${MAX_ENDPOINTS_PER_USER} webhook endpoints; delete one first`, [
+			{ reason: "too_many_endpoints", limit: MAX_ENDPOINTS_PER_USER },
+		]);
 	await tellHub(env, caller.userId);
 	return ok(toWebhookEndpoint(row, secret, now));
 }
@@ -184,9 +199,15 @@ export async function updateEndpoint(
 	}
 	if (input.event_types !== undefined) set.eventTypes = input.event_types === null ? null : JSON.stringify([...new Set(input.event_types)]);
 	if (input.description !== undefined) set.description = input.description;
-	if (input.status === "enabled" && found.value.status === "disabled") {
+	const reenabling = input.status === "enabled" && found.value.status === "disabled";
+	if (reenabling) {
+		// The guard may have changed since the URL was registered.
+		if (set.url === undefined) {
+			const url = checkedUrl(env, found.value.url);
+			if (!url.ok) return url;
+		}
 		// Re-enabled: a fresh start. Events from while it was off follow, as far as the journal still holds them.
-		Object.assign(set, { status: "enabled", disabledReason: null, disabledAt: null, failingSince: null });
+		Object.assign(set, { status: "enabled", disabledReason: null, disabledAt: null, failingSince: null, lastFailureAt: null });
 	} else if (input.status === "disabled" && found.value.status === "enabled") {
 		Object.assign(set, { status: "disabled", disabledReason: "user", disabledAt: at });
 	}
@@ -197,6 +218,23 @@ export async function updateEndpoint(
 		.returning();
 	const row = rows[0];
 	if (!row) return fail("NOT_FOUND", "no such webhook endpoint");
+	if (reenabling) {
+		// Deliveries that met it disabled (retries under way, events while it was off) go out again.
+		const { results } = await db.$client
+			.prepare(
+				"SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1 AND status = 'failed' AND last_error = ?2 AND updated_at >= ?3 ORDER BY created_at LIMIT 1000",
+			)
+			.bind(id, ENDPOINT_DISABLED, found.value.disabledAt ?? "")
+			.all<{ id: string }>();
+		await reopenDeliveries(
+			env,
+			caller.shard,
+			caller.userId,
+			id,
+			results.map((r) => r.id),
+			now,
+		);
+	}
 	if (set.status !== undefined) await tellHub(env, caller.userId);
 	return ok(toWebhookEndpoint(row, undefined, now));
 }

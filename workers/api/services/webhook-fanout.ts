@@ -9,7 +9,15 @@
  */
 import { shardAt } from "../../../src/shared/db/shards";
 import { newId } from "../../../src/shared/ids";
-import { eventTypeOf, wants, type JournalRow, type WebhookPayload } from "../../../src/shared/webhooks/events";
+import {
+	eventTypeOf,
+	SHARE_EVENT_TYPES,
+	shareEvent,
+	wants,
+	type ActivityRow,
+	type JournalRow,
+	type WebhookPayload,
+} from "../../../src/shared/webhooks/events";
 import type { ChangeKind } from "../../../src/shared/schemas/sync";
 import type { FanOutKick } from "../../notify/contract";
 import { runBatch } from "../../../src/shared/db/batch";
@@ -19,19 +27,36 @@ export interface DeliveryMessage {
 	id: string;
 	user: string;
 	shard: number;
-	/** How many attempts of the retry schedule were spent before this message (a redrive); absent: none. */
-	spent?: number;
+	/** The delivery's generation when the message was sent (absent: 0); a re-send moves it, and older messages post nothing. */
+	gen?: number;
 }
 
 /** Journal changes one kick reads; a kick that finds more sends its successor. */
 export const FANOUT_PAGE = 200;
 
-const ENABLED_ENDPOINTS = `SELECT e.id, e.event_types, e.enqueued_through_seq,
+const ENABLED_ENDPOINTS = `SELECT e.id, e.event_types, e.enqueued_through_seq, e.activity_through,
 		(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ?1) AS pruned
 	FROM webhook_endpoints e WHERE e.user_id = ?1 AND e.status = 'enabled'`;
 
 const JOURNAL_AFTER = `SELECT user_id, seq, kind, node, created_at, reason, previous FROM changes
 	WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3`;
+
+/**
+ * Share events of the activity log after a cursor. Only the user's hub writes
+ * them, one batch after the other, so their ids increase in the order they
+ * land; the api's own activity rows (links) are skipped, and never move the cursor.
+ */
+const ACTIVITY_AFTER = `SELECT id, user_id, at, event, actor_type, actor_id, node_id, share_id, details,
+		(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ?1) AS journal_seq
+	FROM activity WHERE user_id = ?1 AND id > ?2 AND event LIKE 'share.%' ORDER BY id LIMIT ?3`;
+
+/** ?1 user, ?2 endpoint, ?3 JSON [[id, type, payload]], ?4 now (ms), ?5 now (ISO): share events' deliveries, which carry their payload. */
+const INSERT_SHARE_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
+		(id, user_id, endpoint_id, seq, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+	SELECT j.value ->> 0, ?1, ?2, NULL, j.value ->> 1, j.value ->> 2, 'pending', 0, ?4, ?5, ?5 FROM json_each(?3) j
+	RETURNING id`;
+
+const ADVANCE_ACTIVITY = `UPDATE webhook_endpoints SET activity_through = ?2 WHERE id = ?1 AND activity_through < ?2`;
 
 /** ?1 user, ?2 endpoint, ?3 JSON [[id, seq, type]], ?4 now (ms), ?5 now (ISO): the deliveries not made yet. */
 const INSERT_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
@@ -43,7 +68,7 @@ const INSERT_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
 const ADVANCE_CURSOR = `UPDATE webhook_endpoints SET enqueued_through_seq = ?2 WHERE id = ?1 AND enqueued_through_seq < ?2`;
 
 /** The Standard Webhooks message id of a journal event to an endpoint: the same however often it is made. */
-export function deliveryIdOf(endpointId: string, seq: number): string {
+export function deliveryIdOf(endpointId: string, seq: number | string): string {
 	return `msg_${endpointId.slice(endpointId.indexOf("_") + 1)}_${seq}`;
 }
 
@@ -60,13 +85,24 @@ export async function queueDeliveries(env: Env, messages: DeliveryMessage[], del
  */
 export async function fanOut(env: Env, kick: FanOutKick, now = Date.now()): Promise<boolean> {
 	const db = shardAt(env, kick.shard).$client;
-	const { results: endpoints } = await db.prepare(ENABLED_ENDPOINTS).bind(kick.user).all<{
-		id: string;
-		event_types: string | null;
-		enqueued_through_seq: number;
-		pruned: number;
-	}>();
+	const { results: endpoints } = await db.prepare(ENABLED_ENDPOINTS).bind(kick.user).all<EndpointCursors>();
 	if (endpoints.length === 0) return false;
+	const [journal, shares] = await Promise.all([fanOutJournal(env, db, kick, endpoints, now), fanOutShares(env, db, kick, endpoints, now)]);
+	return journal || shares;
+}
+
+interface EndpointCursors {
+	id: string;
+	event_types: string | null;
+	enqueued_through_seq: number;
+	activity_through: string;
+	pruned: number;
+}
+
+const filtersOf = (endpoint: EndpointCursors) => (endpoint.event_types === null ? null : (JSON.parse(endpoint.event_types) as string[]));
+
+/** The journal's part of a fan-out; true when more changes wait. */
+async function fanOutJournal(env: Env, db: D1Database, kick: FanOutKick, endpoints: EndpointCursors[], now: number): Promise<boolean> {
 	// A cursor below the pruned journal (an endpoint off for weeks) skips ahead:
 	// the seq numbers in the events show the receiver the gap.
 	const cursorOf = (e: (typeof endpoints)[number]) => Math.max(e.enqueued_through_seq, e.pruned);
@@ -77,7 +113,7 @@ export async function fanOut(env: Env, kick: FanOutKick, now = Date.now()): Prom
 	const at = new Date(now).toISOString();
 	const statements: D1PreparedStatement[] = [];
 	for (const endpoint of endpoints) {
-		const filters = endpoint.event_types === null ? null : (JSON.parse(endpoint.event_types) as string[]);
+		const filters = filtersOf(endpoint);
 		const wanted: [string, number, string][] = [];
 		for (const change of changes) {
 			if (change.seq <= cursorOf(endpoint)) continue;
@@ -87,13 +123,50 @@ export async function fanOut(env: Env, kick: FanOutKick, now = Date.now()): Prom
 		if (wanted.length > 0) statements.push(db.prepare(INSERT_DELIVERIES).bind(kick.user, endpoint.id, JSON.stringify(wanted), now, at));
 		statements.push(db.prepare(ADVANCE_CURSOR).bind(endpoint.id, through));
 	}
+	await insertAndQueue(env, db, kick, statements);
+	return changes.length === FANOUT_PAGE;
+}
+
+/**
+ * The activity log's part: share events (share.created, member changes),
+ * which have no journal entry. Their deliveries carry their payload, with
+ * where the journal stood when they were read.
+ */
+async function fanOutShares(env: Env, db: D1Database, kick: FanOutKick, endpoints: EndpointCursors[], now: number): Promise<boolean> {
+	const from = endpoints.map((e) => e.activity_through).reduce((a, b) => (b < a ? b : a));
+	const { results: rows } = await db
+		.prepare(ACTIVITY_AFTER)
+		.bind(kick.user, from, FANOUT_PAGE)
+		.all<ActivityRow & { journal_seq: number }>();
+	const last = rows[rows.length - 1];
+	if (!last) return false;
+	const at = new Date(now).toISOString();
+	const statements: D1PreparedStatement[] = [];
+	for (const endpoint of endpoints) {
+		const filters = filtersOf(endpoint);
+		const wanted: [string, string, string][] = [];
+		for (const row of rows) {
+			if (row.id <= endpoint.activity_through || !SHARE_EVENT_TYPES.has(row.event)) continue;
+			const event = shareEvent(row, row.journal_seq);
+			if (wants(filters, event.type))
+				wanted.push([deliveryIdOf(endpoint.id, row.id.slice(row.id.indexOf("_") + 1)), event.type, JSON.stringify(event)]);
+		}
+		if (wanted.length > 0)
+			statements.push(db.prepare(INSERT_SHARE_DELIVERIES).bind(kick.user, endpoint.id, JSON.stringify(wanted), now, at));
+		statements.push(db.prepare(ADVANCE_ACTIVITY).bind(endpoint.id, last.id));
+	}
+	await insertAndQueue(env, db, kick, statements);
+	return rows.length === FANOUT_PAGE;
+}
+
+/** Runs a fan-out's batch and queues the deliveries it inserted (a repeated fan-out inserts, and so queues, nothing). */
+async function insertAndQueue(env: Env, db: D1Database, kick: FanOutKick, statements: D1PreparedStatement[]): Promise<void> {
 	const results = await runBatch(db, statements);
 	const made = results.flatMap((r) => (r.results as { id?: string }[]).flatMap((row) => (row.id ? [row.id] : [])));
 	await queueDeliveries(
 		env,
 		made.map((id) => ({ id, user: kick.user, shard: kick.shard })),
 	);
-	return changes.length === FANOUT_PAGE;
 }
 
 /** ?1 id, ?2 user, ?3 endpoint, ?4 type, ?5 payload, ?6 now (ms), ?7 now (ISO). */
@@ -159,15 +232,20 @@ export const REDRIVE_AFTER_MS = 10 * 60_000;
 /** Deliveries one cron run sends again per shard. */
 const REDRIVE_LIMIT = 1_000;
 
-/** Users whose enabled endpoints are behind their journal: their kick was lost. */
+/** Users whose enabled endpoints are behind their journal or their share events: their kick was lost. */
 const BEHIND = `SELECT DISTINCT e.user_id FROM webhook_endpoints e
-	WHERE e.status = 'enabled' AND e.enqueued_through_seq < (SELECT COALESCE(MAX(c.seq), 0) FROM changes c WHERE c.user_id = e.user_id)`;
+	WHERE e.status = 'enabled' AND (e.enqueued_through_seq < (SELECT COALESCE(MAX(c.seq), 0) FROM changes c WHERE c.user_id = e.user_id)
+		OR e.activity_through < COALESCE((SELECT a.id FROM activity a WHERE a.user_id = e.user_id AND a.event LIKE 'share.%' ORDER BY a.id DESC LIMIT 1), ''))`;
 
-/** ?1 late before (ms), ?2 now (ms), ?3 limit: overdue deliveries; their next attempt moves to now, so the next run does not send them twice. */
-const OVERDUE = `UPDATE webhook_deliveries SET next_attempt_at = ?2
+/**
+ * ?1 late before (ms), ?2 now (ms), ?3 limit: overdue deliveries. Their next
+ * attempt moves to now, so the next run does not send them twice, and their
+ * generation moves, so the lost message, should it turn up, posts nothing.
+ */
+const OVERDUE = `UPDATE webhook_deliveries SET next_attempt_at = ?2, generation = generation + 1
 	WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
 		AND (claimed_until IS NULL OR claimed_until < ?2) LIMIT ?3)
-	RETURNING id, user_id, attempts`;
+	RETURNING id, user_id, generation`;
 
 /**
  * The cron's part in one shard: re-kicks the fan-out for every user whose
@@ -182,10 +260,43 @@ export async function redriveWebhooks(env: Env, shard: number, now = Date.now())
 	const { results: overdue } = await db
 		.prepare(OVERDUE)
 		.bind(now - REDRIVE_AFTER_MS, now, REDRIVE_LIMIT)
-		.all<{ id: string; user_id: string; attempts: number }>();
+		.all<{ id: string; user_id: string; generation: number }>();
 	await queueDeliveries(
 		env,
-		overdue.map((r) => ({ id: r.id, user: r.user_id, shard, spent: r.attempts })),
+		overdue.map((r) => ({ id: r.id, user: r.user_id, shard, gen: r.generation })),
 	);
 	return { kicked: behind.length, redriven: overdue.length };
+}
+
+/** The last error of a delivery that met its endpoint disabled: re-enabling the endpoint sends those again. */
+export const ENDPOINT_DISABLED = "the endpoint is disabled";
+
+/**
+ * ?1 endpoint, ?2 now (ms), ?3 now (ISO), ?4 JSON ids: back to pending with a
+ * fresh retry schedule and a new generation (a message already on its way
+ * posts nothing); an attempt in flight keeps its claim.
+ */
+const REOPEN = `UPDATE webhook_deliveries SET status = 'pending', failures = 0, generation = generation + 1, next_attempt_at = ?2, updated_at = ?3
+	WHERE endpoint_id = ?1 AND id IN (SELECT value FROM json_each(?4)) AND (status != 'pending' OR claimed_until IS NULL OR claimed_until < ?2)
+	RETURNING id, generation`;
+
+/** Sends deliveries of one endpoint again (redeliver, recover, re-enable); returns how many. */
+export async function reopenDeliveries(
+	env: Env,
+	shard: number,
+	userId: string,
+	endpointId: string,
+	ids: string[],
+	now = Date.now(),
+): Promise<number> {
+	if (ids.length === 0) return 0;
+	const { results } = await shardAt(env, shard)
+		.$client.prepare(REOPEN)
+		.bind(endpointId, now, new Date(now).toISOString(), JSON.stringify(ids))
+		.all<{ id: string; generation: number }>();
+	await queueDeliveries(
+		env,
+		results.map((r) => ({ id: r.id, user: userId, shard, gen: r.generation })),
+	);
+	return results.length;
 }

@@ -13,7 +13,7 @@ import type { WebhookDelivery } from "../../../src/shared/schemas/webhooks";
 import type { Caller } from "../env";
 import { shardFor } from "./hub";
 import { ownEndpoint } from "./webhook-endpoints";
-import { queueDeliveries, sendEvent } from "./webhook-fanout";
+import { reopenDeliveries, sendEvent } from "./webhook-fanout";
 
 /** Deliveries one recover call sends again. */
 export const MAX_RECOVER = 1_000;
@@ -113,24 +113,8 @@ export async function getDelivery(env: Env, caller: Caller, endpointId: string, 
 	});
 }
 
-/** ?1 endpoint, ?2 now (ms), ?3 now (ISO), ?4 JSON ids: back to pending, with a fresh retry schedule; an attempt in flight keeps its claim. */
-const REOPEN = `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?3
-	WHERE endpoint_id = ?1 AND id IN (SELECT value FROM json_each(?4)) AND (status != 'pending' OR claimed_until IS NULL OR claimed_until < ?2)
-	RETURNING id`;
-
-async function reopen(env: Env, caller: Caller, endpointId: string, ids: string[], now: number): Promise<number> {
-	if (ids.length === 0) return 0;
-	const db = shardFor(env, caller).$client;
-	const { results } = await db
-		.prepare(REOPEN)
-		.bind(endpointId, now, new Date(now).toISOString(), JSON.stringify(ids))
-		.all<{ id: string }>();
-	await queueDeliveries(
-		env,
-		results.map((r) => ({ id: r.id, user: caller.userId, shard: caller.shard })),
-	);
-	return results.length;
-}
+const reopen = (env: Env, caller: Caller, endpointId: string, ids: string[], now: number) =>
+	reopenDeliveries(env, caller.shard, caller.userId, endpointId, ids, now);
 
 /** One of the caller's endpoints that may be sent to now: a disabled one answers 400. */
 async function enabledEndpoint(db: ShardDb, userId: string, endpointId: string): Promise<Result<WebhookEndpointRow>> {
