@@ -45,13 +45,23 @@ export function render(f, meta) {
 		["baseline: the same changes journalled (the batch requests' own time)", rate(b.journalledPerSecond), ""],
 		["requests sent → last delivery received", rate(b.endToEndPerSecond), ""],
 	];
+	const cpu = (ms) => `${ms.toFixed(2)} ms`;
 	const commitRows = [
-		["no endpoint", rate(c.ratio.each.length ? c.none.reduce((a, v) => a + v, 0) / c.none.length : NaN), each(c.none), "", ""],
+		["no endpoint", each(c.perSecond.none), "", cpu(c.cpuPerCommit.none), pct(c.busy.none), ""],
 		[
-			`${s.endpoints} enabled endpoints`,
-			rate(c.ten.reduce((a, v) => a + v, 0) / c.ten.length),
-			each(c.ten),
+			`${s.endpoints} endpoints that want none of these events (the hub kicks, the fan-out reads, nothing is delivered)`,
+			each(c.perSecond.filtered),
+			`${c.filteredRatio.median.toFixed(2)}× (${each(c.filteredRatio.each, (v) => `${v.toFixed(2)}×`)})`,
+			cpu(c.cpuPerCommit.filtered),
+			pct(c.busy.filtered),
+			"",
+		],
+		[
+			`${s.endpoints} enabled endpoints receiving every event`,
+			each(c.perSecond.ten),
 			`${c.ratio.median.toFixed(2)}× (${each(c.ratio.each, (v) => `${v.toFixed(2)}×`)})`,
+			`${cpu(c.cpuPerCommit.ten)} (+ ${cpu(c.drainCpuPerCommit)} after the leg)`,
+			pct(c.busy.ten),
 			`${mark(commitOk)} drop ≤ ${pct(TARGETS.commitDrop)}`,
 		],
 	];
@@ -75,11 +85,11 @@ ${table(["figure", "events/s", "target"], burstRows, ["l", "r", "l"])}
 
 ### Commits with 10 endpoints
 
-Two users commit new versions of ${exact(s.files)} small files back to back, ${s.concurrency} in flight; one has ${s.endpoints} enabled endpoints subscribed to everything, the other none. Each first makes ${exact(s.commitWarmup)} commits (workerd's JIT warms up over the first thousand or so), then ${c.rounds.length} rounds run four legs of ${exact(s.commits)} commits each, without-with-with-without (or the reverse, alternating), so that a steady drift cancels within a round; a round's figure for each user is the mean of its two legs. After each leg with endpoints, the bench waits until every endpoint has received every event (at most ${each(c.drainMs, (v) => msec(v))} per round), so deliveries never run during the other user's legs. The verdict is the median of each round's ratio (bench/README.md, "Paired ratios"). ${exact(c.deliveries)} deliveries in all.
+Three users commit new versions of ${exact(s.files)} small files back to back, ${s.concurrency} in flight: one without endpoints, one with ${s.endpoints} endpoints subscribed only to \`webhook.test\` (every commit still kicks the fan-out, which reads the journal and moves the cursors, but creates no delivery), and one with ${s.endpoints} endpoints subscribed to everything (${s.endpoints} deliveries per commit). Each first makes ${exact(s.commitWarmup)} commits (workerd's JIT warms up over the first thousand or so); then each of ${c.rounds} rounds runs six legs of ${exact(s.commits)} commits, a palindrome (without, filtered, with, with, filtered, without; reversed every other round) so that a steady drift cancels within the round, and a round's figure per user is the mean of its two legs. After each leg with deliveries, the bench waits until every endpoint has received every event (at most ${each(c.drainMs, (v) => msec(v))} per round), so deliveries never run during another user's legs. Ratios are the median of the rounds' (bench/README.md, "Paired ratios"). Runtime CPU is utime + stime of the workerd runtime (our workers and the D1 simulator, one thread) over the leg, per commit; "busy" is that CPU over the leg's wall time. ${exact(c.deliveries)} deliveries in all.
 
-${table(["user", "commits/s (mean)", "each round", "with ÷ without (median; each round)", "target"], commitRows, ["l", "r", "r", "l", "l"])}
+${table(["user", "commits/s, each round", "÷ without (median; each round)", "runtime CPU per commit (median)", "runtime thread busy", "target"], commitRows, ["l", "r", "l", "r", "r", "l"])}
 
-On this local stack the deliveries' fan-out, posts and bookkeeping run on the same runtime thread as the commits: the side with endpoints carries their work while it commits. In production they run in the queue consumers' own invocations, and what a commit shares with them is its shard, where each fan-out adds one read of the journal and one batch of delivery rows per 200 changes, and each delivery one batch to claim and one to settle.
+What a commit itself does with endpoints is the hub's kick: one queue send beside the change, coalesced. The filtered row adds the fan-out's reads to it. The deliveries (a claim batch, a signed POST and a settle batch each, ${s.endpoints} per commit) run in the queue consumers; on this local stack those run on the same runtime thread as the commits, which is ${pct(c.busy.none)} busy without endpoints, so every millisecond of delivery work is a millisecond the commits wait for. In production the consumers run in their own invocations, and what a commit shares with them is the user's shard, where each delivery writes its claim and its attempt.
 `;
 	const verdicts = [
 		{ section: "webhooks", figure: "commit sent → webhook p50", value: msec(l.sent.p50), target: `≤ ${TARGETS.p50Ms} ms`, ok: p50Ok },

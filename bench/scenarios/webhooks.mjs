@@ -7,6 +7,7 @@
 // beside one with none, paired.
 import { createServer } from "node:http";
 import { performance } from "node:perf_hooks";
+import { cpuMsOf } from "../lib/proc.mjs";
 import { pairedRatio, summarize } from "../lib/stats.mjs";
 import { client, dial, fileCommitRate } from "../lib/sync-client.mjs";
 
@@ -192,52 +193,94 @@ export async function measure(ctx, options = {}) {
 		};
 
 		// ---- commits: a user with 10 enabled endpoints beside one with none
-		log(`commits: ${o.commitRounds} rounds of ${o.commits} commits per side`);
-		const none = await api.signup("bench webhooks none");
-		const ten = await api.signup("bench webhooks ten");
-		for (let i = 0; i < o.endpoints; i++) await register(ten, `/ten-${i}`);
+		log(`commits: ${o.commitRounds} rounds of ${o.commits} commits a leg`);
+		const runtime = stack.procs.find((p) => p.role === "runtime");
+		const users = {
+			none: await api.signup("bench webhooks none"),
+			// Endpoints that want none of these events: the hub kicks and the fan-out reads, but nothing is delivered.
+			filtered: await api.signup("bench webhooks filtered"),
+			ten: await api.signup("bench webhooks ten"),
+		};
+		for (let i = 0; i < o.endpoints; i++) await register(users.filtered, `/filtered-${i}`, ["webhook.test"]);
+		for (let i = 0; i < o.endpoints; i++) await register(users.ten, `/ten-${i}`);
 		let tenCommits = 0;
 		const drain = async () => {
-			const start = performance.now();
 			for (let i = 0; i < o.endpoints; i++) await receiver.count(`/ten-${i}`, tenCommits);
-			return performance.now() - start;
 		};
-		await fileCommitRate(api, none, o.commitWarmup, o.concurrency, o.files);
-		await fileCommitRate(api, ten, o.commitWarmup, o.concurrency, o.files);
+		for (const side of Object.keys(users)) await fileCommitRate(api, users[side], o.commitWarmup, o.concurrency, o.files);
 		tenCommits += o.commitWarmup;
 		await drain();
 		const rounds = [];
 		for (let r = 0; r < o.commitRounds; r++) {
-			const legs = { none: [], ten: [] };
-			const drains = [];
-			const order = r % 2 === 0 ? ["none", "ten", "ten", "none"] : ["ten", "none", "none", "ten"];
+			const legs = { none: [], filtered: [], ten: [] };
+			// A palindrome of legs, reversed every other round: a steady drift cancels within the round.
+			const forward = ["none", "filtered", "ten"];
+			const backward = ["ten", "filtered", "none"];
+			const order = r % 2 === 0 ? [...forward, ...backward] : [...backward, ...forward];
 			for (const side of order) {
-				const result = await fileCommitRate(api, side === "ten" ? ten : none, o.commits, o.concurrency, o.files);
-				legs[side].push(result.perSecond);
+				const cpu0 = cpuMsOf(runtime.pid);
+				const t0 = performance.now();
+				const result = await fileCommitRate(api, users[side], o.commits, o.concurrency, o.files);
+				const wall = performance.now() - t0;
+				const leg = {
+					perSecond: result.perSecond,
+					cpuPerCommit: (cpuMsOf(runtime.pid) - cpu0) / result.count,
+					busy: (cpuMsOf(runtime.pid) - cpu0) / wall,
+				};
 				if (side === "ten") {
 					tenCommits += result.count;
-					drains.push(await drain());
+					const d0 = performance.now();
+					const dc0 = cpuMsOf(runtime.pid);
+					await drain();
+					leg.drainMs = performance.now() - d0;
+					leg.drainCpuPerCommit = (cpuMsOf(runtime.pid) - dc0) / result.count;
 				}
+				legs[side].push(leg);
 			}
-			const mean = (list) => list.reduce((a, v) => a + v, 0) / list.length;
-			const round = { none: mean(legs.none), ten: mean(legs.ten), drainMs: Math.max(...drains) };
+			const mean = (list, key) => list.reduce((a, v) => a + v[key], 0) / list.length;
+			const round = Object.fromEntries(
+				Object.entries(legs).map(([side, list]) => [
+					side,
+					{
+						perSecond: mean(list, "perSecond"),
+						cpuPerCommit: mean(list, "cpuPerCommit"),
+						busy: mean(list, "busy"),
+						...(side === "ten" && { drainMs: Math.max(...list.map((l) => l.drainMs)), drainCpuPerCommit: mean(list, "drainCpuPerCommit") }),
+					},
+				]),
+			);
 			rounds.push(round);
-			log(`round ${r + 1}: ${round.none.toFixed(0)}/s without, ${round.ten.toFixed(0)}/s with ${o.endpoints} endpoints`);
+			log(
+				`round ${r + 1}: ${round.none.perSecond.toFixed(0)}/s without, ${round.filtered.perSecond.toFixed(0)}/s with ${o.endpoints} filtered out, ${round.ten.perSecond.toFixed(0)}/s with ${o.endpoints} endpoints`,
+			);
 		}
+		const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+		const per = (side, key) => rounds.map((r) => r[side][key]);
 		return {
 			settings: { ...o },
 			latency: { sent: summarize(sent), webhook: summarize(hook), frame: summarize(frame), commit: summarize(commit), missed },
 			burst,
 			commits: {
-				rounds,
+				rounds: rounds.length,
 				ratio: pairedRatio(
 					rounds,
-					(r) => r.ten,
-					(r) => r.none,
+					(r) => r.ten.perSecond,
+					(r) => r.none.perSecond,
 				),
-				none: rounds.map((r) => r.none),
-				ten: rounds.map((r) => r.ten),
-				drainMs: rounds.map((r) => r.drainMs),
+				filteredRatio: pairedRatio(
+					rounds,
+					(r) => r.filtered.perSecond,
+					(r) => r.none.perSecond,
+				),
+				perSecond: { none: per("none", "perSecond"), filtered: per("filtered", "perSecond"), ten: per("ten", "perSecond") },
+				cpuPerCommit: {
+					none: median(per("none", "cpuPerCommit")),
+					filtered: median(per("filtered", "cpuPerCommit")),
+					ten: median(per("ten", "cpuPerCommit")),
+				},
+				busy: { none: median(per("none", "busy")), filtered: median(per("filtered", "busy")), ten: median(per("ten", "busy")) },
+				drainMs: per("ten", "drainMs"),
+				drainCpuPerCommit: median(per("ten", "drainCpuPerCommit")),
 				deliveries: tenCommits * o.endpoints,
 			},
 		};

@@ -67,19 +67,34 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 	return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-/** ?1 id, ?2 claimed until, ?3 now (ms), ?4 now (ISO), ?5 the message's generation: takes a pending delivery no other attempt holds. */
-const CLAIM = `UPDATE webhook_deliveries SET claimed_until = ?2, attempts = attempts + 1, updated_at = ?4
-	WHERE id = ?1 AND status = 'pending' AND generation = ?5 AND (claimed_until IS NULL OR claimed_until < ?3)
-	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts, failures`;
-const ENDPOINT_OF = `SELECT e.* FROM webhook_endpoints e JOIN webhook_deliveries d ON d.endpoint_id = e.id WHERE d.id = ?1`;
-const CHANGE_OF = `SELECT c.user_id, c.seq, c.kind, c.node, c.created_at, c.reason, c.previous
-	FROM changes c JOIN webhook_deliveries d ON d.user_id = c.user_id AND d.seq = c.seq WHERE d.id = ?1`;
+// A consumer batch's messages of one shard are claimed, loaded and settled
+// with one statement each, whatever their number: lists go in as one JSON
+// parameter (src/shared/db/lists.ts).
 
-/** ?1 id, ?2 n, ?3 at, ?4 status, ?5 error, ?6 ms, ?7 response. */
-const INSERT_ATTEMPT = `INSERT OR REPLACE INTO webhook_attempts (delivery_id, n, at, status, error, duration_ms, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`;
-/** ?1 id, ?2 status, ?3 next attempt (ms), ?4 last status, ?5 last error, ?6 now (ISO), ?7 failures. */
-const SETTLE = `UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, claimed_until = NULL, last_status = ?4, last_error = ?5, updated_at = ?6, failures = ?7
-	WHERE id = ?1`;
+/**
+ * ?1 JSON [[id, generation]], ?2 claimed until, ?3 now (ms), ?4 now (ISO):
+ * takes the pending deliveries no other attempt holds, of the messages'
+ * generations (an older message of a re-sent delivery takes nothing).
+ */
+const CLAIM = `UPDATE webhook_deliveries SET claimed_until = ?2, attempts = attempts + 1, updated_at = ?4
+	WHERE (id, generation) IN (SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?1) j)
+		AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?3)
+	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts, failures`;
+/** ?1 JSON delivery ids: their endpoints. */
+const ENDPOINTS_OF = `SELECT * FROM webhook_endpoints
+	WHERE id IN (SELECT endpoint_id FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?1)))`;
+/** ?1 JSON delivery ids: the journal rows their events are built from. */
+const CHANGES_OF = `SELECT d.id AS delivery_id, c.user_id, c.seq, c.kind, c.node, c.created_at, c.reason, c.previous
+	FROM webhook_deliveries d JOIN changes c ON c.user_id = d.user_id AND c.seq = d.seq
+	WHERE d.id IN (SELECT value FROM json_each(?1))`;
+
+/** ?1 JSON [[delivery, n, at, status, error, ms, response]]. */
+const INSERT_ATTEMPTS = `INSERT OR REPLACE INTO webhook_attempts (delivery_id, n, at, status, error, duration_ms, response)
+	SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6 FROM json_each(?1) j`;
+/** ?1 JSON [[id, status, next attempt (ms), last status, last error, failures]], ?2 now (ISO). */
+const SETTLE = `UPDATE webhook_deliveries SET status = j.value ->> 1, next_attempt_at = j.value ->> 2, claimed_until = NULL,
+		last_status = j.value ->> 3, last_error = j.value ->> 4, failures = j.value ->> 5, updated_at = ?2
+	FROM json_each(?1) j WHERE webhook_deliveries.id = j.value ->> 0`;
 const SUCCEEDED = `UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = ?2 WHERE id = ?1`;
 /** ?1 id, ?2 now (ISO), ?3 a failure before this ends the run (ISO): a run of failures with a day's pause in it starts again. */
 const FAILED = `UPDATE webhook_endpoints SET
@@ -227,14 +242,17 @@ async function deliverShard(
 ): Promise<void> {
 	const db = shardAt(env, shard).$client;
 	const at = new Date(now).toISOString();
-	const loads = await runBatch(
-		db,
-		messages.flatMap((m) => [
-			db.prepare(CLAIM).bind(m.body.id, now + CLAIM_MS, now, at, m.body.gen ?? 0),
-			db.prepare(ENDPOINT_OF).bind(m.body.id),
-			db.prepare(CHANGE_OF).bind(m.body.id),
-		]),
-	);
+	const ids = JSON.stringify([...new Set(messages.map((m) => m.body.id))]);
+	const [claims, endpointRows, changeRows] = await runBatch(db, [
+		db.prepare(CLAIM).bind(JSON.stringify(messages.map((m) => [m.body.id, m.body.gen ?? 0])), now + CLAIM_MS, now, at),
+		db.prepare(ENDPOINTS_OF).bind(ids),
+		db.prepare(CHANGES_OF).bind(ids),
+	]);
+	const claimedById = new Map(((claims?.results ?? []) as Claimed[]).map((c) => [c.id, c]));
+	const endpointsById = new Map(((endpointRows?.results ?? []) as Record<string, unknown>[]).map((e) => [e.id as string, e]));
+	const changesById = new Map(((changeRows?.results ?? []) as (JournalRow & { delivery_id: string })[]).map((c) => [c.delivery_id, c]));
+	const attempts: unknown[][] = [];
+	const settled: unknown[][] = [];
 	const ring = keyRing(env);
 	const policy = webhookTargetPolicy(env);
 	const secrets = new Map<string, Promise<string[]>>();
@@ -256,15 +274,8 @@ async function deliverShard(
 			failures: number,
 			error?: string,
 		) => {
-			if (outcome)
-				settle.push(
-					db
-						.prepare(INSERT_ATTEMPT)
-						.bind(claimed.id, claimed.attempts, at, outcome.status, outcome.error, outcome.durationMs, outcome.response),
-				);
-			settle.push(
-				db.prepare(SETTLE).bind(claimed.id, status, nextAt, outcome?.status ?? null, error ?? outcome?.error ?? null, at, failures),
-			);
+			if (outcome) attempts.push([claimed.id, claimed.attempts, at, outcome.status, outcome.error, outcome.durationMs, outcome.response]);
+			settled.push([claimed.id, status, nextAt, outcome?.status ?? null, error ?? outcome?.error ?? null, failures]);
 		};
 		if (!endpoint || endpoint.status !== "enabled") {
 			finish("failed", null, now, claimed.failures, endpoint ? ENDPOINT_DISABLED : "the endpoint was deleted");
@@ -312,19 +323,14 @@ async function deliverShard(
 	};
 
 	await Promise.all(
-		messages.map(async (message, i) => {
-			const claimed = loads[i * 3]?.results[0] as Claimed | undefined;
+		messages.map(async (message) => {
+			const claimed = claimedById.get(message.body.id);
 			// Settled already, re-sent since (an older generation), or another attempt holds it (a duplicated message): nothing to do.
 			if (!claimed) return message.ack();
+			// One message per claim: a duplicate in the same batch finds it taken.
+			claimedById.delete(message.body.id);
 			try {
-				verdicts.set(
-					message,
-					await attemptOne(
-						claimed,
-						loads[i * 3 + 1]?.results[0] as Record<string, unknown> | undefined,
-						loads[i * 3 + 2]?.results[0] as JournalRow | undefined,
-					),
-				);
+				verdicts.set(message, await attemptOne(claimed, endpointsById.get(claimed.endpoint_id), changesById.get(claimed.id)));
 			} catch (err) {
 				// A bug or a key missing from the ring: the claim expires and the delivery is tried again.
 				console.error(JSON.stringify({ webhooks: "attempt", delivery: claimed.id, error: String(err) }));
@@ -332,6 +338,8 @@ async function deliverShard(
 			}
 		}),
 	);
+	if (attempts.length > 0) settle.push(db.prepare(INSERT_ATTEMPTS).bind(JSON.stringify(attempts)));
+	if (settled.length > 0) settle.push(db.prepare(SETTLE).bind(JSON.stringify(settled), at));
 	for (const id of succeeded) settle.push(db.prepare(SUCCEEDED).bind(id, at));
 	const restartBefore = new Date(now - FAILING_RUN_GAP_MS).toISOString();
 	for (const id of failing) if (!succeeded.has(id)) settle.push(db.prepare(FAILED).bind(id, at, restartBefore));

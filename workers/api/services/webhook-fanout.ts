@@ -38,34 +38,38 @@ const ENABLED_ENDPOINTS = `SELECT e.id, e.event_types, e.enqueued_through_seq, e
 		(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ?1) AS pruned
 	FROM webhook_endpoints e WHERE e.user_id = ?1 AND e.status = 'enabled'`;
 
+/**
+ * ?1 user, ?2 limit: the journal after the lowest cursor of the user's
+ * enabled endpoints (a cursor below the pruned journal counts as its floor),
+ * read in the same batch (one snapshot) as the endpoints.
+ */
 const JOURNAL_AFTER = `SELECT user_id, seq, kind, node, created_at, reason, previous FROM changes
-	WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3`;
+	WHERE user_id = ?1 AND seq > (SELECT MIN(MAX(e.enqueued_through_seq, (SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ?1)))
+		FROM webhook_endpoints e WHERE e.user_id = ?1 AND e.status = 'enabled')
+	ORDER BY seq LIMIT ?2`;
 
 /**
- * Share events of the activity log after a cursor. Only the user's hub writes
- * them, one batch after the other, so their ids increase in the order they
- * land; the api's own activity rows (links) are skipped, and never move the cursor.
+ * ?1 user, ?2 limit: share events of the activity log after the lowest
+ * share cursor. Only the user's hub writes them, one batch after the other,
+ * so their ids increase in the order they land; the api's own activity rows
+ * (links) are skipped, and never move a cursor.
  */
 const ACTIVITY_AFTER = `SELECT id, user_id, at, event, actor_type, actor_id, node_id, share_id, details,
 		(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ?1) AS journal_seq
-	FROM activity WHERE user_id = ?1 AND id > ?2 AND event LIKE 'share.%' ORDER BY id LIMIT ?3`;
+	FROM activity WHERE user_id = ?1 AND event LIKE 'share.%'
+		AND id > (SELECT MIN(e.activity_through) FROM webhook_endpoints e WHERE e.user_id = ?1 AND e.status = 'enabled')
+	ORDER BY id LIMIT ?2`;
 
-/** ?1 user, ?2 endpoint, ?3 JSON [[id, type, payload]], ?4 now (ms), ?5 now (ISO): share events' deliveries, which carry their payload. */
-const INSERT_SHARE_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
-		(id, user_id, endpoint_id, seq, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-	SELECT j.value ->> 0, ?1, ?2, NULL, j.value ->> 1, j.value ->> 2, 'pending', 0, ?4, ?5, ?5 FROM json_each(?3) j
-	RETURNING id`;
-
-const ADVANCE_ACTIVITY = `UPDATE webhook_endpoints SET activity_through = ?2 WHERE id = ?1 AND activity_through < ?2`;
-
-/** ?1 user, ?2 endpoint, ?3 JSON [[id, seq, type]], ?4 now (ms), ?5 now (ISO): the deliveries not made yet. */
+/** ?1 user, ?2 JSON [[id, endpoint, seq, type, payload]], ?3 now (ms), ?4 now (ISO): the deliveries not made yet. */
 const INSERT_DELIVERIES = `INSERT OR IGNORE INTO webhook_deliveries
 		(id, user_id, endpoint_id, seq, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-	SELECT j.value ->> 0, ?1, ?2, j.value ->> 1, j.value ->> 2, NULL, 'pending', 0, ?4, ?5, ?5 FROM json_each(?3) j
+	SELECT j.value ->> 0, ?1, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', 0, ?3, ?4, ?4 FROM json_each(?2) j
 	RETURNING id`;
 
-/** The cursor only moves forward: a late, replayed kick cannot move it back. */
-const ADVANCE_CURSOR = `UPDATE webhook_endpoints SET enqueued_through_seq = ?2 WHERE id = ?1 AND enqueued_through_seq < ?2`;
+/** ?1 JSON endpoint ids, ?2 seq: cursors only move forward, so a late, replayed kick cannot move one back. */
+const ADVANCE_JOURNAL = `UPDATE webhook_endpoints SET enqueued_through_seq = MAX(enqueued_through_seq, ?2) WHERE id IN (SELECT value FROM json_each(?1))`;
+/** ?1 JSON endpoint ids, ?2 activity id. */
+const ADVANCE_ACTIVITY = `UPDATE webhook_endpoints SET activity_through = MAX(activity_through, ?2) WHERE id IN (SELECT value FROM json_each(?1))`;
 
 /** The Standard Webhooks message id of a journal event to an endpoint: the same however often it is made. */
 export function deliveryIdOf(endpointId: string, seq: number | string): string {
@@ -79,16 +83,61 @@ export async function queueDeliveries(env: Env, messages: DeliveryMessage[], del
 }
 
 /**
- * Creates and queues the deliveries of the user's journal changes past their
- * endpoints' cursors, up to {@link FANOUT_PAGE} changes.
- * @returns true when more changes wait (send the kick again).
+ * Creates and queues the deliveries of the user's journal changes and share
+ * events past their endpoints' cursors, up to {@link FANOUT_PAGE} of each:
+ * one batch of reads, one of writes.
+ * @returns true when more wait (send the kick again).
  */
 export async function fanOut(env: Env, kick: FanOutKick, now = Date.now()): Promise<boolean> {
 	const db = shardAt(env, kick.shard).$client;
-	const { results: endpoints } = await db.prepare(ENABLED_ENDPOINTS).bind(kick.user).all<EndpointCursors>();
-	if (endpoints.length === 0) return false;
-	const [journal, shares] = await Promise.all([fanOutJournal(env, db, kick, endpoints, now), fanOutShares(env, db, kick, endpoints, now)]);
-	return journal || shares;
+	const [found, journal, activity] = await runBatch(db, [
+		db.prepare(ENABLED_ENDPOINTS).bind(kick.user),
+		db.prepare(JOURNAL_AFTER).bind(kick.user, FANOUT_PAGE),
+		db.prepare(ACTIVITY_AFTER).bind(kick.user, FANOUT_PAGE),
+	]);
+	const endpoints = (found?.results ?? []) as EndpointCursors[];
+	const changes = (journal?.results ?? []) as (JournalRow & { kind: ChangeKind })[];
+	const shares = (activity?.results ?? []) as (ActivityRow & { journal_seq: number })[];
+	if (endpoints.length === 0 || (changes.length === 0 && shares.length === 0)) return false;
+	// A delivery: [id, endpoint, seq, type, payload]. Journal events are built from their row at each attempt; share events carry theirs.
+	const wanted: [string, string, number | null, string, string | null][] = [];
+	for (const endpoint of endpoints) {
+		const filters = endpoint.event_types === null ? null : (JSON.parse(endpoint.event_types) as string[]);
+		// A cursor below the pruned journal (an endpoint off for weeks) skips ahead: the seqs in the events show the receiver the gap.
+		const cursor = Math.max(endpoint.enqueued_through_seq, endpoint.pruned);
+		for (const change of changes) {
+			if (change.seq <= cursor) continue;
+			const type = eventTypeOf(change.kind, JSON.parse(change.node) as { type: "file" | "folder"; conflict_of: string | null });
+			if (wants(filters, type)) wanted.push([deliveryIdOf(endpoint.id, change.seq), endpoint.id, change.seq, type, null]);
+		}
+		for (const row of shares) {
+			if (row.id <= endpoint.activity_through || !SHARE_EVENT_TYPES.has(row.event)) continue;
+			const event = shareEvent(row, row.journal_seq);
+			if (wants(filters, event.type))
+				wanted.push([
+					deliveryIdOf(endpoint.id, row.id.slice(row.id.indexOf("_") + 1)),
+					endpoint.id,
+					null,
+					event.type,
+					JSON.stringify(event),
+				]);
+		}
+	}
+	const ids = JSON.stringify(endpoints.map((e) => e.id));
+	const lastChange = changes[changes.length - 1];
+	const lastShare = shares[shares.length - 1];
+	const results = await runBatch(db, [
+		...(wanted.length > 0 ? [db.prepare(INSERT_DELIVERIES).bind(kick.user, JSON.stringify(wanted), now, new Date(now).toISOString())] : []),
+		...(lastChange ? [db.prepare(ADVANCE_JOURNAL).bind(ids, lastChange.seq)] : []),
+		...(lastShare ? [db.prepare(ADVANCE_ACTIVITY).bind(ids, lastShare.id)] : []),
+	]);
+	// Only the rows this batch inserted: a duplicated or concurrent kick queues nothing twice.
+	const made = wanted.length > 0 ? (results[0]?.results as { id: string }[]) : [];
+	await queueDeliveries(
+		env,
+		made.map((r) => ({ id: r.id, user: kick.user, shard: kick.shard })),
+	);
+	return changes.length === FANOUT_PAGE || shares.length === FANOUT_PAGE;
 }
 
 interface EndpointCursors {
@@ -97,76 +146,6 @@ interface EndpointCursors {
 	enqueued_through_seq: number;
 	activity_through: string;
 	pruned: number;
-}
-
-const filtersOf = (endpoint: EndpointCursors) => (endpoint.event_types === null ? null : (JSON.parse(endpoint.event_types) as string[]));
-
-/** The journal's part of a fan-out; true when more changes wait. */
-async function fanOutJournal(env: Env, db: D1Database, kick: FanOutKick, endpoints: EndpointCursors[], now: number): Promise<boolean> {
-	// A cursor below the pruned journal (an endpoint off for weeks) skips ahead:
-	// the seq numbers in the events show the receiver the gap.
-	const cursorOf = (e: (typeof endpoints)[number]) => Math.max(e.enqueued_through_seq, e.pruned);
-	const from = Math.min(...endpoints.map(cursorOf));
-	const { results: changes } = await db.prepare(JOURNAL_AFTER).bind(kick.user, from, FANOUT_PAGE).all<JournalRow & { kind: ChangeKind }>();
-	if (changes.length === 0) return false;
-	const through = changes[changes.length - 1]?.seq ?? from;
-	const at = new Date(now).toISOString();
-	const statements: D1PreparedStatement[] = [];
-	for (const endpoint of endpoints) {
-		const filters = filtersOf(endpoint);
-		const wanted: [string, number, string][] = [];
-		for (const change of changes) {
-			if (change.seq <= cursorOf(endpoint)) continue;
-			const type = eventTypeOf(change.kind, JSON.parse(change.node) as { type: "file" | "folder"; conflict_of: string | null });
-			if (wants(filters, type)) wanted.push([deliveryIdOf(endpoint.id, change.seq), change.seq, type]);
-		}
-		if (wanted.length > 0) statements.push(db.prepare(INSERT_DELIVERIES).bind(kick.user, endpoint.id, JSON.stringify(wanted), now, at));
-		statements.push(db.prepare(ADVANCE_CURSOR).bind(endpoint.id, through));
-	}
-	await insertAndQueue(env, db, kick, statements);
-	return changes.length === FANOUT_PAGE;
-}
-
-/**
- * The activity log's part: share events (share.created, member changes),
- * which have no journal entry. Their deliveries carry their payload, with
- * where the journal stood when they were read.
- */
-async function fanOutShares(env: Env, db: D1Database, kick: FanOutKick, endpoints: EndpointCursors[], now: number): Promise<boolean> {
-	const from = endpoints.map((e) => e.activity_through).reduce((a, b) => (b < a ? b : a));
-	const { results: rows } = await db
-		.prepare(ACTIVITY_AFTER)
-		.bind(kick.user, from, FANOUT_PAGE)
-		.all<ActivityRow & { journal_seq: number }>();
-	const last = rows[rows.length - 1];
-	if (!last) return false;
-	const at = new Date(now).toISOString();
-	const statements: D1PreparedStatement[] = [];
-	for (const endpoint of endpoints) {
-		const filters = filtersOf(endpoint);
-		const wanted: [string, string, string][] = [];
-		for (const row of rows) {
-			if (row.id <= endpoint.activity_through || !SHARE_EVENT_TYPES.has(row.event)) continue;
-			const event = shareEvent(row, row.journal_seq);
-			if (wants(filters, event.type))
-				wanted.push([deliveryIdOf(endpoint.id, row.id.slice(row.id.indexOf("_") + 1)), event.type, JSON.stringify(event)]);
-		}
-		if (wanted.length > 0)
-			statements.push(db.prepare(INSERT_SHARE_DELIVERIES).bind(kick.user, endpoint.id, JSON.stringify(wanted), now, at));
-		statements.push(db.prepare(ADVANCE_ACTIVITY).bind(endpoint.id, last.id));
-	}
-	await insertAndQueue(env, db, kick, statements);
-	return rows.length === FANOUT_PAGE;
-}
-
-/** Runs a fan-out's batch and queues the deliveries it inserted (a repeated fan-out inserts, and so queues, nothing). */
-async function insertAndQueue(env: Env, db: D1Database, kick: FanOutKick, statements: D1PreparedStatement[]): Promise<void> {
-	const results = await runBatch(db, statements);
-	const made = results.flatMap((r) => (r.results as { id?: string }[]).flatMap((row) => (row.id ? [row.id] : [])));
-	await queueDeliveries(
-		env,
-		made.map((id) => ({ id, user: kick.user, shard: kick.shard })),
-	);
 }
 
 /** ?1 id, ?2 user, ?3 endpoint, ?4 type, ?5 payload, ?6 now (ms), ?7 now (ISO). */
