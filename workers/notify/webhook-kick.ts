@@ -2,9 +2,9 @@
  * Tells the webhook fan-out that the user's journal advanced
  * (docs/decisions/0028-webhooks.md). A kick names the user, not a change: the
  * fan-out reads the journal from each endpoint's cursor. So kicks coalesce
- * (one on its way, one more after it for whatever landed meanwhile), no
- * commit waits for one, and a lost kick only delays events until the cron's
- * re-kick.
+ * (one at once, then at most one per window for whatever landed meanwhile),
+ * no commit waits for one, and a lost kick only delays events until the
+ * cron's re-kick.
  */
 import { redactedCause } from "../../src/shared/log";
 import type { ShardDb } from "../../src/shared/db/shards";
