@@ -20,6 +20,15 @@ export {
 	type TokenProvider,
 } from "./http";
 export {
+	DeltaDownloadError,
+	downloadBlocks,
+	type BlockSource,
+	type DeltaDownload,
+	type DeltaStats,
+	type DownloadBlocksOptions,
+	type DownloadedBlock,
+} from "./download";
+export {
 	planUpload,
 	SourceChangedError,
 	uploadFile,

@@ -64,6 +64,7 @@ export function rateLimitClass(method: string, path: string): RateLimitClass | n
 	if (path.startsWith("/uploads") || path === "/tus" || path.startsWith("/tus/")) return "upload";
 	if (/^\/files\/[^/]+\/content$/.test(path) || path === "/files/content") return reading ? "download" : m === "PUT" ? "upload" : "write";
 	if (/^\/files\/[^/]+\/download-url$/.test(path)) return "download";
+	if (reading && /^\/files\/[^/]+\/blocks(?:\/[^/]+)?$/.test(path)) return "download";
 	if (m === "POST" && /^\/webhooks\/[^/]+\/(test|recover|deliveries\/[^/]+\/redeliver)$/.test(path)) return "webhook";
 	return reading ? "read" : "write";
 }

@@ -498,6 +498,17 @@ const drivers: Record<string, Driver> = {
 	"GET /v1/files/{id}/content": (t) => ({
 		path: `/v1/files/${need(t.node, "node")}/content${t.version ? `?version_id=${t.version}` : ""}`,
 	}),
+	"GET /v1/files/{id}/blocks": (t) => ({
+		path: `/v1/files/${need(t.node, "node")}/blocks${t.version ? `?version_id=${t.version}` : ""}`,
+	}),
+	"GET /v1/files/{id}/blocks/{hash}": async (t) => {
+		const query = t.version ? `?version_id=${t.version}` : "";
+		const path = `/v1/files/${need(t.node, "node")}/blocks`;
+		// A block the version holds, as its owner lists it; ids that name nothing get a hash that names nothing.
+		const listed = await h.call<{ blocks: { hash: string }[] }>(`${path}${query}`, { token: users.owner.token });
+		const hash = listed.status === 200 ? (listed.body.blocks[0]?.hash ?? BLOCK_HASH) : BLOCK_HASH;
+		return { path: `${path}/${hash}${query}` };
+	},
 	"POST /v1/files/{id}/download-url": (t) => ({
 		method: "POST",
 		path: `/v1/files/${need(t.node, "node")}/download-url`,

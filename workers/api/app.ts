@@ -16,6 +16,7 @@ import { webhookRoutes } from "./routes/webhooks";
 import { versionRoutes } from "./routes/versions";
 import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
+import { deltaRoutes } from "./routes/delta";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
 import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS, tusDiscovery, tusMethodOverride, tusRoutes } from "./routes/tus";
@@ -69,6 +70,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", webSessionRoutes);
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
+	app.route("/v1", deltaRoutes);
 	app.route("/v1", uploadRoutes);
 	app.route("/v1", tusRoutes);
 	app.route("/v1", syncRoutes);

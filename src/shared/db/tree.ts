@@ -3,7 +3,7 @@
  * paths) and by the UserHub (checks before a commit). Every query is scoped by
  * user_id: a node of another user is indistinguishable from a missing one.
  */
-import { and, asc, desc, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, isNull, lt, or, sql } from "drizzle-orm";
 import type { TargetView } from "../commit/plan";
 import type { BlockRef } from "./mappers";
 import { nodes, versionBlocks, versions, type NodeRow, type VersionRow } from "./schema";
@@ -241,4 +241,24 @@ export async function blocksInRange(db: ShardDb, versionId: string, start: numbe
 			),
 		)
 		.orderBy(asc(versionBlocks.offset));
+}
+
+/** Up to `limit` blocks of a version that start at or after byte `from`, in file order (one range of the primary key). */
+export async function blocksFrom(db: ShardDb, versionId: string, from: number, limit: number): Promise<BlockRef[]> {
+	return db
+		.select({ offset: versionBlocks.offset, size: versionBlocks.size, hash: versionBlocks.hash })
+		.from(versionBlocks)
+		.where(and(eq(versionBlocks.versionId, versionId), gte(versionBlocks.offset, from)))
+		.orderBy(asc(versionBlocks.offset))
+		.limit(limit);
+}
+
+/** Whether block `hash` is part of a version (the hash index finds the few versions holding it). */
+export async function versionHasBlock(db: ShardDb, versionId: string, hash: string): Promise<boolean> {
+	const rows = await db
+		.select({ size: versionBlocks.size })
+		.from(versionBlocks)
+		.where(and(eq(versionBlocks.hash, hash), eq(versionBlocks.versionId, versionId)))
+		.limit(1);
+	return rows.length > 0;
 }

@@ -50,22 +50,26 @@ export interface Readable {
  * What GET /v1/files/{id}/content serves: a file of the caller's, or one
  * shared with them, and its head or `versionId`. A viewer gets the head only,
  * unless `pinned` (a download URL, whose version was the head when it was
- * made: the bytes behind a URL never change).
+ * made: the bytes behind a URL never change). With `headById`, a viewer may
+ * name the head by its id (a delta download pins the version it started on).
  */
 export async function readableVersion(
 	env: Env,
 	caller: Caller,
 	nodeId: string,
 	versionId: string | undefined,
-	options: { pinned?: boolean; folder?: Refusal } = {},
+	options: { pinned?: boolean; folder?: Refusal; headById?: boolean } = {},
 ): Promise<Result<Readable>> {
 	return ownThenShared(env, caller, nodeId, "read", async (access) => {
 		// The history is for owners and editors.
-		if (versionId !== undefined && access.role === "viewer" && !options.pinned)
-			return fail("FORBIDDEN", "viewers download the current version only", [{ reason: "read_only" }]);
+		const readOnly = () => fail("FORBIDDEN", "viewers download the current version only", [{ reason: "read_only" }]);
+		const viewerNamed = versionId !== undefined && access.role === "viewer" && !options.pinned;
+		if (viewerNamed && !options.headById) return readOnly();
 		const db = shardFor(env, access.scope);
 		const found = await findDownload(db, access.scope.userId, access.nodeId, versionId, options.folder);
-		return found.ok ? ok({ ...found.value, access, db }) : found;
+		if (!found.ok) return found;
+		if (viewerNamed && found.value.version.id !== found.value.node.headVersionId) return readOnly();
+		return ok({ ...found.value, access, db });
 	});
 }
 
