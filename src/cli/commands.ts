@@ -126,6 +126,7 @@ export function buildProgram(out: Output): Command {
 Environment:
   DRIVE_SERVER      server for drive login (default ${DEFAULT_SERVER})
   DRIVE_CONFIG_DIR  where credentials live (default $XDG_CONFIG_HOME/drive or ~/.config/drive)
+  DRIVE_DEBUG=1     log token refreshes on stderr
 
 Remote paths start at your root (/Docs/a.txt); a node id (nod_...) works wherever a path does.`,
 		);

@@ -28,9 +28,9 @@ export function progressMode(stream: NodeJS.WriteStream, options: { json: boolea
 
 /** Reports a transfer's progress; call {@link update} as often as you like. */
 export class Progress {
-	readonly #started = Date.now();
+	readonly #started: number;
 	readonly #interval: number;
-	#lastDraw = 0;
+	#lastDraw = Number.NEGATIVE_INFINITY;
 	#drawn = false;
 	readonly #state: ProgressState = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
 
@@ -41,6 +41,7 @@ export class Progress {
 		readonly now: () => number = Date.now,
 	) {
 		this.#interval = mode === "tty" ? 100 : 1000;
+		this.#started = now();
 	}
 
 	/** Merges `patch` into the state and redraws if the last drawing is old enough. */

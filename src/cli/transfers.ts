@@ -42,6 +42,14 @@ interface SavedUpload {
 
 const UPLOADS = "uploads.json";
 
+/**
+ * For the e2e tests only: `DRIVE_TEST_CRASH_AFTER_BYTES=N` ends the process
+ * abruptly once N block bytes are acknowledged, like a crash mid-upload, so a
+ * test can show that the next run resumes without depending on timing.
+ */
+const crashAfter = process.env.DRIVE_TEST_CRASH_AFTER_BYTES === undefined ? undefined : Number(process.env.DRIVE_TEST_CRASH_AFTER_BYTES);
+const EXIT_CRASHED = 70;
+
 /** The key of a local file's saved session: a file edited since (size or mtime) starts a new one. */
 function uploadKey(path: string, size: number, mtimeMs: number): string {
 	return `${resolvePath(path)}\u0000${size}\u0000${mtimeMs}`;
@@ -79,10 +87,12 @@ export async function putFile(client: DriveClient, configDir: string, local: str
 				resumed = s.resumed;
 				saveUpload(configDir, key, { upload_id: s.uploadId, parent_id: parent.id, name, expires_at: s.expiresAt });
 			},
-			onProgress: (p) =>
+			onProgress: (p) => {
 				progress.update(
 					p.phase === "hashing" ? { bytesDone: p.bytesHashed, bytesTotal: st.size } : { bytesDone: p.bytesSent, bytesTotal: p.bytesToSend },
-				),
+				);
+				if (crashAfter !== undefined && p.bytesSent >= crashAfter) process.exit(EXIT_CRASHED);
+			},
 		});
 	let result: UploadResult;
 	try {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, readdir
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { HANG_GUARD_MS, PASSWORD, type Node, type TestUser } from "../support/harness";
+import { HANG_GUARD_MS, PASSWORD, type CommitResult, type Node, type TestUser } from "../support/harness";
 import { generate, stackHarness } from "../support/stack";
 
 const h = stackHarness();
@@ -196,6 +196,53 @@ describe("drive file commands", () => {
 		]);
 		expect(share.members).toEqual([expect.objectContaining({ user: expect.objectContaining({ email: friend.email }), role: "editor" })]);
 		expect((await json<{ items: unknown[] }>(config, ["share", "list"])).items).toHaveLength(1);
+	});
+});
+
+describe("drive conflicts", () => {
+	it("lists conflicted copies and resolves one", async () => {
+		const { user, config } = await signedInUser();
+		const put = (body: string, ifMatch?: string) =>
+			h.call<CommitResult>(`/v1/files/content?parent_id=${user.rootId}&name=doc.txt`, {
+				method: "PUT",
+				token: user.token,
+				body,
+				headers: ifMatch === undefined ? {} : { "If-Match": ifMatch },
+			});
+		const base = (await put("v1")).body.version.id;
+		await put("v2 here", base);
+		const copy = (await put("v2 there", base)).body;
+		expect(copy.conflict).not.toBeNull();
+
+		const list = await json<{ items: { node: Node; conflicts_with: Node | null }[] }>(config, ["conflicts"]);
+		expect(list.items.map((c) => c.node.id)).toEqual([copy.node.id]);
+		expect(list.items[0]?.conflicts_with?.name).toBe("doc.txt");
+		const kept = await json<Node>(config, ["conflicts", "resolve", copy.node.id, "--keep", "original"]);
+		expect(kept.name).toBe("doc.txt");
+		expect((await json<{ items: unknown[] }>(config, ["conflicts"])).items).toEqual([]);
+	});
+});
+
+describe("drive put resumes", () => {
+	it("resumes the upload session a crashed run left, sending only what the server lacks", async () => {
+		const { config, work } = await signedInUser();
+		// Two batches of blocks (16 MiB each): the crash comes once the first is acknowledged.
+		const data = generate(24_000_000, "cli-put-resume");
+		const local = join(work, "video.bin");
+		writeFileSync(local, data);
+		const crashed = await drive(config, ["put", local, "--json"], "", { DRIVE_TEST_CRASH_AFTER_BYTES: "1" });
+		expect(crashed.code, crashed.stderr).toBe(70);
+		const saved = JSON.parse(readFileSync(join(config, "uploads.json"), "utf8")) as Record<string, { upload_id: string }>;
+		expect(Object.values(saved)).toHaveLength(1);
+
+		const resumed = await json<{ node: Node; resumed: boolean; bytes_sent: number; upload_id: string }>(config, ["put", local]);
+		expect(resumed.resumed).toBe(true);
+		expect(resumed.upload_id).toBe(Object.values(saved)[0]?.upload_id);
+		expect(resumed.bytes_sent).toBeLessThan(data.length);
+		expect(resumed.node.size).toBe(data.length);
+		expect(JSON.parse(readFileSync(join(config, "uploads.json"), "utf8"))).toEqual({});
+		await json(config, ["get", "/video.bin", join(work, "back.bin")]);
+		expect(readFileSync(join(work, "back.bin")).equals(data)).toBe(true);
 	});
 });
 
