@@ -44,11 +44,14 @@ const UPLOADS = "uploads.json";
 
 /**
  * For the e2e tests only: `DRIVE_TEST_CRASH_AFTER_BYTES=N` ends the process
- * abruptly once N block bytes are acknowledged, like a crash mid-upload, so a
- * test can show that the next run resumes without depending on timing.
+ * abruptly once N bytes are sent (block bytes acknowledged) or received, like
+ * a crash mid-transfer, so a test can show that the next run resumes without
+ * depending on timing.
  */
-const crashAfter = process.env.DRIVE_TEST_CRASH_AFTER_BYTES === undefined ? undefined : Number(process.env.DRIVE_TEST_CRASH_AFTER_BYTES);
-const EXIT_CRASHED = 70;
+function crashForTests(bytes: number): void {
+	const after = process.env.DRIVE_TEST_CRASH_AFTER_BYTES;
+	if (after !== undefined && bytes >= Number(after)) process.exit(70);
+}
 
 /** The key of a local file's saved session: a file edited since (size or mtime) starts a new one. */
 function uploadKey(path: string, size: number, mtimeMs: number): string {
@@ -91,7 +94,7 @@ export async function putFile(client: DriveClient, configDir: string, local: str
 				progress.update(
 					p.phase === "hashing" ? { bytesDone: p.bytesHashed, bytesTotal: st.size } : { bytesDone: p.bytesSent, bytesTotal: p.bytesToSend },
 				);
-				if (crashAfter !== undefined && p.bytesSent >= crashAfter) process.exit(EXIT_CRASHED);
+				if (p.bytesSent > 0) crashForTests(p.bytesSent);
 			},
 		});
 	let result: UploadResult;
@@ -205,6 +208,7 @@ async function download(
 					offset += bytes.length;
 					received += bytes.length;
 					progress.update({ bytesDone: offset });
+					crashForTests(received);
 				}
 			} catch (err) {
 				// A connection that broke mid-body: the next round asks for the rest.

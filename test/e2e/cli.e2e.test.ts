@@ -262,6 +262,17 @@ describe("drive get resumes", () => {
 		expect(readFileSync(target).equals(data)).toBe(true);
 		expect(readdirSync(work).filter((n) => n.endsWith(".drive-partial"))).toEqual([]);
 
+		// A run that dies mid-body leaves its partial file; the next run continues it.
+		const target2 = join(work, "down2.bin");
+		const crashed = await drive(config, ["get", "/big.bin", target2, "--json"], "", { DRIVE_TEST_CRASH_AFTER_BYTES: "1" });
+		expect(crashed.code, crashed.stderr).toBe(70);
+		expect(existsSync(target2)).toBe(false);
+		const left = statSync(`${target2}.${version}.drive-partial`).size;
+		expect(left).toBeGreaterThan(0);
+		const continued = await json<{ resumed_from: number; bytes_downloaded: number }>(config, ["get", "/big.bin", target2]);
+		expect(continued).toEqual(expect.objectContaining({ resumed_from: left, bytes_downloaded: data.length - left }));
+		expect(readFileSync(target2).equals(data)).toBe(true);
+
 		// A partial whose bytes are not the file's: the hash check catches it and the download starts over.
 		const garbage = Buffer.alloc(500_000, 7);
 		writeFileSync(`${target}.${version}.drive-partial`, garbage);
