@@ -1,5 +1,7 @@
 /// <reference types="node" />
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -41,6 +43,36 @@ describe("the refresh lock", () => {
 		// The server at port 1 is unreachable: a refresh would fail, so this proves none is attempted.
 		expect(await tokens.current()).toBe("a2");
 		expect(tokens.credentials.refresh_token).toBe("r2");
+	});
+});
+
+describe("Tokens", () => {
+	it("refreshes once for requests that find the token expired at the same time", async () => {
+		let refreshes = 0;
+		const server = createServer((req, res) => {
+			if (req.url === "/v1/auth/refresh") {
+				refreshes++;
+				res.writeHead(200, { "Content-Type": "application/json" });
+				res.end(JSON.stringify({ access_token: `a${refreshes + 1}`, refresh_token: `r${refreshes + 1}`, expires_in: 900 }));
+				return;
+			}
+			res.writeHead(req.headers.authorization === "Bearer a2" ? 200 : 401);
+			res.end("{}");
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		try {
+			const address = server.address() as AddressInfo;
+			const dir = join(mkdtempSync(join(tmpdir(), "drive-tokens-")), "drive");
+			const stored = { ...credentials, server: `http://127.0.0.1:${address.port}` };
+			writeCredentials(dir, stored);
+			const tokens = new Tokens(dir, stored);
+			const answers = await Promise.all([1, 2, 3, 4].map(() => tokens.fetch(`${stored.server}/v1/me`, { method: "GET" })));
+			expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+			expect(refreshes).toBe(1);
+			expect(readCredentials(dir)).toMatchObject({ access_token: "a2", refresh_token: "r2" });
+		} finally {
+			server.close();
+		}
 	});
 });
 

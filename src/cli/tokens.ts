@@ -55,6 +55,7 @@ export async function withRefreshLock<T>(dir: string, work: () => Promise<T>): P
 /** The signed-in session's tokens; {@link fetch} is the DriveClient's fetch. */
 export class Tokens {
 	#credentials: Credentials;
+	#refreshing: Promise<string> | undefined;
 	readonly #log: (line: string) => void;
 
 	constructor(
@@ -81,6 +82,16 @@ export class Tokens {
 	 * `stale` with a token that is still good.
 	 */
 	async refresh(stale: string): Promise<string> {
+		const held = this.#credentials;
+		if (held.access_token !== stale && held.access_expires_at - Date.now() > REFRESH_AHEAD_MS) return held.access_token;
+		// One refresh per process at a time: a second BEGIN IMMEDIATE in this process would block the event loop the first needs.
+		this.#refreshing ??= this.#refreshLocked(stale).finally(() => {
+			this.#refreshing = undefined;
+		});
+		return this.#refreshing;
+	}
+
+	#refreshLocked(stale: string): Promise<string> {
 		return withRefreshLock(this.dir, async () => {
 			const latest = readCredentials(this.dir);
 			if (latest === undefined) throw notSignedIn();
