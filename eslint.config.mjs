@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-	{ ignores: ["node_modules/", "**/.wrangler/", "env.d.ts", "coverage/", "bench/baselines/", "web/dist/"] },
+	{ ignores: ["node_modules/", ".cli-build/", "**/.wrangler/", "env.d.ts", "coverage/", "bench/baselines/", "web/dist/"] },
 	{
 		files: ["**/*.ts", "**/*.tsx"],
 		extends: [js.configs.recommended, tseslint.configs.recommended],
