@@ -134,11 +134,14 @@ export class FakeWorld {
 		});
 	}
 
-	/** After a move of a synced item from `from` to `to`: S paths below it follow. */
-	#moveSyncedPaths(nodeId: string, from: string, to: string): void {
+	/** After a move of a synced node to `to`: its S path is `to`, and the S paths of the nodes below it follow. */
+	#moveSyncedPaths(nodeId: string, to: string): void {
+		const from = this.synced.get(nodeId)?.path;
+		if (from === undefined) return;
 		for (const s of this.synced.values()) {
 			if (within(s.path, from) && this.#descends(s.nodeId, nodeId)) s.path = to + s.path.slice(from.length);
 		}
+		(this.synced.get(nodeId) as SyncedItem).path = to;
 	}
 
 	/** True if `id` is `ancestor` or below it on the server (S paths can be stale; node ids cannot). */
@@ -190,7 +193,7 @@ export class FakeWorld {
 				if (taken !== undefined && taken.nodeId !== a.nodeId) throw new Error(`NAME_TAKEN ${a.to}`);
 				node.parentId = parentId;
 				node.name = a.name;
-				this.#moveSyncedPaths(a.nodeId, s.path, a.to);
+				this.#moveSyncedPaths(a.nodeId, a.to);
 				return;
 			}
 			case "delete_remote": {
@@ -220,6 +223,7 @@ export class FakeWorld {
 			case "move_local": {
 				if (!this.local.has(a.from)) throw new Error(`no local "${a.from}"`);
 				if (!a.caseOnly) this.#freeLocal(a.to);
+				else if (this.local.has(a.to)) throw new Error(`case-only rename onto an existing "${a.to}"`);
 				this.#needLocalFolder(parentOf(a.to));
 				if (within(a.to, a.from)) throw new Error("a folder into itself");
 				for (const [p, l] of [...this.local]) {
@@ -228,7 +232,7 @@ export class FakeWorld {
 					const moved = a.to + p.slice(a.from.length);
 					this.local.set(moved, { ...l, path: moved });
 				}
-				if (a.nodeId !== null) this.#moveSyncedPaths(a.nodeId, a.from, a.to);
+				if (a.nodeId !== null) this.#moveSyncedPaths(a.nodeId, a.to);
 				return;
 			}
 			case "trash_local": {

@@ -15,6 +15,8 @@ import { type Action, plan, type PlanOptions } from "./planner";
 const SEED = Number(process.env.PLANNER_SEED ?? 20261203);
 const RUNS = Number(process.env.PLANNER_RUNS ?? 300);
 const MAX_ROUNDS = 100;
+// PLANNER_SIZE=3 for bigger trees and more changes per side.
+const SIZE = Number(process.env.PLANNER_SIZE ?? 1);
 
 // Few names, with a case variant, so that collisions and case-only renames are common.
 const NAMES = ["a", "b", "c", "A", "d.txt"];
@@ -85,7 +87,8 @@ function serverOp(w: FakeWorld, o: Op): void {
 }
 
 /** Whether a path is taken on a case-insensitive disk (APFS, NTFS defaults), the kind this property models. */
-const takenLocally = (w: FakeWorld, path: string) => [...w.local.keys()].some((p) => nameKey(p) === nameKey(path));
+const takenLocally = (w: FakeWorld, path: string) =>
+	process.env.PLANNER_DISK === "case-sensitive" ? w.local.has(path) : [...w.local.keys()].some((p) => nameKey(p) === nameKey(path));
 
 /** A change made on disk by the user. */
 function localOp(w: FakeWorld, o: Op): void {
@@ -184,9 +187,9 @@ function converge(w: FakeWorld): { rounds: number; problems: string[]; trace: st
 }
 
 const scenario = fc.record({
-	base: fc.array(creation, { maxLength: 12 }),
-	remoteOps: fc.array(op, { maxLength: 8 }),
-	localOps: fc.array(op, { maxLength: 8 }),
+	base: fc.array(creation, { maxLength: 12 * SIZE }),
+	remoteOps: fc.array(op, { maxLength: 8 * SIZE }),
+	localOps: fc.array(op, { maxLength: 8 * SIZE }),
 });
 
 describe("planner properties (seeded, shrinkable)", () => {

@@ -362,6 +362,11 @@ class Planner {
 		const to = this.#localTarget(r);
 		if (to === from) return false;
 		const caseOnly = to !== null && pathKey(to) === pathKey(from);
+		// A case-sensitive disk can hold the new case as another item: it steps aside first, never clobbered.
+		if (caseOnly && this.#t.local.has(to)) {
+			this.#moveAside(to, r.name, false, true);
+			return false;
+		}
 		if (to === null || within(to, from) || (!caseOnly && this.#localTaken.has(pathKey(to)))) {
 			if (to !== null) this.#moveAside(to, r.name);
 			// Moves that wait on each other (a swap, or a folder that must make room for its new parent):
@@ -401,6 +406,7 @@ class Planner {
 			this.#blockedBy(id, holder, to);
 			return false;
 		}
+		if (r.type === "folder" && !this.#noCycle(id, parentId)) return false;
 		this.#act(this.#moves, { kind: "move_remote", nodeId: id, from, to, parentId, name });
 		this.#remoteTaken.add(key);
 		this.#remoteLeaving.add(id);
@@ -430,6 +436,24 @@ class Planner {
 			this.#problems.push({ path: to, code: "name_clash", message: `"${to}" is taken on the server by "${holderLocal}"` });
 		}
 	}
+
+	/**
+	 * Folder moves checked against the snapshot can still make a cycle
+	 * together (A into B, then B into what is now below A): a folder move whose
+	 * target lies under a folder moved in this plan, or that moves a folder
+	 * another move's target lies under, waits for the next plan.
+	 */
+	#noCycle(id: string, parentId: string): boolean {
+		const chain = new Set<string>();
+		for (let cur: string | null = parentId; cur !== null; cur = this.#t.remote.get(cur)?.parentId ?? null) chain.add(cur);
+		if ([...this.#folderMoves.keys()].some((moving) => chain.has(moving))) return false;
+		if ([...this.#folderMoves.values()].some((targets) => targets.has(id))) return false;
+		this.#folderMoves.set(id, chain);
+		return true;
+	}
+
+	/** Folders moved on the server in this plan, each with the chain of folders above its target. */
+	readonly #folderMoves = new Map<string, Set<string>>();
 
 	/** Renames node `id` on the server to a free temporary name in its folder; S follows, so a later plan moves it on. */
 	#stepAsideRemote(id: string): void {
@@ -483,8 +507,8 @@ class Planner {
 	 * that `path` must hold, as a conflicted copy: it is uploaded under that
 	 * name in a later plan, and both survive.
 	 */
-	#moveAside(path: string, remoteName: string, known = false): void {
-		const herePath = this.#localAtKey.get(pathKey(path));
+	#moveAside(path: string, remoteName: string, known = false, exact = false): void {
+		const herePath = exact ? path : this.#localAtKey.get(pathKey(path));
 		if (herePath === undefined || this.#claimed.has(herePath) || (!known && this.#nodeAtLocal.has(herePath))) return;
 		this.#claimed.add(herePath);
 		const aside = this.#freeName(parentOf(path), conflictedCopyName(remoteName, this.#o.deviceName, this.#o.now));
