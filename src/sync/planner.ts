@@ -240,13 +240,16 @@ class Planner {
 			this.#remoteAtKey.set(pathKey(p), id);
 			this.#remoteTaken.add(pathKey(p));
 			const parent = trees.remote.get(id)?.parentId ?? "";
-			this.#remoteKids.set(parent, [...(this.#remoteKids.get(parent) ?? []), id]);
+			const kids = this.#remoteKids.get(parent);
+			if (kids) kids.push(id);
+			else this.#remoteKids.set(parent, [id]);
 		}
 		for (const p of trees.local.keys()) {
 			this.#localAtKey.set(pathKey(p), p);
 			this.#localTaken.add(pathKey(p));
-			const parent = parentOf(p);
-			this.#localKids.set(parent, [...(this.#localKids.get(parent) ?? []), p]);
+			const kids = this.#localKids.get(parentOf(p));
+			if (kids) kids.push(p);
+			else this.#localKids.set(parentOf(p), [p]);
 		}
 	}
 
