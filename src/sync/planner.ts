@@ -70,9 +70,18 @@ export interface PlanOptions {
 }
 
 /**
- * What the engine does. Remote parents are named by local path: the engine
- * looks the parent's node id up in S when it runs the action, so a folder
- * created earlier in the same plan is found.
+ * What the engine does, in the order given. `parentId` null means "the
+ * folder this plan creates at the parent path": the engine looks it up in S,
+ * which the earlier create updated. After each action that succeeds, the
+ * engine updates S in one transaction (src/sync/fake-world.ts does the same
+ * in memory, and the property tests hold only if the engine matches it):
+ * creates, uploads, downloads and `record` set S to the node as both sides
+ * now hold it; an upload answered with a conflicted copy sets only S's
+ * content to what was uploaded (the bytes are safe in the copy, so the
+ * winner may be downloaded over them); moves with a node id set its S path,
+ * and the S paths of the nodes below it follow; `record_path` sets one S
+ * path; deletes, `trash_local`, `forget` and a `create_folder` that
+ * `replaces` drop the old S entry. A move with no node id changes no S.
  */
 export type Action =
 	/** `POST /v1/folders` at `path`; `replaces` is the S entry of a folder trashed remotely that the disk still needs. */
