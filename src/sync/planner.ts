@@ -418,6 +418,7 @@ class Planner {
 			this.#blockedBy(id, holder, to);
 			return false;
 		}
+		if (holder === undefined && this.#remoteTaken.has(key)) return false; // taken by another action of this plan
 		if (r.type === "folder" && !this.#noCycle(id, parentId)) return false;
 		this.#act(this.#moves, { kind: "move_remote", nodeId: id, from, to, parentId, name });
 		this.#remoteTaken.add(key);
@@ -521,11 +522,13 @@ class Planner {
 	 */
 	#moveAside(path: string, remoteName: string, known = false, exact = false): void {
 		const herePath = exact ? path : this.#localAtKey.get(pathKey(path));
-		if (herePath === undefined || this.#claimed.has(herePath) || (!known && this.#nodeAtLocal.has(herePath))) return;
+		if (herePath === undefined || this.#claimed.has(herePath) || this.#localLeaving.has(herePath)) return; // already moving
+		if (!known && this.#nodeAtLocal.has(herePath)) return;
 		this.#claimed.add(herePath);
 		const aside = this.#freeName(parentOf(path), conflictedCopyName(remoteName, this.#o.deviceName, this.#o.now));
 		this.#moves.push({ kind: "move_local", nodeId: null, from: herePath, to: aside, caseOnly: false });
 		this.#localTaken.add(pathKey(aside));
+		this.#localLeaving.add(herePath);
 	}
 
 	/**
