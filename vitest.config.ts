@@ -129,7 +129,7 @@ export default defineConfig(async () => {
 					test: {
 						name: "shared",
 						environment: "node",
-						include: ["src/shared/**/*.test.ts", "src/client/**/*.test.ts", "src/cli/**/*.test.ts"],
+						include: ["src/shared/**/*.test.ts", "src/client/**/*.test.ts", "src/cli/**/*.test.ts", "src/sync/**/*.test.ts"],
 						testTimeout: 120_000,
 					},
 				},
