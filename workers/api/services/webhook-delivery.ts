@@ -10,6 +10,7 @@
  * once; a claim that outlives its attempt (a crash) expires, and the cron
  * sends the delivery again.
  */
+import { parseRetryAfter } from "../../../src/client/http";
 import { shardAt } from "../../../src/shared/db/shards";
 import { runBatch } from "../../../src/shared/db/batch";
 import type { WebhookEndpointRow } from "../../../src/shared/db/schema";
@@ -59,12 +60,10 @@ export function retryDelaySeconds(failed: number, retryAfterSeconds: number | nu
 	return Math.min(MAX_DELAY_SECONDS, Math.max(1, jittered, retryAfterSeconds ?? 0));
 }
 
-/** Retry-After as seconds (delta or HTTP date), or null. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
-	if (!value) return null;
-	if (/^\d+$/.test(value.trim())) return Number(value.trim());
-	const at = Date.parse(value);
-	return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+/** Retry-After in whole seconds, or null: the client library's parser (delta or HTTP date). */
+function retryAfterSeconds(value: string | null): number | null {
+	const ms = parseRetryAfter(value);
+	return ms === undefined ? null : Math.ceil(ms / 1000);
 }
 
 // A consumer batch's messages of one shard are claimed, loaded and settled
@@ -173,7 +172,7 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
 					: `HTTP ${res.status}`,
 			durationMs: Date.now() - started,
 			response,
-			retryAfter: parseRetryAfter(res.headers.get("retry-after")),
+			retryAfter: retryAfterSeconds(res.headers.get("retry-after")),
 		};
 	} catch (err) {
 		const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
