@@ -8,7 +8,8 @@
  * fallback) and a file watcher, with periodic rescans as the truth.
  */
 import { watch as watchFs, type FSWatcher } from "node:fs";
-import { lstat } from "node:fs/promises";
+import { lstat, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { isRetryableStatus, type DriveClient } from "../../client";
 import { DriveApiError } from "../../client";
 import { plan, type Action, type LocalItem, type Plan } from "../planner";
@@ -60,6 +61,19 @@ export function isTransient(err: unknown): boolean {
 	);
 }
 
+/** What the server deleted stays in `.drive/trash/` this long, like the server's own trash. */
+const LOCAL_TRASH_DAYS = 30;
+
+/** Removes entries of `dir` last modified more than `days` ago. */
+async function pruneOlderThan(dir: string, days: number): Promise<void> {
+	const cutoff = Date.now() - days * 86_400_000;
+	const names = await readdir(dir).catch(() => [] as string[]);
+	for (const name of names) {
+		const st = await stat(join(dir, name)).catch(() => null);
+		if (st !== null && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
+	}
+}
+
 /** Backoff of a refused action, by its attempts: 1 min, doubling to 1 h. */
 const refusalDelay = (attempts: number): number => Math.min(60 * 60_000, 60_000 * 2 ** (attempts - 1));
 
@@ -95,10 +109,18 @@ export class SyncEngine {
 		this.#o.state.setMeta("engine_state", value);
 	}
 
+	#pruned = false;
+
 	/** Syncs until nothing is left to do (or MAX_ROUNDS plans ran). */
 	async runOnce(): Promise<RunResult> {
 		const { state, emit } = this.#o;
 		await this.#checkRoot();
+		if (!this.#pruned) {
+			// Once per process: the local trash after 30 days, and partial downloads nobody resumed for a day.
+			this.#pruned = true;
+			await pruneOlderThan(join(this.#o.root, STATE_DIR, "trash"), LOCAL_TRASH_DAYS);
+			await pruneOlderThan(join(this.#o.root, STATE_DIR, "tmp"), 1);
+		}
 		this.#setState("syncing");
 		let actions = 0;
 		let idleRounds = 0;

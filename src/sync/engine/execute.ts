@@ -116,14 +116,34 @@ export class Executor {
 		if (parent === "") return this.ctx.rootId;
 		const made = this.#created.get(parent);
 		if (made !== undefined) return made;
-		const live = [...this.ctx.synced.values()].filter((s) => s.path === parent && s.type === "folder" && this.ctx.remote.has(s.nodeId));
+		const live = (this.#foldersAt().get(parent) ?? []).filter((id) => this.ctx.synced.get(id)?.path === parent && this.ctx.remote.has(id));
 		if (live.length !== 1) throw new Skip(`no single server folder for "${parent}" yet`);
-		return (live[0] as SyncedItem).nodeId;
+		return live[0] as string;
+	}
+
+	/** S folders by path, built once per plan (entries are re-checked against S when used, since S moves as actions land). */
+	#folderIndex: Map<string, string[]> | undefined;
+	#foldersAt(): Map<string, string[]> {
+		if (this.#folderIndex === undefined) {
+			this.#folderIndex = new Map();
+			for (const s of this.ctx.synced.values()) {
+				if (s.type !== "folder") continue;
+				const list = this.#folderIndex.get(s.path) ?? [];
+				list.push(s.nodeId);
+				this.#folderIndex.set(s.path, list);
+			}
+		}
+		return this.#folderIndex;
 	}
 
 	#setSynced(item: SyncedItem): void {
 		this.ctx.state.putSynced([item]);
 		this.ctx.synced.set(item.nodeId, item);
+		if (item.type === "folder" && this.#folderIndex !== undefined) {
+			const list = this.#folderIndex.get(item.path) ?? [];
+			list.push(item.nodeId);
+			this.#folderIndex.set(item.path, list);
+		}
 	}
 
 	#dropSynced(nodeId: string): void {
@@ -149,7 +169,11 @@ export class Executor {
 		}
 		changed.push({ ...s, path: to });
 		this.ctx.state.putSynced(changed);
-		for (const c of changed) this.ctx.synced.set(c.nodeId, c);
+		for (const c of changed) {
+			this.ctx.synced.set(c.nodeId, c);
+			if (c.type === "folder" && this.#folderIndex !== undefined)
+				this.#folderIndex.set(c.path, [...(this.#folderIndex.get(c.path) ?? []), c.nodeId]);
+		}
 	}
 
 	/** Re-checks a local file against what the plan expected: stat first, re-hash only if the stat moved. */
