@@ -7,7 +7,6 @@
  * `watch` keeps it running, woken by the sync WebSocket (long poll as the
  * fallback) and a file watcher, with periodic rescans as the truth.
  */
-import { watch as watchFs, type FSWatcher } from "node:fs";
 import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isRetryableStatus, type DriveClient } from "../../client";
@@ -17,6 +16,7 @@ import { STATE_DIR, type SyncState } from "../state";
 import { Executor, Refused, Skip, type EmitEvent } from "./execute";
 import { RemoteMirror, RootGoneError } from "./remote";
 import { scan, type ScannedItem } from "./scan";
+import { DiskWatcher } from "./watcher";
 
 /** Plans in one run before it stops and lets the caller report (the planner converges in far fewer). */
 const MAX_ROUNDS = 100;
@@ -110,6 +110,8 @@ export class SyncEngine {
 	}
 
 	#pruned = false;
+	/** Set while watching: told the folders of each scan. */
+	#watcher: DiskWatcher | null = null;
 
 	/** Syncs until nothing is left to do (or MAX_ROUNDS plans ran). */
 	async runOnce(): Promise<RunResult> {
@@ -136,6 +138,7 @@ export class SyncEngine {
 				if (old !== undefined) items.push({ ...old, dev: old.dev ?? "", mtimeNs: old.mtimeNs ?? "" });
 			}
 			state.replaceLocal(items);
+			this.#watcher?.follow(items.filter((l) => l.type === "folder").map((l) => l.path));
 			const local = new Map<string, ScannedItem>(items.map((l) => [l.path, l]));
 			const synced = state.synced();
 			const remote = state.remote();
@@ -252,7 +255,8 @@ export class SyncEngine {
 	async watch(signal: AbortSignal): Promise<void> {
 		const { emit } = this.#o;
 		const wake = new Wakeup();
-		const fsWatcher = this.#watchDisk(() => wake.set());
+		const disk = new DiskWatcher(this.#o.root, () => wake.set());
+		this.#watcher = disk;
 		const channel = new ChangeChannel(
 			this.#o.client,
 			() => this.#o.state.getMeta("cursor"),
@@ -291,7 +295,8 @@ export class SyncEngine {
 			}
 		} finally {
 			clearInterval(rescan);
-			fsWatcher?.close();
+			disk.close();
+			this.#watcher = null;
 			wake.clear();
 			this.#setState("stopped");
 		}
@@ -301,24 +306,6 @@ export class SyncEngine {
 		let next: number | null = null;
 		for (const r of this.#refused.values()) next = next === null ? r.until : Math.min(next, r.until);
 		return next;
-	}
-
-	/** A recursive watcher as a hint: any change outside `.drive/` asks for a round, debounced. */
-	#watchDisk(onChange: () => void): FSWatcher | null {
-		try {
-			let timer: NodeJS.Timeout | undefined;
-			const watcher = watchFs(this.#o.root, { recursive: true }, (_event, name) => {
-				const file = name === null ? "" : String(name);
-				if (file === STATE_DIR || file.startsWith(`${STATE_DIR}/`)) return;
-				clearTimeout(timer);
-				timer = setTimeout(onChange, 100);
-			});
-			watcher.on("error", () => onChange());
-			return watcher;
-		} catch {
-			// No watcher (too many inotify watches, say): the periodic rescan still finds every change.
-			return null;
-		}
 	}
 }
 
