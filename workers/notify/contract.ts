@@ -30,6 +30,8 @@ export interface CommitFileInput {
 	/** The head the client edited (If-Match); null for "whatever is there". */
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/** A new file only (If-None-Match: *): a live file at the name is never given a version (commit/plan.ts). */
+	createOnly?: boolean;
 	quotaBytes: number;
 	actor: Actor;
 	/** Set for an upload through a public link: its `link.uploaded` activity row goes in the commit's batch. */

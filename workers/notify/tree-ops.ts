@@ -17,7 +17,7 @@ import {
 	tooDeep,
 	versionConflict,
 } from "../../src/shared/commit/failures";
-import { planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
+import { intentOf, planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
 import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
@@ -104,6 +104,8 @@ interface ContentCommit {
 	blocksSince?: number;
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/** A new file only (commit/plan.ts CommitIntent). */
+	createOnly?: boolean;
 	quotaBytes: number;
 	actor: Actor;
 	/** A public link's upload: recorded in the activity log in the same batch. */
@@ -195,6 +197,7 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 		blocks: { uploadId: upload.id, count },
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
+		createOnly: upload.createOnly,
 		quotaBytes: input.quotaBytes,
 		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName, ...(upload.actorId ? { userId: upload.actorId } : {}) },
 	});
@@ -218,7 +221,7 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	if (loaded.parent?.mountShareId) return notFound("folder");
 	const member = granted.value === null ? null : input.actor.userId;
 	const view = member ? await withinShare(tree, member, loaded) : loaded;
-	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
+	const planned = planCommit(view, intentOf(name, input));
 	if (!planned.ok) return planned;
 	const plan = planned.value;
 	if (plan.kind === "version" && plan.file.mountShareId !== null) return nameTaken(name.name);
@@ -258,12 +261,15 @@ async function withinShare(tree: Tree, member: string, view: TargetView): Promis
  * A retry of an edit that already landed (its answer was lost): the head
  * of the file it would lose against was written by the same device, from the
  * same base, with the same content. It answers that version again instead of
- * making a conflicted copy of the device's own edit (audit L2).
+ * making a conflicted copy of the device's own edit (audit L2). The same for
+ * a create-only commit that already created its file.
  */
 async function replayOf(tree: Tree, input: ContentCommit, winner: NodeRow): Promise<CommitOutcome | null> {
-	if (input.baseVersionId === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
+	// A create-only commit's "base" is no version at all: the file's first version has no parent ("").
+	const base = input.createOnly ? "" : input.baseVersionId;
+	if (base === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
 	const head = await findVersion(tree.db, tree.userId, winner.headVersionId);
-	if (head === null || head.parentVersionId !== input.baseVersionId || head.deviceId !== input.actor.deviceId) return null;
+	if (head === null || head.parentVersionId !== base || head.deviceId !== input.actor.deviceId) return null;
 	return { created: false, node: toNode(winner), version: toVersion(head, winner.headVersionId), conflict: null };
 }
 
