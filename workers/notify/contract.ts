@@ -44,6 +44,31 @@ export interface CommitFileInput {
 	fileId?: string;
 }
 
+/** One file of a batch (POST /v1/files/batch) whose blocks the api stored. */
+export interface BatchFileInput {
+	parentId: string;
+	name: string;
+	size: number;
+	contentHash: string;
+	/** The blocks in file order. */
+	blocks: BlockRef[];
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+	createOnly: boolean;
+	/** A new version of this file by id (`parentId` and `name` are where it was). */
+	fileId?: string;
+}
+
+/** A batch of files into the caller's own tree, committed in one run of the hub's queue. */
+export interface CommitFilesInput {
+	files: BatchFileInput[];
+	/** The user's shard's gc clock, read before the first block of the batch was written (docs/decisions/0017). */
+	blocksSince: number;
+	quotaBytes: number;
+	/** The owner's device: batches never come from share members. */
+	actor: Omit<Actor, "userId">;
+}
+
 /** A commit of an upload session or tus upload whose blocks have all arrived. */
 export interface CommitUploadInput {
 	uploadId: string;
