@@ -9,10 +9,11 @@
  * precondition that no longer holds skips the action: the next plan sees
  * the new state.
  */
-import { lstat, mkdir, rename, rmdir, unlink, link, rm, open } from "node:fs/promises";
+import { lstat, mkdir, rename, rmdir, unlink, link, rm, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DriveApiError, isRetryableStatus, type DriveClient } from "../../client";
-import type { Node } from "../../shared/schemas/nodes";
+import { commitFiles, type BatchFile, type BatchOutcome } from "../../client/batch";
+import type { CommitResult, Node } from "../../shared/schemas/nodes";
 import type { Action, Expected, RemoteItem, SyncedItem } from "../planner";
 import { STATE_DIR, type SyncState } from "../state";
 import { fileIdOf, hashFile, type ScannedItem } from "./scan";
@@ -53,6 +54,8 @@ export interface ExecContext {
 	/** Where `trash_local` puts what the server deleted: `.drive/trash/<stamp>/`. */
 	trashStamp: string;
 }
+
+type UploadAction = Extract<Action, { kind: "upload" }>;
 
 const parentOf = (path: string): string => (path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "");
 const baseOf = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
@@ -206,7 +209,7 @@ export class Executor {
 		this.#setSynced({ nodeId: node.id, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: l.fileId });
 	}
 
-	async #upload(a: Extract<Action, { kind: "upload" }>): Promise<void> {
+	async #upload(a: UploadAction): Promise<void> {
 		const l = this.ctx.local.get(a.path);
 		if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
 		const abs = this.#abs(a.path);
@@ -223,6 +226,11 @@ export class Executor {
 				onBytes: progressOf(this.ctx.emit, "upload", a.path),
 			}),
 		);
+		this.#uploaded(a, l, result);
+	}
+
+	/** S after an upload's commit: a new version, a new file, or our bytes kept in a conflicted copy. */
+	#uploaded(a: UploadAction, l: ScannedItem, result: CommitResult): void {
 		const uploaded = { contentHash: result.version.content_hash, size: result.version.size, fileId: l.fileId };
 		if (a.nodeId === null) {
 			// Ours is a new node either way; a name taken meanwhile made it a conflicted copy under another name, which S then
@@ -237,6 +245,51 @@ export class Executor {
 			// Our bytes are safe in the conflicted copy; S takes them, so the winner is downloaded over them (ADR 0029).
 			this.#setSynced({ ...s, contentHash: uploaded.contentHash, size: uploaded.size, fileId: uploaded.fileId });
 		}
+	}
+
+	/**
+	 * Uploads small files in one request (`POST /v1/files/batch`): each file is
+	 * its own commit with its own outcome, as if uploaded alone.
+	 * @returns per action: null when it landed, else its Skip, Refused or transient error.
+	 */
+	async uploadSmall(actions: UploadAction[]): Promise<(Error | null)[]> {
+		const out: (Error | null)[] = actions.map(() => null);
+		const sent: { i: number; a: UploadAction; l: ScannedItem; file: BatchFile }[] = [];
+		for (const [i, a] of actions.entries()) {
+			try {
+				const l = this.ctx.local.get(a.path);
+				if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
+				const bytes = await readFile(this.#abs(a.path)).catch(() => {
+					throw new Skip(`"${a.path}" cannot be read`);
+				});
+				const file: BatchFile =
+					a.nodeId === null
+						? { parentId: this.#remoteParent(a.path, a.parentId), name: baseOf(a.path), createOnly: true, onConflict: "copy", bytes }
+						: { fileId: a.nodeId, ifMatch: a.ifMatch, onConflict: "copy", bytes };
+				sent.push({ i, a, l, file });
+			} catch (err) {
+				out[i] = err as Error;
+			}
+		}
+		if (sent.length === 0) return out;
+		let outcomes: BatchOutcome[];
+		try {
+			outcomes = await this.#api(() =>
+				commitFiles(
+					this.ctx.client,
+					sent.map((x) => x.file),
+				),
+			);
+		} catch (err) {
+			for (const x of sent) out[x.i] = err as Error;
+			return out;
+		}
+		for (const [k, x] of sent.entries()) {
+			const outcome = outcomes[k] as BatchOutcome;
+			if (outcome.ok) this.#uploaded(x.a, x.l, outcome.result);
+			else out[x.i] = this.#outcomeOf(outcome.error) as Error;
+		}
+		return out;
 	}
 
 	async #moveRemote(a: Extract<Action, { kind: "move_remote" }>): Promise<void> {
@@ -402,10 +455,14 @@ export class Executor {
 		try {
 			return await call();
 		} catch (err) {
-			if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) throw err;
-			if (err.status === 404 || err.status === 409 || err.status === 412) throw new Skip(err.message);
-			throw new Refused(err.code, err.message);
+			throw this.#outcomeOf(err);
 		}
+	}
+
+	#outcomeOf(err: unknown): unknown {
+		if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) return err;
+		if (err.status === 404 || err.status === 409 || err.status === 412) return new Skip(err.message);
+		return new Refused(err.code, err.message);
 	}
 }
 
