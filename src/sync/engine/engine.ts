@@ -183,7 +183,7 @@ export class SyncEngine {
 		const one = async (a: Action): Promise<void> => {
 			if (transient !== undefined) return;
 			try {
-				await exec.run(a);
+				const bytes = await exec.run(a);
 				done++;
 				const key = keyOf(a);
 				const refused = this.#refused.get(key);
@@ -191,7 +191,7 @@ export class SyncEngine {
 					this.#refused.delete(key);
 					state.clearProblem(refused.path);
 				}
-				emit({ event: "action", ...describe(a) });
+				emit({ event: "action", ...describe(a), ...(typeof bytes === "number" && { bytes }) });
 			} catch (err) {
 				if (err instanceof Skip) return;
 				if (err instanceof Refused) {

@@ -77,8 +77,11 @@ export class Executor {
 
 	constructor(readonly ctx: ExecContext) {}
 
-	/** Runs one action. @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round. */
-	async run(a: Action): Promise<void> {
+	/**
+	 * Runs one action. @returns the bytes a transfer moved over the network (block bytes sent, or bytes received), else undefined.
+	 * @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round.
+	 */
+	async run(a: Action): Promise<number | void> {
 		switch (a.kind) {
 			case "create_folder":
 				return this.#createFolder(a);
@@ -182,7 +185,7 @@ export class Executor {
 		this.#setSynced({ nodeId: node.id, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: l.fileId });
 	}
 
-	async #upload(a: Extract<Action, { kind: "upload" }>): Promise<void> {
+	async #upload(a: Extract<Action, { kind: "upload" }>): Promise<number> {
 		const l = this.ctx.local.get(a.path);
 		if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
 		const abs = this.#abs(a.path);
@@ -204,7 +207,7 @@ export class Executor {
 			// Ours is a new node either way; a name taken meanwhile made it a conflicted copy under another name, which S then
 			// places at our local path, so the next plan renames the local file to match instead of uploading it twice.
 			this.#setSynced({ nodeId: result.node.id, path: a.path, type: "file", versionId: result.version.id, ...uploaded });
-			return;
+			return result.bytesSent;
 		}
 		const s = this.ctx.synced.get(a.nodeId);
 		if (result.conflict === null) {
@@ -213,6 +216,7 @@ export class Executor {
 			// Our bytes are safe in the conflicted copy; S takes them, so the winner is downloaded over them (ADR 0029).
 			this.#setSynced({ ...s, contentHash: uploaded.contentHash, size: uploaded.size, fileId: uploaded.fileId });
 		}
+		return result.bytesSent;
 	}
 
 	async #moveRemote(a: Extract<Action, { kind: "move_remote" }>): Promise<void> {
@@ -245,7 +249,7 @@ export class Executor {
 		this.#setSynced({ nodeId: a.nodeId, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: fileIdOf(st) });
 	}
 
-	async #download(a: Extract<Action, { kind: "download" }>): Promise<void> {
+	async #download(a: Extract<Action, { kind: "download" }>): Promise<number> {
 		const r = this.ctx.remote.get(a.nodeId);
 		if (r === undefined || a.versionId === null || a.contentHash === null) throw new Skip(`${a.nodeId} is not a file on the server`);
 		const s = this.ctx.synced.get(a.nodeId);
@@ -254,7 +258,7 @@ export class Executor {
 			a.expect !== null && s?.versionId && s.contentHash === a.expect.contentHash
 				? { abs: this.#abs(a.path), versionId: s.versionId }
 				: null;
-		const { tmp } = await this.#api(() =>
+		const { tmp, received } = await this.#api(() =>
 			downloadVerified(this.ctx.client, this.ctx.root, {
 				nodeId: a.nodeId,
 				versionId: a.versionId as string,
@@ -292,6 +296,7 @@ export class Executor {
 			size: Number(st.size),
 			fileId: fileIdOf(st),
 		});
+		return received;
 	}
 
 	async #moveLocal(a: Extract<Action, { kind: "move_local" }>): Promise<void> {
