@@ -1,5 +1,5 @@
 // The sync client section: first sync up and down, a 1-byte edit of a big file, change latency, idle cost; each beside rsync or a floor.
-import { bytesOf, exact, mark, measuredLine, MiB, msec, table } from "./format.mjs";
+import { bytesOf, exact, mark, measuredLine, MiB, msec, pct, table } from "./format.mjs";
 
 /** Targets from the issue (17). */
 const TARGETS = { firstSyncSeconds: 60, editBytes: 2 * MiB, p99Ms: 1000 };
@@ -42,7 +42,15 @@ export function render(f, meta) {
 	const firstRows = [
 		firstRow("up: `drive sync A /bulk --init` (A holds the files, the server folder is empty)", fs.up, upOk),
 		firstRow("down: `drive sync B /bulk --init` (B is a fresh folder)", fs.down, downOk),
-		["floor: `rsync -a A/ dst/` of the same tree, two local folders", s2(fs.rsyncMs), perSecond(fs.files, fs.rsyncMs), "", "", "", ""],
+		[
+			"floor: `rsync -a A/ dst/` of the same tree, two local folders",
+			fs.rsyncMs === null ? "n/a" : s2(fs.rsyncMs),
+			fs.rsyncMs === null ? "n/a" : perSecond(fs.files, fs.rsyncMs),
+			"",
+			"",
+			"",
+			"",
+		],
 	];
 
 	const editRow = (label, run, engineBytes, ok) => [
@@ -66,9 +74,9 @@ export function render(f, meta) {
 		],
 		[
 			"floor: `rsync -a -I --no-whole-file --stats` of the edited file over the old copy",
-			`${bytesOf(e.rsync.literal)} literal data`,
-			`${bytesOf(e.rsync.sent)} sent, ${bytesOf(e.rsync.received)} received`,
-			s2(e.rsync.ms),
+			e.rsync === null ? "n/a" : `${bytesOf(e.rsync.literal)} literal data`,
+			e.rsync === null ? "n/a" : `${bytesOf(e.rsync.sent)} sent, ${bytesOf(e.rsync.received)} received`,
+			e.rsync === null ? "n/a" : s2(e.rsync.ms),
 			"",
 			"",
 		],
@@ -138,6 +146,14 @@ export function render(f, meta) {
 		],
 	];
 
+	// Requests by route of both runs, busiest first: where the first sync's time goes.
+	const routeRows = ["up", "down"].flatMap((side) =>
+		Object.entries(fs[side].requests ?? {})
+			.sort((x, y) => y[1].n - x[1].n)
+			.filter(([, r]) => r.n >= fs.files / 100)
+			.map(([route, r]) => [side, `\`${route}\``, exact(r.n), (r.n / fs.files).toFixed(2), s1(r.ms), msec(r.ms / r.n)]),
+	);
+	const runtimeMs = (run) => run.stackCpuMs.runtime ?? 0;
 	const markdown = `## Sync client: first sync, a 1-byte edit, change latency, idle cost
 
 ${measuredLine(meta)}
@@ -150,9 +166,13 @@ ${exact(fs.files)} files of ${bytesOf(o.minBytes)}–${bytesOf(o.maxBytes)} (see
 
 ${table(["run", "time", "files/s", "client CPU", "stack CPU", "actions", "target"], firstRows, ["l", "r", "r", "r", "r", "l", "l"])}
 
+Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least one request per 100 files), with the time the stack took to answer each (summed over requests that ran 4 at a time, so the sum exceeds the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
+
+${table(["run", "route", "requests", "per file", "answer time, summed", "mean"], routeRows, ["l", "l", "r", "r", "r", "r"])}
+
 ### One byte edited in a ${bytesOf(e.bytes)} file
 
-A ${bytesOf(e.bytes)} file of random bytes (so every FastCDC block is distinct) is synced to both clients; then the byte at offset ${exact(e.offset)} is changed on A, A runs \`drive sync A\` once and then B runs \`drive sync B\` once. "Engine bytes" are what the engine reports in its \`action\` event: block bytes sent for an upload, bytes received for a download (a delta download fetches only the blocks its old copy lacks). "On the wire" counts every byte both ways of a TCP proxy in front of the stack that these two clients talk through: requests, headers, block lists, the WebSocket-free runs' journal reads and all. B's file is checked against A's (SHA-256).
+A ${bytesOf(e.bytes)} file of random bytes (so every FastCDC block is distinct) is synced to both clients; then the byte at offset ${exact(e.offset)} is changed on A, A runs \`drive sync A\` once and then B runs \`drive sync B\` once. "Engine bytes" are what the engine reports in its \`action\` event: block bytes sent for an upload, bytes received for a download (a delta download fetches only the blocks its old copy lacks). "On the wire" counts every byte both ways of a TCP proxy in front of the stack that these two clients talk through: requests and their headers, block lists, the journal reads of each run and all. B's file is checked against A's (SHA-256).
 
 ${table(["run", "engine bytes", "on the wire", "time", "actions", "target"], editRows, ["l", "r", "r", "r", "l", "l"])}
 
