@@ -214,7 +214,7 @@ export class SyncEngine {
 		let done = 0;
 		let transient: unknown;
 		/** Books one action's outcome: an event, a refusal with backoff, or the round's transient failure. */
-		const settle = (a: Action, err: unknown): void => {
+		const settle = (a: Action, err: unknown, bytes?: number | void): void => {
 			const key = keyOf(a);
 			if (err === null) {
 				done++;
@@ -223,7 +223,7 @@ export class SyncEngine {
 					this.#refused.delete(key);
 					state.clearProblem(refused.path);
 				}
-				emit({ event: "action", ...describe(a) });
+				emit({ event: "action", ...describe(a), ...(typeof bytes === "number" && { bytes }) });
 				return;
 			}
 			if (err instanceof Skip) return;
@@ -239,18 +239,19 @@ export class SyncEngine {
 		};
 		const one = async (a: Action): Promise<void> => {
 			if (transient !== undefined) return;
-			settle(
-				a,
-				await exec.run(a).then(
-					() => null,
-					(err: unknown) => err,
-				),
+			await exec.run(a).then(
+				(bytes) => settle(a, null, bytes),
+				(err: unknown) => settle(a, err),
 			);
 		};
 		const batch = async (group: UploadAction[]): Promise<void> => {
 			if (transient !== undefined) return;
 			const outcomes = await exec.uploadSmall(group);
-			for (const [i, a] of group.entries()) settle(a, outcomes[i] ?? null);
+			for (const [i, a] of group.entries()) {
+				const outcome = outcomes[i] ?? 0;
+				if (typeof outcome === "number") settle(a, null, outcome);
+				else settle(a, outcome);
+			}
 		};
 		const inFlight = new Set<Promise<void>>();
 		const start = async (work: Promise<void>): Promise<void> => {

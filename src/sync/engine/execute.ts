@@ -80,8 +80,11 @@ export class Executor {
 
 	constructor(readonly ctx: ExecContext) {}
 
-	/** Runs one action. @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round. */
-	async run(a: Action): Promise<void> {
+	/**
+	 * Runs one action. @returns the bytes a transfer moved over the network (block bytes sent, or bytes received), else undefined.
+	 * @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round.
+	 */
+	async run(a: Action): Promise<number | void> {
 		switch (a.kind) {
 			case "create_folder":
 				return this.#createFolder(a);
@@ -209,7 +212,7 @@ export class Executor {
 		this.#setSynced({ nodeId: node.id, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: l.fileId });
 	}
 
-	async #upload(a: UploadAction): Promise<void> {
+	async #upload(a: UploadAction): Promise<number> {
 		const l = this.ctx.local.get(a.path);
 		if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
 		const abs = this.#abs(a.path);
@@ -227,6 +230,7 @@ export class Executor {
 			}),
 		);
 		this.#uploaded(a, l, result);
+		return result.bytesSent;
 	}
 
 	/** S after an upload's commit: a new version, a new file, or our bytes kept in a conflicted copy. */
@@ -250,10 +254,10 @@ export class Executor {
 	/**
 	 * Uploads small files in one request (`POST /v1/files/batch`): each file is
 	 * its own commit with its own outcome, as if uploaded alone.
-	 * @returns per action: null when it landed, else its Skip, Refused or transient error.
+	 * @returns per action: the bytes sent when it landed, else its Skip, Refused or transient error.
 	 */
-	async uploadSmall(actions: UploadAction[]): Promise<(Error | null)[]> {
-		const out: (Error | null)[] = actions.map(() => null);
+	async uploadSmall(actions: UploadAction[]): Promise<(Error | number)[]> {
+		const out: (Error | number)[] = actions.map(() => 0);
 		const sent: { i: number; a: UploadAction; l: ScannedItem; file: BatchFile }[] = [];
 		for (const [i, a] of actions.entries()) {
 			try {
@@ -286,8 +290,10 @@ export class Executor {
 		}
 		for (const [k, x] of sent.entries()) {
 			const outcome = outcomes[k] as BatchOutcome;
-			if (outcome.ok) this.#uploaded(x.a, x.l, outcome.result);
-			else out[x.i] = this.#outcomeOf(outcome.error) as Error;
+			if (outcome.ok) {
+				this.#uploaded(x.a, x.l, outcome.result);
+				out[x.i] = x.file.bytes.byteLength;
+			} else out[x.i] = this.#outcomeOf(outcome.error) as Error;
 		}
 		return out;
 	}
@@ -322,7 +328,7 @@ export class Executor {
 		this.#setSynced({ nodeId: a.nodeId, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: fileIdOf(st) });
 	}
 
-	async #download(a: Extract<Action, { kind: "download" }>): Promise<void> {
+	async #download(a: Extract<Action, { kind: "download" }>): Promise<number> {
 		const r = this.ctx.remote.get(a.nodeId);
 		if (r === undefined || a.versionId === null || a.contentHash === null) throw new Skip(`${a.nodeId} is not a file on the server`);
 		const s = this.ctx.synced.get(a.nodeId);
@@ -331,7 +337,7 @@ export class Executor {
 			a.expect !== null && s?.versionId && s.contentHash === a.expect.contentHash
 				? { abs: this.#abs(a.path), versionId: s.versionId }
 				: null;
-		const { tmp } = await this.#api(() =>
+		const { tmp, received } = await this.#api(() =>
 			downloadVerified(this.ctx.client, this.ctx.root, {
 				nodeId: a.nodeId,
 				versionId: a.versionId as string,
@@ -369,6 +375,7 @@ export class Executor {
 			size: Number(st.size),
 			fileId: fileIdOf(st),
 		});
+		return received;
 	}
 
 	async #moveLocal(a: Extract<Action, { kind: "move_local" }>): Promise<void> {
