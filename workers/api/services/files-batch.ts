@@ -29,7 +29,9 @@ import type { BatchFileInput, CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
 import { BlockWriter, keyRing } from "./block-store";
 import { readBounded } from "./body";
-import { readGcClock } from "./gc";
+import { gcClockOf, gcClockStatement } from "./gc";
+import { readStoredUsage, storedUsageStatement } from "./tree";
+import { quotaExceeded } from "../../../src/shared/commit/failures";
 import { hubFor, shardFor } from "./hub";
 import { forget } from "./ingest";
 
@@ -156,12 +158,21 @@ export async function commitBatch(env: Env, caller: Caller, files: CheckedFile[]
 		if (item.file_id !== undefined) input.fileId = item.file_id;
 		inputs.push({ at, input, bytes });
 	}
+	// One round trip: the gc clock, read before any block is stored (the commit refuses blocks the collector
+	// deleted after it, docs/decisions/0017), and the usage, so that a batch the quota cannot hold stores nothing.
+	const [usage, clock] = await db.$client.batch<Record<string, unknown>>([storedUsageStatement(db, caller.userId), gcClockStatement(db)]);
+	const { versionBytes } = readStoredUsage((usage?.results ?? []) as { version_bytes: number; nodes: number }[]);
+	const blocksSince = gcClockOf((clock?.results ?? []) as { seq: number }[]);
+	const size = inputs.reduce((sum, { input }) => sum + input.size, 0);
+	if (versionBytes + size > caller.quotaBytes) {
+		const full = quotaExceeded(size, versionBytes, caller.quotaBytes).error;
+		for (const { at } of inputs) answers[at] = refusal(full);
+		inputs.length = 0;
+	}
 	const written: string[] = [];
 	let committed: Result<Result<CommitOutcome>[]> = ok([]);
 	let blocks: BlockRef[][] = [];
 	try {
-		// Read before any block is stored: the commit refuses blocks the collector deleted after it (docs/decisions/0017).
-		const blocksSince = await readGcClock(db);
 		blocks = await storeAll(
 			env,
 			inputs.map(({ bytes }) => bytes),
