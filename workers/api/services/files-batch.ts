@@ -52,20 +52,9 @@ interface CheckedFile {
 
 /** A batch whose parts all match their items; refusals of the whole request as Failures. */
 export async function readBatch(request: Request): Promise<Result<CheckedFile[]>> {
-	const type = request.headers.get("Content-Type") ?? "";
-	if (!/^multipart\/form-data\s*;/i.test(type))
-		return fail("UNSUPPORTED_MEDIA_TYPE", "send the batch as multipart/form-data: a manifest part, then one part per item");
-	const declared = request.headers.get("Content-Length");
-	if (declared !== null && !(Number(declared) <= MAX_BATCH_BODY_BYTES)) return tooLarge();
-	const body = await readBounded(request.body, MAX_BATCH_BODY_BYTES, declared === null ? null : Number(declared));
-	if (!body.ok) return tooLarge();
-	let form: FormData;
-	try {
-		form = await new Response(body.bytes, { headers: { "Content-Type": type } }).formData();
-	} catch {
-		return fail("INVALID_REQUEST", "the body is not valid multipart/form-data");
-	}
-	const parts = [...form.entries()];
+	const form = await readForm(request);
+	if (!form.ok) return form;
+	const parts = [...form.value.entries()];
 	const [first, ...files] = parts;
 	if (first === undefined || first[0] !== "manifest")
 		return fail("INVALID_REQUEST", "the first part must be the manifest", [{ field: "manifest" }]);
@@ -100,6 +89,22 @@ export async function readBatch(request: Request): Promise<Result<CheckedFile[]>
 		checked.push({ item, bytes });
 	}
 	return ok(checked);
+}
+
+/** The body, bounded, as form data; the raw bytes are not kept past it (a batch holds up to 16 MiB). */
+async function readForm(request: Request): Promise<Result<FormData>> {
+	const type = request.headers.get("Content-Type") ?? "";
+	if (!/^multipart\/form-data\s*;/i.test(type))
+		return fail("UNSUPPORTED_MEDIA_TYPE", "send the batch as multipart/form-data: a manifest part, then one part per item");
+	const declared = request.headers.get("Content-Length");
+	if (declared !== null && !(Number(declared) <= MAX_BATCH_BODY_BYTES)) return tooLarge();
+	const body = await readBounded(request.body, MAX_BATCH_BODY_BYTES, declared === null ? null : Number(declared));
+	if (!body.ok) return tooLarge();
+	try {
+		return ok(await new Response(body.bytes, { headers: { "Content-Type": type } }).formData());
+	} catch {
+		return fail("INVALID_REQUEST", "the body is not valid multipart/form-data");
+	}
 }
 
 function tooLarge(): Result<never> {
