@@ -8,7 +8,7 @@ import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { commitFiles, DriveClient } from "../../src/client";
 import { expectOk, type TestUser } from "../support/harness";
-import { api, blobCount, bytesEqual, expectError, journal, randomBytes, sha256, shardOfUser } from "./helpers";
+import { api, blobCount, bytesEqual, expectError, journal, randomBytes, sha256, shardOfUser, withQuota } from "./helpers";
 import { share } from "./sharing";
 
 interface Item {
@@ -157,6 +157,30 @@ describe("POST /v1/files/batch", () => {
 			.bind(JSON.stringify(refused))
 			.all<{ hash: string }>();
 		expect(queued.map((r) => r.hash).sort()).toEqual([...refused].sort());
+	});
+
+	it("serializes batches that race for one name: one creates it, the other's create-only item becomes a copy", async () => {
+		const folder = await api.mkdir(user, user.rootId, "race");
+		const [a, b] = await Promise.all(
+			[0, 1].map(async () => batch(user, [await file({ parent_id: folder.id, name: "same.txt", create_only: true })])),
+		);
+		const statuses = [a?.[0], b?.[0]].map((r) => (r && "status" in r ? r.status : "error"));
+		expect(statuses.sort()).toEqual(["conflict", "created"]);
+		expect((await api.listAll(user, folder.id)).map((n) => n.name).filter((n) => n === "same.txt")).toHaveLength(1);
+	});
+
+	it("refuses every item of a request that does not fit the quota, and stores nothing for it", async () => {
+		const small = await withQuota(await api.signup("Small laptop"), 10_000);
+		const blobs = await blobCount();
+		const results = await batch(small, [
+			await file({ parent_id: small.rootId, name: "a.bin" }, 4000),
+			await file({ parent_id: small.rootId, name: "b.bin" }, 4000),
+			await file({ parent_id: small.rootId, name: "c.bin" }, 4000),
+		]);
+		expect(results.map((r) => ("error" in r ? r.error.code : r.status))).toEqual(["QUOTA_EXCEEDED", "QUOTA_EXCEEDED", "QUOTA_EXCEEDED"]);
+		expect(await api.listAll(small, small.rootId)).toEqual([]);
+		expect(await blobCount()).toBe(blobs);
+		expect(await batch(small, [await file({ parent_id: small.rootId, name: "fits.bin" }, 4000)])).toMatchObject([{ status: "created" }]);
 	});
 
 	it("refuses a request over a limit, or with a part that does not match its item, and changes nothing", async () => {

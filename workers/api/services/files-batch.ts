@@ -29,7 +29,9 @@ import type { BatchFileInput, CommitOutcome } from "../../notify/contract";
 import type { Caller } from "../env";
 import { BlockWriter, keyRing } from "./block-store";
 import { readBounded } from "./body";
-import { readGcClock } from "./gc";
+import { gcClockOf, gcClockStatement } from "./gc";
+import { readStoredUsage, storedUsageStatement } from "./tree";
+import { quotaExceeded } from "../../../src/shared/commit/failures";
 import { hubFor, shardFor } from "./hub";
 import { forget } from "./ingest";
 
@@ -50,20 +52,9 @@ interface CheckedFile {
 
 /** A batch whose parts all match their items; refusals of the whole request as Failures. */
 export async function readBatch(request: Request): Promise<Result<CheckedFile[]>> {
-	const type = request.headers.get("Content-Type") ?? "";
-	if (!/^multipart\/form-data\s*;/i.test(type))
-		return fail("UNSUPPORTED_MEDIA_TYPE", "send the batch as multipart/form-data: a manifest part, then one part per item");
-	const declared = request.headers.get("Content-Length");
-	if (declared !== null && !(Number(declared) <= MAX_BATCH_BODY_BYTES)) return tooLarge();
-	const body = await readBounded(request.body, MAX_BATCH_BODY_BYTES, declared === null ? null : Number(declared));
-	if (!body.ok) return tooLarge();
-	let form: FormData;
-	try {
-		form = await new Response(body.bytes, { headers: { "Content-Type": type } }).formData();
-	} catch {
-		return fail("INVALID_REQUEST", "the body is not valid multipart/form-data");
-	}
-	const parts = [...form.entries()];
+	const form = await readForm(request);
+	if (!form.ok) return form;
+	const parts = [...form.value.entries()];
 	const [first, ...files] = parts;
 	if (first === undefined || first[0] !== "manifest")
 		return fail("INVALID_REQUEST", "the first part must be the manifest", [{ field: "manifest" }]);
@@ -98,6 +89,22 @@ export async function readBatch(request: Request): Promise<Result<CheckedFile[]>
 		checked.push({ item, bytes });
 	}
 	return ok(checked);
+}
+
+/** The body, bounded, as form data; the raw bytes are not kept past it (a batch holds up to 16 MiB). */
+async function readForm(request: Request): Promise<Result<FormData>> {
+	const type = request.headers.get("Content-Type") ?? "";
+	if (!/^multipart\/form-data\s*;/i.test(type))
+		return fail("UNSUPPORTED_MEDIA_TYPE", "send the batch as multipart/form-data: a manifest part, then one part per item");
+	const declared = request.headers.get("Content-Length");
+	if (declared !== null && !(Number(declared) <= MAX_BATCH_BODY_BYTES)) return tooLarge();
+	const body = await readBounded(request.body, MAX_BATCH_BODY_BYTES, declared === null ? null : Number(declared));
+	if (!body.ok) return tooLarge();
+	try {
+		return ok(await new Response(body.bytes, { headers: { "Content-Type": type } }).formData());
+	} catch {
+		return fail("INVALID_REQUEST", "the body is not valid multipart/form-data");
+	}
 }
 
 function tooLarge(): Result<never> {
@@ -156,12 +163,21 @@ export async function commitBatch(env: Env, caller: Caller, files: CheckedFile[]
 		if (item.file_id !== undefined) input.fileId = item.file_id;
 		inputs.push({ at, input, bytes });
 	}
+	// One round trip: the gc clock, read before any block is stored (the commit refuses blocks the collector
+	// deleted after it, docs/decisions/0017), and the usage, so that a batch the quota cannot hold stores nothing.
+	const [usage, clock] = await db.$client.batch<Record<string, unknown>>([storedUsageStatement(db, caller.userId), gcClockStatement(db)]);
+	const { versionBytes } = readStoredUsage((usage?.results ?? []) as { version_bytes: number; nodes: number }[]);
+	const blocksSince = gcClockOf((clock?.results ?? []) as { seq: number }[]);
+	const size = inputs.reduce((sum, { input }) => sum + input.size, 0);
+	if (versionBytes + size > caller.quotaBytes) {
+		const full = quotaExceeded(size, versionBytes, caller.quotaBytes).error;
+		for (const { at } of inputs) answers[at] = refusal(full);
+		inputs.length = 0;
+	}
 	const written: string[] = [];
 	let committed: Result<Result<CommitOutcome>[]> = ok([]);
 	let blocks: BlockRef[][] = [];
 	try {
-		// Read before any block is stored: the commit refuses blocks the collector deleted after it (docs/decisions/0017).
-		const blocksSince = await readGcClock(db);
 		blocks = await storeAll(
 			env,
 			inputs.map(({ bytes }) => bytes),
