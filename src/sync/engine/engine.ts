@@ -226,7 +226,11 @@ export class SyncEngine {
 				emit({ event: "action", ...describe(a), ...(typeof bytes === "number" && { bytes }) });
 				return;
 			}
-			if (err instanceof Skip) return;
+			if (err instanceof Skip) {
+				// Not a problem (the next plan decides again), but worth seeing when a run does not settle.
+				emit({ event: "skipped", ...describe(a), reason: err.message });
+				return;
+			}
 			if (err instanceof Refused) {
 				const attempts = (this.#refused.get(key)?.attempts ?? 0) + 1;
 				const path = pathOf(a);

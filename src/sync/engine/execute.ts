@@ -278,21 +278,26 @@ export class Executor {
 		if (sent.length === 0) return out;
 		let outcomes: BatchOutcome[];
 		try {
-			outcomes = await this.#api(() =>
-				commitFiles(
-					this.ctx.client,
-					sent.map((x) => x.file),
-				),
+			outcomes = await commitFiles(
+				this.ctx.client,
+				sent.map((x) => x.file),
 			);
 		} catch (err) {
-			for (const x of sent) out[x.i] = err as Error;
-			return out;
+			// Every item named a shared folder (one 404 for all): each goes up on its own.
+			if (err instanceof DriveApiError && err.status === 404) outcomes = sent.map(() => ({ ok: false, error: err }));
+			else {
+				for (const x of sent) out[x.i] = this.#outcomeOf(err) as Error;
+				return out;
+			}
 		}
 		for (const [k, x] of sent.entries()) {
 			const outcome = outcomes[k] as BatchOutcome;
 			if (outcome.ok) {
 				this.#uploaded(x.a, x.l, outcome.result);
 				out[x.i] = x.file.bytes.byteLength;
+			} else if (outcome.error.status === 404) {
+				// Batches reach the caller's own tree only: a file in a shared folder goes up on its own.
+				out[x.i] = await this.#upload(x.a).catch((err: unknown) => err as Error);
 			} else out[x.i] = this.#outcomeOf(outcome.error) as Error;
 		}
 		return out;
