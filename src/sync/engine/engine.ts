@@ -24,7 +24,7 @@ import { DiskWatcher } from "./watcher";
 /** Plans in one run before it stops and lets the caller report (the planner converges in far fewer). */
 const MAX_ROUNDS = 100;
 /** Transfers (or batches of small files) in flight at once: small downloads spend most of their time waiting on the server and on fsync. */
-const TRANSFERS = 8;
+const TRANSFERS = Number(process.env.DRIVE_SYNC_TRANSFERS ?? 8);
 /** Small files per batch request, and their bytes: a few requests in flight keep the hub busy without one huge request. */
 const BATCH_FILES = 128;
 const BATCH_BYTES = 8 * 1024 * 1024;
