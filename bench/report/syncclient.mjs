@@ -154,6 +154,8 @@ export function render(f, meta) {
 			.map(([route, r]) => [side, `\`${route}\``, exact(r.n), (r.n / fs.files).toFixed(2), s1(r.ms), msec(r.ms / r.n)]),
 	);
 	const runtimeMs = (run) => run.stackCpuMs.runtime ?? 0;
+	/** The first sync's files at one fully busy runtime thread: the floor of its wall time on this stack. */
+	const ceiling = (run) => `${s1(runtimeMs(run))} (${perSecond(fs.files, runtimeMs(run))})`;
 	const markdown = `## Sync client: first sync, a 1-byte edit, change latency, idle cost
 
 ${measuredLine(meta)}
@@ -166,7 +168,7 @@ ${exact(fs.files)} files of ${bytesOf(o.minBytes)}–${bytesOf(o.maxBytes)} (see
 
 ${table(["run", "time", "files/s", "client CPU", "stack CPU", "actions", "target"], firstRows, ["l", "r", "r", "r", "r", "l", "l"])}
 
-Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least one request per 100 files), with the time the stack took to answer each (summed over requests that ran 4 at a time, so the sum exceeds the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
+Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least one request per 100 files), with the time the stack took to answer each (summed over requests that ran 4 at a time, so the sum exceeds the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. At that CPU per file, a runtime thread busy all the time would still take ${ceiling(fs.up)} up and ${ceiling(fs.down)} down: the wall time also waits on each request's round trip (each file's requests run one after the other, 4 files at a time) on a shared machine, but the CPU per file alone decides whether the target can be met. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
 
 ${table(["run", "route", "requests", "per file", "answer time, summed", "mean"], routeRows, ["l", "l", "r", "r", "r", "r"])}
 
@@ -175,6 +177,8 @@ ${table(["run", "route", "requests", "per file", "answer time, summed", "mean"],
 A ${bytesOf(e.bytes)} file of random bytes (so every FastCDC block is distinct) is synced to both clients; then the byte at offset ${exact(e.offset)} is changed on A, A runs \`drive sync A\` once and then B runs \`drive sync B\` once. "Engine bytes" are what the engine reports in its \`action\` event: block bytes sent for an upload, bytes received for a download (a delta download fetches only the blocks its old copy lacks). "On the wire" counts every byte both ways of a TCP proxy in front of the stack that these two clients talk through: requests and their headers, block lists, the journal reads of each run and all. B's file is checked against A's (SHA-256).
 
 ${table(["run", "engine bytes", "on the wire", "time", "actions", "target"], editRows, ["l", "r", "r", "r", "l", "l"])}
+
+Each side moves the FastCDC block that holds the edited byte (blocks of 256 KiB to 4 MiB, 1 MiB on average; two blocks when the edit moves a cut point), so the figure depends on where the byte falls: on a 4 MiB block it would be 4 MiB each way. rsync's blocks are far smaller (about the square root of the file's size, 10 KiB here): it sends one of them as literal data, and the checksums of all of them the other way.
 
 ### A change on one client appearing on the other
 
