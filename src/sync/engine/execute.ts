@@ -9,10 +9,11 @@
  * precondition that no longer holds skips the action: the next plan sees
  * the new state.
  */
-import { lstat, mkdir, rename, rmdir, unlink, link, rm, open } from "node:fs/promises";
+import { lstat, mkdir, rename, rmdir, unlink, link, rm, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DriveApiError, isRetryableStatus, type DriveClient } from "../../client";
-import type { Node } from "../../shared/schemas/nodes";
+import { commitFiles, type BatchFile, type BatchOutcome } from "../../client/batch";
+import type { CommitResult, Node } from "../../shared/schemas/nodes";
 import type { Action, Expected, RemoteItem, SyncedItem } from "../planner";
 import { STATE_DIR, type SyncState } from "../state";
 import { fileIdOf, hashFile, type ScannedItem } from "./scan";
@@ -53,6 +54,8 @@ export interface ExecContext {
 	/** Where `trash_local` puts what the server deleted: `.drive/trash/<stamp>/`. */
 	trashStamp: string;
 }
+
+type UploadAction = Extract<Action, { kind: "upload" }>;
 
 const parentOf = (path: string): string => (path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "");
 const baseOf = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
@@ -119,14 +122,34 @@ export class Executor {
 		if (parent === "") return this.ctx.rootId;
 		const made = this.#created.get(parent);
 		if (made !== undefined) return made;
-		const live = [...this.ctx.synced.values()].filter((s) => s.path === parent && s.type === "folder" && this.ctx.remote.has(s.nodeId));
+		const live = (this.#foldersAt().get(parent) ?? []).filter((id) => this.ctx.synced.get(id)?.path === parent && this.ctx.remote.has(id));
 		if (live.length !== 1) throw new Skip(`no single server folder for "${parent}" yet`);
-		return (live[0] as SyncedItem).nodeId;
+		return live[0] as string;
+	}
+
+	/** S folders by path, built once per plan (entries are re-checked against S when used, since S moves as actions land). */
+	#folderIndex: Map<string, string[]> | undefined;
+	#foldersAt(): Map<string, string[]> {
+		if (this.#folderIndex === undefined) {
+			this.#folderIndex = new Map();
+			for (const s of this.ctx.synced.values()) {
+				if (s.type !== "folder") continue;
+				const list = this.#folderIndex.get(s.path) ?? [];
+				list.push(s.nodeId);
+				this.#folderIndex.set(s.path, list);
+			}
+		}
+		return this.#folderIndex;
 	}
 
 	#setSynced(item: SyncedItem): void {
 		this.ctx.state.putSynced([item]);
 		this.ctx.synced.set(item.nodeId, item);
+		if (item.type === "folder" && this.#folderIndex !== undefined) {
+			const list = this.#folderIndex.get(item.path) ?? [];
+			list.push(item.nodeId);
+			this.#folderIndex.set(item.path, list);
+		}
 	}
 
 	#dropSynced(nodeId: string): void {
@@ -152,7 +175,11 @@ export class Executor {
 		}
 		changed.push({ ...s, path: to });
 		this.ctx.state.putSynced(changed);
-		for (const c of changed) this.ctx.synced.set(c.nodeId, c);
+		for (const c of changed) {
+			this.ctx.synced.set(c.nodeId, c);
+			if (c.type === "folder" && this.#folderIndex !== undefined)
+				this.#folderIndex.set(c.path, [...(this.#folderIndex.get(c.path) ?? []), c.nodeId]);
+		}
 	}
 
 	/** Re-checks a local file against what the plan expected: stat first, re-hash only if the stat moved. */
@@ -185,7 +212,7 @@ export class Executor {
 		this.#setSynced({ nodeId: node.id, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: l.fileId });
 	}
 
-	async #upload(a: Extract<Action, { kind: "upload" }>): Promise<number> {
+	async #upload(a: UploadAction): Promise<number> {
 		const l = this.ctx.local.get(a.path);
 		if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
 		const abs = this.#abs(a.path);
@@ -202,12 +229,18 @@ export class Executor {
 				onBytes: progressOf(this.ctx.emit, "upload", a.path),
 			}),
 		);
+		this.#uploaded(a, l, result);
+		return result.bytesSent;
+	}
+
+	/** S after an upload's commit: a new version, a new file, or our bytes kept in a conflicted copy. */
+	#uploaded(a: UploadAction, l: ScannedItem, result: CommitResult): void {
 		const uploaded = { contentHash: result.version.content_hash, size: result.version.size, fileId: l.fileId };
 		if (a.nodeId === null) {
 			// Ours is a new node either way; a name taken meanwhile made it a conflicted copy under another name, which S then
 			// places at our local path, so the next plan renames the local file to match instead of uploading it twice.
 			this.#setSynced({ nodeId: result.node.id, path: a.path, type: "file", versionId: result.version.id, ...uploaded });
-			return result.bytesSent;
+			return;
 		}
 		const s = this.ctx.synced.get(a.nodeId);
 		if (result.conflict === null) {
@@ -216,7 +249,58 @@ export class Executor {
 			// Our bytes are safe in the conflicted copy; S takes them, so the winner is downloaded over them (ADR 0029).
 			this.#setSynced({ ...s, contentHash: uploaded.contentHash, size: uploaded.size, fileId: uploaded.fileId });
 		}
-		return result.bytesSent;
+	}
+
+	/**
+	 * Uploads small files in one request (`POST /v1/files/batch`): each file is
+	 * its own commit with its own outcome, as if uploaded alone.
+	 * @returns per action: the bytes sent when it landed, else its Skip, Refused or transient error.
+	 */
+	async uploadSmall(actions: UploadAction[]): Promise<(Error | number)[]> {
+		const out: (Error | number)[] = actions.map(() => 0);
+		const sent: { i: number; a: UploadAction; l: ScannedItem; file: BatchFile }[] = [];
+		for (const [i, a] of actions.entries()) {
+			try {
+				const l = this.ctx.local.get(a.path);
+				if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
+				const bytes = await readFile(this.#abs(a.path)).catch(() => {
+					throw new Skip(`"${a.path}" cannot be read`);
+				});
+				const file: BatchFile =
+					a.nodeId === null
+						? { parentId: this.#remoteParent(a.path, a.parentId), name: baseOf(a.path), createOnly: true, onConflict: "copy", bytes }
+						: { fileId: a.nodeId, ifMatch: a.ifMatch, onConflict: "copy", bytes };
+				sent.push({ i, a, l, file });
+			} catch (err) {
+				out[i] = err as Error;
+			}
+		}
+		if (sent.length === 0) return out;
+		let outcomes: BatchOutcome[];
+		try {
+			outcomes = await commitFiles(
+				this.ctx.client,
+				sent.map((x) => x.file),
+			);
+		} catch (err) {
+			// Every item named a shared folder (one 404 for all): each goes up on its own.
+			if (err instanceof DriveApiError && err.status === 404) outcomes = sent.map(() => ({ ok: false, error: err }));
+			else {
+				for (const x of sent) out[x.i] = this.#outcomeOf(err) as Error;
+				return out;
+			}
+		}
+		for (const [k, x] of sent.entries()) {
+			const outcome = outcomes[k] as BatchOutcome;
+			if (outcome.ok) {
+				this.#uploaded(x.a, x.l, outcome.result);
+				out[x.i] = x.file.bytes.byteLength;
+			} else if (outcome.error.status === 404) {
+				// Batches reach the caller's own tree only: a file in a shared folder goes up on its own.
+				out[x.i] = await this.#upload(x.a).catch((err: unknown) => err as Error);
+			} else out[x.i] = this.#outcomeOf(outcome.error) as Error;
+		}
+		return out;
 	}
 
 	async #moveRemote(a: Extract<Action, { kind: "move_remote" }>): Promise<void> {
@@ -383,10 +467,14 @@ export class Executor {
 		try {
 			return await call();
 		} catch (err) {
-			if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) throw err;
-			if (err.status === 404 || err.status === 409 || err.status === 412) throw new Skip(err.message);
-			throw new Refused(err.code, err.message);
+			throw this.#outcomeOf(err);
 		}
+	}
+
+	#outcomeOf(err: unknown): unknown {
+		if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) return err;
+		if (err.status === 404 || err.status === 409 || err.status === 412) return new Skip(err.message);
+		return new Refused(err.code, err.message);
 	}
 }
 
