@@ -146,11 +146,11 @@ export function render(f, meta) {
 		],
 	];
 
-	// Requests by route of both runs, busiest first: where the first sync's time goes.
+	// Requests by route of both runs, the most answer time first: where the first sync's time goes.
 	const routeRows = ["up", "down"].flatMap((side) =>
 		Object.entries(fs[side].requests ?? {})
-			.sort((x, y) => y[1].n - x[1].n)
-			.filter(([, r]) => r.n >= fs.files / 100)
+			.sort((x, y) => y[1].ms - x[1].ms)
+			.filter(([, r], i, all) => r.ms >= all.reduce((sum, [, other]) => sum + other.ms, 0) / 100)
 			.map(([route, r]) => [side, `\`${route}\``, exact(r.n), (r.n / fs.files).toFixed(2), s1(r.ms), msec(r.ms / r.n)]),
 	);
 	const runtimeMs = (run) => run.stackCpuMs.runtime ?? 0;
@@ -168,7 +168,7 @@ ${exact(fs.files)} files of ${bytesOf(o.minBytes)}–${bytesOf(o.maxBytes)} (see
 
 ${table(["run", "time", "files/s", "client CPU", "stack CPU", "actions", "target"], firstRows, ["l", "r", "r", "r", "r", "l", "l"])}
 
-Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least one request per 100 files), with the time the stack took to answer each (summed over requests that ran 4 at a time, so the sum exceeds the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. At that CPU per file, a runtime thread busy all the time would still take ${ceiling(fs.up)} up and ${ceiling(fs.down)} down: the wall time also waits on each request's round trip (each file's requests run one after the other, 4 files at a time) on a shared machine, but the CPU per file alone decides whether the target can be met. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
+Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least 1 % of the run's answer time), with the time the stack took to answer each, summed (requests run several at a time, so the sum can exceed the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. At that CPU per file, a runtime thread busy all the time would take at least ${ceiling(fs.up)} up and ${ceiling(fs.down)} down: the wall time also waits on round trips and the client on a shared machine, but the CPU per file alone decides whether the target can be met. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
 
 ${table(["run", "route", "requests", "per file", "answer time, summed", "mean"], routeRows, ["l", "l", "r", "r", "r", "r"])}
 
