@@ -146,14 +146,16 @@ export function render(f, meta) {
 		],
 	];
 
-	// Requests by route of both runs, busiest first: where the first sync's time goes.
+	// Requests by route of both runs, the most answer time first: where the first sync's time goes.
 	const routeRows = ["up", "down"].flatMap((side) =>
 		Object.entries(fs[side].requests ?? {})
-			.sort((x, y) => y[1].n - x[1].n)
-			.filter(([, r]) => r.n >= fs.files / 100)
+			.sort((x, y) => y[1].ms - x[1].ms)
+			.filter(([, r], i, all) => r.ms >= all.reduce((sum, [, other]) => sum + other.ms, 0) / 100)
 			.map(([route, r]) => [side, `\`${route}\``, exact(r.n), (r.n / fs.files).toFixed(2), s1(r.ms), msec(r.ms / r.n)]),
 	);
 	const runtimeMs = (run) => run.stackCpuMs.runtime ?? 0;
+	/** The first sync's files at one fully busy runtime thread: the floor of its wall time on this stack. */
+	const ceiling = (run) => `${s1(runtimeMs(run))} (${perSecond(fs.files, runtimeMs(run))})`;
 	const markdown = `## Sync client: first sync, a 1-byte edit, change latency, idle cost
 
 ${measuredLine(meta)}
@@ -166,7 +168,7 @@ ${exact(fs.files)} files of ${bytesOf(o.minBytes)}–${bytesOf(o.maxBytes)} (see
 
 ${table(["run", "time", "files/s", "client CPU", "stack CPU", "actions", "target"], firstRows, ["l", "r", "r", "r", "r", "l", "l"])}
 
-Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least one request per 100 files), with the time the stack took to answer each (summed over requests that ran 4 at a time, so the sum exceeds the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
+Where the time goes: the requests each run made, by route, as \`wrangler dev\` logged them (routes with at least 1 % of the run's answer time), with the time the stack took to answer each, summed (requests run several at a time, so the sum can exceed the run's wall time). The runtime thread (our workers and the local D1/R2 simulators) used ${msec(runtimeMs(fs.up) / fs.files)} of CPU per file up and ${msec(runtimeMs(fs.down) / fs.files)} down; over the run's wall time that is ${pct(runtimeMs(fs.up) / fs.up.ms)} and ${pct(runtimeMs(fs.down) / fs.down.ms)} of one core. At that CPU per file, a runtime thread busy all the time would take at least ${ceiling(fs.up)} up and ${ceiling(fs.down)} down: the wall time also waits on round trips and the client on a shared machine, but the CPU per file alone decides whether the target can be met. The client's rounds: ${exact(fs.up.plans)} plan(s) up, ${exact(fs.down.plans)} down; first action after ${s2(fs.up.firstActionMs)} up and ${s2(fs.down.firstActionMs)} down (start-up, sign-in check, pull, scan, plan).
 
 ${table(["run", "route", "requests", "per file", "answer time, summed", "mean"], routeRows, ["l", "l", "r", "r", "r", "r"])}
 
@@ -176,6 +178,8 @@ A ${bytesOf(e.bytes)} file of random bytes (so every FastCDC block is distinct) 
 
 ${table(["run", "engine bytes", "on the wire", "time", "actions", "target"], editRows, ["l", "r", "r", "r", "l", "l"])}
 
+Each side moves the FastCDC block that holds the edited byte (blocks of 256 KiB to 4 MiB, 1 MiB on average; two blocks when the edit moves a cut point), so the figure depends on where the byte falls: on a 4 MiB block it would be 4 MiB each way. rsync's blocks are far smaller (about the square root of the file's size, 10 KiB here): it sends one of them as literal data, and the checksums of all of them the other way.
+
 ### A change on one client appearing on the other
 
 Two clients run \`drive sync --watch --json\` on one server folder (defaults: the file watcher as a hint, a rescan every 60 s, the sync WebSocket). ${exact(l.samples)} samples after ${o.warmup} of warm-up, each of two kinds, alternating: a new small file written into A's folder, timed until B's \`{"event":"action","kind":"download"}\` for it arrives on B's stdout (B's copy is then checked); and the baseline, the same kind of file committed through the API (\`PUT /v1/files/content\`), timed until the same event, which leaves out A's half of the path. Each sample waits for both events and 300 ms more before the next.
@@ -184,7 +188,7 @@ ${table(["path", "p50", "p99", "max", "target"], latencyRows, ["l", "r", "r", "r
 
 ### Idle with ${exact(idle.files)} files watched
 
-Client B, after the first sync, runs \`drive sync B --watch\` over its ${exact(idle.files)} files with the defaults: the periodic rescan every ${exact(idle.rescanMs / 1000)} s (\`DRIVE_SYNC_RESCAN_MS\` unset), the recursive file watcher, the sync WebSocket. Its start-up (first round: pull, scan of every file, an empty plan) took ${s2(idle.startupMs)} and ${cpuOf(idle.startupCpuMs)} of CPU. ${o.settleSeconds} s after its first \`idle\` event, the window of ${s1(idle.windowMs)} starts: CPU is utime + stime from \`/proc/<pid>/stat\` over the window, RSS is VmRSS from \`/proc/<pid>/status\` once a second (VmHWM is the process's peak since it started), beside an idle Node process measured over the same window. ${idle.rounds === 0 ? "No round ran in the window (no rescan fell in it)." : `${idle.rounds} round(s) ran in the window (${idle.actions} actions).`} A rescan costs about what a \`drive sync B\` with nothing to do costs: that run took ${s2(idle.noopRun.ms)} and ${cpuOf(idle.noopRun.cpuMs)} of CPU, start-up included (${exact(idle.noopRun.actions)} actions).
+Client B, after the first sync, runs \`drive sync B --watch\` over its ${exact(idle.files)} files with the defaults: the periodic rescan every ${exact(idle.rescanMs / 1000)} s (\`DRIVE_SYNC_RESCAN_MS\` unset), the recursive file watcher, the sync WebSocket. Its start-up (first round: pull, scan of every file, an empty plan) took ${s2(idle.startupMs)} and ${cpuOf(idle.startupCpuMs)} of CPU. ${o.settleSeconds} s after its first \`idle\` event, the window of ${s1(idle.windowMs)} starts: CPU is utime + stime from \`/proc/<pid>/stat\` over the window, RSS is VmRSS from \`/proc/<pid>/status\` once a second (VmHWM is the process's peak since it started), beside an idle Node process measured over the same window. ${idle.rounds === 0 ? "No round ran in the window (no rescan fell in it)." : `${idle.rounds} round(s) ran in the window (${idle.actions} actions).`} A rescan costs about what a \`drive sync B\` with nothing to do costs: that run took ${s2(idle.noopRun.ms)} and ${cpuOf(idle.noopRun.cpuMs)} of CPU, start-up included (${exact(idle.noopRun.actions)} actions). Spread over the ${exact(idle.rescanMs / 1000)} s between rescans, that is at most ${((idle.noopRun.cpuMs / idle.rescanMs) * 100).toFixed(1)} % of a core on top of the window's figure: with the defaults, the rescan, not the waiting, is most of an idle client's CPU.
 
 ${table(["process", "CPU in the window", "CPU ÷ wall", "RSS (mean)", "RSS (max)", "VmHWM"], idleRows, ["l", "r", "r", "r", "r", "r"])}
 `;
