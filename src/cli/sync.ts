@@ -48,9 +48,8 @@ async function link(
 	dir: string,
 	remote: string | undefined,
 	init: boolean,
-): Promise<{ state: SyncState; client: DriveClient; me: Me }> {
+): Promise<{ state: SyncState; client: DriveClient; deviceName: string }> {
 	const { client, tokens } = deps.signedIn();
-	const me = await client.json<Me>("GET", "/v1/me");
 	let state: SyncState;
 	try {
 		state = openState(dir, { create: false });
@@ -60,28 +59,28 @@ async function link(
 		state = openState(dir, { create: true });
 	}
 	const linked = state.getMeta("remote_root_id");
-	if (linked === null) {
-		if (!init) throw notLinked(dir);
-		const node: Node = await resolve(client, remote ?? "/");
-		if (node.type !== "folder") throw new CliError("INVALID_REQUEST", `not a folder: ${remote}`, EXIT.usage);
-		state.transaction(() => {
-			state.setMeta("server", tokens.credentials.server);
-			state.setMeta("user_id", me.user.id);
-			state.setMeta("remote_root_id", node.id);
-			state.setMeta("device_id", tokens.credentials.device_id);
-			state.setMeta("root_dev", String(statSync(dir, { bigint: true }).dev));
-		});
-	} else {
-		if (state.getMeta("user_id") !== me.user.id)
+	if (linked !== null) {
+		// A linked folder needs no request to start: a client started while offline waits for the server in its loop.
+		if (state.getMeta("user_id") !== tokens.credentials.user_id)
 			throw new CliError("FORBIDDEN", `${dir} is linked to another account; sign in as that account or sync another folder`, EXIT.usage);
-		if (remote !== undefined && init) {
-			const node = await resolve(client, remote);
-			if (node.id !== linked)
-				throw new CliError("INVALID_REQUEST", `${dir} is already linked to another server folder (${linked})`, EXIT.usage);
-		}
+		if (remote !== undefined && init && (await resolve(client, remote)).id !== linked)
+			throw new CliError("INVALID_REQUEST", `${dir} is already linked to another server folder (${linked})`, EXIT.usage);
+		return { state, client, deviceName: state.getMeta("device_name") ?? "drive CLI" };
 	}
-	state.setMeta("device_name", me.device?.name ?? "drive CLI");
-	return { state, client, me };
+	if (!init) throw notLinked(dir);
+	const me = await client.json<Me>("GET", "/v1/me");
+	const node: Node = await resolve(client, remote ?? "/");
+	if (node.type !== "folder") throw new CliError("INVALID_REQUEST", `not a folder: ${remote}`, EXIT.usage);
+	const deviceName = me.device?.name ?? "drive CLI";
+	state.transaction(() => {
+		state.setMeta("server", tokens.credentials.server);
+		state.setMeta("user_id", me.user.id);
+		state.setMeta("remote_root_id", node.id);
+		state.setMeta("device_id", tokens.credentials.device_id);
+		state.setMeta("device_name", deviceName);
+		state.setMeta("root_dev", String(statSync(dir, { bigint: true }).dev));
+	});
+	return { state, client, deviceName };
 }
 
 /** True if a process with this pid runs (signal 0 checks without sending). */
@@ -151,7 +150,7 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
 		.option("--force", "run deletions that the mass-delete guard held back")
 		.action(async (dir: string, remote: string | undefined, opts: Common & { init?: boolean; watch?: boolean; force?: boolean }) => {
 			const root = resolvePath(dir);
-			const { state, client, me } = await link(deps, root, remote, opts.init === true);
+			const { state, client, deviceName } = await link(deps, root, remote, opts.init === true);
 			const pid = Number(state.getMeta("engine_pid") ?? 0);
 			if (pid !== 0 && pid !== process.pid && alive(pid) && state.getMeta("engine_state") !== "stopped")
 				throw new CliError("BUSY", `another drive sync (pid ${pid}) is syncing ${root}`, EXIT.conflict);
@@ -161,7 +160,7 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
 				client,
 				state,
 				root,
-				deviceName: me.device?.name ?? "drive CLI",
+				deviceName,
 				emit,
 				force: opts.force === true,
 				rescanMs: Number(process.env.DRIVE_SYNC_RESCAN_MS ?? 60_000),

@@ -330,6 +330,39 @@ describe("nodes: happy path", () => {
 	});
 });
 
+describe("nodes: conditional deletes (sync clients)", () => {
+	it("trashes a file only at the version the delete was based on, and a folder only while it is empty", async () => {
+		const user = await api.signup();
+		const folder = await api.mkdir(user, user.rootId, "Docs");
+		const first = await api.upload(user, folder.id, "a.txt", "v1");
+		const second = await api.upload(user, folder.id, "a.txt", "v2 from another device", { status: 200 });
+		const before = (await journal(user.id)).length;
+
+		const stale = await api.call(`/v1/nodes/${first.node.id}`, {
+			method: "DELETE",
+			token: user.token,
+			headers: { "If-Match": `"${first.version.id}"` },
+		});
+		const body = await expectError(stale, 412, "PRECONDITION_FAILED");
+		expect(body.error.details).toEqual([{ node_id: first.node.id, head_version_id: second.version.id }]);
+		const notEmpty = await api.call(`/v1/nodes/${folder.id}?if_empty=true`, { method: "DELETE", token: user.token });
+		expect((await expectError(notEmpty, 412, "PRECONDITION_FAILED")).error.details).toEqual([{ reason: "not_empty" }]);
+		// Refused deletes change nothing.
+		expect((await journal(user.id)).length).toBe(before);
+		expect(names(await api.listAll(user, folder.id))).toEqual(["a.txt"]);
+
+		const current = await api.call<Node>(`/v1/nodes/${first.node.id}`, {
+			method: "DELETE",
+			token: user.token,
+			headers: { "If-Match": `"${second.version.id}"` },
+		});
+		expect(expectOk(current, 200).trashed).toBe(true);
+		expect(
+			expectOk(await api.call<Node>(`/v1/nodes/${folder.id}?if_empty=true`, { method: "DELETE", token: user.token }), 200).trashed,
+		).toBe(true);
+	});
+});
+
 describe("nodes: errors", () => {
 	it.each(INVALID_NAMES)("rejects a folder name with %s (400) and writes nothing", async (_rule, name) => {
 		const user = await api.signup();

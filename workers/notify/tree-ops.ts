@@ -758,8 +758,17 @@ export async function updateNode(tree: Tree, input: UpdateNodeInput): Promise<Re
 	return ok({ node: toNode(row) });
 }
 
+export interface TrashInput {
+	nodeId: string;
+	by?: string;
+	/** Trash a file only while this version is its head (a delete must not take along an edit it never saw). */
+	ifMatch?: string;
+	/** Trash a folder only while it has no live children. */
+	ifEmpty?: boolean;
+}
+
 /** Moves a node to the trash; a folder takes its live subtree with it. Idempotent. */
-export async function trashNode(tree: Tree, input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
+export async function trashNode(tree: Tree, input: TrashInput): Promise<Result<NodeOutcome>> {
 	const { db, userId } = tree;
 	const node = await findNode(db, userId, input.nodeId);
 	if (!node) return notFound("node");
@@ -768,6 +777,17 @@ export async function trashNode(tree: Tree, input: { nodeId: string; by?: string
 	if (node.mountShareId !== null) return unmount(tree, node);
 	if (node.parentId === null) return fail("INVALID_REQUEST", "the root folder cannot be deleted");
 	if (node.trashedAt !== null) return ok({ node: toNode(node) });
+	// Checked here, in the user's queue, so nothing can land between the check and the trash.
+	if (input.ifMatch !== undefined && node.type === "file" && node.headVersionId !== input.ifMatch)
+		return fail("PRECONDITION_FAILED", "the file has another version now; the delete was based on an older one", [
+			{ node_id: node.id, head_version_id: node.headVersionId },
+		]);
+	if (input.ifEmpty === true && node.type === "folder") {
+		const child = await db.get<{ id: string }>(
+			sql`SELECT id FROM nodes WHERE user_id = ${userId} AND parent_id = ${node.id} AND trashed_at IS NULL LIMIT 1`,
+		);
+		if (child !== undefined) return fail("PRECONDITION_FAILED", "the folder is not empty", [{ reason: "not_empty" }]);
+	}
 	const now = new Date().toISOString();
 	const trashSubtree = db.run(sql`
 		WITH RECURSIVE subtree(id) AS (

@@ -199,7 +199,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Moves a node, and a folder's subtree, to the trash. */
-	async trashNode(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
+	async trashNode(input: ops.TrashInput): Promise<Result<NodeOutcome>> {
 		return this.#write((tree) => ops.trashNode(tree, input));
 	}
 

@@ -9,11 +9,12 @@
  */
 import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { isRetryableStatus, type DriveClient } from "../../client";
+import { isRetryableStatus, SourceChangedError, type DriveClient } from "../../client";
 import { DriveApiError } from "../../client";
 import { plan, type Action, type LocalItem, type Plan } from "../planner";
 
 type UploadAction = Extract<Action, { kind: "upload" }>;
+type DownloadAction = Extract<Action, { kind: "download" }>;
 import { STATE_DIR, type SyncState } from "../state";
 import { BATCH_LIMITS } from "../../client/batch";
 import { Executor, Refused, Skip, type EmitEvent } from "./execute";
@@ -38,7 +39,7 @@ export interface EngineOptions {
 	emit: EmitEvent;
 	/** Runs deletions the mass-delete guard held back. */
 	force?: boolean;
-	/** Small files go up in batches (`POST /v1/files/batch`); false sends each on its own. */
+	/** Small files move in batches (`POST /v1/files/batch`, `POST /v1/files/batch/content`); false moves each on its own. */
 	batch?: boolean;
 	/** Full rescans while watching, in ms (default 60 s): the watcher is a hint, the scan is the truth. */
 	rescanMs?: number;
@@ -80,6 +81,13 @@ async function pruneOlderThan(dir: string, days: number): Promise<void> {
 		const st = await stat(join(dir, name)).catch(() => null);
 		if (st !== null && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
 	}
+}
+
+/** The disk changed under an action (the source edited during its upload, a file or folder removed): a skip, not a failure. */
+function isLocalRace(err: unknown): boolean {
+	if (err instanceof SourceChangedError) return true;
+	const code = (err as NodeJS.ErrnoException | undefined)?.code;
+	return code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST";
 }
 
 /** Backoff of a refused action, by its attempts: 1 min, doubling to 1 h. */
@@ -231,15 +239,23 @@ export class SyncEngine {
 				emit({ event: "skipped", ...describe(a), reason: err.message });
 				return;
 			}
-			if (err instanceof Refused) {
-				const attempts = (this.#refused.get(key)?.attempts ?? 0) + 1;
-				const path = pathOf(a);
-				this.#refused.set(key, { attempts, until: Date.now() + refusalDelay(attempts), path });
-				state.reportProblem({ path, code: err.code, message: err.message, origin: "action" }, Date.now());
-				emit({ event: "problem", path, code: err.code, message: err.message });
+			if (isLocalRace(err)) {
+				// The file changed or went away under the action: the next scan sees what is there now.
+				emit({ event: "skipped", ...describe(a), reason: (err as Error).message });
 				return;
 			}
-			transient ??= err;
+			if (isTransient(err)) {
+				transient ??= err;
+				return;
+			}
+			// A refusal, or anything unexpected: this item waits with backoff; it never stops the others or the loop.
+			const code = err instanceof Refused ? err.code : ((err as NodeJS.ErrnoException).code ?? "ERROR");
+			const message = err instanceof Error ? err.message : String(err);
+			const attempts = (this.#refused.get(key)?.attempts ?? 0) + 1;
+			const path = pathOf(a);
+			this.#refused.set(key, { attempts, until: Date.now() + refusalDelay(attempts), path });
+			state.reportProblem({ path, code, message, origin: "action" }, Date.now());
+			emit({ event: "problem", path, code, message });
 		};
 		const one = async (a: Action): Promise<void> => {
 			if (transient !== undefined) return;
@@ -248,9 +264,10 @@ export class SyncEngine {
 				(err: unknown) => settle(a, err),
 			);
 		};
-		const batch = async (group: UploadAction[]): Promise<void> => {
+		const batch = async (kind: "upload" | "download", group: Action[]): Promise<void> => {
 			if (transient !== undefined) return;
-			const outcomes = await exec.uploadSmall(group);
+			const outcomes =
+				kind === "upload" ? await exec.uploadSmall(group as UploadAction[]) : await exec.downloadSmall(group as DownloadAction[]);
 			for (const [i, a] of group.entries()) {
 				const outcome = outcomes[i] ?? 0;
 				if (typeof outcome === "number") settle(a, null, outcome);
@@ -263,28 +280,29 @@ export class SyncEngine {
 			inFlight.add(p);
 			if (inFlight.size >= TRANSFERS) await Promise.race(inFlight);
 		};
-		// Small files go up many to a request; the group is sent when full or when anything else comes next.
-		let group: UploadAction[] = [];
-		let groupBytes = 0;
-		const flush = async (): Promise<void> => {
-			if (group.length === 0) return;
-			const sending = group;
-			group = [];
-			groupBytes = 0;
-			await start(batch(sending));
+		// Small files move many to a request; a group is sent when full or when anything else comes next.
+		const groups = { upload: { items: [] as Action[], bytes: 0 }, download: { items: [] as Action[], bytes: 0 } };
+		const flush = async (kind?: "upload" | "download"): Promise<void> => {
+			for (const k of kind === undefined ? (["upload", "download"] as const) : [kind]) {
+				const g = groups[k];
+				if (g.items.length === 0) continue;
+				const sending = g.items;
+				g.items = [];
+				g.bytes = 0;
+				await start(batch(k, sending));
+			}
 		};
 		for (const a of actions) {
 			if (transient !== undefined) break;
-			if (a.kind === "upload") {
-				const size = trees.local.get(a.path)?.size ?? Number.POSITIVE_INFINITY;
+			if (a.kind === "upload" || a.kind === "download") {
+				const size = (a.kind === "upload" ? trees.local.get(a.path)?.size : trees.remote.get(a.nodeId)?.size) ?? Number.POSITIVE_INFINITY;
 				if (this.#o.batch !== false && size <= BATCH_LIMITS.fileBytes) {
-					if (group.length === BATCH_FILES || groupBytes + size > BATCH_BYTES) await flush();
-					group.push(a);
-					groupBytes += size;
+					const g = groups[a.kind];
+					if (g.items.length === BATCH_FILES || g.bytes + size > BATCH_BYTES) await flush(a.kind);
+					g.items.push(a);
+					g.bytes += size;
 					continue;
 				}
-			}
-			if (a.kind === "upload" || a.kind === "download") {
 				await start(one(a));
 				continue;
 			}
@@ -305,13 +323,16 @@ export class SyncEngine {
 	async watch(signal: AbortSignal): Promise<void> {
 		const { emit } = this.#o;
 		const wake = new Wakeup();
+		// Ends the change channel with the loop, whether the caller stopped it or a fatal error did.
+		const life = new AbortController();
+		signal.addEventListener("abort", () => life.abort(), { once: true });
 		const disk = new DiskWatcher(this.#o.root, () => wake.set());
 		this.#watcher = disk;
 		const channel = new ChangeChannel(
 			this.#o.client,
 			() => this.#o.state.getMeta("cursor"),
 			() => wake.set(),
-			signal,
+			life.signal,
 		);
 		void channel.run();
 		const rescan = setInterval(() => wake.set(), this.#o.rescanMs ?? 60_000);
@@ -344,6 +365,7 @@ export class SyncEngine {
 				}
 			}
 		} finally {
+			life.abort();
 			clearInterval(rescan);
 			disk.close();
 			this.#watcher = null;
@@ -491,7 +513,17 @@ class ChangeChannel {
 				}
 			});
 			ws.addEventListener("close", finish);
-			ws.addEventListener("error", () => ws.close());
+			// close() from an error handler can raise another error while connecting: once is enough.
+			let closing = false;
+			ws.addEventListener("error", () => {
+				if (closing) return;
+				closing = true;
+				try {
+					ws.close();
+				} catch {
+					finish();
+				}
+			});
 		});
 	}
 

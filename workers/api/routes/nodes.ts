@@ -182,12 +182,22 @@ nodeRoutes.openapi(
 			params: IdParam,
 			query: z.object({
 				permanent: z.enum(["true", "false"]).default("false").openapi({ description: "Delete an item in the trash forever (extension)" }),
+				if_empty: z.enum(["true", "false"]).default("false").openapi({
+					description:
+						"Extension: trash a folder only while it has no live children, else 412 `PRECONDITION_FAILED` (`reason: not_empty`); a sync client deleting a folder it saw empty never takes along files another device added",
+				}),
+			}),
+			headers: z.object({
+				"if-match": z.string().max(200).optional().openapi({
+					description:
+						"Extension: trash a file only while this version is its head, else 412 `PRECONDITION_FAILED` with `details: [{node_id, head_version_id}]`; a delete based on an old version never takes along an edit it did not see",
+				}),
 			}),
 		},
 		responses: {
 			200: json(Node, "Trashed"),
 			204: { description: "Deleted forever" },
-			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RATE_LIMITED"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "PRECONDITION_FAILED", "RATE_LIMITED"),
 		},
 	}),
 	async (c) => {
@@ -201,8 +211,15 @@ nodeRoutes.openapi(
 			);
 			return c.body(null, 204);
 		}
+		const ifMatch = c.req.valid("header")["if-match"]?.replace(/^W\//, "").replace(/^"|"$/g, "");
+		const ifEmpty = c.req.valid("query").if_empty === "true";
 		const trashed = await ownThenShared(c.env, c.get("caller"), nodeId, "write", async (access) => {
-			const done = await hubFor(c.env, access.scope.userId).trashNode({ nodeId: access.nodeId, ...(access.by ? { by: access.by } : {}) });
+			const done = await hubFor(c.env, access.scope.userId).trashNode({
+				nodeId: access.nodeId,
+				...(access.by ? { by: access.by } : {}),
+				...(ifMatch !== undefined && { ifMatch }),
+				...(ifEmpty && { ifEmpty }),
+			});
 			return done.ok ? ok(asSeen(access, done.value.node)) : done;
 		});
 		return c.json(unwrap(trashed), 200);
