@@ -20,6 +20,7 @@ export {
 	type TokenProvider,
 } from "./http";
 export { BATCH_LIMITS, commitFiles, type BatchFile, type BatchOutcome } from "./batch";
+export { downloadFiles, type DownloadItem, type DownloadOutcome } from "./batch-download";
 export {
 	DeltaDownloadError,
 	downloadBlocks,

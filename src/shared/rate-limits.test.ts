@@ -27,6 +27,7 @@ describe("rateLimitClass", () => {
 		["GET", "/files/f1/blocks", "download"],
 		["GET", "/files/f1/blocks/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "download"],
 		["HEAD", "/files/f1/blocks/abc", "download"],
+		["POST", "/files/batch/content", "download"],
 		["POST", "/files/f1/blocks", "write"],
 		["GET", "/files/f1/blocks/abc/more", "read"],
 		["GET", "/nodes/n1/children", "read"],

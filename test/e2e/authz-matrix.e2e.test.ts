@@ -518,6 +518,15 @@ const drivers: Record<string, Driver> = {
 		const hash = listed.status === 200 ? (listed.body.blocks[0]?.hash ?? BLOCK_HASH) : BLOCK_HASH;
 		return { path: `${path}/${hash}${query}` };
 	},
+	"POST /v1/files/batch/content": async (t) => {
+		const node = need(t.node, "node");
+		// The version the target names, else the head as its owner lists it; ids that name nothing keep a random version.
+		const listed = await h.call<{ version_id: string }>(`/v1/files/${node}/blocks${t.version ? `?version_id=${t.version}` : ""}`, {
+			token: users.owner.token,
+		});
+		const version = listed.status === 200 ? listed.body.version_id : (t.version ?? newId("ver"));
+		return { method: "POST", path: "/v1/files/batch/content", json: { items: [{ file_id: node, version_id: version }] } };
+	},
 	"POST /v1/files/{id}/download-url": (t) => ({
 		method: "POST",
 		path: `/v1/files/${need(t.node, "node")}/download-url`,

@@ -68,3 +68,22 @@ export type BatchItemResult = z.infer<typeof BatchItemResult>;
 
 export const BatchResult = z.object({ results: z.array(BatchItemResult) }).openapi("BatchResult");
 export type BatchResult = z.infer<typeof BatchResult>;
+
+/** POST /v1/files/batch/content: the versions to download, in the order their frames come back. */
+export const BatchContentRequest = z
+	.object({
+		items: z
+			.array(
+				z.object({
+					file_id: NodeId.openapi({ description: "A file of your own tree" }),
+					version_id: VersionId.openapi({ description: "A version of that file (the head or an earlier one)" }),
+				}),
+			)
+			.min(1)
+			.max(MAX_BATCH_FILES),
+	})
+	.openapi("BatchContentRequest");
+export type BatchContentRequest = z.infer<typeof BatchContentRequest>;
+
+/** The media type of a batch download's answer: frames of a JSON line and the bytes it announces. */
+export const BATCH_CONTENT_TYPE = "application/vnd.drive.batch+octet-stream";

@@ -256,7 +256,7 @@ async function storeAll(env: Env, files: readonly Uint8Array[], written: string[
 }
 
 /** An item's refusal as its answer. */
-function refusal(error: Failure): BatchItemResult {
+export function refusal(error: Failure): BatchItemResult {
 	return {
 		error: { code: error.code, status: statusOf(error.code), message: error.message, ...(error.details ? { details: error.details } : {}) },
 	};

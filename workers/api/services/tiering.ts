@@ -13,6 +13,7 @@
  */
 import { sql } from "drizzle-orm";
 import { runBatch, type BatchQuery } from "../../../src/shared/db/batch";
+import { inList } from "../../../src/shared/db/lists";
 import { blockShardIndex, type ShardDb } from "../../../src/shared/db/shards";
 import { listedByOpenUpload } from "./gc";
 
@@ -45,6 +46,20 @@ export async function touchRead(db: ShardDb, version: { id: string; readMonth: n
 	const month = monthOf(now);
 	if (version.readMonth !== null && version.readMonth >= month) return;
 	await db.run(sql`UPDATE versions SET read_month = ${month} WHERE id = ${version.id} AND (read_month IS NULL OR read_month < ${month})`);
+}
+
+/** {@link touchRead} for many versions of one shard: one statement, whatever their count. */
+export async function touchReads(
+	db: ShardDb,
+	versions: readonly { id: string; readMonth: number | null }[],
+	now = Date.now(),
+): Promise<void> {
+	const month = monthOf(now);
+	const stale = versions.filter((v) => v.readMonth === null || v.readMonth < month).map((v) => v.id);
+	if (stale.length === 0) return;
+	await db.run(
+		sql`UPDATE versions SET read_month = ${month} WHERE ${inList(sql`id`, stale)} AND (read_month IS NULL OR read_month < ${month})`,
+	);
 }
 
 /** What a scan of one page did to tiers. */
