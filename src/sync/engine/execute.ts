@@ -13,11 +13,12 @@ import { lstat, mkdir, rename, rmdir, unlink, link, rm, open, readFile } from "n
 import { dirname, join } from "node:path";
 import { DriveApiError, isRetryableStatus, type DriveClient } from "../../client";
 import { commitFiles, type BatchFile, type BatchOutcome } from "../../client/batch";
+import { downloadFiles, type DownloadOutcome } from "../../client/batch-download";
 import type { CommitResult, Node } from "../../shared/schemas/nodes";
 import type { Action, Expected, RemoteItem, SyncedItem } from "../planner";
 import { STATE_DIR, type SyncState } from "../state";
 import { fileIdOf, hashFile, type ScannedItem } from "./scan";
-import { downloadVerified, uploadTracked } from "./transfer";
+import { downloadVerified, tmpPathOf, uploadTracked } from "./transfer";
 
 /** An action whose precondition no longer holds; nothing was changed, and the next plan decides again. */
 export class Skip extends Error {
@@ -56,6 +57,7 @@ export interface ExecContext {
 }
 
 type UploadAction = Extract<Action, { kind: "upload" }>;
+type DownloadAction = Extract<Action, { kind: "download" }>;
 
 const parentOf = (path: string): string => (path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "");
 const baseOf = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
@@ -310,12 +312,21 @@ export class Executor {
 		this.#moveSynced(a.nodeId, a.to);
 	}
 
+	/**
+	 * Trashes the node on the server only if it is as S last saw it: a file
+	 * at its synced version, a folder empty. An edit or a new file from
+	 * another device meanwhile answers 412, and the next plan brings it down
+	 * instead of deleting it unseen.
+	 */
 	async #deleteRemote(a: Extract<Action, { kind: "delete_remote" }>): Promise<void> {
+		const s = this.ctx.synced.get(a.nodeId);
+		const headers: Record<string, string> = s?.type === "file" && s.versionId !== null ? { "If-Match": `"${s.versionId}"` } : {};
+		const query = s?.type === "folder" ? { if_empty: "true" } : {};
 		try {
-			await this.#api(() => this.ctx.client.send("DELETE", `/v1/nodes/${encodeURIComponent(a.nodeId)}`));
+			await this.ctx.client.send("DELETE", `/v1/nodes/${encodeURIComponent(a.nodeId)}`, { headers, query });
 		} catch (err) {
-			// Already gone on the server: the goal of the action holds.
-			if (!(err instanceof Skip)) throw err;
+			// Already gone on the server: the goal of the action holds. Anything else is the action's outcome.
+			if (!(err instanceof DriveApiError && err.status === 404)) throw this.#outcomeOf(err);
 		}
 		this.#dropSynced(a.nodeId);
 	}
@@ -333,7 +344,7 @@ export class Executor {
 		this.#setSynced({ nodeId: a.nodeId, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: fileIdOf(st) });
 	}
 
-	async #download(a: Extract<Action, { kind: "download" }>): Promise<number> {
+	async #download(a: DownloadAction): Promise<number> {
 		const r = this.ctx.remote.get(a.nodeId);
 		if (r === undefined || a.versionId === null || a.contentHash === null) throw new Skip(`${a.nodeId} is not a file on the server`);
 		const s = this.ctx.synced.get(a.nodeId);
@@ -352,12 +363,23 @@ export class Executor {
 				onBytes: progressOf(this.ctx.emit, "download", a.path),
 			}),
 		);
+		await this.#place(a, tmp);
+		return received;
+	}
+
+	/**
+	 * Puts a verified, fsynced temporary file at the action's path: by link(2)
+	 * when nothing is expected there (it fails if the user created something
+	 * meanwhile; rename(2) would replace it), else by rename(2) after
+	 * re-checking that the local copy is still the synced one. Then S.
+	 */
+	async #place(a: DownloadAction, tmp: string): Promise<void> {
 		const abs = this.#abs(a.path);
 		if (a.expect === null) {
-			// link(2) fails if the user created something at the path meanwhile; rename(2) would replace it.
 			try {
 				await link(tmp, abs);
 			} catch (err) {
+				await rm(tmp, { force: true });
 				if (["EEXIST", "ENOENT", "ENOTDIR"].includes(errno(err) ?? "")) throw new Skip(`"${a.path}" is taken or has no folder`);
 				throw err;
 			}
@@ -380,7 +402,52 @@ export class Executor {
 			size: Number(st.size),
 			fileId: fileIdOf(st),
 		});
-		return received;
+	}
+
+	/**
+	 * Downloads small files in one request (`POST /v1/files/batch/content`),
+	 * each verified against its SHA-256 and placed like any download. A file
+	 * the batch cannot serve (in a shared folder, too large) is downloaded on
+	 * its own.
+	 * @returns per action: the bytes received when it landed, else its Skip, Refused or transient error.
+	 */
+	async downloadSmall(actions: DownloadAction[]): Promise<(Error | number)[]> {
+		const out: (Error | number)[] = actions.map(() => 0);
+		let outcomes: DownloadOutcome[];
+		try {
+			outcomes = await downloadFiles(
+				this.ctx.client,
+				actions.map((a) => ({ fileId: a.nodeId, versionId: a.versionId as string })),
+			);
+		} catch (err) {
+			return actions.map(() => this.#outcomeOf(err) as Error);
+		}
+		await mkdir(join(this.ctx.root, STATE_DIR, "tmp"), { recursive: true });
+		for (const [i, a] of actions.entries()) {
+			const outcome = outcomes[i] as DownloadOutcome;
+			try {
+				if (!outcome.ok) {
+					// Not servable in a batch (a shared folder, too large, the batch full): on its own.
+					if (outcome.error.status === 404 || outcome.error.status === 400) out[i] = await this.#download(a);
+					else out[i] = this.#outcomeOf(outcome.error) as Error;
+					continue;
+				}
+				if (outcome.sha256 !== a.contentHash) throw new Skip(`${a.nodeId} has another version on the server now`);
+				const tmp = tmpPathOf(this.ctx.root, a.nodeId, a.versionId as string);
+				const fh = await open(tmp, "w", 0o600);
+				try {
+					await fh.writeFile(outcome.bytes);
+					await fh.sync();
+				} finally {
+					await fh.close();
+				}
+				await this.#place(a, tmp);
+				out[i] = outcome.bytes.byteLength;
+			} catch (err) {
+				out[i] = err instanceof Skip || err instanceof Refused ? err : (this.#outcomeOf(err) as Error);
+			}
+		}
+		return out;
 	}
 
 	async #moveLocal(a: Extract<Action, { kind: "move_local" }>): Promise<void> {
