@@ -3,19 +3,38 @@
  * CLI (bin/drive.mjs, which bundles src/cli) as a child process with a
  * config directory of its own, and reads its stdout, stderr and exit code.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { HANG_GUARD_MS, PASSWORD, type CommitResult, type Node, type TestUser } from "../support/harness";
-import { runDrive, type Run } from "../support/drive-cli";
 import { generate, stackHarness } from "../support/stack";
 
 const h = stackHarness();
+const BIN = join(import.meta.dirname, "../../bin/drive.mjs");
 
-/** Runs `drive args` with its own config directory against the stack; `input` goes to stdin. */
+interface Run {
+	code: number;
+	stdout: string;
+	stderr: string;
+}
+
+/** Runs `drive args` with its own config directory; `input` goes to stdin. */
 function drive(config: string, args: string[], input = "", env: Record<string, string> = {}): Promise<Run> {
-	return runDrive(config, args, input, { DRIVE_SERVER: inject("baseUrl"), ...env });
+	return new Promise((resolve, reject) => {
+		const child = spawn(process.execPath, [BIN, ...args], {
+			env: { ...process.env, DRIVE_CONFIG_DIR: config, DRIVE_SERVER: inject("baseUrl"), ...env },
+			stdio: ["pipe", "pipe", "pipe"],
+		});
+		let stdout = "";
+		let stderr = "";
+		child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+		child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+		child.on("error", reject);
+		child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+		child.stdin.end(input);
+	});
 }
 
 /** Runs `drive args --json`, expects exit 0 and parses stdout. */

@@ -25,7 +25,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { DriveApiError, DriveClient, uploadFile } from "../../src/client";
-import { BIN } from "./drive-cli";
+import { BIN } from "./cli";
 import type { CommitResult, Harness, Node, TestUser } from "./harness";
 import type { Op } from "./sync-script";
 
