@@ -18,6 +18,7 @@ import { CliError, EXIT, EXIT_HELP, formatBytes, type Output } from "./output";
 import { Progress, progressMode } from "./progress";
 import { childNamed, listAll, children, isNodeId, parentAndName, pathParts, resolve, resolveFolder } from "./remote";
 import { notSignedIn, Tokens } from "./tokens";
+import { registerSyncCommands } from "./sync";
 import { getFile, putFile } from "./transfers";
 
 const DEFAULT_SERVER = "http://127.0.0.1:8787";
@@ -461,6 +462,8 @@ Remote paths start at your root (/Docs/a.txt); a node id (nod_...) works whereve
 			await client.send("DELETE", `/v1/links/${encodeURIComponent(linkId)}`);
 			out.result({ revoked: linkId }, () => `revoked ${linkId}`);
 		});
+
+	registerSyncCommands(program, { out, signedIn, common });
 
 	return program;
 }

@@ -1,5 +1,7 @@
 /// <reference types="node" />
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import type * as Sqlite from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -31,7 +33,7 @@ describe("sync state database", () => {
 		expect(() => open(root, false)).toThrow(/not a synced folder/);
 		open(root);
 		expect(existsSync(join(root, ".drive", "state.db"))).toBe(true);
-		expect(SCHEMA_VERSION).toBe(1);
+		expect(SCHEMA_VERSION).toBe(2);
 	});
 
 	it("keeps the three trees, meta, transfers and problems across a reopen", () => {
@@ -59,7 +61,7 @@ describe("sync state database", () => {
 		expect(b.local().get("a.txt")?.fileId).toBe("18446744073709551615");
 		expect(b.synced().get("n1")?.path).toBe("a.txt");
 		expect(b.transfers()).toMatchObject([{ id, uploadId: "u1", bytesDone: 2, baseVersion: "v1" }]);
-		expect(b.problems()).toEqual([{ path: "CON", code: "invalid_name", message: "still reserved", since: 5 }]);
+		expect(b.problems()).toEqual([{ path: "CON", code: "invalid_name", message: "still reserved", since: 5, origin: "plan" }]);
 		b.finishTransfer(id);
 		b.clearProblem("CON");
 		b.deleteRemote(["n1"]);
@@ -88,5 +90,41 @@ describe("sync state database", () => {
 			{ nodeId: "n2", path: "a", type: "file", versionId: "v2", contentHash: "h2", size: 1, fileId: "2" },
 		]);
 		expect(s.synced().size).toBe(2);
+	});
+
+	const item = (nodeId: string, parentId: string | null) =>
+		({ nodeId, parentId, name: nodeId, type: "folder", versionId: null, contentHash: null, size: 0 }) as const;
+
+	it("swaps in a whole listing with its cursor, and applies a journal page with its cursor, each in one transaction", () => {
+		const s = open(freshRoot());
+		s.putRemote([item("stale", "root")]);
+		s.replaceRemote([item("root", null), item("a", "root")], "c5");
+		expect([[...s.remote().keys()].sort(), s.getMeta("cursor")]).toEqual([["a", "root"], "c5"]);
+		s.applyPage([item("b", "a")], ["a"], "c6");
+		expect([[...s.remote().keys()].sort(), s.getMeta("cursor")]).toEqual([["b", "root"], "c6"]);
+	});
+
+	it("replaces the plan's problems as a set and leaves failed actions' problems alone", () => {
+		const s = open(freshRoot());
+		s.replaceProblems("plan", [{ path: "CON", code: "invalid_name", message: "reserved" }], 1);
+		s.reportProblem({ path: "big.bin", code: "QUOTA_EXCEEDED", message: "full", origin: "action" }, 2);
+		s.replaceProblems("plan", [{ path: "a|b", code: "invalid_name", message: "bar" }], 3);
+		expect(s.problems().map((p) => [p.path, p.origin])).toEqual([
+			["a|b", "plan"],
+			["big.bin", "action"],
+		]);
+	});
+
+	it("upgrades a schema 1 database in place", () => {
+		const root = freshRoot();
+		mkdirSync(join(root, ".drive"));
+		const { DatabaseSync } = createRequire(import.meta.url)("node:sqlite") as typeof Sqlite;
+		const db = new DatabaseSync(join(root, ".drive", "state.db"));
+		db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
+		db.exec("CREATE TABLE problem (path TEXT PRIMARY KEY, code TEXT NOT NULL, message TEXT NOT NULL, since INTEGER NOT NULL);");
+		db.exec("INSERT INTO problem VALUES ('CON', 'invalid_name', 'reserved', 1); PRAGMA user_version = 1;");
+		db.close();
+		const s = open(root, false);
+		expect(s.problems()).toEqual([{ path: "CON", code: "invalid_name", message: "reserved", since: 1, origin: "plan" }]);
 	});
 });

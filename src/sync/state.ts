@@ -16,10 +16,25 @@ import type { LocalItem, NodeType, RemoteItem, SyncedItem } from "./planner";
 export const STATE_DIR = ".drive";
 
 /** Bumped with every schema change; `openState` refuses a database from a newer client. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
-/** Keys of the meta table. */
-export type MetaKey = "server" | "user_id" | "remote_root_id" | "cursor" | "device_id";
+/**
+ * Keys of the meta table: the link (server, account, remote folder, the root's
+ * device number), the journal cursor, and what a running engine reports to
+ * `drive status` (its pid, state, last idle time, held deletions).
+ */
+export type MetaKey =
+	| "server"
+	| "user_id"
+	| "remote_root_id"
+	| "cursor"
+	| "device_id"
+	| "device_name"
+	| "root_dev"
+	| "engine_pid"
+	| "engine_state"
+	| "last_idle_at"
+	| "held";
 
 export type TransferKind = "upload" | "download";
 
@@ -41,13 +56,20 @@ export interface Transfer {
 	lastError: string | null;
 }
 
-/** An item that cannot be synced, shown by `drive status`, retried only when it changes. */
+/**
+ * An item that cannot be synced, shown by `drive status`. `plan` problems
+ * (names the server refuses, symlinks) come back with every plan until the
+ * item changes; `action` problems are failed actions, retried with backoff.
+ */
 export interface Problem {
 	path: string;
 	code: string;
 	message: string;
 	since: number;
+	origin: ProblemOrigin;
 }
+
+export type ProblemOrigin = "plan" | "action";
 
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,8 +93,15 @@ CREATE TABLE transfer (
 	upload_id TEXT, tmp_path TEXT, bytes_done INTEGER NOT NULL DEFAULT 0, sig TEXT,
 	attempts INTEGER NOT NULL DEFAULT 0, next_try_at INTEGER NOT NULL DEFAULT 0, last_error TEXT
 );
-CREATE TABLE problem (path TEXT PRIMARY KEY, code TEXT NOT NULL, message TEXT NOT NULL, since INTEGER NOT NULL);
+CREATE TABLE problem (
+	path TEXT PRIMARY KEY, code TEXT NOT NULL, message TEXT NOT NULL, since INTEGER NOT NULL, origin TEXT NOT NULL DEFAULT 'plan'
+);
 `;
+
+/** Forward-only upgrades: `UPGRADES[n]` takes schema n to n + 1. */
+const UPGRADES: Record<number, string> = {
+	1: "ALTER TABLE problem ADD COLUMN origin TEXT NOT NULL DEFAULT 'plan';",
+};
 
 // node:sqlite prints "ExperimentalWarning: SQLite is an experimental feature" on
 // first load (https://nodejs.org/api/sqlite.html, stability 1.1); silence that one
@@ -162,6 +191,28 @@ export class SyncState {
 		this.#db.exec("DELETE FROM remote");
 	}
 
+	/**
+	 * R: a whole new listing and the cursor it is valid from, in one
+	 * transaction, so that a crash never leaves a half-listed R (which would
+	 * read as "deleted remotely" for everything not yet listed).
+	 */
+	replaceRemote(items: Iterable<RemoteItem>, cursor: string): void {
+		this.transaction(() => {
+			this.clearRemote();
+			this.putRemote(items);
+			this.setMeta("cursor", cursor);
+		});
+	}
+
+	/** R: one page of the journal (nodes as they now are, nodes that left) and the cursor after it, in one transaction. */
+	applyPage(upserts: Iterable<RemoteItem>, removals: Iterable<string>, cursor: string): void {
+		this.transaction(() => {
+			this.putRemote(upserts);
+			this.deleteRemote(removals);
+			this.setMeta("cursor", cursor);
+		});
+	}
+
 	remote(): Map<string, RemoteItem> {
 		const out = new Map<string, RemoteItem>();
 		for (const row of this.#db.prepare("SELECT * FROM remote").all()) {
@@ -194,8 +245,17 @@ export class SyncState {
 		this.#deleteRows("local", paths);
 	}
 
-	local(): Map<string, LocalItem> {
-		const out = new Map<string, LocalItem>();
+	/** L: a whole scan replaces the previous one. */
+	replaceLocal(items: Iterable<LocalItem & { dev?: string | null; mtimeNs?: string | null }>): void {
+		this.transaction(() => {
+			this.#db.exec("DELETE FROM local");
+			this.putLocal(items);
+		});
+	}
+
+	/** L with the stat fingerprint the scanner compares against, by path. */
+	localStats(): Map<string, LocalItem & { dev: string | null; mtimeNs: string | null }> {
+		const out = new Map<string, LocalItem & { dev: string | null; mtimeNs: string | null }>();
 		for (const row of this.#db.prepare("SELECT * FROM local").all()) {
 			out.set(String(row.path), {
 				path: String(row.path),
@@ -203,9 +263,15 @@ export class SyncState {
 				contentHash: str(row.content_hash),
 				size: num(row.size),
 				fileId: str(row.ino),
+				dev: str(row.dev),
+				mtimeNs: str(row.mtime_ns),
 			});
 		}
 		return out;
+	}
+
+	local(): Map<string, LocalItem> {
+		return this.localStats();
 	}
 
 	/** S: the merge base of one node, written when both sides are known equal. */
@@ -295,12 +361,25 @@ export class SyncState {
 	}
 
 	/** Reports an item that cannot sync; an existing report keeps its `since`. */
-	reportProblem(p: Omit<Problem, "since">, now: number): void {
+	reportProblem(p: Omit<Problem, "since" | "origin"> & { origin?: ProblemOrigin }, now: number): void {
 		this.#db
 			.prepare(
-				"INSERT INTO problem (path, code, message, since) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET code = excluded.code, message = excluded.message",
+				`INSERT INTO problem (path, code, message, since, origin) VALUES (?, ?, ?, ?, ?)
+				 ON CONFLICT (path) DO UPDATE SET code = excluded.code, message = excluded.message, origin = excluded.origin`,
 			)
-			.run(p.path, p.code, p.message, now);
+			.run(p.path, p.code, p.message, now, p.origin ?? "plan");
+	}
+
+	/** Replaces every problem of `origin` with `list` (reports still present keep their `since`). */
+	replaceProblems(origin: ProblemOrigin, list: Iterable<Omit<Problem, "since" | "origin">>, now: number): void {
+		this.transaction(() => {
+			const keep = new Set<string>();
+			for (const p of list) {
+				keep.add(p.path);
+				this.reportProblem({ ...p, origin }, now);
+			}
+			for (const p of this.problems()) if (p.origin === origin && !keep.has(p.path)) this.clearProblem(p.path);
+		});
 	}
 
 	clearProblem(path: string): void {
@@ -311,7 +390,13 @@ export class SyncState {
 		return this.#db
 			.prepare("SELECT * FROM problem ORDER BY path")
 			.all()
-			.map((row: Row) => ({ path: String(row.path), code: String(row.code), message: String(row.message), since: num(row.since) }));
+			.map((row: Row) => ({
+				path: String(row.path),
+				code: String(row.code),
+				message: String(row.message),
+				since: num(row.since),
+				origin: (row.origin === "action" ? "action" : "plan") as ProblemOrigin,
+			}));
 	}
 }
 
@@ -345,5 +430,12 @@ export function openState(root: string, options: { create: boolean }): SyncState
 		});
 		return state;
 	}
-	return new SyncState(db);
+	const state = new SyncState(db);
+	for (let v = version; v < SCHEMA_VERSION; v++) {
+		state.transaction(() => {
+			db.exec(UPGRADES[v] as string);
+			db.exec(`PRAGMA user_version = ${v + 1}`);
+		});
+	}
+	return state;
 }

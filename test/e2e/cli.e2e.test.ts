@@ -3,57 +3,14 @@
  * CLI (bin/drive.mjs, which bundles src/cli) as a child process with a
  * config directory of its own, and reads its stdout, stderr and exit code.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { HANG_GUARD_MS, PASSWORD, type CommitResult, type Node, type TestUser } from "../support/harness";
+import { drive, envelope, freshDir, json } from "../support/cli";
 import { generate, stackHarness } from "../support/stack";
 
 const h = stackHarness();
-const BIN = join(import.meta.dirname, "../../bin/drive.mjs");
-
-interface Run {
-	code: number;
-	stdout: string;
-	stderr: string;
-}
-
-/** Runs `drive args` with its own config directory; `input` goes to stdin. */
-function drive(config: string, args: string[], input = "", env: Record<string, string> = {}): Promise<Run> {
-	return new Promise((resolve, reject) => {
-		const child = spawn(process.execPath, [BIN, ...args], {
-			env: { ...process.env, DRIVE_CONFIG_DIR: config, DRIVE_SERVER: inject("baseUrl"), ...env },
-			stdio: ["pipe", "pipe", "pipe"],
-		});
-		let stdout = "";
-		let stderr = "";
-		child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-		child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-		child.on("error", reject);
-		child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-		child.stdin.end(input);
-	});
-}
-
-/** Runs `drive args --json`, expects exit 0 and parses stdout. */
-async function json<T>(config: string, args: string[], input = ""): Promise<T> {
-	const run = await drive(config, [...args, "--json"], input);
-	expect(run.code, run.stderr).toBe(0);
-	return JSON.parse(run.stdout) as T;
-}
-
-/** The error envelope `--json` prints on stderr (its last line). */
-function envelope(run: Run): { error: { code: string; message: string } } {
-	const lines = run.stderr.trim().split("\n");
-	return JSON.parse(lines[lines.length - 1] ?? "") as { error: { code: string; message: string } };
-}
-
-function freshDir(tag: string): string {
-	return mkdtempSync(join(tmpdir(), `drive-cli-${tag}-`));
-}
-
 /** A new account, signed in with the CLI in a config directory of its own. */
 async function signedInUser(): Promise<{ user: TestUser; config: string; work: string }> {
 	const user = await h.signup("cli test");
