@@ -30,7 +30,7 @@
  * Knobs: SYNC_SEEDS (default 20) seeds of SYNC_OPS (default 12) ops each,
  * SYNC_PARALLEL (default 3) seeds at a time; SYNC_SEED=<n> runs seed n only
  * (the failure message prints the seed, this command and the op script with
- * what each op did); SYNC_QUIESCE_MS (default 120000) is the hang guard of a
+ * what each op did); SYNC_VERBOSE=1 prints each script and what it did; SYNC_QUIESCE_MS (default 120000) is the hang guard of a
  * wait for quiescence. A soak: SYNC_SEEDS=100 SYNC_OPS=200.
  * The seed fixes the script, not the timing of its run.
  */
@@ -176,6 +176,8 @@ class World {
 		for (const op of step) if (op.w === "api") results.push([op, await this.api.apply(op, contents.get(op.i)), contents.get(op.i)]);
 		for (const [op, outcome, content] of results) {
 			this.outcome.set(op.i, outcome);
+			for (const child of Object.values(this.children))
+				child.note(`#${op.i} ${op.w} ${op.t} ${op.t === "move" ? `${op.from} -> ${op.to}` : op.path}: ${outcome}`);
 			if (outcome !== "ok") continue;
 			const order = this.#order++;
 			this.applied.push({ op, window: this.window, order });
@@ -187,7 +189,10 @@ class World {
 	/** Runs a script's batches, with its faults; waits for quiescence where the script says. */
 	async run(script: Script): Promise<void> {
 		for (const [n, batch] of script.batches.entries()) {
-			if (batch.drop) await this.proxy.drop();
+			if (batch.drop) {
+				await this.proxy.drop();
+				for (const child of Object.values(this.children)) child.note("proxy dropped");
+			}
 			const dropMarks = { A: this.children.A.events.length, B: this.children.B.events.length };
 			for (const step of batch.steps) {
 				const marks = { A: this.children.A.events.length, B: this.children.B.events.length };
@@ -199,6 +204,7 @@ class World {
 			if (batch.drop) {
 				await this.outage(dropMarks);
 				await this.proxy.restore();
+				for (const child of Object.values(this.children)) child.note("proxy restored");
 			}
 			if (batch.quiesce) {
 				await this.quiescence(`after batch ${n}`);
@@ -217,6 +223,7 @@ class World {
 			from,
 		);
 		await child.kill("SIGKILL");
+		child.note(`SIGKILL during the upload of ${op.path}`);
 		this.outcome.set(op.i, "ok, uploader killed mid-upload");
 		child.start();
 	}
@@ -265,6 +272,12 @@ class World {
 			}
 			await Promise.race(who.map((name) => this.children[name].changed(500)));
 		}
+	}
+
+	/** What the run did, in numbers. */
+	summary(): string {
+		const events = (name: Local) => this.children[name].history.filter((l) => l.includes('"event":"action"')).length;
+		return `applied ${this.applied.length} ops, ${this.written.length} writes; actions: A ${events("A")}, B ${events("B")}; proxy connections ${this.proxy.accepted}; starts: A ${this.children.A.starts}, B ${this.children.B.starts}`;
 	}
 
 	/** `drive status --json` of a client's folder. */
@@ -373,6 +386,7 @@ async function inWorld(seed: number, script: Script, work: (world: World) => Pro
 	const world = await World.create(seed);
 	try {
 		await work(world);
+		if (process.env.SYNC_VERBOSE === "1") console.log(`${formatScript(script, world.outcome)}\n${world.summary()}`);
 	} catch (err) {
 		const message = err instanceof Error ? err.message : String(err);
 		throw new Error(

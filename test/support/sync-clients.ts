@@ -36,7 +36,7 @@ export interface SyncEvent {
 }
 
 /** Events that say what a sync round is doing; the last of them tells whether the client is idle. */
-const ROUND_EVENTS = new Set(["started", "action", "progress", "problem", "idle", "error"]);
+const ROUND_EVENTS = new Set(["started", "plan", "action", "progress", "problem", "idle", "error"]);
 
 /**
  * A `drive sync <dir> <remote> --init --watch --json` child. {@link events}
@@ -52,6 +52,7 @@ export class SyncChild {
 	#waiters: (() => void)[] = [];
 	/** Processes started so far. */
 	starts = 0;
+	readonly #born = Date.now();
 
 	constructor(
 		readonly name: string,
@@ -109,8 +110,14 @@ export class SyncChild {
 		this.#wake();
 	}
 
+	/** Adds a line of the test's own (an op it applied, a fault) to the history, to read beside the client's. */
+	note(line: string): void {
+		this.#remember(`test: ${line}`);
+	}
+
 	#remember(line: string): void {
-		this.history.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
+		const at = `+${((Date.now() - this.#born) / 1000).toFixed(1)}s `;
+		this.history.push(at + (line.length > 400 ? `${line.slice(0, 400)}…` : line));
 		if (this.history.length > 4000) this.history.splice(0, 1000);
 	}
 
