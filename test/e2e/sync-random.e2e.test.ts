@@ -34,7 +34,7 @@
  * wait for quiescence. A soak: SYNC_SEEDS=100 SYNC_OPS=200.
  * The seed fixes the script, not the timing of its run.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
@@ -226,6 +226,8 @@ class World {
 		child.note(`SIGKILL during the upload of ${op.path}`);
 		this.outcome.set(op.i, "ok, uploader killed mid-upload");
 		child.start();
+		// Linked again before the script goes on, so a later proxy drop never lands in its start-up (the offline start has a test of its own).
+		await child.waitFor(`${child.name} to start again`, (e) => e.event === "started", QUIESCE_MS);
 	}
 
 	/** The length of the outage: until both clients reported an error since the drop, at most {@link OUTAGE_MS}. */
@@ -536,6 +538,27 @@ describe("a client that was stopped", () => {
 function seqOf(cursor: string): number | null {
 	return decodeJournalCursor(cursor)?.seq ?? null;
 }
+
+describe("a client started while the server cannot be reached", () => {
+	it("keeps trying, and syncs what changed meanwhile once the server is back", async () => {
+		const seed = 2000;
+		const script: Script = { seed, batches: [], killAt: null, alive: [] };
+		await inWorld(seed, script, async (world) => {
+			await world.proxy.refuse();
+			world.children.A.note("proxy refusing");
+			const data = generate(5000, "offline start");
+			writeFileSync(join(world.children.A.dir, "written offline.txt"), data);
+			world.children.A.start();
+			// The outage lasts for more tries than one request's retries (DriveClient: 5), or until A exits (which the wait below reports).
+			await eventuallyTrue("A to try a dozen times", () => world.proxy.refused >= 12 || !world.children.A.running);
+			await world.proxy.restore();
+			world.children.A.note("proxy restored");
+			const remote = await world.quiescence("after the outage", ["A"]);
+			expect(remote.get("written offline.txt")).toBe(`file ${sha256Of(data)}`);
+			expect((await world.children.A.kill("SIGTERM")).code).toBe(0);
+		});
+	});
+});
 
 /** Waits until `check()` holds, polling; fails after the hang guard. */
 async function eventuallyTrue(what: string, check: () => boolean): Promise<void> {

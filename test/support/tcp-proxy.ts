@@ -2,8 +2,9 @@
 /**
  * A loopback TCP proxy in front of the local stack, so a test can cut a
  * client off the network: {@link TcpProxy.drop} resets every connection and
- * closes the listening socket (new connections are refused), and
- * {@link TcpProxy.restore} listens again on the same port.
+ * closes the listening socket (new connections are refused),
+ * {@link TcpProxy.refuse} resets them and each new one, and
+ * {@link TcpProxy.restore} forwards again on the same port.
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -16,6 +17,9 @@ export class TcpProxy {
 	accepted = 0;
 	/** Bytes forwarded from clients to the stack so far. */
 	bytesUp = 0;
+	/** Connections reset at once while {@link refuse} is on. */
+	refused = 0;
+	#refusing = false;
 
 	private constructor(target: { host: string; port: number }) {
 		this.#target = target;
@@ -48,8 +52,20 @@ export class TcpProxy {
 		if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
 	}
 
-	/** Listens again on the same port. */
+	/**
+	 * Like {@link drop}, but keeps listening and resets each new connection
+	 * as it arrives, counting it in {@link refused}: a test can wait for a
+	 * number of tries instead of for a time.
+	 */
+	async refuse(): Promise<void> {
+		await this.drop();
+		this.#refusing = true;
+		await this.#listen(this.#port);
+	}
+
+	/** Listens again on the same port, forwarding. */
 	async restore(): Promise<void> {
+		this.#refusing = false;
 		if (this.#server !== null) return;
 		await this.#listen(this.#port);
 	}
@@ -73,6 +89,12 @@ export class TcpProxy {
 	}
 
 	#pipe(client: Socket): void {
+		if (this.#refusing) {
+			this.refused++;
+			client.on("error", () => undefined);
+			client.resetAndDestroy();
+			return;
+		}
 		this.accepted++;
 		const upstream = createConnection({ host: this.#target.host, port: this.#target.port, noDelay: true });
 		for (const socket of [client, upstream]) {
