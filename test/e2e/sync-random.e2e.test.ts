@@ -62,7 +62,7 @@ const OPS = Number(process.env.SYNC_OPS ?? 12);
 const PARALLEL = Number(process.env.SYNC_PARALLEL ?? 3);
 const QUIESCE_MS = Number(process.env.SYNC_QUIESCE_MS ?? 120_000);
 /** How long the proxy stays down at most; it comes back sooner once both clients reported the outage. */
-const OUTAGE_MS = 3_000;
+const OUTAGE_MS = 2_000;
 const REMOTE = "/Sync";
 
 function range(n: number): number[] {
@@ -304,6 +304,10 @@ class World {
 	 * 2. The last applied write of every file the script leaves alive is the
 	 *    head of a live file (its own or a conflicted copy), unless a delete
 	 *    that may have reached it (see Op.affects) was applied after it.
+	 * 3. Edit against delete: when A and B edit and delete one file in the
+	 *    same tick, the deleting client never saw the edit, so the edit wins
+	 *    (ADR 0009, sync-contract): its content is the head of a live file,
+	 *    unless a folder that held the file was deleted later.
 	 */
 	async checkNothingLost(script: Script, remote: Tree): Promise<void> {
 		const heads = new Set([...remote.values()].filter((v) => v.startsWith("file ")).map((v) => v.slice(5)));
@@ -360,7 +364,24 @@ class World {
 					`#${last.op.i} ${last.op.w} ${last.op.t} ${last.op.path} (${last.hash.slice(0, 8)}): the file's last write is no head`,
 				);
 		}
+		const deletedOverEdits: string[] = [];
+		for (const step of script.batches.flatMap((b) => b.steps)) {
+			const edit = step.find((op) => op.t === "edit");
+			const del = step.find((op) => op.t === "delete");
+			if (edit === undefined || del === undefined || del.t !== "delete" || edit.w === "api" || del.w === "api") continue;
+			const written = this.written.find((w) => w.op.i === edit.i);
+			const deleted = this.applied.find((a) => a.op.i === del.i);
+			if (written === undefined || deleted === undefined || heads.has(written.hash)) continue;
+			const folderDeletedLater = this.applied.some(
+				(a) => a.order > deleted.order && a.op.t === "delete" && del.ancestors.includes(a.op.node),
+			);
+			if (!folderDeletedLater)
+				deletedOverEdits.push(
+					`#${edit.i} ${edit.w} edit ${edit.path} (${written.hash.slice(0, 8)}) against #${del.i} ${del.w} delete: the edit is no head`,
+				);
+		}
 		expect(lost, "contents lost").toEqual([]);
+		expect(deletedOverEdits, "edits lost to a delete that never saw them").toEqual([]);
 		expect(notHead, "last writes that are no head").toEqual([]);
 	}
 
@@ -388,7 +409,10 @@ async function inWorld(seed: number, script: Script, work: (world: World) => Pro
 	const world = await World.create(seed);
 	try {
 		await work(world);
-		if (process.env.SYNC_VERBOSE === "1") console.log(`${formatScript(script, world.outcome)}\n${world.summary()}`);
+		if (process.env.SYNC_VERBOSE === "1")
+			console.log(
+				`${formatScript(script, world.outcome)}\n${world.summary()}\n--- A:\n${world.children.A.tail(400)}\n--- B:\n${world.children.B.tail(400)}`,
+			);
 	} catch (err) {
 		const message = err instanceof Error ? err.message : String(err);
 		throw new Error(

@@ -42,6 +42,8 @@ export type Op =
 			node: number;
 			/** The files this delete may take with it: those under it now, and those moved out from under it in this window (a stale writer still sees them there). */
 			affects: number[];
+			/** The node's folders, up to the root, when it was deleted. */
+			ancestors: number[];
 	  });
 
 /** Ops applied in the same tick (a concurrent edit, an edit against a delete), or a single op. */
@@ -352,7 +354,8 @@ export function generateScript(options: ScriptOptions): Script {
 		if (victims.length === 0) return undefined;
 		const n = rng.pick(victims);
 		const path = model.path(n.id);
-		return { i: i++, w, t: "delete", path, node: n.id, affects: model.delete(n.id) };
+		const ancestors = model.ancestors(n.id);
+		return { i: i++, w, t: "delete", path, node: n.id, ancestors, affects: model.delete(n.id) };
 	};
 
 	/** Two writers on one file at once: two edits, or an edit against a delete. */
@@ -366,7 +369,8 @@ export function generateScript(options: ScriptOptions): Script {
 		const edit: Op = { i: i++, w: w1, t: "edit", path, size: size(false), file: f.id };
 		if (rng.chance(0.6)) return [edit, { i: i++, w: w2, t: "edit", path, size: size(false), file: f.id }];
 		const deleter = rng.chance(0.3) && writers.includes("api") ? "api" : w2;
-		return [edit, { i: i++, w: deleter, t: "delete", path, node: f.id, affects: model.delete(f.id) }];
+		const ancestors = model.ancestors(f.id);
+		return [edit, { i: i++, w: deleter, t: "delete", path, node: f.id, ancestors, affects: model.delete(f.id) }];
 	};
 
 	for (let rounds = 0; i < options.ops; rounds++) {
