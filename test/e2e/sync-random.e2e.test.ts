@@ -411,7 +411,7 @@ async function inWorld(seed: number, script: Script, work: (world: World) => Pro
 		await work(world);
 		if (process.env.SYNC_VERBOSE === "1")
 			console.log(
-				`${formatScript(script, world.outcome)}\n${world.summary()}\n--- A:\n${world.children.A.tail(400)}\n--- B:\n${world.children.B.tail(400)}`,
+				`${formatScript(script, world.outcome)}\n${world.summary()}\n--- A:\n${world.children.A.tail(400, true)}\n--- B:\n${world.children.B.tail(400, true)}`,
 			);
 	} catch (err) {
 		const message = err instanceof Error ? err.message : String(err);

@@ -185,9 +185,10 @@ export class SyncChild {
 		return this.#exit ?? { code: null, signal: null };
 	}
 
-	/** The last `n` lines of the history. */
-	tail(n = 40): string {
-		return this.history.slice(-n).join("\n");
+	/** The last `n` lines of the history: the client's own, or with the test's notes among them. */
+	tail(n = 40, notes = false): string {
+		const lines = notes ? this.history : this.history.filter((l) => !/^\+[\d.]+s test: /.test(l));
+		return lines.slice(-n).join("\n");
 	}
 }
 
