@@ -14,13 +14,14 @@ const SMALL_ROWS = {
 	r2Put: "ceiling: `PUT /_bench/raw/:key`, 4 KiB, one R2 put and nothing else",
 	putNew: "`PUT /v1/files/content`, 4 KiB, a new file",
 	putVersion: "`PUT /v1/files/content`, 4 KiB, a new version",
+	putBatch: "`POST /v1/files/batch`, 64 new files of 4 KiB per request (rate and CPU per file, latency per request)",
 };
 
 /** The small-request section from its figures (scenarios/small.mjs), beside `baseline` (saved figures of an earlier run) when there is one: its markdown and verdicts. */
 export function render(f, meta, baseline) {
 	const s = f.settings;
 	const isRead = (name) => name === "me" || name === "node" || name === "children";
-	const isUpload = (name) => name === "putNew" || name === "putVersion";
+	const isUpload = (name) => name === "putNew" || name === "putVersion" || name === "putBatch";
 	const judge = (name, row) =>
 		isRead(name) ? row.vsFloor.median >= TARGETS.smallReadVsFloor : isUpload(name) ? row.rate >= TARGETS.smallUploadsPerSecond : null;
 	const tgt = (name) =>

@@ -1,7 +1,8 @@
 // The small-request path: 16 clients on keep-alive connections, each row a
 // fixed number of requests after a warm-up, beside the floor (an
 // unauthenticated 404) in the same round: authenticated metadata reads and
-// 4 KiB file uploads by one user. Runs again on a stack with wrangler dev's
+// 4 KiB file uploads by one user, one by one and in batches of
+// BATCH_FILES (POST /v1/files/batch, figures per file). Runs again on a stack with wrangler dev's
 // local trace collector on, as `npm start` users see it.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -16,14 +17,18 @@ export const CLIENTS = 16;
 const FILE_BYTES = 4096;
 /** Files of the new-version row; client c writes files c, c + 16, ..., so no two requests race on one file. */
 const VERSIONED_FILES = 4 * CLIENTS;
+/** Files per request of the batch row. */
+export const BATCH_FILES = 64;
 /** Children of the listed folder: half folders, half 4 KiB files. */
 const CHILDREN = 40;
 
 /** Rows in the order each round runs them, each right after a phase of the floor. */
-export const ROWS = ["floor", "d1Read", "me", "node", "children", "r2Put", "putNew", "putVersion"];
+export const ROWS = ["floor", "d1Read", "me", "node", "children", "r2Put", "putNew", "putVersion", "putBatch"];
 
 /** Rows that write: fewer requests each. */
-const WRITES = new Set(["r2Put", "putNew", "putVersion"]);
+const WRITES = new Set(["r2Put", "putNew", "putVersion", "putBatch"]);
+/** A batch request carries BATCH_FILES files: its row sends this many times fewer requests. */
+const requestsOf = (name, count) => (name === "putBatch" ? Math.max(CLIENTS, Math.ceil((count * 8) / BATCH_FILES)) : count);
 
 /**
  * @param {import("../lib/stack.mjs").Context} ctx
@@ -82,6 +87,12 @@ async function onStack(stack, settings, log) {
 		children: (client) => client.send("GET", `/v1/nodes/${listed}/children`, user.token, 200),
 		putNew: (client) => client.putFile(contentPath(newFiles, `new-${newCount++}.bin`), user.token, 201),
 		putVersion: (client, c, n) => client.putFile(contentPath(versioned, `v-${(n * CLIENTS + c) % VERSIONED_FILES}.bin`), user.token, 200),
+		putBatch: (client) =>
+			client.putBatch(
+				newFiles,
+				Array.from({ length: BATCH_FILES }, () => `batch-${newCount++}.bin`),
+				user.token,
+			),
 	};
 	await checkShapes(clients[0], user, fileId, listed);
 
@@ -110,7 +121,7 @@ async function onStack(stack, settings, log) {
 	};
 
 	log(`warm-up: ${settings.warmUp} requests of each row`);
-	for (const name of ROWS) await phase(name, WRITES.has(name) ? Math.ceil(settings.warmUp / 2) : settings.warmUp);
+	for (const name of ROWS) await phase(name, requestsOf(name, WRITES.has(name) ? Math.ceil(settings.warmUp / 2) : settings.warmUp));
 
 	// Load on a shared machine comes and goes within seconds, so each row is
 	// paired with a floor phase run just before it rather than once a round.
@@ -119,7 +130,8 @@ async function onStack(stack, settings, log) {
 		for (const name of ROWS.slice(1)) {
 			const floor = await phase("floor", settings.floor);
 			perRow.floor.push(floor);
-			perRow[name].push({ ...(await phase(name, WRITES.has(name) ? settings.writes : settings.reads)), floorRate: floor.rate });
+			const measured = await phase(name, requestsOf(name, WRITES.has(name) ? settings.writes : settings.reads));
+			perRow[name].push({ ...perFile(name, measured), floorRate: floor.rate });
 		}
 		const rates = ROWS.slice(1).map(
 			(name) => `${name} ${perRow[name].at(-1).rate.toFixed(0)}/s (floor ${perRow[name].at(-1).floorRate.toFixed(0)}/s)`,
@@ -149,6 +161,11 @@ async function onStack(stack, settings, log) {
 		delete out[name].latency.min;
 	}
 	return { when: new Date().toISOString(), rounds: settings.rounds, load: { start: loadStart, end: loadavg()[0] }, connections, rows: out };
+}
+
+/** A batch row's phase counted in files rather than requests, so its rate and CPU are per file (its latencies stay per request). */
+function perFile(name, phase) {
+	return name === "putBatch" ? { ...phase, n: phase.n * BATCH_FILES, rate: phase.rate * BATCH_FILES } : phase;
 }
 
 /** What a new user would check first: each read answers what it should, before anything is timed. */
@@ -183,15 +200,16 @@ class Client {
 	 * @param {string | null} token
 	 * @param {number} status
 	 * @param {Buffer | object} [body] bytes, or an object sent as JSON
+	 * @param {string} [contentType] of bytes; default application/octet-stream
 	 * @returns {Promise<Buffer>}
 	 */
-	send(method, path, token, status, body) {
+	send(method, path, token, status, body, contentType = "application/octet-stream") {
 		const headers = {};
 		if (token !== null) headers.Authorization = `Bearer ${token}`;
 		let payload = null;
 		if (Buffer.isBuffer(body)) {
 			payload = body;
-			headers["Content-Type"] = "application/octet-stream";
+			headers["Content-Type"] = contentType;
 		} else if (body !== undefined) {
 			payload = Buffer.from(JSON.stringify(body));
 			headers["Content-Type"] = "application/json";
@@ -220,6 +238,27 @@ class Client {
 
 	async json(method, path, token, status, body) {
 		return JSON.parse((await this.send(method, path, token, status, body)).toString("utf8"));
+	}
+
+	/** POST /v1/files/batch of fresh random files, new names in `parentId`; checks every item was created with its size and hash. */
+	async putBatch(parentId, names, token) {
+		const boundary = `bench${randomBytes(12).toString("hex")}`;
+		const files = names.map(() => randomBytes(FILE_BYTES));
+		const items = names.map((name, i) => ({ parent_id: parentId, name, size: FILE_BYTES, sha256: sha256(files[i]) }));
+		const part = (headers, body) => [Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`), body, Buffer.from("\r\n")];
+		const body = Buffer.concat([
+			...part('Content-Disposition: form-data; name="manifest"', Buffer.from(JSON.stringify({ items }))),
+			...files.flatMap((bytes, i) =>
+				part(`Content-Disposition: form-data; name="file"; filename="${i}"\r\nContent-Type: application/octet-stream`, bytes),
+			),
+			Buffer.from(`--${boundary}--\r\n`),
+		]);
+		const answer = JSON.parse(
+			(await this.send("POST", "/v1/files/batch", token, 200, body, `multipart/form-data; boundary=${boundary}`)).toString("utf8"),
+		);
+		for (const [i, result] of answer.results.entries())
+			if (result.status !== "created" || result.node.size !== FILE_BYTES || result.node.content_hash !== items[i].sha256)
+				throw new Error(`POST /v1/files/batch item ${i}: ${JSON.stringify(result)}`);
 	}
 
 	/** PUT of fresh random bytes; checks the stored size and hash, so a fast but wrong upload cannot pass. */

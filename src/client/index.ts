@@ -19,6 +19,7 @@ export {
 	type RetryInfo,
 	type TokenProvider,
 } from "./http";
+export { BATCH_LIMITS, commitFiles, type BatchFile, type BatchOutcome } from "./batch";
 export {
 	DeltaDownloadError,
 	downloadBlocks,

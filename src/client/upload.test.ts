@@ -555,6 +555,16 @@ describe("uploadFile: the happy path", () => {
 		expect(server.commitBodies[0]).toEqual({});
 	});
 
+	it("forwards create_only, and refuses it with a base version before sending anything", async () => {
+		const { server, client } = setup();
+		await uploadFile(client, new Blob([randomBytes(1000, "co")]), { ...TARGET, createOnly: true, onConflict: "fail" });
+		expect(server.createBodies[0]).toMatchObject({ create_only: true, on_conflict: "fail" });
+		await expect(
+			uploadFile(client, new Blob([randomBytes(10, "co2")]), { ...TARGET, createOnly: true, baseVersionId: "ver_9" }),
+		).rejects.toThrow(TypeError);
+		expect(server.createBodies).toHaveLength(1);
+	});
+
 	it("sends the full ordered block list but each distinct missing block once", async () => {
 		const { server, client } = setup();
 		// Zeros chunk identically every time (the gear hash of a constant

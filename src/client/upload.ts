@@ -114,6 +114,14 @@ export interface UploadOptions {
 	baseVersionId?: string;
 	/** On a lost race: keep a conflicted copy (the server's default) or fail with 409 `VERSION_CONFLICT`. Ignored when resuming. */
 	onConflict?: "copy" | "fail";
+	/**
+	 * Create a new file only (a sync client uploading a file it has never
+	 * seen remotely): if a file has the name when the upload is committed, it
+	 * is not replaced; the upload becomes a conflicted copy beside it, or fails
+	 * with 409 `VERSION_CONFLICT` under `onConflict: "fail"`. Not with
+	 * `baseVersionId`. Ignored when resuming: the session keeps it.
+	 */
+	createOnly?: boolean;
 	/** Block requests (batches) in flight at once; default 4. */
 	concurrency?: number;
 	/**
@@ -516,6 +524,8 @@ export async function uploadFile(client: DriveClient, source: UploadSource, opti
 	const retries = options.retries;
 	if (retries !== undefined && (!Number.isInteger(retries) || retries < 0))
 		throw new RangeError("uploadFile: retries must be a non-negative integer");
+	if (options.createOnly === true && options.baseVersionId !== undefined)
+		throw new TypeError("uploadFile: createOnly makes a new file; it cannot go with baseVersionId");
 	const { signal, onProgress } = options;
 	throwIfAborted(signal);
 	const reader = new SourceReader(source);
@@ -627,6 +637,7 @@ function createBody(
 	if (list.contentHash !== undefined) body.content_hash = list.contentHash;
 	if (options.baseVersionId !== undefined) body.base_version_id = options.baseVersionId;
 	if (options.onConflict !== undefined) body.on_conflict = options.onConflict;
+	if (options.createOnly === true) body.create_only = true;
 	return body;
 }
 

@@ -61,7 +61,7 @@ export function rateLimitClass(method: string, path: string): RateLimitClass | n
 	if (path.startsWith("/auth/")) return "auth";
 	if (path.startsWith("/l/") || path.startsWith("/dl/")) return "public";
 	if (path.startsWith("/sync/") || path === "/changes" || path.startsWith("/changes/")) return "sync";
-	if (path.startsWith("/uploads") || path === "/tus" || path.startsWith("/tus/")) return "upload";
+	if (path.startsWith("/uploads") || path === "/tus" || path.startsWith("/tus/") || path === "/files/batch") return "upload";
 	if (/^\/files\/[^/]+\/content$/.test(path) || path === "/files/content") return reading ? "download" : m === "PUT" ? "upload" : "write";
 	if (/^\/files\/[^/]+\/download-url$/.test(path)) return "download";
 	if (reading && /^\/files\/[^/]+\/blocks(?:\/[^/]+)?$/.test(path)) return "download";

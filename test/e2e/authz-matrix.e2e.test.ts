@@ -482,6 +482,15 @@ const drivers: Record<string, Driver> = {
 		path: "/v1/folders/batch",
 		json: { parent_id: need(t.node, "node"), names: [unique("batch"), unique("batch")] },
 	}),
+	"POST /v1/files/batch": async (t) => {
+		const form = new FormData();
+		const item = { parent_id: need(t.node, "node"), name: unique("batched"), size: BLOCK.byteLength, sha256: BLOCK_HASH };
+		form.append("manifest", JSON.stringify({ items: [item] }));
+		form.append("file", new Blob([BLOCK]), "file");
+		const encoded = new Response(form);
+		const headers = { "Content-Type": encoded.headers.get("Content-Type") ?? "" };
+		return { method: "POST", path: "/v1/files/batch", headers, body: new Uint8Array(await encoded.arrayBuffer()) };
+	},
 	"DELETE /v1/trash": () => ({ method: "DELETE", path: "/v1/trash" }),
 	"GET /v1/trash": () => ({ path: "/v1/trash" }),
 	"POST /v1/nodes/{id}/restore": (t) => ({ method: "POST", path: `/v1/nodes/${need(t.node, "node")}/restore` }),

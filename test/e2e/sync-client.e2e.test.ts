@@ -159,4 +159,31 @@ describe("drive sync", () => {
 		expect((await sync(a)).problems).toEqual([]);
 		expect((await h.listAll(user, folder.id)).map((n) => n.name).sort()).toEqual(["ok.txt", "what.txt"]);
 	});
+
+	it("syncs a folder shared with the user both ways: the mount's files come down, the member's files go up to the owner", async () => {
+		const { user: owner, folder, devices } = await setup(1);
+		const [ownerDevice] = devices as [Device];
+		await h.upload(owner, folder.id, "agenda.txt", "owner's agenda\n");
+		const { devices: memberDevices, user: member } = await setup(1);
+		const [memberDevice] = memberDevices as [Device];
+		const shared = await h.call("/v1/shares", {
+			method: "POST",
+			token: owner.token,
+			json: { node_id: folder.id, members: [{ email: member.email, role: "editor" }] },
+		});
+		expect(shared.status, shared.text).toBe(201);
+
+		// The member syncs their whole root: their own Sync folder and the mount of the owner's.
+		await sync(memberDevice, "/", "--init");
+		const mount = readdirSync(memberDevice.dir).find((name) => name.startsWith("Sync (from"));
+		expect(mount).toBeDefined();
+		expect(readFileSync(join(memberDevice.dir, mount as string, "agenda.txt"), "utf8")).toBe("owner's agenda\n");
+		writeFileSync(join(memberDevice.dir, mount as string, "agenda.txt"), "member's edit\n");
+		writeFileSync(join(memberDevice.dir, mount as string, "minutes.txt"), "member's new file\n");
+		const done = await sync(memberDevice);
+		expect(done.problems).toEqual([]);
+
+		await sync(ownerDevice, "/Sync", "--init");
+		expect(tree(ownerDevice.dir)).toEqual({ "agenda.txt": "member's edit\n", "minutes.txt": "member's new file\n" });
+	});
 });

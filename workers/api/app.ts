@@ -16,6 +16,7 @@ import { webhookRoutes } from "./routes/webhooks";
 import { versionRoutes } from "./routes/versions";
 import { shareRoutes } from "./routes/shares";
 import { contentRoutes } from "./routes/content";
+import { filesBatchRoutes } from "./routes/files-batch";
 import { deltaRoutes } from "./routes/delta";
 import { nodeRoutes } from "./routes/nodes";
 import { syncRoutes } from "./routes/sync";
@@ -70,6 +71,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", webSessionRoutes);
 	app.route("/v1", nodeRoutes);
 	app.route("/v1", contentRoutes);
+	app.route("/v1", filesBatchRoutes);
 	app.route("/v1", deltaRoutes);
 	app.route("/v1", uploadRoutes);
 	app.route("/v1", tusRoutes);

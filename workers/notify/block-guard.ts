@@ -41,11 +41,17 @@ export function guardBlocks(
 	statements: (BatchQuery | D1PreparedStatement)[],
 ): (BatchQuery | D1PreparedStatement)[] {
 	if (statements.length === 0) return [];
-	const insert =
+	const frame = guardFrame(db, source);
+	return [frame.first, ...statements, frame.last];
+}
+
+/** The guard row's insert and delete, for statements of several commits that share one source (a batch of files). */
+export function guardFrame(db: ShardDb, source: BlockSource): { first: D1PreparedStatement; last: D1PreparedStatement } {
+	const first =
 		"uploadId" in source
 			? db.$client.prepare(GUARD_UPLOAD).bind(source.uploadId)
 			: db.$client.prepare("INSERT INTO commit_guard (since_seq) VALUES (?1)").bind(source.since);
-	return [insert, ...statements, db.$client.prepare("DELETE FROM commit_guard")];
+	return { first, last: db.$client.prepare("DELETE FROM commit_guard") };
 }
 
 // Static SQL: on the path of every commit (src/shared/db/static.ts).

@@ -30,6 +30,8 @@ export interface CommitFileInput {
 	/** The head the client edited (If-Match); null for "whatever is there". */
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/** A new file only (If-None-Match: *): a live file at the name is never given a version (commit/plan.ts). */
+	createOnly?: boolean;
 	quotaBytes: number;
 	actor: Actor;
 	/** Set for an upload through a public link: its `link.uploaded` activity row goes in the commit's batch. */
@@ -40,6 +42,31 @@ export interface CommitFileInput {
 	versionId?: string;
 	/** An edit of this file by id (`parentId` and `name` are where it was): a member needs a grant on the file, not its folder (a shared file). */
 	fileId?: string;
+}
+
+/** One file of a batch (POST /v1/files/batch) whose blocks the api stored. */
+export interface BatchFileInput {
+	parentId: string;
+	name: string;
+	size: number;
+	contentHash: string;
+	/** The blocks in file order. */
+	blocks: BlockRef[];
+	baseVersionId: string | null;
+	onConflict: "copy" | "fail";
+	createOnly: boolean;
+	/** A new version of this file by id (`parentId` and `name` are where it was). */
+	fileId?: string;
+}
+
+/** A batch of files into the caller's own tree, committed in one run of the hub's queue. */
+export interface CommitFilesInput {
+	files: BatchFileInput[];
+	/** The user's shard's gc clock, read before the first block of the batch was written (docs/decisions/0017). */
+	blocksSince: number;
+	quotaBytes: number;
+	/** The owner's device: batches never come from share members. */
+	actor: Omit<Actor, "userId">;
 }
 
 /** A commit of an upload session or tus upload whose blocks have all arrived. */

@@ -107,6 +107,34 @@ export class Journal {
 	}
 
 	/**
+	 * Runs many changes in one D1 batch, each followed by its journal entry,
+	 * numbered one after another: a batch of files (tree-ops.ts commitFiles).
+	 * `frame.first` runs before them and `frame.last` after (statements the
+	 * changes share). Fan-out is told once.
+	 * @returns the seq of each change, in order.
+	 */
+	async applyMany(
+		changes: { statements: (BatchQuery | D1PreparedStatement)[]; kind: ChangeKind; after: NodeRow }[],
+		frame: { first: (BatchQuery | D1PreparedStatement)[]; last: (BatchQuery | D1PreparedStatement)[] },
+	): Promise<number[]> {
+		const first = (await this.currentSeq()) + 1;
+		const now = new Date().toISOString();
+		const statements = [...frame.first];
+		const outbox: D1PreparedStatement[] = [];
+		for (const [i, { statements: own, kind, after }] of changes.entries()) {
+			statements.push(
+				...own,
+				this.db.$client.prepare(JOURNAL_ENTRY).bind(this.userId, first + i, kind, after.id, JSON.stringify(toNode(after)), now, null),
+			);
+			if (this.fanOut) outbox.push(...(await this.fanOut.statementsFor({ kind, after })));
+		}
+		await this.#batch([...statements, ...frame.last, ...outbox]);
+		if (changes.length > 0) this.#advance(first + changes.length - 1);
+		if (outbox.length > 0) this.fanOut?.landed();
+		return changes.map((_, i) => first + i);
+	}
+
+	/**
 	 * Runs statements with entries written as given, numbered in order, in one
 	 * batch: how a share member's hub records the owner's changes.
 	 */

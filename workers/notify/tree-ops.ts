@@ -17,7 +17,7 @@ import {
 	tooDeep,
 	versionConflict,
 } from "../../src/shared/commit/failures";
-import { planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
+import { intentOf, planCommit, usageOf, type CommitPlan, type OnConflict, type TargetView } from "../../src/shared/commit/plan";
 import { activityStatement } from "../../src/shared/activity";
 import { runBatch, type BatchQuery } from "../../src/shared/db/batch";
 import { inList, slices } from "../../src/shared/db/lists";
@@ -33,6 +33,7 @@ import {
 	findRoot,
 	findVersion,
 	loadTarget,
+	loadTargets,
 	readAncestry,
 	type AncestryRow,
 	subtreeHeight,
@@ -42,9 +43,18 @@ import { committedOutcome, findUpload, isLive, missingBlocks as findMissingBlock
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { newId } from "../../src/shared/ids";
 import { checkName, conflictedCopyName, fitName, nameKey, numberedNames, splitExtension } from "../../src/shared/names";
-import { blockSource, guardBlocks, guardRefusal } from "./block-guard";
+import { blockSource, guardBlocks, guardFrame, guardRefusal } from "./block-guard";
 import type { Pending } from "./commit-queue";
-import type { Actor, ChangeKind, CommitFileInput, CommitOutcome, CommitUploadInput, NodeOutcome, UpdateNodeInput } from "./contract";
+import type {
+	Actor,
+	ChangeKind,
+	CommitFileInput,
+	CommitFilesInput,
+	CommitOutcome,
+	CommitUploadInput,
+	NodeOutcome,
+	UpdateNodeInput,
+} from "./contract";
 import type { Journal } from "./journal";
 import type { Grant, Sharing } from "./sharing";
 import type { Usage } from "./usage";
@@ -104,6 +114,8 @@ interface ContentCommit {
 	blocksSince?: number;
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/** A new file only (commit/plan.ts CommitIntent). */
+	createOnly?: boolean;
 	quotaBytes: number;
 	actor: Actor;
 	/** A public link's upload: recorded in the activity log in the same batch. */
@@ -195,6 +207,7 @@ export async function commitUpload(tree: Tree, input: CommitUploadInput): Promis
 		blocks: { uploadId: upload.id, count },
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
+		createOnly: upload.createOnly,
 		quotaBytes: input.quotaBytes,
 		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName, ...(upload.actorId ? { userId: upload.actorId } : {}) },
 	});
@@ -218,7 +231,7 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 	if (loaded.parent?.mountShareId) return notFound("folder");
 	const member = granted.value === null ? null : input.actor.userId;
 	const view = member ? await withinShare(tree, member, loaded) : loaded;
-	const planned = planCommit(view, { name: name.name, key: name.key, baseVersionId: input.baseVersionId, onConflict: input.onConflict });
+	const planned = planCommit(view, intentOf(name, input));
 	if (!planned.ok) return planned;
 	const plan = planned.value;
 	if (plan.kind === "version" && plan.file.mountShareId !== null) return nameTaken(name.name);
@@ -242,6 +255,142 @@ async function commitContent(tree: Tree, input: ContentCommit): Promise<Result<C
 }
 
 /**
+ * What earlier files of a batch did to the tree, for planning the later ones
+ * (tree-ops.ts commitFiles): rows they changed, by id, and what lives at a
+ * name, by folder and name key.
+ */
+class BatchOverlay {
+	readonly #byId: Map<string, NodeRow>;
+	readonly #byName: Map<string, NodeRow>;
+
+	constructor(from?: BatchOverlay) {
+		this.#byId = from === undefined ? new Map() : new Map(from.#byId);
+		this.#byName = from === undefined ? new Map() : new Map(from.#byName);
+	}
+
+	/** `view` as the earlier files of the batch left it. */
+	view(view: TargetView, parentId: string, key: string): TargetView {
+		const fresh = (row: NodeRow | null) => (row === null ? null : (this.#byId.get(row.id) ?? row));
+		const at = (folderId: string, row: NodeRow | null) => this.#byName.get(`${folderId}/${key}`) ?? fresh(row);
+		const refuge = view.refuge && { folder: view.refuge.folder, child: at(view.refuge.folder.id, view.refuge.child) };
+		return { parent: view.parent, child: at(parentId, view.child), edited: fresh(view.edited), refuge };
+	}
+
+	/** Name keys in `parentId` that files of the batch took. */
+	taken(parentId: string): Set<string> {
+		const keys = new Set<string>();
+		for (const row of this.#byName.values()) if (row.parentId === parentId) keys.add(row.nameKey);
+		return keys;
+	}
+
+	place(row: NodeRow): void {
+		this.#byId.set(row.id, row);
+		if (row.parentId !== null) this.#byName.set(`${row.parentId}/${row.nameKey}`, row);
+	}
+}
+
+/**
+ * Commits groups of small files (POST /v1/files/batch), each file planned
+ * as its own commit in order, against the tree as the files before it left
+ * it; one request's files go in one D1 batch with consecutive journal
+ * entries, so a request costs one target read and one write however many
+ * files it holds. Files fail independently; a request whose files do not fit
+ * the quota or node limit together fails as a whole.
+ */
+export async function commitFiles(tree: Tree, group: Pending<CommitFilesInput, Result<Result<CommitOutcome>[]>>[]): Promise<void> {
+	const { db, userId } = tree;
+	const named = group.map(({ item }) => item.files.map((file) => checkName(file.name)));
+	const targets = group.flatMap(({ item }, r) =>
+		item.files.flatMap((file, i) => {
+			const name = named[r]?.[i];
+			return name?.ok ? [{ parentId: file.parentId, key: name.key, baseVersionId: file.baseVersionId }] : [];
+		}),
+	);
+	const views = await loadTargets(db, userId, targets);
+	let overlay = new BatchOverlay();
+	let next = 0;
+	const now = new Date().toISOString();
+	for (const [r, pending] of group.entries()) {
+		const request = pending.item;
+		const results: Result<CommitOutcome>[] = [];
+		const prepared: { at: number; version: PreparedVersion }[] = [];
+		const local = new BatchOverlay(overlay);
+		const size = request.files.reduce((sum, file) => sum + file.size, 0);
+		// Every file adds its size (docs/decisions/0018) and at most one node: one check for them all.
+		const fits = await tree.usage.check(size, request.files.length, { quotaBytes: request.quotaBytes, maxNodes: tree.maxNodes });
+		for (const [i, file] of request.files.entries()) {
+			const name = named[r]?.[i];
+			if (!name?.ok) {
+				results.push(invalidName(name?.reason ?? "invalid name"));
+				continue;
+			}
+			const loaded = views[next++];
+			if (!fits.ok || loaded === undefined) {
+				results.push(fits.ok ? notFound("parent folder") : fits);
+				continue;
+			}
+			// A mount stands for someone else's folder: batches reach only the caller's own tree, and say no more than for a missing one.
+			if (loaded.parent?.mountShareId) {
+				results.push(parentNotFound(null));
+				continue;
+			}
+			const input: ContentCommit = {
+				...file,
+				hashVerified: true,
+				blocksSince: request.blocksSince,
+				quotaBytes: request.quotaBytes,
+				actor: request.actor,
+			};
+			const planned = planCommit(local.view(loaded, file.parentId, name.key), intentOf(name, file));
+			if (!planned.ok) {
+				results.push(planned);
+				continue;
+			}
+			const plan = planned.value;
+			if (plan.kind === "version" && plan.file.mountShareId !== null) {
+				results.push(nameTaken(name.name));
+				continue;
+			}
+			const replayed = plan.kind === "copy" ? await replayOf(tree, input, plan.winner) : null;
+			if (replayed) {
+				results.push(ok(replayed));
+				continue;
+			}
+			const folder = plan.kind === "version" ? (plan.file.parentId ?? "") : plan.parentId;
+			const version = await prepareVersion(tree, input, plan, now, local.taken(folder));
+			local.place(version.after);
+			prepared.push({ at: results.length, version });
+			results.push(ok(version.outcome));
+		}
+		if (prepared.length > 0) {
+			const adds = prepared.reduce(
+				(sum, { version }) => ({ bytes: sum.bytes + version.adds.bytes, nodes: sum.nodes + version.adds.nodes }),
+				{
+					bytes: 0,
+					nodes: 0,
+				},
+			);
+			const source = { since: request.blocksSince };
+			const guard = guardFrame(db, source);
+			try {
+				await tree.journal.applyMany(
+					prepared.map(({ version }) => ({ statements: [...version.rows, ...version.blocks], kind: version.kind, after: version.after })),
+					{ first: [guard.first], last: [guard.last, tree.usage.change(adds.bytes, adds.nodes)] },
+				);
+				tree.usage.landed(adds.bytes, adds.nodes);
+				overlay = local;
+			} catch (err) {
+				tree.usage.forget();
+				const refused = await guardRefusal(db, userId, source, err);
+				if (!refused) throw err;
+				for (const { at } of prepared) results[at] = refused;
+			}
+		}
+		pending.resolve(ok(results));
+	}
+}
+
+/**
  * A member's view of a commit's surroundings: an edit follows its file
  * wherever it went (planCommit), but for a member only within what they are
  * shared. A file moved out of the share, or a refuge folder outside it, is
@@ -258,25 +407,52 @@ async function withinShare(tree: Tree, member: string, view: TargetView): Promis
  * A retry of an edit that already landed (its answer was lost): the head
  * of the file it would lose against was written by the same device, from the
  * same base, with the same content. It answers that version again instead of
- * making a conflicted copy of the device's own edit (audit L2).
+ * making a conflicted copy of the device's own edit (audit L2). The same for
+ * a create-only commit that already created its file.
  */
 async function replayOf(tree: Tree, input: ContentCommit, winner: NodeRow): Promise<CommitOutcome | null> {
-	if (input.baseVersionId === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
+	// A create-only commit's "base" is no version at all: the file's first version has no parent ("").
+	const base = input.createOnly ? "" : input.baseVersionId;
+	if (base === null || winner.headVersionId === null || winner.contentHash !== input.contentHash) return null;
 	const head = await findVersion(tree.db, tree.userId, winner.headVersionId);
-	if (head === null || head.parentVersionId !== input.baseVersionId || head.deviceId !== input.actor.deviceId) return null;
+	if (head === null || head.parentVersionId !== base || head.deviceId !== input.actor.deviceId) return null;
 	return { created: false, node: toNode(winner), version: toVersion(head, winner.headVersionId), conflict: null };
 }
 
-async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, now: string): Promise<Result<CommitOutcome>> {
+/** What a planned commit writes, before it is written: its rows, its statements, and its answer once they land. */
+interface PreparedVersion {
+	after: NodeRow;
+	kind: ChangeKind;
+	/** The node and version rows. */
+	rows: D1PreparedStatement[];
+	/** The version's block list and the user's new blocks: they go inside the commit guard (block-guard.ts). */
+	blocks: (BatchQuery | D1PreparedStatement)[];
+	adds: { bytes: number; nodes: number };
+	outcome: CommitOutcome;
+}
+
+/**
+ * Builds what a planned commit writes. `taken` holds name keys in the
+ * plan's folder that earlier commits of the same batch took but did not
+ * write yet, so a copy's or a renamed file's free name skips them too.
+ */
+async function prepareVersion(
+	tree: Tree,
+	input: ContentCommit,
+	plan: CommitPlan,
+	now: string,
+	taken?: ReadonlySet<string>,
+): Promise<PreparedVersion> {
 	const { db, userId } = tree;
 	let node: NodeRow;
 	let conflict: CommitOutcome["conflict"] = null;
 	if (plan.kind === "version") node = plan.file;
 	else if (plan.kind === "new") node = newNodeRow(userId, plan.parentId, "file", plan.name, now);
-	else if (plan.kind === "renamed") node = newNodeRow(userId, plan.parentId, "file", await freeName(tree, plan.parentId, plan.name), now);
+	else if (plan.kind === "renamed")
+		node = newNodeRow(userId, plan.parentId, "file", await freeName(tree, plan.parentId, plan.name, taken), now);
 	else {
 		// Named for the device and the time, never replacing anything.
-		const copyName = await freeName(tree, plan.parentId, conflictedCopyName(plan.name, input.actor.deviceName, new Date(now)));
+		const copyName = await freeName(tree, plan.parentId, conflictedCopyName(plan.name, input.actor.deviceName, new Date(now)), taken);
 		node = { ...newNodeRow(userId, plan.parentId, "file", copyName, now), conflictOf: plan.winner.id };
 		conflict = { node_id: plan.winner.id, reason: "stale_base" };
 	}
@@ -299,11 +475,9 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 	};
 	const after: NodeRow = { ...node, size: input.size, headVersionId: version.id, contentHash: input.contentHash, modifiedAt: now };
 	// Static SQL: this batch is on the path of every commit (src/shared/db/static.ts).
-	const statements: (BatchQuery | D1PreparedStatement)[] = [];
-	if (isNew) statements.push(insertNodeStatement(db, after));
-	else {
-		statements.push(
-			db.$client
+	const head = isNew
+		? insertNodeStatement(db, after)
+		: db.$client
 				.prepare(UPDATE_FILE_HEAD)
 				.bind(
 					after.parentId,
@@ -317,16 +491,27 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 					after.trashRootId,
 					userId,
 					node.id,
-				),
-		);
-	}
-	const adds = usageOf(plan, input.size);
+				);
+	return {
+		after,
+		kind: plan.kind === "version" ? plan.change : "created",
+		rows: [head, db.$client.prepare(INSERT_VERSION).bind(...VERSION_COLUMNS.values(version))],
+		blocks: blockListStatements(tree, version.id, input.blocks, now),
+		adds: usageOf(plan, input.size),
+		outcome: { created: isNew, node: toNode(after), version: toVersion(version, after.headVersionId), conflict },
+	};
+}
+
+async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, now: string): Promise<Result<CommitOutcome>> {
+	const { db, userId } = tree;
+	const prepared = await prepareVersion(tree, input, plan, now);
+	const { adds, after } = prepared;
 	const source = blockSource(input.blocks, input.blocksSince);
-	statements.push(
-		db.$client.prepare(INSERT_VERSION).bind(...VERSION_COLUMNS.values(version)),
-		...guardBlocks(db, source, blockListStatements(tree, version.id, input.blocks, now)),
+	const statements: (BatchQuery | D1PreparedStatement)[] = [
+		...prepared.rows,
+		...guardBlocks(db, source, prepared.blocks),
 		tree.usage.change(adds.bytes, adds.nodes),
-	);
+	];
 	if (input.linkId !== undefined) {
 		const actor = { type: "link", id: input.linkId } as const;
 		statements.push(
@@ -334,15 +519,14 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 				userId,
 				event: "link.uploaded",
 				actor,
-				nodeId: node.id,
+				nodeId: after.id,
 				linkId: input.linkId,
-				versionId: version.id,
+				versionId: prepared.outcome.version.id,
 			}),
 		);
 	}
-	const kind: ChangeKind = plan.kind === "version" ? plan.change : "created";
 	try {
-		await tree.journal.apply(statements, kind, after);
+		await tree.journal.apply(statements, prepared.kind, after);
 	} catch (err) {
 		tree.usage.forget();
 		const refused = await guardRefusal(db, userId, source, err);
@@ -350,7 +534,7 @@ async function writeVersion(tree: Tree, input: ContentCommit, plan: CommitPlan, 
 		throw err;
 	}
 	tree.usage.landed(adds.bytes, adds.nodes);
-	return ok({ created: isNew, node: toNode(after), version: toVersion(version, after.headVersionId), conflict });
+	return ok(prepared.outcome);
 }
 
 /**
@@ -825,10 +1009,10 @@ export async function resolveConflict(tree: Tree, input: ResolveConflictInput): 
 }
 
 /** `desired`, or `desired` with " 2", " 3", … before the extension, whichever is free in `parentId`; one query per 50 candidates. */
-export async function freeName(tree: Tree, parentId: string, desired: string): Promise<string> {
+export async function freeName(tree: Tree, parentId: string, desired: string, taken?: ReadonlySet<string>): Promise<string> {
 	for (let from = 1; from < 1000; from += NAME_CANDIDATES_PER_QUERY) {
 		const candidates = numberedNames(desired, NAME_CANDIDATES_PER_QUERY, from);
-		const taken = await tree.db
+		const rows = await tree.db
 			.select({ key: nodes.nameKey })
 			.from(nodes)
 			.where(
@@ -842,8 +1026,8 @@ export async function freeName(tree: Tree, parentId: string, desired: string): P
 					),
 				),
 			);
-		const keys = new Set(taken.map((t) => t.key));
-		const free = candidates.find((c) => !keys.has(nameKey(c)));
+		const keys = new Set(rows.map((t) => t.key));
+		const free = candidates.find((c) => !keys.has(nameKey(c)) && taken?.has(nameKey(c)) !== true);
 		if (free !== undefined) return free;
 	}
 	const [stem, ext] = splitExtension(desired);

@@ -25,6 +25,7 @@ import type { ActivityActor } from "../../src/shared/activity";
 import type {
 	Actor,
 	CommitFileInput,
+	CommitFilesInput,
 	CommitOutcome,
 	CommitUploadInput,
 	LongPollOutcome,
@@ -69,6 +70,26 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #folders: Batchable<ops.FolderRequest, Result<NodeOutcome>> = {
 		maxGroup: ops.FOLDERS_PER_BATCH,
 		run: async (group) => ops.createFolders(await this.#openTree(), group),
+	};
+
+	/** Batches of files waiting together share one read of their targets (tree-ops.ts commitFiles). */
+	readonly #files: Batchable<CommitFilesInput, Result<Result<CommitOutcome>[]>> = {
+		maxGroup: FILE_BATCHES_PER_RUN,
+		run: async (group) => {
+			const tree = await this.#openTree();
+			// A restore of a trashed file may move it (Tree.folderDepths).
+			tree.folderDepths.clear();
+			await ops.commitFiles(
+				tree,
+				group.map((pending) => ({
+					...pending,
+					resolve: (result) => {
+						if (result.ok) for (const file of result.value) this.#thinAfter(file, false);
+						pending.resolve(result);
+					},
+				})),
+			);
+		},
 	};
 
 	constructor(ctx: DurableObjectState, env: Env & HubVars) {
@@ -121,6 +142,17 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 */
 	async commitFile(input: CommitFileInput): Promise<Result<CommitOutcome>> {
 		return this.#thinAfter(await this.#write((tree) => ops.commitFile(tree, input)), false);
+	}
+
+	/**
+	 * Commits a batch of small files whose blocks are already stored, each as
+	 * `commitFile` would, in order; one answer per file. Every file takes one
+	 * write of the user's budget.
+	 */
+	async commitFiles(input: CommitFilesInput): Promise<Result<Result<CommitOutcome>[]>> {
+		const budget = this.#writes.take(input.files.length);
+		if (!budget.ok) return budget;
+		return this.#contained(this.#queue.join(this.#files, input));
 	}
 
 	/** Commits an upload session or tus upload whose blocks have all arrived; committing twice answers the same result. */
@@ -509,6 +541,9 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** At most this many batches of files share one run of the queue (each at most 256 files, one D1 batch each). */
+const FILE_BATCHES_PER_RUN = 4;
 
 /** When a purge started and was not seen to finish, the alarm goes on with it after this long. */
 const PURGE_SAFETY_NET_MS = 30_000;

@@ -26,11 +26,16 @@ export function nameTaken(name: string): Refusal {
 	return fail("NAME_TAKEN", `an item named "${name}" already exists in this folder`, [{ field: "name" }]);
 }
 
-/** The commit's base is no longer the head of `file`, and the client asked to fail rather than copy. */
+/**
+ * The commit's base is no longer the head of `file`, and the client asked to
+ * fail rather than copy; with no base, a create-only commit met `file` at its name.
+ */
 export function versionConflict(baseVersionId: string | null, file: NodeRow): Refusal {
-	return fail("VERSION_CONFLICT", `the file changed since version ${baseVersionId}`, [
-		{ node_id: file.id, head_version_id: file.headVersionId },
-	]);
+	const message =
+		baseVersionId === null
+			? `a file named "${file.name}" already exists in this folder, and the upload only creates`
+			: `the file changed since version ${baseVersionId}`;
+	return fail("VERSION_CONFLICT", message, [{ node_id: file.id, head_version_id: file.headVersionId }]);
 }
 
 /** The commit needs `growth` bytes more than the quota leaves. */

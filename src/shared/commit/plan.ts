@@ -41,6 +41,26 @@ export interface CommitIntent {
 	/** The head the client edited (If-Match, base_version_id); null for "whatever is there". */
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/**
+	 * A new file only (If-None-Match: *, create_only): a live file at the name
+	 * is treated like a head the client never saw, so it is never given a
+	 * version by this commit. Needs `baseVersionId` null.
+	 */
+	createOnly?: boolean;
+}
+
+/** The intent of a commit whose name passed names.ts `checkName`: `{name, key}` is its answer. */
+export function intentOf(
+	name: { name: string; key: string },
+	commit: { baseVersionId: string | null; onConflict: OnConflict; createOnly?: boolean },
+): CommitIntent {
+	return {
+		name: name.name,
+		key: name.key,
+		baseVersionId: commit.baseVersionId,
+		onConflict: commit.onConflict,
+		createOnly: commit.createOnly ?? false,
+	};
 }
 
 /**
@@ -86,6 +106,11 @@ export function planCommit(view: TargetView, intent: CommitIntent): Result<Commi
 	if (existing && intent.onConflict === "rename") return ok({ kind: "renamed", parentId: folder.id, name: intent.name });
 	if (existing?.type === "folder") return nameTaken(intent.name);
 	if (existing) {
+		// A sync client that has not seen this file must not replace it: its upload loses as a stale edit would.
+		if (intent.createOnly) {
+			if (intent.onConflict === "fail") return versionConflict(null, existing);
+			return ok({ kind: "copy", parentId: folder.id, name: intent.name, winner: existing });
+		}
 		if (base === null || base === existing.headVersionId) return ok({ kind: "version", file: existing, change: "updated" });
 		if (intent.onConflict === "fail") return versionConflict(base, existing);
 		return ok({ kind: "copy", parentId: folder.id, name: intent.name, winner: existing });

@@ -263,6 +263,8 @@ export const uploads = sqliteTable(
 		ownerId: text("owner_id"),
 		/** With `ownerId`: the owner's shard's gc clock read before any block was written (docs/decisions/0017). */
 		ownerSince: integer("owner_since"),
+		/** A new file only (create_only, If-None-Match: *): a live file at the name is not given a version (commit/plan.ts). */
+		createOnly: integer("create_only", { mode: "boolean" }).notNull().default(false),
 	},
 	(t) => [
 		index("uploads_by_expiry").on(t.expiresAt),

@@ -21,6 +21,14 @@ const LOAD_TARGET = `SELECT ${NODE.list("p", "p_")}, ${NODE.list("c", "c_")}, ${
 	LEFT JOIN versions v ON v.user_id = p.user_id AND v.id = ?4
 	LEFT JOIN nodes e ON e.user_id = p.user_id AND e.id = v.node_id AND e.type = 'file'
 	WHERE p.user_id = ?1 AND p.id = ?2 LIMIT 1`;
+/** ?1 user, ?2 JSON [[parent id, name key, base version id or ""], …]: LOAD_TARGET for many commits, one row each, `idx` their position. */
+const LOAD_TARGETS = `WITH t(idx, parent_id, name_key, base) AS (
+		SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?2))
+	SELECT t.idx AS idx, ${NODE.list("p", "p_")}, ${NODE.list("c", "c_")}, ${NODE.list("e", "e_")} FROM t
+	LEFT JOIN nodes p ON p.user_id = ?1 AND p.id = t.parent_id
+	LEFT JOIN nodes c ON c.user_id = ?1 AND c.parent_id = p.id AND c.name_key = t.name_key AND c.trashed_at IS NULL
+	LEFT JOIN versions v ON v.user_id = ?1 AND v.id = t.base
+	LEFT JOIN nodes e ON e.user_id = ?1 AND e.id = v.node_id AND e.type = 'file'`;
 // name_key is unique among live siblings, so it alone is a stable keyset cursor. Two
 // statements, not `?3 IS NULL OR …`: a later page must seek in the index, not scan from the first child.
 const LIST_CHILDREN = `SELECT ${NODE.list("n")} FROM nodes n
@@ -83,6 +91,23 @@ export async function loadTarget(
 ): Promise<TargetView> {
 	const { results } = await loadTargetStatement(db, userId, parentId, key, baseVersionId).all<Record<string, unknown>>();
 	return readTarget(db, userId, key, baseVersionId, results[0]);
+}
+
+/**
+ * {@link loadTarget} for many commits in one query (POST /v1/files/batch):
+ * the list travels as one JSON parameter (lists.ts), so a batch's targets
+ * cost one round trip, plus the rare edit into a folder in the trash.
+ */
+export async function loadTargets(
+	db: ShardDb,
+	userId: string,
+	targets: readonly { parentId: string; key: string; baseVersionId: string | null }[],
+): Promise<TargetView[]> {
+	if (targets.length === 0) return [];
+	const list = JSON.stringify(targets.map((t) => [t.parentId, t.key, t.baseVersionId ?? ""]));
+	const { results } = await db.$client.prepare(LOAD_TARGETS).bind(userId, list).all<Record<string, unknown>>();
+	const rows = new Map(results.map((row) => [Number(row.idx), row]));
+	return Promise.all(targets.map((t, i) => readTarget(db, userId, t.key, t.baseVersionId, rows.get(i))));
 }
 
 /** The statement of {@link loadTarget}, for a batch; read its first row with {@link readTarget}. */

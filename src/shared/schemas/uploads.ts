@@ -24,6 +24,10 @@ export const CreateUploadBody = z
 				"SHA-256 of the whole file (extension). Clients should send it; without it the service computes it at commit by reading the blocks back.",
 		}),
 		on_conflict: z.enum(["copy", "fail"]).default("copy"),
+		create_only: z.boolean().default(false).openapi({
+			description:
+				"Extension: the upload only creates a new file. If a file lives at the name when it is committed, it gets no version from this upload: the upload becomes a conflicted copy beside it (`conflict.reason` stale_base), or 409 VERSION_CONFLICT with on_conflict=fail. Not with base_version_id.",
+		}),
 		more_blocks: z.boolean().default(false).openapi({
 			description:
 				"Extension: `blocks` is only the start of the list; the rest follows in `POST /v1/uploads/{id}/block-list`. Lets a client send blocks while it is still hashing the file.",
@@ -32,6 +36,8 @@ export const CreateUploadBody = z
 	.superRefine((body, ctx) => {
 		const problem = listEndProblem(0, body.blocks, body.size, body.more_blocks) ?? resizedBlock(body.blocks);
 		if (problem !== null) ctx.addIssue({ code: "custom", path: ["blocks"], message: problem });
+		if (body.create_only && body.base_version_id !== undefined)
+			ctx.addIssue({ code: "custom", path: ["create_only"], message: "create_only creates a new file; it cannot go with base_version_id" });
 	})
 	.openapi("CreateUploadBody");
 

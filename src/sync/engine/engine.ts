@@ -12,7 +12,10 @@ import { join } from "node:path";
 import { isRetryableStatus, type DriveClient } from "../../client";
 import { DriveApiError } from "../../client";
 import { plan, type Action, type LocalItem, type Plan } from "../planner";
+
+type UploadAction = Extract<Action, { kind: "upload" }>;
 import { STATE_DIR, type SyncState } from "../state";
+import { BATCH_LIMITS } from "../../client/batch";
 import { Executor, Refused, Skip, type EmitEvent } from "./execute";
 import { RemoteMirror, RootGoneError } from "./remote";
 import { scan, type ScannedItem } from "./scan";
@@ -20,8 +23,11 @@ import { DiskWatcher } from "./watcher";
 
 /** Plans in one run before it stops and lets the caller report (the planner converges in far fewer). */
 const MAX_ROUNDS = 100;
-/** Transfers in flight at once. */
-const TRANSFERS = 4;
+/** Transfers (or batches of small files) in flight at once: small downloads spend most of their time waiting on the server and on fsync. */
+const TRANSFERS = 8;
+/** Small files per batch request, and their bytes: a few requests in flight keep the hub busy without one huge request. */
+const BATCH_FILES = 128;
+const BATCH_BYTES = 8 * 1024 * 1024;
 
 export interface EngineOptions {
 	client: DriveClient;
@@ -32,6 +38,8 @@ export interface EngineOptions {
 	emit: EmitEvent;
 	/** Runs deletions the mass-delete guard held back. */
 	force?: boolean;
+	/** Small files go up in batches (`POST /v1/files/batch`); false sends each on its own. */
+	batch?: boolean;
 	/** Full rescans while watching, in ms (default 60 s): the watcher is a hint, the scan is the truth. */
 	rescanMs?: number;
 }
@@ -205,44 +213,86 @@ export class SyncEngine {
 		emit({ event: "plan", actions: actions.length, bytes });
 		let done = 0;
 		let transient: unknown;
-		const one = async (a: Action): Promise<void> => {
-			if (transient !== undefined) return;
-			try {
-				await exec.run(a);
+		/** Books one action's outcome: an event, a refusal with backoff, or the round's transient failure. */
+		const settle = (a: Action, err: unknown, bytes?: number | void): void => {
+			const key = keyOf(a);
+			if (err === null) {
 				done++;
-				const key = keyOf(a);
 				const refused = this.#refused.get(key);
 				if (refused !== undefined) {
 					this.#refused.delete(key);
 					state.clearProblem(refused.path);
 				}
-				emit({ event: "action", ...describe(a) });
-			} catch (err) {
-				if (err instanceof Skip) return;
-				if (err instanceof Refused) {
-					const key = keyOf(a);
-					const attempts = (this.#refused.get(key)?.attempts ?? 0) + 1;
-					const path = pathOf(a);
-					this.#refused.set(key, { attempts, until: Date.now() + refusalDelay(attempts), path });
-					state.reportProblem({ path, code: err.code, message: err.message, origin: "action" }, Date.now());
-					emit({ event: "problem", path, code: err.code, message: err.message });
-					return;
-				}
-				transient ??= err;
+				emit({ event: "action", ...describe(a), ...(typeof bytes === "number" && { bytes }) });
+				return;
+			}
+			if (err instanceof Skip) {
+				// Not a problem (the next plan decides again), but worth seeing when a run does not settle.
+				emit({ event: "skipped", ...describe(a), reason: err.message });
+				return;
+			}
+			if (err instanceof Refused) {
+				const attempts = (this.#refused.get(key)?.attempts ?? 0) + 1;
+				const path = pathOf(a);
+				this.#refused.set(key, { attempts, until: Date.now() + refusalDelay(attempts), path });
+				state.reportProblem({ path, code: err.code, message: err.message, origin: "action" }, Date.now());
+				emit({ event: "problem", path, code: err.code, message: err.message });
+				return;
+			}
+			transient ??= err;
+		};
+		const one = async (a: Action): Promise<void> => {
+			if (transient !== undefined) return;
+			await exec.run(a).then(
+				(bytes) => settle(a, null, bytes),
+				(err: unknown) => settle(a, err),
+			);
+		};
+		const batch = async (group: UploadAction[]): Promise<void> => {
+			if (transient !== undefined) return;
+			const outcomes = await exec.uploadSmall(group);
+			for (const [i, a] of group.entries()) {
+				const outcome = outcomes[i] ?? 0;
+				if (typeof outcome === "number") settle(a, null, outcome);
+				else settle(a, outcome);
 			}
 		};
 		const inFlight = new Set<Promise<void>>();
+		const start = async (work: Promise<void>): Promise<void> => {
+			const p: Promise<void> = work.finally(() => inFlight.delete(p));
+			inFlight.add(p);
+			if (inFlight.size >= TRANSFERS) await Promise.race(inFlight);
+		};
+		// Small files go up many to a request; the group is sent when full or when anything else comes next.
+		let group: UploadAction[] = [];
+		let groupBytes = 0;
+		const flush = async (): Promise<void> => {
+			if (group.length === 0) return;
+			const sending = group;
+			group = [];
+			groupBytes = 0;
+			await start(batch(sending));
+		};
 		for (const a of actions) {
 			if (transient !== undefined) break;
+			if (a.kind === "upload") {
+				const size = trees.local.get(a.path)?.size ?? Number.POSITIVE_INFINITY;
+				if (this.#o.batch !== false && size <= BATCH_LIMITS.fileBytes) {
+					if (group.length === BATCH_FILES || groupBytes + size > BATCH_BYTES) await flush();
+					group.push(a);
+					groupBytes += size;
+					continue;
+				}
+			}
 			if (a.kind === "upload" || a.kind === "download") {
-				const p: Promise<void> = one(a).finally(() => inFlight.delete(p));
-				inFlight.add(p);
-				if (inFlight.size >= TRANSFERS) await Promise.race(inFlight);
+				await start(one(a));
 				continue;
 			}
+			await flush();
 			await Promise.all(inFlight);
 			await one(a);
 		}
+		await flush();
 		await Promise.all(inFlight);
 		if (transient !== undefined) throw transient;
 		return done;

@@ -9,10 +9,11 @@
  * precondition that no longer holds skips the action: the next plan sees
  * the new state.
  */
-import { lstat, mkdir, rename, rmdir, unlink, link, rm, open } from "node:fs/promises";
+import { lstat, mkdir, rename, rmdir, unlink, link, rm, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DriveApiError, isRetryableStatus, type DriveClient } from "../../client";
-import type { Node } from "../../shared/schemas/nodes";
+import { commitFiles, type BatchFile, type BatchOutcome } from "../../client/batch";
+import type { CommitResult, Node } from "../../shared/schemas/nodes";
 import type { Action, Expected, RemoteItem, SyncedItem } from "../planner";
 import { STATE_DIR, type SyncState } from "../state";
 import { fileIdOf, hashFile, type ScannedItem } from "./scan";
@@ -54,6 +55,8 @@ export interface ExecContext {
 	trashStamp: string;
 }
 
+type UploadAction = Extract<Action, { kind: "upload" }>;
+
 const parentOf = (path: string): string => (path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "");
 const baseOf = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 const within = (path: string, folder: string): boolean => path === folder || path.startsWith(`${folder}/`);
@@ -77,8 +80,11 @@ export class Executor {
 
 	constructor(readonly ctx: ExecContext) {}
 
-	/** Runs one action. @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round. */
-	async run(a: Action): Promise<void> {
+	/**
+	 * Runs one action. @returns the bytes a transfer moved over the network (block bytes sent, or bytes received), else undefined.
+	 * @throws Skip, Refused, or a transient error (network, 5xx, 429) that ends the round.
+	 */
+	async run(a: Action): Promise<number | void> {
 		switch (a.kind) {
 			case "create_folder":
 				return this.#createFolder(a);
@@ -206,7 +212,7 @@ export class Executor {
 		this.#setSynced({ nodeId: node.id, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: l.fileId });
 	}
 
-	async #upload(a: Extract<Action, { kind: "upload" }>): Promise<void> {
+	async #upload(a: UploadAction): Promise<number> {
 		const l = this.ctx.local.get(a.path);
 		if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
 		const abs = this.#abs(a.path);
@@ -223,6 +229,12 @@ export class Executor {
 				onBytes: progressOf(this.ctx.emit, "upload", a.path),
 			}),
 		);
+		this.#uploaded(a, l, result);
+		return result.bytesSent;
+	}
+
+	/** S after an upload's commit: a new version, a new file, or our bytes kept in a conflicted copy. */
+	#uploaded(a: UploadAction, l: ScannedItem, result: CommitResult): void {
 		const uploaded = { contentHash: result.version.content_hash, size: result.version.size, fileId: l.fileId };
 		if (a.nodeId === null) {
 			// Ours is a new node either way; a name taken meanwhile made it a conflicted copy under another name, which S then
@@ -237,6 +249,58 @@ export class Executor {
 			// Our bytes are safe in the conflicted copy; S takes them, so the winner is downloaded over them (ADR 0029).
 			this.#setSynced({ ...s, contentHash: uploaded.contentHash, size: uploaded.size, fileId: uploaded.fileId });
 		}
+	}
+
+	/**
+	 * Uploads small files in one request (`POST /v1/files/batch`): each file is
+	 * its own commit with its own outcome, as if uploaded alone.
+	 * @returns per action: the bytes sent when it landed, else its Skip, Refused or transient error.
+	 */
+	async uploadSmall(actions: UploadAction[]): Promise<(Error | number)[]> {
+		const out: (Error | number)[] = actions.map(() => 0);
+		const sent: { i: number; a: UploadAction; l: ScannedItem; file: BatchFile }[] = [];
+		for (const [i, a] of actions.entries()) {
+			try {
+				const l = this.ctx.local.get(a.path);
+				if (l === undefined || l.type !== "file") throw new Skip(`"${a.path}" is gone`);
+				const bytes = await readFile(this.#abs(a.path)).catch(() => {
+					throw new Skip(`"${a.path}" cannot be read`);
+				});
+				const file: BatchFile =
+					a.nodeId === null
+						? { parentId: this.#remoteParent(a.path, a.parentId), name: baseOf(a.path), createOnly: true, onConflict: "copy", bytes }
+						: { fileId: a.nodeId, ifMatch: a.ifMatch, onConflict: "copy", bytes };
+				sent.push({ i, a, l, file });
+			} catch (err) {
+				out[i] = err as Error;
+			}
+		}
+		if (sent.length === 0) return out;
+		let outcomes: BatchOutcome[];
+		try {
+			outcomes = await commitFiles(
+				this.ctx.client,
+				sent.map((x) => x.file),
+			);
+		} catch (err) {
+			// Every item named a shared folder (one 404 for all): each goes up on its own.
+			if (err instanceof DriveApiError && err.status === 404) outcomes = sent.map(() => ({ ok: false, error: err }));
+			else {
+				for (const x of sent) out[x.i] = this.#outcomeOf(err) as Error;
+				return out;
+			}
+		}
+		for (const [k, x] of sent.entries()) {
+			const outcome = outcomes[k] as BatchOutcome;
+			if (outcome.ok) {
+				this.#uploaded(x.a, x.l, outcome.result);
+				out[x.i] = x.file.bytes.byteLength;
+			} else if (outcome.error.status === 404) {
+				// Batches reach the caller's own tree only: a file in a shared folder goes up on its own.
+				out[x.i] = await this.#upload(x.a).catch((err: unknown) => err as Error);
+			} else out[x.i] = this.#outcomeOf(outcome.error) as Error;
+		}
+		return out;
 	}
 
 	async #moveRemote(a: Extract<Action, { kind: "move_remote" }>): Promise<void> {
@@ -269,7 +333,7 @@ export class Executor {
 		this.#setSynced({ nodeId: a.nodeId, path: a.path, type: "folder", versionId: null, contentHash: null, size: 0, fileId: fileIdOf(st) });
 	}
 
-	async #download(a: Extract<Action, { kind: "download" }>): Promise<void> {
+	async #download(a: Extract<Action, { kind: "download" }>): Promise<number> {
 		const r = this.ctx.remote.get(a.nodeId);
 		if (r === undefined || a.versionId === null || a.contentHash === null) throw new Skip(`${a.nodeId} is not a file on the server`);
 		const s = this.ctx.synced.get(a.nodeId);
@@ -278,7 +342,7 @@ export class Executor {
 			a.expect !== null && s?.versionId && s.contentHash === a.expect.contentHash
 				? { abs: this.#abs(a.path), versionId: s.versionId }
 				: null;
-		const { tmp } = await this.#api(() =>
+		const { tmp, received } = await this.#api(() =>
 			downloadVerified(this.ctx.client, this.ctx.root, {
 				nodeId: a.nodeId,
 				versionId: a.versionId as string,
@@ -316,6 +380,7 @@ export class Executor {
 			size: Number(st.size),
 			fileId: fileIdOf(st),
 		});
+		return received;
 	}
 
 	async #moveLocal(a: Extract<Action, { kind: "move_local" }>): Promise<void> {
@@ -402,10 +467,14 @@ export class Executor {
 		try {
 			return await call();
 		} catch (err) {
-			if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) throw err;
-			if (err.status === 404 || err.status === 409 || err.status === 412) throw new Skip(err.message);
-			throw new Refused(err.code, err.message);
+			throw this.#outcomeOf(err);
 		}
+	}
+
+	#outcomeOf(err: unknown): unknown {
+		if (!(err instanceof DriveApiError) || isRetryableStatus(err.status)) return err;
+		if (err.status === 404 || err.status === 409 || err.status === 412) return new Skip(err.message);
+		return new Refused(err.code, err.message);
 	}
 }
 

@@ -61,7 +61,7 @@ export async function uploadTracked(client: DriveClient, state: SyncState, req: 
 				sig: req.sig,
 			});
 	const attempt = (uploadId: string | undefined) => {
-		const options: UploadOptions & { createOnly?: boolean } = {
+		const options: UploadOptions = {
 			parentId: req.parentId,
 			name: req.name,
 			onConflict: "copy",

@@ -3,7 +3,7 @@
  * and parsed whole before zod sees it, so without a cap one request could
  * hold most of the isolate's 128 MB, and every request in flight in that
  * isolate would fail with it. Routes that stream raw bytes (file content,
- * blocks, tus) never parse their bodies and keep their own limits.
+ * blocks, tus, batches of files) keep their own limits.
  */
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
@@ -22,6 +22,7 @@ export const JSON_BODY_LIMIT = 64 * 1024;
 
 const RAW_BODY = [
 	/^PUT \/v1\/files\/content$/,
+	/^POST \/v1\/files\/batch$/,
 	/^PUT \/v1\/l\/[^/]+\/files$/,
 	/^PUT \/v1\/uploads\/[^/]+\/blocks(\/[^/]+)?$/,
 	/^[A-Z]+ \/v1\/tus(\/.*)?$/,

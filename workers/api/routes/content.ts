@@ -43,6 +43,21 @@ function parseIfMatch(header: string | undefined): string | null {
 	return value;
 }
 
+/**
+ * Reads `If-None-Match: *`, the create-only precondition of a new-file upload
+ * (RFC 9110 §13.1.2): true when present. A list of tags would ask "unless the
+ * file's head is one of these", which a commit by folder and name does not
+ * offer; it is refused rather than ignored. It cannot go with If-Match.
+ */
+function parseIfNoneMatch(header: string | undefined, ifMatch: string | undefined): boolean {
+	if (header === undefined) return false;
+	if (header.trim() !== "*")
+		throw new ApiError("INVALID_REQUEST", "If-None-Match on an upload must be *: create a new file only", [{ field: "If-None-Match" }]);
+	if (ifMatch !== undefined)
+		throw new ApiError("INVALID_REQUEST", "If-None-Match: * creates a new file; it cannot go with If-Match", [{ field: "If-None-Match" }]);
+	return true;
+}
+
 /** What an upload of content can answer besides success, whichever way it names the file. */
 const UPLOAD_ERRORS = errorResponses(
 	"INVALID_REQUEST",
@@ -77,12 +92,19 @@ contentRoutes.openapi(
 		description:
 			"The body streams: it is chunked, hashed, encrypted and stored as it arrives. A new name answers 201; an existing file gets a new version and 200. " +
 			"With `If-Match: <version_id>` a stale base becomes a conflicted copy (or 409 VERSION_CONFLICT with on_conflict=fail). Larger files go through upload sessions or tus. " +
+			"Extension: `If-None-Match: *` creates a new file only: if a file lives at the name when the upload is committed, it gets no version from this upload; the upload becomes a conflicted copy beside it (201, `conflict.reason` stale_base), or 409 VERSION_CONFLICT with on_conflict=fail (a folder at the name answers 409 NAME_TAKEN as always). " +
 			"A body without Content-Length is cut off with 413 PAYLOAD_TOO_LARGE as soon as it passes 100 MB, and with 507 QUOTA_EXCEEDED as soon as it passes what the quota leaves; one that ends before its Content-Length answers 400. " +
 			"503 BLOCKS_RECLAIMED (with Retry-After) means the storage collector deleted blocks this request stored while it ran: nothing was committed; send the same request again. " +
 			"Extension, sharing: `parent_id` may be a folder shared with you as editor, or your mount of it; the file is the owner's and counts toward the owner's storage (507 without figures when it is full); a viewer gets 403.",
 		request: {
 			query: ContentQuery,
-			headers: z.object({ "if-match": z.string().optional().openapi({ description: "The version id this upload edits" }) }),
+			headers: z.object({
+				"if-match": z.string().optional().openapi({ description: "The version id this upload edits" }),
+				"if-none-match": z
+					.literal("*")
+					.optional()
+					.openapi({ description: "Create a new file only: a file at the name gets no version (extension)" }),
+			}),
 			body: { content: binaryContent },
 		},
 		responses: {
@@ -95,8 +117,9 @@ contentRoutes.openapi(
 		const caller = c.get("caller");
 		const query = c.req.valid("query");
 		const baseVersionId = parseIfMatch(c.req.header("If-Match"));
+		const createOnly = parseIfNoneMatch(c.req.header("If-None-Match"), c.req.header("If-Match"));
 		// Into the caller's folder, or into a folder shared with them as editor (the owner's hub checks again).
-		const intended = (parentId: string) => ({ parentId, name: query.name, baseVersionId, onConflict: query.on_conflict });
+		const intended = (parentId: string) => ({ parentId, name: query.name, baseVersionId, onConflict: query.on_conflict, createOnly });
 		const size = declaredSize(c);
 		let target = ownAccess(caller, query.parent_id);
 		const checked = unwrap(

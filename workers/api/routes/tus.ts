@@ -205,6 +205,19 @@ function hasBody(c: Context<AppEnv>): boolean {
 	return declared !== undefined ? Number(declared.trim()) !== 0 : c.req.raw.body !== null;
 }
 
+/** `create_only` in Upload-Metadata: "true" (or a key without a value); it cannot go with an edit's base_version_id. */
+function createOnlyOf(metadata: Map<string, string>): boolean {
+	const value = metadata.get("create_only");
+	if (value === undefined || value === "false") return false;
+	if (value !== "" && value !== "true")
+		throw new ApiError("INVALID_REQUEST", "create_only must be true or false", [{ field: "Upload-Metadata" }]);
+	if (metadata.has("base_version_id"))
+		throw new ApiError("INVALID_REQUEST", "create_only creates a new file; it cannot go with base_version_id", [
+			{ field: "Upload-Metadata" },
+		]);
+	return true;
+}
+
 /** The target a creation's Upload-Metadata names; required for every upload but partials. */
 function targetOf(metadata: Map<string, string>) {
 	const name = metadata.get("filename") ?? metadata.get("name");
@@ -216,6 +229,7 @@ function targetOf(metadata: Map<string, string>) {
 		parentId,
 		onConflict: metadata.get("on_conflict") === "fail" ? ("fail" as const) : ("copy" as const),
 		baseVersionId: metadata.get("base_version_id") ?? null,
+		createOnly: createOnlyOf(metadata),
 	};
 }
 
@@ -335,7 +349,7 @@ tusRoutes.openapi(
 		if (concat.kind === "partial") {
 			// A part has no target of its own: only the file limit and the quota apply.
 			unwrap(await checkRoom(c.env, caller, size));
-			target = { name: "", parentId: "", onConflict: "copy", baseVersionId: null };
+			target = { name: "", parentId: "", onConflict: "copy", baseVersionId: null, createOnly: false };
 		} else {
 			target = targetOf(metadata);
 			const checked = unwrap(await checkUploadTarget(c.env, caller, { ...target, size: deferred ? null : size, maxFileBytes, blocks: [] }));

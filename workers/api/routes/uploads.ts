@@ -59,6 +59,7 @@ uploadRoutes.openapi(
 				maxFileBytes,
 				baseVersionId,
 				onConflict: body.on_conflict,
+				createOnly: body.create_only,
 				blocks: body.blocks,
 			}),
 		);
@@ -75,6 +76,7 @@ uploadRoutes.openapi(
 				baseVersionId,
 				contentHash: body.content_hash ?? null,
 				onConflict: body.on_conflict,
+				createOnly: body.create_only,
 				metadata: null,
 				ttlHours: Number(c.env.UPLOAD_TTL_HOURS) || 24,
 				maxFileBytes,

@@ -150,7 +150,7 @@ export async function ingestAndCommit(
 }
 
 /** Queues blocks no commit will reference for the collector, which deletes them unless something else does. */
-async function forget(db: ShardDb, hashes: readonly string[]): Promise<void> {
+export async function forget(db: ShardDb, hashes: readonly string[]): Promise<void> {
 	const statements = enqueueCandidates(db, hashes);
 	if (statements.length > 0) await runBatch(db.$client, statements);
 }

@@ -87,6 +87,7 @@ export async function commitMemberUpload(
 		blocksSince: upload.ownerSince ?? -1,
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
+		createOnly: upload.createOnly,
 		quotaBytes: owner.quotaBytes,
 		actor: { deviceId: upload.deviceId, deviceName: upload.deviceName, userId: access.caller.userId },
 		versionId: versionIdOf(upload),

@@ -5,7 +5,7 @@
  * its queue, since the tree may change in between.
  */
 import { invalidName, notFound, quotaExceeded } from "../../../src/shared/commit/failures";
-import { planCommit, type OnConflict, type TargetView } from "../../../src/shared/commit/plan";
+import { intentOf, planCommit, type OnConflict, type TargetView } from "../../../src/shared/commit/plan";
 import { accessTo } from "./access";
 import { loadTargetStatement, readTarget } from "../../../src/shared/db/tree";
 import { ok, type Result } from "../../../src/shared/errors";
@@ -22,6 +22,8 @@ export interface IntendedCommit {
 	size: number | null;
 	baseVersionId: string | null;
 	onConflict: OnConflict;
+	/** A new file only (commit/plan.ts CommitIntent). */
+	createOnly?: boolean;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function precheckCommit(
 	// A mount's content is its owner's: the caller writes there through the share (access.ts).
 	if (read.parent?.mountShareId) return notFound("folder");
 	const view = member ? await withinShare(env, member, caller.userId, read) : read;
-	const plan = planCommit(view, { name: name.name, key: name.key, baseVersionId: intended.baseVersionId, onConflict: intended.onConflict });
+	const plan = planCommit(view, intentOf(name, intended));
 	if (!plan.ok) return plan;
 	// Every commit keeps a new version: it needs its whole size (docs/decisions/0018).
 	const { versionBytes } = readStoredUsage((usage?.results ?? []) as { version_bytes: number; nodes: number }[]);

@@ -118,6 +118,7 @@ function checkSize(env: Env, caller: Caller, upload: UploadRow, size: number): P
 		maxFileBytes: Number(env.MAX_FILE_BYTES),
 		baseVersionId: upload.baseVersionId,
 		onConflict: upload.onConflict,
+		createOnly: upload.createOnly,
 		blocks: [],
 	});
 }

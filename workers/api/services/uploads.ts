@@ -35,6 +35,8 @@ export interface NewUpload {
 	baseVersionId: string | null;
 	contentHash: string | null;
 	onConflict: "copy" | "fail";
+	/** A new file only (commit/plan.ts CommitIntent); default false. */
+	createOnly?: boolean;
 	metadata: string | null;
 	ttlHours: number;
 	maxFileBytes: number;
@@ -82,6 +84,7 @@ export async function checkUploadTarget(
 		maxFileBytes: number;
 		baseVersionId: string | null;
 		onConflict: "copy" | "fail";
+		createOnly?: boolean;
 		/** The block list, or its first part. */
 		blocks: readonly { hash: string; size: number }[];
 	},
@@ -182,6 +185,7 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		actorId: null,
 		ownerId: input.owner?.userId ?? null,
 		ownerSince: input.owner?.since ?? null,
+		createOnly: input.createOnly ?? false,
 	};
 	const { limits } = input;
 	// An upload into a share fills the owner's quota, not the member's (the owner's hub checks it at commit).
@@ -195,10 +199,11 @@ export async function createUpload(db: ShardDb, caller: Caller, input: NewUpload
 		AND ${bytesFit}`;
 	const [inserted] = await runBatch(db.$client, [
 		db.run(sql`INSERT INTO uploads (id, user_id, protocol, parent_id, name, size, content_hash, base_version_id, on_conflict,
-				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks, length_deferred, concat, owner_id, owner_since)
+				device_id, device_name, created_at, expires_at, offset, more_blocks, metadata, listed_blocks, length_deferred, concat, owner_id, owner_since,
+				create_only)
 			SELECT ${row.id}, ${row.userId}, ${row.protocol}, ${row.parentId}, ${row.name}, ${row.size}, ${row.contentHash}, ${row.baseVersionId},
 				${row.onConflict}, ${row.deviceId}, ${row.deviceName}, ${row.createdAt}, ${row.expiresAt}, ${row.offset}, ${row.moreBlocks ? 1 : 0},
-				${row.metadata}, 0, ${row.lengthDeferred ? 1 : 0}, ${row.concat}, ${row.ownerId}, ${row.ownerSince}
+				${row.metadata}, 0, ${row.lengthDeferred ? 1 : 0}, ${row.concat}, ${row.ownerId}, ${row.ownerSince}, ${row.createOnly ? 1 : 0}
 			WHERE ${fits}`),
 		...listBlocks(db, row.id, 0, 0, input.blocks, sql`1`),
 	]);
