@@ -21,6 +21,8 @@
  * test): both clients' last round ended with an `idle` event whose cursor is
  * the server's latest (`GET /v1/changes/latest`), and the trees of A, B and
  * the remote folder are equal (paths, types, SHA-256; `.drive/` left out).
+ * Deletions held back by the mass-delete guard are confirmed as a user
+ * would: that client is restarted with `--force`.
  *
  * At the end:
  * - A == B == remote;
@@ -116,6 +118,8 @@ class World {
 	readonly written: Written[] = [];
 	readonly applied: Applied[] = [];
 	readonly outcome = new Map<number, string>();
+	/** Deletions the mass-delete guard held back, each answered with a restart with --force. */
+	readonly forced: string[] = [];
 	/** Windows end at each wait for quiescence. */
 	window = 0;
 	#order = 0;
@@ -251,6 +255,16 @@ class World {
 				const crashed = this.children[name].crashed;
 				if (crashed !== null) throw new Error(`${what}: ${crashed}\n${this.children[name].tail()}`);
 			}
+			// The mass-delete guard held deletions back (a script may delete most of a tree): the user's answer is --force.
+			for (const name of who) {
+				const idle = this.children[name].lastIdle();
+				if (idle !== null && idle.held !== null && idle.held !== undefined) {
+					this.children[name].note(`held deletions ${JSON.stringify(idle.held)}: restarting with --force`);
+					this.forced.push(`${name}: ${JSON.stringify(idle.held)}`);
+					await this.children[name].kill("SIGTERM");
+					this.children[name].start(["--force"]);
+				}
+			}
 			const latest = await h.latest(this.user);
 			const cursors = who.map((name) => this.children[name].idleCursor());
 			if (cursors.every((c) => c !== null && seqOf(c) === seqOf(latest))) {
@@ -279,7 +293,7 @@ class World {
 	/** What the run did, in numbers. */
 	summary(): string {
 		const events = (name: Local) => this.children[name].history.filter((l) => l.includes('"event":"action"')).length;
-		return `applied ${this.applied.length} ops, ${this.written.length} writes; actions: A ${events("A")}, B ${events("B")}; proxy connections ${this.proxy.accepted}; starts: A ${this.children.A.starts}, B ${this.children.B.starts}`;
+		return `applied ${this.applied.length} ops, ${this.written.length} writes; actions: A ${events("A")}, B ${events("B")}; proxy connections ${this.proxy.accepted}; forced: ${this.forced.join(", ") || "none"}; starts: A ${this.children.A.starts}, B ${this.children.B.starts}`;
 	}
 
 	/** `drive status --json` of a client's folder. */

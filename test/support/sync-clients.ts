@@ -61,14 +61,15 @@ export class SyncChild {
 		readonly remote: string,
 	) {}
 
-	start(): void {
+	/** Starts the process; `extra` adds options (e.g. `--force`). */
+	start(extra: string[] = []): void {
 		if (this.#child !== null) throw new Error(`${this.name} is running already`);
 		this.events = [];
 		this.#exit = null;
 		this.#expectExit = false;
 		this.starts++;
 		const generation = this.starts;
-		const child = spawn(process.execPath, [BIN, "sync", this.dir, this.remote, "--init", "--watch", "--json"], {
+		const child = spawn(process.execPath, [BIN, "sync", this.dir, this.remote, "--init", "--watch", "--json", ...extra], {
 			env: { ...process.env, DRIVE_CONFIG_DIR: this.config },
 			stdio: ["ignore", "pipe", "pipe"],
 		});
@@ -156,6 +157,15 @@ export class SyncChild {
 			if (Date.now() > guard) throw new Error(`${what}: not seen within ${ms} ms (hang guard)`);
 			await this.changed(250);
 		}
+	}
+
+	/** The last round's `idle` event if the last round event is one, else null. */
+	lastIdle(): SyncEvent | null {
+		for (let n = this.events.length - 1; n >= 0; n--) {
+			const e = this.events[n] as SyncEvent;
+			if (ROUND_EVENTS.has(e.event)) return e.event === "idle" ? e : null;
+		}
+		return null;
 	}
 
 	/** The cursor of the last round if it ended idle (the last round event is `idle`), else null. */
