@@ -394,9 +394,12 @@ class World {
 					`#${edit.i} ${edit.w} edit ${edit.path} (${written.hash.slice(0, 8)}) against #${del.i} ${del.w} delete: the edit is no head`,
 				);
 		}
-		expect(lost, "contents lost").toEqual([]);
-		expect(deletedOverEdits, "edits lost to a delete that never saw them").toEqual([]);
-		expect(notHead, "last writes that are no head").toEqual([]);
+		const failures = [
+			...lost.map((l) => `lost: ${l}`),
+			...deletedOverEdits.map((l) => `edit lost to a delete that never saw it: ${l}`),
+			...notHead.map((l) => `not a head: ${l}`),
+		];
+		if (failures.length > 0) throw new Error(`nothing lost? no:\n${failures.join("\n")}`);
 	}
 
 	/** The end: quiescence, equal trees, clean status, nothing lost, and a clean stop. */
@@ -429,9 +432,16 @@ async function inWorld(seed: number, script: Script, work: (world: World) => Pro
 			);
 	} catch (err) {
 		const message = err instanceof Error ? err.message : String(err);
+		// Every line of both clients, beside the test's ops, for reading the failure in full.
+		const log = join(tmpdir(), `drive-sync-seed-${seed}-${Date.now()}.log`);
+		writeFileSync(
+			log,
+			`${formatScript(script, world.outcome)}\n--- A:\n${world.children.A.tail(Infinity, true)}\n--- B:\n${world.children.B.tail(Infinity, true)}\n`,
+		);
 		throw new Error(
 			[
 				`seed ${seed} failed: ${message}`,
+				`both clients' whole output: ${log}`,
 				`replay: SYNC_SEED=${seed} SYNC_OPS=${OPS} npx vitest run --project e2e test/e2e/sync-random.e2e.test.ts`,
 				formatScript(script, world.outcome),
 				`--- A's last lines:\n${world.children.A.tail(30)}`,
