@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { readCredentials, writeCredentials, type Credentials } from "./credentials";
+import { CliError, EXIT } from "./output";
 import { Tokens, withRefreshLock } from "./tokens";
 
 const credentials: Credentials = {
@@ -32,6 +33,63 @@ describe("the refresh lock", () => {
 		after.exec("BEGIN IMMEDIATE");
 		after.exec("COMMIT");
 		after.close();
+	});
+
+	it("lets a second holder in only after the first leaves, and keeps the event loop running while it waits", async () => {
+		const dir = join(mkdtempSync(join(tmpdir(), "drive-lock-")), "drive");
+		const order: string[] = [];
+		const first = gate();
+		const inFirst = gate();
+		const one = withRefreshLock(dir, async () => {
+			order.push("1 in");
+			inFirst.open();
+			await first.opened;
+			order.push("1 out");
+		});
+		await inFirst.opened;
+		// The second connection's first try fails inside this call; it then waits without blocking the loop.
+		const two = withRefreshLock(dir, async () => {
+			order.push("2 in");
+		});
+		// setImmediate callbacks only run while the event loop turns: a synchronous busy wait would stop them.
+		let turns = 0;
+		await new Promise<void>((resolve) => {
+			const turn = (): void => {
+				if (++turns === 100) resolve();
+				else setImmediate(turn);
+			};
+			setImmediate(turn);
+		});
+		expect(order).toEqual(["1 in"]);
+		first.open();
+		await Promise.all([one, two]);
+		expect(order).toEqual(["1 in", "1 out", "2 in"]);
+	});
+
+	it("gives up with the unavailable exit code when the lock stays held past the wait", async () => {
+		const dir = join(mkdtempSync(join(tmpdir(), "drive-lock-")), "drive");
+		const release = gate();
+		const inside = gate();
+		const holder = withRefreshLock(dir, async () => {
+			inside.open();
+			await release.opened;
+		});
+		await inside.opened;
+		let entered = false;
+		const error = await withRefreshLock(
+			dir,
+			async () => {
+				entered = true;
+			},
+			20,
+		).catch((err: unknown) => err);
+		expect(error).toBeInstanceOf(CliError);
+		expect((error as CliError).exit).toBe(EXIT.unavailable);
+		expect(entered).toBe(false);
+		release.open();
+		await holder;
+		// The failed waiter left nothing behind: the lock is free again.
+		await withRefreshLock(dir, async () => {}, 0);
 	});
 
 	it("uses the token another process refreshed instead of refreshing again", async () => {
@@ -86,3 +144,12 @@ describe("credentials.json", () => {
 		expect(readFileSync(join(dir, "credentials.json"), "utf8")).not.toContain("password");
 	});
 });
+
+/** A promise that settles when {@link open} is called. */
+function gate(): { opened: Promise<void>; open: () => void } {
+	let open = (): void => {};
+	const opened = new Promise<void>((resolve) => {
+		open = resolve;
+	});
+	return { opened, open };
+}

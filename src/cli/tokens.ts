@@ -8,20 +8,29 @@
  * So a refresh takes an exclusive SQLite lock on `auth.db` in the config
  * directory (`BEGIN IMMEDIATE`; the OS drops it if the process dies), reads
  * the credentials again, and refreshes only if no other process did
- * meanwhile.
+ * meanwhile. The lock is polled with an async backoff instead of SQLite's
+ * busy timeout, which sleeps inside the call and would freeze the event loop
+ * of a `drive sync --watch` (its socket, watcher and transfers) meanwhile.
  *
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { DriveApiError, DriveClient, type FetchLike } from "../client";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DriveApiError, DriveClient, isAbortError, type FetchLike } from "../client";
 import { readCredentials, writeCredentials, ensureDir, type Credentials } from "./credentials";
 import { CliError, EXIT } from "./output";
 
 /** Refresh when less than this is left, so a request does not leave with a token about to expire. */
 const REFRESH_AHEAD_MS = 60_000;
 /** How long a process waits for another one's refresh before giving up. */
-const LOCK_WAIT_MS = 120_000;
+const LOCK_WAIT_MS = 60_000;
+/** The first and the longest pause between two tries of the lock. */
+const LOCK_STEP_MS = { first: 10, max: 250 } as const;
+/** How long the refresh request (retries included) may take while others wait for the lock. */
+const REFRESH_TIMEOUT_MS = 15_000;
+/** SQLite's primary result code for a lock held by another connection. */
+const SQLITE_BUSY = 5;
 
 /** The answer of `POST /v1/auth/refresh`. */
 interface Refreshed {
@@ -35,13 +44,18 @@ export function notSignedIn(message = "not signed in: run drive login"): CliErro
 	return new CliError("UNAUTHENTICATED", message, EXIT.notSignedIn);
 }
 
-/** Runs `work` while holding the config directory's refresh lock. */
-export async function withRefreshLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` while holding the config directory's refresh lock.
+ *
+ * @param waitMs how long to wait for another process's hold before failing
+ *   with {@link EXIT.unavailable}.
+ */
+export async function withRefreshLock<T>(dir: string, work: () => Promise<T>, waitMs: number = LOCK_WAIT_MS): Promise<T> {
 	ensureDir(dir);
-	const db = new DatabaseSync(join(dir, "auth.db"), { timeout: LOCK_WAIT_MS });
+	// No busy timeout: SQLite would sleep inside exec() and block the event loop; acquire() waits asynchronously instead.
+	const db = new DatabaseSync(join(dir, "auth.db"), { timeout: 0 });
 	try {
-		// IMMEDIATE takes the write lock at once (waiting up to the busy timeout), so a second process blocks here, not later.
-		db.exec("BEGIN IMMEDIATE");
+		await acquire(db, waitMs);
 		try {
 			return await work();
 		} finally {
@@ -50,6 +64,28 @@ export async function withRefreshLock<T>(dir: string, work: () => Promise<T>): P
 	} finally {
 		db.close();
 	}
+}
+
+/** Takes the write lock (`BEGIN IMMEDIATE`), retrying with a doubling pause while another connection holds it. */
+async function acquire(db: DatabaseSync, waitMs: number): Promise<void> {
+	const deadline = Date.now() + waitMs;
+	for (let pause: number = LOCK_STEP_MS.first; ; pause = Math.min(pause * 2, LOCK_STEP_MS.max)) {
+		try {
+			db.exec("BEGIN IMMEDIATE");
+			return;
+		} catch (err) {
+			if (!isBusy(err)) throw err;
+		}
+		const left = deadline - Date.now();
+		if (left <= 0) {
+			throw new CliError("UNAVAILABLE", "another drive process is still refreshing the access token: try again", EXIT.unavailable);
+		}
+		await sleep(Math.min(pause, left));
+	}
+}
+
+function isBusy(err: unknown): boolean {
+	return err instanceof Error && "errcode" in err && err.errcode === SQLITE_BUSY;
 }
 
 /** The signed-in session's tokens; {@link fetch} is the DriveClient's fetch. */
@@ -102,9 +138,13 @@ export class Tokens {
 			const client = new DriveClient({ baseUrl: latest.server });
 			let answer: Refreshed;
 			try {
-				answer = await client.json<Refreshed>("POST", "/v1/auth/refresh", { json: { refresh_token: latest.refresh_token } });
+				answer = await client.json<Refreshed>("POST", "/v1/auth/refresh", {
+					json: { refresh_token: latest.refresh_token },
+					signal: AbortSignal.timeout(REFRESH_TIMEOUT_MS),
+				});
 			} catch (err) {
 				if (err instanceof DriveApiError && err.code === "UNAUTHENTICATED") throw notSignedIn("signed out by the server: run drive login");
+				if (isAbortError(err)) throw new CliError("UNAVAILABLE", "the server did not answer the token refresh in time", EXIT.unavailable);
 				throw err;
 			}
 			const next: Credentials = {
