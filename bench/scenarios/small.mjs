@@ -2,7 +2,8 @@
 // fixed number of requests after a warm-up, beside the floor (an
 // unauthenticated 404) in the same round: authenticated metadata reads and
 // 4 KiB file uploads by one user, one by one and in batches of
-// BATCH_FILES (POST /v1/files/batch, figures per file). Runs again on a stack with wrangler dev's
+// BATCH_FILES (POST /v1/files/batch, figures per file), and downloads of
+// such files in batches (POST /v1/files/batch/content, figures per file). Runs again on a stack with wrangler dev's
 // local trace collector on, as `npm start` users see it.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -23,12 +24,14 @@ export const BATCH_FILES = 64;
 const CHILDREN = 40;
 
 /** Rows in the order each round runs them, each right after a phase of the floor. */
-export const ROWS = ["floor", "d1Read", "me", "node", "children", "r2Put", "putNew", "putVersion", "putBatch"];
+export const ROWS = ["floor", "d1Read", "me", "node", "children", "r2Put", "putNew", "putVersion", "putBatch", "getBatch"];
+/** Rows whose requests carry BATCH_FILES files each. */
+const BATCHED = new Set(["putBatch", "getBatch"]);
 
 /** Rows that write: fewer requests each. */
 const WRITES = new Set(["r2Put", "putNew", "putVersion", "putBatch"]);
 /** A batch request carries BATCH_FILES files: its row sends this many times fewer requests. */
-const requestsOf = (name, count) => (name === "putBatch" ? Math.max(CLIENTS, Math.ceil((count * 8) / BATCH_FILES)) : count);
+const requestsOf = (name, count) => (BATCHED.has(name) ? Math.max(CLIENTS, Math.ceil((count * 8) / BATCH_FILES)) : count);
 
 /**
  * @param {import("../lib/stack.mjs").Context} ctx
@@ -74,6 +77,17 @@ async function onStack(stack, settings, log) {
 	const childFiles = await pool(CHILDREN / 2, 1, (i) => put(listed, `file-${i}.bin`, 201));
 	await pool(VERSIONED_FILES, 1, (i) => put(versioned, `v-${i}.bin`, 201));
 	const fileId = childFiles[0];
+	// Files the download batches read: client c asks for window c of them, so clients do not read the same files at once.
+	const downloads = await folder(top, "downloads");
+	const readable = [];
+	for (let i = 0; i < CLIENTS; i++)
+		readable.push(
+			...(await setup.putBatch(
+				downloads,
+				Array.from({ length: BATCH_FILES }, (_, k) => `d-${i}-${k}.bin`),
+				user.token,
+			)),
+		);
 
 	let newCount = 0;
 	/** Each row: one request by client `c` (the n-th request of the row), checked; resolves when its body is read. */
@@ -93,6 +107,7 @@ async function onStack(stack, settings, log) {
 				Array.from({ length: BATCH_FILES }, () => `batch-${newCount++}.bin`),
 				user.token,
 			),
+		getBatch: (client, c) => client.getBatch(readable.slice(c * BATCH_FILES, (c + 1) * BATCH_FILES), user.token),
 	};
 	await checkShapes(clients[0], user, fileId, listed);
 
@@ -165,7 +180,7 @@ async function onStack(stack, settings, log) {
 
 /** A batch row's phase counted in files rather than requests, so its rate and CPU are per file (its latencies stay per request). */
 function perFile(name, phase) {
-	return name === "putBatch" ? { ...phase, n: phase.n * BATCH_FILES, rate: phase.rate * BATCH_FILES } : phase;
+	return BATCHED.has(name) ? { ...phase, n: phase.n * BATCH_FILES, rate: phase.rate * BATCH_FILES } : phase;
 }
 
 /** What a new user would check first: each read answers what it should, before anything is timed. */
@@ -240,7 +255,7 @@ class Client {
 		return JSON.parse((await this.send(method, path, token, status, body)).toString("utf8"));
 	}
 
-	/** POST /v1/files/batch of fresh random files, new names in `parentId`; checks every item was created with its size and hash. */
+	/** POST /v1/files/batch of fresh random files, new names in `parentId`; checks every item was created with its size and hash; the versions made. */
 	async putBatch(parentId, names, token) {
 		const boundary = `bench${randomBytes(12).toString("hex")}`;
 		const files = names.map(() => randomBytes(FILE_BYTES));
@@ -259,6 +274,22 @@ class Client {
 		for (const [i, result] of answer.results.entries())
 			if (result.status !== "created" || result.node.size !== FILE_BYTES || result.node.content_hash !== items[i].sha256)
 				throw new Error(`POST /v1/files/batch item ${i}: ${JSON.stringify(result)}`);
+		return answer.results.map((result) => ({ file_id: result.node.id, version_id: result.version.id, sha256: result.node.content_hash }));
+	}
+
+	/** POST /v1/files/batch/content of `files`; checks every frame's order, size and the SHA-256 of its bytes, as a client must. */
+	async getBatch(files, token) {
+		const items = files.map(({ file_id, version_id }) => ({ file_id, version_id }));
+		const body = await this.send("POST", "/v1/files/batch/content", token, 200, { items });
+		let at = 0;
+		for (const [i, want] of files.entries()) {
+			const end = body.indexOf(10, at);
+			const header = JSON.parse(body.toString("utf8", at, end));
+			at = end + 1 + (header.size ?? 0);
+			if (header.index !== i || header.size !== FILE_BYTES || sha256(body.subarray(end + 1, at)) !== want.sha256)
+				throw new Error(`POST /v1/files/batch/content item ${i}: ${JSON.stringify(header)}`);
+		}
+		if (at !== body.byteLength) throw new Error(`POST /v1/files/batch/content: ${body.byteLength - at} bytes past the last frame`);
 	}
 
 	/** PUT of fresh random bytes; checks the stored size and hash, so a fast but wrong upload cannot pass. */

@@ -3,11 +3,12 @@
  * small versions downloaded in one request, as a stream of frames in item
  * order; items fail on their own, bad input is refused whole.
  */
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { commitFiles, downloadFiles, DriveClient } from "../../src/client";
+import { blockObjectKey } from "../../src/shared/blocks";
 import type { TestUser } from "../support/harness";
-import { api, bytesEqual, expectError, randomBytes, settlePurges, sha256 } from "./helpers";
+import { api, bytesEqual, expectError, randomBytes, settlePurges, sha256, shardOfUser, versionBlocks } from "./helpers";
 import { share } from "./sharing";
 
 const TYPE = "application/vnd.drive.batch+octet-stream";
@@ -166,6 +167,22 @@ describe("POST /v1/files/batch/content", () => {
 		expect(bytesEqual(got[7]?.bytes as Uint8Array, second.bytes)).toBe(true);
 		// Alone, items that reach nothing of the caller's make the whole request a 404.
 		await expectError(await post(user, { items: [item(theirs)] }), 404, "NOT_FOUND");
+	});
+
+	it("stamps each version sent as read, and makes an unreadable block its item's error frame", async () => {
+		const folder = await api.mkdir(user, user.rootId, "damaged");
+		const [lost, kept] = await files(user, folder.id, [7000, 7001]);
+		const [block] = await versionBlocks(user.id, (lost as Made).versionId);
+		await env.BLOBS.delete(blockObjectKey((block as { hash: string }).hash));
+		const got = await download(user, [item(lost as Made), item(kept as Made)]);
+		expect(got[0]?.header).toMatchObject({ index: 0, error: { code: "INTERNAL", status: 500 } });
+		expect(bytesEqual(got[1]?.bytes as Uint8Array, (kept as Made).bytes)).toBe(true);
+		const shard = await shardOfUser(user.id);
+		const row = await shard
+			.prepare("SELECT read_month FROM versions WHERE id = ?")
+			.bind((kept as Made).versionId)
+			.first<{ read_month: number | null }>();
+		expect(row?.read_month).not.toBeNull();
 	});
 
 	it("refuses bad input whole with 400", async () => {
