@@ -14,7 +14,7 @@ import type { Command } from "commander";
 import type { DriveClient } from "../client";
 import type { Me } from "../shared/schemas/auth";
 import type { Node } from "../shared/schemas/nodes";
-import { SyncEngine } from "../sync/engine/engine";
+import { isTransient, SyncEngine } from "../sync/engine/engine";
 import type { SyncEvent } from "../sync/engine/execute";
 import { openState, type SyncState } from "../sync/state";
 import { CliError, EXIT, type Output } from "./output";
@@ -63,8 +63,15 @@ async function link(
 		// A linked folder needs no request to start: a client started while offline waits for the server in its loop.
 		if (state.getMeta("user_id") !== tokens.credentials.user_id)
 			throw new CliError("FORBIDDEN", `${dir} is linked to another account; sign in as that account or sync another folder`, EXIT.usage);
-		if (remote !== undefined && init && (await resolve(client, remote)).id !== linked)
-			throw new CliError("INVALID_REQUEST", `${dir} is already linked to another server folder (${linked})`, EXIT.usage);
+		if (remote !== undefined && init) {
+			// A check of the user's intent, not needed to sync: while the server is unreachable the link as stored stands.
+			const named = await resolve(client, remote).catch((err: unknown) => {
+				if (isTransient(err) || (err instanceof CliError && err.exit === EXIT.unavailable)) return null;
+				throw err;
+			});
+			if (named !== null && named.id !== linked)
+				throw new CliError("INVALID_REQUEST", `${dir} is already linked to another server folder (${linked})`, EXIT.usage);
+		}
 		return { state, client, deviceName: state.getMeta("device_name") ?? "drive CLI" };
 	}
 	if (!init) throw notLinked(dir);

@@ -65,8 +65,12 @@ export class RootChangedError extends Error {
 export function isTransient(err: unknown): boolean {
 	if (err instanceof DriveApiError) return isRetryableStatus(err.status);
 	if (err instanceof RootGoneError || err instanceof RootChangedError) return false;
+	const code = (err as { code?: unknown } | undefined)?.code;
+	// fetch fails with a TypeError; sockets with these codes; the CLI's token refresh with UNAVAILABLE.
 	return (
-		err instanceof TypeError || (err as NodeJS.ErrnoException | undefined)?.code === "ECONNRESET" || (err as Error)?.name === "AbortError"
+		err instanceof TypeError ||
+		(err as Error | undefined)?.name === "AbortError" ||
+		(typeof code === "string" && ["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "UNAVAILABLE"].includes(code))
 	);
 }
 

@@ -43,9 +43,14 @@ export async function hashFile(path: string): Promise<string> {
 	return hash.digest("hex");
 }
 
-/** `dev:ino`, the identity a rename keeps. */
-export function fileIdOf(stat: { dev: bigint; ino: bigint }): string {
-	return `${stat.dev}:${stat.ino}`;
+/**
+ * `dev:ino:birth`, the identity a rename keeps. The birth time (statx) tells
+ * a new file that got a deleted file's inode number, which Linux hands out
+ * again at once, from a rename of the old one; where the filesystem has no
+ * birth time it is 0 and the inode alone decides.
+ */
+export function fileIdOf(stat: { dev: bigint; ino: bigint; birthtimeNs: bigint }): string {
+	return `${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
 }
 
 /**
