@@ -90,6 +90,32 @@ async function link(
 	return { state, client, deviceName };
 }
 
+/**
+ * `link`, and with `--watch` again with backoff while the server cannot be
+ * reached: a client started offline (at login, on a laptop without network)
+ * waits for the server instead of exiting.
+ */
+async function linkWaiting(
+	deps: SyncCommandDeps,
+	root: string,
+	remote: string | undefined,
+	opts: Common & { init?: boolean; watch?: boolean },
+	out: Output,
+): Promise<Awaited<ReturnType<typeof link>>> {
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await link(deps, root, remote, opts.init === true);
+		} catch (err) {
+			const unavailable = isTransient(err) || (err instanceof CliError && err.exit === EXIT.unavailable);
+			if (opts.watch !== true || !unavailable) throw err;
+			const message = err instanceof Error ? err.message : String(err);
+			if (out.json) out.stdout.write(`${JSON.stringify({ event: "error", code: "UNAVAILABLE", message })}\n`);
+			else out.log(`drive: ${message}; retrying`);
+			await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))));
+		}
+	}
+}
+
 /** True if a process with this pid runs (signal 0 checks without sending). */
 function alive(pid: number): boolean {
 	try {
@@ -157,7 +183,7 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
 		.option("--force", "run deletions that the mass-delete guard held back")
 		.action(async (dir: string, remote: string | undefined, opts: Common & { init?: boolean; watch?: boolean; force?: boolean }) => {
 			const root = resolvePath(dir);
-			const { state, client, deviceName } = await link(deps, root, remote, opts.init === true);
+			const { state, client, deviceName } = await linkWaiting(deps, root, remote, opts, out);
 			const pid = Number(state.getMeta("engine_pid") ?? 0);
 			if (pid !== 0 && pid !== process.pid && alive(pid) && state.getMeta("engine_state") !== "stopped")
 				throw new CliError("BUSY", `another drive sync (pid ${pid}) is syncing ${root}`, EXIT.conflict);
