@@ -80,6 +80,8 @@ export default defineConfig(async () => {
 									BLOCK_KEYS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
 									PASSWORD_PEPPER: "test-pepper-0123456789abcdef0123456789abcdef",
 									LOGIN_SLOWDOWN_MS: "1",
+									// Failure drills (src/shared/drills.ts): every test runs through the wrapped bindings.
+									DRILLS: "on",
 									TEST_DIRECTORY_MIGRATIONS: directoryMigrations,
 									TEST_SHARD_MIGRATIONS: shardMigrations,
 								},
@@ -91,6 +93,7 @@ export default defineConfig(async () => {
 										modules: true,
 										scriptPath: NOTIFY_BUNDLE,
 										compatibilityDate: "2026-11-01",
+										bindings: { DRILLS: "on" },
 										durableObjects: { USER_HUB: { className: "UserHub", useSQLite: true } },
 										d1Databases: notifyDatabases(),
 									},
@@ -114,7 +117,7 @@ export default defineConfig(async () => {
 						cloudflareTest({
 							wrangler: { configPath: "./workers/notify/wrangler.toml" },
 							miniflare: {
-								bindings: { TEST_DIRECTORY_MIGRATIONS: directoryMigrations, TEST_SHARD_MIGRATIONS: shardMigrations },
+								bindings: { DRILLS: "on", TEST_DIRECTORY_MIGRATIONS: directoryMigrations, TEST_SHARD_MIGRATIONS: shardMigrations },
 							},
 						}),
 					],

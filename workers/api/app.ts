@@ -11,6 +11,7 @@ import { authRoutes } from "./routes/auth";
 import { conflictRoutes } from "./routes/conflicts";
 import { tokenInPathHeaders } from "./middleware/token-in-path";
 import { downloadUrlRoutes } from "./routes/download-urls";
+import { drillRoutes } from "./routes/drills";
 import { linkRoutes } from "./routes/links";
 import { webhookRoutes } from "./routes/webhooks";
 import { versionRoutes } from "./routes/versions";
@@ -83,6 +84,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", activityRoutes);
 	app.route("/v1", downloadUrlRoutes);
 	app.route("/v1", webhookRoutes);
+	// Answers 404 unless DRILLS is "on" (src/shared/drills.ts).
+	app.route("/", drillRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -1,6 +1,7 @@
 /** The api worker: auth, the files API, upload sessions and downloads. */
 import { useWasmScanner } from "../../src/shared/chunking";
 import gearScan from "../../src/shared/gear-scan.wasm";
+import { withDrills } from "../../src/shared/drills";
 import { buildApp } from "./app";
 import { runHousekeeping } from "./scheduled";
 import { consumeGcBatch, type GcUnit } from "./services/gc-queue";
@@ -17,12 +18,14 @@ useWasmScanner(gearScan);
 const app = buildApp();
 
 export default {
-	fetch: app.fetch,
+	// withDrills hands back env itself unless DRILLS is "on" (src/shared/drills.ts).
+	fetch: (request: Request, env: Env, ctx: ExecutionContext) => app.fetch(request, withDrills(env), ctx),
 	async scheduled(_controller, env, ctx) {
-		ctx.waitUntil(runHousekeeping(env));
+		ctx.waitUntil(runHousekeeping(withDrills(env)));
 	},
 	/** One consumer for every queue of wrangler.toml, told apart by the queue's name. */
-	async queue(batch, env) {
+	async queue(batch, rawEnv) {
+		const env = withDrills(rawEnv);
 		switch (batch.queue) {
 			case "drive-webhook-fanout":
 				return consumeFanOut(batch as MessageBatch<FanOutKick>, env);

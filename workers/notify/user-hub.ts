@@ -16,6 +16,7 @@ import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
 import { shardAt } from "../../src/shared/db/shards";
 import { fail, ok, type Result } from "../../src/shared/errors";
+import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
 import { redactedCause, stackFrames } from "../../src/shared/log";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -93,7 +94,8 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	};
 
 	constructor(ctx: DurableObjectState, env: Env & HubVars) {
-		super(ctx, env);
+		// withDrills hands back env itself unless DRILLS is "on" (src/shared/drills.ts).
+		super(ctx, withDrills(env));
 		// The hub is addressed by its user's id (getByName), so it knows whose it is.
 		const userId = ctx.id.name;
 		if (!userId) throw new Error("a UserHub must be addressed by its user's id");
@@ -102,6 +104,18 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		this.#writes = new WriteBudget(numberVar(env.WRITE_BURST, 10_000), numberVar(env.WRITES_PER_SECOND, 100));
 		// Answered by the runtime without waking the object (hibernation).
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+	}
+
+	/**
+	 * Failure drills (src/shared/drills.ts): replaces the faults of the
+	 * notify worker's isolate, and answers its operation counts. Refused
+	 * unless DRILLS is "on", which no deployed config sets.
+	 */
+	async drill(faults: FaultRule[] | null | undefined, resetCounts = false): Promise<Record<string, number>> {
+		if ((this.env as { DRILLS?: string }).DRILLS !== "on") throw new Error("drills are off in this deployment");
+		if (faults === null) clearFaults();
+		else if (faults !== undefined) setFaults(faults);
+		return operationCounts(resetCounts);
 	}
 
 	/** Creates the user's root folder if it does not exist yet (signup); returns it. */
