@@ -205,10 +205,8 @@ function wrapNamespace(binding: string, namespace: DurableObjectNamespace): Dura
 				// The drill control itself always gets through (routes/drills.ts).
 				if (typeof name !== "string" || typeof value !== "function" || name === "drill") return value;
 				// Called on the stub itself: an RPC method taken off its stub is not callable.
-				return (...args: unknown[]) =>
-					intercept(binding, "do.call", name, () =>
-						(target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!(...args),
-					);
+				const methods = target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+				return (...args: unknown[]) => intercept(binding, "do.call", name, () => methods[name]?.(...args) ?? Promise.resolve(undefined));
 			},
 		});
 	return new Proxy(namespace, {
