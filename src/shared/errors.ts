@@ -27,6 +27,7 @@ export const ErrorCode = z.enum([
 	"PASSWORD_REQUIRED",
 	"LINK_EXPIRED",
 	"INTERNAL",
+	"UNAVAILABLE",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -79,6 +80,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 500;
 		// The collector deleted blocks the request stored while it ran: send it again.
 		case "BLOCKS_RECLAIMED":
+			return 503;
+		// A component the request needs is not answering; nothing was changed and Retry-After says when to try again.
+		case "UNAVAILABLE":
 			return 503;
 	}
 }

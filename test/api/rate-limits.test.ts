@@ -6,13 +6,11 @@
  * to change (a condition), and a test that needs a low limit puts the
  * RATE_LIMIT_TEST binding (3 per 10 s, vitest.config.ts) in place of a class's.
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RATE_LIMIT_POLICIES, type RateLimitBinding } from "../../src/shared/rate-limits";
-import worker from "../../workers/api/index";
-import { Harness } from "../support/harness";
-import { call, expectError, signup } from "./helpers";
+import { type Harness } from "../support/harness";
+import { apiOver, call, expectError, signup } from "./helpers";
 
 const TEST_LIMIT = 3;
 const TEST_PERIOD_MS = 10_000;
@@ -20,13 +18,7 @@ const testBinding = (env as unknown as { RATE_LIMIT_TEST: RateLimit }).RATE_LIMI
 
 /** The api worker with `binding` counting at 3 per 10 s. */
 function tightApi(binding: RateLimitBinding): Harness {
-	const tight = { ...env, [binding]: testBinding } as Env;
-	return new Harness(async (request) => {
-		const ctx = createExecutionContext();
-		const res = await worker.fetch(request, tight, ctx);
-		await waitOnExecutionContext(ctx);
-		return res;
-	}, "http://drive.test");
+	return apiOver({ ...env, [binding]: testBinding } as Env);
 }
 
 /** Lets go of an answer's body. */

@@ -97,6 +97,7 @@ export function describeError(err: unknown, context: ErrorContext = {}): string 
 			return message !== undefined ? `${capitalise(message)}.` : "Drive couldn't accept that. Check what you entered.";
 		}
 		case "INTERNAL":
+		case "UNAVAILABLE":
 		case "HTTP_ERROR":
 			return "Drive had a problem. Try again in a moment.";
 		default:

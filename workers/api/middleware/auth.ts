@@ -1,12 +1,12 @@
 /**
  * Bearer authentication: verifies the access token (jose, HS256 pinned) and
- * loads the caller from the directory, so a signed-out device is refused at
- * once rather than when its token expires.
+ * checks that its device is still signed in, through the per-isolate cache
+ * of the directory (docs/decisions/0030), so a signed-out device is refused
+ * within seconds rather than when its token expires.
  */
 import { createMiddleware } from "hono/factory";
-import { ApiError } from "../errors";
+import { ApiError, unwrap } from "../errors";
 import type { AppEnv } from "../env";
-import { openDirectory } from "../services/directory";
 import { loadCaller } from "../services/sessions";
 import { verifyAccessToken } from "../services/tokens";
 
@@ -23,7 +23,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
 			"WWW-Authenticate": 'Bearer realm="drive", error="invalid_token"',
 		});
 	}
-	const caller = await loadCaller(openDirectory(c.env.DIRECTORY), claims.userId, claims.deviceId);
+	const caller = unwrap(await loadCaller(c.env, claims, (work) => c.executionCtx.waitUntil(work)));
 	if (!caller)
 		throw new ApiError("UNAUTHENTICATED", "this device has been signed out", undefined, {
 			"WWW-Authenticate": 'Bearer realm="drive", error="invalid_token"',

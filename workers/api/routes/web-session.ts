@@ -15,7 +15,7 @@ import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, newRouter } from "../openapi";
 import { credentials, logIn, renewSession, signUp, type Credentials } from "../services/accounts";
 import { openDirectory } from "../services/directory";
-import { loadCaller, signOutRefreshToken } from "../services/sessions";
+import { signOutRefreshToken } from "../services/sessions";
 import { clearCookieValue, isCrossOrigin, refreshCookie, setCookieValue, webDeviceName, type RefreshCookie } from "../services/web-session";
 
 export const webSessionRoutes = newRouter();
@@ -139,11 +139,12 @@ webSessionRoutes.openapi(refresh, async (c) => {
 	// (another port of a loopback origin, say), to sign this browser into its account.
 	if (cookieCopies(c.req.header("Cookie"), cookie.name) > 1) throw refused("more than one session cookie; sign in again");
 	const renewed = await renewSession(c.env, token);
-	if (!renewed.ok) throw refused(renewed.error.message);
-	const { rotation, tokens } = renewed.value;
-	const caller = await loadCaller(openDirectory(c.env.DIRECTORY), rotation.userId, rotation.deviceId);
-	// Signed out between the rotation and this read.
-	if (caller === null) throw refused("this device has been signed out");
+	if (!renewed.ok) {
+		// The directory not answering is no reason to drop the cookie: the browser retries.
+		if (renewed.error.code === "UNAVAILABLE") throw ApiError.from(renewed.error);
+		throw refused(renewed.error.message);
+	}
+	const { caller, tokens } = renewed.value;
 	storeToken(c, cookie, tokens.refresh_token);
 	return c.json(
 		{

@@ -6,16 +6,14 @@
  * look, and every access is checked again against the owner's share rows. A
  * write is checked once more by the owner's hub, in its queue.
  */
-import { eq } from "drizzle-orm";
 import type { ActivityActor } from "../../../src/shared/activity";
 import type { NodeRow } from "../../../src/shared/db/schema";
-import { users } from "../../../src/shared/db/schema";
 import { findNode } from "../../../src/shared/db/tree";
 import { MAX_FOLDER_DEPTH } from "../../../src/shared/limits";
 import type { Node, NodeWithPath } from "../../../src/shared/schemas/nodes";
 import { fail, type Result } from "../../../src/shared/errors";
 import type { Caller } from "../env";
-import { openDirectory } from "./directory";
+import { DirectoryCache } from "./directory-cache";
 import { shardFor } from "./hub";
 import { nodeWithPath } from "./tree";
 
@@ -166,24 +164,20 @@ async function grantIn(env: Env, caller: Caller, list: Incoming[], nodeId: strin
 	};
 }
 
-/** Owners' shards and quotas, remembered briefly per isolate: a stale shard only misses, and the owner's hub re-checks. */
-const owners = new Map<string, { at: number; row: { email: string; shard: number; quotaBytes: number } | null }>();
-const OWNER_CACHE_MS = 60_000;
+interface OwnerRow {
+	email: string;
+	shard: number;
+	quotaBytes: number;
+}
+
+/** Owners' shards and quotas, per isolate (services/directory-cache.ts): a stale shard only misses, and the owner's hub re-checks. */
+const owners = new DirectoryCache<OwnerRow>();
 
 /** The caller acting in `ownerId`'s tree (their shard and quota), or null when there is no such user. */
 export async function ownerScope(env: Env, caller: Caller, ownerId: string): Promise<Scope | null> {
-	const cached = owners.get(ownerId);
-	let row = cached && Date.now() - cached.at < OWNER_CACHE_MS ? cached.row : undefined;
-	if (row === undefined) {
-		const [found] = await openDirectory(env.DIRECTORY)
-			.select({ email: users.email, shard: users.shard, quotaBytes: users.quotaBytes })
-			.from(users)
-			.where(eq(users.id, ownerId))
-			.limit(1);
-		row = found ?? null;
-		if (owners.size > 10_000) owners.clear();
-		owners.set(ownerId, { at: Date.now(), row });
-	}
+	const row = await owners.get(env, ownerId, ownerId, (db) =>
+		db.prepare("SELECT email, shard, quota_bytes AS quotaBytes FROM users WHERE id = ?1").bind(ownerId).first<OwnerRow>(),
+	);
 	if (!row) return null;
 	return { ...caller, userId: ownerId, email: row.email, shard: row.shard, quotaBytes: row.quotaBytes };
 }

@@ -23,7 +23,15 @@ import { actorOf, incomingShares } from "./access";
 import { openDirectory, type DirectoryDb } from "./directory";
 import { hubFor } from "./hub";
 import { placeUser } from "./placement";
-import { createSession, rotateRefreshToken, sessionStatements, signOutDevice, type NewSession, type Rotation } from "./sessions";
+import {
+	createSession,
+	loadCaller,
+	rotateRefreshToken,
+	sessionStatements,
+	signOutDevice,
+	type NewSession,
+	type Rotation,
+} from "./sessions";
 import { attemptSucceeded, clientAddress, countAttempt, loginKeys, signupKeys } from "./throttle";
 import { accessTtl, signAccessToken } from "./tokens";
 
@@ -54,7 +62,7 @@ async function sessionOf(env: Env, user: UserRow, session: NewSession): Promise<
 	return {
 		user: { id: user.id, email: user.email },
 		device_id: session.deviceId,
-		access_token: await signAccessToken(env, { userId: user.id, deviceId: session.deviceId }),
+		access_token: await signAccessToken(env, { userId: user.id, deviceId: session.deviceId, shard: user.shard }),
 		refresh_token: session.refreshToken,
 		expires_in: accessTtl(env),
 	};
@@ -142,15 +150,28 @@ export async function deleteAccount(env: Env, caller: Caller, password: string, 
 	return ok(undefined);
 }
 
-/** Rotates a refresh token (services/sessions.ts, grace included) and signs a fresh access token for its device. */
-export async function renewSession(env: Env, refreshToken: string): Promise<Result<{ rotation: Rotation; tokens: TokenPair }>> {
+/**
+ * Rotates a refresh token (services/sessions.ts, grace included) and signs a
+ * fresh access token for its device, which carries the user's shard as the
+ * directory says it now.
+ */
+export async function renewSession(
+	env: Env,
+	refreshToken: string,
+): Promise<Result<{ caller: Caller; rotation: Rotation; tokens: TokenPair }>> {
 	const rotated = await rotateRefreshToken(env, openDirectory(env.DIRECTORY), refreshToken, Number(env.REFRESH_TOKEN_TTL_SECONDS));
 	if (!rotated.ok) return rotated;
 	const rotation = rotated.value;
+	const loaded = await loadCaller(env, rotation);
+	if (!loaded.ok) return loaded;
+	// Signed out between the rotation and this read.
+	if (loaded.value === null) return fail("UNAUTHENTICATED", "this device has been signed out");
+	const caller = loaded.value;
 	return ok({
+		caller,
 		rotation,
 		tokens: {
-			access_token: await signAccessToken(env, { userId: rotation.userId, deviceId: rotation.deviceId }),
+			access_token: await signAccessToken(env, { userId: caller.userId, deviceId: caller.deviceId, shard: caller.shard }),
 			refresh_token: rotation.refreshToken,
 			expires_in: accessTtl(env),
 		},

@@ -9,7 +9,6 @@ import { notFound } from "../../../src/shared/commit/failures";
 import { fail, ok, type Result } from "../../../src/shared/errors";
 import type { Disposition, DownloadUrl, DownloadUrlBody } from "../../../src/shared/schemas/download-urls";
 import type { Caller } from "../env";
-import { openDirectory } from "./directory";
 import { readableVersion, type Readable } from "./egress";
 import { loadCaller } from "./sessions";
 import { signDownloadUrl, verifyDownloadUrl } from "./tokens";
@@ -49,7 +48,9 @@ export async function openDownloadUrl(env: Env, token: string): Promise<Result<R
 	if (claims === "expired")
 		return fail("UNAUTHENTICATED", "this download URL has expired; ask for a new one", [{ reason: "download_url_expired" }]);
 	if (claims === null) return notFound("download URL");
-	const caller = await loadCaller(openDirectory(env.DIRECTORY), claims.userId, claims.deviceId);
+	const loaded = await loadCaller(env, claims);
+	if (!loaded.ok) return loaded;
+	const caller = loaded.value;
 	if (!caller)
 		return fail("UNAUTHENTICATED", "the device this download URL was made for has been signed out", [{ reason: "device_signed_out" }]);
 	const found = await readableVersion(env, caller, claims.nodeId, claims.versionId, { pinned: true });

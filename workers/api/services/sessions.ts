@@ -1,17 +1,18 @@
 /**
  * Sessions in the directory: devices and their refresh tokens, rotation and
- * sign-out, and the caller cache every authenticated request reads through.
+ * sign-out, and the callers every authenticated request reads through a cache.
  */
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { runBatch } from "../../../src/shared/db/batch";
 import { inList } from "../../../src/shared/db/lists";
-import { devices, refreshTokens, users } from "../../../src/shared/db/schema";
+import { devices, refreshTokens } from "../../../src/shared/db/schema";
 import { fail, ok, type Result } from "../../../src/shared/errors";
 import { newId } from "../../../src/shared/ids";
 import type { Caller } from "../env";
 import type { DirectoryDb } from "./directory";
+import { DirectoryCache, directoryCacheOn, forgetUser, type Background, type DirectoryReader } from "./directory-cache";
 import { hubFor } from "./hub";
-import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from "./tokens";
+import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor, type AccessClaims } from "./tokens";
 
 export interface NewSession {
 	deviceId: string;
@@ -80,7 +81,7 @@ export async function createSession(
 		...session.statements,
 	]);
 	for (const device of evicted) {
-		forgetDevice(device.id);
+		signedOutHere(device.id);
 		if (device.revokedAt === null) await hubFor(env, userId).disconnectDevice(device.id);
 	}
 	return { deviceId: session.deviceId, refreshToken: session.refreshToken };
@@ -189,7 +190,7 @@ export async function signOutRefreshToken(env: Env, db: DirectoryDb, token: stri
 
 /** Signs a device out in the directory: its refresh tokens and its access tokens stop working. */
 async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
-	forgetDevice(deviceId);
+	signedOutHere(deviceId);
 	const at = new Date().toISOString();
 	await runBatch(db.$client, [
 		db
@@ -201,62 +202,67 @@ async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
 			.set({ revokedAt: at })
 			.where(and(eq(devices.id, deviceId), isNull(devices.revokedAt))),
 	]);
-	// Again: a request of this device may have re-read the row while the
-	// batch was in flight, and cached it as not signed out.
-	forgetDevice(deviceId);
 }
 
-function forgetDevice(deviceId: string): void {
-	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
-}
+/** What the directory says of a signed-in device: everything of its Caller but the ids in its token. */
+type DeviceFacts = Omit<Caller, "userId" | "deviceId">;
 
 /**
- * Callers this isolate loaded recently. Every authenticated request needs
- * its caller, and the directory is one database for all users, so each
- * isolate remembers a device that was not signed out for a few seconds
- * (docs/decisions/0010). Signing out clears the entry in the isolate that
- * handles it; other isolates notice within CALLER_TTL_MS.
+ * Devices this isolate knows are signed out. Signing out is final (a new
+ * login is a new device), so this isolate refuses them at once, whatever a
+ * cached entry or a lagging replica says.
  */
-const CALLER_TTL_MS = 5_000;
-const CALLER_CACHE_MAX = 10_000;
-const callerCache = new Map<string, { caller: Caller; until: number }>();
+const signedOut = new Set<string>();
+const SIGNED_OUT_MAX = 10_000;
 
-/** The caller behind a verified access token, or null if the device was signed out. */
-export async function loadCaller(db: DirectoryDb, userId: string, deviceId: string, now = Date.now()): Promise<Caller | null> {
-	const key = `${userId}/${deviceId}`;
-	const cached = callerCache.get(key);
-	if (cached && cached.until > now) return cached.caller;
-	const caller = await readCaller(db, userId, deviceId);
-	callerCache.delete(key);
-	if (caller) {
-		// Insertion order is age order: drop the oldest when full.
-		if (callerCache.size >= CALLER_CACHE_MAX) callerCache.delete(callerCache.keys().next().value ?? "");
-		callerCache.set(key, { caller, until: now + CALLER_TTL_MS });
+function signedOutHere(deviceId: string): void {
+	// Insertion order is age order: drop the oldest when full.
+	if (signedOut.size >= SIGNED_OUT_MAX) signedOut.delete(signedOut.values().next().value ?? "");
+	signedOut.add(deviceId);
+}
+
+/** Signed-in devices, per isolate (services/directory-cache.ts, docs/decisions/0030). */
+const devicesSeen = new DirectoryCache<DeviceFacts>();
+
+export { forgetUser };
+
+/**
+ * The caller behind a verified access token: null if its device was signed
+ * out, UNAVAILABLE (503, retry) if the directory cannot tell and this
+ * isolate has not seen the device lately. The directory's shard wins over
+ * the token's: users move between shards.
+ */
+export async function loadCaller(env: Env, claims: AccessClaims, background?: Background): Promise<Result<Caller | null>> {
+	const { userId, deviceId } = claims;
+	if (directoryCacheOn(env) && signedOut.has(deviceId)) return ok(null);
+	try {
+		const facts = await devicesSeen.get(env, `${userId}/${deviceId}`, userId, (db) => readDevice(db, userId, deviceId), background);
+		return ok(facts === null ? null : { userId, deviceId, ...facts });
+	} catch (err) {
+		console.error(JSON.stringify({ event: "directory_unavailable", error: String(err) }));
+		return fail("UNAVAILABLE", "the account directory is not answering; try again", [{ retry_after_seconds: 1 }]);
 	}
-	return caller;
 }
 
-/** Whether the device exists, is the user's and is not signed out, read now (no cache): for upgrades that outlive a request. */
+/** Whether the device exists, is the user's and is not signed out, read now from the primary: for upgrades that outlive a request. */
 export async function isDeviceLive(db: DirectoryDb, userId: string, deviceId: string): Promise<boolean> {
-	return (await readCaller(db, userId, deviceId)) !== null;
+	return (await readDevice(db.$client, userId, deviceId)) !== null;
 }
 
-async function readCaller(db: DirectoryDb, userId: string, deviceId: string): Promise<Caller | null> {
-	const rows = await db
-		.select({
-			email: users.email,
-			shard: users.shard,
-			quotaBytes: users.quotaBytes,
-			deviceName: devices.name,
-			revokedAt: devices.revokedAt,
-		})
-		.from(devices)
-		.innerJoin(users, eq(users.id, devices.userId))
-		.where(and(eq(devices.id, deviceId), eq(devices.userId, userId)))
-		.limit(1);
-	const row = rows[0];
-	if (!row || row.revokedAt !== null) return null;
-	return { userId, email: row.email, deviceId, deviceName: row.deviceName, shard: row.shard, quotaBytes: row.quotaBytes };
+async function readDevice(db: DirectoryReader, userId: string, deviceId: string): Promise<DeviceFacts | null> {
+	const row = await db
+		.prepare(
+			`SELECT u.email, u.shard, u.quota_bytes, d.name, d.revoked_at FROM devices d JOIN users u ON u.id = d.user_id
+			WHERE d.id = ?1 AND d.user_id = ?2 LIMIT 1`,
+		)
+		.bind(deviceId, userId)
+		.first<{ email: string; shard: number; quota_bytes: number; name: string; revoked_at: string | null }>();
+	if (row === null) return null;
+	if (row.revoked_at !== null) {
+		signedOutHere(deviceId);
+		return null;
+	}
+	return { email: row.email, deviceName: row.name, shard: row.shard, quotaBytes: row.quota_bytes };
 }
 
 /** Rows each pruning statement deletes at most per round, and rounds per run: a backlog drains over several runs. */

@@ -14,6 +14,8 @@ const ALGORITHM = "HS256";
 export interface AccessClaims {
 	userId: string;
 	deviceId: string;
+	/** The user's shard when the token was signed (claim `shd`); absent in tokens signed before it existed. The directory wins (docs/decisions/0030). */
+	shard?: number;
 }
 
 interface TokenConfig {
@@ -47,7 +49,7 @@ export function accessTtl(env: TokenConfig): number {
 
 /** Signs an access token for a device of a user. */
 export async function signAccessToken(env: TokenConfig, claims: AccessClaims): Promise<string> {
-	return new SignJWT({ did: claims.deviceId })
+	return new SignJWT(claims.shard === undefined ? { did: claims.deviceId } : { did: claims.deviceId, shd: claims.shard })
 		.setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
 		.setSubject(claims.userId)
 		.setIssuer(env.JWT_ISSUER)
@@ -92,7 +94,9 @@ async function verifyUncached(
 			requiredClaims: ["exp", "iat", "iss", "aud", "sub"],
 		});
 		if (typeof payload.sub !== "string" || typeof payload.did !== "string" || typeof payload.exp !== "number") return null;
-		return { claims: { userId: payload.sub, deviceId: payload.did }, expiresAt: payload.exp * 1000, secret: env.JWT_SECRET };
+		const shard = Number.isSafeInteger(payload.shd) && (payload.shd as number) >= 0 ? (payload.shd as number) : undefined;
+		const claims: AccessClaims = { userId: payload.sub, deviceId: payload.did, ...(shard === undefined ? {} : { shard }) };
+		return { claims, expiresAt: payload.exp * 1000, secret: env.JWT_SECRET };
 	} catch (err) {
 		if (err instanceof joseErrors.JOSEError) return null;
 		throw err;
