@@ -4,6 +4,8 @@ import { cors } from "hono/cors";
 import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { jsonBodyLimit } from "./middleware/body-limit";
+import { readYourWrites } from "./middleware/bookmarks";
+import { BOOKMARK_HEADER } from "../../src/shared/bookmarks";
 import { RATE_LIMIT_HEADERS, rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
 import { activityRoutes } from "./routes/activity";
@@ -43,6 +45,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"If-Range",
 			"Range",
 			"Drive-Blocks",
+			BOOKMARK_HEADER,
 			...TUS_REQUEST_HEADERS,
 		],
 		allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -54,6 +57,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"Request-Id",
 			"Repr-Digest",
 			"Retry-After",
+			BOOKMARK_HEADER,
 			...RATE_LIMIT_HEADERS,
 			...TUS_RESPONSE_HEADERS,
 		],
@@ -65,6 +69,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	// After CORS, so that a refusal is readable cross-origin; before any body is read.
 	app.use("/v1/*", rateLimit);
 	app.use("/v1/*", jsonBodyLimit);
+	// Every shard read of the request in a D1 session at the client's bookmark (docs/decisions/0031-read-your-writes-with-bookmarks.md).
+	app.use("/v1/*", readYourWrites);
 	app.use("/v1/l/*", tokenInPathHeaders);
 	app.use("/v1/dl/*", tokenInPathHeaders);
 

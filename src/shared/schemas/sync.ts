@@ -56,9 +56,12 @@ export const LongpollResult = z
 export const SyncTicket = z.object({ ticket: z.string(), expires_in: z.number().int() }).openapi("SyncTicket");
 
 /** Frames the server sends on the sync WebSocket. */
+/** A frame's `Drive-Bookmark` entry: send it with the next read (docs/api.md, "Read-your-writes (Drive-Bookmark)"). */
+const FrameBookmark = z.string().max(300).optional();
+
 export const ServerMessage = z.discriminatedUnion("type", [
-	z.object({ type: z.literal("hello"), cursor: Cursor }),
-	z.object({ type: z.literal("changes"), cursor: Cursor }),
+	z.object({ type: z.literal("hello"), cursor: Cursor, bookmark: FrameBookmark }),
+	z.object({ type: z.literal("changes"), cursor: Cursor, bookmark: FrameBookmark }),
 	z.object({ type: z.literal("pong") }),
 	z.object({ type: z.literal("error"), message: z.string() }),
 ]);

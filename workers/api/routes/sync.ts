@@ -67,8 +67,9 @@ syncRoutes.openapi(
 		if (from.latest > from.seq) return c.json({ changes: true }, 200);
 		// Jitter spreads the re-polls of many clients that started together.
 		const timeoutMs = Math.round(query.timeout * 1000 * (0.9 + Math.random() * 0.1));
-		const result = await hubFor(c.env, caller.userId).waitForChange(from.seq, timeoutMs);
-		return c.json(result, 200);
+		// The answer's bookmark leaves in the Drive-Bookmark header (middleware/bookmarks.ts).
+		const { changes, backoff } = await hubFor(c.env, caller.userId).waitForChange(from.seq, timeoutMs);
+		return c.json(backoff === undefined ? { changes } : { changes, backoff }, 200);
 	},
 );
 
