@@ -115,7 +115,9 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 			"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`. " +
 			"Every route but CORS preflights and this document is rate limited per route class, per user or per client address: past a limit, " +
 			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
-			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits).",
+			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits). " +
+			"Read-your-writes: every answer that read or changed the user's data carries `Drive-Bookmark`; send the newest one seen on every request, " +
+			"and reads see at least that state, on any read replica (a malformed one is 400; docs/api.md, Read-your-writes).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };

@@ -510,16 +510,18 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return this.#bookmark === null || this.#shardIndex === null ? undefined : `${this.#shardIndex}.${this.#bookmark}`;
 	}
 
-	#noteBookmark(bookmark: string): void {
-		if (isNewer(bookmark, this.#bookmark ?? undefined)) this.#bookmark = bookmark;
+	#noteBookmark(shard: number, bookmark: string): void {
+		if (shard === this.#shardIndex && isNewer(bookmark, this.#bookmark ?? undefined)) this.#bookmark = bookmark;
 	}
 
 	/** The user's tree in their shard, opened once per instance. */
 	#openTree(): Promise<ops.Tree> {
 		this.#tree ??= this.#shard().then(
 			(shard) => {
+				// A bookmark of one database means nothing in another (the user moved).
+				if (shard !== this.#shardIndex) this.#bookmark = null;
 				this.#shardIndex = shard;
-				const db = openShard(trackBookmarks(shardBinding(this.env, shard), (bookmark) => this.#noteBookmark(bookmark)));
+				const db = openShard(trackBookmarks(shardBinding(this.env, shard), (bookmark) => this.#noteBookmark(shard, bookmark)));
 				const sharing = new Sharing(db, this.#userId, () => this.ctx.waitUntil(this.#deliver()));
 				const webhooks = new WebhookKick(db, { user: this.#userId, shard }, this.env.WEBHOOK_FANOUT, (work) => this.ctx.waitUntil(work));
 				this.#webhooks = webhooks;
