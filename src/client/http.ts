@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { BOOKMARK_HEADER, formatBookmarks, mergeBookmarks, parseBookmarks, type Bookmarks } from "../shared/bookmarks";
 import type { ErrorCode } from "../shared/errors";
 import type { Disposition, DownloadUrl } from "../shared/schemas/download-urls";
 
@@ -68,6 +69,11 @@ export interface DriveClientOptions {
 	 * A server asking for more fails the request at once instead of hanging it.
 	 */
 	maxRetryAfterMs?: number;
+	/**
+	 * A `Drive-Bookmark` value to start from: what {@link DriveClient.bookmark}
+	 * answered in an earlier run, so that a new process reads its own writes too.
+	 */
+	bookmark?: string;
 }
 
 /** A value of a query parameter; undefined drops the parameter. */
@@ -222,6 +228,8 @@ export class DriveClient {
 	readonly #backoffBaseMs: number;
 	readonly #backoffMaxMs: number;
 	readonly #maxRetryAfterMs: number;
+	/** The newest bookmark per shard seen in answers and sync frames (docs/api.md, "Read-your-writes (Drive-Bookmark)"). */
+	readonly #bookmarks: Bookmarks = new Map();
 
 	constructor(options: DriveClientOptions) {
 		this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -233,6 +241,27 @@ export class DriveClient {
 		this.#backoffBaseMs = options.backoffBaseMs ?? DEFAULTS.backoffBaseMs;
 		this.#backoffMaxMs = options.backoffMaxMs ?? DEFAULTS.backoffMaxMs;
 		this.#maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULTS.maxRetryAfterMs;
+		this.noteBookmark(options.bookmark);
+	}
+
+	/**
+	 * The `Drive-Bookmark` this client sends: per shard, the newest bookmark it
+	 * saw. Every request carries it, so that a read sees at least what the
+	 * client wrote or was told of; "" before the first answer.
+	 */
+	get bookmark(): string {
+		return formatBookmarks(this.#bookmarks);
+	}
+
+	/**
+	 * Takes in a `Drive-Bookmark` value from elsewhere: a sync frame's
+	 * `bookmark`, which makes the next read see the change the frame announced.
+	 * Keeps only what is newer; ignores a value it cannot read.
+	 */
+	noteBookmark(value: string | null | undefined): void {
+		if (value === null || value === undefined || value === "") return;
+		const parsed = parseBookmarks(value);
+		if (parsed !== null) mergeBookmarks(this.#bookmarks, parsed);
 	}
 
 	/** The absolute URL of `path` (which starts with `/v1/`) with `query`. */
@@ -264,6 +293,8 @@ export class DriveClient {
 			const headers: Record<string, string> = { ...options.headers };
 			const token = typeof this.#token === "function" ? await this.#token() : this.#token;
 			if (token !== undefined && token !== null) headers.Authorization = `Bearer ${token}`;
+			const bookmark = this.bookmark;
+			if (bookmark !== "" && headers[BOOKMARK_HEADER] === undefined) headers[BOOKMARK_HEADER] = bookmark;
 			let body: RequestInit["body"];
 			if (options.json !== undefined) {
 				headers["Content-Type"] = "application/json";
@@ -291,6 +322,7 @@ export class DriveClient {
 				failure = err;
 			}
 			if (res !== undefined) {
+				this.noteBookmark(res.headers.get(BOOKMARK_HEADER));
 				if (res.ok) return res;
 				const apiError = await toApiError(res);
 				if (!isRetryableStatus(res.status)) throw apiError;

@@ -78,6 +78,15 @@ export function operationCounts(reset = false): Record<string, number> {
 	return out;
 }
 
+/** D1 sessions opened per "BINDING first-primary|first-unconstrained|bookmark" since the last reset. */
+export function sessionsOpened(reset = false): Record<string, number> {
+	const out = Object.fromEntries(sessions);
+	if (reset) sessions.clear();
+	return out;
+}
+
+const sessions = new Map<string, number>();
+
 /** The env itself unless DRILLS is "on"; then a view whose bindings count and fail as the rules say. */
 export function withDrills<E extends object>(env: E): E {
 	if ((env as { DRILLS?: unknown }).DRILLS !== "on") return env;
@@ -156,7 +165,13 @@ function wrapD1(binding: string, db: D1Database | D1DatabaseSession): D1Database
 						target.batch(statements.map((s) => innerOf.get(s) ?? s)),
 					);
 			if (name === "withSession" && typeof value === "function")
-				return (constraint?: string) => wrapD1(binding, (value as (c?: string) => D1DatabaseSession).call(target, constraint));
+				return (constraint?: string) => {
+					// Counted by how it starts, so tests see which reads were held to a bookmark (docs/decisions/0031-read-your-writes-with-bookmarks.md).
+					const start = constraint === undefined || constraint.startsWith("first-") ? (constraint ?? "first-unconstrained") : "bookmark";
+					const key = `${binding} ${start}`;
+					sessions.set(key, (sessions.get(key) ?? 0) + 1);
+					return wrapD1(binding, (value as (c?: string) => D1DatabaseSession).call(target, constraint));
+				};
 			return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
 		},
 	}) as D1Database;

@@ -275,7 +275,7 @@ describe("the sync WebSocket", () => {
 		const frame = await socket.next(isFrame("changes"), from);
 		const p = await api.page(user, hello);
 		expect(p.entries.map((e) => e.node.name)).toEqual(["a.txt"]);
-		expect(frame).toEqual({ type: "changes", cursor: p.cursor });
+		expect(frame).toEqual({ type: "changes", cursor: p.cursor, bookmark: expect.stringMatching(/^\d+\./) });
 		socket.close();
 	});
 

@@ -170,7 +170,7 @@ describe("SyncChannel", () => {
 	it("wakes a long poll when a later change is announced, and not for an older one", async () => {
 		const user = await newUser();
 		await runInDurableObject(user.hub, async (_hub: UserHub, state: DurableObjectState) => {
-			const channel = new SyncChannel(state, user.id);
+			const channel = new SyncChannel(state, user.id, () => undefined);
 			const answers: string[] = [];
 			const poll = channel.waitForChange(5, 5, 60_000).then((a) => answers.push(JSON.stringify(a)));
 			channel.announce(5);

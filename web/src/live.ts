@@ -8,7 +8,7 @@
 import { signal } from "@preact/signals";
 import { DriveApiError, isAbortError } from "../../src/client";
 import type { ChangeEntry } from "../../src/shared/schemas/sync";
-import { call, changes, latestCursor, syncTicket } from "./api";
+import { call, changes, client, latestCursor, syncTicket } from "./api";
 
 /** The entries of the latest pull, oldest first; views patch what they show from them. */
 export const lastChanges = signal<ChangeEntry[]>([]);
@@ -120,12 +120,14 @@ class Live {
 			this.#socket = socket;
 			socket.addEventListener("message", (event: MessageEvent) => {
 				if (typeof event.data !== "string") return;
-				let frame: { type?: string };
+				let frame: { type?: string; bookmark?: string };
 				try {
-					frame = JSON.parse(event.data) as { type?: string };
+					frame = JSON.parse(event.data) as { type?: string; bookmark?: string };
 				} catch {
 					return;
 				}
+				// The pull then reads at least as far as the change announced (docs/api.md, "Read-your-writes (Drive-Bookmark)").
+				if (typeof frame.bookmark === "string") client.noteBookmark(frame.bookmark);
 				// hello: (re)connected, catch up on what happened while away; changes: the journal moved.
 				if (frame.type === "hello") {
 					opened = true;

@@ -4,6 +4,8 @@ import { cors } from "hono/cors";
 import { errorResponse, onError } from "./errors";
 import type { AppEnv } from "./env";
 import { jsonBodyLimit } from "./middleware/body-limit";
+import { readYourWrites } from "./middleware/bookmarks";
+import { BOOKMARK_HEADER } from "../../src/shared/bookmarks";
 import { RATE_LIMIT_HEADERS, rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
 import { activityRoutes } from "./routes/activity";
@@ -43,6 +45,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"If-Range",
 			"Range",
 			"Drive-Blocks",
+			BOOKMARK_HEADER,
 			...TUS_REQUEST_HEADERS,
 		],
 		allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -54,6 +57,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 			"Request-Id",
 			"Repr-Digest",
 			"Retry-After",
+			BOOKMARK_HEADER,
 			...RATE_LIMIT_HEADERS,
 			...TUS_RESPONSE_HEADERS,
 		],
@@ -65,6 +69,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	// After CORS, so that a refusal is readable cross-origin; before any body is read.
 	app.use("/v1/*", rateLimit);
 	app.use("/v1/*", jsonBodyLimit);
+	// Every shard read of the request in a D1 session at the client's bookmark (docs/decisions/0031-read-your-writes-with-bookmarks.md).
+	app.use("/v1/*", readYourWrites);
 	app.use("/v1/l/*", tokenInPathHeaders);
 	app.use("/v1/dl/*", tokenInPathHeaders);
 
@@ -109,7 +115,9 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 			"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`. " +
 			"Every route but CORS preflights and this document is rate limited per route class, per user or per client address: past a limit, " +
 			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
-			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits).",
+			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits). " +
+			"Read-your-writes: every answer that read or changed the user's data carries `Drive-Bookmark`; send the newest one seen on every request, " +
+			"and reads see at least that state, on any read replica (a malformed one is 400; docs/api.md, Read-your-writes).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };

@@ -6,6 +6,7 @@
 import type { OnConflict } from "../../src/shared/commit/plan";
 import type { BlockRef } from "../../src/shared/db/mappers";
 import type { CommitResult, Node } from "../../src/shared/schemas/nodes";
+import type { Result } from "../../src/shared/errors";
 
 export type { ChangeKind } from "../../src/shared/schemas/sync";
 
@@ -97,11 +98,24 @@ export interface UpdateNodeInput {
 	by?: string;
 }
 
-export interface LongPollOutcome {
+export interface LongPollOutcome extends Bookmarked {
 	changes: boolean;
 	/** Seconds to wait before polling again, when the hub is busy with waiters. */
 	backoff?: number;
 }
+
+/**
+ * What a hub answer knows of its shard: `<shard>.<D1 bookmark>` after the
+ * hub's latest query, so that a read opened at it sees the change
+ * (docs/decisions/0031-read-your-writes-with-bookmarks.md). Absent before
+ * the hub's first query.
+ */
+export interface Bookmarked {
+	bookmark?: string;
+}
+
+/** Every answer of a hub's change: its Result, and the bookmark after it. */
+export type Written<T> = Result<T> & Bookmarked;
 
 export interface SyncTicket {
 	ticket: string;

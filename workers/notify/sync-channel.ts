@@ -73,9 +73,14 @@ export class SyncChannel {
 	/** Devices signed out while this instance lives: an upgrade racing the sign-out is refused. */
 	readonly #signedOut = new Set<string>();
 
+	/**
+	 * @param bookmark the hub's latest `<shard>.<bookmark>`: frames and long-poll answers carry it, so that a
+	 *   device told of a change reads at least that far (docs/decisions/0031-read-your-writes-with-bookmarks.md).
+	 */
 	constructor(
 		private readonly ctx: DurableObjectState,
 		private readonly userId: string,
+		private readonly bookmark: () => string | undefined,
 	) {}
 
 	/** A change numbered `seq` landed: wakes long polls at once, and tells sockets at most FRAMES_PER_SECOND times a second. */
@@ -96,7 +101,12 @@ export class SyncChannel {
 	/** Resolves as soon as the journal moves past `afterSeq` (now at `currentSeq`), or with `changes: false` after `timeoutMs`. */
 	waitForChange(afterSeq: number, currentSeq: number, timeoutMs: number): Promise<LongPollOutcome> {
 		const backoff = this.#waiters.size >= LONGPOLL_BACKOFF_THRESHOLD ? 5 + Math.floor(Math.random() * 10) : undefined;
-		const answer = (changes: boolean): LongPollOutcome => (backoff === undefined ? { changes } : { changes, backoff });
+		const answer = (changes: boolean): LongPollOutcome => {
+			const out: LongPollOutcome = backoff === undefined ? { changes } : { changes, backoff };
+			const bookmark = this.bookmark();
+			if (bookmark !== undefined) out.bookmark = bookmark;
+			return out;
+		};
 		if (currentSeq > afterSeq) return Promise.resolve(answer(true));
 		if (this.#waiters.size >= MAX_WAITERS) return Promise.resolve(answer(false));
 		return new Promise((resolve) => {
@@ -162,7 +172,7 @@ export class SyncChannel {
 		const [client, server] = [pair[0], pair[1]];
 		this.ctx.acceptWebSocket(server, [record.deviceId]);
 		server.serializeAttachment({ deviceId: record.deviceId } satisfies SocketAttachment);
-		server.send(JSON.stringify({ type: "hello", cursor: encodeJournalCursor({ userId: this.userId, seq }) } satisfies ServerMessage));
+		server.send(JSON.stringify(this.#frame("hello", seq)));
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
@@ -175,10 +185,7 @@ export class SyncChannel {
 	#broadcast(): void {
 		if (this.#latest === 0) return;
 		this.#lastBroadcastAt = Date.now();
-		const frame = JSON.stringify({
-			type: "changes",
-			cursor: encodeJournalCursor({ userId: this.userId, seq: this.#latest }),
-		} satisfies ServerMessage);
+		const frame = JSON.stringify(this.#frame("changes", this.#latest));
 		for (const ws of this.ctx.getWebSockets()) {
 			try {
 				ws.send(frame);
@@ -186,5 +193,12 @@ export class SyncChannel {
 				console.error("broadcast", err);
 			}
 		}
+	}
+
+	/** A `hello` or `changes` frame: the cursor of `seq`, and the bookmark to read it at. */
+	#frame(type: "hello" | "changes", seq: number): ServerMessage {
+		const bookmark = this.bookmark();
+		const cursor = encodeJournalCursor({ userId: this.userId, seq });
+		return bookmark === undefined ? { type, cursor } : { type, cursor, bookmark };
 	}
 }

@@ -14,7 +14,8 @@ import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
-import { shardAt } from "../../src/shared/db/shards";
+import { openShard, shardBinding } from "../../src/shared/db/shards";
+import { isNewer } from "../../src/shared/bookmarks";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
 import { redactedCause, stackFrames } from "../../src/shared/log";
@@ -33,7 +34,9 @@ import type {
 	NodeOutcome,
 	SyncTicket,
 	UpdateNodeInput,
+	Written,
 } from "./contract";
+import { trackBookmarks } from "./primary-bookmarks";
 import { Journal } from "./journal";
 import * as purges from "./purge-ops";
 import * as shareOps from "./share-ops";
@@ -64,6 +67,10 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	#webhooks: WebhookKick | null = null;
 	/** Alarm back-off after a failed delivery, in ms; reset once one succeeds. */
 	#retryMs = 0;
+	/** The shard's D1 bookmark after the hub's latest query (docs/decisions/0031-read-your-writes-with-bookmarks.md). */
+	#bookmark: string | null = null;
+	/** The shard the tree was opened in; the bookmark is of this shard. */
+	#shardIndex: number | null = null;
 	/** Files with a thinning run queued and not started: one run covers every commit before it. */
 	readonly #thinning = new Set<string>();
 	readonly #writes: WriteBudget;
@@ -100,7 +107,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		const userId = ctx.id.name;
 		if (!userId) throw new Error("a UserHub must be addressed by its user's id");
 		this.#userId = userId;
-		this.#sync = new SyncChannel(ctx, userId);
+		this.#sync = new SyncChannel(ctx, userId, () => this.#taggedBookmark());
 		this.#writes = new WriteBudget(numberVar(env.WRITE_BURST, 10_000), numberVar(env.WRITES_PER_SECOND, 100));
 		// Answered by the runtime without waking the object (hibernation).
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -119,7 +126,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Creates the user's root folder if it does not exist yet (signup); returns it. */
-	async ensureRoot(): Promise<Result<NodeOutcome>> {
+	async ensureRoot(): Promise<Written<NodeOutcome>> {
 		return this.#contained(this.#queue.run(async () => ops.ensureRoot(await this.#openTree())));
 	}
 
@@ -128,7 +135,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * committed in one D1 batch: each still gets its own checks, answer and
 	 * sequence number, in arrival order.
 	 */
-	async createFolder(input: { parentId: string; name: string; by?: string }): Promise<Result<NodeOutcome>> {
+	async createFolder(input: { parentId: string; name: string; by?: string }): Promise<Written<NodeOutcome>> {
 		const name = checkName(input.name);
 		if (!name.ok) return invalidName(name.reason);
 		const budget = this.#writes.take();
@@ -143,7 +150,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * queue like a single creation (so they share D1 batches and each gets its
 	 * own checks and sequence number) and each is answered on its own, in order.
 	 */
-	async createFolderBatch(input: { parentId: string; names: string[]; by?: string }): Promise<Result<NodeOutcome>[]> {
+	async createFolderBatch(input: { parentId: string; names: string[]; by?: string }): Promise<Written<NodeOutcome>[]> {
 		return Promise.all(
 			input.names.map((name) => this.createFolder({ parentId: input.parentId, name, ...(input.by !== undefined ? { by: input.by } : {}) })),
 		);
@@ -154,7 +161,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * new version of the file with that name. A stale base never overwrites:
 	 * it becomes a conflicted copy, or VERSION_CONFLICT when asked to fail.
 	 */
-	async commitFile(input: CommitFileInput): Promise<Result<CommitOutcome>> {
+	async commitFile(input: CommitFileInput): Promise<Written<CommitOutcome>> {
 		return this.#thinAfter(await this.#write((tree) => ops.commitFile(tree, input)), false);
 	}
 
@@ -163,34 +170,34 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * `commitFile` would, in order; one answer per file. Every file takes one
 	 * write of the user's budget.
 	 */
-	async commitFiles(input: CommitFilesInput): Promise<Result<Result<CommitOutcome>[]>> {
+	async commitFiles(input: CommitFilesInput): Promise<Written<Result<CommitOutcome>[]>> {
 		const budget = this.#writes.take(input.files.length);
 		if (!budget.ok) return budget;
 		return this.#contained(this.#queue.join(this.#files, input));
 	}
 
 	/** Commits an upload session or tus upload whose blocks have all arrived; committing twice answers the same result. */
-	async commitUpload(input: CommitUploadInput): Promise<Result<CommitOutcome>> {
+	async commitUpload(input: CommitUploadInput): Promise<Written<CommitOutcome>> {
 		return this.#thinAfter(await this.#write((tree) => ops.commitUpload(tree, input)), false);
 	}
 
 	/** Records the server-computed hash of a version committed with a declared one; housekeeping, so outside the write budget. */
-	async settleContentHash(input: { versionId: string; contentHash: string }): Promise<Result<{ corrected: boolean }>> {
+	async settleContentHash(input: { versionId: string; contentHash: string }): Promise<Written<{ corrected: boolean }>> {
 		return this.#contained(this.#queue.run(async () => ops.settleContentHash(await this.#openTree(), input)));
 	}
 
 	/** Makes an earlier version of a file its head again, as a new version over the same blocks. */
-	async restoreVersion(input: { nodeId: string; versionId: string; actor: Actor; quotaBytes: number }): Promise<Result<CommitOutcome>> {
+	async restoreVersion(input: { nodeId: string; versionId: string; actor: Actor; quotaBytes: number }): Promise<Written<CommitOutcome>> {
 		return this.#thinAfter(await this.#write((tree) => ops.restoreVersion(tree, input)), true);
 	}
 
 	/** Pins, unpins or labels a version of a file; pinned and labelled versions are kept by retention. */
-	async updateVersion(input: history.UpdateVersionInput): Promise<Result<Version>> {
+	async updateVersion(input: history.UpdateVersionInput): Promise<Written<Version>> {
 		return this.#write((tree) => history.updateVersion(tree, input));
 	}
 
 	/** Deletes a version that is not the file's head, freeing its storage. */
-	async deleteVersion(input: { nodeId: string; versionId: string; actor: Actor }): Promise<Result<void>> {
+	async deleteVersion(input: { nodeId: string; versionId: string; actor: Actor }): Promise<Written<void>> {
 		return this.#write((tree) => history.deleteVersion(tree, input));
 	}
 
@@ -198,7 +205,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * Thins a file's history by the retention policy (the hub's [vars] unless
 	 * given) at `now` (default: the present). Housekeeping: outside the write budget.
 	 */
-	async thinVersions(input: { nodeId: string; now?: number; policy?: RetentionPolicy }): Promise<Result<{ expired: number }>> {
+	async thinVersions(input: { nodeId: string; now?: number; policy?: RetentionPolicy }): Promise<Written<{ expired: number }>> {
 		const policy = input.policy ?? retentionPolicy(this.env);
 		return this.#contained(
 			this.#queue.run(async () =>
@@ -208,22 +215,22 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Renames and/or moves a node. */
-	async updateNode(input: UpdateNodeInput): Promise<Result<NodeOutcome>> {
+	async updateNode(input: UpdateNodeInput): Promise<Written<NodeOutcome>> {
 		return this.#write((tree) => ops.updateNode(tree, input));
 	}
 
 	/** Moves a node, and a folder's subtree, to the trash. */
-	async trashNode(input: ops.TrashInput): Promise<Result<NodeOutcome>> {
+	async trashNode(input: ops.TrashInput): Promise<Written<NodeOutcome>> {
 		return this.#write((tree) => ops.trashNode(tree, input));
 	}
 
 	/** Restores a trashed node with what was trashed together with it. */
-	async restoreNode(input: { nodeId: string; by?: string }): Promise<Result<NodeOutcome>> {
+	async restoreNode(input: { nodeId: string; by?: string }): Promise<Written<NodeOutcome>> {
 		return this.#write((tree) => ops.restoreNode(tree, input));
 	}
 
 	/** Settles a conflicted copy: keeps both (clears its mark), the original, or the copy's content as the original's new version. */
-	async resolveConflict(input: ops.ResolveConflictInput): Promise<Result<NodeOutcome>> {
+	async resolveConflict(input: ops.ResolveConflictInput): Promise<Written<NodeOutcome>> {
 		const result = await this.#write((tree) => ops.resolveConflict(tree, input));
 		// Keeping the copy adds a version to the original.
 		if (result.ok && input.keep === "copy") this.#thin(result.value.node.id);
@@ -235,12 +242,12 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * marked at once (hidden from the trash, no longer restorable), then
 	 * deleted in the background by the alarm; ends with a `deleted` journal entry.
 	 */
-	async purgeNode(input: { nodeId: string }): Promise<Result<NodeOutcome>> {
+	async purgeNode(input: { nodeId: string }): Promise<Written<NodeOutcome>> {
 		return this.#purgeAfter(await this.#write((tree) => purges.startPurge(tree, input)));
 	}
 
 	/** Deletes everything in the trash for good, in the background like {@link purgeNode}; answers how many items. */
-	async emptyTrash(): Promise<Result<{ deleted: number }>> {
+	async emptyTrash(): Promise<Written<{ deleted: number }>> {
 		return this.#purgeAfter(await this.#write((tree) => purges.startEmptyTrash(tree)));
 	}
 
@@ -248,7 +255,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * Runs every purge under way to its end, one chunk per turn of the queue
 	 * so that other changes keep flowing between chunks; returns how many chunks ran.
 	 */
-	async runPurges(): Promise<Result<{ chunks: number }>> {
+	async runPurges(): Promise<Written<{ chunks: number }>> {
 		let chunks = 0;
 		let delivering = false;
 		for (;;) {
@@ -274,7 +281,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * directory forgets the user and the shard's last rows go. The api has
 	 * already taken the account out of other people's shares.
 	 */
-	async deleteAccount(input: { actor: ActivityActor }): Promise<Result<void>> {
+	async deleteAccount(input: { actor: ActivityActor }): Promise<Written<void>> {
 		return this.#purgeAfter(
 			await this.#contained(this.#queue.run(async () => purges.startAccountPurge(await this.#openTree(), input.actor))),
 		);
@@ -286,22 +293,22 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		members: shareOps.MemberInput[];
 		ownerEmail: string;
 		actor: ActivityActor;
-	}): Promise<Result<shareOps.ShareOutcome>> {
+	}): Promise<Written<shareOps.ShareOutcome>> {
 		return this.#write((tree) => shareOps.shareNode(tree, input));
 	}
 
 	/** Removes a member from a share: by the owner, or by the member (leaving). */
-	async removeShareMember(input: { shareId: string; memberId: string; actor: ActivityActor }): Promise<Result<shareOps.ShareOutcome>> {
+	async removeShareMember(input: { shareId: string; memberId: string; actor: ActivityActor }): Promise<Written<shareOps.ShareOutcome>> {
 		return this.#write((tree) => shareOps.removeMember(tree, input));
 	}
 
 	/** Mounts again a share this user unmounted. */
-	async mountShare(input: { shareId: string; parentId: string | null }): Promise<Result<NodeOutcome>> {
+	async mountShare(input: { shareId: string; parentId: string | null }): Promise<Written<NodeOutcome>> {
 		return this.#write((tree) => shareOps.mountShare(tree, input));
 	}
 
 	/** Ends a share; every member hears of it. */
-	async deleteShare(input: { shareId: string; actor: ActivityActor }): Promise<Result<shareOps.ShareOutcome>> {
+	async deleteShare(input: { shareId: string; actor: ActivityActor }): Promise<Written<shareOps.ShareOutcome>> {
 		return this.#write((tree) => shareOps.deleteShare(tree, input));
 	}
 
@@ -310,7 +317,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * this hub's queue as entries of this user's journal. Outside the write
 	 * budget: it is someone else's change arriving.
 	 */
-	async applyShareEvents(delivery: ShareDelivery): Promise<Result<{ appliedId: number }>> {
+	async applyShareEvents(delivery: ShareDelivery): Promise<Written<{ appliedId: number }>> {
 		return this.#contained(this.#queue.run(async () => shareOps.applyShareEvents(await this.#openTree(), delivery)));
 	}
 
@@ -428,7 +435,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** After a purge was marked, wakes the hub at once (by its alarm, which survives a crash) to run it. */
-	async #purgeAfter<T>(result: Result<T>): Promise<Result<T>> {
+	async #purgeAfter<T>(result: Written<T>): Promise<Written<T>> {
 		if (result.ok) await this.#wakeNow();
 		return result;
 	}
@@ -445,7 +452,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * which for restores), queues a thinning run of that file behind it: the
 	 * commit's answer does not wait for it, the next change does.
 	 */
-	#thinAfter(result: Result<CommitOutcome>, addedWhenCreated: boolean): Result<CommitOutcome> {
+	#thinAfter<R extends Result<CommitOutcome>>(result: R, addedWhenCreated: boolean): R {
 		if (result.ok && result.value.created === addedWhenCreated) this.#thin(result.value.node.id);
 		return result;
 	}
@@ -464,7 +471,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/** Runs a change in the queue, once the user's write budget allows it. */
-	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Result<T>> {
+	async #write<T>(change: (tree: ops.Tree) => Promise<Result<T>>): Promise<Written<T>> {
 		const budget = this.#writes.take();
 		if (!budget.ok) return budget;
 		return this.#contained(
@@ -482,22 +489,39 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	 * exception would reach the api without its class or stack, so it is
 	 * logged here, where both are known.
 	 */
-	async #contained<T>(work: Promise<Result<T>>): Promise<Result<T>> {
+	async #contained<T>(work: Promise<Result<T>>): Promise<Written<T>> {
+		let result: Written<T>;
 		try {
-			return await work;
+			result = await work;
 		} catch (err) {
 			console.error(
 				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
 			);
-			return fail("INTERNAL", "the change could not be made; it has been logged");
+			result = fail("INTERNAL", "the change could not be made; it has been logged");
 		}
+		// The api reads its next answers at least this far (docs/decisions/0031-read-your-writes-with-bookmarks.md).
+		const bookmark = this.#taggedBookmark();
+		if (bookmark !== undefined) result.bookmark = bookmark;
+		return result;
+	}
+
+	/** The hub's latest bookmark as `<shard>.<bookmark>`, or undefined before its first query. */
+	#taggedBookmark(): string | undefined {
+		return this.#bookmark === null || this.#shardIndex === null ? undefined : `${this.#shardIndex}.${this.#bookmark}`;
+	}
+
+	#noteBookmark(shard: number, bookmark: string): void {
+		if (shard === this.#shardIndex && isNewer(bookmark, this.#bookmark ?? undefined)) this.#bookmark = bookmark;
 	}
 
 	/** The user's tree in their shard, opened once per instance. */
 	#openTree(): Promise<ops.Tree> {
 		this.#tree ??= this.#shard().then(
 			(shard) => {
-				const db = shardAt(this.env, shard);
+				// A bookmark of one database means nothing in another (the user moved).
+				if (shard !== this.#shardIndex) this.#bookmark = null;
+				this.#shardIndex = shard;
+				const db = openShard(trackBookmarks(shardBinding(this.env, shard), (bookmark) => this.#noteBookmark(shard, bookmark)));
 				const sharing = new Sharing(db, this.#userId, () => this.ctx.waitUntil(this.#deliver()));
 				const webhooks = new WebhookKick(db, { user: this.#userId, shard }, this.env.WEBHOOK_FANOUT, (work) => this.ctx.waitUntil(work));
 				this.#webhooks = webhooks;

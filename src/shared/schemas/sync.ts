@@ -33,6 +33,15 @@ export const ChangesQuery = z.object({
 export const ChangesPage = z.object({ entries: z.array(ChangeEntry), cursor: Cursor, has_more: z.boolean() }).openapi("ChangesPage");
 export type ChangesPage = z.infer<typeof ChangesPage>;
 
+/** The read-your-writes header as an OpenAPI parameter; middleware/bookmarks.ts parses it for every /v1 route. */
+export const BookmarkHeaders = z.object({
+	"drive-bookmark": z.string().optional().openapi({
+		description:
+			'Extension: the newest `Drive-Bookmark` the client saw (answers, or a WebSocket frame\'s `bookmark`); the read sees at least that state. Up to 16 `<shard>.<bookmark>` entries; malformed: 400 (docs/api.md, "Read-your-writes (Drive-Bookmark)").',
+		example: "2.00000085-0000024c-00004c6d-8e611177d83f7fb2f0396d0847be2cc6",
+	}),
+});
+
 export const LatestCursor = z.object({ cursor: Cursor }).openapi("LatestCursor");
 
 export const LongpollQuery = z.object({
@@ -56,9 +65,12 @@ export const LongpollResult = z
 export const SyncTicket = z.object({ ticket: z.string(), expires_in: z.number().int() }).openapi("SyncTicket");
 
 /** Frames the server sends on the sync WebSocket. */
+/** A frame's `Drive-Bookmark` entry: send it with the next read (docs/api.md, "Read-your-writes (Drive-Bookmark)"). */
+const FrameBookmark = z.string().max(300).optional();
+
 export const ServerMessage = z.discriminatedUnion("type", [
-	z.object({ type: z.literal("hello"), cursor: Cursor }),
-	z.object({ type: z.literal("changes"), cursor: Cursor }),
+	z.object({ type: z.literal("hello"), cursor: Cursor, bookmark: FrameBookmark }),
+	z.object({ type: z.literal("changes"), cursor: Cursor, bookmark: FrameBookmark }),
 	z.object({ type: z.literal("pong") }),
 	z.object({ type: z.literal("error"), message: z.string() }),
 ]);

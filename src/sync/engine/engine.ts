@@ -510,8 +510,11 @@ class ChangeChannel {
 			ws.addEventListener("message", (e) => {
 				arm();
 				try {
-					const frame = JSON.parse(String(e.data)) as { type: string; cursor?: string };
-					if ((frame.type === "changes" || frame.type === "hello") && frame.cursor !== this.cursor()) this.onChange();
+					const frame = JSON.parse(String(e.data)) as { type: string; cursor?: string; bookmark?: string };
+					if (frame.type !== "changes" && frame.type !== "hello") return;
+					// The next journal read then sees the change this frame announces, whichever replica serves it.
+					this.client.noteBookmark(frame.bookmark);
+					if (frame.cursor !== this.cursor()) this.onChange();
 				} catch {
 					// Not ours to understand: ignore.
 				}
