@@ -52,6 +52,7 @@ export default tseslint.config(
 				structuredClone: "readonly",
 				queueMicrotask: "readonly",
 				Blob: "readonly",
+				FormData: "readonly",
 				atob: "readonly",
 				btoa: "readonly",
 			},

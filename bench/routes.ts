@@ -15,8 +15,12 @@ import { byobChunks } from "../workers/api/services/body";
 import { allShards, enqueueCandidates, GC_GRACE_MS } from "../workers/api/services/gc";
 import { runUnit, startRuns, type GcUnit } from "../workers/api/services/gc-queue";
 import { ingest } from "../workers/api/services/ingest";
+import { d1Times } from "./d1-timing";
 
 export const benchRoutes = new Hono<AppEnv>();
+
+/** The api worker's D1 queries and their time per binding since the last reset (`?reset=1` zeroes them): the capacity section's per-request cost. */
+benchRoutes.get("/d1-times", (c) => c.json(d1Times(c.req.query("reset") === "1")));
 
 /** Raw R2 put of the request body: the ceiling our upload path is compared with. */
 benchRoutes.put("/raw/:key", async (c) => {

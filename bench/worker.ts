@@ -7,10 +7,15 @@
  */
 import api from "../workers/api/index";
 import type { GcUnit } from "../workers/api/services/gc-queue";
+import { withDrills } from "../src/shared/drills";
 import { buildApp } from "../workers/api/app";
+import { withD1Timing } from "./d1-timing";
 import { benchRoutes } from "./routes";
 
 const app = buildApp();
 app.route("/_bench", benchRoutes);
 
-export default { ...api, fetch: app.fetch } satisfies ExportedHandler<Env, GcUnit>;
+// As production's fetch does (drills when DRILLS is on), with every D1 binding timed for /_bench/d1-times.
+const fetch = (request: Request, env: Env, ctx: ExecutionContext) => app.fetch(request, withDrills(withD1Timing(env)), ctx);
+
+export default { ...api, fetch } satisfies ExportedHandler<Env, GcUnit>;

@@ -75,6 +75,7 @@ export async function startStack({
 	stdio = "inherit",
 	vars = {},
 	env = {},
+	notifyConfig = "workers/notify/wrangler.toml",
 } = {}) {
 	ensureDevVars();
 	// The api worker serves web/dist: it must exist before wrangler dev reads the config.
@@ -86,7 +87,7 @@ export async function startStack({
 		"-c",
 		"wrangler.toml",
 		"-c",
-		"workers/notify/wrangler.toml",
+		notifyConfig,
 		"--ip",
 		"127.0.0.1",
 		"--port",

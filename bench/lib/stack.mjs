@@ -25,6 +25,7 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
  * worker first for `/_bench/*` too (the asset router would answer those
  * paths otherwise): the bench runs the repo's own config with only those two
  * lines changed, so its bindings, vars and flags cannot drift from production's.
+ * `/__drills` is claimed too, for stacks started with DRILLS=on (src/shared/drills.ts).
  * @param {string} tree a snapshot made by snapshotTree (scripts/local-stack.mjs)
  */
 export function writeBenchConfig(tree) {
@@ -47,7 +48,7 @@ export function writeBenchConfig(tree) {
 		header +
 			toml
 				.replace(/^main = ".*"$/m, `main = "${BENCH_MAIN}"`)
-				.replace(/^run_worker_first = \[(.*)\]$/m, (_, list) => `run_worker_first = [${list}, "/_bench/*"]`),
+				.replace(/^run_worker_first = \[(.*)\]$/m, (_, list) => `run_worker_first = [${list}, "/_bench/*", "/__drills"]`),
 	);
 }
 
@@ -71,7 +72,7 @@ export async function startBenchStack(tree, { persistTo, localTraces = false, va
 	writeBenchConfig(tree);
 	const port = await freePort();
 	const env = { X_LOCAL_OBSERVABILITY: localTraces ? "true" : "false" };
-	const stack = await startStack({ port, persistTo, stdio: "pipe", env, vars });
+	const stack = await startStack({ port, persistTo, stdio: "pipe", env, vars, notifyConfig: notifyConfigWith(tree, vars, port) });
 	const pgid = stack.child.pid;
 	const procs = workerdProcesses(pgid);
 	let stopped = false;
@@ -103,6 +104,27 @@ export async function startBenchStack(tree, { persistTo, localTraces = false, va
 		throw new Error(`no workerd runtime in process group ${pgid}`);
 	}
 	return handle;
+}
+
+/**
+ * wrangler dev's `--var` reaches only the first config's worker, so a stack
+ * started with vars (DRILLS=on) gets a copy of the notify worker's config with
+ * them added, one file per stack (wrangler watches its configs).
+ */
+function notifyConfigWith(tree, vars, port) {
+	const base = "workers/notify/wrangler.toml";
+	if (Object.keys(vars).length === 0) return base;
+	const toml = readFileSync(join(tree, base), "utf8");
+	if (!/^\[vars\]$/m.test(toml)) throw new Error(`${base}: no [vars] table to add ${Object.keys(vars).join(", ")} to`);
+	let out = toml;
+	for (const [k, v] of Object.entries(vars)) {
+		const line = `${k} = ${JSON.stringify(v)}`;
+		const existing = new RegExp(`^${k} = .*$`, "m");
+		out = existing.test(out) ? out.replace(existing, line) : out.replace(/^\[vars\]$/m, `[vars]\n${line}`);
+	}
+	const name = `workers/notify/wrangler.vars-${port}.toml`;
+	writeFileSync(join(tree, name), out);
+	return name;
 }
 
 async function waitForEmptyGroup(pgid, ms) {

@@ -198,7 +198,8 @@ export const userBlocks = sqliteTable(
 		size: integer("size").notNull(),
 		createdAt: text("created_at").notNull(),
 	},
-	(t) => [primaryKey({ columns: [t.userId, t.hash] }), index("user_blocks_by_hash").on(t.hash)],
+	// Hash first: one key serves "this user's block" and "anyone's block" (docs/decisions/0035).
+	(t) => [primaryKey({ columns: [t.hash, t.userId] })],
 );
 
 export const changes = sqliteTable(
