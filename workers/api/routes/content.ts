@@ -13,7 +13,6 @@ import type { Actor, CommitOutcome } from "../../notify/contract";
 import type { AppEnv, Caller } from "../env";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
-import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { parseRange, readableVersion, streamVersion } from "../services/egress";
 import { touchRead } from "../services/tiering";
@@ -335,7 +334,7 @@ export async function sendVersion(
 	if (length === 0) return c.body(null, status, headers);
 	// A read keeps the version's blocks out of cold storage; a failed stamp costs a tier, never the download.
 	await touchRead(db, version).catch((err: unknown) => console.error(JSON.stringify({ touchRead: version.id, error: String(err) })));
-	const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
+	const body = await streamVersion(c.env, db, version.id, span);
 	// A plain stream would go out chunked; a FixedLengthStream keeps
 	// Content-Length, so clients can show progress and detect truncation.
 	return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);
