@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { blockObjectKey } from "../../src/shared/blocks";
 import { clearFaults, faultsFired, operationCounts, setFaults } from "../../src/shared/drills";
 import { PUT_ATTEMPTS } from "../../workers/api/services/block-store";
-import { concat } from "../support/bytes";
+import { concat, readUntilBroken } from "../support/bytes";
 import { expectOk, type TestUser } from "../support/harness";
 import { api, bytesEqual, expectError, listAll, put, randomBytes, sha256, signup, versionBlocks } from "./helpers";
 
@@ -176,18 +176,3 @@ describe("a block get failing mid-download", () => {
 		expect(res.headers.get("Retry-After")).toBe("1");
 	});
 });
-
-/** Reads a body until it ends or breaks: the bytes that arrived, and the error if it broke. */
-async function readUntilBroken(res: Response): Promise<{ bytes: Uint8Array; error: unknown }> {
-	const reader = (res.body ?? new ReadableStream<Uint8Array>()).getReader();
-	const parts: Uint8Array[] = [];
-	try {
-		for (;;) {
-			const { done, value } = await reader.read();
-			if (done) return { bytes: concat(parts), error: null };
-			parts.push(value);
-		}
-	} catch (err) {
-		return { bytes: concat(parts), error: err };
-	}
-}

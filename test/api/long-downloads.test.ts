@@ -13,7 +13,7 @@ import { clearFaults, operationCounts, setFaults } from "../../src/shared/drills
 import { blockObjectKey } from "../../src/shared/blocks";
 import worker from "../../workers/api/index";
 import { peakBlockReads } from "../../workers/api/services/egress";
-import { concat, randomBytes, sha256 } from "../support/bytes";
+import { concat, randomBytes, readUntilBroken, sha256 } from "../support/bytes";
 import { expectOk, Harness, type TestUser } from "../support/harness";
 import { bytesEqual, expectError } from "./helpers";
 
@@ -123,18 +123,3 @@ describe("a download of more blocks than one invocation may read", () => {
 		expect(res.headers.get("Retry-After")).toBe("1");
 	});
 });
-
-/** Reads a body until it ends or breaks: the bytes that arrived, and the error if it broke. */
-async function readUntilBroken(res: Response): Promise<{ bytes: Uint8Array; error: unknown }> {
-	const reader = (res.body ?? new ReadableStream<Uint8Array>()).getReader();
-	const parts: Uint8Array[] = [];
-	try {
-		for (;;) {
-			const { done, value } = await reader.read();
-			if (done) return { bytes: concat(parts), error: null };
-			parts.push(value);
-		}
-	} catch (err) {
-		return { bytes: concat(parts), error: err };
-	}
-}
