@@ -24,7 +24,8 @@ export class BlockSegments extends WorkerEntrypoint<Env> {
 		try {
 			return { ok: true, body: await streamRange(env.BLOBS, keyRing(env), blocks, range, budget) };
 		} catch (err) {
-			const message = err instanceof Error ? err.message : String(err);
+			const cause = err instanceof StorageUnavailableError ? err.cause : err;
+			const message = cause instanceof Error ? cause.message : String(cause);
 			if (!(err instanceof StorageUnavailableError)) console.error(JSON.stringify({ segment: first, error: message }));
 			return { ok: false, retryable: err instanceof StorageUnavailableError, hash: first, message };
 		}

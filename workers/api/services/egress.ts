@@ -155,17 +155,24 @@ async function concatSegments(
 	let next = opening(1);
 	return new ReadableStream<Uint8Array>({
 		async pull(controller) {
-			while (reader !== null) {
-				const { done, value } = await reader.read();
-				if (!done) {
-					controller.enqueue(value);
-					return;
+			try {
+				while (reader !== null) {
+					const { done, value } = await reader.read();
+					if (!done) {
+						controller.enqueue(value);
+						return;
+					}
+					index++;
+					reader = next === null ? null : (await next).getReader();
+					next = opening(index + 1);
 				}
-				index++;
-				reader = next === null ? null : (await next).getReader();
-				next = opening(index + 1);
+				controller.close();
+			} catch (err) {
+				// The segment opened ahead is not needed any more.
+				await next?.then((body) => body.cancel(err)).catch(() => undefined);
+				next = null;
+				throw err;
 			}
-			controller.close();
 		},
 		async cancel(reason) {
 			await reader?.cancel(reason);
@@ -262,7 +269,12 @@ export async function streamRange(
 				return;
 			}
 			fill();
-			controller.enqueue(await read);
+			try {
+				controller.enqueue(await read);
+			} catch (err) {
+				// Errors the stream for its reader (across RPC too) without leaving a rejected pull behind.
+				controller.error(err);
+			}
 		},
 		cancel() {
 			pending.length = 0;
