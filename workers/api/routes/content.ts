@@ -68,6 +68,7 @@ const UPLOAD_ERRORS = errorResponses(
 	"PAYLOAD_TOO_LARGE",
 	"QUOTA_EXCEEDED",
 	"BLOCKS_RECLAIMED",
+	"UNAVAILABLE",
 );
 
 /** The body's declared length, when it is one the pre-check can count on (receiveContent refuses one over the limit). */
@@ -231,7 +232,8 @@ contentRoutes.openapi(
 		tags,
 		summary: "Download a file's content (streams; single Range; ETag is the version id)",
 		description:
-			"Extension, sharing: a file shared with you downloads by its id or, for a shared file, your mount's id; a viewer gets the current version only (`version_id` answers 403 `read_only`).",
+			"Extension, sharing: a file shared with you downloads by its id or, for a shared file, your mount's id; a viewer gets the current version only (`version_id` answers 403 `read_only`). " +
+			"Extension, storage failures: block storage failing before the first byte answers 503 `UNAVAILABLE` with `Retry-After`; after it, the body breaks off before its Content-Length (never wrong bytes): resume with `Range` and `If-Range` (docs/api.md, Long downloads and storage failures).",
 		request: {
 			params: IdParam,
 			query: z.object({
@@ -254,7 +256,7 @@ contentRoutes.openapi(
 				content: binaryContent,
 			},
 			304: { description: "Not modified (If-None-Match matched the version id)" },
-			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL", "UNAVAILABLE"),
 		},
 	}),
 	async (c) => {
