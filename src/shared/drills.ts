@@ -113,6 +113,8 @@ export function withDrills<E extends object>(env: E): E {
 const views = new WeakMap<object, object>();
 
 function wrapBinding(name: string, value: object): unknown {
+	// A service binding's RPC stub claims every property name; it is none of the kinds below.
+	if ("__drills_no_such_member__" in value) return value;
 	if ("prepare" in value && "batch" in value) return wrapD1(name, value as D1Database);
 	if ("put" in value && "head" in value && "createMultipartUpload" in value) return wrapR2(name, value as R2Bucket);
 	if ("getByName" in value && "idFromName" in value) return wrapNamespace(name, value as DurableObjectNamespace);

@@ -26,8 +26,8 @@ export const ErrorCode = z.enum([
 	"BLOCKS_RECLAIMED",
 	"PASSWORD_REQUIRED",
 	"LINK_EXPIRED",
-	"INTERNAL",
 	"UNAVAILABLE",
+	"INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -81,7 +81,7 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 		// The collector deleted blocks the request stored while it ran: send it again.
 		case "BLOCKS_RECLAIMED":
 			return 503;
-		// A component the request needs is not answering; nothing was changed and Retry-After says when to try again.
+		// A component failed, timed out or is not answering (D1, R2, the user's Durable Object): nothing changed, or a retry answers what did; Retry-After says when (docs/decisions/0033-failure-handling.md).
 		case "UNAVAILABLE":
 			return 503;
 	}

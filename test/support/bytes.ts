@@ -44,3 +44,18 @@ export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {
 	}
 	return -1;
 }
+
+/** Reads a body until it ends or breaks: the bytes that arrived, and the error if it broke. */
+export async function readUntilBroken(res: Response): Promise<{ bytes: Uint8Array; error: unknown }> {
+	const reader = (res.body ?? new ReadableStream<Uint8Array>()).getReader();
+	const parts: Uint8Array[] = [];
+	try {
+		for (;;) {
+			const { done, value } = await reader.read();
+			if (done) return { bytes: concat(parts), error: null };
+			parts.push(value);
+		}
+	} catch (err) {
+		return { bytes: concat(parts), error: err };
+	}
+}

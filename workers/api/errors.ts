@@ -8,6 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { errorBody, statusOf, type ErrorCode, type ErrorDetail, type Failure, type Result } from "../../src/shared/errors";
 import type { AppEnv } from "./env";
+import { StorageUnavailableError } from "./services/block-store";
 
 /** An expected failure with a stable code; thrown by handlers, mapped by {@link onError}. */
 export class ApiError extends HTTPException {
@@ -93,6 +94,13 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 	if (err instanceof HTTPException) {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
+	}
+	// R2 refused or lost a block operation: retryable, and nothing was committed (docs/decisions/0032-hot-blocks-and-long-downloads.md).
+	if (err instanceof StorageUnavailableError) {
+		console.error(JSON.stringify({ request_id: c.get("requestId"), unavailable: redactedCause(err) }));
+		return errorResponse(c, "UNAVAILABLE", "block storage is briefly unavailable; send the request again", undefined, {
+			"Retry-After": "1",
+		});
 	}
 	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");

@@ -9,6 +9,8 @@ import { consumeDeadLetters, consumeDeliveries } from "./services/webhook-delive
 import { consumeFanOut, type DeliveryMessage } from "./services/webhook-fanout";
 import type { FanOutKick } from "../notify/contract";
 
+export { BlockSegments } from "./segments";
+
 // The chunker's gear loop as WebAssembly: in workerd the JavaScript loop is
 // fast only if V8's optimizing compile of it lands, which sometimes never
 // happens (docs/decisions/0012). Workers cannot compile WebAssembly from

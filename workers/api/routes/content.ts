@@ -13,7 +13,6 @@ import type { Actor, CommitOutcome } from "../../notify/contract";
 import type { AppEnv, Caller } from "../env";
 import { ApiError, unwrap } from "../errors";
 import { binaryContent, errorResponses, json, newRouter, protectedRoute } from "../openapi";
-import { keyRing } from "../services/block-store";
 import { outliveClient } from "../services/body";
 import { parseRange, readableVersion, streamVersion } from "../services/egress";
 import { touchRead } from "../services/tiering";
@@ -69,6 +68,7 @@ const UPLOAD_ERRORS = errorResponses(
 	"PAYLOAD_TOO_LARGE",
 	"QUOTA_EXCEEDED",
 	"BLOCKS_RECLAIMED",
+	"UNAVAILABLE",
 );
 
 /** The body's declared length, when it is one the pre-check can count on (receiveContent refuses one over the limit). */
@@ -232,7 +232,8 @@ contentRoutes.openapi(
 		tags,
 		summary: "Download a file's content (streams; single Range; ETag is the version id)",
 		description:
-			"Extension, sharing: a file shared with you downloads by its id or, for a shared file, your mount's id; a viewer gets the current version only (`version_id` answers 403 `read_only`).",
+			"Extension, sharing: a file shared with you downloads by its id or, for a shared file, your mount's id; a viewer gets the current version only (`version_id` answers 403 `read_only`). " +
+			"Extension, storage failures: block storage failing before the first byte answers 503 `UNAVAILABLE` with `Retry-After`; after it, the body breaks off before its Content-Length (never wrong bytes): resume with `Range` and `If-Range` (docs/api.md, Long downloads and storage failures).",
 		request: {
 			params: IdParam,
 			query: z.object({
@@ -255,7 +256,7 @@ contentRoutes.openapi(
 				content: binaryContent,
 			},
 			304: { description: "Not modified (If-None-Match matched the version id)" },
-			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL"),
+			...errorResponses("INVALID_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RANGE_NOT_SATISFIABLE", "INTERNAL", "UNAVAILABLE"),
 		},
 	}),
 	async (c) => {
@@ -335,7 +336,7 @@ export async function sendVersion(
 	if (length === 0) return c.body(null, status, headers);
 	// A read keeps the version's blocks out of cold storage; a failed stamp costs a tier, never the download.
 	await touchRead(db, version).catch((err: unknown) => console.error(JSON.stringify({ touchRead: version.id, error: String(err) })));
-	const body = await streamVersion(db, c.env.BLOBS, keyRing(c.env), version.id, span);
+	const body = await streamVersion(c.env, db, version.id, span);
 	// A plain stream would go out chunked; a FixedLengthStream keeps
 	// Content-Length, so clients can show progress and detect truncation.
 	return c.body(body.pipeThrough(new FixedLengthStream(length)), status, headers);

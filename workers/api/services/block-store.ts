@@ -52,12 +52,79 @@ async function sealBlock(ring: KeyRing, plain: Uint8Array, verifiedHash?: string
 }
 
 /**
+ * Block storage failed in a way a later attempt can get past (R2 refused or
+ * lost an operation, or a key's write rate stayed over its limit): the
+ * request answers 503 UNAVAILABLE with Retry-After and stores nothing it
+ * would commit (docs/decisions/0032-hot-blocks-and-long-downloads.md).
+ */
+export class StorageUnavailableError extends Error {
+	/** As the runtime marks an error worth retrying, so every failure handler reads it the same way. */
+	readonly retryable = true;
+
+	constructor(
+		readonly operation: "put" | "get",
+		readonly hash: string,
+		cause: unknown,
+	) {
+		super(`block ${operation} of ${hash} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+		this.name = "StorageUnavailableError";
+	}
+}
+
+/** Puts of one key refused for its write rate before the request gives up; R2 allows about one write per second per key. */
+export const PUT_ATTEMPTS = 4;
+
+/** Waits before the 2nd, 3rd and 4th put: together past R2's one-second window (https://developers.cloudflare.com/r2/platform/limits/). */
+const PUT_BACKOFF_MS = [100, 400, 1000];
+
+/**
+ * An existing object this young stands for our write: the collector spares
+ * any object written within its hour of grace, and the commit guard refuses
+ * a block deleted after the upload read its clock (docs/decisions/0017).
+ */
+export const FRESH_COPY_MS = 60_000;
+
+/** R2's refusal of a write to a key written less than a second ago ("Reduce your rate of writes", error 10058). */
+export function isKeyRateLimited(err: unknown): boolean {
+	const message = err instanceof Error ? err.message : String(err);
+	return message.includes("(10058)") || /reduce your rate of writes/i.test(message);
+}
+
+/**
  * Writes a sealed block as one buffer, then frees it at once (see
  * releaseBuffer), so that dead blocks do not pile up until a GC.
+ *
+ * A popular block (all zeros, a widely shared installer) is written by many
+ * uploads at once, and R2 refuses a key's writes past about one per second.
+ * A refused put is not retried blindly: the object that caused it is almost
+ * always there and fresh, and then it is as good as ours. Otherwise the put
+ * is retried a few times over a bit more than a second, and in the end the
+ * request fails retryably; a block is never silently left unwritten.
  */
 async function storeSealed(bucket: R2Bucket, sealed: SealedBlock): Promise<void> {
-	await bucket.put(blockObjectKey(sealed.hash), sealed.body);
-	releaseBuffer(sealed.body.buffer);
+	const key = blockObjectKey(sealed.hash);
+	try {
+		for (let attempt = 0; ; attempt++) {
+			try {
+				await bucket.put(key, sealed.body);
+				return;
+			} catch (err) {
+				if (!isKeyRateLimited(err)) throw new StorageUnavailableError("put", sealed.hash, err);
+				if (await freshCopyExists(bucket, key)) return;
+				const wait = PUT_BACKOFF_MS[attempt];
+				if (wait === undefined) throw new StorageUnavailableError("put", sealed.hash, err);
+				await new Promise((resolve) => setTimeout(resolve, wait));
+			}
+		}
+	} finally {
+		releaseBuffer(sealed.body.buffer);
+	}
+}
+
+/** Whether `key` holds an object written within {@link FRESH_COPY_MS}; a failing HEAD counts as no. */
+async function freshCopyExists(bucket: R2Bucket, key: string): Promise<boolean> {
+	const head = await bucket.head(key).catch(() => null);
+	return head !== null && Date.now() - head.uploaded.getTime() <= FRESH_COPY_MS;
 }
 
 /**
@@ -152,9 +219,15 @@ export class BlockUnavailableError extends Error {
  * GCM tag or the hash: it throws {@link BlockUnavailableError} instead.
  */
 export async function getBlock(bucket: R2Bucket, ring: KeyRing, hash: string): Promise<Uint8Array> {
-	const object = await bucket.get(blockObjectKey(hash));
-	if (!object) throw new BlockUnavailableError(hash, "missing");
-	const stored = new Uint8Array(await object.arrayBuffer());
+	let stored: Uint8Array;
+	try {
+		const object = await bucket.get(blockObjectKey(hash));
+		if (!object) throw new BlockUnavailableError(hash, "missing");
+		stored = new Uint8Array(await object.arrayBuffer());
+	} catch (err) {
+		if (err instanceof BlockUnavailableError) throw err;
+		throw new StorageUnavailableError("get", hash, err);
+	}
 	try {
 		return await decodeBlock(stored, hash, ring);
 	} catch (err) {

@@ -11,7 +11,7 @@ import { blocksInRange, findNode, findVersion } from "../../../src/shared/db/tre
 import { fail, ok, type Refusal, type Result } from "../../../src/shared/errors";
 import type { Caller } from "../env";
 import { ownThenShared, type Access } from "./access";
-import { getBlock } from "./block-store";
+import { getBlock, keyRing, StorageUnavailableError } from "./block-store";
 import { shardFor } from "./hub";
 
 /** Blocks fetched ahead of the one being sent, to overlap R2 latency. */
@@ -73,15 +73,138 @@ export async function readableVersion(
 	});
 }
 
-/** Bytes `range` of a version, streamed (see {@link streamRange}). */
+/**
+ * Bytes `range` of a version, streamed. Up to {@link blocksPerInvocation}
+ * blocks are read here; a longer range is read in consecutive segments, each
+ * by an invocation of its own (the BLOCK_SEGMENTS service binding to this
+ * worker), and streamed as one body, so that no invocation makes more
+ * subrequests than the platform allows
+ * (docs/decisions/0032-hot-blocks-and-long-downloads.md).
+ *
+ * @throws StorageUnavailableError when the first block cannot be read: before any byte is sent.
+ */
 export async function streamVersion(
+	env: Pick<Env, "BLOBS" | "BLOCK_KEYS" | "BLOCK_SEGMENTS" | "MAX_BLOCKS_PER_INVOCATION">,
 	db: ShardDb,
-	bucket: R2Bucket,
-	ring: KeyRing,
 	versionId: string,
 	range: ByteRange,
 ): Promise<ReadableStream<Uint8Array>> {
-	return streamRange(bucket, ring, await blocksInRange(db, versionId, range.start, range.end), range);
+	const blocks = await blocksInRange(db, versionId, range.start, range.end);
+	const cap = blocksPerInvocation(env);
+	if (blocks.length <= cap) return streamRange(env.BLOBS, keyRing(env), blocks, range, new BlockBudget(cap));
+	const segments: BlockRef[][] = [];
+	for (let i = 0; i < blocks.length; i += cap) segments.push(blocks.slice(i, i + cap));
+	if (segments.length > MAX_SEGMENTS)
+		throw new Error(
+			`a range of ${blocks.length} blocks needs ${segments.length} segments of ${cap}; at most ${MAX_SEGMENTS} fit in one request`,
+		);
+	return concatSegments(segments, (segment) => env.BLOCK_SEGMENTS.stream(segment, range, cap));
+}
+
+/**
+ * Blocks one invocation reads at most: MAX_BLOCKS_PER_INVOCATION. Workers
+ * Paid allows 10,000 subrequests per invocation by default, and R2 and D1
+ * calls count (https://developers.cloudflare.com/workers/platform/limits/#subrequests);
+ * the default leaves room for the request's own D1 and Durable Object calls.
+ */
+export function blocksPerInvocation(env: { MAX_BLOCKS_PER_INVOCATION?: string }): number {
+	const value = Number(env.MAX_BLOCKS_PER_INVOCATION);
+	return Number.isInteger(value) && value > 0 ? value : DEFAULT_BLOCKS_PER_INVOCATION;
+}
+
+const DEFAULT_BLOCKS_PER_INVOCATION = 8000;
+
+/**
+ * Segments one request may use: a request runs at most 32 Worker
+ * invocations, each service binding call among them
+ * (https://developers.cloudflare.com/workers/runtime-apis/bindings/service-bindings/#limits).
+ */
+export const MAX_SEGMENTS = 30;
+
+/** What a segment invocation answers: its bytes, or why its first block could not be read (an Error loses its class across RPC). */
+export type SegmentResult =
+	{ ok: true; body: ReadableStream<Uint8Array> } | { ok: false; retryable: boolean; hash: string; message: string };
+
+/**
+ * The segments' streams one after the other as one stream. Each segment is
+ * opened while the one before it is being sent, so its first block is ready
+ * when it is needed. The first one is opened before this resolves: a failure
+ * there is an error response, not a broken body.
+ */
+async function concatSegments(
+	segments: readonly BlockRef[][],
+	open: (segment: BlockRef[]) => Promise<SegmentResult>,
+): Promise<ReadableStream<Uint8Array>> {
+	const opening = (i: number): Promise<ReadableStream<Uint8Array>> | null => {
+		const segment = segments[i];
+		if (segment === undefined) return null;
+		const opened = open(segment).then(
+			(result) => {
+				if (result.ok) return result.body;
+				throw result.retryable ? new StorageUnavailableError("get", result.hash, result.message) : new Error(result.message);
+			},
+			(err: unknown) => {
+				throw new StorageUnavailableError("get", segment[0]?.hash ?? "", err);
+			},
+		);
+		opened.catch(() => undefined);
+		return opened;
+	};
+	let index = 0;
+	let reader = (await opening(0))?.getReader() ?? null;
+	let next = opening(1);
+	return new ReadableStream<Uint8Array>({
+		async pull(controller) {
+			try {
+				while (reader !== null) {
+					const { done, value } = await reader.read();
+					if (!done) {
+						controller.enqueue(value);
+						return;
+					}
+					index++;
+					reader = next === null ? null : (await next).getReader();
+					next = opening(index + 1);
+				}
+				controller.close();
+			} catch (err) {
+				// The segment opened ahead is not needed any more.
+				await next?.then((body) => body.cancel(err)).catch(() => undefined);
+				next = null;
+				throw err;
+			}
+		},
+		async cancel(reason) {
+			await reader?.cancel(reason);
+			await next?.then((body) => body.cancel(reason)).catch(() => undefined);
+		},
+	});
+}
+
+/**
+ * Counts one invocation's block reads and refuses the one past its cap, so a
+ * path that would read more blocks than {@link blocksPerInvocation} fails
+ * loudly instead of running into the platform's limit at some later block.
+ */
+export class BlockBudget {
+	#taken = 0;
+
+	constructor(readonly cap: number) {}
+
+	take(): void {
+		if (this.#taken >= this.cap) throw new Error(`this invocation has read its ${this.cap} blocks`);
+		this.#taken++;
+		readStats.peak = Math.max(readStats.peak, this.#taken);
+	}
+}
+
+const readStats = { peak: 0 };
+
+/** The most blocks any one budget of this isolate read since the last reset: how tests see that no invocation passed its cap. */
+export function peakBlockReads(reset = false): number {
+	const peak = readStats.peak;
+	if (reset) readStats.peak = 0;
+	return peak;
 }
 
 /**
@@ -119,6 +242,7 @@ export async function streamRange(
 	ring: KeyRing,
 	blocks: BlockRef[],
 	range: ByteRange,
+	budget: BlockBudget,
 ): Promise<ReadableStream<Uint8Array>> {
 	const pending: Promise<Uint8Array>[] = [];
 	let next = 0;
@@ -126,6 +250,7 @@ export async function streamRange(
 		while (pending.length <= READ_AHEAD && next < blocks.length) {
 			const block = blocks[next++];
 			if (!block) break;
+			budget.take();
 			const read = getBlock(bucket, ring, block.hash).then((plain) => slice(plain, block, range));
 			// Errors surface when awaited in order; this keeps a read-ahead
 			// failure from being reported as unhandled before its turn.
@@ -144,7 +269,12 @@ export async function streamRange(
 				return;
 			}
 			fill();
-			controller.enqueue(await read);
+			try {
+				controller.enqueue(await read);
+			} catch (err) {
+				// Errors the stream for its reader (across RPC too) without leaving a rejected pull behind.
+				controller.error(err);
+			}
 		},
 		cancel() {
 			pending.length = 0;
