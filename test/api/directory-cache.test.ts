@@ -114,6 +114,34 @@ describe("directory cache: reads", () => {
 	});
 });
 
+describe("directory cache: directory reads per request", () => {
+	/** Directory reads per request of `users` devices that each ask every 5 s for two minutes (by the caches' clock). */
+	async function readsPerRequest(harness: Harness): Promise<number> {
+		const users = [];
+		for (let i = 0; i < 5; i++) users.push(await harness.signup());
+		directoryReads();
+		let requests = 0;
+		for (let t = 0; t < 120_000; t += 5_000) {
+			at(t);
+			for (const user of users) {
+				await expectRoot(harness, user);
+				requests++;
+			}
+		}
+		return directoryReads() / requests;
+	}
+
+	it("reads the directory about once per device per FRESH_MS, in the background, instead of once per request", async () => {
+		const on = await readsPerRequest(api);
+		at(0);
+		const off = await readsPerRequest(apiOff);
+		console.info(JSON.stringify({ directoryReadsPerRequest: { on, off } }));
+		// Each device: a background read at 15, 30, …, 105 s (7 of its 24 requests).
+		expect(on).toBeCloseTo(7 / 24, 5);
+		expect(off).toBe(1);
+	});
+});
+
 describe("directory cache: sign-out", () => {
 	it("refuses a device signed out in this isolate at once, though it was just seen", async () => {
 		const user = await api.signup();

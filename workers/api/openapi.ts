@@ -82,5 +82,12 @@ export const bearer = [{ bearerAuth: [] }];
  * cannot disagree (a test checks every secured route answers 401 without a token).
  */
 export function protectedRoute<R extends Omit<RouteConfig, "security" | "middleware">>(config: R) {
-	return createRoute({ ...config, security: bearer, middleware: [requireAuth] as const });
+	return createRoute({ ...config, responses: withUnavailable(config.responses), security: bearer, middleware: [requireAuth] as const });
+}
+
+/** A route's responses with 503 UNAVAILABLE added: the directory may not answer for a device this isolate has not seen (docs/decisions/0030). */
+function withUnavailable<T extends RouteConfig["responses"]>(responses: T): T {
+	const existing = responses["503"] as { description: string } | undefined;
+	const description = existing ? `${existing.description}, UNAVAILABLE` : "UNAVAILABLE";
+	return { ...responses, "503": { description, content: { "application/json": { schema: ErrorBody } } } };
 }
