@@ -200,8 +200,12 @@ export function model(figures) {
 		change: perUnit(b.perRename, b.renames),
 	};
 	const blocksPerBig = b.bigBlocks / b.bigFiles;
-	// A big file is a file with (blocks - 1) extra blocks: what one extra block costs.
-	const perExtraBlock = blocksPerBig > 1 ? (bytes.bigFile.kept - bytes.file.kept) / (blocksPerBig - 1) : 0;
+	// A big file is a file with (blocks - 1) extra blocks. Its few files grow the database by a few pages,
+	// too coarse to divide, so the extra blocks' row bytes are scaled by the pages-to-payload ratio of the 4,096 files.
+	const pagesPerPayload = bytes.file.payload > 0 ? bytes.file.file / bytes.file.payload : 1;
+	const extraPayload = (x) => x.rows.filter((r) => !JOURNAL.has(r.name)).reduce((n, r) => n + r.payload, 0);
+	const perExtraBlock =
+		blocksPerBig > 1 ? ((extraPayload(bytes.bigFile) - extraPayload(bytes.file)) / (blocksPerBig - 1)) * pagesPerPayload : 0;
 	const q = queryTimes(figures.perClass);
 	const queryMs = Math.max(q.metaMs, 0.05);
 	const classes = Object.fromEntries(Object.entries(figures.perClass).map(([name, cls]) => [name, opsOf(cls)]));
@@ -242,7 +246,7 @@ export function model(figures) {
 		avg: dirPeak / A.peakToAverage,
 		peak: dirPeak,
 		limit: `${fmt(1000 / queryMs)} queries/s per primary (${fmt(queryMs, 3)} ms/query)`,
-		units: `${units(dirPeak, perDb)} primary (${units(dirPeakUncached, perDb)} with no cache)`,
+		units: `${units(dirPeak, perDb)} × one primary's throughput (${units(dirPeakUncached, perDb)} with no cache): one primary plus read replicas`,
 		cost: "—",
 		source: link(LIMITS.d1Throughput),
 		measured: "DIRECTORY d1.* per request (POST /__drills); ms/query from meta.duration (/_bench/d1-times)",
@@ -418,6 +422,7 @@ export function model(figures) {
 		shardsForBytes,
 		readShards,
 		readShardsAt1ms: units(shardPeak, 1000 * A.utilisation),
+		pagesPerPayload: bytes.file.payload > 0 ? bytes.file.file / bytes.file.payload : 1,
 		hotWrites,
 		queryTimes: q,
 		queryMs,
@@ -470,7 +475,7 @@ ${Object.entries(ASSUMPTIONS)
 
 How each was measured: one fresh local stack (\`wrangler dev\`, both workers, local D1/R2) started with \`DRILLS=on\`.
 
-- **Operations per request** by route class: ${figures.options.perClass} requests of each class one after the other, then \`POST /__drills {"reset":true}\` reads both workers' counts of D1 queries and batches, R2 operations and hub calls (src/shared/drills.ts), minus the reading's own hub call.
+- **Operations per request** by route class: ${figures.options.perClass} requests of each class one after the other, then \`POST /__drills {"reset":true}\` reads both workers' counts of D1 queries and batches, R2 operations and hub calls (src/shared/drills.ts).
 - **D1 time per query**: the bench worker wraps every D1 binding (bench/d1-timing.ts) and adds up \`meta.duration\` of each \`run\`/\`all\`/batch result (the database's own time: ${fmt(m.queryTimes.metaMs, 3)} ms mean over ${fmtInt(m.queryTimes.metaQueries)} queries) and the wall time of every call as the worker saw it (${fmt(m.queryTimes.wallMs, 2)} ms mean over ${fmtInt(m.queryTimes.calls)} calls, including the local hop). The model uses \`meta.duration\` (at least 0.05 ms): it is what occupies a D1 primary. Local SQLite on this machine is faster than a replicated primary, so per-shard throughput here is an upper bound; the published rule (1 ms ≈ 1,000 queries/s) is the check.
 - **Bytes of metadata**: the shard's SQLite file read with \`dbstat\` (node:sqlite, read-only) before and after one user makes ${fmtInt(figures.bytes.files)} one-block files (\`POST /v1/files/batch\`), a new version of each, ${figures.bytes.bigFiles} files of 8 MiB (${fmt(m.blocksPerBig, 1)} blocks each) and ${fmtInt(figures.bytes.renames)} renames (journal only). "file" is the database file's growth (pages, what the 10 GB counts); "payload" is the rows' own bytes.
 - **Commits per second**: one user's hub (${fmt(figures.commits.perHub.perSecond)} /s, 16 in flight) and ${figures.commits.perShard.users} users of one shard at once (${fmt(figures.commits.perShard.perSecond)} /s); small \`PUT\`s after a warm-up. One local workerd thread runs the workers, the hub and the D1 and R2 simulators, so these are floors, not a D1 primary's ceiling.
@@ -497,7 +502,7 @@ ${[
 ]
 	.map(([name, u]) => `| ${name} | ${fmt(u.file)} | ${fmt(u.kept)} | ${fmt(u.payload)} | ${top(u.rows)} |`)
 	.join("\n")}
-| extra block of a version | | ${fmt(m.perExtraBlock)} | | from ${figures.bytes.bigFiles} files of ${fmt(m.blocksPerBig, 1)} blocks |
+| extra block of a version | | ${fmt(m.perExtraBlock)} | | from ${figures.bytes.bigFiles} files of ${fmt(m.blocksPerBig, 1)} blocks: their rows' payload, scaled by the files' pages per payload byte |
 ${baselineBytes(figures, baseline)}
 ## The model
 
@@ -543,11 +548,18 @@ ${line("shards for 10M DAU", (x) => x.shardsForBytes)}
 `;
 }
 
+const users = (a) => a.dau * a.usersPerDau;
+
 function breaks(m) {
 	const ceiling = LIMITS.d1Bindings.value;
 	const lines = [];
+	const at80 = Math.ceil(m.totalMeta / (LIMITS.d1Size.value * 0.8));
+	const hashCut = (A.filesPerUser * A.versionsPerFile * (1 + A.extraBlocksPerVersion) * 3 + A.filesPerUser * 2) * 32 * m.pagesPerPayload;
+	const afterHashes = Math.ceil((m.totalMeta - users(A) * hashCut) / (LIMITS.d1Size.value * 0.8));
 	lines.push(
-		`1. **Shard count from bytes: ${fmtInt(m.shardsForBytes)} shards** for ${tb(m.totalMeta)} of metadata at ${pct(A.shardFill)} fill, against about ${fmtInt(ceiling)} D1 bindings per Worker and ${fmtInt(LIMITS.d1Databases.value)} databases per account (raisable). ${m.shardsForBytes > ceiling ? "This is over the binding ceiling: the `SHARD_<n>` design breaks here first." : `This is within the binding ceiling (${pct(m.shardsForBytes / ceiling)} of it), but it is the resource closest to a hard wall.`} Bytes per file decide it (ADR 0035 cut them). Next fixes, in order: fill shards to 80 % (the 50 % assumes moves need room; user moves, ADR 0034, make rebalancing cheap), prune the journal sooner for accounts whose devices are all caught up, and past the ceiling move per-user metadata into the user's Durable Object SQLite (10 GB per object, no binding per database; operations.md §5.2).`,
+		`1. **Shard count from bytes: ${fmtInt(m.shardsForBytes)} shards** for ${tb(m.totalMeta)} of metadata at ${pct(A.shardFill)} fill, against about ${fmtInt(ceiling)} D1 bindings per Worker script and ${fmtInt(LIMITS.d1Databases.value)} databases per account (raisable). ${m.shardsForBytes > ceiling ? "This is over the binding ceiling: the `SHARD_<n>` design, every shard bound to the api and notify workers, breaks here first, long before any throughput limit." : `This is within the binding ceiling (${pct(m.shardsForBytes / ceiling)} of it), but it is the resource closest to a hard wall.`} Account storage (${tb(m.totalMeta)}) is also far above D1's default per-account storage and needs a raised limit.
+   - Bytes per file set it, and ADR 0035 cut them (before/after above). Filling shards to 80 % instead of 50 % (moves, ADR 0034, make rebalancing cheap) needs ${fmtInt(at80)}; storing the hashes as 32-byte BLOBs (about 3 hashes per block reference and 2 per version, measured payload above) would bring that to about ${fmtInt(afterHashes)}. Neither gets under ${fmtInt(ceiling)} with ${fmtInt(A.filesPerUser)} files per account.
+   - **The fix**: take the per-database binding out of the design. Either group shards behind several Workers (each holds up to ~${fmtInt(ceiling)} bindings; the api routes to the group's Worker through a service binding, the shard index in the token picks it), or move each user's tree and journal into the user's own Durable Object SQLite (10 GB per object, no binding per database, one transaction for tree and journal as ADR 0001 wanted; reads then go through the object, without read replicas). The first keeps D1 and its replicas and is the smaller change; the second removes shard sizing altogether. Decide before about ${fmt((ceiling * LIMITS.d1Size.value * A.shardFill) / (m.perUser.total * A.usersPerDau) / 1e6, 1)} million DAU, where ${fmtInt(ceiling)} shards at ${pct(A.shardFill)} fill run out under these assumptions.`,
 	);
 	lines.push(
 		`2. **Directory reads: ${fmt(m.dirPeakUncached)} queries/s at peak without the cache**, one primary. With the shard in the access token and callers cached (ADR 0030) that falls to ${fmt(m.dirPeak)}/s; read replicas (Sessions API, ADR 0031) spread the rest. Without both fixes the directory primary breaks before anything else at about ${fmt((1000 / m.queryMs) * A.utilisation)} queries/s.`,
