@@ -13,6 +13,7 @@ import { shardBinding, shardCount } from "../../src/shared/db/shards";
 import { sessionsOpened } from "../../src/shared/drills";
 import { isFrame, type TestUser } from "../support/harness";
 import { api, expectError } from "./helpers";
+import { journalUntil, mountIn, share, usersOnDifferentShards } from "./sharing";
 
 /** The shard the directory put the user in. */
 async function shardIndexOf(user: TestUser): Promise<number> {
@@ -164,6 +165,31 @@ describe("Drive-Bookmark on answers and requests", () => {
 		});
 		await expectError(refused, 400, "INVALID_REQUEST");
 		expect((await api.listAll(user, user.rootId)).map((n) => n.name)).not.toContain("never");
+	});
+});
+
+describe("Drive-Bookmark across shards", () => {
+	it("answers a share member's write with the owner's shard's bookmark, which the member's next read of that shard starts at", async () => {
+		const [owner, editor] = await usersOnDifferentShards(2);
+		if (!owner || !editor) throw new Error("unreachable");
+		const [ownerShard, editorShard] = [await shardIndexOf(owner), await shardIndexOf(editor)];
+		const project = await api.mkdir(owner, owner.rootId, "Project");
+		await share(owner, project.id, [{ user: editor, role: "editor" }]);
+		const mount = mountIn(await journalUntil(editor, (es) => es.some((e) => e.node.mount !== undefined)));
+
+		const made = await api.createFolder(editor, mount.id, "from-editor");
+		expect(made.status).toBe(201);
+		const entries = parseBookmarks(made.headers.get(BOOKMARK_HEADER) ?? "");
+		// The owner's hub wrote it: its shard is named, beside the editor's own, which the access check read.
+		expect([...(entries?.keys() ?? [])].sort()).toEqual([ownerShard, editorShard].sort());
+
+		sessionsOpened(true);
+		const listed = await api.call<{ items: { name: string }[] }>(`/v1/nodes/${mount.id}/children`, {
+			token: editor.token,
+			headers: { [BOOKMARK_HEADER]: made.headers.get(BOOKMARK_HEADER) ?? "" },
+		});
+		expect(listed.body.items.map((n) => n.name)).toContain("from-editor");
+		expect(opened(ownerShard)).toMatchObject({ bookmark: 1, unconstrained: 0 });
 	});
 });
 
