@@ -27,6 +27,7 @@ export const ErrorCode = z.enum([
 	"PASSWORD_REQUIRED",
 	"LINK_EXPIRED",
 	"INTERNAL",
+	"UNAVAILABLE",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -79,6 +80,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 500;
 		// The collector deleted blocks the request stored while it ran: send it again.
 		case "BLOCKS_RECLAIMED":
+			return 503;
+		// Briefly out of reach (the user's rows are moving to another shard): send the request again.
+		case "UNAVAILABLE":
 			return 503;
 	}
 }

@@ -14,9 +14,10 @@ import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
-import { shardAt } from "../../src/shared/db/shards";
+import { shardAt, shardCount } from "../../src/shared/db/shards";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
+import { isUserMoved } from "../../src/shared/db/moved";
 import { redactedCause, stackFrames } from "../../src/shared/log";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -35,6 +36,7 @@ import type {
 	UpdateNodeInput,
 } from "./contract";
 import { Journal } from "./journal";
+import * as moves from "./move-ops";
 import * as purges from "./purge-ops";
 import * as shareOps from "./share-ops";
 import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
@@ -321,8 +323,58 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		this.#webhooks?.changed();
 	}
 
-	/** Retries deliveries that failed (a member's hub was unreachable) and runs the purges under way. */
+	/**
+	 * Moves the user's rows to shard `to` (docs/decisions/0034), as one job of
+	 * the queue: fences the old shard, copies, checks the copy, switches the
+	 * directory, then wakes the devices. A move cut short resumes on the
+	 * next call, change or alarm; the old shard's rows go after MOVE_GRACE_MS.
+	 */
+	async moveToShard(input: { to: number }): Promise<Result<MoveStatus>> {
+		const { to } = input;
+		if (!Number.isInteger(to) || to < 0 || to >= shardCount(this.env))
+			return fail("INVALID_REQUEST", `there is no shard ${String(to)}; shards are 0 to ${shardCount(this.env) - 1}`);
+		return this.#contained(
+			this.#queue.run(async () => {
+				const pending = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+				if (pending === undefined) {
+					const from = await this.#shard();
+					if (from === to) return fail("INVALID_REQUEST", `the user is on shard ${to} already`);
+					await this.ctx.storage.put(MOVE_KEY, { from, to, startedAt: new Date().toISOString() } satisfies MoveState);
+				} else if (pending.to !== to) {
+					return fail("INVALID_REQUEST", `a move to shard ${pending.to} is under way; finish it first`);
+				}
+				try {
+					await this.#finishMove();
+				} catch (err) {
+					console.error(JSON.stringify({ hub: this.#userId, move: "stopped", error: redactedCause(err) }));
+					return fail("UNAVAILABLE", "the move stopped midway; it goes on by itself shortly, or when asked again");
+				}
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
+	/** Where the user is, the move under way if any, and the old shards waiting for their cleanup. */
+	async moveStatus(): Promise<MoveStatus> {
+		return this.#moveStatus();
+	}
+
+	/**
+	 * Deletes the user's rows from old shards whose grace ended by `now`
+	 * (default: the present), as the alarm does; answers the cleanups left.
+	 */
+	async cleanUpMoves(input: { now?: number } = {}): Promise<Result<MoveStatus>> {
+		return this.#contained(
+			this.#queue.run(async () => {
+				await this.#cleanUpMoves(input.now ?? Date.now());
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
+	/** Retries deliveries that failed (a member's hub was unreachable), runs the purges under way, and the moves' chores. */
 	override async alarm(): Promise<void> {
+		await this.#moveChores();
 		const tree = await this.#openTree();
 		await this.#deliver();
 		if (!(await purges.purgePending(tree))) return;
@@ -389,6 +441,94 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	override async webSocketError(_ws: WebSocket, error: unknown): Promise<void> {
 		console.error("webSocketError", error);
+	}
+
+	/** A move cut short, then the cleanups due, each in the queue; re-arms the alarm for what is left. */
+	async #moveChores(): Promise<void> {
+		try {
+			await this.#queue.run(async () => {
+				if ((await this.ctx.storage.get<MoveState>(MOVE_KEY)) !== undefined) await this.#finishMove();
+				await this.#cleanUpMoves(Date.now());
+			});
+		} catch (err) {
+			console.error(JSON.stringify({ hub: this.#userId, move: "chores", error: redactedCause(err) }));
+			await this.#armAlarm(Date.now() + MOVE_RETRY_MS);
+		}
+	}
+
+	/**
+	 * Runs the move recorded in storage to its end. Inside a queue job: the
+	 * fence, the copy and the switch each run again after a crash.
+	 */
+	async #finishMove(reopen = true): Promise<void> {
+		const move = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+		if (move === undefined) return;
+		const source = shardAt(this.env, move.from);
+		const target = shardAt(this.env, move.to);
+		try {
+			await moves.fence(source, this.#userId, move.to, move.startedAt);
+			const copied = await moves.copyUser(source, target, this.#userId);
+			const differ = await moves.differences(source, target, this.#userId);
+			if (differ.length > 0) throw new Error(`the copy differs from the source in ${differ.join(", ")}`);
+			await this.env.DIRECTORY.prepare("UPDATE users SET shard = ?1 WHERE id = ?2").bind(move.to, this.#userId).run();
+			const cleanups = ((await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? []).filter((c) => c.shard !== move.to);
+			const due = Date.now() + MOVE_GRACE_MS;
+			cleanups.push({ shard: move.from, due });
+			// One storage transaction: the hub never holds a shard and a move that disagree.
+			await this.ctx.storage.put({ shard: move.to, [CLEANUPS_KEY]: cleanups });
+			await this.ctx.storage.delete(MOVE_KEY);
+			console.log(JSON.stringify({ hub: this.#userId, move: "done", from: move.from, to: move.to, copied }));
+			await this.#armAlarm(due);
+		} catch (err) {
+			await this.#armAlarm(Date.now() + MOVE_RETRY_MS);
+			throw err;
+		} finally {
+			// Whatever happened, the next change opens the tree again: in the new shard, or fenced in the old one.
+			if (reopen) this.#forgetTree();
+		}
+		if (!reopen) return;
+		// The devices read their changes from the new shard now: tell them to look.
+		const tree = await this.#openTree();
+		this.#sync.announce(await tree.journal.currentSeq());
+		tree.webhooks?.changed();
+		this.ctx.waitUntil(this.#deliver());
+	}
+
+	/** Deletes the user's rows from the old shards whose grace ended by `now`, a bounded amount per call. */
+	async #cleanUpMoves(now: number): Promise<void> {
+		const cleanups = (await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? [];
+		const left: MoveCleanup[] = [];
+		for (const cleanup of cleanups) {
+			if (cleanup.due > now || !(await moves.cleanUp(shardAt(this.env, cleanup.shard), this.#userId))) left.push(cleanup);
+			else console.log(JSON.stringify({ hub: this.#userId, move: "cleaned", shard: cleanup.shard }));
+		}
+		if (left.length === cleanups.length && left.every((c, i) => c === cleanups[i])) {
+			if (left.length > 0) await this.#armAlarm(Math.min(...left.map((c) => (c.due > now ? c.due : now + MOVE_RETRY_MS))));
+			return;
+		}
+		await this.ctx.storage.put(CLEANUPS_KEY, left);
+		if (left.length > 0) await this.#armAlarm(Math.min(...left.map((c) => (c.due > now ? c.due : now))));
+	}
+
+	/** Drops the opened tree (and what hangs on its shard): the next change opens it again. */
+	#forgetTree(): void {
+		this.#tree = null;
+		this.#deliverer = null;
+		this.#webhooks = null;
+	}
+
+	async #moveStatus(): Promise<MoveStatus> {
+		const [move, cleanups] = await Promise.all([
+			this.ctx.storage.get<MoveState>(MOVE_KEY),
+			this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY),
+		]);
+		return { shard: await this.#shard(), moving: move ?? null, cleanups: cleanups ?? [] };
+	}
+
+	/** Sets the alarm to `at` unless it is due sooner. */
+	async #armAlarm(at: number): Promise<void> {
+		const due = await this.ctx.storage.getAlarm();
+		if (due === null || due > at) await this.ctx.storage.setAlarm(at);
 	}
 
 	/**
@@ -486,6 +626,8 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		try {
 			return await work;
 		} catch (err) {
+			// The old shard refuses the user's writes while a move is under way (docs/decisions/0034).
+			if (isUserMoved(err)) return fail("UNAVAILABLE", "the account is moving to another database; send the request again in a moment");
 			console.error(
 				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
 			);
@@ -495,7 +637,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	/** The user's tree in their shard, opened once per instance. */
 	#openTree(): Promise<ops.Tree> {
-		this.#tree ??= this.#shard().then(
+		this.#tree ??= this.#resumeMove().then(
 			(shard) => {
 				const db = shardAt(this.env, shard);
 				const sharing = new Sharing(db, this.#userId, () => this.ctx.waitUntil(this.#deliver()));
@@ -542,6 +684,20 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/**
+	 * The user's shard, once a move recorded in storage (cut short by a crash)
+	 * has finished: changes wait for it rather than meet the old shard's fence.
+	 */
+	async #resumeMove(): Promise<number> {
+		if ((await this.ctx.storage.get<MoveState>(MOVE_KEY)) !== undefined) {
+			// Opening the tree waits for this: it opens the shard the move leaves behind.
+			await this.#finishMove(false).catch((err: unknown) =>
+				console.error(JSON.stringify({ hub: this.#userId, move: "resume", error: redactedCause(err) })),
+			);
+		}
+		return this.#shard();
+	}
+
+	/**
 	 * Which shard holds the user: from the hub's own storage, or once from
 	 * the directory, which assigned it at signup (docs/decisions/0002).
 	 */
@@ -555,6 +711,39 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** A move in storage: from which shard to which, since when (docs/decisions/0034). */
+export interface MoveState {
+	from: number;
+	to: number;
+	startedAt: string;
+}
+
+/** An old shard whose copy of the user's rows is deleted once `due` (ms) has passed. */
+export interface MoveCleanup {
+	shard: number;
+	due: number;
+}
+
+/** What the ops route shows of a user's moves. */
+export interface MoveStatus {
+	shard: number;
+	moving: MoveState | null;
+	cleanups: MoveCleanup[];
+}
+
+const MOVE_KEY = "move";
+const CLEANUPS_KEY = "moveCleanups";
+
+/**
+ * How long the old shard keeps its frozen copy: longer than an access token
+ * lives (its `shd` claim) plus the api's caller cache, so no reader still
+ * sent there finds rows missing.
+ */
+const MOVE_GRACE_MS = 60 * 60_000;
+
+/** A move or cleanup that failed is tried again after this long (or at the next change). */
+const MOVE_RETRY_MS = 10_000;
 
 /** At most this many batches of files share one run of the queue (each at most 256 files, one D1 batch each). */
 const FILE_BATCHES_PER_RUN = 4;

@@ -170,6 +170,11 @@ async function grantIn(env: Env, caller: Caller, list: Incoming[], nodeId: strin
 const owners = new Map<string, { at: number; row: { email: string; shard: number; quotaBytes: number } | null }>();
 const OWNER_CACHE_MS = 60_000;
 
+/** Drops what this isolate remembers of the owner `ownerId`: they moved shard (docs/decisions/0034). */
+export function forgetOwner(ownerId: string): void {
+	owners.delete(ownerId);
+}
+
 /** The caller acting in `ownerId`'s tree (their shard and quota), or null when there is no such user. */
 export async function ownerScope(env: Env, caller: Caller, ownerId: string): Promise<Scope | null> {
 	const cached = owners.get(ownerId);

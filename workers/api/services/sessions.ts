@@ -206,6 +206,15 @@ async function revokeDevice(db: DirectoryDb, deviceId: string): Promise<void> {
 	forgetDevice(deviceId);
 }
 
+/**
+ * Drops every caller of `userId` this isolate remembers, so that the next
+ * request reads the directory again: after the user moved shard
+ * (docs/decisions/0034), a remembered caller still names the old one.
+ */
+export function forgetUser(userId: string): void {
+	for (const [key, entry] of callerCache) if (entry.caller.userId === userId) callerCache.delete(key);
+}
+
 function forgetDevice(deviceId: string): void {
 	for (const [key, entry] of callerCache) if (entry.caller.deviceId === deviceId) callerCache.delete(key);
 }
