@@ -219,6 +219,28 @@ describe("moving a user to another shard", () => {
 		expect(await api.text(dave, next.node.id)).toBe("b");
 	});
 
+	it("gives up a move whose target keeps failing: the fence lifts and the user stays where they were", async () => {
+		const gina = await signup();
+		const file = await api.upload(gina, gina.rootId, "stay.txt", "here");
+		const from = await shardIndex(gina.id);
+		const to = (from + 1) % shardCount(env);
+		await expectError(await call(`/__ops/users/${gina.id}/move`, { method: "DELETE", headers: OPS }), 400, "INVALID_REQUEST");
+		const hubs = env.USER_HUB.getByName("usr_drills");
+		await hubs.drill([{ target: "d1.batch", effect: "error", binding: `SHARD_${to}`, times: 0 }]);
+		try {
+			await expectError(await move(gina.id, to), 503, "UNAVAILABLE");
+			await expectError(await move(gina.id, (to + 1) % shardCount(env) === from ? to : (to + 1) % shardCount(env)), 400, "INVALID_REQUEST");
+			const given = await expectJson<MoveStatus>(await call(`/__ops/users/${gina.id}/move`, { method: "DELETE", headers: OPS }), 200);
+			expect(given).toMatchObject({ shard: from, moving: null });
+		} finally {
+			await hubs.drill(null);
+		}
+		expect(await shardIndex(gina.id)).toBe(from);
+		expect(await shardBinding(env, from).prepare("SELECT 1 FROM moved_users WHERE user_id = ?").bind(gina.id).first()).toBeNull();
+		await api.upload(gina, gina.rootId, "stay.txt", "still here", { status: 200 });
+		expect(await api.text(gina, file.node.id)).toBe("still here");
+	});
+
 	it("deletes the old shard's copy after the grace, and the user keeps working", async () => {
 		const erin = await signup();
 		const file = await api.upload(erin, erin.rootId, "keep.txt", "kept");

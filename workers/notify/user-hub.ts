@@ -354,6 +354,27 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		);
 	}
 
+	/**
+	 * Gives up a move that has not switched the directory yet: lifts the old
+	 * shard's fence and forgets the move. What a cut-short copy left in the
+	 * target stays until a later move into that shard clears it.
+	 */
+	async abandonMove(): Promise<Result<MoveStatus>> {
+		return this.#contained(
+			this.#queue.run(async () => {
+				const move = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+				if (move === undefined) return fail("INVALID_REQUEST", "no move is under way");
+				const row = await this.env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?1").bind(this.#userId).first<{ shard: number }>();
+				if (row?.shard !== move.from)
+					return fail("INVALID_REQUEST", "the directory names the new shard already: the move can only be finished");
+				await moves.unfence(shardAt(this.env, move.from), this.#userId);
+				await this.ctx.storage.delete(MOVE_KEY);
+				this.#forgetTree();
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
 	/** Where the user is, the move under way if any, and the old shards waiting for their cleanup. */
 	async moveStatus(): Promise<MoveStatus> {
 		return this.#moveStatus();

@@ -25,6 +25,10 @@ export const opsRoutes = new Hono<AppEnv>()
 		forgetOwner(userId);
 		return c.json(moved, 200);
 	})
+	.delete("/__ops/users/:id/move", async (c) => {
+		const userId = await operatorTarget(c);
+		return c.json(unwrap(await hubFor(c.env, userId).abandonMove()), 200);
+	})
 	.get("/__ops/users/:id/move", async (c) => {
 		const userId = await operatorTarget(c);
 		return c.json(await hubFor(c.env, userId).moveStatus(), 200);
