@@ -8,7 +8,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { shardBinding, shardCount } from "../../src/shared/db/shards";
 import { USER_TABLES } from "../../workers/notify/move-ops";
-import { expectOk, type ChangeEntry, type TestUser } from "../support/harness";
+import { decodeJournalCursor } from "../../src/shared/journal";
+import { expectOk, isFrame, type ChangeEntry, type TestUser } from "../support/harness";
 import { api, call, expectError, expectJson, randomBytes, sha256, signup } from "./helpers";
 import { journalUntil, mountIn, share } from "./sharing";
 
@@ -94,7 +95,14 @@ describe("moving a user to another shard", () => {
 		const latestBefore = laptopBefore.entries.at(-1)?.seq ?? 0;
 		const before = await rowCounts(from, alice.id);
 
+		// The phone also holds the sync socket: the move tells it to read again.
+		const socket = (await api.connect(phone)).socket;
+		await socket.next(isFrame("hello"));
+		const mark = socket.mark();
+
 		const moved = await expectJson<MoveStatus>(await move(alice.id, to), 200);
+		const wake = await socket.next(isFrame("changes"), mark);
+		expect(decodeJournalCursor(wake.cursor)?.seq).toBe(latestBefore);
 		expect(moved).toMatchObject({ shard: to, moving: null, cleanups: [{ shard: from }] });
 		expect(await shardIndex(alice.id)).toBe(to);
 		// Every row went over; the old shard keeps its frozen copy until the cleanup.
@@ -145,6 +153,8 @@ describe("moving a user to another shard", () => {
 		expect(await api.text(bob, report.node.id)).toBe("second draft");
 		const bobs = await api.upload(bob, mount.id, "from-bob.txt", "hello");
 		expect(await api.text(alice, bobs.node.id)).toBe("hello");
+
+		socket.close();
 
 		// The old shard refuses the user's writes.
 		const oldShard = shardBinding(env, from);
