@@ -229,6 +229,31 @@ describe("moving a user to another shard", () => {
 		expect(await api.text(dave, next.node.id)).toBe("b");
 	});
 
+	it("finishes a move whose directory switch landed but was not seen to, without copying again", async () => {
+		const hank = await signup();
+		const file = await api.upload(hank, hank.rootId, "h.txt", "h");
+		const from = await shardIndex(hank.id);
+		const to = (from + 1) % shardCount(env);
+		const hubs = env.USER_HUB.getByName("usr_drills");
+		// The switch commits, and its answer is lost.
+		await hubs.drill([{ target: "d1.query", effect: "after", binding: "DIRECTORY", match: "UPDATE users SET shard" }]);
+		try {
+			await expectError(await move(hank.id, to), 503, "UNAVAILABLE");
+		} finally {
+			await hubs.drill(null);
+		}
+		expect(await shardIndex(hank.id)).toBe(to);
+		// Meanwhile a request writes straight into the new shard; finishing the move must keep it.
+		const body = { parent_id: hank.rootId, name: "u.bin", size: 1, blocks: [{ hash: await sha256(new Uint8Array([2])), size: 1 }] };
+		const late = await api.login(hank, "Late device");
+		const upload = expectOk(await api.createUpload(late, body), 201);
+		const done = await expectJson<MoveStatus>(await move(hank.id, to), 200);
+		expect(done).toMatchObject({ shard: to, moving: null, cleanups: [{ shard: from }] });
+		const row = await shardBinding(env, to).prepare("SELECT id FROM uploads WHERE id = ?").bind(upload.upload_id).first();
+		expect(row).toEqual({ id: upload.upload_id });
+		expect(await api.text(hank, file.node.id)).toBe("h");
+	});
+
 	it("gives up a move whose target keeps failing: the fence lifts and the user stays where they were", async () => {
 		const gina = await signup();
 		const file = await api.upload(gina, gina.rootId, "stay.txt", "here");

@@ -487,15 +487,24 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		const source = shardAt(this.env, move.from);
 		const target = shardAt(this.env, move.to);
 		try {
-			await moves.fence(source, this.#userId, move.to, move.startedAt);
-			const copied = await moves.copyUser(source, target, this.#userId);
-			const differ = await moves.differences(source, target, this.#userId);
-			if (differ.length > 0) throw new Error(`the copy differs from the source in ${differ.join(", ")}`);
-			await this.env.DIRECTORY.prepare("UPDATE users SET shard = ?1 WHERE id = ?2").bind(move.to, this.#userId).run();
-			const cleanups = ((await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? []).filter((c) => c.shard !== move.to);
+			const listed = await this.env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?1")
+				.bind(this.#userId)
+				.first<{ shard: number }>();
+			// Switched already (a crash right after): the api may have written to the new shard since, so no second copy.
+			let copied: Record<string, number> | "switched before" = "switched before";
+			if (listed?.shard !== move.to) {
+				await moves.fence(source, this.#userId, move.to, move.startedAt);
+				copied = await moves.copyUser(source, target, this.#userId);
+				const differ = await moves.differences(source, target, this.#userId);
+				if (differ.length > 0) throw new Error(`the copy differs from the source in ${differ.join(", ")}`);
+				await this.env.DIRECTORY.prepare("UPDATE users SET shard = ?1 WHERE id = ?2").bind(move.to, this.#userId).run();
+			}
+			const cleanups = ((await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? []).filter(
+				(c) => c.shard !== move.to && c.shard !== move.from,
+			);
 			const due = Date.now() + MOVE_GRACE_MS;
 			cleanups.push({ shard: move.from, due });
-			// One storage transaction: the hub never holds a shard and a move that disagree.
+			// The shard and the cleanup in one put; should the instance die before the move's record goes, the directory says it is done.
 			await this.ctx.storage.put({ shard: move.to, [CLEANUPS_KEY]: cleanups });
 			await this.ctx.storage.delete(MOVE_KEY);
 			console.log(JSON.stringify({ hub: this.#userId, move: "done", from: move.from, to: move.to, copied }));
