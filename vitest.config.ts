@@ -80,6 +80,7 @@ export default defineConfig(async () => {
 									BLOCK_KEYS: "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
 									PASSWORD_PEPPER: "test-pepper-0123456789abcdef0123456789abcdef",
 									LOGIN_SLOWDOWN_MS: "1",
+									OPS_SECRET: "test-ops-secret",
 									// Failure drills (src/shared/drills.ts): every test runs through the wrapped bindings.
 									DRILLS: "on",
 									TEST_DIRECTORY_MIGRATIONS: directoryMigrations,

@@ -27,6 +27,8 @@ const LOCAL_SECRETS = {
 	JWT_SECRET: () => randomBytes(32).toString("base64url"),
 	BLOCK_KEYS: () => `k1:${randomBytes(32).toString("base64url")}`,
 	PASSWORD_PEPPER: () => randomBytes(32).toString("base64url"),
+	// Optional in production: without it the operator routes answer 404 (docs/operations.md).
+	OPS_SECRET: () => randomBytes(32).toString("base64url"),
 };
 
 /** Writes random local secrets to .dev.vars: each one it lacks, so a newly required secret is added; never overwrites one. */

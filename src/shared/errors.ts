@@ -81,7 +81,7 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 		// The collector deleted blocks the request stored while it ran: send it again.
 		case "BLOCKS_RECLAIMED":
 			return 503;
-		// A component failed, timed out or is not answering (D1, R2, the user's Durable Object): nothing changed, or a retry answers what did; Retry-After says when (docs/decisions/0033-failure-handling.md).
+		// A component failed, timed out or is not answering (D1, R2, the user's Durable Object), or the user's rows are moving to another shard: nothing changed, or a retry answers what did; Retry-After says when (docs/decisions/0033-failure-handling.md).
 		case "UNAVAILABLE":
 			return 503;
 	}

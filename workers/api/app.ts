@@ -14,6 +14,7 @@ import { conflictRoutes } from "./routes/conflicts";
 import { tokenInPathHeaders } from "./middleware/token-in-path";
 import { downloadUrlRoutes } from "./routes/download-urls";
 import { drillRoutes } from "./routes/drills";
+import { opsRoutes } from "./routes/ops";
 import { linkRoutes } from "./routes/links";
 import { webhookRoutes } from "./routes/webhooks";
 import { versionRoutes } from "./routes/versions";
@@ -92,6 +93,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
 	app.route("/v1", webhookRoutes);
 	// Answers 404 unless DRILLS is "on" (src/shared/drills.ts).
 	app.route("/", drillRoutes);
+	app.route("/", opsRoutes);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 	// Generated from the route definitions on first request, then served from

@@ -2,6 +2,7 @@
  * ApiError and the one error handler: every failure leaves as the envelope
  * `{ error: { code, message, request_id, details? } }`.
  */
+import { isUserMoved } from "../../src/shared/db/moved";
 import { redactedCause, stackFrames } from "../../src/shared/log";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -9,6 +10,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { errorBody, statusOf, type ErrorCode, type ErrorDetail, type Failure, type Result } from "../../src/shared/errors";
 import type { AppEnv } from "./env";
 import { StorageUnavailableError } from "./services/block-store";
+import { forgetUser } from "./services/sessions";
 
 /** An expected failure with a stable code; thrown by handlers, mapped by {@link onError}. */
 export class ApiError extends HTTPException {
@@ -82,6 +84,7 @@ function codeForStatus(status: number): ErrorCode {
 /** The app's only error handler. Internals never reach the client. */
 export function onError(err: Error, c: Context<AppEnv>): Response {
 	if (err instanceof ApiError) {
+		if (err.code === "UNAVAILABLE") return movedAway(c, err.message);
 		if (err.code === "INTERNAL") console.error(JSON.stringify({ request_id: c.get("requestId"), error: err.message }));
 		return errorResponse(
 			c,
@@ -91,6 +94,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 			err.headers,
 		);
 	}
+	if (isUserMoved(err)) return movedAway(c);
 	if (err instanceof HTTPException) {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
@@ -104,4 +108,15 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 	}
 	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");
+}
+
+/**
+ * A request met the old shard of a user who moved (docs/decisions/0034): the
+ * caller this isolate remembered named it, so it is dropped, and the client
+ * sends the request again.
+ */
+function movedAway(c: Context<AppEnv>, message = "the account moved to another database; send the request again"): Response {
+	const caller = c.get("caller") as AppEnv["Variables"]["caller"] | undefined;
+	if (caller) forgetUser(caller.userId);
+	return errorResponse(c, "UNAVAILABLE", message, undefined, { "Retry-After": "1" });
 }

@@ -14,10 +14,11 @@ import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { invalidName } from "../../src/shared/commit/failures";
 import { users } from "../../src/shared/db/schema";
-import { openShard, shardBinding } from "../../src/shared/db/shards";
+import { openShard, shardAt, shardBinding, shardCount } from "../../src/shared/db/shards";
 import { isNewer } from "../../src/shared/bookmarks";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
+import { isUserMoved } from "../../src/shared/db/moved";
 import { redactedCause, stackFrames } from "../../src/shared/log";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
@@ -38,6 +39,7 @@ import type {
 } from "./contract";
 import { trackBookmarks } from "./primary-bookmarks";
 import { Journal } from "./journal";
+import * as moves from "./move-ops";
 import * as purges from "./purge-ops";
 import * as shareOps from "./share-ops";
 import { Deliverer, Sharing, type ShareDelivery } from "./sharing";
@@ -328,8 +330,79 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		this.#webhooks?.changed();
 	}
 
-	/** Retries deliveries that failed (a member's hub was unreachable) and runs the purges under way. */
+	/**
+	 * Moves the user's rows to shard `to` (docs/decisions/0034), as one job of
+	 * the queue: fences the old shard, copies, checks the copy, switches the
+	 * directory, then wakes the devices. A move cut short resumes on the
+	 * next call, change or alarm; the old shard's rows go after MOVE_GRACE_MS.
+	 */
+	async moveToShard(input: { to: number }): Promise<Result<MoveStatus>> {
+		const { to } = input;
+		if (!Number.isInteger(to) || to < 0 || to >= shardCount(this.env))
+			return fail("INVALID_REQUEST", `there is no shard ${String(to)}; shards are 0 to ${shardCount(this.env) - 1}`);
+		return this.#contained(
+			this.#queue.run(async () => {
+				const pending = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+				if (pending === undefined) {
+					const from = await this.#shard();
+					if (from === to) return fail("INVALID_REQUEST", `the user is on shard ${to} already`);
+					await this.ctx.storage.put(MOVE_KEY, { from, to, startedAt: new Date().toISOString() } satisfies MoveState);
+				} else if (pending.to !== to) {
+					return fail("INVALID_REQUEST", `a move to shard ${pending.to} is under way; finish it first`);
+				}
+				try {
+					await this.#finishMove();
+				} catch (err) {
+					console.error(JSON.stringify({ hub: this.#userId, move: "stopped", error: redactedCause(err) }));
+					return fail("UNAVAILABLE", "the move stopped midway; it goes on by itself shortly, or when asked again");
+				}
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
+	/**
+	 * Gives up a move that has not switched the directory yet: lifts the old
+	 * shard's fence and forgets the move. What a cut-short copy left in the
+	 * target stays until a later move into that shard clears it.
+	 */
+	async abandonMove(): Promise<Result<MoveStatus>> {
+		return this.#contained(
+			this.#queue.run(async () => {
+				const move = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+				if (move === undefined) return fail("INVALID_REQUEST", "no move is under way");
+				const row = await this.env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?1").bind(this.#userId).first<{ shard: number }>();
+				if (row?.shard !== move.from)
+					return fail("INVALID_REQUEST", "the directory names the new shard already: the move can only be finished");
+				await moves.unfence(shardAt(this.env, move.from), this.#userId);
+				await this.ctx.storage.delete(MOVE_KEY);
+				this.#forgetTree();
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
+	/** Where the user is, the move under way if any, and the old shards waiting for their cleanup. */
+	async moveStatus(): Promise<MoveStatus> {
+		return this.#moveStatus();
+	}
+
+	/**
+	 * Deletes the user's rows from old shards whose grace ended by `now`
+	 * (default: the present), as the alarm does; answers the cleanups left.
+	 */
+	async cleanUpMoves(input: { now?: number } = {}): Promise<Result<MoveStatus>> {
+		return this.#contained(
+			this.#queue.run(async () => {
+				await this.#cleanUpMoves(input.now ?? Date.now());
+				return ok(await this.#moveStatus());
+			}),
+		);
+	}
+
+	/** Retries deliveries that failed (a member's hub was unreachable), runs the purges under way, and the moves' chores. */
 	override async alarm(): Promise<void> {
+		await this.#moveChores();
 		const tree = await this.#openTree();
 		await this.#deliver();
 		if (!(await purges.purgePending(tree))) return;
@@ -396,6 +469,103 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	override async webSocketError(_ws: WebSocket, error: unknown): Promise<void> {
 		console.error("webSocketError", error);
+	}
+
+	/** A move cut short, then the cleanups due, each in the queue; re-arms the alarm for what is left. */
+	async #moveChores(): Promise<void> {
+		try {
+			await this.#queue.run(async () => {
+				if ((await this.ctx.storage.get<MoveState>(MOVE_KEY)) !== undefined) await this.#finishMove();
+				await this.#cleanUpMoves(Date.now());
+			});
+		} catch (err) {
+			console.error(JSON.stringify({ hub: this.#userId, move: "chores", error: redactedCause(err) }));
+			await this.#armAlarm(Date.now() + MOVE_RETRY_MS);
+		}
+	}
+
+	/**
+	 * Runs the move recorded in storage to its end. Inside a queue job: the
+	 * fence, the copy and the switch each run again after a crash.
+	 */
+	async #finishMove(reopen = true): Promise<void> {
+		const move = await this.ctx.storage.get<MoveState>(MOVE_KEY);
+		if (move === undefined) return;
+		const source = shardAt(this.env, move.from);
+		const target = shardAt(this.env, move.to);
+		try {
+			const listed = await this.env.DIRECTORY.prepare("SELECT shard FROM users WHERE id = ?1")
+				.bind(this.#userId)
+				.first<{ shard: number }>();
+			// Switched already (a crash right after): the api may have written to the new shard since, so no second copy.
+			let copied: Record<string, number> | "switched before" = "switched before";
+			if (listed?.shard !== move.to) {
+				await moves.fence(source, this.#userId, move.to, move.startedAt);
+				copied = await moves.copyUser(source, target, this.#userId);
+				const differ = await moves.differences(source, target, this.#userId);
+				if (differ.length > 0) throw new Error(`the copy differs from the source in ${differ.join(", ")}`);
+				await this.env.DIRECTORY.prepare("UPDATE users SET shard = ?1 WHERE id = ?2").bind(move.to, this.#userId).run();
+			}
+			const cleanups = ((await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? []).filter(
+				(c) => c.shard !== move.to && c.shard !== move.from,
+			);
+			const due = Date.now() + MOVE_GRACE_MS;
+			cleanups.push({ shard: move.from, due });
+			// The shard and the cleanup in one put; should the instance die before the move's record goes, the directory says it is done.
+			await this.ctx.storage.put({ shard: move.to, [CLEANUPS_KEY]: cleanups });
+			await this.ctx.storage.delete(MOVE_KEY);
+			console.log(JSON.stringify({ hub: this.#userId, move: "done", from: move.from, to: move.to, copied }));
+			await this.#armAlarm(due);
+		} catch (err) {
+			await this.#armAlarm(Date.now() + MOVE_RETRY_MS);
+			throw err;
+		} finally {
+			// Whatever happened, the next change opens the tree again: in the new shard, or fenced in the old one.
+			if (reopen) this.#forgetTree();
+		}
+		if (!reopen) return;
+		// The devices read their changes from the new shard now: tell them to look.
+		const tree = await this.#openTree();
+		this.#sync.announce(await tree.journal.currentSeq());
+		tree.webhooks?.changed();
+		this.ctx.waitUntil(this.#deliver());
+	}
+
+	/** Deletes the user's rows from the old shards whose grace ended by `now`, a bounded amount per call. */
+	async #cleanUpMoves(now: number): Promise<void> {
+		const cleanups = (await this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY)) ?? [];
+		const left: MoveCleanup[] = [];
+		for (const cleanup of cleanups) {
+			if (cleanup.due > now || !(await moves.cleanUp(shardAt(this.env, cleanup.shard), this.#userId))) left.push(cleanup);
+			else console.log(JSON.stringify({ hub: this.#userId, move: "cleaned", shard: cleanup.shard }));
+		}
+		if (left.length === cleanups.length && left.every((c, i) => c === cleanups[i])) {
+			if (left.length > 0) await this.#armAlarm(Math.min(...left.map((c) => (c.due > now ? c.due : now + MOVE_RETRY_MS))));
+			return;
+		}
+		await this.ctx.storage.put(CLEANUPS_KEY, left);
+		if (left.length > 0) await this.#armAlarm(Math.min(...left.map((c) => (c.due > now ? c.due : now))));
+	}
+
+	/** Drops the opened tree (and what hangs on its shard): the next change opens it again. */
+	#forgetTree(): void {
+		this.#tree = null;
+		this.#deliverer = null;
+		this.#webhooks = null;
+	}
+
+	async #moveStatus(): Promise<MoveStatus> {
+		const [move, cleanups] = await Promise.all([
+			this.ctx.storage.get<MoveState>(MOVE_KEY),
+			this.ctx.storage.get<MoveCleanup[]>(CLEANUPS_KEY),
+		]);
+		return { shard: await this.#shard(), moving: move ?? null, cleanups: cleanups ?? [] };
+	}
+
+	/** Sets the alarm to `at` unless it is due sooner. */
+	async #armAlarm(at: number): Promise<void> {
+		const due = await this.ctx.storage.getAlarm();
+		if (due === null || due > at) await this.ctx.storage.setAlarm(at);
 	}
 
 	/**
@@ -494,6 +664,8 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		try {
 			result = await work;
 		} catch (err) {
+			// The old shard refuses the user's writes while a move is under way (docs/decisions/0034).
+			if (isUserMoved(err)) return fail("UNAVAILABLE", "the account is moving to another database; send the request again in a moment");
 			console.error(
 				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
 			);
@@ -516,7 +688,7 @@ export class UserHub extends DurableObject<Env & HubVars> {
 
 	/** The user's tree in their shard, opened once per instance. */
 	#openTree(): Promise<ops.Tree> {
-		this.#tree ??= this.#shard().then(
+		this.#tree ??= this.#resumeMove().then(
 			(shard) => {
 				// A bookmark of one database means nothing in another (the user moved).
 				if (shard !== this.#shardIndex) this.#bookmark = null;
@@ -566,6 +738,20 @@ export class UserHub extends DurableObject<Env & HubVars> {
 	}
 
 	/**
+	 * The user's shard, once a move recorded in storage (cut short by a crash)
+	 * has finished: changes wait for it rather than meet the old shard's fence.
+	 */
+	async #resumeMove(): Promise<number> {
+		if ((await this.ctx.storage.get<MoveState>(MOVE_KEY)) !== undefined) {
+			// Opening the tree waits for this: it opens the shard the move leaves behind.
+			await this.#finishMove(false).catch((err: unknown) =>
+				console.error(JSON.stringify({ hub: this.#userId, move: "resume", error: redactedCause(err) })),
+			);
+		}
+		return this.#shard();
+	}
+
+	/**
 	 * Which shard holds the user: from the hub's own storage, or once from
 	 * the directory, which assigned it at signup (docs/decisions/0002).
 	 */
@@ -579,6 +765,39 @@ export class UserHub extends DurableObject<Env & HubVars> {
 		return shard;
 	}
 }
+
+/** A move in storage: from which shard to which, since when (docs/decisions/0034). */
+export interface MoveState {
+	from: number;
+	to: number;
+	startedAt: string;
+}
+
+/** An old shard whose copy of the user's rows is deleted once `due` (ms) has passed. */
+export interface MoveCleanup {
+	shard: number;
+	due: number;
+}
+
+/** What the ops route shows of a user's moves. */
+export interface MoveStatus {
+	shard: number;
+	moving: MoveState | null;
+	cleanups: MoveCleanup[];
+}
+
+const MOVE_KEY = "move";
+const CLEANUPS_KEY = "moveCleanups";
+
+/**
+ * How long the old shard keeps its frozen copy: longer than an access token
+ * lives (its `shd` claim) plus the api's caller cache, so no reader still
+ * sent there finds rows missing.
+ */
+const MOVE_GRACE_MS = 60 * 60_000;
+
+/** A move or cleanup that failed is tried again after this long (or at the next change). */
+const MOVE_RETRY_MS = 10_000;
 
 /** At most this many batches of files share one run of the queue (each at most 256 files, one D1 batch each). */
 const FILE_BATCHES_PER_RUN = 4;

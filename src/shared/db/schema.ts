@@ -534,3 +534,11 @@ export const webhookAttempts = sqliteTable(
 	(t) => [primaryKey({ columns: [t.deliveryId, t.n] })],
 );
 export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect;
+
+/** Users whose rows moved out of this shard: their writes here are refused (docs/decisions/0034). */
+export const movedUsers = sqliteTable("moved_users", {
+	userId: text("user_id").primaryKey(),
+	toShard: integer("to_shard").notNull(),
+	movedAt: text("moved_at").notNull(),
+	cleaning: integer("cleaning").notNull().default(0),
+});

@@ -7,15 +7,19 @@ import { fail, ok, type Result } from "../../../src/shared/errors";
 import { decodeJournalCursor, encodeJournalCursor } from "../../../src/shared/journal";
 import type { ChangeEntry, ChangeReason, ChangesPage } from "../../../src/shared/schemas/sync";
 
-/** The journal's extent: the newest seq and the highest seq pruned away. */
-export async function journalBounds(db: ShardDb, userId: string): Promise<{ latest: number; prunedThrough: number }> {
-	const rows = await db.all<{ latest: number; pruned: number }>(sql`
+/**
+ * The journal's extent: the newest seq and the highest seq pruned away; and
+ * whether the user moved out of this shard (its journal is a frozen copy then).
+ */
+export async function journalBounds(db: ShardDb, userId: string): Promise<{ latest: number; prunedThrough: number; moved: boolean }> {
+	const rows = await db.all<{ latest: number; pruned: number; moved: number }>(sql`
 		SELECT
 			(SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_id = ${userId}) AS latest,
-			(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ${userId}) AS pruned`);
+			(SELECT COALESCE(MAX(pruned_through), 0) FROM journal_state WHERE user_id = ${userId}) AS pruned,
+			EXISTS (SELECT 1 FROM moved_users WHERE user_id = ${userId}) AS moved`);
 	const prunedThrough = rows[0]?.pruned ?? 0;
 	// Everything may have been pruned: the journal still ends where it ended.
-	return { latest: Math.max(rows[0]?.latest ?? 0, prunedThrough), prunedThrough };
+	return { latest: Math.max(rows[0]?.latest ?? 0, prunedThrough), prunedThrough, moved: rows[0]?.moved === 1 };
 }
 
 /**
@@ -30,6 +34,8 @@ export async function resolveCursor(
 	cursor: string | undefined,
 ): Promise<Result<{ seq: number; latest: number }>> {
 	const bounds = await journalBounds(db, userId);
+	// A device reading a frozen copy would miss (or, ahead of it, reset over) what the new shard has (docs/decisions/0034).
+	if (bounds.moved) return fail("UNAVAILABLE", "the account moved to another database; send the request again");
 	const reset = (why: string) =>
 		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see docs/api.md, "Sync")`, [
 			{ latest_seq: bounds.latest },
@@ -82,12 +88,14 @@ export async function readChanges(db: ShardDb, userId: string, afterSeq: number,
 /**
  * Drops journal entries older than `cutoff` from one shard, remembering per
  * user how far it pruned so that older cursors are reset rather than
- * silently skipping changes.
+ * silently skipping changes. A user who moved away is left to the move's
+ * cleanup: the fence refuses writes of their rows (docs/decisions/0034).
  */
 export async function pruneJournal(db: ShardDb, cutoff: string): Promise<void> {
 	await runBatch(db.$client, [
 		db.run(sql`INSERT INTO journal_state (user_id, pruned_through)
-			SELECT user_id, MAX(seq) FROM changes WHERE created_at < ${cutoff} GROUP BY user_id
+			SELECT user_id, MAX(seq) FROM changes WHERE created_at < ${cutoff}
+				AND user_id NOT IN (SELECT user_id FROM moved_users) GROUP BY user_id
 			ON CONFLICT (user_id) DO UPDATE SET pruned_through = MAX(pruned_through, excluded.pruned_through)`),
 		db.delete(changes).where(sql`${changes.createdAt} < ${cutoff}`),
 	]);

@@ -541,7 +541,10 @@ async function cleanupShard(db: ShardDb, bucket: R2Bucket, nowIso: string): Prom
 	const dead = await db
 		.select({ id: uploads.id, tailKey: uploads.tailKey })
 		.from(uploads)
-		.where(sql`${uploads.expiresAt} < ${nowIso} OR ${uploads.cancelledAt} IS NOT NULL`)
+		// A user who moved away is left to the move's cleanup (docs/decisions/0034).
+		.where(
+			sql`(${uploads.expiresAt} < ${nowIso} OR ${uploads.cancelledAt} IS NOT NULL) AND ${uploads.userId} NOT IN (SELECT user_id FROM moved_users)`,
+		)
 		.limit(CLEANUP_UPLOADS_PER_SHARD);
 	if (dead.length === 0) return 0;
 	const ids = dead.map((d) => d.id);

@@ -73,11 +73,14 @@ function retryAfterSeconds(value: string | null): number | null {
 /**
  * ?1 JSON [[id, generation]], ?2 claimed until, ?3 now (ms), ?4 now (ISO):
  * takes the pending deliveries no other attempt holds, of the messages'
- * generations (an older message of a re-sent delivery takes nothing).
+ * generations (an older message of a re-sent delivery takes nothing). A
+ * user who moved away is skipped: their old shard's fence would refuse the
+ * whole claim (docs/decisions/0034).
  */
 const CLAIM = `UPDATE webhook_deliveries SET claimed_until = ?2, attempts = attempts + 1, updated_at = ?4
 	WHERE (id, generation) IN (SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?1) j)
 		AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?3)
+		AND user_id NOT IN (SELECT user_id FROM moved_users)
 	RETURNING id, user_id, endpoint_id, seq, type, payload, attempts, failures`;
 /** ?1 JSON delivery ids: their endpoints. */
 const ENDPOINTS_OF = `SELECT * FROM webhook_endpoints

@@ -245,6 +245,8 @@ export async function deleteEndpoint(env: Env, caller: Caller, id: string): Prom
 	const found = await ownEndpoint(db, caller.userId, id);
 	if (!found.ok) return found;
 	await runBatch(db.$client, [
+		// An update first: a moved user's old shard skips deletes but refuses updates (docs/decisions/0034).
+		db.$client.prepare("UPDATE webhook_endpoints SET updated_at = updated_at WHERE user_id = ?1 AND id = ?2").bind(caller.userId, id),
 		db.$client
 			.prepare("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1)")
 			.bind(id),

@@ -7,6 +7,7 @@
  * replayed kick creates nothing twice, and a lost one leaves the cursor
  * behind for the cron's re-kick.
  */
+import { isUserMoved } from "../../../src/shared/db/moved";
 import { shardAt } from "../../../src/shared/db/shards";
 import { newId } from "../../../src/shared/ids";
 import {
@@ -198,6 +199,11 @@ export async function consumeFanOut(batch: MessageBatch<FanOutKick>, env: Env): 
 				if (await fanOut(env, kick)) await env.WEBHOOK_FANOUT.send(kick);
 				for (const m of messages) m.ack();
 			} catch (err) {
+				// The user moved shard: their hub kicks the fan-out again in the new one (docs/decisions/0034).
+				if (isUserMoved(err)) {
+					for (const m of messages) m.ack();
+					return;
+				}
 				console.error(JSON.stringify({ webhooks: "fanout", user: kick.user, error: String(err) }));
 				for (const m of messages) m.retry({ delaySeconds: 5 });
 			}
@@ -223,7 +229,7 @@ const BEHIND = `SELECT DISTINCT e.user_id FROM webhook_endpoints e
  */
 const OVERDUE = `UPDATE webhook_deliveries SET next_attempt_at = ?2, generation = generation + 1
 	WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
-		AND (claimed_until IS NULL OR claimed_until < ?2) LIMIT ?3)
+		AND (claimed_until IS NULL OR claimed_until < ?2) AND user_id NOT IN (SELECT user_id FROM moved_users) LIMIT ?3)
 	RETURNING id, user_id, generation`;
 
 /**
