@@ -26,6 +26,7 @@ export const ErrorCode = z.enum([
 	"BLOCKS_RECLAIMED",
 	"PASSWORD_REQUIRED",
 	"LINK_EXPIRED",
+	"UNAVAILABLE",
 	"INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -79,6 +80,9 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 			return 500;
 		// The collector deleted blocks the request stored while it ran: send it again.
 		case "BLOCKS_RECLAIMED":
+			return 503;
+		// A component failed or timed out (D1, the user's Durable Object): nothing changed, or a retry answers what did (docs/decisions/0033-failure-handling.md).
+		case "UNAVAILABLE":
 			return 503;
 	}
 }

@@ -3,6 +3,7 @@
  * `{ error: { code, message, request_id, details? } }`.
  */
 import { redactedCause, stackFrames } from "../../src/shared/log";
+import { isTransient, RETRY_AFTER_SECONDS } from "../../src/shared/transient";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -39,7 +40,9 @@ export function unwrap<T>(result: Result<T>): T {
  * Retry-After for a refusal that says when to retry (RATE_LIMITED carries
  * `retry_after_seconds` in its details), so every source of a 429 sets it.
  */
-function retryAfter(details: ErrorDetail[] | undefined): Record<string, string> {
+function retryAfter(code: ErrorCode, details: ErrorDetail[] | undefined): Record<string, string> {
+	// A component that failed (docs/decisions/0033-failure-handling.md): the client retries soon.
+	if (code === "UNAVAILABLE") return { "Retry-After": String(RETRY_AFTER_SECONDS) };
 	for (const detail of details ?? []) {
 		if (typeof detail === "object" && typeof detail.retry_after_seconds === "number")
 			return { "Retry-After": String(detail.retry_after_seconds) };
@@ -56,7 +59,7 @@ export function errorResponse(
 	headers?: Record<string, string>,
 ): Response {
 	const body = errorBody(details === undefined ? { code, message } : { code, message, details }, c.get("requestId") ?? "unknown");
-	return c.json(body, statusOf(code) as ContentfulStatusCode, { ...retryAfter(details), ...headers });
+	return c.json(body, statusOf(code) as ContentfulStatusCode, { ...retryAfter(code, details), ...headers });
 }
 
 function codeForStatus(status: number): ErrorCode {
@@ -93,6 +96,11 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 	if (err instanceof HTTPException) {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
+	}
+	// D1 or the user's Durable Object failed, was reset or timed out: retryable (docs/decisions/0033-failure-handling.md).
+	if (isTransient(err)) {
+		console.error(JSON.stringify({ request_id: c.get("requestId"), unavailable: redactedCause(err) }));
+		return errorResponse(c, "UNAVAILABLE", "a part of Drive is briefly unavailable; send the request again");
 	}
 	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");

@@ -18,10 +18,11 @@ import { shardAt } from "../../src/shared/db/shards";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
 import { redactedCause, stackFrames } from "../../src/shared/log";
+import { DeadlineExceeded, isTransient } from "../../src/shared/transient";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
 import { drizzle } from "drizzle-orm/d1";
-import { CommitQueue, type Batchable } from "./commit-queue";
+import { CommitQueue, commitDeadline, type Batchable } from "./commit-queue";
 import type { ActivityActor } from "../../src/shared/activity";
 import type {
 	Actor,
@@ -57,7 +58,7 @@ interface HubVars {
 
 export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #userId: string;
-	readonly #queue = new CommitQueue();
+	readonly #queue = new CommitQueue(commitDeadline);
 	readonly #sync: SyncChannel;
 	#tree: Promise<ops.Tree> | null = null;
 	#deliverer: Deliverer | null = null;
@@ -489,7 +490,10 @@ export class UserHub extends DurableObject<Env & HubVars> {
 			console.error(
 				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
 			);
-			return fail("INTERNAL", "the change could not be made; it has been logged");
+			if (!isTransient(err)) return fail("INTERNAL", "the change could not be made; it has been logged");
+			// A job cut off by its deadline may still land later: what the tree holds in memory is read again.
+			if (err instanceof DeadlineExceeded) this.#tree = null;
+			return fail("UNAVAILABLE", "the change could not be made now; send it again");
 		}
 	}
 
