@@ -149,9 +149,10 @@ describe("UserHub", () => {
 		)
 			.bind(user.id, new Date().toISOString())
 			.run();
+		// Retryable (docs/decisions/0033-failure-handling.md): the entry at that seq is not this change's, so nothing landed.
 		expect(await user.hub.updateNode({ nodeId: folder.value.node.id, name: "y" })).toMatchObject({
 			ok: false,
-			error: { code: "INTERNAL" },
+			error: { code: "UNAVAILABLE" },
 		});
 		const renamed = await user.hub.updateNode({ nodeId: folder.value.node.id, name: "y" });
 		expect(renamed.ok && renamed.value.node.name).toBe("y");

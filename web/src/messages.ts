@@ -96,6 +96,8 @@ export function describeError(err: unknown, context: ErrorContext = {}): string 
 			const message = fieldMessage(err);
 			return message !== undefined ? `${capitalise(message)}.` : "Drive couldn't accept that. Check what you entered.";
 		}
+		case "UNAVAILABLE":
+			return "Drive is briefly unavailable. Nothing was lost; try again in a moment.";
 		case "INTERNAL":
 		case "HTTP_ERROR":
 			return "Drive had a problem. Try again in a moment.";
