@@ -8,7 +8,7 @@
 import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FaultRule } from "../../src/shared/drills";
+import { clearFaults, setFaults, type FaultRule } from "../../src/shared/drills";
 import { randomBytes, sha256 } from "../support/bytes";
 import { expectError } from "../support/envelope";
 import { expectOk, type Reply, type TestUser } from "../support/harness";
@@ -25,6 +25,7 @@ function notifyFaults(rules: FaultRule[] | null | undefined, resetCounts = false
 }
 
 afterEach(async () => {
+	clearFaults();
 	await notifyFaults(null);
 });
 
@@ -121,6 +122,21 @@ describe("a D1 shard failing during a commit", () => {
 		await notifyFaults([{ target: "d1.batch", effect: "after", binding: await shardBindingOf(user), match: COMMIT_BATCH }]);
 		const made = expectOk(await api.createFolder(user, user.rootId, "docs"), 201);
 		expect((await api.listAll(user, user.rootId)).map((n) => n.id)).toEqual([made.id]);
+	});
+});
+
+describe("the hub's answer lost on its way to the api", () => {
+	it("answers 503, and the retried edit answers the version that landed instead of adding one", async () => {
+		const user = await api.signup();
+		const first = await api.upload(user, user.rootId, "l.txt", "v1");
+		// The hub commits; its answer never reaches the api (drills in the api's own isolate).
+		setFaults([{ target: "do.call", effect: "after", binding: "USER_HUB", match: "commitFile" }]);
+		await expectUnavailable(await api.putContent(user, user.rootId, "l.txt", "v2", { ifMatch: first.version.id }));
+		clearFaults();
+		const retried = await api.upload(user, user.rootId, "l.txt", "v2", { status: 200, ifMatch: first.version.id });
+		expect(retried.conflict).toBeNull();
+		expect(await versionCount(user, first.node.id)).toBe(2);
+		expect((await api.listAll(user, user.rootId)).map((n) => n.name)).toEqual(["l.txt"]);
 	});
 });
 
