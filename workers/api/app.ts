@@ -109,7 +109,9 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 			"Edge-native file storage and sync. Errors always use the envelope `{ error: { code, message, request_id, details? } }`. " +
 			"Every route but CORS preflights and this document is rate limited per route class, per user or per client address: past a limit, " +
 			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
-			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits).",
+			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits). " +
+			"Extension: any route may answer `503 UNAVAILABLE` with `Retry-After` when a part of Drive fails or does not answer in time (a database shard, the user's hub); " +
+			"send the same request again after it: a change answered so did not happen, or landed and a retry finds it (docs/api.md, Retries).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };
