@@ -96,8 +96,9 @@ export function describeError(err: unknown, context: ErrorContext = {}): string 
 			const message = fieldMessage(err);
 			return message !== undefined ? `${capitalise(message)}.` : "Drive couldn't accept that. Check what you entered.";
 		}
-		case "INTERNAL":
 		case "UNAVAILABLE":
+			return "Drive is briefly unavailable. Try again in a moment.";
+		case "INTERNAL":
 		case "HTTP_ERROR":
 			return "Drive had a problem. Try again in a moment.";
 		default:

@@ -119,7 +119,9 @@ const OPENAPI_DOCUMENT_INFO: Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] 
 			"`429 RATE_LIMITED` with `Retry-After`; every limited answer carries `RateLimit-Policy`, a refusal also `RateLimit` " +
 			"(draft-ietf-httpapi-ratelimit-headers-11; classes and limits in docs/api.md, Rate limits). " +
 			"Read-your-writes: every answer that read or changed the user's data carries `Drive-Bookmark`; send the newest one seen on every request, " +
-			"and reads see at least that state, on any read replica (a malformed one is 400; docs/api.md, Read-your-writes).",
+			"and reads see at least that state, on any read replica (a malformed one is 400; docs/api.md, Read-your-writes). " +
+			"Extension: any route may answer `503 UNAVAILABLE` with `Retry-After` when a part of Drive fails or does not answer in time (a database shard, the user's hub); " +
+			"send the same request again after it: a change answered so did not happen, or landed and a retry finds it (docs/api.md, Retries).",
 	},
 	servers: [{ url: "http://127.0.0.1:8787", description: "Local development" }],
 };

@@ -2,8 +2,9 @@
  * ApiError and the one error handler: every failure leaves as the envelope
  * `{ error: { code, message, request_id, details? } }`.
  */
-import { isUserMoved } from "../../src/shared/db/moved";
+import { isUserMoved, saysUserMoved } from "../../src/shared/db/moved";
 import { redactedCause, stackFrames } from "../../src/shared/log";
+import { isTransient, RETRY_AFTER_SECONDS } from "../../src/shared/transient";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -42,7 +43,9 @@ export function unwrap<T>(result: Result<T>): T {
  * Retry-After for a refusal that says when to retry (RATE_LIMITED carries
  * `retry_after_seconds` in its details), so every source of a 429 sets it.
  */
-function retryAfter(details: ErrorDetail[] | undefined): Record<string, string> {
+function retryAfter(code: ErrorCode, details: ErrorDetail[] | undefined): Record<string, string> {
+	// A component that failed (docs/decisions/0033-failure-handling.md): the client retries soon.
+	if (code === "UNAVAILABLE") return { "Retry-After": String(RETRY_AFTER_SECONDS) };
 	for (const detail of details ?? []) {
 		if (typeof detail === "object" && typeof detail.retry_after_seconds === "number")
 			return { "Retry-After": String(detail.retry_after_seconds) };
@@ -59,7 +62,7 @@ export function errorResponse(
 	headers?: Record<string, string>,
 ): Response {
 	const body = errorBody(details === undefined ? { code, message } : { code, message, details }, c.get("requestId") ?? "unknown");
-	return c.json(body, statusOf(code) as ContentfulStatusCode, { ...retryAfter(details), ...headers });
+	return c.json(body, statusOf(code) as ContentfulStatusCode, { ...retryAfter(code, details), ...headers });
 }
 
 function codeForStatus(status: number): ErrorCode {
@@ -84,7 +87,7 @@ function codeForStatus(status: number): ErrorCode {
 /** The app's only error handler. Internals never reach the client. */
 export function onError(err: Error, c: Context<AppEnv>): Response {
 	if (err instanceof ApiError) {
-		if (err.code === "UNAVAILABLE") return movedAway(c, err.message);
+		if (err.code === "UNAVAILABLE" && saysUserMoved(err.details)) return movedAway(c, err.message);
 		if (err.code === "INTERNAL") console.error(JSON.stringify({ request_id: c.get("requestId"), error: err.message }));
 		return errorResponse(
 			c,
@@ -105,6 +108,11 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 		return errorResponse(c, "UNAVAILABLE", "block storage is briefly unavailable; send the request again", undefined, {
 			"Retry-After": "1",
 		});
+	}
+	// D1 or the user's Durable Object failed, was reset or timed out: retryable (docs/decisions/0033-failure-handling.md).
+	if (isTransient(err)) {
+		console.error(JSON.stringify({ request_id: c.get("requestId"), unavailable: redactedCause(err) }));
+		return errorResponse(c, "UNAVAILABLE", "a part of Drive is briefly unavailable; send the request again");
 	}
 	console.error(JSON.stringify({ request_id: c.get("requestId"), error: redactedCause(err), stack: stackFrames(err) }));
 	return errorResponse(c, "INTERNAL", "something went wrong on our side; it has been logged");

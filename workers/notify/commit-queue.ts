@@ -9,7 +9,18 @@
  * Consecutive jobs of one {@link Batchable} kind run as one group: a commit
  * holds the queue for its D1 round trip, so one round trip for many is what
  * lifts a user's commit rate (docs/decisions/0010).
+ *
+ * Every job has a deadline: a D1 call that never answers must not hold the
+ * queue, and every commit behind it, forever (docs/decisions/0033-failure-handling.md).
  */
+import { withDeadline } from "../../src/shared/transient";
+
+/**
+ * How long one job may hold the queue, in ms. Above D1's own 30 s limit on a
+ * query or batch, so a query D1 would still answer is never cut off; tests
+ * of a hung D1 lower it (test/notify/faults-*.test.ts).
+ */
+export const commitDeadline = { ms: 45_000 };
 
 /** A queued item waiting for its answer. */
 export interface Pending<I, R> {
@@ -27,18 +38,22 @@ export interface Batchable<I, R> {
 }
 
 type Job =
-	{ kind: "task"; run: () => Promise<void> } | { kind: "grouped"; batch: Batchable<unknown, unknown>; pending: Pending<unknown, unknown> };
+	| { kind: "task"; run: () => Promise<void>; fail: (err: unknown) => void }
+	| { kind: "grouped"; batch: Batchable<unknown, unknown>; pending: Pending<unknown, unknown> };
 
 export class CommitQueue {
 	#jobs: Job[] = [];
 	#draining = false;
+
+	/** @param deadline how long one job may run before its callers are answered with DeadlineExceeded and the next job starts. */
+	constructor(private readonly deadline: { readonly ms: number } = commitDeadline) {}
 
 	/** Runs `task` when every job queued before it has finished. */
 	run<T>(task: () => Promise<T>): Promise<T> {
 		return new Promise((resolve, reject) => {
 			// Promise.resolve().then: a task that throws before its first await
 			// still rejects its own caller, and never escapes into #drain.
-			this.#jobs.push({ kind: "task", run: () => Promise.resolve().then(task).then(resolve, reject) });
+			this.#jobs.push({ kind: "task", run: () => Promise.resolve().then(task).then(resolve, reject), fail: reject });
 			void this.#drain();
 		});
 	}
@@ -58,7 +73,8 @@ export class CommitQueue {
 		try {
 			for (let job = this.#jobs.shift(); job !== undefined; job = this.#jobs.shift()) {
 				if (job.kind === "task") {
-					await job.run();
+					// job.run never rejects (it settles its caller), so only the deadline lands in the catch.
+					await this.#bounded(job.run()).catch((err: unknown) => job.fail(err));
 					continue;
 				}
 				const { batch } = job;
@@ -72,7 +88,7 @@ export class CommitQueue {
 					group.push(next.pending);
 				}
 				try {
-					await batch.run(group);
+					await this.#bounded(batch.run(group));
 				} catch (err) {
 					// Settling twice is a no-op, so entries already answered keep their answer.
 					for (const pending of group) pending.reject(err);
@@ -81,5 +97,9 @@ export class CommitQueue {
 		} finally {
 			this.#draining = false;
 		}
+	}
+
+	#bounded(work: Promise<void>): Promise<void> {
+		return withDeadline(work, this.deadline.ms, "a change of the user's tree");
 	}
 }

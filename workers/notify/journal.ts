@@ -22,6 +22,9 @@ const JOURNAL_IF_INSERTED = `INSERT INTO changes (user_id, seq, kind, node_id, n
 	WHERE EXISTS (SELECT 1 FROM nodes WHERE user_id = ?1 AND id = ?3)
 	RETURNING seq`;
 
+/** ?1 user, ?2 the seq floor, ?3 node ids (JSON array): the entries above the floor for those nodes, to learn whether a batch landed. */
+const LANDED_ENTRIES = `SELECT seq, node_id FROM changes WHERE user_id = ?1 AND seq > ?2 AND node_id IN (SELECT value FROM json_each(?3))`;
+
 /** ?1 user, ?2 seq, ?3 kind, ?4 node id, ?5 node JSON, ?6 now, ?7 reason: an entry in a share member's journal. */
 const JOURNAL_ENTRY_WITH_REASON =
 	"INSERT INTO changes (user_id, seq, kind, node_id, node, created_at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -82,14 +85,13 @@ export class Journal {
 	/**
 	 * Runs a change's statements and its journal entry in one D1 batch. The
 	 * counter advances only after the batch commits.
-	 * @returns the D1 results of `statements`, in order.
 	 */
 	async apply(
 		statements: (BatchQuery | D1PreparedStatement)[],
 		kind: ChangeKind,
 		after: NodeRow,
 		options: { before?: { parentId: string | null; name: string } } = {},
-	): Promise<D1Result[]> {
+	): Promise<void> {
 		const seq = (await this.currentSeq()) + 1;
 		const before = options.before;
 		const outbox = this.fanOut ? await this.fanOut.statementsFor({ kind, after, ...(before && { beforeParentId: before.parentId }) }) : [];
@@ -100,10 +102,9 @@ export class Journal {
 		const entry = this.db.$client
 			.prepare(JOURNAL_ENTRY)
 			.bind(this.userId, seq, kind, after.id, JSON.stringify(toNode(after)), new Date().toISOString(), previous);
-		const results = await this.#batch([...statements, entry, ...outbox]);
+		await this.#batch([...statements, entry, ...outbox], [{ seq, nodeId: after.id }]);
 		this.#advance(seq);
 		if (outbox.length > 0) this.fanOut?.landed();
-		return results.slice(0, statements.length);
 	}
 
 	/**
@@ -128,7 +129,8 @@ export class Journal {
 			);
 			if (this.fanOut) outbox.push(...(await this.fanOut.statementsFor({ kind, after })));
 		}
-		await this.#batch([...statements, ...frame.last, ...outbox]);
+		const last = changes.at(-1);
+		await this.#batch([...statements, ...frame.last, ...outbox], last ? [{ seq: first + changes.length - 1, nodeId: last.after.id }] : []);
 		if (changes.length > 0) this.#advance(first + changes.length - 1);
 		if (outbox.length > 0) this.fanOut?.landed();
 		return changes.map((_, i) => first + i);
@@ -146,7 +148,8 @@ export class Journal {
 				.prepare(JOURNAL_ENTRY_WITH_REASON)
 				.bind(this.userId, first + i, e.kind, e.node.id, JSON.stringify(e.node), now, e.reason),
 		);
-		await this.#batch([...statements, ...written]);
+		const last = entries.at(-1);
+		await this.#batch([...statements, ...written], last ? [{ seq: first + entries.length - 1, nodeId: last.node.id }] : []);
 		if (entries.length > 0) this.#advance(first + entries.length - 1);
 	}
 
@@ -169,26 +172,57 @@ export class Journal {
 			statements.push(this.db.$client.prepare(JOURNAL_IF_INSERTED).bind(this.userId, floor, after.id, JSON.stringify(toNode(after)), now));
 			if (this.fanOut) outbox.push(...(await this.fanOut.statementsFor({ kind: "created", after, onlyIfExists: true })));
 		}
-		const results = await this.#batch([...statements, ...outbox]);
+		let seqs: (number | null)[];
+		try {
+			const results = await runBatch(this.db.$client, [...statements, ...outbox]);
+			seqs = entryAt.map((at) => {
+				const seq = (results[at]?.results[0] as { seq?: number } | undefined)?.seq;
+				return typeof seq === "number" ? seq : null;
+			});
+		} catch (err) {
+			this.#seq = null;
+			// The answer may be lost after the batch committed: the entries it wrote say which rows went in.
+			const landed = await this.#entriesOf(
+				floor,
+				rows.map((r) => r.after.id),
+			).catch(() => null);
+			if (landed === null || landed.size === 0) throw err;
+			seqs = rows.map((r) => landed.get(r.after.id) ?? null);
+		}
 		if (outbox.length > 0) this.fanOut?.landed();
-		const seqs = entryAt.map((at) => {
-			const seq = (results[at]?.results[0] as { seq?: number } | undefined)?.seq;
-			return typeof seq === "number" ? seq : null;
-		});
 		const last = Math.max(floor, ...seqs.map((s) => s ?? floor));
 		if (last > floor) this.#advance(last);
 		return seqs;
 	}
 
-	async #batch(statements: (BatchQuery | D1PreparedStatement)[]): Promise<D1Result[]> {
+	/**
+	 * Runs a batch that writes `expected` entries. When it fails, the journal
+	 * says whether it committed anyway (a timeout after the commit, the
+	 * answer lost): then the change stands and is answered as made, so the
+	 * caller never turns a landed change into an error (docs/decisions/0033-failure-handling.md).
+	 */
+	async #batch(statements: (BatchQuery | D1PreparedStatement)[], expected: { seq: number; nodeId: string }[]): Promise<void> {
 		try {
-			return await runBatch(this.db.$client, statements);
+			await runBatch(this.db.$client, statements);
 		} catch (err) {
 			// Another writer may have advanced the journal (a hub restarted
 			// elsewhere): reload the counter before the next change.
 			this.#seq = null;
-			throw err;
+			const last = expected.at(-1);
+			if (last === undefined) throw err;
+			// The hub is the journal's only writer, so its entry at that seq, for that node, is this batch's.
+			const landed = await this.#entriesOf(last.seq - 1, [last.nodeId]).catch(() => null);
+			if (landed?.get(last.nodeId) !== last.seq) throw err;
 		}
+	}
+
+	/** The seq of each of `nodeIds`' entries above `floor`, read from the primary. */
+	async #entriesOf(floor: number, nodeIds: string[]): Promise<Map<string, number>> {
+		const { results } = await this.db.$client
+			.prepare(LANDED_ENTRIES)
+			.bind(this.userId, floor, JSON.stringify(nodeIds))
+			.all<{ seq: number; node_id: string }>();
+		return new Map(results.map((r) => [r.node_id, r.seq]));
 	}
 
 	#advance(seq: number): void {

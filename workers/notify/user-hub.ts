@@ -18,12 +18,13 @@ import { openShard, shardAt, shardBinding, shardCount } from "../../src/shared/d
 import { isNewer } from "../../src/shared/bookmarks";
 import { fail, ok, type Result } from "../../src/shared/errors";
 import { clearFaults, operationCounts, setFaults, withDrills, type FaultRule } from "../../src/shared/drills";
-import { isUserMoved } from "../../src/shared/db/moved";
+import { isUserMoved, MOVED_DETAIL } from "../../src/shared/db/moved";
 import { redactedCause, stackFrames } from "../../src/shared/log";
+import { DeadlineExceeded, isTransient } from "../../src/shared/transient";
 import { checkName } from "../../src/shared/names";
 import { ClientMessage, type ServerMessage } from "../../src/shared/schemas/sync";
 import { drizzle } from "drizzle-orm/d1";
-import { CommitQueue, type Batchable } from "./commit-queue";
+import { CommitQueue, commitDeadline, type Batchable } from "./commit-queue";
 import type { ActivityActor } from "../../src/shared/activity";
 import type {
 	Actor,
@@ -62,7 +63,7 @@ interface HubVars {
 
 export class UserHub extends DurableObject<Env & HubVars> {
 	readonly #userId: string;
-	readonly #queue = new CommitQueue();
+	readonly #queue = new CommitQueue(commitDeadline);
 	readonly #sync: SyncChannel;
 	#tree: Promise<ops.Tree> | null = null;
 	#deliverer: Deliverer | null = null;
@@ -665,11 +666,17 @@ export class UserHub extends DurableObject<Env & HubVars> {
 			result = await work;
 		} catch (err) {
 			// The old shard refuses the user's writes while a move is under way (docs/decisions/0034).
-			if (isUserMoved(err)) return fail("UNAVAILABLE", "the account is moving to another database; send the request again in a moment");
+			if (isUserMoved(err))
+				return fail("UNAVAILABLE", "the account is moving to another database; send the request again in a moment", [MOVED_DETAIL]);
 			console.error(
 				JSON.stringify({ hub: this.#userId, error: redactedCause(err), stack: err instanceof Error ? stackFrames(err) : undefined }),
 			);
-			result = fail("INTERNAL", "the change could not be made; it has been logged");
+			if (!isTransient(err)) result = fail("INTERNAL", "the change could not be made; it has been logged");
+			else {
+				// A job cut off by its deadline may still land later: what the tree holds in memory is read again.
+				if (err instanceof DeadlineExceeded) this.#tree = null;
+				result = fail("UNAVAILABLE", "the change could not be made now; send it again");
+			}
 		}
 		// The api reads its next answers at least this far (docs/decisions/0031-read-your-writes-with-bookmarks.md).
 		const bookmark = this.#taggedBookmark();

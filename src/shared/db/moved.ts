@@ -15,3 +15,11 @@ export function isUserMoved(err: unknown): boolean {
 	}
 	return false;
 }
+
+/** The detail a moved-user refusal carries, so the api re-reads the directory only then (and not for every 503). */
+export const MOVED_DETAIL = { reason: "user_moved" } as const;
+
+/** Whether a failure's details say the user moved. */
+export function saysUserMoved(details: readonly unknown[] | undefined): boolean {
+	return (details ?? []).some((d) => typeof d === "object" && d !== null && (d as { reason?: unknown }).reason === MOVED_DETAIL.reason);
+}

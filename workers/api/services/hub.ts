@@ -1,10 +1,32 @@
 /** Reaching the caller's UserHub (writes) and shard (reads). */
 import { shardAt, type ShardDb } from "../../../src/shared/db/shards";
+import { ObjectUnavailable } from "../../../src/shared/transient";
 import type { Caller } from "../env";
 
-/** The user's UserHub stub (native RPC); the hub is addressed by the user's id. */
-export function hubFor(env: Env, userId: string) {
-	return env.USER_HUB.getByName(userId);
+/**
+ * The user's UserHub stub (native RPC); the hub is addressed by the user's
+ * id. An error that did not come from the hub's own code (no `remote`: the
+ * object was reset mid-call, moved, or could not be reached) is thrown as
+ * {@link ObjectUnavailable}, which the api answers with a retryable 503
+ * (docs/decisions/0033-failure-handling.md).
+ */
+export function hubFor(env: Env, userId: string): ReturnType<Env["USER_HUB"]["getByName"]> {
+	const stub = env.USER_HUB.getByName(userId);
+	return new Proxy(stub, {
+		get(target, name) {
+			const value: unknown = Reflect.get(target, name);
+			if (typeof name !== "string" || typeof value !== "function") return value;
+			// Called on the stub itself: an RPC method taken off its stub is not callable.
+			const methods = target as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+			return async (...args: unknown[]) => {
+				try {
+					return await methods[name]?.(...args);
+				} catch (err) {
+					throw (err as { remote?: unknown } | null)?.remote === true ? err : new ObjectUnavailable(err);
+				}
+			};
+		},
+	});
 }
 
 /** The caller's shard, for reads. Writes go through the hub. */

@@ -1,6 +1,7 @@
 /** Reading and pruning the change journal in a user's shard. */
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { runBatch } from "../../../src/shared/db/batch";
+import { MOVED_DETAIL } from "../../../src/shared/db/moved";
 import { changes } from "../../../src/shared/db/schema";
 import type { ShardDb } from "../../../src/shared/db/shards";
 import { fail, ok, type Result } from "../../../src/shared/errors";
@@ -35,7 +36,7 @@ export async function resolveCursor(
 ): Promise<Result<{ seq: number; latest: number }>> {
 	const bounds = await journalBounds(db, userId);
 	// A device reading a frozen copy would miss (or, ahead of it, reset over) what the new shard has (docs/decisions/0034).
-	if (bounds.moved) return fail("UNAVAILABLE", "the account moved to another database; send the request again");
+	if (bounds.moved) return fail("UNAVAILABLE", "the account moved to another database; send the request again", [MOVED_DETAIL]);
 	const reset = (why: string) =>
 		fail("CURSOR_RESET", `${why}; list the tree again from GET /v1/changes/latest (see docs/api.md, "Sync")`, [
 			{ latest_seq: bounds.latest },

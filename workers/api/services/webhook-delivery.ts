@@ -415,14 +415,20 @@ export async function consumeDeadLetters(batch: MessageBatch<DeliveryMessage | {
 	const at = new Date().toISOString();
 	for (const message of batch.messages) {
 		const body = message.body;
-		if ("id" in body) {
-			await shardAt(env, body.shard)
-				.$client.prepare(
-					"UPDATE webhook_deliveries SET status = 'failed', claimed_until = NULL, last_error = 'delivery crashed repeatedly', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
-				)
-				.bind(body.id, at)
-				.run();
-		} else console.error(JSON.stringify({ webhooks: "fanout dead letter", user: body.user }));
-		message.ack();
+		try {
+			if ("id" in body) {
+				await shardAt(env, body.shard)
+					.$client.prepare(
+						"UPDATE webhook_deliveries SET status = 'failed', claimed_until = NULL, last_error = 'delivery crashed repeatedly', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+					)
+					.bind(body.id, at)
+					.run();
+			} else console.error(JSON.stringify({ webhooks: "fanout dead letter", user: body.user }));
+			message.ack();
+		} catch (err) {
+			// The shard failed: this letter comes back, the others of the batch keep their answers (docs/decisions/0033-failure-handling.md).
+			console.error(JSON.stringify({ webhooks: "dead letter", error: String(err) }));
+			message.retry({ delaySeconds: 30 });
+		}
 	}
 }
