@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeJournalCursor } from "../../src/shared/journal";
 import { expectError } from "../support/envelope";
-import { expectOk, isFrame, SyncSocket, type ConflictPage, type Node, type TestUser } from "../support/harness";
+import { expectOk, isFrame, SyncSocket, type ChangesPage, type ConflictPage, type Node, type TestUser } from "../support/harness";
 import { sha256Of, stackHarness } from "../support/stack";
 
 const h = stackHarness();
@@ -46,7 +46,15 @@ describe("two devices with WebSockets", () => {
 		const put = await h.upload(a, a.rootId, "photo.jpg", data);
 
 		const frame = await sb.socket.next(isFrame("changes"), fromB);
-		const page = await h.page(b, sb.hello);
+		// B reads at the frame's bookmark (docs/api.md, "Read-your-writes (Drive-Bookmark)"): the answer covers it.
+		expect(frame.bookmark).toMatch(/^\d+\./);
+		const read = await h.call<ChangesPage>(`/v1/changes?cursor=${encodeURIComponent(sb.hello)}`, {
+			token: b.token,
+			headers: { "Drive-Bookmark": frame.bookmark ?? "" },
+		});
+		expect(read.status).toBe(200);
+		expect((read.headers.get("Drive-Bookmark") ?? "") >= (frame.bookmark ?? "")).toBe(true);
+		const page = read.body;
 		expect(page.entries).toHaveLength(1);
 		expect(page.entries[0]).toMatchObject({
 			kind: "created",

@@ -107,8 +107,10 @@ export class ReadSessions {
 			new Proxy(stub, {
 				get: (target, name) => {
 					const value: unknown = Reflect.get(target, name);
-					// fetch carries the WebSocket upgrade; `then` must stay what it is, or awaiting a stub would call it.
-					if (typeof name !== "string" || typeof value !== "function" || name === "fetch" || name === "then") return value;
+					if (typeof value !== "function") return value;
+					// fetch carries the WebSocket upgrade, and `then` must stay what it is: bound to the stub itself,
+					// since a native stub's method called with the proxy as `this` throws.
+					if (typeof name !== "string" || name === "fetch" || name === "then") return (value as (...a: unknown[]) => unknown).bind(target);
 					// Called on the stub itself: an RPC method taken off its stub is not callable.
 					const methods = target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
 					return async (...args: unknown[]) => {
