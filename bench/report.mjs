@@ -6,6 +6,7 @@ import { dirname, relative } from "node:path";
 import { render as chunker } from "./report/chunker.mjs";
 import { render as content } from "./report/content.mjs";
 import { render as lifecycle } from "./report/lifecycle.mjs";
+import { render as load } from "./report/load.mjs";
 import { render as sharing } from "./report/sharing.mjs";
 import { render as small } from "./report/small.mjs";
 import { render as sync } from "./report/sync.mjs";
@@ -15,7 +16,7 @@ import { render as web } from "./report/web.mjs";
 import { render as webhooks } from "./report/webhooks.mjs";
 
 /** The sections, in the order of the file and of a full run. */
-export const SECTIONS = ["chunker", "content", "uploads", "sync", "sharing", "small", "web", "lifecycle", "webhooks", "syncclient"];
+export const SECTIONS = ["chunker", "content", "uploads", "sync", "sharing", "small", "web", "lifecycle", "webhooks", "syncclient", "load"];
 
 /**
  * Writes `file`: the sections in `results` rendered anew (beside their
@@ -48,7 +49,7 @@ const HEADER = `# Benchmarks
 Written by \`npm run bench\` (bench/run.mjs); \`npm run bench -- --only <section>\` rewrites one section and keeps the others. Do not edit by hand. Each section says when, at which commit and on which machine it was measured. How the bench measures, and why, is in [bench/README.md](bench/README.md#methodology). MB = 10^6 bytes; throughput is bytes over wall time.
 `;
 
-const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle, webhooks, syncclient };
+const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle, webhooks, syncclient, load };
 
 /**
  * Writes one section's figures (and when, where and how they were measured)

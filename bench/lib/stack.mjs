@@ -1,7 +1,7 @@
 // The local stack as the bench runs it: from a snapshot of the source tree,
 // with bench/worker.ts as the api worker's entry, on a free port with fresh
 // storage, stopped with everything it spawned.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { freePort, groupMembers, workerdProcesses } from "../../scripts/local-stack.mjs";
@@ -22,7 +22,7 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
 /**
  * Points the snapshot's wrangler.toml at {@link BENCH_MAIN}, and runs that
- * worker first for `/_bench/*` too (the asset router would answer those
+ * worker first for `/_bench/*` and the drill control `/__drills` too (the asset router would answer those
  * paths otherwise): the bench runs the repo's own config with only those two
  * lines changed, so its bindings, vars and flags cannot drift from production's.
  * @param {string} tree a snapshot made by snapshotTree (scripts/local-stack.mjs)
@@ -47,7 +47,7 @@ export function writeBenchConfig(tree) {
 		header +
 			toml
 				.replace(/^main = ".*"$/m, `main = "${BENCH_MAIN}"`)
-				.replace(/^run_worker_first = \[(.*)\]$/m, (_, list) => `run_worker_first = [${list}, "/_bench/*"]`),
+				.replace(/^run_worker_first = \[(.*)\]$/m, (_, list) => `run_worker_first = [${list}, "/_bench/*", "/__drills"]`),
 	);
 }
 
@@ -69,6 +69,7 @@ export async function startBenchStack(tree, { persistTo, localTraces = false, va
 	if (!existsSync(stackModule)) throw new Error(`${stackModule} is missing`);
 	const { startStack, stopStack } = await import(pathToFileURL(stackModule).href);
 	writeBenchConfig(tree);
+	writeNotifyVars(tree, vars);
 	const port = await freePort();
 	const env = { X_LOCAL_OBSERVABILITY: localTraces ? "true" : "false" };
 	const stack = await startStack({ port, persistTo, stdio: "pipe", env, vars });
@@ -103,6 +104,21 @@ export async function startBenchStack(tree, { persistTo, localTraces = false, va
 		throw new Error(`no workerd runtime in process group ${pgid}`);
 	}
 	return handle;
+}
+
+/**
+ * Gives the notify worker the stack's `vars` too: wrangler dev passes
+ * `--var` to the first config only, and reads an auxiliary worker's vars from
+ * the `.dev.vars` beside its config. Rewritten for each stack, so a stack's
+ * vars never leak into the next one's.
+ * @param {string} tree a snapshot (writeBenchConfig has checked it is not a checkout)
+ * @param {Record<string, string>} vars
+ */
+function writeNotifyVars(tree, vars) {
+	const file = join(tree, "workers", "notify", ".dev.vars");
+	const lines = Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}\n`);
+	if (lines.length === 0) rmSync(file, { force: true });
+	else writeFileSync(file, `# Written by bench/lib/stack.mjs: this stack's vars.\n${lines.join("")}`);
 }
 
 async function waitForEmptyGroup(pgid, ms) {
