@@ -71,6 +71,10 @@ export function render(f, meta, baseline) {
 		],
 		["runtime thread busy (its CPU over the window)", ...runs.map((r) => pct(r.run.runtimeBusy))],
 		["D1 operations per request (all databases)", ...runs.map((r) => per(r.d1.total / r.run.requests))],
+		[
+			"1-minute load average at the window's start · end",
+			...runs.map((r) => `${r.run.load.start.toFixed(2)} · ${r.run.load.end.toFixed(2)}`),
+		],
 		["setup (signups, logins, seeding, sockets)", ...runs.map((r) => `${r.run.setupSeconds.toFixed(0)} s`)],
 	];
 
@@ -127,7 +131,7 @@ export function render(f, meta, baseline) {
 
 ${measuredLine(meta)}
 
-Two fresh stacks, one after the other, both with \`DRILLS=on\` (src/shared/drills.ts: every D1, R2 and Durable Object binding of the api and the notify worker counts its operations; no fault is set): the first with \`DIRECTORY_CACHE=on\` (the default), the second with \`DIRECTORY_CACHE=off\` (every authenticated request reads the directory's primary). On each, ${exact(s.users)} users sign up (placed on the ${s.shards} shards by \`placeUser\`), each logs in a second device, makes a folder and seeds ${s.files} files of ${exact(s.minBytes)}–${exact(s.maxBytes)} bytes in one \`POST /v1/files/batch\`, and every device opens the sync WebSocket (ticket, then upgrade): ${exact(s.users * s.devicesPerUser)} sockets from the bench's one Node process. Then, for ${s.seconds} s, ${s.inFlight} requests are in flight at any time (a closed loop: each lane sends its next request when the last is answered, so the stack runs at its capacity for this mix and the rate is that capacity on this machine). A lane first serves a device whose socket sent a \`changes\` frame (it pulls \`GET /v1/changes\` from its cursor, as the sync client does), else picks one of the ${exact(s.users * s.devicesPerUser)} devices at random and an action by weight: ${s.mix.map((m) => `${m.op} ${m.weight}`).join(", ")} (the reasons are in bench/scenarios/load.mjs). Uploads are ${exact(s.minBytes)}–${exact(s.maxBytes)} random bytes. The bench's client, the proxy and the runtime share the machine's cores; the latencies include waiting in the runtime's one thread.
+Two fresh stacks, one after the other, both with \`DRILLS=on\` (src/shared/drills.ts: every D1, R2 and Durable Object binding of the api and the notify worker counts its operations; no fault is set): the first with \`DIRECTORY_CACHE=on\` (the default), the second with \`DIRECTORY_CACHE=off\` (every authenticated request reads the directory's primary). On each, ${exact(s.users)} users sign up (placed on the ${s.shards} shards by \`placeUser\`), each logs in a second device, makes a folder and seeds ${s.files} files of ${exact(s.minBytes)}–${exact(s.maxBytes)} bytes in one \`POST /v1/files/batch\`, and every device opens the sync WebSocket (ticket, then upgrade): ${exact(s.users * s.devicesPerUser)} sockets from the bench's one Node process. Then, for ${s.seconds} s, ${s.inFlight} requests are in flight at any time (a closed loop: each lane sends its next request when the last is answered, so the stack runs at its capacity for this mix and the rate is that capacity on this machine). A lane first serves a device whose socket sent a \`changes\` frame (it pulls \`GET /v1/changes\` from its cursor, as the sync client does), else picks one of the ${exact(s.users * s.devicesPerUser)} devices at random and an action by weight: ${s.mix.map((m) => `${m.op} ${m.weight}`).join(", ")} (the reasons are in bench/scenarios/load.mjs). Uploads are ${exact(s.minBytes)}–${exact(s.maxBytes)} random bytes. The bench's client, the proxy and the runtime share the machine's cores; the latencies include waiting in the runtime's one thread. The two stacks run one after the other, not interleaved, so their rates and latencies also differ by the machine's load at the time (its load average is in the table): compare the columns by runtime CPU and D1 operations per request, which hold up under load.
 
 ### Requests
 
