@@ -7,6 +7,7 @@ import { render as capacity } from "./report/capacity.mjs";
 import { render as chunker } from "./report/chunker.mjs";
 import { render as content } from "./report/content.mjs";
 import { render as lifecycle } from "./report/lifecycle.mjs";
+import { render as load } from "./report/load.mjs";
 import { render as sharing } from "./report/sharing.mjs";
 import { render as small } from "./report/small.mjs";
 import { render as sync } from "./report/sync.mjs";
@@ -28,6 +29,7 @@ export const SECTIONS = [
 	"webhooks",
 	"syncclient",
 	"capacity",
+	"load",
 ];
 
 /**
@@ -61,7 +63,7 @@ const HEADER = `# Benchmarks
 Written by \`npm run bench\` (bench/run.mjs); \`npm run bench -- --only <section>\` rewrites one section and keeps the others. Do not edit by hand. Each section says when, at which commit and on which machine it was measured. How the bench measures, and why, is in [bench/README.md](bench/README.md#methodology). MB = 10^6 bytes; throughput is bytes over wall time.
 `;
 
-const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle, webhooks, syncclient, capacity };
+const RENDER = { chunker, content, uploads, sync, sharing, small, web, lifecycle, webhooks, syncclient, capacity, load };
 
 /**
  * Writes one section's figures (and when, where and how they were measured)

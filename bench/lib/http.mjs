@@ -1,5 +1,6 @@
-// HTTP helpers shared by the scenarios: status checks, fresh users, a pool.
+// HTTP helpers shared by the scenarios: status checks, fresh users, a pool, node:http requests.
 import { randomBytes } from "node:crypto";
+import { request } from "node:http";
 
 export const PASSWORD = "correct horse battery staple";
 
@@ -83,3 +84,26 @@ export async function pool(count, width, task) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One request through node:http's `agent` (cheaper per request than fetch,
+ * which matters when the client shares the cores with the stack); resolves
+ * with the status and the whole answer. `onSocket` hears of the socket each
+ * request goes out on; a request with no answer after `timeoutMs` fails.
+ * @param {{ agent: import("node:http").Agent, host: string, port: number, method: string, path: string, headers: Record<string, string | number>, payload: Buffer | null, timeoutMs?: number, onSocket?: (socket: import("node:net").Socket) => void }} options
+ * @returns {Promise<{ status: number, body: Buffer }>}
+ */
+export function send({ agent, host, port, method, path, headers, payload, timeoutMs = 0, onSocket }) {
+	return new Promise((done, fail) => {
+		const req = request({ agent, host, port, method, path, headers }, (res) => {
+			const pieces = [];
+			res.on("data", (piece) => pieces.push(piece));
+			res.on("error", fail);
+			res.on("end", () => done({ status: res.statusCode ?? 0, body: Buffer.concat(pieces) }));
+		});
+		if (onSocket) req.on("socket", onSocket);
+		if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
+		req.on("error", fail);
+		req.end(payload);
+	});
+}

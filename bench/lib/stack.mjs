@@ -22,10 +22,9 @@ export const BENCH_V8_FLAGS = "--no-concurrent-recompilation";
 
 /**
  * Points the snapshot's wrangler.toml at {@link BENCH_MAIN}, and runs that
- * worker first for `/_bench/*` too (the asset router would answer those
+ * worker first for `/_bench/*` and the drill control `/__drills` too (the asset router would answer those
  * paths otherwise): the bench runs the repo's own config with only those two
  * lines changed, so its bindings, vars and flags cannot drift from production's.
- * `/__drills` is claimed too, for stacks started with DRILLS=on (src/shared/drills.ts).
  * @param {string} tree a snapshot made by snapshotTree (scripts/local-stack.mjs)
  */
 export function writeBenchConfig(tree) {

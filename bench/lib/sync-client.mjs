@@ -139,16 +139,26 @@ export class Listener {
 	}
 }
 
-export function dial(baseUrl, ticket) {
+export async function dial(baseUrl, ticket) {
+	const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/v1/sync/ws?ticket=${encodeURIComponent(ticket)}`, {
+		perMessageDeflate: false,
+	});
+	const listener = new Listener(ws);
+	await opened(ws, 30_000);
+	return listener;
+}
+
+/**
+ * Resolves once `ws` is open; rejects when the upgrade is refused, fails, or takes longer than `timeoutMs`.
+ * @param {WebSocket} ws
+ * @param {number} timeoutMs
+ */
+export function opened(ws, timeoutMs) {
 	return new Promise((resolve, reject) => {
-		const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/v1/sync/ws?ticket=${encodeURIComponent(ticket)}`, {
-			perMessageDeflate: false,
-		});
-		const listener = new Listener(ws);
-		const timer = setTimeout(() => reject(new Error("WebSocket open timed out")), 30_000);
+		const timer = setTimeout(() => reject(new Error("WebSocket open timed out")), timeoutMs);
 		ws.once("open", () => {
 			clearTimeout(timer);
-			resolve(listener);
+			resolve();
 		});
 		ws.once("unexpected-response", (_req, res) => {
 			clearTimeout(timer);

@@ -7,9 +7,9 @@
 // local trace collector on, as `npm start` users see it.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { loadavg } from "node:os";
-import { pool, signup } from "../lib/http.mjs";
+import { pool, send, signup } from "../lib/http.mjs";
 import { cpuDuring } from "../lib/proc.mjs";
 import { median, pairedRatio, summarize } from "../lib/stats.mjs";
 
@@ -218,7 +218,7 @@ class Client {
 	 * @param {string} [contentType] of bytes; default application/octet-stream
 	 * @returns {Promise<Buffer>}
 	 */
-	send(method, path, token, status, body, contentType = "application/octet-stream") {
+	async send(method, path, token, status, body, contentType = "application/octet-stream") {
 		const headers = {};
 		if (token !== null) headers.Authorization = `Bearer ${token}`;
 		let payload = null;
@@ -230,25 +230,14 @@ class Client {
 			headers["Content-Type"] = "application/json";
 		}
 		if (payload !== null) headers["Content-Length"] = payload.byteLength;
-		return new Promise((done, fail) => {
-			const req = request({ agent: this.agent, host: this.host, port: this.port, method, path, headers }, (res) => {
-				const pieces = [];
-				res.on("data", (piece) => pieces.push(piece));
-				res.on("error", fail);
-				res.on("end", () => {
-					const answer = Buffer.concat(pieces);
-					if (res.statusCode === status) done(answer);
-					else fail(new Error(`${method} ${path}: HTTP ${res.statusCode} ${answer.toString("utf8", 0, 500)}`));
-				});
-			});
-			req.on("socket", (socket) => {
-				if (this.sockets.has(socket)) return;
-				this.sockets.add(socket);
-				this.connections++;
-			});
-			req.on("error", fail);
-			req.end(payload);
-		});
+		const onSocket = (socket) => {
+			if (this.sockets.has(socket)) return;
+			this.sockets.add(socket);
+			this.connections++;
+		};
+		const answer = await send({ agent: this.agent, host: this.host, port: this.port, method, path, headers, payload, onSocket });
+		if (answer.status !== status) throw new Error(`${method} ${path}: HTTP ${answer.status} ${answer.body.toString("utf8", 0, 500)}`);
+		return answer.body;
 	}
 
 	async json(method, path, token, status, body) {
