@@ -19,3 +19,6 @@ app.route("/_bench", benchRoutes);
 const fetch = (request: Request, env: Env, ctx: ExecutionContext) => app.fetch(request, withDrills(withD1Timing(env)), ctx);
 
 export default { ...api, fetch } satisfies ExportedHandler<Env, GcUnit>;
+
+// The service binding BLOCK_SEGMENTS (wrangler.toml) names this entrypoint of the api worker.
+export { BlockSegments } from "../workers/api/segments";
