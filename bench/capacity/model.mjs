@@ -45,8 +45,8 @@ export const ASSUMPTIONS = {
 		why: "directory queries of an authenticated request whose caller is not cached: readCaller, one join of devices and users (workers/api/services/sessions.ts)",
 	},
 	directoryCacheHit: {
-		value: 0.95,
-		why: "share of authenticated requests that need no directory read once the shard rides in the token and callers are cached (ADR 0030)",
+		value: 0.5,
+		why: "share of authenticated requests that need no directory read once the shard rides in the token and callers are cached for 30 s per isolate (ADR 0030). Measured: 38 % in the load bench (BENCHMARKS.md, load: 2,000 devices at about 1.4 requests a minute each, most requests a device's first in 30 s), 71 % for a device requesting every 5 s and 100 % within a burst (test/api/directory-cache.test.ts); a day of sync is mostly bursts (a pull after a notification, then its downloads), so half",
 	},
 	statementsPerCommit: {
 		value: 12,
