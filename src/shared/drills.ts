@@ -13,6 +13,7 @@
  * runs the code under test (the api worker's module, or the notify worker's
  * in its own project); the hub also takes them over RPC (UserHub.drill).
  */
+import { aroundNamespaceCalls } from "./rpc-stubs";
 
 /** What a rule intercepts. */
 export type FaultTarget =
@@ -215,23 +216,6 @@ function wrapR2(binding: string, bucket: R2Bucket): R2Bucket {
 }
 
 function wrapNamespace(binding: string, namespace: DurableObjectNamespace): DurableObjectNamespace {
-	const wrapStub = (stub: DurableObjectStub): DurableObjectStub =>
-		new Proxy(stub, {
-			get(target, name) {
-				const value: unknown = Reflect.get(target, name);
-				// The drill control itself always gets through (routes/drills.ts).
-				if (typeof name !== "string" || typeof value !== "function" || name === "drill") return value;
-				// Called on the stub itself: an RPC method taken off its stub is not callable.
-				const methods = target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-				return (...args: unknown[]) => intercept(binding, "do.call", name, () => methods[name]?.(...args) ?? Promise.resolve(undefined));
-			},
-		});
-	return new Proxy(namespace, {
-		get(target, name, receiver) {
-			const value: unknown = Reflect.get(target, name, receiver);
-			if (name === "get" || name === "getByName")
-				return (...args: unknown[]) => wrapStub((value as (...a: unknown[]) => DurableObjectStub).apply(target, args));
-			return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-		},
-	});
+	// The drill control itself always gets through (routes/drills.ts).
+	return aroundNamespaceCalls(namespace, (method, call) => intercept(binding, "do.call", method, call), ["drill"]);
 }

@@ -10,7 +10,6 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { errorBody, statusOf, type ErrorCode, type ErrorDetail, type Failure, type Result } from "../../src/shared/errors";
 import type { AppEnv } from "./env";
-import { StorageUnavailableError } from "./services/block-store";
 import { forgetUser } from "./services/sessions";
 
 /** An expected failure with a stable code; thrown by handlers, mapped by {@link onError}. */
@@ -102,14 +101,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 		const code = codeForStatus(err.status);
 		if (code !== "INTERNAL") return errorResponse(c, code, err.message || code.toLowerCase().replace(/_/g, " "));
 	}
-	// R2 refused or lost a block operation: retryable, and nothing was committed (docs/decisions/0032-hot-blocks-and-long-downloads.md).
-	if (err instanceof StorageUnavailableError) {
-		console.error(JSON.stringify({ request_id: c.get("requestId"), unavailable: redactedCause(err) }));
-		return errorResponse(c, "UNAVAILABLE", "block storage is briefly unavailable; send the request again", undefined, {
-			"Retry-After": "1",
-		});
-	}
-	// D1 or the user's Durable Object failed, was reset or timed out: retryable (docs/decisions/0033-failure-handling.md).
+	// D1, R2 or the user's Durable Object failed, was reset or timed out: retryable (docs/decisions/0033-failure-handling.md).
 	if (isTransient(err)) {
 		console.error(JSON.stringify({ request_id: c.get("requestId"), unavailable: redactedCause(err) }));
 		return errorResponse(c, "UNAVAILABLE", "a part of Drive is briefly unavailable; send the request again");
@@ -126,5 +118,5 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 function movedAway(c: Context<AppEnv>, message = "the account moved to another database; send the request again"): Response {
 	const caller = c.get("caller") as AppEnv["Variables"]["caller"] | undefined;
 	if (caller) forgetUser(caller.userId);
-	return errorResponse(c, "UNAVAILABLE", message, undefined, { "Retry-After": "1" });
+	return errorResponse(c, "UNAVAILABLE", message);
 }

@@ -1,5 +1,6 @@
 /** Reaching the caller's UserHub (writes) and shard (reads). */
 import { shardAt, type ShardDb } from "../../../src/shared/db/shards";
+import { aroundStubCalls } from "../../../src/shared/rpc-stubs";
 import { ObjectUnavailable } from "../../../src/shared/transient";
 import type { Caller } from "../env";
 
@@ -11,21 +12,12 @@ import type { Caller } from "../env";
  * (docs/decisions/0033-failure-handling.md).
  */
 export function hubFor(env: Env, userId: string): ReturnType<Env["USER_HUB"]["getByName"]> {
-	const stub = env.USER_HUB.getByName(userId);
-	return new Proxy(stub, {
-		get(target, name) {
-			const value: unknown = Reflect.get(target, name);
-			if (typeof name !== "string" || typeof value !== "function") return value;
-			// Called on the stub itself: an RPC method taken off its stub is not callable.
-			const methods = target as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-			return async (...args: unknown[]) => {
-				try {
-					return await methods[name]?.(...args);
-				} catch (err) {
-					throw (err as { remote?: unknown } | null)?.remote === true ? err : new ObjectUnavailable(err);
-				}
-			};
-		},
+	return aroundStubCalls(env.USER_HUB.getByName(userId), async (_method, call) => {
+		try {
+			return await call();
+		} catch (err) {
+			throw (err as { remote?: unknown } | null)?.remote === true ? err : new ObjectUnavailable(err);
+		}
 	});
 }
 

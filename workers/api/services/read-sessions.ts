@@ -6,6 +6,7 @@
  * other, so none of them knows about sessions.
  */
 import { noteBookmark, parseBookmarks, type Bookmarks } from "../../../src/shared/bookmarks";
+import { aroundNamespaceCalls } from "../../../src/shared/rpc-stubs";
 
 const SHARD_NAME = /^SHARD_(0|[1-9][0-9]*)$/;
 
@@ -101,32 +102,16 @@ export class ReadSessions {
 		}
 	}
 
-	/** The namespace, with stubs whose RPC answers are noted. */
+	/** The namespace, with stubs whose RPC answers are noted; fetch (the WebSocket upgrade) passes through. */
 	#hubs(namespace: DurableObjectNamespace): DurableObjectNamespace {
-		const wrapStub = (stub: DurableObjectStub): DurableObjectStub =>
-			new Proxy(stub, {
-				get: (target, name) => {
-					const value: unknown = Reflect.get(target, name);
-					if (typeof value !== "function") return value;
-					// fetch carries the WebSocket upgrade, and `then` must stay what it is: bound to the stub itself,
-					// since a native stub's method called with the proxy as `this` throws.
-					if (typeof name !== "string" || name === "fetch" || name === "then") return (value as (...a: unknown[]) => unknown).bind(target);
-					// Called on the stub itself: an RPC method taken off its stub is not callable.
-					const methods = target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-					return async (...args: unknown[]) => {
-						const answer = await methods[name]?.(...args);
-						this.#noteAnswer(answer);
-						return answer;
-					};
-				},
-			});
-		return new Proxy(namespace, {
-			get: (target, name) => {
-				const value: unknown = Reflect.get(target, name);
-				if (name === "get" || name === "getByName")
-					return (...args: unknown[]) => wrapStub((value as (...a: unknown[]) => DurableObjectStub).apply(target, args));
-				return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+		return aroundNamespaceCalls(
+			namespace,
+			async (_method, call) => {
+				const answer = await call();
+				this.#noteAnswer(answer);
+				return answer;
 			},
-		});
+			["fetch"],
+		);
 	}
 }
