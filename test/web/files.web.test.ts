@@ -157,7 +157,7 @@ describe("the Files view", () => {
 		await row(page, "item 00001").focus();
 		await page.keyboard.press("End");
 		await row(page, "item 10000").waitFor();
-		expect(await page.evaluate<string | null>(`document.activeElement?.getAttribute("aria-rowindex") ?? null`)).toBe(String(total + 1));
+		await page.waitForFunction(`document.activeElement?.getAttribute("aria-rowindex") === "${total + 1}"`);
 		expect(await grid.getByRole("row").count()).toBeLessThan(80);
 		await page.keyboard.press("Home");
 		await row(page, "item 00001").waitFor();
@@ -170,7 +170,7 @@ describe("the Files view", () => {
 		await row(page, "item 10000").waitFor();
 		expect(await grid.locator('[aria-rowindex="2"] .name').textContent()).toBe("item 10000");
 		await nameHeader.getByRole("button").click();
-		expect(await grid.locator('[aria-rowindex="2"] .name').textContent()).toBe("item 00001");
+		await grid.locator('[aria-rowindex="2"] .name', { hasText: /^item 00001$/ }).waitFor();
 		expectClean(page);
 		await context.close();
 	});
@@ -189,6 +189,14 @@ describe("the Files view", () => {
 		await page.getByRole("button", { name: "Actions for A rather long file name for a small screen.txt" }).click();
 		await page.getByRole("menuitem", { name: "Rename" }).waitFor();
 		expect(await page.getByRole("menuitem", { name: "Move to trash" }).isVisible()).toBe(true);
+		// Focus is on the first item, and Escape from there closes the menu.
+		await page.waitForFunction(`document.activeElement?.getAttribute("role") === "menuitem"`);
+		await page.keyboard.press("Escape");
+		await page.getByRole("menu").waitFor({ state: "detached" });
+		// Escape also closes it when focus has gone elsewhere on the page.
+		await page.getByRole("button", { name: "Actions for A rather long file name for a small screen.txt" }).click();
+		await page.getByRole("menuitem", { name: "Rename" }).waitFor();
+		await page.evaluate(`document.activeElement instanceof HTMLElement && document.activeElement.blur()`);
 		await page.keyboard.press("Escape");
 		await page.getByRole("menu").waitFor({ state: "detached" });
 		await screenshot(page, "phone");

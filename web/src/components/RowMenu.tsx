@@ -5,7 +5,7 @@
  * https://www.w3.org/WAI/ARIA/apg/patterns/menu-button/
  */
 import { signal } from "@preact/signals";
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 
 export interface MenuItem {
 	label: string;
@@ -23,18 +23,29 @@ export function RowMenu({ menuKey, label, items, tabbable }: { menuKey: string; 
 	const menu = useRef<HTMLDivElement>(null);
 	const open = openMenu.value === menuKey;
 
-	useEffect(() => {
+	// A layout effect, so the first item has focus before the menu is painted:
+	// a key pressed the moment the menu shows reaches the menu, not the button.
+	useLayoutEffect(() => {
 		if (!open) return;
 		menu.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
 		const close = (event: Event) => {
 			if (event.target instanceof Node && (menu.current?.contains(event.target) || button.current?.contains(event.target))) return;
 			openMenu.value = null;
 		};
+		// Escape closes an open menu wherever focus is; the menu's own handler
+		// stops the event first when focus is inside it.
+		const escape = (event: KeyboardEvent) => {
+			if (event.key !== "Escape") return;
+			event.preventDefault();
+			closeAndFocus();
+		};
 		document.addEventListener("pointerdown", close, true);
 		document.addEventListener("scroll", close, true);
+		document.addEventListener("keydown", escape);
 		return () => {
 			document.removeEventListener("pointerdown", close, true);
 			document.removeEventListener("scroll", close, true);
+			document.removeEventListener("keydown", escape);
 		};
 	}, [open]);
 

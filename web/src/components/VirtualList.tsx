@@ -7,7 +7,7 @@
  * https://www.w3.org/WAI/ARIA/apg/patterns/grid/
  */
 import type { ComponentChildren, HTMLAttributes } from "preact";
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 
 const OVERSCAN = 8;
 
@@ -51,7 +51,9 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
 	const first = Math.max(0, Math.floor(scrollTop / rowHeight) - OVERSCAN);
 	const last = Math.min(count, Math.ceil((scrollTop + viewport) / rowHeight) + OVERSCAN);
 
-	useEffect(() => {
+	// A layout effect, so focus lands on the row in the same task that renders
+	// it: a key pressed next acts on the row the user just moved to.
+	useLayoutEffect(() => {
 		if (!focusWanted.current) return;
 		focusWanted.current = false;
 		scroller.current?.querySelector<HTMLElement>(`[data-index="${current}"]`)?.focus();
