@@ -158,6 +158,7 @@ describe("the Files view", () => {
 		await page.keyboard.press("End");
 		await row(page, "item 10000").waitFor();
 		await page.waitForFunction(`document.activeElement?.getAttribute("aria-rowindex") === "${total + 1}"`);
+		expect(await page.evaluate<string | null>(`document.activeElement?.getAttribute("aria-rowindex") ?? null`)).toBe(String(total + 1));
 		expect(await grid.getByRole("row").count()).toBeLessThan(80);
 		await page.keyboard.press("Home");
 		await row(page, "item 00001").waitFor();
@@ -171,6 +172,7 @@ describe("the Files view", () => {
 		expect(await grid.locator('[aria-rowindex="2"] .name').textContent()).toBe("item 10000");
 		await nameHeader.getByRole("button").click();
 		await grid.locator('[aria-rowindex="2"] .name', { hasText: /^item 00001$/ }).waitFor();
+		expect(await grid.locator('[aria-rowindex="2"] .name').textContent()).toBe("item 00001");
 		expectClean(page);
 		await context.close();
 	});

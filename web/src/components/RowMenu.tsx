@@ -32,8 +32,8 @@ export function RowMenu({ menuKey, label, items, tabbable }: { menuKey: string; 
 			if (event.target instanceof Node && (menu.current?.contains(event.target) || button.current?.contains(event.target))) return;
 			openMenu.value = null;
 		};
-		// Escape closes an open menu wherever focus is; the menu's own handler
-		// stops the event first when focus is inside it.
+		// Escape closes an open menu wherever focus is: in the menu, on its
+		// button or elsewhere. Captured, so it comes before the menu's own keys.
 		const escape = (event: KeyboardEvent) => {
 			if (event.key !== "Escape") return;
 			event.preventDefault();
@@ -41,11 +41,11 @@ export function RowMenu({ menuKey, label, items, tabbable }: { menuKey: string; 
 		};
 		document.addEventListener("pointerdown", close, true);
 		document.addEventListener("scroll", close, true);
-		document.addEventListener("keydown", escape);
+		document.addEventListener("keydown", escape, true);
 		return () => {
 			document.removeEventListener("pointerdown", close, true);
 			document.removeEventListener("scroll", close, true);
-			document.removeEventListener("keydown", escape);
+			document.removeEventListener("keydown", escape, true);
 		};
 	}, [open]);
 
@@ -62,9 +62,6 @@ export function RowMenu({ menuKey, label, items, tabbable }: { menuKey: string; 
 		if (step[event.key] !== undefined) {
 			event.preventDefault();
 			entries[((step[event.key] as number) + entries.length) % entries.length]?.focus();
-		} else if (event.key === "Escape") {
-			event.preventDefault();
-			closeAndFocus();
 		} else if (event.key === "Tab") openMenu.value = null;
 	}
 
